@@ -1,0 +1,128 @@
+import Glibc
+
+/// Log levels with their journald priorities.
+public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
+    case error = 3
+    case warning = 4
+    case notice = 5
+    case info = 6
+    case debug = 7
+
+    public init?(name: String) {
+        guard let level = LogLevel.allCases.first(where: { $0.name == name.lowercased() }) else { return nil }
+        self = level
+    }
+
+    public var name: String {
+        switch self {
+        case .error: "error"
+        case .warning: "warning"
+        case .notice: "notice"
+        case .info: "info"
+        case .debug: "debug"
+        }
+    }
+
+    /// Ordered by priority number: `error` < `debug`. A threshold lets through what is <= it.
+    public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// Writes one line per message to fd 2: with the `<N>` priority prefix when stderr is the
+/// journal, with a local time stamp and the level name on a terminal or in a file.
+/// Every line names its source (`proton.file`, `qbittorrent.http`, …).
+public final class Logger {
+    public enum Style: Sendable {
+        case journal
+        case plain
+    }
+
+    public var level: LogLevel
+    /// `--trace`: one line per dispatched event, whatever the level.
+    public var traceEnabled: Bool
+    public let style: Style
+    private let output: (String) -> Void
+
+    public init(level: LogLevel = .info, traceEnabled: Bool = false, style: Style? = nil,
+                output: ((String) -> Void)? = nil) {
+        self.level = level
+        self.traceEnabled = traceEnabled
+        self.style = style ?? (Logger.stderrIsJournal() ? .journal : .plain)
+        self.output = output ?? Logger.writeToStandardError
+    }
+
+    public func isEnabled(_ level: LogLevel) -> Bool { level <= self.level }
+
+    public func log(_ level: LogLevel, _ source: String, _ message: @autoclosure () -> String) {
+        guard isEnabled(level) else { return }
+        emit(level: level, tag: level.name, source: source, message: message())
+    }
+
+    public func error(_ source: String, _ message: @autoclosure () -> String) { log(.error, source, message()) }
+    public func warning(_ source: String, _ message: @autoclosure () -> String) { log(.warning, source, message()) }
+    public func notice(_ source: String, _ message: @autoclosure () -> String) { log(.notice, source, message()) }
+    public func info(_ source: String, _ message: @autoclosure () -> String) { log(.info, source, message()) }
+    public func debug(_ source: String, _ message: @autoclosure () -> String) { log(.debug, source, message()) }
+
+    /// One trace line; only with `--trace`.
+    public func trace(_ source: String, _ message: @autoclosure () -> String) {
+        guard traceEnabled else { return }
+        emit(level: .debug, tag: "trace", source: source, message: message())
+    }
+
+    private func emit(level: LogLevel, tag: String, source: String, message: String) {
+        // One line per message, whatever the message holds.
+        let flat = message.contains("\n") ? message.split(separator: "\n").joined(separator: " ") : message
+        switch style {
+        case .journal:
+            output("<\(level.rawValue)>\(source): \(flat)\n")
+        case .plain:
+            output("\(Logger.timestamp()) \(tag.padding(to: 7)) \(source): \(flat)\n")
+        }
+    }
+
+    /// `$JOURNAL_STREAM` is "dev:inode" of the stream systemd connected; it only counts when fd 2
+    /// is still that stream (a child whose stderr was redirected inherits the variable).
+    static func stderrIsJournal() -> Bool {
+        guard let value = getenv("JOURNAL_STREAM").map({ String(cString: $0) }) else { return false }
+        let parts = value.split(separator: ":")
+        guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }
+        var info = stat()
+        guard fstat(2, &info) == 0 else { return false }
+        return UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode
+    }
+
+    static func writeToStandardError(_ line: String) {
+        var bytes = Array(line.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress! + offset, $0.count - offset) }
+            if written > 0 {
+                offset += written
+            } else if written == -1 && errno == EINTR {
+                continue
+            } else {
+                return  // stderr is gone; there is nowhere left to report that.
+            }
+        }
+        bytes.removeAll()
+    }
+
+    /// Local wall-clock time, `HH:MM:SS.mmm`.
+    static func timestamp() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        var seconds = spec.tv_sec
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let millis = spec.tv_nsec / 1_000_000
+        let millisText = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
+        return "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(millisText)"
+    }
+}
+
+extension String {
+    func padding(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

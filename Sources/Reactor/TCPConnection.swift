@@ -1,0 +1,230 @@
+import CLinux
+import Glibc
+
+/// Why a TCP connection ended or could not be made, in words a person can act on.
+public enum TCPConnectionError: Error, Equatable, CustomStringConvertible {
+    case refused
+    case timedOut
+    case reset
+    case unreachable
+    case system(SystemCallError)
+
+    init(_ error: SystemCallError) {
+        switch error.errno {
+        case ECONNREFUSED: self = .refused
+        case ETIMEDOUT: self = .timedOut
+        case ECONNRESET, EPIPE: self = .reset
+        case ENETUNREACH, EHOSTUNREACH: self = .unreachable
+        default: self = .system(error)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .refused: "connection refused"
+        case .timedOut: "connect timed out"
+        case .reset: "connection reset by peer"
+        case .unreachable: "network unreachable"
+        case .system(let error): error.description
+        }
+    }
+}
+
+/// A non-blocking TCP client connection in the loop. It reports `.connected`, then
+/// `.received` for each batch of bytes read (drained until EAGAIN), then exactly one
+/// `.closed` (nil when the peer closed cleanly). `close()` by the owner reports nothing.
+public final class TCPConnection {
+    public enum Event {
+        case connected
+        case received([UInt8])
+        case closed(TCPConnectionError?)
+    }
+
+    public enum State: Equatable {
+        case idle
+        case connecting
+        case connected
+        case closed
+    }
+
+    public let name: String
+    public private(set) var state: State = .idle
+    public private(set) var peer: SocketAddress?
+
+    private let loop: EventLoop
+    private let handler: (Event) -> Void
+    private var fd: FileDescriptor?
+    private var registration: RegistrationID?
+    private var output: [UInt8] = []
+    private var outputOffset = 0
+    private lazy var connectTimer = loop.makeTimer(name: name) { [unowned self] in
+        self.fail(.timedOut)
+    }
+
+    public init(loop: EventLoop, name: String, handler: @escaping (Event) -> Void) {
+        self.loop = loop
+        self.name = name
+        self.handler = handler
+    }
+
+    deinit {
+        if fd != nil { close() }
+    }
+
+    /// Starts connecting. Progress and failure arrive as events; only a failure to even create
+    /// the socket throws.
+    public func connect(to address: SocketAddress, from source: SocketAddress? = nil, timeout: Duration) throws {
+        precondition(state == .idle || state == .closed, "connect on a connection in use")
+        output.removeAll()
+        outputOffset = 0
+        peer = address
+        let socketFD = FileDescriptor(rawValue: try systemCall("socket") {
+            socket(address.family, Int32(SOCK_STREAM.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0)
+        })
+        fd = socketFD
+        state = .connecting
+        do {
+            var one: Int32 = 1
+            _ = try systemCall("setsockopt") {
+                setsockopt(socketFD.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+            if let source {
+                _ = try source.withSockAddr { pointer, length in
+                    try systemCall("bind") { Glibc.bind(socketFD.rawValue, pointer, length) }
+                }
+            }
+            registration = try loop.register(socketFD, interest: .writable, name: name) { [unowned self] readiness in
+                self.handle(readiness)
+            }
+            let result = address.withSockAddr { pointer, length in Glibc.connect(socketFD.rawValue, pointer, length) }
+            if result == -1 && errno != EINPROGRESS && errno != EINTR {
+                let error = SystemCallError(call: "connect", errno: errno)
+                // Report asynchronously like every other failure, so callers have one path.
+                if let registration { loop.deregister(registration) }
+                registration = nil
+                connectTimer.schedule(after: .zero)
+                pendingFailure = TCPConnectionError(error)
+                return
+            }
+            connectTimer.schedule(after: timeout)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    private var pendingFailure: TCPConnectionError?
+
+    /// Queues bytes; they go out as the socket takes them.
+    public func send(_ bytes: [UInt8]) {
+        guard state == .connecting || state == .connected else { return }
+        output.append(contentsOf: bytes)
+        if state == .connected { flush() }
+    }
+
+    /// Closes the socket. No event is reported for a close the owner asked for.
+    public func close() {
+        connectTimer.cancel()
+        if let registration { loop.deregister(registration) }
+        registration = nil
+        fd?.close()
+        fd = nil
+        state = .closed
+        pendingFailure = nil
+        output.removeAll()
+        outputOffset = 0
+    }
+
+    private func fail(_ error: TCPConnectionError?) {
+        let reported = pendingFailure ?? error
+        close()
+        handler(.closed(reported))
+    }
+
+    private func handle(_ readiness: Readiness) {
+        guard let fd else { return }
+        if state == .connecting {
+            var code: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd.rawValue, SOL_SOCKET, SO_ERROR, &code, &length)
+            if code != 0 {
+                return fail(TCPConnectionError(SystemCallError(call: "connect", errno: code)))
+            }
+            guard readiness.contains(.writable) else { return }
+            connectTimer.cancel()
+            state = .connected
+            updateInterest()
+            handler(.connected)
+            guard state == .connected else { return }
+            flush()
+            return
+        }
+        if readiness.contains(.readable) || readiness.contains(.hangup) || readiness.contains(.error) {
+            readAvailable(fd)
+            guard state == .connected else { return }
+        }
+        if readiness.contains(.writable) { flush() }
+    }
+
+    private func readAvailable(_ fd: FileDescriptor) {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        var endOfStream = false
+        var failure: TCPConnectionError?
+        reading: while true {
+            do {
+                switch try buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }) {
+                case .wouldBlock:
+                    break reading
+                case .done(0):
+                    endOfStream = true
+                    break reading
+                case .done(let count):
+                    received.append(contentsOf: buffer[0..<count])
+                }
+            } catch {
+                failure = TCPConnectionError(error as! SystemCallError)
+                break reading
+            }
+        }
+        if !received.isEmpty {
+            handler(.received(received))
+            guard state == .connected else { return }
+        }
+        if let failure {
+            fail(failure)
+        } else if endOfStream {
+            fail(nil)
+        }
+    }
+
+    private func flush() {
+        guard let fd else { return }
+        while outputOffset < output.count {
+            do {
+                let result = try output.withUnsafeBytes { bytes in
+                    try fd.write(UnsafeRawBufferPointer(rebasing: bytes[outputOffset...]))
+                }
+                guard case .done(let count) = result else { break }
+                outputOffset += count
+            } catch {
+                return fail(TCPConnectionError(error as! SystemCallError))
+            }
+        }
+        if outputOffset == output.count {
+            output.removeAll(keepingCapacity: true)
+            outputOffset = 0
+        }
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        guard let registration else { return }
+        let interest: Interest = outputOffset < output.count ? [.readable, .writable] : .readable
+        do {
+            try loop.setInterest(registration, interest)
+        } catch {
+            fail(.system(error as! SystemCallError))
+        }
+    }
+}
