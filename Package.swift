@@ -16,7 +16,6 @@ let package = Package(
         .executableTarget(name: "portsync", dependencies: ["Reactor", "Watchers", "Sinks", "CLinux"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CLinux"]),
         .testTarget(name: "WatchersTests", dependencies: ["Watchers", "Reactor"]),
-        .testTarget(name: "SinksTests", dependencies: ["Sinks", "Reactor"]),
         .testTarget(name: "portsyncTests", dependencies: ["portsync", "Reactor"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,1 +1,3 @@
-print("x")
+import Glibc
+
+exit(Main.run(arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessEnvironment.variables()).rawValue)

@@ -1,0 +1,185 @@
+/// Exit codes, as `portsync once` documents them.
+enum ExitCode: Int32 {
+    case success = 0
+    case transientFailure = 1
+    case usageOrConfiguration = 2
+    case unsupported = 3
+}
+
+enum Command: String, CaseIterable {
+    case run
+    case once
+    case doctor
+    case status
+    case config
+
+    var summary: String {
+        switch self {
+        case .run: "run the daemon: keep qBittorrent on the VPN's forwarded port"
+        case .once: "detect the port once, apply it, verify, and exit"
+        case .doctor: "check each piece of the setup and say what to fix"
+        case .status: "show the last applied port and the daemon's health"
+        case .config: "print the effective configuration and where each value came from"
+        }
+    }
+
+    /// Flags of this command beyond the common ones.
+    var ownFlags: [(flag: String, help: String)] {
+        switch self {
+        case .run: [("--trace", "print one line for every event the loop dispatches")]
+        case .once, .status: [("--json", "print one JSON object instead of a sentence")]
+        case .doctor, .config: []
+        }
+    }
+}
+
+struct Invocation: Equatable {
+    var command: Command
+    var configFile: String?
+    var flags: [FlagSetting] = []
+    var trace = false
+    var json = false
+}
+
+enum ParsedCommandLine: Equatable {
+    case invocation(Invocation)
+    case help(String)
+    case version
+}
+
+struct UsageError: Error, Equatable, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+enum CommandLineInterface {
+    static let version = "portsync 0.1.0"
+
+    static func parse(_ arguments: [String]) throws(UsageError) -> ParsedCommandLine {
+        guard let first = arguments.first else { return .help(mainHelp) }
+        switch first {
+        case "--help", "-h": return .help(mainHelp)
+        case "--version", "-V": return .version
+        case "help":
+            guard arguments.count <= 2 else { throw UsageError(message: "help takes at most one command name") }
+            guard let name = arguments.dropFirst().first else { return .help(mainHelp) }
+            guard let command = Command(rawValue: name) else { throw unknownCommand(name) }
+            return .help(help(for: command))
+        default:
+            break
+        }
+        guard let command = Command(rawValue: first) else {
+            if first.hasPrefix("-") {
+                throw UsageError(message: "unknown option \"\(first)\"; a command comes first (see portsync --help)")
+            }
+            throw unknownCommand(first)
+        }
+        var invocation = Invocation(command: command)
+        var rest = arguments.dropFirst()[...]
+        while let argument = rest.popFirst() {
+            guard argument.hasPrefix("--") else {
+                throw UsageError(message: "unexpected argument \"\(argument)\" for \"\(command.rawValue)\" (see portsync \(command.rawValue) --help)")
+            }
+            let (name, inlineValue) = split(argument)
+            func value() throws(UsageError) -> String {
+                if let inlineValue { return inlineValue }
+                guard let next = rest.popFirst(), !next.hasPrefix("--") else {
+                    throw UsageError(message: "\(name) needs a value")
+                }
+                return next
+            }
+            func noValue() throws(UsageError) {
+                if inlineValue != nil { throw UsageError(message: "\(name) takes no value") }
+            }
+            switch name {
+            case "--help":
+                return .help(help(for: command))
+            case "--config":
+                invocation.configFile = try value()
+            case "--set":
+                let assignment = try value()
+                guard let equals = assignment.firstIndex(of: "="), assignment[..<equals].contains(".") else {
+                    throw UsageError(message: "--set takes section.key=value, e.g. --set natpmp.lease_seconds=60")
+                }
+                invocation.flags.append(FlagSetting(keyPath: String(assignment[..<equals]),
+                                                    text: String(assignment[assignment.index(after: equals)...]),
+                                                    origin: "--set \(assignment[..<equals])"))
+            case "--trace" where command == .run:
+                try noValue()
+                invocation.trace = true
+            case "--json" where command == .once || command == .status:
+                try noValue()
+                invocation.json = true
+            case "--password", "--api-key":
+                throw UsageError(message: "\(name) is not accepted: secrets on the command line show in ps and shell history; use password_file, $CREDENTIALS_DIRECTORY or PORTSYNC_QBITTORRENT_PASSWORD")
+            default:
+                guard let key = ConfigurationKey.all.first(where: { $0.flag == name }) else {
+                    let known = ["--help", "--config", "--set"] + command.ownFlags.map(\.flag) + ConfigurationKey.all.compactMap(\.flag)
+                    throw UsageError(message: "unknown option \"\(name)\" for \"\(command.rawValue)\"\(Suggestion.text(for: name, among: known)) (see portsync \(command.rawValue) --help)")
+                }
+                let text = key.kind == .boolean && inlineValue == nil ? "true" : try value()
+                invocation.flags.append(FlagSetting(keyPath: key.path, text: text, origin: name))
+            }
+        }
+        return .invocation(invocation)
+    }
+
+    private static func split(_ argument: String) -> (String, String?) {
+        guard let equals = argument.firstIndex(of: "=") else { return (argument, nil) }
+        return (String(argument[..<equals]), String(argument[argument.index(after: equals)...]))
+    }
+
+    private static func unknownCommand(_ name: String) -> UsageError {
+        UsageError(message: "unknown command \"\(name)\"\(Suggestion.text(for: name, among: Command.allCases.map(\.rawValue))) (see portsync --help)")
+    }
+
+    static var mainHelp: String {
+        let commands = Command.allCases.map { "  \($0.rawValue.padded(to: 8)) \($0.summary)" }.joined(separator: "\n")
+        return """
+            portsync keeps qBittorrent's listening port equal to the port your VPN forwards.
+
+            Usage: portsync <command> [options]
+
+            Commands:
+            \(commands)
+
+            Options: --help (for a command: portsync <command> --help), --version
+
+            Configuration comes from --config FILE, $PORTSYNC_CONFIG, $XDG_CONFIG_HOME/portsync/config.toml
+            or /etc/portsync/config.toml (the first found), then PORTSYNC_<SECTION>_<KEY> variables, then
+            options. With none of them it fits the ProtonVPN desktop app: see `portsync config`.
+
+            Exit codes: 0 ok, 1 transient failure, 2 configuration or usage error, 3 unsupported here.
+            """
+    }
+
+    static func help(for command: Command) -> String {
+        let own = command.ownFlags.map { "  \($0.flag.padded(to: 26)) \($0.help)" }
+        let keys = ConfigurationKey.all.compactMap { key -> String? in
+            guard let flag = key.flag else { return nil }
+            let usage = key.kind == .boolean ? "\(flag)[=false]" : "\(flag) VALUE"
+            return "  \(usage.padded(to: 26)) [\(key.section)] \(key.name): \(key.summary)"
+        }
+        let common = [
+            "  \("--config FILE".padded(to: 26)) read this configuration file",
+            "  \("--set SECTION.KEY=VALUE".padded(to: 26)) set any configuration key",
+        ]
+        return """
+            Usage: portsync \(command.rawValue) [options]
+
+            \(command.summary.prefix(1).uppercased() + command.summary.dropFirst()).
+
+            Options:
+            \((own + common + keys).joined(separator: "\n"))
+
+            Secrets are never options: use password_file, $CREDENTIALS_DIRECTORY/qbittorrent-password
+            or PORTSYNC_QBITTORRENT_PASSWORD.
+            """
+    }
+}
+
+extension String {
+    func padded(to width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+}

@@ -1,0 +1,92 @@
+import Reactor
+
+/// Where the port comes from.
+enum SourceStrategy: String, CaseIterable, Sendable {
+    case auto
+    case file
+    case natpmp
+    case gluetun
+}
+
+/// The daemon's whole configuration, after the file, the environment and the flags were
+/// merged and checked. Every key of the configuration interface lives here under its section.
+struct Configuration: Equatable {
+    struct Source: Equatable {
+        var strategy = SourceStrategy.auto
+    }
+
+    struct Proton: Equatable {
+        var portFile: String
+    }
+
+    struct NATPMP: Equatable {
+        var interface = "proton0"
+        /// nil: the interface's address with the last byte 1 (10.2.0.2 -> 10.2.0.1).
+        var gateway: IPv4Address?
+        var leaseSeconds = 60
+        var renewSeconds = 45
+    }
+
+    struct Gluetun: Equatable {
+        var url = try! HTTPURL(parsing: "http://127.0.0.1:8000")
+        var apiKeyFile = ""
+        var pollSeconds = 10
+        var portFile = ""
+    }
+
+    struct QBittorrent: Equatable {
+        var url = try! HTTPURL(parsing: "http://127.0.0.1:8080")
+        var username = "admin"
+        var passwordFile = ""
+        var apiKeyFile = ""
+        var bindInterface = false
+        var disableUPnP = true
+        var checkSeconds = 300
+    }
+
+    struct Daemon: Equatable {
+        var stateFile: String
+        var logLevel = LogLevel.info
+        /// nil: no metrics endpoint.
+        var metricsListen: SocketAddress?
+    }
+
+    var source = Source()
+    var proton: Proton
+    var natpmp = NATPMP()
+    var gluetun = Gluetun()
+    var qbittorrent = QBittorrent()
+    var daemon: Daemon
+
+    /// The configuration file that was read, if any.
+    var file: String?
+    /// Where each key's value came from ("section.key" → "config.toml:12", "PORTSYNC_…", "--flag").
+    /// Keys left at their default are absent.
+    var origins: [String: String] = [:]
+
+    /// The defaults: right for the desktop ProtonVPN case with no configuration at all.
+    static func defaults(environment: [String: String], userID: UInt32) -> Configuration {
+        Configuration(proton: Proton(portFile: defaultProtonPortFile(environment: environment, userID: userID)),
+                      daemon: Daemon(stateFile: defaultStateFile(environment: environment)))
+    }
+
+    /// `$XDG_RUNTIME_DIR/Proton/VPN/forwarded_port`, as the Proton app computes it: without the
+    /// variable, `/run/user/<uid>`, and `/run` for root.
+    static func defaultProtonPortFile(environment: [String: String], userID: UInt32) -> String {
+        let runtime = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (userID == 0 ? "/run" : "/run/user/\(userID)")
+        return "\(runtime)/Proton/VPN/forwarded_port"
+    }
+
+    /// `$STATE_DIRECTORY` (systemd's StateDirectory=; the first if several), else
+    /// `$XDG_STATE_HOME/portsync`, else `~/.local/state/portsync`.
+    static func defaultStateFile(environment: [String: String]) -> String {
+        if let directories = environment["STATE_DIRECTORY"], let first = directories.split(separator: ":").first {
+            return "\(first)/state.json"
+        }
+        if let stateHome = environment["XDG_STATE_HOME"], stateHome.hasPrefix("/") {
+            return "\(stateHome)/portsync/state.json"
+        }
+        return "\(environment["HOME"] ?? "/root")/.local/state/portsync/state.json"
+    }
+}

@@ -1,0 +1,280 @@
+import Reactor
+
+/// A problem with one value; the loader adds where the value came from.
+struct InvalidValue: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
+
+/// One key of the configuration interface: its section, name, type, flag and how it is
+/// checked and stored. The file, `PORTSYNC_<SECTION>_<KEY>` and the flags all go through it.
+struct ConfigurationKey: Sendable {
+    enum Kind {
+        case string
+        case integer
+        case boolean
+    }
+
+    /// What `apply` may need besides the value.
+    struct Context {
+        /// Relative paths are taken relative to this directory: the configuration file's for
+        /// keys in the file, the working directory for the environment and flags.
+        let baseDirectory: String
+    }
+
+    /// How the key's current value is written in TOML.
+    enum Rendering {
+        case quoted(@Sendable (Configuration) -> String)
+        case plain(@Sendable (Configuration) -> String)
+    }
+
+    let section: String
+    let name: String
+    let kind: Kind
+    let flag: String?
+    let current: Rendering
+    let summary: String
+    let apply: @Sendable (inout Configuration, TOMLValue, Context) throws(InvalidValue) -> Void
+
+    var path: String { "\(section).\(name)" }
+
+    /// The key's value in `configuration`, as TOML.
+    func renderedValue(in configuration: Configuration) -> String {
+        switch current {
+        case .quoted(let read): TOMLDocument.quoted(read(configuration))
+        case .plain(let read): read(configuration)
+        }
+    }
+    var environmentName: String { "PORTSYNC_\(section.uppercased())_\(name.uppercased())" }
+
+    /// A value from the environment or a flag, typed as the key wants it.
+    func value(parsing text: String) throws(InvalidValue) -> TOMLValue {
+        switch kind {
+        case .string:
+            return .string(text)
+        case .integer:
+            guard let number = Int(text.replacingUnderscores()), !text.isEmpty else {
+                throw InvalidValue("\"\(text)\" is not a whole number")
+            }
+            return .integer(number)
+        case .boolean:
+            switch text.lowercased() {
+            case "true", "yes", "1", "on": return .boolean(true)
+            case "false", "no", "0", "off": return .boolean(false)
+            default: throw InvalidValue("\"\(text)\" is not true or false")
+            }
+        }
+    }
+}
+
+// MARK: The keys
+
+extension ConfigurationKey {
+    static let all: [ConfigurationKey] = [
+        ConfigurationKey(section: "source", name: "strategy", kind: .string, flag: "--strategy",
+                         current: .quoted({ $0.source.strategy.rawValue }),
+                         summary: "auto | file | natpmp | gluetun") { config, value, _ throws(InvalidValue) in
+            let text = try value.string()
+            guard let strategy = SourceStrategy(rawValue: text) else {
+                throw InvalidValue("\"\(text)\" is not a strategy (auto, file, natpmp or gluetun)")
+            }
+            config.source.strategy = strategy
+        },
+        ConfigurationKey(section: "proton", name: "port_file", kind: .string, flag: "--port-file",
+                         current: .quoted({ $0.proton.portFile }),
+                         summary: "the ProtonVPN app's forwarded_port file") { config, value, context throws(InvalidValue) in
+            let text = try value.string()
+            if !text.isEmpty { config.proton.portFile = try absolutePath(text, context) }
+        },
+        ConfigurationKey(section: "natpmp", name: "interface", kind: .string, flag: "--interface",
+                         current: .quoted({ $0.natpmp.interface }),
+                         summary: "the VPN interface (proton0, wg0, tun0)") { config, value, _ throws(InvalidValue) in
+            config.natpmp.interface = try interfaceName(try value.string())
+        },
+        ConfigurationKey(section: "natpmp", name: "gateway", kind: .string, flag: "--gateway",
+                         current: .quoted({ $0.natpmp.gateway?.description ?? "" }),
+                         summary: "the NAT-PMP gateway; empty: the interface address with last byte 1") { config, value, _ throws(InvalidValue) in
+            let text = try value.string()
+            if text.isEmpty {
+                config.natpmp.gateway = nil
+            } else {
+                guard let address = IPv4Address(text) else { throw InvalidValue("\"\(text)\" is not an IPv4 address") }
+                config.natpmp.gateway = address
+            }
+        },
+        ConfigurationKey(section: "natpmp", name: "lease_seconds", kind: .integer, flag: nil,
+                         current: .plain({ String($0.natpmp.leaseSeconds) }),
+                         summary: "the mapping lifetime asked for") { config, value, _ throws(InvalidValue) in
+            config.natpmp.leaseSeconds = try duration(value, in: 2...86_400)
+        },
+        ConfigurationKey(section: "natpmp", name: "renew_seconds", kind: .integer, flag: nil,
+                         current: .plain({ String($0.natpmp.renewSeconds) }),
+                         summary: "how often the mapping is renewed") { config, value, _ throws(InvalidValue) in
+            config.natpmp.renewSeconds = try duration(value, in: 1...86_400)
+        },
+        ConfigurationKey(section: "gluetun", name: "url", kind: .string, flag: "--gluetun-url",
+                         current: .quoted({ $0.gluetun.url.description }),
+                         summary: "Gluetun's control server") { config, value, _ throws(InvalidValue) in
+            config.gluetun.url = try url(value)
+        },
+        ConfigurationKey(section: "gluetun", name: "api_key_file", kind: .string, flag: nil,
+                         current: .quoted({ $0.gluetun.apiKeyFile }),
+                         summary: "file holding the control server's API key") { config, value, context throws(InvalidValue) in
+            config.gluetun.apiKeyFile = try optionalPath(value, context)
+        },
+        ConfigurationKey(section: "gluetun", name: "poll_seconds", kind: .integer, flag: nil,
+                         current: .plain({ String($0.gluetun.pollSeconds) }),
+                         summary: "how often the control server is asked") { config, value, _ throws(InvalidValue) in
+            config.gluetun.pollSeconds = try duration(value, in: 1...3_600)
+        },
+        ConfigurationKey(section: "gluetun", name: "port_file", kind: .string, flag: nil,
+                         current: .quoted({ $0.gluetun.portFile }),
+                         summary: "Gluetun's forwarded-port file, watched instead of polling") { config, value, context throws(InvalidValue) in
+            config.gluetun.portFile = try optionalPath(value, context)
+        },
+        ConfigurationKey(section: "qbittorrent", name: "url", kind: .string, flag: "--qbittorrent-url",
+                         current: .quoted({ $0.qbittorrent.url.description }),
+                         summary: "qBittorrent's WebUI") { config, value, _ throws(InvalidValue) in
+            config.qbittorrent.url = try url(value)
+        },
+        ConfigurationKey(section: "qbittorrent", name: "username", kind: .string, flag: "--username",
+                         current: .quoted({ $0.qbittorrent.username }),
+                         summary: "WebUI user name") { config, value, _ throws(InvalidValue) in
+            let text = try value.string()
+            guard !text.contains(where: { $0.isNewline }) else { throw InvalidValue("user name holds a line break") }
+            config.qbittorrent.username = text
+        },
+        ConfigurationKey(section: "qbittorrent", name: "password_file", kind: .string, flag: "--password-file",
+                         current: .quoted({ $0.qbittorrent.passwordFile }),
+                         summary: "file holding the WebUI password") { config, value, context throws(InvalidValue) in
+            config.qbittorrent.passwordFile = try optionalPath(value, context)
+        },
+        ConfigurationKey(section: "qbittorrent", name: "api_key_file", kind: .string, flag: "--api-key-file",
+                         current: .quoted({ $0.qbittorrent.apiKeyFile }),
+                         summary: "file holding a WebUI API key (qBittorrent 5.2+)") { config, value, context throws(InvalidValue) in
+            config.qbittorrent.apiKeyFile = try optionalPath(value, context)
+        },
+        ConfigurationKey(section: "qbittorrent", name: "bind_interface", kind: .boolean, flag: "--bind-interface",
+                         current: .plain({ String($0.qbittorrent.bindInterface) }),
+                         summary: "also bind qBittorrent to [natpmp].interface") { config, value, _ throws(InvalidValue) in
+            config.qbittorrent.bindInterface = try value.boolean()
+        },
+        ConfigurationKey(section: "qbittorrent", name: "disable_upnp", kind: .boolean, flag: nil,
+                         current: .plain({ String($0.qbittorrent.disableUPnP) }),
+                         summary: "turn qBittorrent's own UPnP/NAT-PMP off") { config, value, _ throws(InvalidValue) in
+            config.qbittorrent.disableUPnP = try value.boolean()
+        },
+        ConfigurationKey(section: "qbittorrent", name: "check_seconds", kind: .integer, flag: nil,
+                         current: .plain({ String($0.qbittorrent.checkSeconds) }),
+                         summary: "how often the port is checked for drift") { config, value, _ throws(InvalidValue) in
+            config.qbittorrent.checkSeconds = try duration(value, in: 10...86_400)
+        },
+        ConfigurationKey(section: "daemon", name: "state_file", kind: .string, flag: "--state-file",
+                         current: .quoted({ $0.daemon.stateFile }),
+                         summary: "where the last applied port is remembered") { config, value, context throws(InvalidValue) in
+            let text = try value.string()
+            if !text.isEmpty { config.daemon.stateFile = try absolutePath(text, context) }
+        },
+        ConfigurationKey(section: "daemon", name: "log_level", kind: .string, flag: "--log-level",
+                         current: .quoted({ $0.daemon.logLevel.name }),
+                         summary: "error | warning | notice | info | debug") { config, value, _ throws(InvalidValue) in
+            let text = try value.string()
+            guard let level = LogLevel(name: text) else {
+                throw InvalidValue("\"\(text)\" is not a log level (error, warning, notice, info or debug)")
+            }
+            config.daemon.logLevel = level
+        },
+        ConfigurationKey(section: "daemon", name: "metrics_listen", kind: .string, flag: "--metrics-listen",
+                         current: .quoted({ $0.daemon.metricsListen?.description ?? "" }),
+                         summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
+            config.daemon.metricsListen = try listenAddress(try value.string())
+        },
+    ]
+
+    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "qbittorrent", "daemon"]
+
+    static func named(_ path: String) -> ConfigurationKey? {
+        all.first { $0.path == path }
+    }
+}
+
+// MARK: Checks shared by the keys
+
+extension TOMLValue {
+    func string() throws(InvalidValue) -> String {
+        guard case .string(let text) = self else { throw InvalidValue("must be a string, not \(kindName)") }
+        guard !text.contains("\0") else { throw InvalidValue("must not contain a NUL character") }
+        return text
+    }
+
+    func boolean() throws(InvalidValue) -> Bool {
+        guard case .boolean(let flag) = self else { throw InvalidValue("must be true or false, not \(kindName)") }
+        return flag
+    }
+
+    func integer() throws(InvalidValue) -> Int {
+        guard case .integer(let number) = self else { throw InvalidValue("must be a whole number, not \(kindName)") }
+        return number
+    }
+}
+
+private func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(InvalidValue) -> Int {
+    let seconds = try value.integer()
+    guard range.contains(seconds) else {
+        throw InvalidValue("\(seconds) is out of range (\(range.lowerBound) to \(range.upperBound) seconds)")
+    }
+    return seconds
+}
+
+private func url(_ value: TOMLValue) throws(InvalidValue) -> HTTPURL {
+    do {
+        return try HTTPURL(parsing: try value.string())
+    } catch let error as URLError {
+        throw InvalidValue(error.description)
+    } catch let error as InvalidValue {
+        throw error
+    } catch {
+        throw InvalidValue("\(error)")
+    }
+}
+
+private func absolutePath(_ text: String, _ context: ConfigurationKey.Context) throws(InvalidValue) -> String {
+    guard !text.contains(where: { $0.isNewline }) else { throw InvalidValue("path holds a line break") }
+    if text.hasPrefix("/") { return text }
+    if text.hasPrefix("~/") { throw InvalidValue("\"\(text)\": ~ is not expanded; write the full path") }
+    return context.baseDirectory.hasSuffix("/") ? context.baseDirectory + text : "\(context.baseDirectory)/\(text)"
+}
+
+private func optionalPath(_ value: TOMLValue, _ context: ConfigurationKey.Context) throws(InvalidValue) -> String {
+    let text = try value.string()
+    return text.isEmpty ? "" : try absolutePath(text, context)
+}
+
+private func interfaceName(_ text: String) throws(InvalidValue) -> String {
+    // IFNAMSIZ is 16 with the NUL; the kernel refuses "/", ":" and white space in names.
+    guard !text.isEmpty else { throw InvalidValue("the interface name is empty") }
+    guard text.utf8.count <= 15 else { throw InvalidValue("\"\(text)\" is longer than 15 bytes, the kernel's limit") }
+    guard !text.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace }) else {
+        throw InvalidValue("\"\(text)\" is not a valid interface name")
+    }
+    return text
+}
+
+/// "127.0.0.1:9834", "[::1]:9834", or a bare port (then on 127.0.0.1). Empty: off.
+private func listenAddress(_ text: String) throws(InvalidValue) -> SocketAddress? {
+    if text.isEmpty { return nil }
+    if let port = UInt16(text) {
+        guard port > 0 else { throw InvalidValue("port 0 is not a port to listen on") }
+        return .v4(IPv4Address(127, 0, 0, 1), port: port)
+    }
+    guard let colon = text.lastIndex(of: ":") else {
+        throw InvalidValue("\"\(text)\" is not address:port (e.g. 127.0.0.1:9834)")
+    }
+    guard let port = UInt16(text[text.index(after: colon)...]), port > 0 else {
+        throw InvalidValue("\"\(text)\" has a bad port (1-65535)")
+    }
+    guard let address = SocketAddress(numericHost: String(text[..<colon]), port: port) else {
+        throw InvalidValue("\"\(text[..<colon])\" is not a numeric IP address")
+    }
+    return address
+}

@@ -1,0 +1,226 @@
+import Glibc
+import Reactor
+
+/// A setting given on the command line, already tied to its key.
+struct FlagSetting: Equatable {
+    let keyPath: String
+    let text: String
+    /// The flag as typed, for messages: "--gateway".
+    let origin: String
+}
+
+struct LoadedConfiguration: Equatable {
+    var configuration: Configuration
+    var credentials: Credentials
+    /// Problems that do not stop the daemon (a secret file others can read).
+    var warnings: [String]
+}
+
+/// Builds the configuration: defaults, then the file, then `PORTSYNC_*` variables, then flags;
+/// then the checks that span keys; then the secrets. The first problem stops it, named with
+/// its origin.
+struct ConfigurationLoader {
+    var environment: [String: String]
+    var userID: UInt32
+    var workingDirectory: String
+    /// `--config`.
+    var explicitFile: String?
+    var flags: [FlagSetting] = []
+
+    /// Variables under PORTSYNC_ that are not configuration keys.
+    static let configFileVariable = "PORTSYNC_CONFIG"
+    static let secretVariables = [
+        "PORTSYNC_QBITTORRENT_PASSWORD", "PORTSYNC_QBITTORRENT_API_KEY", "PORTSYNC_GLUETUN_API_KEY",
+    ]
+
+    func load() throws(ConfigurationError) -> LoadedConfiguration {
+        var configuration = Configuration.defaults(environment: environment, userID: userID)
+        if let path = try configurationFile() {
+            configuration.file = path
+            try applyFile(at: path, to: &configuration)
+        }
+        try applyEnvironment(to: &configuration)
+        let here = ConfigurationKey.Context(baseDirectory: workingDirectory)
+        for flag in flags {
+            guard let key = ConfigurationKey.named(flag.keyPath) else {
+                throw ConfigurationError(flag.origin, "unknown setting \"\(flag.keyPath)\"\(Suggestion.text(for: flag.keyPath, among: ConfigurationKey.all.map(\.path)))")
+            }
+            try apply(key, origin: flag.origin, to: &configuration, context: here) { () throws(InvalidValue) in
+                try key.value(parsing: flag.text)
+            }
+        }
+        try checkAcrossKeys(configuration)
+        var warnings: [String] = []
+        let credentials = try loadCredentials(configuration, warnings: &warnings)
+        return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings)
+    }
+
+    // MARK: The file
+
+    /// `--config`, else `$PORTSYNC_CONFIG`, else the first that exists of
+    /// `$XDG_CONFIG_HOME/portsync/config.toml` (or `~/.config/…`) and `/etc/portsync/config.toml`.
+    func configurationFile() throws(ConfigurationError) -> String? {
+        for (path, origin) in [(explicitFile, "--config"), (environment[Self.configFileVariable], Self.configFileVariable)] {
+            guard let path else { continue }
+            guard FileContents.exists(path) else { throw ConfigurationError(origin, "\(path): no such file") }
+            return path
+        }
+        return searchPath.first(where: FileContents.exists)
+    }
+
+    var searchPath: [String] {
+        let configHome = environment["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
+            ?? environment["HOME"].map { "\($0)/.config" }
+        return (configHome.map { ["\($0)/portsync/config.toml"] } ?? []) + ["/etc/portsync/config.toml"]
+    }
+
+    private func applyFile(at path: String, to configuration: inout Configuration) throws(ConfigurationError) {
+        let bytes: [UInt8]
+        do {
+            bytes = try FileContents.read(atPath: path)
+        } catch {
+            throw ConfigurationError(path, "cannot read: \(error)")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigurationError(path, "is not UTF-8 text")
+        }
+        let document = try TOMLDocument.parse(text, fileName: path)
+        for table in document.tables where !ConfigurationKey.sections.contains(table.name) {
+            throw ConfigurationError("\(path):\(table.line)", "unknown table [\(table.name)]\(Suggestion.text(for: table.name, among: ConfigurationKey.sections, format: { "[\($0)]" }))")
+        }
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : workingDirectory
+        let context = ConfigurationKey.Context(baseDirectory: directory.isEmpty ? "/" : directory)
+        for entry in document.entries {
+            let origin = "\(path):\(entry.line)"
+            guard !entry.table.isEmpty else {
+                throw ConfigurationError(origin, "key \"\(entry.key)\" is outside any table\(homeHint(entry.key))")
+            }
+            guard let key = ConfigurationKey.named("\(entry.table).\(entry.key)") else {
+                let siblings = ConfigurationKey.all.filter { $0.section == entry.table }.map(\.name)
+                let hint = Suggestion.text(for: entry.key, among: siblings)
+                throw ConfigurationError(origin, "unknown key \"\(entry.key)\" in [\(entry.table)]\(hint.isEmpty ? homeHint(entry.key) : hint)")
+            }
+            try apply(key, origin: origin, to: &configuration, context: context) { () throws(InvalidValue) in entry.value }
+        }
+    }
+
+    /// " (it belongs in [natpmp])" when the key exists in another section.
+    private func homeHint(_ name: String) -> String {
+        guard let home = ConfigurationKey.all.first(where: { $0.name == name }) else { return "" }
+        return " (it belongs in [\(home.section)])"
+    }
+
+    // MARK: The environment
+
+    private func applyEnvironment(to configuration: inout Configuration) throws(ConfigurationError) {
+        let context = ConfigurationKey.Context(baseDirectory: workingDirectory)
+        for (name, text) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("PORTSYNC_") {
+            if name == Self.configFileVariable || Self.secretVariables.contains(name) { continue }
+            guard let key = ConfigurationKey.all.first(where: { $0.environmentName == name }) else {
+                let known = ConfigurationKey.all.map(\.environmentName) + Self.secretVariables + [Self.configFileVariable]
+                throw ConfigurationError(name, "unknown setting\(Suggestion.text(for: name, among: known))")
+            }
+            try apply(key, origin: name, to: &configuration, context: context) { () throws(InvalidValue) in
+                try key.value(parsing: text)
+            }
+        }
+    }
+
+    // MARK: Applying one value
+
+    private func apply(_ key: ConfigurationKey, origin: String, to configuration: inout Configuration,
+                       context: ConfigurationKey.Context,
+                       value: () throws(InvalidValue) -> TOMLValue) throws(ConfigurationError) {
+        do {
+            try key.apply(&configuration, try value(), context)
+        } catch {
+            let subject = origin.hasPrefix("PORTSYNC_") || origin.hasPrefix("--") ? "" : "\(key.name) "
+            throw ConfigurationError(origin, "\(subject)\(error.message)")
+        }
+        configuration.origins[key.path] = origin
+    }
+
+    private func checkAcrossKeys(_ configuration: Configuration) throws(ConfigurationError) {
+        let natpmp = configuration.natpmp
+        if natpmp.renewSeconds >= natpmp.leaseSeconds {
+            let origin = configuration.origins["natpmp.renew_seconds"] ?? configuration.origins["natpmp.lease_seconds"] ?? ""
+            throw ConfigurationError(origin, "renew_seconds (\(natpmp.renewSeconds)) must be shorter than lease_seconds (\(natpmp.leaseSeconds)), or the mapping lapses between renewals")
+        }
+    }
+
+    // MARK: Secrets
+
+    private func loadCredentials(_ configuration: Configuration, warnings: inout [String]) throws(ConfigurationError) -> Credentials {
+        let credentialsDirectory = environment["CREDENTIALS_DIRECTORY"]
+        func secret(file: String, fileKey: String, credential: String, variable: String) throws(ConfigurationError) -> Secret? {
+            if !file.isEmpty {
+                return try readSecret(at: file, origin: configuration.origins[fileKey] ?? fileKey, warnings: &warnings)
+            }
+            if let credentialsDirectory {
+                let path = "\(credentialsDirectory)/\(credential)"
+                if FileContents.exists(path) {
+                    return try readSecret(at: path, origin: "$CREDENTIALS_DIRECTORY", warnings: &warnings)
+                }
+            }
+            if let value = environment[variable] {
+                guard !value.isEmpty else { throw ConfigurationError(variable, "is set but empty") }
+                return Secret(value: value, origin: variable)
+            }
+            return nil
+        }
+        return Credentials(
+            qbittorrentPassword: try secret(file: configuration.qbittorrent.passwordFile, fileKey: "qbittorrent.password_file",
+                                            credential: "qbittorrent-password", variable: "PORTSYNC_QBITTORRENT_PASSWORD"),
+            qbittorrentAPIKey: try secret(file: configuration.qbittorrent.apiKeyFile, fileKey: "qbittorrent.api_key_file",
+                                          credential: "qbittorrent-api-key", variable: "PORTSYNC_QBITTORRENT_API_KEY"),
+            gluetunAPIKey: try secret(file: configuration.gluetun.apiKeyFile, fileKey: "gluetun.api_key_file",
+                                      credential: "gluetun-api-key", variable: "PORTSYNC_GLUETUN_API_KEY"))
+    }
+
+    /// Reads a secret file: one line, the trailing newline dropped. Never prints its content.
+    private func readSecret(at path: String, origin: String, warnings: inout [String]) throws(ConfigurationError) -> Secret {
+        let bytes: [UInt8]
+        do {
+            bytes = try FileContents.read(atPath: path, maxBytes: 64 * 1024)
+        } catch {
+            throw ConfigurationError(origin, "cannot read secret file \(path): \(error)")
+        }
+        var text = String(decoding: bytes, as: UTF8.self)
+        while text.hasSuffix("\n") || text.hasSuffix("\r") || text.hasSuffix("\r\n") { text.removeLast() }
+        guard !text.isEmpty else { throw ConfigurationError(origin, "secret file \(path) is empty") }
+        guard !text.contains(where: \.isNewline) else {
+            throw ConfigurationError(origin, "secret file \(path) holds more than one line")
+        }
+        var info = stat()
+        if stat(path, &info) == 0 && info.st_mode & 0o004 != 0 {
+            warnings.append("secret file \(path) is readable by every user (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it")
+        }
+        return Secret(value: text, origin: "file \(path)")
+    }
+}
+
+/// "did you mean …?" for typos.
+enum Suggestion {
+    static func text(for word: String, among candidates: [String], format: (String) -> String = { "\"\($0)\"" }) -> String {
+        let lowered = word.lowercased()
+        let scored = candidates.map { ($0, distance(lowered, $0.lowercased())) }.filter { $0.1 <= max(2, word.count / 4) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }) else { return "" }
+        return " (did you mean \(format(best.0))?)"
+    }
+
+    /// Levenshtein distance.
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        guard !a.isEmpty else { return b.count }
+        guard !b.isEmpty else { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + [Int](repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}
