@@ -14,9 +14,11 @@ let package = Package(
         .target(name: "Watchers", dependencies: ["Reactor", "CLinux"]),
         .target(name: "Sinks", dependencies: ["Reactor", "CLinux"]),
         .executableTarget(name: "portsync", dependencies: ["Reactor", "Watchers", "Sinks", "CLinux"]),
-        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CLinux"]),
+        .target(name: "TestSupport", dependencies: ["Reactor", "CLinux"], path: "Tests/TestSupport"),
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CLinux", "TestSupport"]),
         .testTarget(name: "WatchersTests", dependencies: ["Watchers", "Reactor"]),
-        .testTarget(name: "portsyncTests", dependencies: ["portsync", "Reactor"]),
+        .testTarget(name: "SinksTests", dependencies: ["Sinks", "Reactor", "TestSupport"]),
+        .testTarget(name: "portsyncTests", dependencies: ["portsync", "Reactor", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -57,18 +57,17 @@ public final class TCPConnection {
     private var registration: RegistrationID?
     private var output: [UInt8] = []
     private var outputOffset = 0
-    private lazy var connectTimer = loop.makeTimer(name: name) { [unowned self] in
-        self.fail(.timedOut)
-    }
+    private var connectTimer: Timer!
 
     public init(loop: EventLoop, name: String, handler: @escaping (Event) -> Void) {
         self.loop = loop
         self.name = name
         self.handler = handler
+        connectTimer = loop.makeTimer(name: name) { [unowned self] in self.fail(.timedOut) }
     }
 
     deinit {
-        if fd != nil { close() }
+        close()
     }
 
     /// Starts connecting. Progress and failure arrive as events; only a failure to even create

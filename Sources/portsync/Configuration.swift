@@ -90,3 +90,10 @@ struct Configuration: Equatable {
         return "\(environment["HOME"] ?? "/root")/.local/state/portsync/state.json"
     }
 }
+
+/// The secrets the configuration points at, read when the configuration is loaded.
+struct Credentials: Equatable {
+    var qbittorrentPassword: Secret?
+    var qbittorrentAPIKey: Secret?
+    var gluetunAPIKey: Secret?
+}

@@ -1,5 +1,6 @@
 import Testing
 @testable import Reactor
+import TestSupport
 
 @Suite struct HTTPResponseParserTests {
     private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }

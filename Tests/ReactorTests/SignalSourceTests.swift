@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import Testing
 @testable import Reactor
+import TestSupport
 
 /// Signals are process-wide: these tests send them to their own thread only (the thread that
 /// blocked them), so that the other test threads never see one.

@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import Testing
 @testable import Reactor
+import TestSupport
 
 @Suite struct TCPConnectionTests {
     @Test func connectsSendsReceivesAndSeesTheClose() throws {

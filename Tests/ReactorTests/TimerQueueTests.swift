@@ -1,5 +1,6 @@
 import Testing
 @testable import Reactor
+import TestSupport
 
 @Suite struct TimerQueueTests {
     let base = Instant(nanoseconds: 1_000)

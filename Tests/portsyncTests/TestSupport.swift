@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 @testable import portsync
 
 /// A directory under /tmp, removed when the value goes away.
@@ -57,63 +58,38 @@ var portsyncBinary: String {
     return bundle.appendingPathComponent("portsync").path
 }
 
-/// A child process with captured output.
+/// The portsync binary as a child process, with a clean environment and its output in a file.
 final class Child {
-    let process = Process()
-    private let outputPipe = Pipe()
-    private let errorPipe = Pipe()
+    private let directory = TemporaryDirectory()
+    let process: ChildProcess
 
     init(_ arguments: [String], environment: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: portsyncBinary)
-        process.arguments = arguments
         var variables = ["PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home", "XDG_RUNTIME_DIR": "/run/user/1000"]
         variables.merge(environment) { $1 }
-        process.environment = variables
-        process.standardOutput = outputPipe
-        process.standardError = errorPipe
-        try process.run()
+        process = try ChildProcess(executable: portsyncBinary, arguments: arguments, environment: variables,
+                                   outputPath: "\(directory.path)/output")
     }
 
-    /// Waits at most `seconds` for the exit; kills the child if it is still running then.
+    deinit {
+        process.stop(grace: 2)
+    }
+
     @discardableResult
-    func wait(seconds: Double = 10) -> Int32? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            return nil
-        }
-        return process.terminationStatus
+    func wait(seconds: Double = 10) -> Int32? { process.wait(seconds: seconds) }
+
+    func signal(_ number: Int32) { process.signal(number) }
+
+    /// Everything the child wrote (stdout and stderr together).
+    var output: String { process.output }
+
+    func waitForOutput(containing text: String, seconds: Double = 10) -> String {
+        process.waitForOutput(containing: text, seconds: seconds)
     }
 
-    var standardOutput: String { String(decoding: outputPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
-    var standardError: String { String(decoding: errorPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
-
-    /// Reads stderr until `text` appears (or `seconds` pass); returns what was read.
-    func waitForError(containing text: String, seconds: Double = 10) -> String {
-        var collected = ""
-        let handle = errorPipe.fileHandleForReading
-        let deadline = Date().addingTimeInterval(seconds)
-        let fd = handle.fileDescriptor
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while !collected.contains(text) && Date() < deadline {
-            let count = read(fd, &buffer, buffer.count)
-            if count > 0 { collected += String(decoding: buffer[0..<count], as: UTF8.self) } else { usleep(10_000) }
-        }
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        return collected
-    }
-
-    func signal(_ number: Int32) {
-        kill(process.processIdentifier, number)
-    }
-
-    /// Runs to completion and returns (exit code, stdout, stderr).
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32?, String, String) {
+    /// Runs to completion and returns (exit code, output).
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32?, String) {
         let child = try Child(arguments, environment: environment)
         let status = child.wait()
-        return (status, child.standardOutput, child.standardError)
+        return (status, child.output)
     }
 }

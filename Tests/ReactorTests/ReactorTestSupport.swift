@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 @testable import Reactor
+import TestSupport
 
 /// A non-blocking pipe; closed by the test.
 struct Pipe {
@@ -26,20 +27,6 @@ struct Pipe {
         readEnd.close()
         writeEnd.close()
     }
-}
-
-/// Collects log lines instead of writing them to stderr.
-final class LogCapture {
-    private final class Lines { var all: [String] = [] }
-    private let storage = Lines()
-    let logger: Logger
-
-    init(level: LogLevel = .debug) {
-        let storage = self.storage
-        logger = Logger(level: level, style: .plain) { storage.all.append($0) }
-    }
-
-    var lines: [String] { storage.all }
 }
 
 /// Reads everything that is there, until EAGAIN.
@@ -76,14 +63,5 @@ struct Listener {
     /// Blocking accept.
     func accept() -> FileDescriptor {
         FileDescriptor(rawValue: Glibc.accept(fd.rawValue, nil, nil))
-    }
-}
-
-/// Runs the loop until `condition` holds, at most `limit` wakeups of at most 100 ms each.
-func runUntil(_ loop: EventLoop, limit: Int = 100, _ condition: () -> Bool) throws {
-    var rounds = 0
-    while !condition() && rounds < limit {
-        try loop.runOnce(timeout: .milliseconds(100))
-        rounds += 1
     }
 }

@@ -1,0 +1,193 @@
+/// Why an HTTP exchange produced no response.
+public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
+    case resolve(String)
+    case connect(TCPConnectionError)
+    /// No complete response within the response timeout.
+    case timedOut
+    /// The server closed the connection before the response was complete.
+    case closed
+    case malformed(HTTPParseError)
+
+    public var description: String {
+        switch self {
+        case .resolve(let message): message
+        case .connect(let error): error.description
+        case .timedOut: "no answer in time"
+        case .closed: "connection closed before the answer was complete"
+        case .malformed(let error): error.description
+        }
+    }
+
+    /// Whether the server is simply not there (down, restarting, wrong port).
+    public var isUnreachable: Bool {
+        switch self {
+        case .resolve, .connect: true
+        default: false
+        }
+    }
+}
+
+/// An HTTP/1.1 client for one server, in the loop: one keep-alive connection, one request in
+/// flight at a time (the rest wait in order), a connect timeout and a response timeout. A
+/// request that finds its reused keep-alive connection closed by the server before any answer
+/// arrived is sent once more on a fresh connection, when the caller allows it.
+public final class HTTPClient {
+    public typealias Completion = (Result<HTTPResponse, HTTPClientError>) -> Void
+
+    private struct Pending {
+        let request: HTTPRequest
+        let retryIfStale: Bool
+        let completion: Completion
+    }
+
+    public let name: String
+    public let host: String
+    public let port: UInt16
+    public var sourceAddress: SocketAddress?
+    public var connectTimeout: Duration
+    public var responseTimeout: Duration
+
+    private let loop: EventLoop
+    private var connection: TCPConnection?
+    private var parser = HTTPResponseParser()
+    private var queue: [Pending] = []
+    private var inFlight: Pending?
+    private var connectionReused = false
+    private var bytesReceived = 0
+    private var responseTimer: Timer!
+
+    /// Connections made and requests sent: the benchmarks and tests read these.
+    public private(set) var connectionsOpened = 0
+    public private(set) var requestsSent = 0
+
+    public init(loop: EventLoop, name: String, host: String, port: UInt16, sourceAddress: SocketAddress? = nil,
+                connectTimeout: Duration = .seconds(5), responseTimeout: Duration = .seconds(10)) {
+        self.loop = loop
+        self.name = name
+        self.host = host
+        self.port = port
+        self.sourceAddress = sourceAddress
+        self.connectTimeout = connectTimeout
+        self.responseTimeout = responseTimeout
+        responseTimer = loop.makeTimer(name: name) { [unowned self] in self.finish(.failure(.timedOut)) }
+    }
+
+    deinit {
+        close()
+    }
+
+    public var isBusy: Bool { inFlight != nil || !queue.isEmpty }
+
+    /// Sends `request`; `completion` runs once, from the loop, with the response or the reason
+    /// there is none.
+    public func send(_ request: HTTPRequest, retryIfStale: Bool = true, completion: @escaping Completion) {
+        queue.append(Pending(request: request, retryIfStale: retryIfStale, completion: completion))
+        pump()
+    }
+
+    /// Drops the connection and forgets every request: their completions never run, so an
+    /// owner can call this from its deinit.
+    public func close() {
+        responseTimer.cancel()
+        inFlight = nil
+        queue.removeAll()
+        dropConnection()
+    }
+
+    private func pump() {
+        guard inFlight == nil, !queue.isEmpty else { return }
+        let next = queue.removeFirst()
+        inFlight = next
+        bytesReceived = 0
+        if let connection, connection.state == .connected {
+            connectionReused = true
+            transmit(next.request, on: connection)
+            return
+        }
+        connectionReused = false
+        openConnection()
+    }
+
+    private func openConnection() {
+        dropConnection()
+        let address: SocketAddress
+        do {
+            address = try SocketAddress.resolve(host: host, port: port)
+        } catch {
+            return finish(.failure(.resolve("\(error)")))
+        }
+        let fresh = TCPConnection(loop: loop, name: name) { [unowned self] event in self.handle(event) }
+        connection = fresh
+        connectionsOpened += 1
+        do {
+            try fresh.connect(to: address, from: sourceAddress, timeout: connectTimeout)
+        } catch {
+            finish(.failure(.connect(.system(error as! SystemCallError))))
+        }
+    }
+
+    private func transmit(_ request: HTTPRequest, on connection: TCPConnection) {
+        parser = HTTPResponseParser()
+        if request.method == "HEAD" { parser.expectNoBody() }
+        requestsSent += 1
+        responseTimer.schedule(after: responseTimeout)
+        connection.send(request.serialized())
+    }
+
+    private func handle(_ event: TCPConnection.Event) {
+        switch event {
+        case .connected:
+            guard let inFlight, let connection else { return }
+            transmit(inFlight.request, on: connection)
+        case .received(let bytes):
+            guard inFlight != nil else {
+                // Bytes nobody asked for: the stream is out of step, so it cannot be trusted.
+                dropConnection()
+                return
+            }
+            bytesReceived += bytes.count
+            do {
+                if let response = try parser.consume(bytes) {
+                    if !response.keepAlive { dropConnection() }
+                    finish(.success(response))
+                }
+            } catch {
+                dropConnection()
+                finish(.failure(.malformed(error)))
+            }
+        case .closed(let error):
+            connection = nil
+            guard let pending = inFlight else { return }
+            if let error, bytesReceived == 0, !connectionReused || !pending.retryIfStale {
+                return finish(.failure(connectionReused ? .closed : .connect(error)))
+            }
+            do {
+                if let response = try parser.finish() { return finish(.success(response)) }
+            } catch {
+                return finish(.failure(.malformed(error)))
+            }
+            if connectionReused && bytesReceived == 0 && pending.retryIfStale {
+                // The server had closed the idle keep-alive connection: one fresh try.
+                responseTimer.cancel()
+                connectionReused = false
+                openConnection()
+                return
+            }
+            finish(.failure(.closed))
+        }
+    }
+
+    private func dropConnection() {
+        connection?.close()
+        connection = nil
+    }
+
+    private func finish(_ result: Result<HTTPResponse, HTTPClientError>) {
+        responseTimer.cancel()
+        guard let pending = inFlight else { return }
+        inFlight = nil
+        if case .failure = result { dropConnection() }
+        pending.completion(result)
+        pump()
+    }
+}

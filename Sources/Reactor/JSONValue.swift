@@ -1,0 +1,259 @@
+/// A JSON value, parsed strictly (RFC 8259) from bytes, with a depth limit so that a hostile
+/// answer cannot exhaust the stack.
+public enum JSONValue: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public struct ParseError: Error, Equatable, CustomStringConvertible {
+        public let message: String
+        public let offset: Int
+        public var description: String { "\(message) at byte \(offset)" }
+    }
+
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws(ParseError) -> JSONValue {
+        var parser = Parser(bytes: bytes, maxDepth: maxDepth)
+        parser.skipWhitespace()
+        let value = try parser.parseValue(depth: 0)
+        parser.skipWhitespace()
+        guard parser.index == bytes.count else { throw parser.error("unexpected data after the JSON value") }
+        return value
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members[key]
+    }
+
+    /// The value as an integer, when it is a number without a fraction.
+    public var integer: Int? {
+        guard case .number(let number) = self, number.rounded() == number, abs(number) < 9.0e15 else { return nil }
+        return Int(number)
+    }
+
+    public var string: String? {
+        guard case .string(let text) = self else { return nil }
+        return text
+    }
+
+    public var bool: Bool? {
+        guard case .bool(let flag) = self else { return nil }
+        return flag
+    }
+
+    public var array: [JSONValue]? {
+        guard case .array(let elements) = self else { return nil }
+        return elements
+    }
+
+    /// Compact JSON text; object keys sorted so the output is stable.
+    public var serialized: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let flag): return flag ? "true" : "false"
+        case .number(let number):
+            if let integer { return String(integer) }
+            return number.isFinite ? "\(number)" : "null"
+        case .string(let text): return JSONValue.quote(text)
+        case .array(let elements): return "[" + elements.map(\.serialized).joined(separator: ",") + "]"
+        case .object(let members):
+            return "{" + members.sorted { $0.key < $1.key }.map { "\(JSONValue.quote($0.key)):\($0.value.serialized)" }
+                .joined(separator: ",") + "}"
+        }
+    }
+
+    static func quote(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    result.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return result + "\""
+    }
+
+    private struct Parser {
+        let bytes: [UInt8]
+        let maxDepth: Int
+        var index = 0
+
+        init(bytes: [UInt8], maxDepth: Int) {
+            self.bytes = bytes
+            self.maxDepth = maxDepth
+        }
+
+        func error(_ message: String) -> ParseError { ParseError(message: message, offset: index) }
+
+        var current: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+        mutating func skipWhitespace() {
+            while let byte = current, byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { index += 1 }
+        }
+
+        mutating func expect(_ literal: String, _ value: JSONValue) throws(ParseError) -> JSONValue {
+            let expected = Array(literal.utf8)
+            guard index + expected.count <= bytes.count, Array(bytes[index..<index + expected.count]) == expected else {
+                throw error("invalid literal")
+            }
+            index += expected.count
+            return value
+        }
+
+        mutating func parseValue(depth: Int) throws(ParseError) -> JSONValue {
+            guard depth < maxDepth else { throw error("nested deeper than \(maxDepth) levels") }
+            guard let byte = current else { throw error("unexpected end of input") }
+            switch byte {
+            case UInt8(ascii: "{"): return try parseObject(depth: depth)
+            case UInt8(ascii: "["): return try parseArray(depth: depth)
+            case UInt8(ascii: "\""): return .string(try parseString())
+            case UInt8(ascii: "t"): return try expect("true", .bool(true))
+            case UInt8(ascii: "f"): return try expect("false", .bool(false))
+            case UInt8(ascii: "n"): return try expect("null", .null)
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
+            default: throw error("unexpected character")
+            }
+        }
+
+        mutating func parseObject(depth: Int) throws(ParseError) -> JSONValue {
+            index += 1
+            var members: [String: JSONValue] = [:]
+            skipWhitespace()
+            if current == UInt8(ascii: "}") {
+                index += 1
+                return .object(members)
+            }
+            while true {
+                skipWhitespace()
+                guard current == UInt8(ascii: "\"") else { throw error("expected a member name") }
+                let key = try parseString()
+                skipWhitespace()
+                guard current == UInt8(ascii: ":") else { throw error("expected :") }
+                index += 1
+                skipWhitespace()
+                members[key] = try parseValue(depth: depth + 1)
+                skipWhitespace()
+                guard let separator = current else { throw error("unexpected end of input") }
+                index += 1
+                if separator == UInt8(ascii: "}") { return .object(members) }
+                guard separator == UInt8(ascii: ",") else { throw error("expected , or }") }
+            }
+        }
+
+        mutating func parseArray(depth: Int) throws(ParseError) -> JSONValue {
+            index += 1
+            var elements: [JSONValue] = []
+            skipWhitespace()
+            if current == UInt8(ascii: "]") {
+                index += 1
+                return .array(elements)
+            }
+            while true {
+                skipWhitespace()
+                elements.append(try parseValue(depth: depth + 1))
+                skipWhitespace()
+                guard let separator = current else { throw error("unexpected end of input") }
+                index += 1
+                if separator == UInt8(ascii: "]") { return .array(elements) }
+                guard separator == UInt8(ascii: ",") else { throw error("expected , or ]") }
+            }
+        }
+
+        mutating func parseNumber() throws(ParseError) -> JSONValue {
+            let start = index
+            if current == UInt8(ascii: "-") { index += 1 }
+            guard let first = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { throw error("invalid number") }
+            if first == UInt8(ascii: "0") {
+                index += 1
+            } else {
+                while let digit = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) { index += 1 }
+            }
+            if current == UInt8(ascii: ".") {
+                index += 1
+                guard let digit = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) else { throw error("invalid number") }
+                while let digit = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) { index += 1 }
+            }
+            if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+                index += 1
+                if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { index += 1 }
+                guard let digit = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) else { throw error("invalid number") }
+                while let digit = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) { index += 1 }
+            }
+            guard let number = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else { throw error("invalid number") }
+            return .number(number)
+        }
+
+        mutating func parseString() throws(ParseError) -> String {
+            index += 1
+            var scalars = String.UnicodeScalarView()
+            var run: [UInt8] = []
+            func flush() { if !run.isEmpty { scalars.append(contentsOf: String(decoding: run, as: UTF8.self).unicodeScalars); run.removeAll() } }
+            while true {
+                guard let byte = current else { throw error("unterminated string") }
+                index += 1
+                switch byte {
+                case UInt8(ascii: "\""):
+                    flush()
+                    return String(scalars)
+                case UInt8(ascii: "\\"):
+                    flush()
+                    scalars.append(try parseEscape())
+                case 0..<0x20:
+                    throw error("control character in a string")
+                default:
+                    run.append(byte)
+                }
+            }
+        }
+
+        mutating func parseEscape() throws(ParseError) -> Unicode.Scalar {
+            guard let byte = current else { throw error("unterminated escape") }
+            index += 1
+            switch byte {
+            case UInt8(ascii: "\""): return "\""
+            case UInt8(ascii: "\\"): return "\\"
+            case UInt8(ascii: "/"): return "/"
+            case UInt8(ascii: "b"): return "\u{8}"
+            case UInt8(ascii: "f"): return "\u{C}"
+            case UInt8(ascii: "n"): return "\n"
+            case UInt8(ascii: "r"): return "\r"
+            case UInt8(ascii: "t"): return "\t"
+            case UInt8(ascii: "u"):
+                let high = try hex4()
+                if (0xD800..<0xDC00).contains(high) {
+                    guard current == UInt8(ascii: "\\"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "u") else {
+                        return "\u{FFFD}"
+                    }
+                    index += 2
+                    let low = try hex4()
+                    guard (0xDC00..<0xE000).contains(low) else { return "\u{FFFD}" }
+                    return Unicode.Scalar(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)) ?? "\u{FFFD}"
+                }
+                return Unicode.Scalar(high) ?? "\u{FFFD}"
+            default:
+                throw error("invalid escape")
+            }
+        }
+
+        mutating func hex4() throws(ParseError) -> UInt32 {
+            guard index + 4 <= bytes.count, let value = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16) else {
+                throw error("invalid \\u escape")
+            }
+            index += 4
+            return value
+        }
+    }
+}

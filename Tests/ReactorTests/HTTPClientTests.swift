@@ -1,0 +1,123 @@
+import Testing
+import TestSupport
+@testable import Reactor
+
+@Suite final class HTTPClientTests {
+    let loop: EventLoop
+    let server: FakeHTTPServer
+    var results: [Result<HTTPResponse, HTTPClientError>] = []
+
+    init() throws {
+        loop = try EventLoop(logger: LogCapture().logger)
+        server = try FakeHTTPServer(loop: loop) { request in
+            .answer(HTTPResponse(status: 200, headers: request.target == "/close" ? ["Connection": "close"] : [:],
+                                 body: Array("answer to \(request.target)".utf8)))
+        }
+    }
+
+    func client(timeout: Duration = .seconds(5), port: UInt16? = nil) -> HTTPClient {
+        HTTPClient(loop: loop, name: "test.http", host: "127.0.0.1", port: port ?? server.port,
+                   connectTimeout: timeout, responseTimeout: timeout)
+    }
+
+    func get(_ client: HTTPClient, _ target: String, retryIfStale: Bool = true) throws -> Result<HTTPResponse, HTTPClientError> {
+        var result: Result<HTTPResponse, HTTPClientError>?
+        client.send(HTTPRequest(method: "GET", target: target, headers: ["Host": "127.0.0.1"]), retryIfStale: retryIfStale) { result = $0 }
+        try runUntil(loop, seconds: 10) { result != nil }
+        return try #require(result)
+    }
+
+    @Test func requestsShareOneKeptAliveConnection() throws {
+        let client = client()
+        #expect(try get(client, "/a").map(\.text) == .success("answer to /a"))
+        #expect(try get(client, "/b").map(\.text) == .success("answer to /b"))
+        #expect(client.connectionsOpened == 1)
+        #expect(client.requestsSent == 2)
+    }
+
+    @Test func queuedRequestsAreAnsweredInOrder() throws {
+        let client = client()
+        var answers: [String] = []
+        for target in ["/1", "/2", "/3"] {
+            client.send(HTTPRequest(method: "GET", target: target)) { answers.append((try? $0.get().text) ?? "failed") }
+        }
+        try runUntil(loop, seconds: 10) { answers.count == 3 }
+        #expect(answers == ["answer to /1", "answer to /2", "answer to /3"])
+        #expect(client.connectionsOpened == 1)
+    }
+
+    @Test func aConnectionTheServerClosedWhileIdleIsReplacedOnce() throws {
+        let client = client()
+        _ = try get(client, "/first")
+        server.dropAllConnections()
+        #expect(try get(client, "/again").map(\.text) == .success("answer to /again"))
+        #expect(client.connectionsOpened == 2)
+    }
+
+    @Test func withoutRetryAStaleConnectionIsReportedAsClosed() throws {
+        let client = client()
+        _ = try get(client, "/first")
+        server.dropAllConnections()
+        #expect(try get(client, "/login", retryIfStale: false) == .failure(.closed))
+    }
+
+    @Test func connectionCloseIsHonoured() throws {
+        let client = client()
+        _ = try get(client, "/close")
+        _ = try get(client, "/next")
+        #expect(client.connectionsOpened == 2)
+    }
+
+    @Test func silenceTimesOut() throws {
+        server.handler = { _ in .silence }
+        #expect(try get(client(timeout: .milliseconds(200)), "/hang") == .failure(.timedOut))
+    }
+
+    @Test func nobodyListeningIsUnreachable() throws {
+        let result = try get(client(port: freePort()), "/")
+        #expect(result == .failure(.connect(.refused)))
+        if case .failure(let error) = result { #expect(error.isUnreachable) }
+    }
+
+    @Test func garbageIsMalformedAndTheNextRequestWorks() throws {
+        server.handler = { request in
+            request.target == "/bad"
+                ? .answer(HTTPResponse(status: 200, headers: ["Content-Length": "x"], body: []))
+                : .answer(HTTPResponse(status: 200, body: Array("fine".utf8)))
+        }
+        let client = client()
+        guard case .failure(.malformed) = try get(client, "/bad") else { Issue.record("not malformed"); return }
+        #expect(try get(client, "/good").map(\.text) == .success("fine"))
+    }
+}
+
+@Suite struct JSONValueTests {
+    @Test func parsesQBittorrentPreferences() throws {
+        let text = #"{"listen_port":51413,"random_port":false,"upnp":true,"current_network_interface":"wg0","max_ratio":-1,"ratio":1.5e0,"name":"a\"b\\c\u00e9\ud83d\ude00","list":[1,null,{}]}"#
+        let value = try JSONValue.parse(Array(text.utf8))
+        #expect(value["listen_port"]?.integer == 51413)
+        #expect(value["random_port"]?.bool == false)
+        #expect(value["current_network_interface"]?.string == "wg0")
+        #expect(value["max_ratio"]?.integer == -1)
+        #expect(value["ratio"] == .number(1.5))
+        #expect(value["ratio"]?.integer == nil)
+        #expect(value["name"]?.string == "a\"b\\cé😀")
+        #expect(value["list"]?.array?.count == 3)
+    }
+
+    @Test func serializesStablyAndRoundTrips() throws {
+        let value = JSONValue.object(["listen_port": .number(51413), "random_port": .bool(false), "iface": .string("w\"g\n0")])
+        #expect(value.serialized == #"{"iface":"w\"g\n0","listen_port":51413,"random_port":false}"#)
+        #expect(try JSONValue.parse(Array(value.serialized.utf8)) == value)
+    }
+
+    @Test(arguments: ["", "{", "{\"a\":}", "[1,]", "{\"a\" 1}", "tru", "01", "1.", "\"\\x\"", "\"a\nb\"", "{} {}", "<html>"])
+    func rejectsInvalidJSON(text: String) {
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Array(text.utf8)) }
+    }
+
+    @Test func deepNestingIsAnErrorNotACrash() {
+        let deep = String(repeating: "[", count: 100_000)
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Array(deep.utf8)) }
+    }
+}
