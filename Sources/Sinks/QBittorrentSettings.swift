@@ -1,0 +1,88 @@
+import Reactor
+
+/// How the qBittorrent sink reaches and treats qBittorrent.
+public struct QBittorrentSettings: Equatable, Sendable {
+    public enum Authentication: Equatable, Sendable {
+        /// qBittorrent lets this client in without a login ("Bypass authentication for clients
+        /// on localhost" or a whitelisted subnet).
+        case none
+        case password(username: String, password: Secret)
+        /// `Authorization: Bearer`, qBittorrent 5.2+.
+        case apiKey(Secret)
+    }
+
+    public var url: HTTPURL
+    public var authentication: Authentication
+    /// Also set `upnp` off: qBittorrent's own UPnP/NAT-PMP cannot reach the VPN gateway.
+    public var disableUPnP: Bool
+    /// Bind qBittorrent to this interface (`current_network_interface`); nil leaves it alone.
+    public var interface: String?
+    /// How often the port is read back to catch changes made behind our back.
+    public var checkInterval: Duration
+    /// Also look in the kernel's socket table that something listens on the port (only
+    /// meaningful when qBittorrent runs on this host).
+    public var checkListener: Bool
+    /// Back-off after a failure: doubling from `retryInitial` up to `retryMax`.
+    public var retryInitial: Duration
+    public var retryMax: Duration
+    /// After a refused login, how long before one more try (unless the settings change first).
+    /// Longer than qBittorrent's default ban (3600 s), so failed logins stay far below its
+    /// threshold of 5.
+    public var loginRetryDelay: Duration
+    /// How long one request may wait for its answer (and a connection for its handshake).
+    public var requestTimeout: Duration
+
+    public init(url: HTTPURL, authentication: Authentication, disableUPnP: Bool = true, interface: String? = nil,
+                checkInterval: Duration = .seconds(300), checkListener: Bool? = nil,
+                retryInitial: Duration = .milliseconds(500), retryMax: Duration = .seconds(15),
+                loginRetryDelay: Duration = .seconds(3900), requestTimeout: Duration = .seconds(10)) {
+        self.url = url
+        self.authentication = authentication
+        self.disableUPnP = disableUPnP
+        self.interface = interface
+        self.checkInterval = checkInterval
+        self.checkListener = checkListener ?? Self.isLocal(url)
+        self.retryInitial = retryInitial
+        self.retryMax = retryMax
+        self.loginRetryDelay = loginRetryDelay
+        self.requestTimeout = requestTimeout
+    }
+
+    /// Whether the URL points at this host, so that its sockets are in our socket table.
+    public static func isLocal(_ url: HTTPURL) -> Bool {
+        let host = url.bareHost.lowercased()
+        return host == "localhost" || host == "::1" || IPv4Address(host)?.isLoopback == true
+    }
+}
+
+/// What the sink says about itself: for logs, `status`, systemd's STATUS= and metrics.
+public struct QBittorrentStatus: Equatable, Sendable {
+    public enum Health: Equatable, Sendable {
+        case idle
+        case applying
+        case verified
+        case unreachable(String)
+        case failing(String)
+        case loginRefused(String)
+    }
+
+    public var health: Health = .idle
+    /// The port qBittorrent was last seen listening on, by our read-back.
+    public var verifiedPort: Port?
+    /// `/api/v2/app/version`, e.g. "v4.5.2".
+    public var version: String?
+
+    public init() {}
+}
+
+/// Running totals, for metrics and tests.
+public struct QBittorrentCounters: Equatable, Sendable {
+    public var logins = 0
+    public var failedLogins = 0
+    public var applies = 0
+    public var failedApplies = 0
+    public var reasserts = 0
+    public var requests = 0
+
+    public init() {}
+}

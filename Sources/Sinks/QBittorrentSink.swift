@@ -1,0 +1,124 @@
+import Reactor
+
+/// Keeps qBittorrent's `listen_port` on the desired port: the shell around `QBittorrentSession`.
+/// It owns the HTTP client and the timer, turns their events into inputs and carries out the
+/// session's effects. Everything runs in the loop; nothing blocks.
+public final class QBittorrentSink: PortSink {
+    public let name = "qbittorrent.http"
+    /// Called after every status change, from the loop.
+    public var onStatusChange: ((QBittorrentStatus) -> Void)?
+
+    private let loop: EventLoop
+    private var session: QBittorrentSession
+    private var client: HTTPClient
+    private let sourceAddress: SocketAddress?
+    private var pendingInputs: [QBittorrentSession.Input] = []
+    private var handling = false
+    private var timer: Timer!
+
+    /// `sourceAddress`: bind the client's socket to it (tests use 127.0.0.2 to keep a ban
+    /// away from 127.0.0.1).
+    public init(loop: EventLoop, settings: QBittorrentSettings, sourceAddress: SocketAddress? = nil) {
+        self.loop = loop
+        self.sourceAddress = sourceAddress
+        session = QBittorrentSession(settings: settings)
+        client = Self.makeClient(loop: loop, settings: settings, sourceAddress: sourceAddress)
+        timer = loop.makeTimer(name: "qbittorrent.timer") { [unowned self] in self.handle(.deadlineReached) }
+    }
+
+    deinit {
+        timer.cancel()
+        client.close()
+    }
+
+    public var status: QBittorrentStatus { session.status }
+    public var counters: QBittorrentCounters { session.counters }
+    public var settings: QBittorrentSettings { session.settings }
+    /// TCP connections the client opened: one per qBittorrent session while keep-alive holds.
+    public var connectionsOpened: Int { client.connectionsOpened }
+
+    public func apply(_ port: Port) {
+        handle(.desiredPort(port))
+    }
+
+    public func reassert() {
+        handle(.reassert)
+    }
+
+    /// New settings (a reloaded configuration): a changed password or URL ends a login refusal.
+    public func update(_ settings: QBittorrentSettings) {
+        if settings.url != session.settings.url || settings.requestTimeout != session.settings.requestTimeout {
+            let abandoned = client.isBusy
+            client.close()
+            client = Self.makeClient(loop: loop, settings: settings, sourceAddress: sourceAddress)
+            if abandoned { handle(.requestFailed(.closed)) }
+        }
+        handle(.settingsChanged(settings))
+    }
+
+    private static func makeClient(loop: EventLoop, settings: QBittorrentSettings, sourceAddress: SocketAddress?) -> HTTPClient {
+        HTTPClient(loop: loop, name: "qbittorrent.http", host: settings.url.bareHost, port: settings.url.port,
+                   sourceAddress: sourceAddress, connectTimeout: settings.requestTimeout, responseTimeout: settings.requestTimeout)
+    }
+
+    /// The session cookie in use, for tests that end the session from outside.
+    var sessionCookie: String? { session.cookie }
+
+    /// Inputs that arrive while effects are being carried out wait their turn, so the session
+    /// sees one input at a time.
+    private func handle(_ input: QBittorrentSession.Input) {
+        pendingInputs.append(input)
+        guard !handling else { return }
+        handling = true
+        defer { handling = false }
+        while !pendingInputs.isEmpty {
+            let next = pendingInputs.removeFirst()
+            for effect in session.handle(next, now: loop.now) { perform(effect) }
+        }
+        if let deadline = session.nextDeadline { timer.schedule(at: deadline) } else { timer.cancel() }
+    }
+
+    private func perform(_ effect: QBittorrentSession.Effect) {
+        let logger = loop.logger
+        switch effect {
+        case .send(let request, let retryIfStale):
+            logger.trace(name, "→ \(request.method) \(request.target)")
+            let started = loop.clock.now()
+            client.send(request, retryIfStale: retryIfStale) { [unowned self] result in
+                let elapsed = (self.loop.clock.now() - started).milliseconds
+                switch result {
+                case .success(let response):
+                    logger.trace(self.name, "← \(response.status) \(request.target) (\(response.body.count) bytes, \(elapsed.formatted) ms)")
+                    self.handle(.responseReceived(response))
+                case .failure(let error):
+                    logger.trace(self.name, "← \(request.target) failed: \(error)")
+                    self.handle(.requestFailed(error))
+                }
+            }
+        case .checkListener(let port):
+            let listening = Self.somethingListens(on: port)
+            logger.debug(name, "socket table: \(listening ? "something listens" : "nothing listens") on port \(port)")
+            pendingInputs.append(.listenerChecked(listening: listening))
+        case .log(let level, let message):
+            logger.log(level, name, message)
+        case .statusChanged(let status):
+            onStatusChange?(status)
+        }
+    }
+
+    /// Whether a TCP socket listens on `port` in this network namespace (IPv4 or IPv6).
+    static func somethingListens(on port: Port) -> Bool {
+        ["/proc/net/tcp", "/proc/net/tcp6"].contains { path in
+            guard let bytes = try? FileContents.read(atPath: path, maxBytes: 64 << 20) else { return false }
+            return ListeningPorts.parse(String(decoding: bytes, as: UTF8.self)).contains(port.value)
+        }
+    }
+}
+
+extension Double {
+    /// One decimal: "2.3".
+    var formatted: String {
+        let tenths = (self * 10).rounded()
+        return "\(Int(tenths) / 10).\(abs(Int(tenths) % 10))"
+    }
+}

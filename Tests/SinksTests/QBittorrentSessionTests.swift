@@ -1,0 +1,336 @@
+import Reactor
+import Testing
+@testable import Sinks
+
+/// The session's logic with plain values: answers are made up here exactly as qBittorrent 4.x
+/// and 5.2 send them (see shared/reference), time is an explicit `now`.
+@Suite struct QBittorrentSessionTests {
+    static let url = try! HTTPURL(parsing: "http://127.0.0.1:8080")
+    static let password = QBittorrentSettings.Authentication.password(username: "admin", password: Secret(value: "s3cr&t=+", origin: "test"))
+    let start = Instant(nanoseconds: 5_000_000_000)
+
+    func settings(_ authentication: QBittorrentSettings.Authentication = password, interface: String? = nil) -> QBittorrentSettings {
+        QBittorrentSettings(url: Self.url, authentication: authentication, interface: interface,
+                            checkInterval: .seconds(300), checkListener: true)
+    }
+
+    /// Runs inputs through a session and records what it asked for.
+    struct Driver {
+        var session: QBittorrentSession
+        var now: Instant
+        var sent: [HTTPRequest] = []
+        var logs: [(LogLevel, String)] = []
+        var listenerChecks: [Port] = []
+
+        mutating func feed(_ input: QBittorrentSession.Input) {
+            for effect in session.handle(input, now: now) {
+                switch effect {
+                case .send(let request, _): sent.append(request)
+                case .log(let level, let message): logs.append((level, message))
+                case .checkListener(let port): listenerChecks.append(port)
+                case .statusChanged: break
+                }
+            }
+        }
+
+        mutating func answer(_ status: Int, _ body: String = "", headers: HTTPHeaders = [:]) {
+            feed(.responseReceived(HTTPResponse(status: status, headers: headers, body: Array(body.utf8))))
+        }
+
+        var lastTarget: String? { sent.last.map { "\($0.method) \($0.target)" } }
+        var lastBody: String { sent.last.map { String(decoding: $0.body, as: UTF8.self) } ?? "" }
+        func logged(_ text: String) -> Bool { logs.contains { $0.1.contains(text) } }
+    }
+
+    static func preferences(port: Int, upnp: Bool = false, interface: String = "") -> String {
+        #"{"listen_port":\#(port),"random_port":false,"upnp":\#(upnp),"current_network_interface":"\#(interface)","dht":false}"#
+    }
+
+    func loggedIn(_ settings: QBittorrentSettings? = nil, port: Port = Port(51413)!) -> Driver {
+        var driver = Driver(session: QBittorrentSession(settings: settings ?? self.settings()), now: start)
+        driver.feed(.desiredPort(port))
+        driver.answer(200, "Ok.", headers: ["Set-Cookie": "SID=abc123; HttpOnly; path=/; SameSite=Strict"])
+        driver.answer(200, "v4.5.2")
+        return driver
+    }
+
+    @Test func qBittorrent4LoginThenSetThenVerify() throws {
+        var driver = Driver(session: QBittorrentSession(settings: settings()), now: start)
+        driver.feed(.desiredPort(Port(51413)!))
+        let login = try #require(driver.sent.last)
+        #expect(login.method == "POST" && login.target == "/api/v2/auth/login")
+        #expect(String(decoding: login.body, as: UTF8.self) == "username=admin&password=s3cr%26t%3D%2B")
+        #expect(login.headers["Host"] == "127.0.0.1:8080")
+        #expect(login.headers["Referer"] == nil && login.headers["Origin"] == nil)
+
+        driver.answer(200, "Ok.", headers: ["Set-Cookie": "SID=abc123; HttpOnly; path=/; SameSite=Strict"])
+        #expect(driver.lastTarget == "GET /api/v2/app/version")
+        #expect(driver.sent.last?.headers["Cookie"] == "SID=abc123")
+        driver.answer(200, "v4.5.2")
+        #expect(driver.session.status.version == "v4.5.2")
+        #expect(driver.lastTarget == "GET /api/v2/app/preferences")
+        driver.answer(200, Self.preferences(port: 6881, upnp: true))
+        #expect(driver.lastTarget == "POST /api/v2/app/setPreferences")
+        #expect(driver.lastBody == "json=" + FormEncoding.percentEncode(#"{"listen_port":51413,"random_port":false,"upnp":false}"#))
+        driver.answer(200)
+        #expect(driver.lastTarget == "GET /api/v2/app/preferences")
+        driver.answer(200, Self.preferences(port: 51413))
+        #expect(driver.session.status.health == .verified)
+        #expect(driver.session.status.verifiedPort == Port(51413))
+        #expect(driver.session.inFlight == nil)
+        #expect(driver.session.nextDeadline == start + .seconds(300))
+        #expect(driver.session.counters.logins == 1 && driver.session.counters.applies == 1)
+        #expect(driver.logs.contains { $0.0 == .notice && $0.1 == "listen_port 51413 applied and verified" })
+    }
+
+    @Test func nothingIsWrittenWhenQBittorrentAlreadyHasThePort() {
+        var driver = loggedIn()
+        driver.answer(200, Self.preferences(port: 51413))
+        #expect(driver.session.status.health == .verified)
+        #expect(!driver.sent.contains { $0.target.hasSuffix("setPreferences") })
+        let count = driver.sent.count
+        driver.feed(.desiredPort(Port(51413)!))
+        #expect(driver.sent.count == count, "the same port again sends nothing at all")
+    }
+
+    @Test func qBittorrent52LoginWith204AndItsCookieName() {
+        var driver = Driver(session: QBittorrentSession(settings: settings()), now: start)
+        driver.feed(.desiredPort(Port(40000)!))
+        driver.answer(204, headers: ["Set-Cookie": "QBT_SID_8080=xyz; HttpOnly; SameSite=Lax; path=/; Max-Age=3600"])
+        #expect(driver.session.status.health == .applying)
+        #expect(driver.sent.last?.headers["Cookie"] == "QBT_SID_8080=xyz")
+        #expect(driver.session.counters.logins == 1)
+    }
+
+    @Test(arguments: [
+        (200, "Fails.", "login failed: qBittorrent rejected the username \"admin\" or its password (200 Fails.)", 1),
+        (401, "", "login failed (401): wrong username \"admin\" or password", 1),
+        (403, "Your IP address has been banned after too many failed authentication attempts.", "banned this IP address", 0),
+    ])
+    func aRefusedLoginStopsAllLoginsUntilTheSettingsChange(status: Int, body: String, message: String, failures: Int) {
+        var driver = Driver(session: QBittorrentSession(settings: settings()), now: start)
+        driver.feed(.desiredPort(Port(51413)!))
+        driver.answer(status, body)
+        #expect(driver.logged(message))
+        #expect(driver.logged("no more logins until the configuration is reloaded or 65 min pass"))
+        #expect(driver.session.isLoginRefused)
+        guard case .loginRefused = driver.session.status.health else { Issue.record("not refused"); return }
+        #expect(driver.session.counters.failedLogins == failures)
+        let sent = driver.sent.count
+        driver.feed(.desiredPort(Port(51414)!))
+        driver.feed(.reassert)
+        driver.now = driver.now + .seconds(600)
+        driver.feed(.deadlineReached)
+        #expect(driver.sent.count == sent, "nothing at all is sent while the login is refused")
+        driver.feed(.settingsChanged(settings(.password(username: "admin", password: Secret(value: "fixed", origin: "test")))))
+        #expect(driver.sent.count == sent + 1)
+        #expect(driver.lastTarget == "POST /api/v2/auth/login")
+    }
+
+    @Test func failedLoginsStayFarBelowTheBanThresholdWhateverHappens() {
+        // qBittorrent answers "Fails." to every login for ten hours while the port keeps changing.
+        var driver = Driver(session: QBittorrentSession(settings: settings()), now: start)
+        driver.feed(.desiredPort(Port(51413)!))
+        for minute in 1...600 {
+            if driver.session.inFlight == .login { driver.answer(200, "Fails.") }
+            driver.now = start + .seconds(60 * minute)
+            driver.feed(.deadlineReached)
+            driver.feed(.desiredPort(Port(40000 + minute % 50)!))
+            driver.feed(.reassert)
+        }
+        let logins = driver.sent.filter { $0.target == "/api/v2/auth/login" }.count
+        #expect(driver.session.counters.failedLogins == logins)
+        #expect(logins <= 10, "at most one failed login per 65 minutes: \(logins) in 10 h")
+        #expect(logins >= 9, "but it does try again after the pause")
+    }
+
+    @Test func anExpiredSessionLogsInAgainOnceAndNeverLoops() {
+        var driver = loggedIn()
+        driver.answer(200, Self.preferences(port: 51413))
+        driver.now = driver.now + .seconds(300)
+        driver.feed(.deadlineReached)
+        #expect(driver.lastTarget == "GET /api/v2/app/preferences")
+        driver.answer(403, "Forbidden")
+        #expect(driver.lastTarget == "POST /api/v2/auth/login")
+        #expect(driver.logged("session expired (403 on /api/v2/app/preferences); logging in again"))
+        driver.answer(200, "Ok.", headers: ["Set-Cookie": "SID=new"])
+        #expect(driver.lastTarget == "GET /api/v2/app/preferences")
+        #expect(driver.sent.last?.headers["Cookie"] == "SID=new")
+        driver.answer(403, "Forbidden")
+        #expect(driver.session.isLoginRefused, "a 403 right after a fresh login is not an expired session")
+        #expect(driver.sent.filter { $0.target == "/api/v2/auth/login" }.count == 2)
+    }
+
+    @Test func unreachableQBittorrentIsRetriedWithCappedBackoffAndLoggedOnce() {
+        var driver = Driver(session: QBittorrentSession(settings: settings()), now: start)
+        driver.feed(.desiredPort(Port(51413)!))
+        var delays: [Duration] = []
+        for _ in 0..<8 {
+            driver.feed(.requestFailed(.connect(.refused)))
+            let deadline = driver.session.nextDeadline!
+            delays.append(deadline - driver.now)
+            driver.now = deadline
+            driver.feed(.deadlineReached)
+        }
+        #expect(delays == [.milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(15), .seconds(15), .seconds(15)])
+        #expect(driver.logs.filter { $0.0 == .error }.count == 1)
+        #expect(driver.session.status.health == .unreachable("qBittorrent at http://127.0.0.1:8080 is unreachable: connection refused"))
+        driver.answer(200, "Ok.", headers: ["Set-Cookie": "SID=1"])
+        driver.answer(200, "v4.5.2")
+        driver.answer(200, Self.preferences(port: 51413))
+        #expect(driver.session.status.health == .verified)
+        #expect(driver.logged("qBittorrent is fine again"))
+    }
+
+    @Test(arguments: [
+        ("<html>Login</html>", "answer to GET /api/v2/app/preferences is not a JSON object: \"<html>Login</html>\""),
+        (#"{"dht":true}"#, "answer to GET /api/v2/app/preferences has no listen_port"),
+        (#"{"listen_port":"51413"}"#, "answer to GET /api/v2/app/preferences has no listen_port"),
+        ("", "answer to GET /api/v2/app/preferences is not a JSON object: \"\""),
+    ])
+    func badPreferencesAnswersAreClearErrors(body: String, message: String) {
+        var driver = loggedIn()
+        driver.answer(200, body)
+        #expect(driver.session.status.health == .failing(message))
+        #expect(driver.session.nextDeadline == driver.now + .milliseconds(500))
+    }
+
+    @Test func unexpectedStatusesAreNamed() {
+        var driver = loggedIn()
+        driver.answer(500, "Internal Server Error")
+        #expect(driver.logged("unexpected answer to GET /api/v2/app/preferences: 500 \"Internal Server Error\""))
+        var missing = Driver(session: QBittorrentSession(settings: settings(.none)), now: start)
+        missing.feed(.desiredPort(Port(1000)!))
+        missing.answer(404, "Not Found")
+        #expect(missing.logged("GET /api/v2/app/version answered 404: is http://127.0.0.1:8080 qBittorrent's WebUI"))
+    }
+
+    @Test func aWriteThatDoesNotStickIsAnError() {
+        var driver = loggedIn()
+        driver.answer(200, Self.preferences(port: 1))
+        driver.answer(200)
+        driver.answer(200, Self.preferences(port: 1))
+        #expect(driver.session.status.health == .failing("qBittorrent still has listen_port 1 after being set to listen_port 51413"))
+        #expect(driver.session.counters.failedApplies == 1)
+    }
+
+    @Test func reassertMovesThePortAwayAndBack() {
+        var driver = loggedIn()
+        driver.answer(200, Self.preferences(port: 51413))
+        driver.feed(.reassert)
+        driver.answer(200, Self.preferences(port: 51413))
+        #expect(driver.lastBody == "json=" + FormEncoding.percentEncode(#"{"listen_port":51414,"random_port":false}"#))
+        driver.answer(200)
+        #expect(driver.lastBody == "json=" + FormEncoding.percentEncode(#"{"listen_port":51413,"random_port":false,"upnp":false}"#))
+        driver.answer(200)
+        driver.answer(200, Self.preferences(port: 51413))
+        #expect(driver.session.status.health == .verified)
+        #expect(driver.session.counters.reasserts == 1)
+    }
+
+    @Test func theDriftCheckRestoresAChangedPortAndChecksTheListener() {
+        var driver = loggedIn()
+        driver.answer(200, Self.preferences(port: 51413))
+        driver.now = driver.now + .seconds(300)
+        driver.feed(.deadlineReached)
+        driver.answer(200, Self.preferences(port: 51413))
+        #expect(driver.listenerChecks == [Port(51413)!])
+        #expect(driver.session.nextDeadline == nil, "the check completes with the socket table's answer")
+        driver.feed(.listenerChecked(listening: true))
+        #expect(driver.session.nextDeadline == driver.now + .seconds(300))
+
+        driver.now = driver.now + .seconds(300)
+        driver.feed(.deadlineReached)
+        driver.answer(200, Self.preferences(port: 6881))
+        #expect(driver.logs.contains { $0.0 == .warning && $0.1.contains("changed behind portsync's back (listen_port 6881)") })
+        #expect(driver.lastTarget == "POST /api/v2/app/setPreferences")
+    }
+
+    @Test func nothingListeningTriggersOneReassertNotMore() {
+        var driver = loggedIn()
+        driver.answer(200, Self.preferences(port: 51413))
+        driver.feed(.listenerChecked(listening: false))
+        #expect(driver.logged("nothing listens on it; making it re-open its sockets"))
+        driver.answer(200, Self.preferences(port: 51413))
+        driver.answer(200)
+        driver.answer(200)
+        driver.answer(200, Self.preferences(port: 51413))
+        let sent = driver.sent.count
+        driver.feed(.listenerChecked(listening: false))
+        #expect(driver.sent.count == sent, "a second stale result does not reassert in a loop")
+        #expect(driver.session.status.health == .failing("not listening on port 51413"))
+
+        // Later drift checks while it stays deaf: no flapping status, no repeated error line.
+        let errors = driver.logs.filter { $0.0 == .error }.count
+        for _ in 0..<3 {
+            driver.now = driver.session.nextDeadline!
+            driver.feed(.deadlineReached)
+            driver.answer(200, Self.preferences(port: 51413))
+            #expect(driver.session.status.health == .failing("not listening on port 51413"))
+            driver.feed(.listenerChecked(listening: false))
+        }
+        #expect(driver.logs.filter { $0.0 == .error }.count == errors)
+        driver.now = driver.session.nextDeadline!
+        driver.feed(.deadlineReached)
+        driver.answer(200, Self.preferences(port: 51413))
+        driver.feed(.listenerChecked(listening: true))
+        #expect(driver.session.status.health == .verified)
+        #expect(driver.logged("qBittorrent is fine again"))
+    }
+
+    @Test func apiKeysNeedNoLogin() {
+        var driver = Driver(session: QBittorrentSession(settings: settings(.apiKey(Secret(value: "qbt_abcdefghijklmnopqrstuvwxyz12", origin: "t")))), now: start)
+        driver.feed(.desiredPort(Port(51413)!))
+        #expect(driver.lastTarget == "GET /api/v2/app/version")
+        #expect(driver.sent.last?.headers["Authorization"] == "Bearer qbt_abcdefghijklmnopqrstuvwxyz12")
+        driver.answer(403, "Forbidden")
+        #expect(driver.logged("qBittorrent refused the API key (403 on /api/v2/app/version)"))
+        #expect(driver.sent.count == 1)
+    }
+
+    @Test func bypassWithoutPasswordSaysWhatToDoOnA403() {
+        var driver = Driver(session: QBittorrentSession(settings: settings(.none)), now: start)
+        driver.feed(.desiredPort(Port(51413)!))
+        #expect(driver.lastTarget == "GET /api/v2/app/version")
+        driver.answer(403, "Forbidden")
+        #expect(driver.logged("no password is configured: set [qbittorrent].password_file, or enable \"Bypass authentication for clients on localhost\""))
+    }
+
+    @Test func bindingChecksTheInterfaceListAndSetsIt() {
+        var driver = loggedIn(settings(interface: "wg0"))
+        #expect(driver.lastTarget == "GET /api/v2/app/networkInterfaceList")
+        driver.answer(200, #"[{"name":"lo","value":"lo"},{"name":"eth0","value":"eth0"}]"#)
+        #expect(driver.logged("qBittorrent does not list interface wg0 (it lists only interfaces that have an address: lo, eth0)"))
+        driver.answer(200, Self.preferences(port: 51413, interface: ""))
+        #expect(driver.lastBody.contains(FormEncoding.percentEncode(#""current_network_interface":"wg0""#)))
+    }
+
+    @Test func aNewPortDuringARequestIsAppliedRightAfterIt() {
+        var driver = loggedIn()
+        driver.feed(.desiredPort(Port(2000)!))
+        driver.feed(.desiredPort(Port(3000)!))
+        driver.answer(200, Self.preferences(port: 51413))
+        // The preferences are current, so they are compared with the newest port: one write.
+        #expect(driver.session.desired == Port(3000))
+        #expect(driver.lastBody.contains("3000"))
+        driver.feed(.desiredPort(Port(4000)!))
+        driver.answer(200)
+        #expect(driver.lastTarget == "GET /api/v2/app/preferences")
+        driver.answer(200, Self.preferences(port: 3000))
+        #expect(driver.lastBody.contains("4000"), "a read-back for 3000 while 4000 is wanted is no failure: it writes 4000")
+        driver.answer(200)
+        driver.answer(200, Self.preferences(port: 4000))
+        #expect(driver.session.status.health == .verified)
+        #expect(driver.session.inFlight == nil, "nothing more to do")
+        #expect(driver.session.counters.failedApplies == 0)
+    }
+
+    @Test func listeningPortsFromTheSocketTable() {
+        let table = """
+              sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+               0: 0100007F:C8D5 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+               1: 0100007F:1F90 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
+            """
+        #expect(ListeningPorts.parse(table) == [0xC8D5])
+    }
+}
