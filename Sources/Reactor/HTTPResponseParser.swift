@@ -76,12 +76,9 @@ public struct HTTPResponseParser {
                 current = head
                 try startBody(for: head)
             case .fixed(let remaining):
-                let available = min(remaining, buffer.count - position)
-                current!.body.append(contentsOf: buffer[position..<position + available])
-                position += available
-                if available < remaining {
-                    state = .fixed(remaining: remaining - available)
-                    compact()
+                let missing = takeBody(remaining)
+                guard missing == 0 else {
+                    state = .fixed(remaining: missing)
                     return nil
                 }
                 return finishResponse()
@@ -100,12 +97,9 @@ public struct HTTPResponseParser {
                     state = .chunkData(remaining: size)
                 }
             case .chunkData(let remaining):
-                let available = min(remaining, buffer.count - position)
-                current!.body.append(contentsOf: buffer[position..<position + available])
-                position += available
-                if available < remaining {
-                    state = .chunkData(remaining: remaining - available)
-                    compact()
+                let missing = takeBody(remaining)
+                guard missing == 0 else {
+                    state = .chunkData(remaining: missing)
                     return nil
                 }
                 state = .chunkDataEnd
@@ -144,6 +138,15 @@ public struct HTTPResponseParser {
     }
 
     // MARK: Pieces
+
+    /// Moves up to `remaining` buffered bytes into the body; returns how many are still missing.
+    private mutating func takeBody(_ remaining: Int) -> Int {
+        let available = min(remaining, buffer.count - position)
+        current!.body.append(contentsOf: buffer[position..<position + available])
+        position += available
+        if available < remaining { compact() }
+        return remaining - available
+    }
 
     private mutating func startBody(for head: HTTPResponse) throws(HTTPParseError) {
         let noBody = noBodyExpected || head.status == 204 || head.status == 304

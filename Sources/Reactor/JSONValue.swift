@@ -57,15 +57,17 @@ public enum JSONValue: Equatable, Sendable {
         case .number(let number):
             if let integer { return String(integer) }
             return number.isFinite ? "\(number)" : "null"
-        case .string(let text): return JSONValue.quote(text)
+        case .string(let text): return JSONValue.quoted(text)
         case .array(let elements): return "[" + elements.map(\.serialized).joined(separator: ",") + "]"
         case .object(let members):
-            return "{" + members.sorted { $0.key < $1.key }.map { "\(JSONValue.quote($0.key)):\($0.value.serialized)" }
+            return "{" + members.sorted { $0.key < $1.key }.map { "\(JSONValue.quoted($0.key)):\($0.value.serialized)" }
                 .joined(separator: ",") + "}"
         }
     }
 
-    static func quote(_ text: String) -> String {
+    /// `text` as a JSON string. Control characters and DEL are escaped, so the result is also
+    /// a valid TOML basic string.
+    public static func quoted(_ text: String) -> String {
         var result = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -75,7 +77,7 @@ public enum JSONValue: Equatable, Sendable {
             case "\r": result += "\\r"
             case "\t": result += "\\t"
             default:
-                if scalar.value < 0x20 {
+                if scalar.value < 0x20 || scalar.value == 0x7F {
                     let hex = String(scalar.value, radix: 16)
                     result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {

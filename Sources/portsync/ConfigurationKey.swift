@@ -41,7 +41,7 @@ struct ConfigurationKey: Sendable {
     /// The key's value in `configuration`, as TOML.
     func renderedValue(in configuration: Configuration) -> String {
         switch current {
-        case .quoted(let read): TOMLDocument.quoted(read(configuration))
+        case .quoted(let read): JSONValue.quoted(read(configuration))  // a JSON string is a TOML basic string
         case .plain(let read): read(configuration)
         }
     }
