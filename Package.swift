@@ -16,7 +16,7 @@ let package = Package(
         .executableTarget(name: "portsync", dependencies: ["Reactor", "Watchers", "Sinks", "CLinux"]),
         .target(name: "TestSupport", dependencies: ["Reactor", "CLinux"], path: "Tests/TestSupport"),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CLinux", "TestSupport"]),
-        .testTarget(name: "WatchersTests", dependencies: ["Watchers", "Reactor"]),
+        .testTarget(name: "WatchersTests", dependencies: ["Watchers", "Reactor", "CLinux", "TestSupport"]),
         .testTarget(name: "SinksTests", dependencies: ["Sinks", "Reactor", "TestSupport"]),
         .testTarget(name: "portsyncTests", dependencies: ["portsync", "Reactor", "TestSupport"]),
     ],

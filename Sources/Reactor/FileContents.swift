@@ -23,3 +23,50 @@ public enum FileContents {
         access(path, F_OK) == 0
     }
 }
+
+extension FileContents {
+    /// Replaces the file at `path` with `bytes` so that a reader sees either the old or the new
+    /// content, never a mix, even across a crash: a temporary file in the same directory,
+    /// fsync, rename over, fsync of the directory. Missing parent directories are created 0700.
+    public static func writeAtomically(_ bytes: [UInt8], toPath path: String, mode: mode_t = 0o644) throws {
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        try makeDirectories(directory.isEmpty ? "/" : directory)
+        let temporary = "\(path).tmp.\(getpid())"
+        let fd = FileDescriptor(rawValue: try systemCall("open \(temporary)") {
+            open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        })
+        do {
+            var offset = 0
+            while offset < bytes.count {
+                let written = try bytes.withUnsafeBytes { buffer in
+                    try systemCall("write") { Glibc.write(fd.rawValue, buffer.baseAddress! + offset, buffer.count - offset) }
+                }
+                offset += written
+            }
+            _ = try systemCall("fsync") { fsync(fd.rawValue) }
+            fd.close()
+            _ = try systemCall("rename \(temporary)") { rename(temporary, path) }
+        } catch {
+            fd.close()
+            unlink(temporary)
+            throw error
+        }
+        let directoryFD = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            // Makes the rename itself durable; a failure here loses nothing already written.
+            fsync(directoryFD)
+            Glibc.close(directoryFD)
+        }
+    }
+
+    /// `mkdir -p` with mode 0700 for what it creates.
+    public static func makeDirectories(_ path: String) throws {
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o700) == -1 && errno != EEXIST {
+                throw SystemCallError(call: "mkdir \(current)", errno: errno)
+            }
+        }
+    }
+}

@@ -26,7 +26,7 @@ extension IOResult: Equatable where Value: Equatable {}
 
 /// The one place where errno is read. Retries EINTR; throws everything else.
 @inline(__always)
-func systemCall<T: FixedWidthInteger>(_ name: String, _ body: () -> T) throws(SystemCallError) -> T {
+public func systemCall<T: FixedWidthInteger>(_ name: String, _ body: () -> T) throws(SystemCallError) -> T {
     while true {
         let result = body()
         if result != -1 { return result }
@@ -38,7 +38,7 @@ func systemCall<T: FixedWidthInteger>(_ name: String, _ body: () -> T) throws(Sy
 
 /// Like `systemCall`, but EAGAIN/EWOULDBLOCK is returned as `.wouldBlock`.
 @inline(__always)
-func nonBlockingCall<T: FixedWidthInteger>(_ name: String, _ body: () -> T) throws(SystemCallError) -> IOResult<T> {
+public func nonBlockingCall<T: FixedWidthInteger>(_ name: String, _ body: () -> T) throws(SystemCallError) -> IOResult<T> {
     do {
         return .done(try systemCall(name, body))
     } catch where error.errno == EAGAIN || error.errno == EWOULDBLOCK {

@@ -86,6 +86,7 @@ public struct QBittorrentSession {
     private var syncRequested = false
     /// The port the last write asked for: a read-back verifies only that.
     private var writtenPort: Port?
+    private var writeWithoutReading = false
     private var refusedUntil: Instant?
     private var consecutiveFailures = 0
     private var lastProblem: String?
@@ -103,6 +104,8 @@ public struct QBittorrentSession {
         case .desiredPort(let port):
             if port == desired && status.verifiedPort == port && inFlight == nil && !reassertPending { break }
             desired = port
+            // Verified on the old port with nothing pending: the new one can be written at once.
+            writeWithoutReading = status.health == .verified && status.verifiedPort != nil && inFlight == nil
             if refusedUntil != nil {
                 effects.append(.log(.warning, "port \(port) noted, but not applied: the qBittorrent login is refused (see above)"))
                 break
@@ -195,7 +198,14 @@ public struct QBittorrentSession {
             send(.version, &effects)
         } else if settings.interface != nil && !interfacesChecked {
             send(.interfaces, &effects)
+        } else if writeWithoutReading, !reassertPending, let verified = status.verifiedPort, verified != desired {
+            // qBittorrent was verified on the old port, so the new one needs a write: the read
+            // before it is skipped (the read-back still verifies). This is the latency path.
+            writeWithoutReading = false
+            effects.append(.log(.info, "setting listen_port \(desired!) (was \(verified))"))
+            send(.writePreferences(away: false, fields: wantedFields()), &effects)
         } else {
+            writeWithoutReading = false
             send(.readPreferences(verify: false), &effects)
         }
     }

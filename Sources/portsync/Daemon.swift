@@ -1,6 +1,9 @@
 import Reactor
+import Sinks
+import Watchers
 
-/// `portsync run`: owns the loop and everything in it; stops cleanly on SIGTERM/SIGINT and
+/// `portsync run`: the watchers feed the coordinator, the coordinator drives the qBittorrent
+/// sink, and the outcome goes to the state file. It stops cleanly on SIGTERM/SIGINT and
 /// re-reads the configuration on SIGHUP (a bad new one is reported and the old one kept).
 final class Daemon {
     private let loop: EventLoop
@@ -8,23 +11,128 @@ final class Daemon {
     private let loader: ConfigurationLoader
     private(set) var loaded: LoadedConfiguration
     private var signals: SignalSource?
+    private var coordinator = Coordinator()
+    private var sink: QBittorrentSink
+    private var watchers: [PortFileWatcher] = []
+    private var stateStore: StateStore
+    private var state: DaemonState?
+    private var expiryTimer: Timer!
 
     init(loader: ConfigurationLoader, loaded: LoadedConfiguration, logger: Logger) throws {
         self.loader = loader
         self.loaded = loaded
         self.logger = logger
         loop = try EventLoop(logger: logger)
+        sink = QBittorrentSink(loop: loop, settings: QBittorrentSettings(loaded.configuration, loaded.credentials))
+        stateStore = StateStore(path: loaded.configuration.daemon.stateFile)
+        expiryTimer = loop.makeTimer(name: "coordinator.expiry") { [unowned self] in self.decide() }
+        sink.onStatusChange = { [unowned self] _ in self.recordOutcome() }
     }
 
     func run() throws -> ExitCode {
+        let configuration = loaded.configuration
+        if let reason = Self.unsupported(configuration.source.strategy) {
+            logger.error("portsync", reason)
+            return .unsupported
+        }
         signals = try SignalSource(loop: loop) { [unowned self] signal in self.handle(signal) }
         defer { signals?.close() }
-        let configuration = loaded.configuration
+        loadState()
         logger.info("portsync", "\(CommandLineInterface.version) running (pid \(ProcessEnvironment.processID)); strategy \(configuration.source.strategy.rawValue), qBittorrent at \(configuration.qbittorrent.url), configuration \(configuration.file ?? "defaults")")
+        try startWatchers(configuration)
         try loop.run()
+        watchers.forEach { $0.stop() }
         logger.info("portsync", "stopped")
         return .success
     }
+
+    /// Why a strategy cannot run in this build, if it cannot.
+    static func unsupported(_ strategy: SourceStrategy) -> String? {
+        switch strategy {
+        case .auto, .file: nil
+        case .natpmp, .gluetun: "strategy \"\(strategy.rawValue)\" is not available in this build yet; use \"file\" or \"auto\""
+        }
+    }
+
+    // MARK: Sources
+
+    private func startWatchers(_ configuration: Configuration) throws {
+        let watcher = PortFileWatcher(loop: loop, name: "proton.file", path: configuration.proton.portFile, source: .protonFile) {
+            [unowned self] observation in self.observed(observation)
+        }
+        try watcher.start()
+        watchers = [watcher]
+    }
+
+    private func observed(_ observation: PortObservation) {
+        if let decision = coordinator.observe(observation, now: loop.now) {
+            logger.notice("portsync", "port \(decision.port) from \(decision.source.rawValue)\(decision.previous.map { " (was \($0))" } ?? "")")
+            sink.apply(decision.port)
+        }
+        scheduleExpiry()
+        recordOutcome()
+    }
+
+    private func decide() {
+        if let decision = coordinator.decide(now: loop.now) {
+            logger.notice("portsync", "port \(decision.port) from \(decision.source.rawValue) (an observation expired)")
+            sink.apply(decision.port)
+        }
+        scheduleExpiry()
+        recordOutcome()
+    }
+
+    private func scheduleExpiry() {
+        if let expiry = coordinator.nextExpiry(after: loop.now) { expiryTimer.schedule(at: expiry) } else { expiryTimer.cancel() }
+    }
+
+    // MARK: State
+
+    private func loadState() {
+        do {
+            state = try stateStore.load()
+            if let state, let port = state.port {
+                logger.info("portsync", "last applied port \(port) (\(state.source ?? "?")) \(state.appliedAt.map { WallClock.age($0) } ?? "")")
+            }
+        } catch {
+            logger.warning("portsync", "state file \(stateStore.path): \(error); starting without it")
+        }
+    }
+
+    /// Writes the state file when the port, its source or the health changed.
+    private func recordOutcome() {
+        let status = sink.status
+        var next = state ?? DaemonState(health: "", pid: ProcessEnvironment.processID, updatedAt: 0)
+        next.pid = ProcessEnvironment.processID
+        next.health = healthText(status)
+        next.qbittorrentVersion = status.version ?? next.qbittorrentVersion
+        if status.health == .verified, let port = status.verifiedPort, port == coordinator.desired {
+            if next.port != port { next.appliedAt = WallClock.now }
+            next.port = port
+            next.source = coordinator.desiredSource?.rawValue
+        }
+        guard next != state else { return }
+        next.updatedAt = WallClock.now
+        do {
+            try stateStore.save(next)
+            state = next
+        } catch {
+            logger.error("portsync", "cannot write the state file: \(error)")
+        }
+    }
+
+    private func healthText(_ status: QBittorrentStatus) -> String {
+        guard let desired = coordinator.desired else {
+            return coordinator.hasLivePort(now: loop.now) ? "starting" : "waiting for a forwarded port"
+        }
+        switch status.health {
+        case .verified where status.verifiedPort == desired: return "ok"
+        case .idle, .applying, .verified: return "applying port \(desired)"
+        case .unreachable(let message), .failing(let message), .loginRefused(let message): return message
+        }
+    }
+
+    // MARK: Signals
 
     private func handle(_ signal: Signal) {
         switch signal {
@@ -37,18 +145,37 @@ final class Daemon {
     }
 
     private func reload() {
+        let fresh: LoadedConfiguration
         do {
-            let fresh = try loader.load()
-            fresh.warnings.forEach { logger.warning("config", $0) }
-            guard fresh != loaded else {
-                logger.info("config", "SIGHUP: configuration unchanged")
-                return
-            }
-            loaded = fresh
-            logger.level = fresh.configuration.daemon.logLevel
-            logger.notice("config", "SIGHUP: configuration reloaded from \(fresh.configuration.file ?? "defaults")")
+            fresh = try loader.load()
         } catch {
             logger.error("config", "SIGHUP: \(error); keeping the previous configuration")
+            return
         }
+        fresh.warnings.forEach { logger.warning("config", $0) }
+        guard fresh != loaded else {
+            logger.info("config", "SIGHUP: configuration unchanged")
+            return
+        }
+        if let reason = Self.unsupported(fresh.configuration.source.strategy) {
+            logger.error("config", "SIGHUP: \(reason); keeping the previous configuration")
+            return
+        }
+        let old = loaded.configuration
+        loaded = fresh
+        let configuration = fresh.configuration
+        logger.level = configuration.daemon.logLevel
+        stateStore = StateStore(path: configuration.daemon.stateFile)
+        if configuration.source != old.source || configuration.proton != old.proton {
+            watchers.forEach { $0.stop() }
+            coordinator = Coordinator()
+            do {
+                try startWatchers(configuration)
+            } catch {
+                logger.error("portsync", "SIGHUP: cannot watch \(configuration.proton.portFile): \(error)")
+            }
+        }
+        sink.update(QBittorrentSettings(configuration, fresh.credentials))
+        logger.notice("config", "SIGHUP: configuration reloaded from \(configuration.file ?? "defaults")")
     }
 }

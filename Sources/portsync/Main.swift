@@ -42,8 +42,13 @@ enum Main {
                 logger.error("portsync", "\(error)")
                 return .transientFailure
             }
-        case .once, .doctor, .status:
-            return fail("\"\(invocation.command.rawValue)\" is not available in this build yet", .unsupported)
+        case .once:
+            if loaded.configuration.daemon.logLevel == .info && !invocation.trace { logger.level = .warning }
+            return OnceCommand(loaded: loaded, logger: logger, json: invocation.json).run()
+        case .status:
+            return StatusCommand(loaded: loaded, json: invocation.json).run()
+        case .doctor:
+            return fail("\"doctor\" is not available in this build yet", .unsupported)
         }
     }
 

@@ -93,6 +93,19 @@ import Testing
         #expect(driver.sent.count == count, "the same port again sends nothing at all")
     }
 
+    @Test func aNewPortAfterAVerifiedOneIsWrittenWithoutReadingFirst() {
+        var driver = loggedIn()
+        driver.answer(200, Self.preferences(port: 51413))
+        let sent = driver.sent.count
+        driver.feed(.desiredPort(Port(40000)!))
+        #expect(driver.lastTarget == "POST /api/v2/app/setPreferences")
+        #expect(driver.sent.count == sent + 1)
+        driver.answer(200)
+        driver.answer(200, Self.preferences(port: 40000))
+        #expect(driver.session.status == { var status = QBittorrentStatus(); status.health = .verified; status.verifiedPort = Port(40000); status.version = "v4.5.2"; return status }())
+        #expect(driver.sent.count == sent + 2, "one write, one read-back")
+    }
+
     @Test func qBittorrent52LoginWith204AndItsCookieName() {
         var driver = Driver(session: QBittorrentSession(settings: settings()), now: start)
         driver.feed(.desiredPort(Port(40000)!))

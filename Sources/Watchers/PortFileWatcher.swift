@@ -1,0 +1,240 @@
+import CLinux
+import Glibc
+import Reactor
+
+/// Watches a forwarded-port file (the ProtonVPN app's, or Gluetun's) through inotify on its
+/// directory, never on the file itself: the file is truncated and rewritten, replaced by a
+/// rename, deleted and recreated, and its directory may not exist yet. Until it does, the
+/// nearest existing ancestor is watched and the watch walks down as directories appear.
+///
+/// The file is read on close-after-write and on rename-in, never on a bare modify (it may be
+/// half-written then); one read serves a whole batch of events. Deletion means "no port";
+/// garbage is reported as a warning naming the content and the last good value stands.
+public final class PortFileWatcher {
+    /// What a batch of events asks for.
+    public enum Reaction: Equatable, Sendable {
+        case nothing
+        case read
+        case gone
+        /// The watched directory went away, a missing directory appeared, or events were lost:
+        /// watch again from the top, then read.
+        case rearm
+    }
+
+    public let name: String
+    public let path: String
+    public let source: PortObservation.Source
+    /// Which of several ports the file lists (Gluetun can forward several): 0 = the first.
+    public let portIndex: Int
+
+    private let loop: EventLoop
+    private let handler: (PortObservation) -> Void
+    private let directory: String
+    private let fileName: String
+    private var inotify: FileDescriptor?
+    private var registration: RegistrationID?
+    private var watch: (descriptor: Int32, directory: String)?
+    private var lastReported: Port??
+    private var retryTimer: Timer!
+    /// Reads made, for tests and the benchmark.
+    public private(set) var reads = 0
+
+    public init(loop: EventLoop, name: String, path: String, source: PortObservation.Source, portIndex: Int = 0,
+                handler: @escaping (PortObservation) -> Void) {
+        self.loop = loop
+        self.name = name
+        self.path = path
+        self.source = source
+        self.portIndex = portIndex
+        self.handler = handler
+        let slash = path.lastIndex(of: "/") ?? path.startIndex
+        directory = slash == path.startIndex ? "/" : String(path[..<slash])
+        fileName = String(path[path.index(after: slash)...])
+        retryTimer = loop.makeTimer(name: name) { [unowned self] in self.arm() }
+    }
+
+    deinit { stop() }
+
+    public func start() throws {
+        let fd = FileDescriptor(rawValue: try systemCall("inotify_init1") { inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) })
+        inotify = fd
+        registration = try loop.register(fd, interest: .readable, name: name) { [unowned self] _ in try self.drain() }
+        arm()
+    }
+
+    public func stop() {
+        retryTimer.cancel()
+        if let registration { loop.deregister(registration) }
+        registration = nil
+        inotify?.close()
+        inotify = nil
+        watch = nil
+    }
+
+    /// The directory watched right now: the file's own, or the nearest existing ancestor.
+    public var watchedDirectory: String? { watch?.directory }
+
+    // MARK: Watching
+
+    private static let fileEvents = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE)
+        | UInt32(IN_DELETE_SELF | IN_MOVE_SELF) | UInt32(IN_ONLYDIR)
+    private static let ancestorEvents = UInt32(IN_CREATE | IN_MOVED_TO) | UInt32(IN_DELETE_SELF | IN_MOVE_SELF) | UInt32(IN_ONLYDIR)
+
+    /// Watches the deepest existing directory on the way to the file, then reads the file (it
+    /// may exist already: entries made before the watch produce no event).
+    private func arm() {
+        guard let inotify else { return }
+        if let old = watch {
+            // The watch may be gone with its directory; EINVAL then says so and is fine.
+            inotify_rm_watch(inotify.rawValue, old.descriptor)
+            watch = nil
+        }
+        for _ in 0..<64 {
+            var candidate = directory
+            while !Self.isDirectory(candidate) { candidate = Self.parent(of: candidate) }
+            let atTarget = candidate == directory
+            let descriptor = inotify_add_watch(inotify.rawValue, candidate, atTarget ? Self.fileEvents : Self.ancestorEvents)
+            if descriptor == -1 {
+                let code = errno
+                if code == ENOENT || code == ENOTDIR { continue }  // it vanished between stat and watch
+                loop.logger.error(name, "\(SystemCallError(call: "inotify_add_watch \(candidate)", errno: code)); trying again in 30 s")
+                retryTimer.schedule(after: .seconds(30))
+                return
+            }
+            watch = (descriptor, candidate)
+            if atTarget {
+                loop.logger.debug(name, "watching \(directory) for \(fileName)")
+                readFile()
+                return
+            }
+            // The next directory may have appeared between the stat and the watch.
+            if Self.isDirectory(Self.child(of: candidate, toward: directory)) {
+                inotify_rm_watch(inotify.rawValue, descriptor)
+                continue
+            }
+            loop.logger.info(name, "\(directory) does not exist yet; watching \(candidate) until it does")
+            report(nil, why: "no file")
+            return
+        }
+        loop.logger.error(name, "\(directory) keeps changing; trying again in 30 s")
+        retryTimer.schedule(after: .seconds(30))
+    }
+
+    private func drain() throws {
+        guard let inotify else { return }
+        var events: [InotifyEvent] = []
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while case .done(let count) = try buffer.withUnsafeMutableBytes({ try inotify.read(into: $0) }), count > 0 {
+            events += InotifyEvent.parse(Array(buffer[0..<count]))
+        }
+        guard !events.isEmpty, let watch else { return }
+        for event in events { loop.logger.trace(name, "inotify \(event.description)") }
+        let next = watch.directory == directory ? nil : Self.child(of: watch.directory, toward: directory)
+        switch Self.reaction(to: events, watching: watch.descriptor, fileName: fileName, nextDirectory: next.map(Self.lastComponent)) {
+        case .nothing: break
+        case .read: readFile()
+        case .gone: report(nil, why: "\(fileName) was removed")
+        case .rearm:
+            if events.contains(where: { $0.has(UInt32(IN_Q_OVERFLOW)) }) {
+                loop.logger.warning(name, "inotify queue overflowed; events were lost, reading \(path) again")
+            }
+            arm()
+        }
+    }
+
+    /// What a batch of events calls for; the last event about the file decides between read
+    /// and gone. `nextDirectory`: when an ancestor is watched, the name that leads down.
+    public static func reaction(to events: [InotifyEvent], watching descriptor: Int32, fileName: String,
+                                nextDirectory: String?) -> Reaction {
+        var reaction = Reaction.nothing
+        for event in events {
+            if event.has(UInt32(IN_Q_OVERFLOW)) { return .rearm }
+            guard event.watch == descriptor else { continue }  // IN_IGNORED of an old watch
+            if event.has(UInt32(IN_DELETE_SELF | IN_MOVE_SELF)) || event.has(UInt32(IN_IGNORED)) { return .rearm }
+            if let nextDirectory {
+                if event.name == nextDirectory && event.has(UInt32(IN_ISDIR)) && event.has(UInt32(IN_CREATE | IN_MOVED_TO)) {
+                    return .rearm
+                }
+                continue
+            }
+            guard event.name == fileName else { continue }
+            if event.has(UInt32(IN_CLOSE_WRITE | IN_MOVED_TO)) {
+                reaction = .read
+            } else if event.has(UInt32(IN_DELETE | IN_MOVED_FROM)) {
+                reaction = .gone
+            }
+        }
+        return reaction
+    }
+
+    // MARK: Reading
+
+    private func readFile() {
+        reads += 1
+        let bytes: [UInt8]
+        do {
+            bytes = try FileContents.read(atPath: path, maxBytes: 4096)
+        } catch let error as SystemCallError where error.errno == ENOENT {
+            return report(nil, why: "no file")
+        } catch {
+            loop.logger.warning(name, "cannot read \(path): \(error); keeping port \(lastKnownText)")
+            return
+        }
+        loop.logger.trace(name, "read \(bytes.count) bytes: \"\(PortFile.excerpt(String(decoding: bytes, as: UTF8.self)))\"")
+        do {
+            switch try PortFile.parse(bytes) {
+            case .noPort:
+                report(nil, why: "\(fileName) is empty")
+            case .ports(let ports):
+                guard portIndex < ports.count else {
+                    loop.logger.warning(name, "\(path) lists \(ports.count) port(s); port_index \(portIndex) is not among them")
+                    return report(nil, why: "no port at index \(portIndex)")
+                }
+                report(ports[portIndex], why: "")
+            }
+        } catch {
+            loop.logger.warning(name, "\(path): \(error); keeping port \(lastKnownText)")
+        }
+    }
+
+    private var lastKnownText: String {
+        switch lastReported {
+        case .some(.some(let port)): port.description
+        default: "(none)"
+        }
+    }
+
+    private func report(_ port: Port?, why: String) {
+        if let lastReported, lastReported == port { return }
+        lastReported = .some(port)
+        if let port {
+            loop.logger.info(name, "forwarded port \(port) in \(path)")
+        } else {
+            loop.logger.info(name, "no forwarded port: \(why)")
+        }
+        handler(PortObservation(source: source, port: port, time: loop.now))
+    }
+
+    // MARK: Paths
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// The directory one level below `ancestor` on the way to `target`.
+    static func child(of ancestor: String, toward target: String) -> String {
+        let prefix = ancestor == "/" ? "/" : ancestor + "/"
+        let rest = target.dropFirst(prefix.count)
+        return prefix + (rest.split(separator: "/").first.map(String.init) ?? "")
+    }
+
+    static func lastComponent(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+}

@@ -1,0 +1,29 @@
+import Reactor
+
+/// What a watcher saw: a port (or none right now) from one source at one time. A NAT-PMP
+/// mapping also has a lease; a file hint does not expire.
+public struct PortObservation: Equatable, Sendable {
+    public enum Source: String, Sendable, CaseIterable {
+        case protonFile = "proton-file"
+        case natpmp
+        case gluetun
+        case gluetunFile = "gluetun-file"
+
+        /// A live mapping from the gateway outranks a file that repeats what someone was told.
+        public var isAuthority: Bool { self == .natpmp }
+    }
+
+    public let source: Source
+    /// nil: the source says there is no port right now (never "port 0").
+    public let port: Port?
+    public let time: Instant
+    /// When the observation stops counting; nil: until the next one.
+    public let expiry: Instant?
+
+    public init(source: Source, port: Port?, time: Instant, expiry: Instant? = nil) {
+        self.source = source
+        self.port = port
+        self.time = time
+        self.expiry = expiry
+    }
+}

@@ -1,0 +1,99 @@
+import Glibc
+import Reactor
+
+/// What the daemon remembers across restarts and what `portsync status` shows: the last port
+/// applied, from which source, when, and the health in words. Stored as JSON, written
+/// atomically (temp file, fsync, rename), only when something in it changes.
+struct DaemonState: Equatable {
+    var port: Port? = nil
+    var source: String? = nil
+    /// When qBittorrent was last verified on `port` (Unix seconds).
+    var appliedAt: Int64? = nil
+    /// "ok" when qBittorrent is verified on the desired port; otherwise what is wrong.
+    var health: String
+    var qbittorrentVersion: String? = nil
+    var pid: Int32
+    var updatedAt: Int64
+
+    var isHealthy: Bool { health == "ok" }
+
+    var json: String {
+        var members: [String: JSONValue] = [
+            "health": .string(health), "pid": .number(Double(pid)), "updated_at": .number(Double(updatedAt)),
+        ]
+        if let port { members["port"] = .number(Double(port.value)) }
+        if let source { members["source"] = .string(source) }
+        if let appliedAt { members["applied_at"] = .number(Double(appliedAt)) }
+        if let qbittorrentVersion { members["qbittorrent_version"] = .string(qbittorrentVersion) }
+        return JSONValue.object(members).serialized + "\n"
+    }
+
+    struct ParseError: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    static func parse(_ bytes: [UInt8]) throws -> DaemonState {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(bytes)
+        } catch {
+            throw ParseError(message: "not JSON (\(error))")
+        }
+        guard case .object = value, let health = value["health"]?.string else {
+            throw ParseError(message: "not a portsync state (no \"health\")")
+        }
+        var port: Port?
+        if let number = value["port"]?.integer {
+            guard let valid = Port(number) else { throw ParseError(message: "port \(number) is out of range") }
+            port = valid
+        }
+        return DaemonState(port: port, source: value["source"]?.string, appliedAt: value["applied_at"]?.integer.map(Int64.init),
+                           health: health, qbittorrentVersion: value["qbittorrent_version"]?.string,
+                           pid: Int32(value["pid"]?.integer ?? 0), updatedAt: Int64(value["updated_at"]?.integer ?? 0))
+    }
+}
+
+/// Reads and writes the state file.
+struct StateStore {
+    let path: String
+
+    func load() throws -> DaemonState? {
+        let bytes: [UInt8]
+        do {
+            bytes = try FileContents.read(atPath: path, maxBytes: 64 * 1024)
+        } catch let error as SystemCallError where error.errno == ENOENT {
+            return nil
+        }
+        return try DaemonState.parse(bytes)
+    }
+
+    func save(_ state: DaemonState) throws {
+        try FileContents.writeAtomically(Array(state.json.utf8), toPath: path, mode: 0o600)
+    }
+}
+
+enum WallClock {
+    static var now: Int64 { Int64(time(nil)) }
+
+    /// "2026-11-22 16:10:03" in local time.
+    static func text(_ seconds: Int64) -> String {
+        var value = time_t(seconds)
+        var parts = tm()
+        localtime_r(&value, &parts)
+        func two(_ number: Int32) -> String { number < 10 ? "0\(number)" : "\(number)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+    }
+
+    /// "3 min ago", "2 h ago", "just now".
+    static func age(_ seconds: Int64, now: Int64 = now) -> String {
+        let elapsed = max(0, now - seconds)
+        switch elapsed {
+        case ..<10: return "just now"
+        case ..<120: return "\(elapsed) s ago"
+        case ..<7200: return "\(elapsed / 60) min ago"
+        case ..<172_800: return "\(elapsed / 3600) h ago"
+        default: return "\(elapsed / 86_400) days ago"
+        }
+    }
+}

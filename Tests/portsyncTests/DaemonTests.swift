@@ -1,0 +1,208 @@
+import Foundation
+import Glibc
+import Reactor
+import Testing
+import TestSupport
+@testable import portsync
+
+/// The portsync binary against a real qbittorrent-nox, with the ProtonVPN file in a temporary
+/// runtime directory: what a desktop user runs.
+@Suite(.serialized, .enabled(if: QBittorrentInstance.available, "qbittorrent-nox is not installed (./scripts/test installs it as root)"))
+final class DaemonTests {
+    let directory = TemporaryDirectory()
+    let qbittorrent: QBittorrentInstance
+
+    init() throws {
+        qbittorrent = try QBittorrentInstance()
+        directory.write("password", QBittorrentInstance.password + "\n")
+    }
+
+    var runtime: String { "\(directory.path)/run" }
+    var portFile: String { "\(runtime)/Proton/VPN/forwarded_port" }
+    var stateFile: String { "\(directory.path)/state/state.json" }
+
+    func environment(password: String? = nil, _ extra: [String: String] = [:]) -> [String: String] {
+        var variables = [
+            "XDG_RUNTIME_DIR": runtime,
+            "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(qbittorrent.webUIPort)",
+            "PORTSYNC_QBITTORRENT_PASSWORD_FILE": "\(directory.path)/password",
+            "PORTSYNC_DAEMON_STATE_FILE": stateFile,
+        ]
+        if let password {
+            directory.write("other-password", password)
+            variables["PORTSYNC_QBITTORRENT_PASSWORD_FILE"] = "\(directory.path)/other-password"
+        }
+        variables.merge(extra) { $1 }
+        return variables
+    }
+
+    /// Writes like the ProtonVPN app: truncate, write, close.
+    func writePort(_ text: String, to path: String? = nil) {
+        let target = path ?? portFile
+        try? FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let fd = open(target, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
+    /// Polls qBittorrent (through its own API) until it listens on `port`.
+    func qBittorrentReaches(_ port: UInt16, seconds: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if (try? qbittorrent.listenPort()) == Int(port) { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    func daemon(_ extra: [String: String] = [:]) throws -> Child {
+        let child = try Child(["run"], environment: environment(extra))
+        #expect(child.waitForOutput(containing: "running (pid").contains("running (pid"))
+        return child
+    }
+
+    @Test func runFollowsEveryWayTheFileIsWritten() throws {
+        let ports = (0..<4).map { _ in freePort() }
+        writePort(String(ports[0]))
+        let daemon = try daemon()
+        #expect(qBittorrentReaches(ports[0]))
+
+        writePort(String(ports[1]))
+        #expect(qBittorrentReaches(ports[1]), "truncate + write")
+
+        writePort(String(ports[2]), to: "\(runtime)/Proton/VPN/.forwarded_port.tmp")
+        rename("\(runtime)/Proton/VPN/.forwarded_port.tmp", portFile)
+        #expect(qBittorrentReaches(ports[2]), "write a temporary file, rename it in")
+
+        unlink(portFile)
+        #expect(daemon.waitForOutput(containing: "no forwarded port: forwarded_port was removed").contains("was removed"))
+        writePort(String(ports[3]))
+        #expect(qBittorrentReaches(ports[3]), "deleted and recreated")
+
+        writePort("not-a-port")
+        #expect(daemon.waitForOutput(containing: "not a port number: \"not-a-port\"; keeping port \(ports[3])").contains("keeping port"))
+        writePort("")
+        #expect(daemon.waitForOutput(containing: "forwarded_port is empty").contains("is empty"))
+        #expect(try qbittorrent.listenPort() == Int(ports[3]), "garbage and empty never move the port")
+
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 1) == 0, "SIGTERM: a clean exit within 1 s")
+        #expect(!daemon.output.contains(QBittorrentInstance.password))
+    }
+
+    @Test func theDirectoryMayAppearAfterTheStart() throws {
+        let daemon = try daemon()
+        #expect(daemon.waitForOutput(containing: "does not exist yet").contains("watching \(directory.path) until it does"))
+        let port = freePort()
+        writePort(String(port))
+        #expect(qBittorrentReaches(port))
+        daemon.signal(SIGINT)
+        #expect(daemon.wait(seconds: 1) == 0)
+    }
+
+    @Test func aThousandRapidRewritesEndOnTheLastValueWithAFewApplies() throws {
+        writePort(String(freePort()))
+        let daemon = try daemon()
+        #expect(daemon.waitForOutput(containing: "applied and verified").contains("applied and verified"))
+        let before = daemon.output.components(separatedBy: "applied and verified").count
+        var last: UInt16 = 0
+        for index in 0..<1000 {
+            last = UInt16(20000 + index)
+            writePort(String(last))
+        }
+        #expect(qBittorrentReaches(last, seconds: 15))
+        usleep(300_000)
+        let applies = daemon.output.components(separatedBy: "applied and verified").count - before
+        #expect(applies >= 1 && applies <= 10, "a burst of 1000 writes took \(applies) applies")
+        #expect(try qbittorrent.listenPort() == Int(last))
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 1) == 0)
+    }
+
+    @Test func aRestartWithTheStateFileSendsNoSetPreferences() throws {
+        let port = freePort()
+        writePort(String(port))
+        let first = try daemon()
+        #expect(qBittorrentReaches(port))
+        #expect(first.waitForOutput(containing: "listen_port \(port) applied and verified").contains("applied"))
+        first.signal(SIGTERM)
+        #expect(first.wait(seconds: 1) == 0)
+        #expect(try String(contentsOfFile: stateFile, encoding: .utf8).contains("\"port\":\(port)"))
+
+        let second = try daemon()
+        let output = second.waitForOutput(containing: "qBittorrent already listens on port \(port)")
+        #expect(output.contains("last applied port \(port) (proton-file)"))
+        #expect(output.contains("qBittorrent already listens on port \(port)"))
+        #expect(!output.contains("setting listen_port"), "nothing is written to qBittorrent")
+        #expect(!output.contains("applied and verified"))
+        second.signal(SIGTERM)
+        #expect(second.wait(seconds: 1) == 0)
+    }
+
+    @Test func onceAnswersWithTheDocumentedExitCodes() throws {
+        // No file at all: no source available here.
+        var (status, output) = try Child.run(["once"], environment: environment())
+        #expect(status == 3, "\(output)")
+        #expect(output.contains("no source available: \(portFile) does not exist"))
+        (status, _) = try Child.run(["once", "--strategy", "natpmp"], environment: environment())
+        #expect(status == 3)
+
+        writePort("")
+        (status, output) = try Child.run(["once"], environment: environment())
+        #expect(status == 1 && output.contains("no forwarded port right now"), "\(output)")
+        writePort("garbage")
+        (status, output) = try Child.run(["once"], environment: environment())
+        #expect(status == 1 && output.contains("not a port number: \"garbage\""), "\(output)")
+
+        let port = freePort()
+        writePort(String(port))
+        (status, output) = try Child.run(["once", "--json"], environment: environment())
+        #expect(status == 0, "\(output)")
+        let result = try JSONValue.parse(Array(output.utf8))
+        #expect(result["port"]?.integer == Int(port))
+        #expect(result["source"]?.string == "proton-file")
+        #expect(result["applied"]?.bool == true && result["verified"]?.bool == true && result["changed"]?.bool == true)
+        #expect(result["qbittorrent"]?.string == "v4.5.2")
+        #expect(try qbittorrent.listenPort() == Int(port))
+
+        (status, output) = try Child.run(["once"], environment: environment())
+        #expect(status == 0)
+        #expect(output == "qBittorrent v4.5.2 already listens on port \(port) (proton-file); nothing to change\n")
+
+        (status, output) = try Child.run(["once"], environment: environment(password: "wrong-password"))
+        #expect(status == 2, "wrong credentials are a configuration problem: \(output)")
+        #expect(output.contains("rejected the username \"admin\" or its password"))
+        #expect(qbittorrent.log.components(separatedBy: "WebAPI login failure").count - 1 == 1)
+
+        (status, output) = try Child.run(["once"], environment: environment(["PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"]))
+        #expect(status == 1 && output.contains("unreachable: connection refused"), "\(output)")
+
+        (status, _) = try Child.run(["once", "--set", "natpmp.lease_seconds=0"], environment: environment())
+        #expect(status == 2)
+    }
+
+    @Test func statusTellsTheStateInWordsAndJSON() throws {
+        var (status, output) = try Child.run(["status"], environment: environment())
+        #expect(status == 1 && output.contains("no state yet"))
+
+        let port = freePort()
+        writePort(String(port))
+        #expect(try Child.run(["once"], environment: environment()).0 == 0)
+        (status, output) = try Child.run(["status"], environment: environment())
+        #expect(status == 0)
+        #expect(output.contains("port \(port) from proton-file, applied "))
+        #expect(output.contains("health: ok"))
+        #expect(output.contains("daemon: not running"))
+
+        let daemon = try daemon()
+        #expect(daemon.waitForOutput(containing: "already listens on port \(port)").contains("already"))
+        (status, output) = try Child.run(["status", "--json"], environment: environment())
+        let state = try JSONValue.parse(Array(output.utf8))
+        #expect(state["port"]?.integer == Int(port))
+        #expect(state["health"]?.string == "ok")
+        #expect(state["daemon_running"]?.bool == true)
+        #expect(state["pid"]?.integer == Int(daemon.process.pid))
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 1) == 0)
+    }
+}

@@ -1,0 +1,191 @@
+"""Shared pieces of portsync's benchmarks: a locked-down qbittorrent-nox and a portsync daemon,
+both started and stopped by PID, traffic on 127.0.0.1 only."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+USERNAME = "admin"
+PASSWORD = "portsync-test-password"
+# PBKDF2-HMAC-SHA512 of PASSWORD, 100000 iterations, salt "portsync-salt-16".
+PASSWORD_HASH = ("cG9ydHN5bmMtc2FsdC0xNg==:tx1E6i58seMSyu4oihQw39/V7w+Bt0E87B/GoHg70gXl9yoo+yo5ES9h9w+uT/DAbJ8m+"
+                 "lQMiaEWMPiJJtNcsA==")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build(static=False):
+    """Builds the release binary and returns its path."""
+    scratch = os.path.join(ROOT, ".build-static" if static else ".build")
+    command = ["swift", "build", "-c", "release", "--product", "portsync", "--scratch-path", scratch]
+    if static:
+        command += ["-Xswiftc", "-static-stdlib"]
+    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return os.path.join(scratch, "release", "portsync")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+class QBittorrent:
+    """qbittorrent-nox with the throwaway locked-down profile of
+    shared/reference/qbittorrent-test-instance.md, written before it starts."""
+
+    def __init__(self):
+        self.profile = tempfile.mkdtemp(prefix="portsync-bench-qbt-")
+        self.webui_port = free_port()
+        config = os.path.join(self.profile, "qBittorrent", "config")
+        os.makedirs(config)
+        with open(os.path.join(config, "qBittorrent.conf"), "w") as conf:
+            conf.write(f"""[LegalNotice]
+Accepted=true
+
+[BitTorrent]
+Session\\Port={free_port()}
+Session\\UseRandomPort=false
+Session\\DHTEnabled=false
+Session\\LSDEnabled=false
+Session\\PeXEnabled=false
+Session\\AddTrackersEnabled=false
+Session\\Interface=lo
+Session\\InterfaceName=lo
+Session\\InterfaceAddress=127.0.0.1
+
+[Network]
+PortForwardingEnabled=false
+
+[Preferences]
+Connection\\ResolvePeerCountries=false
+Connection\\ResolvePeerHostNames=false
+Search\\SearchEnabled=false
+WebUI\\Enabled=true
+WebUI\\Address=127.0.0.1
+WebUI\\Port={self.webui_port}
+WebUI\\UseUPnP=false
+WebUI\\Username={USERNAME}
+WebUI\\Password_PBKDF2="@ByteArray({PASSWORD_HASH})"
+WebUI\\LocalHostAuth=true
+WebUI\\AuthSubnetWhitelistEnabled=false
+WebUI\\MaxAuthenticationFailCount=5
+WebUI\\BanDuration=3600
+WebUI\\CSRFProtection=true
+WebUI\\HostHeaderValidation=true
+""")
+        self.process = subprocess.Popen(
+            ["qbittorrent-nox", f"--profile={self.profile}", f"--webui-port={self.webui_port}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={"HOME": self.profile, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.webui_port, timeout=5)
+                self.cookie = self._login()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("qbittorrent-nox did not start")
+
+    def _login(self):
+        body = urllib.parse.urlencode({"username": USERNAME, "password": PASSWORD})
+        self.connection.request("POST", "/api/v2/auth/login", body,
+                                {"Content-Type": "application/x-www-form-urlencoded"})
+        response = self.connection.getresponse()
+        response.read()
+        return response.getheader("Set-Cookie").split(";")[0]
+
+    def listen_port(self):
+        self.connection.request("GET", "/api/v2/app/preferences", headers={"Cookie": self.cookie})
+        response = self.connection.getresponse()
+        return json.loads(response.read())["listen_port"]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+class Portsync:
+    """`portsync run` against a QBittorrent, watching a ProtonVPN file in a temporary runtime dir."""
+
+    def __init__(self, binary, qbittorrent, extra_env=None):
+        self.home = tempfile.mkdtemp(prefix="portsync-bench-")
+        self.runtime = os.path.join(self.home, "run")
+        self.port_file = os.path.join(self.runtime, "Proton", "VPN", "forwarded_port")
+        os.makedirs(os.path.dirname(self.port_file))
+        password_file = os.path.join(self.home, "password")
+        with open(password_file, "w") as f:
+            f.write(PASSWORD)
+        os.chmod(password_file, 0o600)
+        self.log_path = os.path.join(self.home, "portsync.log")
+        env = {"PATH": "/usr/bin:/bin", "HOME": self.home, "XDG_RUNTIME_DIR": self.runtime,
+               "PORTSYNC_QBITTORRENT_URL": f"http://127.0.0.1:{qbittorrent.webui_port}",
+               "PORTSYNC_QBITTORRENT_PASSWORD_FILE": password_file,
+               "PORTSYNC_DAEMON_STATE_FILE": os.path.join(self.home, "state.json")}
+        env.update(extra_env or {})
+        self.started = time.monotonic()
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen([binary, "run"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                            env=env, restore_signals=True)
+
+    def write_port(self, text):
+        """Truncate + write + close, as the ProtonVPN app does."""
+        with open(self.port_file, "w") as f:
+            f.write(text)
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_for_log(self, text, seconds=20):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return True
+            time.sleep(0.002)
+        return False
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
