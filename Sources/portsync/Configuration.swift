@@ -25,6 +25,13 @@ struct Configuration: Equatable {
         var gateway: IPv4Address?
         var leaseSeconds = 60
         var renewSeconds = 45
+        /// 0: the port in use when the tunnel comes up.
+        var internalPort = 0
+        var zeroInternalPort = false
+        var deleteOnExit = false
+        var recoveryCommand = ""
+        var recoveryAfter = 3
+        var recoveryCooldownSeconds = 600
     }
 
     struct Gluetun: Equatable {

@@ -112,6 +112,40 @@ extension ConfigurationKey {
                          summary: "how often the mapping is renewed") { config, value, _ throws(InvalidValue) in
             config.natpmp.renewSeconds = try duration(value, in: 1...86_400)
         },
+        ConfigurationKey(section: "natpmp", name: "internal_port", kind: .integer, flag: nil,
+                         current: .plain({ String($0.natpmp.internalPort) }),
+                         summary: "internal port of the mapping; 0: the port in use when the tunnel comes up") { config, value, _ throws(InvalidValue) in
+            let port = try value.integer()
+            guard (0...65535).contains(port) else { throw InvalidValue("\(port) is not a port (0-65535)") }
+            config.natpmp.internalPort = port
+        },
+        ConfigurationKey(section: "natpmp", name: "zero_internal_port", kind: .boolean, flag: nil,
+                         current: .plain({ String($0.natpmp.zeroInternalPort) }),
+                         summary: "send internal port 0 like ProtonVPN's natpmpc loop (strict gateways refuse it)") { config, value, _ throws(InvalidValue) in
+            config.natpmp.zeroInternalPort = try value.boolean()
+        },
+        ConfigurationKey(section: "natpmp", name: "delete_on_exit", kind: .boolean, flag: nil,
+                         current: .plain({ String($0.natpmp.deleteOnExit) }),
+                         summary: "ask the gateway to drop the mappings when portsync stops") { config, value, _ throws(InvalidValue) in
+            config.natpmp.deleteOnExit = try value.boolean()
+        },
+        ConfigurationKey(section: "natpmp", name: "recovery_command", kind: .string, flag: nil,
+                         current: .quoted({ $0.natpmp.recoveryCommand }),
+                         summary: "shell command run after recovery_after failed cycles while the tunnel is up") { config, value, _ throws(InvalidValue) in
+            config.natpmp.recoveryCommand = try value.string()
+        },
+        ConfigurationKey(section: "natpmp", name: "recovery_after", kind: .integer, flag: nil,
+                         current: .plain({ String($0.natpmp.recoveryAfter) }),
+                         summary: "failed cycles in a row before the recovery command") { config, value, _ throws(InvalidValue) in
+            let count = try value.integer()
+            guard (1...1000).contains(count) else { throw InvalidValue("\(count) is out of range (1 to 1000)") }
+            config.natpmp.recoveryAfter = count
+        },
+        ConfigurationKey(section: "natpmp", name: "recovery_cooldown_seconds", kind: .integer, flag: nil,
+                         current: .plain({ String($0.natpmp.recoveryCooldownSeconds) }),
+                         summary: "least time between two runs of the recovery command") { config, value, _ throws(InvalidValue) in
+            config.natpmp.recoveryCooldownSeconds = try duration(value, in: 10...86_400)
+        },
         ConfigurationKey(section: "gluetun", name: "url", kind: .string, flag: "--gluetun-url",
                          current: .quoted({ $0.gluetun.url.description }),
                          summary: "Gluetun's control server") { config, value, _ throws(InvalidValue) in

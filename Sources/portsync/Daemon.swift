@@ -14,6 +14,11 @@ final class Daemon {
     private var coordinator = Coordinator()
     private var sink: QBittorrentSink
     private var watchers: [PortFileWatcher] = []
+    private var linkWatcher: LinkWatcher?
+    private var natpmp: NATPMPClient?
+    private var recovery: RecoveryCommand?
+    private var linkState: LinkTracker.State?
+    private var lastTunnelAddress: IPv4Address?
     private var stateStore: StateStore
     private var state: DaemonState?
     private var expiryTimer: Timer!
@@ -26,7 +31,10 @@ final class Daemon {
         sink = QBittorrentSink(loop: loop, settings: QBittorrentSettings(loaded.configuration, loaded.credentials))
         stateStore = StateStore(path: loaded.configuration.daemon.stateFile)
         expiryTimer = loop.makeTimer(name: "coordinator.expiry") { [unowned self] in self.decide() }
-        sink.onStatusChange = { [unowned self] _ in self.recordOutcome() }
+        sink.onStatusChange = { [unowned self] status in
+            if status.health == .verified, let port = status.verifiedPort { self.natpmp?.prefer(port) }
+            self.recordOutcome()
+        }
     }
 
     func run() throws -> ExitCode {
@@ -41,7 +49,7 @@ final class Daemon {
         logger.info("portsync", "\(CommandLineInterface.version) running (pid \(ProcessEnvironment.processID)); strategy \(configuration.source.strategy.rawValue), qBittorrent at \(configuration.qbittorrent.url), configuration \(configuration.file ?? "defaults")")
         try startWatchers(configuration)
         try loop.run()
-        watchers.forEach { $0.stop() }
+        stopWatchers()
         logger.info("portsync", "stopped")
         return .success
     }
@@ -49,19 +57,67 @@ final class Daemon {
     /// Why a strategy cannot run in this build, if it cannot.
     static func unsupported(_ strategy: SourceStrategy) -> String? {
         switch strategy {
-        case .auto, .file: nil
-        case .natpmp, .gluetun: "strategy \"\(strategy.rawValue)\" is not available in this build yet; use \"file\" or \"auto\""
+        case .auto, .file, .natpmp: nil
+        case .gluetun: "strategy \"gluetun\" is not available in this build yet; use \"auto\", \"file\" or \"natpmp\""
         }
     }
 
     // MARK: Sources
 
+    /// `auto`: the ProtonVPN file (an immediate hint) and NAT-PMP on the interface (the
+    /// authority, and what keeps the lease alive), each as it becomes available.
     private func startWatchers(_ configuration: Configuration) throws {
-        let watcher = PortFileWatcher(loop: loop, name: "proton.file", path: configuration.proton.portFile, source: .protonFile) {
-            [unowned self] observation in self.observed(observation)
+        let strategy = configuration.source.strategy
+        if strategy == .auto || strategy == .file {
+            let watcher = PortFileWatcher(loop: loop, name: "proton.file", path: configuration.proton.portFile, source: .protonFile) {
+                [unowned self] observation in self.observed(observation)
+            }
+            try watcher.start()
+            watchers = [watcher]
         }
-        try watcher.start()
-        watchers = [watcher]
+        if strategy == .auto || strategy == .natpmp {
+            let client = NATPMPClient(loop: loop, settings: NATPMPSettings(configuration)) { [unowned self] observation in
+                self.observed(observation)
+            }
+            if let port = coordinator.desired ?? state?.port { client.prefer(port) }
+            let natpmp = configuration.natpmp
+            if !natpmp.recoveryCommand.isEmpty {
+                let recovery = RecoveryCommand(loop: loop, command: natpmp.recoveryCommand, threshold: natpmp.recoveryAfter,
+                                               cooldown: .seconds(natpmp.recoveryCooldownSeconds))
+                client.onFailure = { streak in recovery.failed(streak: streak) }
+                self.recovery = recovery
+            }
+            self.natpmp = client
+            let link = LinkWatcher(loop: loop, interface: natpmp.interface) { [unowned self] state in self.linkChanged(state) }
+            linkWatcher = link
+            try link.start()
+        }
+    }
+
+    private func stopWatchers() {
+        watchers.forEach { $0.stop() }
+        watchers = []
+        linkWatcher?.stop()
+        linkWatcher = nil
+        natpmp?.stop(deleteMappings: loaded.configuration.natpmp.deleteOnExit)
+        natpmp = nil
+        recovery = nil
+        linkState = nil
+    }
+
+    /// The tunnel came, went or changed address. When it comes back (or moves), qBittorrent
+    /// is made to re-open its sockets: it often stops accepting after the tunnel is recreated.
+    private func linkChanged(_ state: LinkTracker.State) {
+        linkState = state
+        natpmp?.linkChanged(state)
+        if case .usable(let address) = state {
+            if lastTunnelAddress != nil, coordinator.desired != nil {
+                logger.notice("portsync", "the tunnel is back (\(address)): reasserting qBittorrent's port")
+                sink.reassert()
+            }
+            lastTunnelAddress = address
+        }
+        recordOutcome()
     }
 
     private func observed(_ observation: PortObservation) {
@@ -122,9 +178,12 @@ final class Daemon {
     }
 
     private func healthText(_ status: QBittorrentStatus) -> String {
+        let tunnelDown: String? = if case .unusable(let reason) = linkState { "VPN down: \(reason)" } else { nil }
         guard let desired = coordinator.desired else {
+            if let tunnelDown { return tunnelDown }
             return coordinator.hasLivePort(now: loop.now) ? "starting" : "waiting for a forwarded port"
         }
+        if let tunnelDown, loaded.configuration.source.strategy == .natpmp { return tunnelDown }
         switch status.health {
         case .verified where status.verifiedPort == desired: return "ok"
         case .idle, .applying, .verified: return "applying port \(desired)"
@@ -166,9 +225,10 @@ final class Daemon {
         let configuration = fresh.configuration
         logger.level = configuration.daemon.logLevel
         stateStore = StateStore(path: configuration.daemon.stateFile)
-        if configuration.source != old.source || configuration.proton != old.proton {
-            watchers.forEach { $0.stop() }
+        if configuration.source != old.source || configuration.proton != old.proton || configuration.natpmp != old.natpmp {
+            stopWatchers()
             coordinator = Coordinator()
+            lastTunnelAddress = nil
             do {
                 try startWatchers(configuration)
             } catch {

@@ -18,6 +18,9 @@
 #include <linux/rtnetlink.h>
 #include <signal.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/sched.h>
 
 // linux/if.h clashes with glibc's net/if.h; the flags that net/if.h lacks are exported here.
 static const unsigned int CLINUX_IFF_LOWER_UP = 0x10000;
@@ -57,5 +60,9 @@ static inline struct rtattr *clinux_ifa_rta(struct ifaddrmsg *ifa) { return IFA_
 // Signal sets: sigaddset may be a macro in some libcs.
 static inline int clinux_sigaddset(sigset_t *set, int signo) { return sigaddset(set, signo); }
 static inline int clinux_sigemptyset(sigset_t *set) { return sigemptyset(set); }
+
+// setns(2) is declared only under _GNU_SOURCE, which Glibc's module does not define.
+static inline int clinux_setns(int fd, int nstype) { return (int)syscall(SYS_setns, fd, nstype); }
+static const int CLINUX_CLONE_NEWNET = CLONE_NEWNET;
 
 #endif

@@ -1,5 +1,6 @@
 import Reactor
 import Sinks
+import Watchers
 
 extension QBittorrentSettings {
     /// The sink's settings from the configuration: an API key wins over a password; with
@@ -17,5 +18,14 @@ extension QBittorrentSettings {
         self.init(url: qbittorrent.url, authentication: authentication, disableUPnP: qbittorrent.disableUPnP,
                   interface: qbittorrent.bindInterface ? configuration.natpmp.interface : nil,
                   checkInterval: .seconds(qbittorrent.checkSeconds))
+    }
+}
+
+extension NATPMPSettings {
+    init(_ configuration: Configuration) {
+        let natpmp = configuration.natpmp
+        self.init(gateway: natpmp.gateway, lease: .seconds(natpmp.leaseSeconds), renewInterval: .seconds(natpmp.renewSeconds),
+                  internalPort: natpmp.internalPort == 0 ? nil : UInt16(natpmp.internalPort),
+                  zeroInternalPort: natpmp.zeroInternalPort)
     }
 }

@@ -1,0 +1,173 @@
+import CLinux
+import Glibc
+import Reactor
+
+/// The NAT-PMP client in the loop: the shell around `NATPMPSession`. Its UDP socket is bound
+/// to the tunnel's own address (so replies come back under policy routing, with no privilege)
+/// and connected to the gateway (so only the gateway's datagrams are read); it is made anew
+/// for every tunnel address.
+public final class NATPMPClient {
+    public let name = "natpmp.udp"
+    /// Called with `streak` consecutive failed cycles while the tunnel is up.
+    public var onFailure: ((Int) -> Void)?
+
+    private let loop: EventLoop
+    private let handler: (PortObservation) -> Void
+    private var session: NATPMPSession
+    private var socketFD: FileDescriptor?
+    private var registration: RegistrationID?
+    private var timer: Timer!
+    private var pendingInputs: [NATPMPSession.Input] = []
+    private var handling = false
+
+    public init(loop: EventLoop, settings: NATPMPSettings, handler: @escaping (PortObservation) -> Void) {
+        self.loop = loop
+        self.handler = handler
+        session = NATPMPSession(settings: settings)
+        timer = loop.makeTimer(name: "natpmp.timer") { [unowned self] in self.handle(.deadlineReached) }
+    }
+
+    deinit {
+        timer.cancel()
+        closeSocket()
+    }
+
+    public var port: Port? { session.port }
+    public var gateway: IPv4Address? { session.gateway }
+    public var requestsSent: Int { session.requestsSent }
+    public var settings: NATPMPSettings { session.settings }
+
+    public func linkChanged(_ state: LinkTracker.State) {
+        switch state {
+        case .usable(let address): handle(.linkUp(address))
+        case .unusable(let reason): handle(.linkDown(reason))
+        }
+    }
+
+    public func prefer(_ port: Port) {
+        handle(.preferredPort(port))
+    }
+
+    /// Stops; with `deleteMappings`, first tells the gateway to drop them (lifetime 0), once.
+    public func stop(deleteMappings: Bool) {
+        if deleteMappings, let socketFD {
+            for request in session.deleteRequests() {
+                _ = try? socketFD.write(request)
+            }
+            loop.logger.info(name, "asked the gateway to delete the mappings")
+        }
+        timer.cancel()
+        closeSocket()
+    }
+
+    private func handle(_ input: NATPMPSession.Input) {
+        pendingInputs.append(input)
+        guard !handling else { return }
+        handling = true
+        defer { handling = false }
+        while !pendingInputs.isEmpty {
+            for effect in session.handle(pendingInputs.removeFirst(), now: loop.now) { perform(effect) }
+        }
+        if let deadline = session.nextDeadline { timer.schedule(at: deadline) } else { timer.cancel() }
+    }
+
+    private func perform(_ effect: NATPMPSession.Effect) {
+        switch effect {
+        case .openSocket(let local, let gateway):
+            closeSocket()
+            do {
+                try openSocket(local: local, gateway: gateway)
+            } catch {
+                loop.logger.error(name, "\(error)")
+            }
+        case .closeSocket:
+            closeSocket()
+        case .send(let bytes):
+            loop.logger.trace(name, "→ \(Self.describe(request: bytes))")
+            guard let socketFD else { return }
+            do {
+                _ = try socketFD.write(bytes)
+            } catch let error as SystemCallError where error.errno == ECONNREFUSED {
+                pendingInputs.append(.refused)
+            } catch {
+                // Unreachable for now (a route is missing): retransmission tries again.
+                loop.logger.debug(name, "send: \(error)")
+            }
+        case .mapped(let port, let expiry):
+            handler(PortObservation(source: .natpmp, port: port, time: loop.now, expiry: expiry))
+        case .unmapped:
+            handler(PortObservation(source: .natpmp, port: nil, time: loop.now))
+        case .failed(let streak):
+            onFailure?(streak)
+        case .log(let level, let message):
+            loop.logger.log(level, name, message)
+        }
+    }
+
+    private func openSocket(local: IPv4Address, gateway: IPv4Address) throws {
+        let fd = FileDescriptor(rawValue: try systemCall("socket(AF_INET, SOCK_DGRAM)") {
+            socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0)
+        })
+        do {
+            _ = try SocketAddress.v4(local, port: 0).withSockAddr { pointer, length in
+                try systemCall("bind \(local)") { bind(fd.rawValue, pointer, length) }
+            }
+            _ = try SocketAddress.v4(gateway, port: NATPMP.serverPort).withSockAddr { pointer, length in
+                try systemCall("connect \(gateway):\(NATPMP.serverPort)") { connect(fd.rawValue, pointer, length) }
+            }
+            registration = try loop.register(fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
+        } catch {
+            fd.close()
+            throw error
+        }
+        socketFD = fd
+    }
+
+    private func closeSocket() {
+        if let registration { loop.deregister(registration) }
+        registration = nil
+        socketFD?.close()
+        socketFD = nil
+    }
+
+    private func drain() {
+        guard let socketFD else { return }
+        var buffer = [UInt8](repeating: 0, count: 1100)
+        while true {
+            do {
+                guard case .done(let count) = try buffer.withUnsafeMutableBytes({ try socketFD.read(into: $0) }) else { break }
+                let datagram = Array(buffer[0..<count])
+                loop.logger.trace(name, "← \(Self.describe(response: datagram))")
+                handle(.datagramReceived(datagram))
+            } catch let error as SystemCallError where error.errno == ECONNREFUSED {
+                handle(.refused)
+                break
+            } catch {
+                loop.logger.debug(name, "recv: \(error)")
+                break
+            }
+            if self.socketFD == nil { break }
+        }
+    }
+
+    static func describe(request bytes: [UInt8]) -> String {
+        guard bytes.count == 12 else { return "\(bytes.count)-byte request" }
+        let protocolName = bytes[1] == 1 ? "UDP" : "TCP"
+        return "map \(protocolName): internal port \(UInt16(bytes[4]) << 8 | UInt16(bytes[5])), suggested \(UInt16(bytes[6]) << 8 | UInt16(bytes[7])), lifetime \(NATPMP.word(bytes, 8)) s"
+    }
+
+    static func describe(response bytes: [UInt8]) -> String {
+        do {
+            switch try NATPMP.decode(bytes) {
+            case .mapping(let mappingProtocol, let result, let epoch, let internalPort, let external, let lifetime):
+                return "\(mappingProtocol) mapping: \(result), internal \(internalPort), external \(external), lifetime \(lifetime) s, epoch \(epoch)"
+            case .externalAddress(let result, let epoch, let address):
+                return "external address \(address): \(result), epoch \(epoch)"
+            case .unsupportedVersion(let epoch):
+                return "unsupported version, epoch \(epoch)"
+            }
+        } catch {
+            return "\(bytes.count) bytes: \(error)"
+        }
+    }
+}

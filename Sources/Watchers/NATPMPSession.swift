@@ -1,0 +1,314 @@
+import Reactor
+
+/// How the NAT-PMP client asks for its mapping.
+public struct NATPMPSettings: Equatable, Sendable {
+    /// nil: the interface address with its last byte 1 (10.2.0.2 -> 10.2.0.1).
+    public var gateway: IPv4Address?
+    /// The lifetime asked for (ProtonVPN grants 60 s at most).
+    public var lease: Duration
+    /// How often the mapping is renewed (never later than 3/4 of the lifetime granted).
+    public var renewInterval: Duration
+    /// A fixed internal port; nil: the port in use at the first mapping.
+    public var internalPort: UInt16?
+    /// Send internal port 0, as ProtonVPN's documented natpmpc loop does (RFC-strict gateways
+    /// refuse it).
+    public var zeroInternalPort: Bool
+    /// The first retransmission wait; it doubles, up to `maxRetransmit`.
+    public var initialRetransmit: Duration
+    public var maxRetransmit: Duration
+    /// Tries for a mapping that has no lease left to protect, before the cycle counts as failed.
+    public var attempts: Int
+    /// Pause after a failed cycle (no answer, or a refusal) before the next one.
+    public var retryDelay: Duration
+
+    public init(gateway: IPv4Address? = nil, lease: Duration = .seconds(60), renewInterval: Duration = .seconds(45),
+                internalPort: UInt16? = nil, zeroInternalPort: Bool = false, initialRetransmit: Duration = .milliseconds(250),
+                maxRetransmit: Duration = .seconds(8), attempts: Int = 9, retryDelay: Duration = .seconds(10)) {
+        self.gateway = gateway
+        self.lease = lease
+        self.renewInterval = renewInterval
+        self.internalPort = internalPort
+        self.zeroInternalPort = zeroInternalPort
+        self.initialRetransmit = initialRetransmit
+        self.maxRetransmit = maxRetransmit
+        self.attempts = attempts
+        self.retryDelay = retryDelay
+    }
+
+    /// The gateway for a tunnel whose local address is `local`.
+    public func gateway(for local: IPv4Address) -> IPv4Address {
+        gateway ?? IPv4Address(local.bytes.0, local.bytes.1, local.bytes.2, 1)
+    }
+}
+
+/// The NAT-PMP client's logic (RFC 6886), with no I/O: it maps UDP then TCP (one request at a
+/// time), renews before the lease ends, retransmits 250 ms doubling but never past the lease,
+/// ignores anything that is not a well-formed answer to the question in flight, and re-maps at
+/// once when the gateway's epoch shows it lost its state. The shell owns the socket, bound to
+/// the tunnel's own address and connected to the gateway.
+public struct NATPMPSession {
+    public enum Input {
+        /// The tunnel is usable with this local address (first time, back up, or a new address).
+        case linkUp(IPv4Address)
+        case linkDown(String)
+        /// The port in use (qBittorrent's): the internal port, if no mapping was made yet.
+        case preferredPort(Port)
+        case datagramReceived([UInt8])
+        /// The gateway answered with ICMP port unreachable (ECONNREFUSED on the socket).
+        case refused
+        case deadlineReached
+    }
+
+    public enum Effect: Equatable {
+        /// (Re)create the socket: bound to `local`, connected to `gateway`:5351.
+        case openSocket(local: IPv4Address, gateway: IPv4Address)
+        case closeSocket
+        case send([UInt8])
+        /// The gateway forwards `port` until `expiry`.
+        case mapped(Port, expiry: Instant)
+        /// No mapping any more, and why.
+        case unmapped(String)
+        /// A cycle failed; `streak` failures in a row while the link is up.
+        case failed(streak: Int)
+        case log(LogLevel, String)
+    }
+
+    private enum Phase: Equatable {
+        case down
+        /// Asking for `step`: attempt number, and the lease that must not lapse (nil: none left).
+        case asking(step: NATPMP.MappingProtocol, attempt: Int, protecting: Instant?)
+        case mapped
+        case waiting
+    }
+
+    public let settings: NATPMPSettings
+    public private(set) var nextDeadline: Instant?
+    public private(set) var port: Port?
+    public private(set) var leaseExpiry: Instant?
+    public private(set) var gateway: IPv4Address?
+    /// Requests and answers, for tests and the idle benchmark.
+    public private(set) var requestsSent = 0
+    public private(set) var mappingsGranted = 0
+
+    private var phase = Phase.down
+    private var local: IPv4Address?
+    private var preferred: Port?
+    private var sessionInternalPort: UInt16?
+    /// The last external port granted: suggested again, also after the tunnel went away.
+    private var lastExternal: UInt16?
+    private var udpPort: UInt16?
+    private var grantedLifetime: UInt32 = 0
+    private var lastEpoch: (epoch: UInt32, at: Instant)?
+    private var failureStreak = 0
+    private var lastProblem: String?
+    private var warnedMismatch = false
+
+    public init(settings: NATPMPSettings) {
+        self.settings = settings
+    }
+
+    public var isUp: Bool { phase != .down }
+
+    public mutating func handle(_ input: Input, now: Instant) -> [Effect] {
+        var effects: [Effect] = []
+        switch input {
+        case .linkUp(let address):
+            if phase != .down && address == local { break }
+            let fresh = phase == .down
+            local = address
+            gateway = settings.gateway(for: address)
+            lastEpoch = nil
+            effects.append(.openSocket(local: address, gateway: gateway!))
+            effects.append(.log(.info, fresh ? "tunnel up with address \(address); mapping on gateway \(gateway!)" : "tunnel address is now \(address); mapping again"))
+            startCycle(now, &effects)
+        case .linkDown(let reason):
+            guard phase != .down else { break }
+            phase = .down
+            nextDeadline = nil
+            lastEpoch = nil
+            effects.append(.closeSocket)
+            effects.append(.log(.warning, "\(reason): NAT-PMP paused"))
+            if port != nil { effects.append(.unmapped(reason)) }
+            port = nil
+            leaseExpiry = nil
+        case .preferredPort(let port):
+            preferred = port
+        case .datagramReceived(let bytes):
+            received(bytes, now, &effects)
+        case .refused:
+            guard case .asking = phase else { break }
+            cycleFailed("the gateway \(gateway.map { "\($0)" } ?? "") refused NAT-PMP (port unreachable): port forwarding is off for this connection (ProtonVPN: a P2P server, with NAT-PMP/port forwarding enabled)", now, &effects)
+        case .deadlineReached:
+            guard let deadline = nextDeadline, deadline <= now else { break }
+            nextDeadline = nil
+            deadlineReached(now, &effects)
+        }
+        return effects
+    }
+
+    /// The delete requests (lifetime 0) for both mappings, for a clean shutdown when asked for.
+    public func deleteRequests() -> [[UInt8]] {
+        guard port != nil, let key = sessionInternalPort else { return [] }
+        return [NATPMP.MappingProtocol.udp, .tcp].map {
+            NATPMP.mappingRequest($0, internalPort: key, suggestedExternalPort: 0, lifetime: 0)
+        }
+    }
+
+    // MARK: Cycles
+
+    /// The internal port is chosen once, at the first mapping, and kept: gateways such as
+    /// ProtonVPN's tell mappings apart by it, so a new one would mean a new external port. It is
+    /// the port already in use when known (RFC-strict gateways forward to it), never 0 unless
+    /// configured.
+    private mutating func startCycle(_ now: Instant, _ effects: inout [Effect]) {
+        if sessionInternalPort == nil {
+            sessionInternalPort = settings.zeroInternalPort ? 0 : settings.internalPort ?? preferred?.value ?? port?.value ?? 0
+            if sessionInternalPort == 0 && !settings.zeroInternalPort {
+                // Nothing known yet: any stable port will do as this session's key.
+                sessionInternalPort = UInt16.random(in: 49152...65535)
+            }
+        }
+        let protecting = leaseExpiry.flatMap { $0 > now ? $0 : nil }
+        phase = .asking(step: .udp, attempt: 0, protecting: protecting)
+        sendRequest(now, &effects)
+    }
+
+    private mutating func sendRequest(_ now: Instant, _ effects: inout [Effect]) {
+        guard case .asking(let step, let attempt, let protecting) = phase, let key = sessionInternalPort else { return }
+        let lifetime = UInt32(clamping: settings.lease.components.seconds)
+        let suggested = lastExternal ?? key
+        effects.append(.send(NATPMP.mappingRequest(step, internalPort: key, suggestedExternalPort: suggested, lifetime: lifetime)))
+        requestsSent += 1
+        phase = .asking(step: step, attempt: attempt + 1, protecting: protecting)
+        var wait = min(settings.initialRetransmit * (1 << min(attempt, 20)), settings.maxRetransmit)
+        if let protecting, protecting > now { wait = min(wait, protecting - now) }
+        nextDeadline = now + wait
+    }
+
+    private mutating func deadlineReached(_ now: Instant, _ effects: inout [Effect]) {
+        switch phase {
+        case .down:
+            break
+        case .mapped, .waiting:
+            startCycle(now, &effects)
+        case .asking(let step, let attempt, let protecting):
+            if let protecting, now >= protecting {
+                // The lease ran out while renewing: the port is gone; keep asking for a new one.
+                leaseLapsed("the lease ran out with no answer from the gateway \(gateway!)", now, &effects)
+                phase = .asking(step: step, attempt: 0, protecting: nil)
+                sendRequest(now, &effects)
+            } else if protecting == nil && attempt >= settings.attempts {
+                cycleFailed("no answer from the NAT-PMP gateway \(gateway!) after \(attempt) tries", now, &effects)
+            } else {
+                sendRequest(now, &effects)
+            }
+        }
+    }
+
+    private mutating func leaseLapsed(_ reason: String, _ now: Instant, _ effects: inout [Effect]) {
+        lastProblem = reason
+        if port != nil {
+            effects.append(.log(.warning, "\(reason); port \(port!) is no longer forwarded"))
+            effects.append(.unmapped(reason))
+        }
+        port = nil
+        leaseExpiry = nil
+        udpPort = nil
+    }
+
+    private mutating func cycleFailed(_ message: String, _ now: Instant, _ effects: inout [Effect]) {
+        failureStreak += 1
+        if message != lastProblem {
+            effects.append(.log(.error, message))
+            lastProblem = message
+        }
+        effects.append(.failed(streak: failureStreak))
+        if let expiry = leaseExpiry, expiry <= now { leaseLapsed(message, now, &effects) }
+        phase = .waiting
+        nextDeadline = now + settings.retryDelay
+        if let expiry = leaseExpiry, expiry > now, expiry < nextDeadline! {
+            // Try again before a lease that is still running ends.
+            nextDeadline = max(now, expiry - settings.initialRetransmit * 4)
+        }
+    }
+
+    // MARK: Answers
+
+    private mutating func received(_ bytes: [UInt8], _ now: Instant, _ effects: inout [Effect]) {
+        let response: NATPMP.Response
+        do {
+            response = try NATPMP.decode(bytes)
+        } catch {
+            effects.append(.log(.debug, "ignored a datagram from the gateway: \(error)"))
+            return
+        }
+        if gatewayLostState(response.epoch, now) {
+            effects.append(.log(.warning, "the gateway lost its mappings (its epoch went from \(lastEpoch!.epoch) to \(response.epoch)); mapping again"))
+            lastEpoch = (response.epoch, now)
+            startCycle(now, &effects)
+            return
+        }
+        lastEpoch = (response.epoch, now)
+        guard case .asking(let step, _, _) = phase else {
+            effects.append(.log(.debug, "ignored an answer nobody asked for"))
+            return
+        }
+        if case .unsupportedVersion = response {
+            return cycleFailed("the gateway \(gateway!) does not speak NAT-PMP version 0", now, &effects)
+        }
+        guard case .mapping(let answered, let result, _, _, let external, let lifetime) = response, answered == step else {
+            effects.append(.log(.debug, "ignored an answer to another question (\(response))"))
+            return
+        }
+        guard result == .success else {
+            return cycleFailed("the gateway \(gateway!) refused the \(step) mapping: \(result)", now, &effects)
+        }
+        guard external != 0, lifetime != 0 else {
+            return cycleFailed("the gateway \(gateway!) answered success but granted no port (port \(external), lifetime \(lifetime) s)", now, &effects)
+        }
+        if step == .udp {
+            udpPort = external
+            grantedLifetime = lifetime
+            phase = .asking(step: .tcp, attempt: 0, protecting: leaseExpiry.flatMap { $0 > now ? $0 : nil })
+            sendRequest(now, &effects)
+            return
+        }
+        mapped(tcp: external, lifetime: min(lifetime, grantedLifetime), now, &effects)
+    }
+
+    private mutating func mapped(tcp: UInt16, lifetime: UInt32, _ now: Instant, _ effects: inout [Effect]) {
+        let newPort = Port(tcp)!
+        if let udpPort, udpPort != tcp, !warnedMismatch {
+            effects.append(.log(.warning, "the gateway gave UDP port \(udpPort) but TCP port \(tcp); using the TCP port"))
+            warnedMismatch = true
+        }
+        let granted = Duration.seconds(Int64(lifetime))
+        let previous = port
+        port = newPort
+        lastExternal = tcp
+        leaseExpiry = now + granted
+        mappingsGranted += 1
+        if failureStreak > 0 || lastProblem != nil { effects.append(.log(.info, "the NAT-PMP gateway answers again")) }
+        failureStreak = 0
+        lastProblem = nil
+        if previous != newPort {
+            effects.append(.log(.notice, previous == nil
+                ? "the gateway \(gateway!) forwards port \(newPort) (lease \(lifetime) s)"
+                : "the gateway \(gateway!) changed the forwarded port from \(previous!) to \(newPort)"))
+        } else {
+            effects.append(.log(.debug, "mapping of port \(newPort) renewed for \(lifetime) s"))
+        }
+        effects.append(.mapped(newPort, expiry: leaseExpiry!))
+        phase = .mapped
+        nextDeadline = now + min(settings.renewInterval, granted * 3 / 4)
+    }
+
+    /// RFC 6887 §8.5's test, which also catches a jump forward (another server behind the same
+    /// gateway address): the gateway's clock and ours must advance alike, within 2 s + 1/16.
+    private func gatewayLostState(_ epoch: UInt32, _ now: Instant) -> Bool {
+        guard let last = lastEpoch else { return false }
+        let client = Double((now - last.at).nanoseconds) / 1e9
+        let server = Double(Int64(epoch) - Int64(last.epoch))
+        return server + 2 < client - client / 16 || client + 2 < server - server / 16
+    }
+}

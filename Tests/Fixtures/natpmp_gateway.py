@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""A NAT-PMP gateway (RFC 6886) for portsync's tests, meant to run inside a network namespace
+the test created. It behaves like ProtonVPN's: one external port per client and internal port
+(UDP and TCP alike), the suggested port ignored, lifetime capped at 60 s, internal port 0
+accepted. Faults are switched by a JSON control file, read on every request:
+
+  {"mode": "normal" | "blackhole" | "garbage" | "short" | "wrong-opcode" | "error",
+   "error": 2, "strict": false, "port_base": 40000, "change_port": 0, "reset_epoch": 0}
+
+"strict" refuses internal port 0 with result 2, like miniupnpd. Raising "change_port" or
+"reset_epoch" (a counter) gives every mapping a new port, or restarts the epoch and forgets
+every mapping. Every request is logged as one JSON line."""
+import argparse
+import json
+import os
+import socket
+import struct
+import time
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--control", required=True)
+    parser.add_argument("--log", required=True)
+    args = parser.parse_args()
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((args.address, 5351))
+    started = time.monotonic() - 1000  # an epoch that has run a while
+    mappings = {}
+    next_port = None
+    seen = {"change_port": 0, "reset_epoch": 0}
+    log = open(args.log, "a", buffering=1)
+    log.write(json.dumps({"ready": True}) + "\n")
+
+    while True:
+        data, peer = sock.recvfrom(2048)
+        control = {}
+        try:
+            with open(args.control) as f:
+                control = json.load(f)
+        except (OSError, ValueError):
+            pass
+        mode = control.get("mode", "normal")
+        base = control.get("port_base", 40000)
+        if next_port is None:
+            next_port = base
+        if control.get("reset_epoch", 0) != seen["reset_epoch"]:
+            seen["reset_epoch"] = control.get("reset_epoch", 0)
+            started = time.monotonic()
+            mappings.clear()
+        if control.get("change_port", 0) != seen["change_port"]:
+            seen["change_port"] = control.get("change_port", 0)
+            mappings.clear()
+        epoch = int(time.monotonic() - started)
+        entry = {"t": time.time(), "from": peer[0], "bytes": len(data), "mode": mode}
+
+        if len(data) < 2 or data[0] != 0:
+            entry["ignored"] = "bad version or size"
+        elif data[1] == 0 and len(data) == 2:
+            entry["op"] = "address"
+            if mode == "normal":
+                sock.sendto(struct.pack("!BBHI4B", 0, 128, 0, epoch, 198, 51, 100, 7), peer)
+        elif data[1] in (1, 2) and len(data) == 12:
+            _, op, _, internal, suggested, lifetime = struct.unpack("!BBHHHI", data)
+            entry.update(op="udp" if op == 1 else "tcp", internal=internal, suggested=suggested, lifetime=lifetime)
+            if mode == "blackhole":
+                entry["answered"] = False
+            elif mode == "garbage":
+                sock.sendto(os.urandom(16), peer)
+            elif mode == "short":
+                sock.sendto(struct.pack("!BBHI", 0, 128 + op, 0, epoch), peer)
+            elif mode == "wrong-opcode":
+                sock.sendto(struct.pack("!BBHIHHI", 0, 128 + (3 - op), 0, epoch, internal, 1234, 60), peer)
+            elif mode == "error":
+                sock.sendto(struct.pack("!BBHIHHI", 0, 128 + op, control.get("error", 2), epoch, internal, 0, 0), peer)
+            elif control.get("strict") and internal == 0 and lifetime != 0:
+                sock.sendto(struct.pack("!BBHIHHI", 0, 128 + op, 2, epoch, internal, 0, 0), peer)
+            elif lifetime == 0:
+                mappings.pop((peer[0], internal), None)
+                sock.sendto(struct.pack("!BBHIHHI", 0, 128 + op, 0, epoch, internal, 0, 0), peer)
+                entry["deleted"] = True
+            else:
+                key = (peer[0], internal)
+                if key not in mappings:
+                    mappings[key] = next_port
+                    next_port += 1
+                external = mappings[key]
+                granted = min(lifetime, 60)
+                sock.sendto(struct.pack("!BBHIHHI", 0, 128 + op, 0, epoch, internal, external, granted), peer)
+                entry.update(external=external, granted=granted, epoch=epoch)
+        else:
+            entry["ignored"] = "unknown request"
+            sock.sendto(struct.pack("!BBHI", 0, 128 + (data[1] & 127), 5, epoch) + b"\0" * 8, peer)
+        log.write(json.dumps(entry) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+import CLinux
+import Foundation
+import Glibc
+
+/// Two network namespaces made by the test and deleted when it ends: a client with `wg0`
+/// (10.2.0.2) and a gateway with `gw0` (10.2.0.1), joined by a veth pair. Nothing they carry
+/// leaves them. Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN).
+public final class NetworkLab {
+    public static var ipCommand: String? {
+        ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    public static var python: String? {
+        ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// Root, and iproute2 and python3 installed.
+    public static var available: Bool { getuid() == 0 && ipCommand != nil && python != nil }
+
+    public let client: String
+    public let gateway: String
+    public let directory: String
+    private nonisolated(unsafe) static var counter = 0
+    private var children: [ChildProcess] = []
+
+    /// `policyRouting`: like wg-quick, the main table has no route to the gateway; only
+    /// traffic from 10.2.0.2 is routed, by a rule, through table 51820.
+    public init(policyRouting: Bool = false) throws {
+        Self.counter += 1
+        let tag = "\(getpid() % 100_000)-\(Self.counter)"
+        client = "psync-c\(tag)"
+        gateway = "psync-g\(tag)"
+        var template = Array("/tmp/portsync-lab-XXXXXX".utf8CString)
+        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        do {
+            try ip("netns", "add", client)
+            try ip("netns", "add", gateway)
+            try ip("link", "add", "wg0", "netns", client, "type", "veth", "peer", "name", "gw0", "netns", gateway)
+            for (namespace, link) in [(client, "lo"), (client, "wg0"), (gateway, "lo"), (gateway, "gw0")] {
+                try ip("-n", namespace, "link", "set", link, "up")
+            }
+            try ip("-n", gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0")
+            if policyRouting {
+                try ip("-n", client, "addr", "add", "10.2.0.2/32", "dev", "wg0")
+                try ip("-n", client, "route", "add", "10.2.0.1/32", "dev", "wg0", "table", "51820")
+                try ip("-n", client, "rule", "add", "from", "10.2.0.2", "table", "51820")
+            } else {
+                try ip("-n", client, "addr", "add", "10.2.0.2", "peer", "10.2.0.1/32", "dev", "wg0")
+            }
+        } catch {
+            cleanUp()
+            throw error
+        }
+    }
+
+    deinit { cleanUp() }
+
+    private func cleanUp() {
+        for child in children { child.stop(grace: 3) }
+        children.removeAll()
+        _ = try? ip("netns", "del", client)
+        _ = try? ip("netns", "del", gateway)
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    @discardableResult
+    public func ip(_ arguments: String...) throws -> String {
+        try Self.run(Self.ipCommand!, Array(arguments))
+    }
+
+    /// `ip -n client link set wg0 up|down`.
+    public func setTunnel(up: Bool) throws {
+        try ip("-n", client, "link", "set", "wg0", up ? "up" : "down")
+    }
+
+    /// Runs `body` on this thread inside the client namespace: processes it starts and sockets
+    /// it opens live there. The thread's namespace is restored afterwards, whatever happens.
+    public func inClient<T>(_ body: () throws -> T) throws -> T {
+        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        let target = open("/run/netns/\(client)", O_RDONLY | O_CLOEXEC)
+        defer {
+            close(original)
+            close(target)
+        }
+        guard original >= 0, target >= 0, clinux_setns(target, CLINUX_CLONE_NEWNET) == 0 else {
+            throw ChildProcessError(message: "setns into \(client): errno \(errno)")
+        }
+        defer { precondition(clinux_setns(original, CLINUX_CLONE_NEWNET) == 0, "cannot return to the test's network namespace") }
+        return try body()
+    }
+
+    /// Starts `executable` inside `namespace` (via `ip netns exec`); it is stopped with the lab.
+    public func start(in namespace: String, _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                      output: String) throws -> ChildProcess {
+        let child = try ChildProcess(executable: Self.ipCommand!, arguments: ["netns", "exec", namespace, executable] + arguments,
+                                     environment: environment.isEmpty ? ["PATH": "/usr/bin:/bin:/usr/sbin:/sbin"] : environment,
+                                     outputPath: output)
+        children.append(child)
+        return child
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let output = "/tmp/portsync-lab-cmd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(output) }
+        let child = try ChildProcess(executable: executable, arguments: arguments, environment: ["PATH": "/usr/bin:/bin:/usr/sbin:/sbin"],
+                                     outputPath: output)
+        let status = child.wait(seconds: 20)
+        guard status == 0 else {
+            throw ChildProcessError(message: "\(executable) \(arguments.joined(separator: " ")) exited with \(status.map(String.init) ?? "nothing"): \(child.output)")
+        }
+        return child.output
+    }
+}
+
+/// The test NAT-PMP gateway (Tests/Fixtures/natpmp_gateway.py) inside a lab's gateway namespace.
+public final class NATPMPGateway {
+    public let lab: NetworkLab
+    public let controlPath: String
+    public let logPath: String
+    private var changePort = 0
+    private var resetEpoch = 0
+    private var control: [String: Any] = [:]
+
+    public init(lab: NetworkLab, script: String) throws {
+        self.lab = lab
+        controlPath = "\(lab.directory)/control.json"
+        logPath = "\(lab.directory)/gateway.log"
+        try set(mode: "normal")
+        _ = try lab.start(in: lab.gateway, NetworkLab.python!, [script, "--address", "10.2.0.1", "--control", controlPath, "--log", logPath],
+                          output: "\(lab.directory)/gateway.out")
+        let deadline = Date().addingTimeInterval(10)
+        while !log.contains("\"ready\"") && Date() < deadline { usleep(20_000) }
+        guard log.contains("\"ready\"") else {
+            throw ChildProcessError(message: "the NAT-PMP gateway did not start: \((try? String(contentsOfFile: "\(lab.directory)/gateway.out", encoding: .utf8)) ?? "")")
+        }
+    }
+
+    public func set(mode: String, error: Int = 2, strict: Bool? = nil, portBase: Int? = nil) throws {
+        control["mode"] = mode
+        control["error"] = error
+        if let strict { control["strict"] = strict }
+        if let portBase { control["port_base"] = portBase }
+        try write()
+    }
+
+    public func changePorts() throws {
+        changePort += 1
+        control["change_port"] = changePort
+        try write()
+    }
+
+    public func resetEpochNow() throws {
+        resetEpoch += 1
+        control["reset_epoch"] = resetEpoch
+        try write()
+    }
+
+    private func write() throws {
+        let data = try JSONSerialization.data(withJSONObject: control)
+        try data.write(to: URL(fileURLWithPath: controlPath + ".tmp"))
+        rename(controlPath + ".tmp", controlPath)
+    }
+
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// The mapping requests the gateway received, in order.
+    public var requests: [[String: Any]] {
+        log.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }.filter { $0["op"] != nil }
+    }
+}

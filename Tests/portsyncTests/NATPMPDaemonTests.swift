@@ -1,0 +1,203 @@
+import CLinux
+import Foundation
+import Glibc
+import Reactor
+import Testing
+import TestSupport
+@testable import portsync
+
+/// The daemon with the `natpmp` strategy, in network namespaces the test makes: the daemon and
+/// a real qbittorrent-nox in the client namespace (wg0 = 10.2.0.2), the test gateway in the
+/// gateway namespace (10.2.0.1). Leases are short (4 s, renewed every 2 s) to keep it quick.
+@Suite(.serialized, .enabled(if: NetworkLab.available && QBittorrentInstance.available,
+                             "needs root, iproute2, python3 and qbittorrent-nox (CI runs as root; ./scripts/test installs them)"))
+final class NATPMPDaemonTests {
+    static let gatewayScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../Fixtures/natpmp_gateway.py").standardized.path
+
+    var lab: NetworkLab!
+    var gateway: NATPMPGateway!
+    var qbittorrent: QBittorrentInstance!
+    let directory = TemporaryDirectory()
+    var daemons: [Child] = []
+
+    func setUp(policyRouting: Bool = false) throws {
+        lab = try NetworkLab(policyRouting: policyRouting)
+        gateway = try NATPMPGateway(lab: lab, script: Self.gatewayScript)
+        qbittorrent = try lab.inClient { try QBittorrentInstance() }
+        directory.write("password", QBittorrentInstance.password)
+    }
+
+    deinit {
+        for daemon in daemons { daemon.process.stop(grace: 2) }
+        qbittorrent?.stop()
+    }
+
+    func startDaemon(_ extra: [String: String] = [:], arguments: [String] = []) throws -> Child {
+        var environment = [
+            "PORTSYNC_SOURCE_STRATEGY": "natpmp",
+            "PORTSYNC_NATPMP_INTERFACE": "wg0",
+            "PORTSYNC_NATPMP_LEASE_SECONDS": "4",
+            "PORTSYNC_NATPMP_RENEW_SECONDS": "2",
+            "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(qbittorrent.webUIPort)",
+            "PORTSYNC_QBITTORRENT_PASSWORD_FILE": "\(directory.path)/password",
+            "PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json",
+            "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
+        ]
+        environment.merge(extra) { $1 }
+        let daemon = try lab.inClient { try Child(["run"] + arguments, environment: environment) }
+        daemons.append(daemon)
+        return daemon
+    }
+
+    func qBittorrentPort() -> Int? {
+        try? lab.inClient { try qbittorrent.listenPort() }
+    }
+
+    func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() {
+            guard Date() < deadline else { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
+    func stop(_ daemon: Child) {
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 2) == 0)
+    }
+
+    @Test func aMappingReachesQBittorrentAndOnlyRenewalsFollow() throws {
+        try setUp()
+        let daemon = try startDaemon()
+        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        #expect(daemon.output.contains("the gateway 10.2.0.1 forwards port 40000 (lease 4 s)"))
+        let first = gateway.requests.prefix(2)
+        #expect(first.map { $0["op"] as? String } == ["udp", "tcp"], "UDP, then TCP, one at a time")
+        #expect(first.allSatisfy { ($0["internal"] as? Int ?? 0) != 0 && $0["from"] as? String == "10.2.0.2" })
+        #expect(first.allSatisfy { $0["lifetime"] as? Int == 4 })
+
+        let before = gateway.requests.count
+        usleep(4_200_000)
+        let renewals = gateway.requests.count - before
+        #expect(renewals >= 2 && renewals <= 6, "a UDP+TCP pair every 2 s: \(renewals) requests in 4.2 s")
+        let internalPorts = Set(gateway.requests.compactMap { $0["internal"] as? Int })
+        #expect(internalPorts.count == 1, "the internal port stays the same for the session")
+        #expect(!daemon.output.contains("no longer forwarded"))
+        stop(daemon)
+    }
+
+    @Test func aPortChangeAtTheGatewayIsFollowedWithinOneRenewal() throws {
+        try setUp()
+        let daemon = try startDaemon()
+        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        try gateway.changePorts()
+        #expect(waitFor(seconds: 3.5) { self.qBittorrentPort() == 40001 }, "\(daemon.output)")
+        #expect(daemon.output.contains("changed the forwarded port from 40000 to 40001"))
+        stop(daemon)
+    }
+
+    @Test func anEpochResetMeansTheGatewayLostStateAndIsMappedAtOnce() throws {
+        try setUp()
+        let daemon = try startDaemon()
+        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        try gateway.resetEpochNow()
+        #expect(waitFor(seconds: 4) { daemon.output.contains("the gateway lost its mappings") }, "\(daemon.output)")
+        // The answer that shows the reset, then at once a new UDP and TCP request.
+        #expect(waitFor(seconds: 2) {
+            self.gateway.requests.drop { ($0["epoch"] as? Int ?? 1000) >= 100 }.count >= 3
+        })
+        let requests = gateway.requests
+        guard let reset = requests.firstIndex(where: { ($0["epoch"] as? Int ?? 1000) < 100 }) else {
+            Issue.record("no answer after the reset")
+            return
+        }
+        let after = requests[reset...].compactMap { $0["t"] as? Double }
+        #expect(after.count >= 3)
+        if after.count >= 3 { #expect(after[2] - after[0] < 0.5, "re-mapped at once, not at the next renewal") }
+        #expect(waitFor { self.qBittorrentPort() != nil && self.qBittorrentPort()! > 40000 })
+        stop(daemon)
+    }
+
+    @Test func aBlackholedGatewayIsRetriedWithinTheLeaseAndRecovers() throws {
+        try setUp()
+        let daemon = try startDaemon()
+        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        try gateway.set(mode: "blackhole")
+        let start = gateway.requests.count
+        usleep(5_000_000)
+        let unanswered = gateway.requests[start...].filter { $0["answered"] as? Bool == false }
+        #expect(unanswered.count >= 5, "retransmissions while the lease runs: \(unanswered.count)")
+        #expect(daemon.output.contains("the lease ran out with no answer from the gateway 10.2.0.1; port 40000 is no longer forwarded"))
+        try gateway.set(mode: "normal")
+        #expect(waitFor(seconds: 12) { daemon.output.contains("the NAT-PMP gateway answers again") }, "\(daemon.output)")
+        #expect(qBittorrentPort() == 40000, "the gateway kept the mapping: the same port")
+        stop(daemon)
+    }
+
+    @Test func theTunnelGoingDownPausesAndComingBackMapsAtOnce() throws {
+        try setUp()
+        let daemon = try startDaemon()
+        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        try lab.setTunnel(up: false)
+        #expect(waitFor(seconds: 3) { daemon.output.contains("wg0 is down: NAT-PMP paused") }, "\(daemon.output)")
+        let paused = gateway.requests.count
+        usleep(2_500_000)
+        #expect(gateway.requests.count == paused, "nothing is sent while the tunnel is down")
+
+        let up = Date().timeIntervalSince1970
+        try lab.setTunnel(up: true)
+        #expect(waitFor(seconds: 3) { self.gateway.requests.count > paused })
+        if let first = gateway.requests.dropFirst(paused).first?["t"] as? Double {
+            // The daemon asks as soon as netlink says the link runs; the kernel's linkwatch may
+            // take up to a second to report a veth's carrier, so allow for it under load.
+            #expect(first - up < 2, "mapped right after the tunnel came back: \(first - up) s")
+        }
+        #expect(waitFor(seconds: 5) { daemon.output.contains("the tunnel is back (10.2.0.2): reasserting qBittorrent's port") })
+        #expect(waitFor(seconds: 5) { daemon.output.contains("moving qBittorrent to 40001 and back") }, "\(daemon.output)")
+        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        stop(daemon)
+    }
+
+    @Test func underPolicyRoutingOnlyASocketBoundToTheTunnelAddressGetsThrough() throws {
+        try setUp(policyRouting: true)
+        // An unbound socket has no route to the gateway here.
+        let unbound: Int32 = try lab.inClient {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(fd) }
+            let result = SocketAddress.v4(IPv4Address(10, 2, 0, 1), port: 5351).withSockAddr { connect(fd, $0, $1) }
+            return result == 0 ? 0 : errno
+        }
+        #expect(unbound == ENETUNREACH)
+        let daemon = try startDaemon()
+        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        stop(daemon)
+    }
+
+    @Test func aStrictGatewayRefusesInternalPortZeroButMapsTheRealPort() throws {
+        try setUp()
+        try gateway.set(mode: "normal", strict: true)
+        let zero = try startDaemon(["PORTSYNC_NATPMP_ZERO_INTERNAL_PORT": "true"])
+        #expect(waitFor(seconds: 5) { zero.output.contains("refused the UDP mapping: not authorized or refused (2)") }, "\(zero.output)")
+        #expect(qBittorrentPort() != 40000)
+        stop(zero)
+        let real = try startDaemon()
+        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(real.output)")
+        stop(real)
+    }
+
+    @Test(arguments: ["garbage", "short", "wrong-opcode"])
+    func malformedRepliesNeverYieldAPort(mode: String) throws {
+        try setUp()
+        try gateway.set(mode: mode)
+        let daemon = try startDaemon()
+        #expect(waitFor(seconds: 5) { self.gateway.requests.count >= 3 })
+        #expect(daemon.output.contains("ignored"), "\(daemon.output)")
+        #expect(qBittorrentPort() != 40000)
+        #expect(!daemon.output.contains("forwards port"))
+        try gateway.set(mode: "normal")
+        #expect(waitFor(seconds: 12) { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        stop(daemon)
+    }
+}
