@@ -147,10 +147,11 @@ class Portsync:
             f.write(PASSWORD)
         os.chmod(password_file, 0o600)
         self.log_path = os.path.join(self.home, "portsync.log")
+        self.state_path = os.path.join(self.home, "state.json")
         env = {"PATH": "/usr/bin:/bin", "HOME": self.home, "XDG_RUNTIME_DIR": self.runtime,
                "PORTSYNC_QBITTORRENT_URL": f"http://127.0.0.1:{qbittorrent.webui_port}",
                "PORTSYNC_QBITTORRENT_PASSWORD_FILE": password_file,
-               "PORTSYNC_DAEMON_STATE_FILE": os.path.join(self.home, "state.json")}
+               "PORTSYNC_DAEMON_STATE_FILE": self.state_path}
         env.update(extra_env or {})
         self.started = time.monotonic()
         with open(self.log_path, "w") as log:
@@ -189,3 +190,91 @@ def percentile(values, fraction):
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
+
+
+def context_switches(pid):
+    """(voluntary, involuntary) context switches of a process so far: each voluntary one is
+    the process going to sleep, i.e. one wake-up to come."""
+    values = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if "ctxt_switches" in line:
+                key, value = line.split(":")
+                values[key.strip()] = int(value)
+    return values.get("voluntary_ctxt_switches", 0), values.get("nonvoluntary_ctxt_switches", 0)
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def log_time(line):
+    """The wall-clock time of a plain log line ("HH:MM:SS.mmm ..."), today, as a Unix time."""
+    clock = line.split()[0]
+    hours, minutes, seconds = clock.split(":")
+    now = time.localtime()
+    midnight = time.mktime((now.tm_year, now.tm_mon, now.tm_mday, 0, 0, 0, 0, 0, -1))
+    return midnight + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+class NetworkLab:
+    """A client namespace (wg0 = 10.2.0.2) and a gateway namespace (10.2.0.1) joined by veth,
+    made by the benchmark and deleted at the end; this process moves into the client one."""
+
+    def __init__(self):
+        if os.geteuid() != 0:
+            raise SystemExit("this benchmark needs root: it makes network namespaces")
+        tag = f"{os.getpid() % 100000}"
+        self.client, self.gateway = f"psync-bc{tag}", f"psync-bg{tag}"
+        self.directory = tempfile.mkdtemp(prefix="portsync-bench-lab-")
+        self.children = []
+        ip = lambda *a: subprocess.run(["ip", *a], check=True)
+        ip("netns", "add", self.client)
+        ip("netns", "add", self.gateway)
+        ip("link", "add", "wg0", "netns", self.client, "type", "veth", "peer", "name", "gw0", "netns", self.gateway)
+        for ns, link in [(self.client, "lo"), (self.client, "wg0"), (self.gateway, "lo"), (self.gateway, "gw0")]:
+            ip("-n", ns, "link", "set", link, "up")
+        ip("-n", self.gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0")
+        ip("-n", self.client, "addr", "add", "10.2.0.2", "peer", "10.2.0.1/32", "dev", "wg0")
+        self.original = os.open("/proc/self/ns/net", os.O_RDONLY)
+
+    def start_gateway(self):
+        self.gateway_log = os.path.join(self.directory, "gateway.log")
+        control = os.path.join(self.directory, "control.json")
+        with open(control, "w") as f:
+            f.write('{"mode": "normal"}')
+        script = os.path.join(ROOT, "Tests", "Fixtures", "natpmp_gateway.py")
+        process = subprocess.Popen(["ip", "netns", "exec", self.gateway, "python3", script, "--address", "10.2.0.1",
+                                    "--control", control, "--log", self.gateway_log],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.children.append(process)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not os.path.exists(self.gateway_log):
+            time.sleep(0.02)
+
+    def gateway_requests(self):
+        with open(self.gateway_log) as f:
+            return [json.loads(line) for line in f if '"op"' in line]
+
+    def enter_client(self):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(f"/run/netns/{self.client}", os.O_RDONLY)
+        if libc.setns(fd, 0x40000000) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
+        os.close(fd)
+
+    def set_tunnel(self, up):
+        subprocess.run(["ip", "-n", self.client, "link", "set", "wg0", "up" if up else "down"], check=True)
+
+    def close(self):
+        import ctypes
+        ctypes.CDLL(None).setns(self.original, 0x40000000)
+        for child in self.children:
+            child.terminate()
+            child.wait()
+        subprocess.run(["ip", "netns", "del", self.client])
+        subprocess.run(["ip", "netns", "del", self.gateway])
+        shutil.rmtree(self.directory, ignore_errors=True)

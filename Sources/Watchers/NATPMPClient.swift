@@ -48,6 +48,14 @@ public final class NATPMPClient {
         handle(.preferredPort(port))
     }
 
+    /// The internal port an earlier run used (see `NATPMPSession.Input.previousInternalPort`).
+    public func restore(internalPort: UInt16) {
+        handle(.previousInternalPort(internalPort))
+    }
+
+    /// The internal port of the mappings, once chosen.
+    public var internalPort: UInt16? { session.sessionInternalPort }
+
     /// Stops; with `deleteMappings`, first tells the gateway to drop them (lifetime 0), once.
     public func stop(deleteMappings: Bool) {
         if deleteMappings, let socketFD {

@@ -53,6 +53,9 @@ public struct NATPMPSession {
         case linkDown(String)
         /// The port in use (qBittorrent's): the internal port, if no mapping was made yet.
         case preferredPort(Port)
+        /// The internal port of an earlier run (from the state file): the same key keeps the
+        /// same mapping, and so the same external port, across restarts.
+        case previousInternalPort(UInt16)
         case datagramReceived([UInt8])
         /// The gateway answered with ICMP port unreachable (ECONNREFUSED on the socket).
         case refused
@@ -93,7 +96,7 @@ public struct NATPMPSession {
     private var phase = Phase.down
     private var local: IPv4Address?
     private var preferred: Port?
-    private var sessionInternalPort: UInt16?
+    public private(set) var sessionInternalPort: UInt16?
     /// The last external port granted: suggested again, also after the tunnel went away.
     private var lastExternal: UInt16?
     private var udpPort: UInt16?
@@ -133,6 +136,10 @@ public struct NATPMPSession {
             leaseExpiry = nil
         case .preferredPort(let port):
             preferred = port
+        case .previousInternalPort(let port):
+            if sessionInternalPort == nil && settings.internalPort == nil && !settings.zeroInternalPort && port != 0 {
+                sessionInternalPort = port
+            }
         case .datagramReceived(let bytes):
             received(bytes, now, &effects)
         case .refused:

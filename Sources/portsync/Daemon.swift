@@ -80,6 +80,7 @@ final class Daemon {
                 self.observed(observation)
             }
             if let port = coordinator.desired ?? state?.port { client.prefer(port) }
+            if let previous = state?.natpmpInternalPort { client.restore(internalPort: previous) }
             let natpmp = configuration.natpmp
             if !natpmp.recoveryCommand.isEmpty {
                 let recovery = RecoveryCommand(loop: loop, command: natpmp.recoveryCommand, threshold: natpmp.recoveryAfter,
@@ -162,6 +163,7 @@ final class Daemon {
         next.pid = ProcessEnvironment.processID
         next.health = healthText(status)
         next.qbittorrentVersion = status.version ?? next.qbittorrentVersion
+        next.natpmpInternalPort = natpmp?.internalPort ?? next.natpmpInternalPort
         if status.health == .verified, let port = status.verifiedPort, port == coordinator.desired {
             if next.port != port { next.appliedAt = WallClock.now }
             next.port = port

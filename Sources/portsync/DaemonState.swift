@@ -12,6 +12,8 @@ struct DaemonState: Equatable {
     /// "ok" when qBittorrent is verified on the desired port; otherwise what is wrong.
     var health: String
     var qbittorrentVersion: String? = nil
+    /// The NAT-PMP internal port in use, so that a restart keeps the same mapping.
+    var natpmpInternalPort: UInt16? = nil
     var pid: Int32
     var updatedAt: Int64
 
@@ -25,6 +27,7 @@ struct DaemonState: Equatable {
         if let source { members["source"] = .string(source) }
         if let appliedAt { members["applied_at"] = .number(Double(appliedAt)) }
         if let qbittorrentVersion { members["qbittorrent_version"] = .string(qbittorrentVersion) }
+        if let natpmpInternalPort { members["natpmp_internal_port"] = .number(Double(natpmpInternalPort)) }
         return JSONValue.object(members).serialized + "\n"
     }
 
@@ -50,6 +53,7 @@ struct DaemonState: Equatable {
         }
         return DaemonState(port: port, source: value["source"]?.string, appliedAt: value["applied_at"]?.integer.map(Int64.init),
                            health: health, qbittorrentVersion: value["qbittorrent_version"]?.string,
+                           natpmpInternalPort: value["natpmp_internal_port"]?.integer.flatMap { UInt16(exactly: $0) },
                            pid: Int32(value["pid"]?.integer ?? 0), updatedAt: Int64(value["updated_at"]?.integer ?? 0))
     }
 }

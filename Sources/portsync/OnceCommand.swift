@@ -22,6 +22,7 @@ struct OnceCommand {
         var changed = false
         var version: String?
         var error: String?
+        var natpmpInternalPort: UInt16?
     }
 
     func run() -> ExitCode {
@@ -33,38 +34,104 @@ struct OnceCommand {
     func execute() -> Outcome {
         let configuration = loaded.configuration
         var outcome = Outcome(code: .success, source: .protonFile)
-        if let reason = Daemon.unsupported(configuration.source.strategy) {
+        let strategy = configuration.source.strategy
+        if let reason = Daemon.unsupported(strategy) {
             return fail(&outcome, .unsupported, reason)
         }
-        let path = configuration.proton.portFile
-        let bytes: [UInt8]
-        do {
-            bytes = try FileContents.read(atPath: path, maxBytes: 4096)
-        } catch let error as SystemCallError where error.errno == ENOENT {
-            return fail(&outcome, .unsupported, "no source available: \(path) does not exist (is the ProtonVPN app connected, with port forwarding on?)")
-        } catch {
-            return fail(&outcome, .transientFailure, "cannot read \(path): \(error)")
-        }
-        let port: Port
-        do {
-            guard case .ports(let ports) = try PortFile.parse(bytes) else {
-                return fail(&outcome, .transientFailure, "no forwarded port right now: \(path) is empty")
-            }
-            port = ports[0]
-        } catch {
-            return fail(&outcome, .transientFailure, "\(path): \(error)")
-        }
-        outcome.port = port
-        return apply(port, &outcome)
-    }
-
-    private func apply(_ port: Port, _ outcome: inout Outcome) -> Outcome {
         let loop: EventLoop
         do {
             loop = try EventLoop(logger: logger)
         } catch {
             return fail(&outcome, .transientFailure, "\(error)")
         }
+        if strategy == .file || strategy == .auto {
+            switch readPortFile(configuration.proton.portFile) {
+            case .success(let port):
+                outcome.port = port
+                return apply(port, on: loop, &outcome)
+            case .failure(let problem) where strategy == .file || problem.code != .unsupported:
+                return fail(&outcome, problem.code, problem.message)
+            case .failure:
+                break  // auto: no file; NAT-PMP may still have a port
+            }
+        }
+        outcome.source = .natpmp
+        switch mapOnce(on: loop, &outcome) {
+        case .success(let port):
+            outcome.port = port
+            return apply(port, on: loop, &outcome)
+        case .failure(let problem):
+            let prefix = strategy == .auto ? "no source available: \(configuration.proton.portFile) does not exist, and " : ""
+            return fail(&outcome, problem.code, prefix + problem.message)
+        }
+    }
+
+    struct Problem: Error {
+        let code: ExitCode
+        let message: String
+    }
+
+    private func readPortFile(_ path: String) -> Result<Port, Problem> {
+        let bytes: [UInt8]
+        do {
+            bytes = try FileContents.read(atPath: path, maxBytes: 4096)
+        } catch let error as SystemCallError where error.errno == ENOENT {
+            return .failure(Problem(code: .unsupported, message: "no source available: \(path) does not exist (is the ProtonVPN app connected, with port forwarding on?)"))
+        } catch {
+            return .failure(Problem(code: .transientFailure, message: "cannot read \(path): \(error)"))
+        }
+        do {
+            guard case .ports(let ports) = try PortFile.parse(bytes) else {
+                return .failure(Problem(code: .transientFailure, message: "no forwarded port right now: \(path) is empty"))
+            }
+            return .success(ports[0])
+        } catch {
+            return .failure(Problem(code: .transientFailure, message: "\(path): \(error)"))
+        }
+    }
+
+    /// One NAT-PMP mapping on the configured interface. Its lease is not renewed afterwards:
+    /// that is what `portsync run` is for.
+    private func mapOnce(on loop: EventLoop, _ outcome: inout Outcome) -> Result<Port, Problem> {
+        let configuration = loaded.configuration
+        var link: LinkTracker.State?
+        var mapped: Port?
+        var failed = false
+        let client = NATPMPClient(loop: loop, settings: NATPMPSettings(configuration)) { observation in
+            if let port = observation.port { mapped = port }
+        }
+        client.onFailure = { _ in failed = true }
+        let previous = (try? StateStore(path: configuration.daemon.stateFile).load()) ?? nil
+        if let port = previous?.port { client.prefer(port) }
+        if let internalPort = previous?.natpmpInternalPort { client.restore(internalPort: internalPort) }
+        let watcher = LinkWatcher(loop: loop, interface: configuration.natpmp.interface) { state in
+            link = state
+            client.linkChanged(state)
+        }
+        defer {
+            watcher.stop()
+            client.stop(deleteMappings: false)
+        }
+        do {
+            try watcher.start()
+            let deadline = loop.clock.now() + timeout
+            while mapped == nil && !failed && loop.clock.now() < deadline {
+                if case .unusable(let reason)? = link {
+                    return .failure(Problem(code: .unsupported, message: "the VPN interface is not usable: \(reason)"))
+                }
+                try loop.runOnce(timeout: .milliseconds(250))
+            }
+        } catch {
+            return .failure(Problem(code: .transientFailure, message: "\(error)"))
+        }
+        outcome.natpmpInternalPort = client.internalPort
+        guard let mapped else {
+            return .failure(Problem(code: .transientFailure, message: "no NAT-PMP mapping from \(client.gateway.map { "\($0)" } ?? "the gateway") (see the log above)"))
+        }
+        return .success(mapped)
+    }
+
+    private func apply(_ port: Port, on loop: EventLoop, _ outcome: inout Outcome) -> Outcome {
         let sink = QBittorrentSink(loop: loop, settings: QBittorrentSettings(loaded.configuration, loaded.credentials))
         sink.apply(port)
         let deadline = loop.clock.now() + timeout
@@ -103,6 +170,7 @@ struct OnceCommand {
         let state = DaemonState(port: port, source: outcome.source.rawValue,
                                 appliedAt: previous?.port == port ? previous?.appliedAt : WallClock.now,
                                 health: "ok", qbittorrentVersion: outcome.version,
+                                natpmpInternalPort: outcome.natpmpInternalPort ?? previous?.natpmpInternalPort,
                                 pid: ProcessEnvironment.processID, updatedAt: WallClock.now)
         do {
             try store.save(state)

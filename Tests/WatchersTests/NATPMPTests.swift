@@ -250,6 +250,18 @@ import Testing
                 "with nothing known, a random high port, never 0")
     }
 
+    @Test func theInternalPortOfAnEarlierRunIsReused() {
+        var driver = Driver(session: NATPMPSession(settings: NATPMPSettings()), now: start)
+        driver.feed(.preferredPort(Port(40000)!))
+        driver.feed(.previousInternalPort(51413))
+        driver.feed(.linkUp(local))
+        #expect(driver.sent.last == NATPMP.mappingRequest(.udp, internalPort: 51413, suggestedExternalPort: 51413, lifetime: 60))
+        var configured = Driver(session: NATPMPSession(settings: NATPMPSettings(internalPort: 6881)), now: start)
+        configured.feed(.previousInternalPort(51413))
+        configured.feed(.linkUp(local))
+        #expect(configured.sent.last?[4...5] == [0x1A, 0xE1], "a configured internal port wins")
+    }
+
     @Test func deleteRequestsUseLifetimeZero() {
         let driver = mapped()
         #expect(driver.session.deleteRequests() == [

@@ -33,7 +33,7 @@ final class NATPMPDaemonTests {
         qbittorrent?.stop()
     }
 
-    func startDaemon(_ extra: [String: String] = [:], arguments: [String] = []) throws -> Child {
+    func environment(_ extra: [String: String] = [:]) -> [String: String] {
         var environment = [
             "PORTSYNC_SOURCE_STRATEGY": "natpmp",
             "PORTSYNC_NATPMP_INTERFACE": "wg0",
@@ -45,6 +45,11 @@ final class NATPMPDaemonTests {
             "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
         ]
         environment.merge(extra) { $1 }
+        return environment
+    }
+
+    func startDaemon(_ extra: [String: String] = [:], arguments: [String] = []) throws -> Child {
+        let environment = environment(extra)
         let daemon = try lab.inClient { try Child(["run"] + arguments, environment: environment) }
         daemons.append(daemon)
         return daemon
@@ -199,5 +204,40 @@ final class NATPMPDaemonTests {
         try gateway.set(mode: "normal")
         #expect(waitFor(seconds: 12) { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
         stop(daemon)
+    }
+
+    @Test func onceMapsOnceAndAppliesAndSaysWhenThereIsNoTunnel() throws {
+        try setUp()
+        var (status, output) = try lab.inClient { try Child.run(["once", "--json"], environment: environment()) }
+        #expect(status == 0, "\(output)")
+        let result = try JSONValue.parse(Array(output.split(separator: "\n").last.map { Array($0.utf8) } ?? []))
+        #expect(result["source"]?.string == "natpmp")
+        #expect(result["port"]?.integer == 40000)
+        #expect(result["verified"]?.bool == true)
+        #expect(qBittorrentPort() == 40000)
+
+        // auto with no ProtonVPN file: NAT-PMP on the interface.
+        (status, output) = try lab.inClient {
+            try Child.run(["once"], environment: environment(["PORTSYNC_SOURCE_STRATEGY": "auto", "XDG_RUNTIME_DIR": directory.path]))
+        }
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("already listens on port 40000 (natpmp)"))
+
+        (status, output) = try lab.inClient { try Child.run(["once"], environment: environment(["PORTSYNC_NATPMP_INTERFACE": "wg9"])) }
+        #expect(status == 3)
+        #expect(output.contains("the VPN interface is not usable: wg9 does not exist"))
+    }
+
+    @Test func aRestartKeepsTheMappingAndTheQBittorrentPort() throws {
+        try setUp()
+        let first = try startDaemon()
+        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        stop(first)
+        let second = try startDaemon()
+        #expect(waitFor { second.output.contains("qBittorrent already listens on port 40000") }, "\(second.output)")
+        #expect(Set(gateway.requests.compactMap { $0["internal"] as? Int }).count == 1, "the internal port survives the restart")
+        #expect(Set(gateway.requests.compactMap { $0["external"] as? Int }) == [40000])
+        #expect(!second.output.contains("setting listen_port"))
+        stop(second)
     }
 }
