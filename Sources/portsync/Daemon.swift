@@ -19,18 +19,29 @@ final class Daemon {
     private var recovery: RecoveryCommand?
     private var linkState: LinkTracker.State?
     private var lastTunnelAddress: IPv4Address?
+    private let notifier: SystemdNotifier?
+    private var watchdogTimer: Timer!
+    private var readyTimer: Timer!
+    private var ready = false
+    private var natpmpTried = false
+    private var lastStatusLine: String?
+    /// When the NAT-PMP lease was last granted or renewed (wall clock).
+    private var lastRenewal: Int64?
     private var stateStore: StateStore
     private var state: DaemonState?
     private var expiryTimer: Timer!
 
-    init(loader: ConfigurationLoader, loaded: LoadedConfiguration, logger: Logger) throws {
+    init(loader: ConfigurationLoader, loaded: LoadedConfiguration, logger: Logger, environment: [String: String]) throws {
         self.loader = loader
         self.loaded = loaded
         self.logger = logger
+        notifier = SystemdNotifier(environment: environment, logger: logger)
         loop = try EventLoop(logger: logger)
         sink = QBittorrentSink(loop: loop, settings: QBittorrentSettings(loaded.configuration, loaded.credentials))
         stateStore = StateStore(path: loaded.configuration.daemon.stateFile)
         expiryTimer = loop.makeTimer(name: "coordinator.expiry") { [unowned self] in self.decide() }
+        watchdogTimer = loop.makeTimer(name: "systemd.watchdog") { [unowned self] in self.pingWatchdog() }
+        readyTimer = loop.makeTimer(name: "systemd.ready") { [unowned self] in self.becomeReady() }
         sink.onStatusChange = { [unowned self] status in
             if status.health == .verified, let port = status.verifiedPort { self.natpmp?.prefer(port) }
             self.recordOutcome()
@@ -48,7 +59,11 @@ final class Daemon {
         loadState()
         logger.info("portsync", "\(CommandLineInterface.version) running (pid \(ProcessEnvironment.processID)); strategy \(configuration.source.strategy.rawValue), qBittorrent at \(configuration.qbittorrent.url), configuration \(configuration.file ?? "defaults")")
         try startWatchers(configuration)
+        readyTimer.schedule(after: .seconds(10))  // ready at the latest then, whatever answers
+        pingWatchdog()
+        checkReady()
         try loop.run()
+        notifier?.notify("STOPPING=1")
         stopWatchers()
         logger.info("portsync", "stopped")
         return .success
@@ -83,10 +98,13 @@ final class Daemon {
             if let previous = state?.natpmpInternalPort { client.restore(internalPort: previous) }
             let natpmp = configuration.natpmp
             if !natpmp.recoveryCommand.isEmpty {
-                let recovery = RecoveryCommand(loop: loop, command: natpmp.recoveryCommand, threshold: natpmp.recoveryAfter,
-                                               cooldown: .seconds(natpmp.recoveryCooldownSeconds))
-                client.onFailure = { streak in recovery.failed(streak: streak) }
-                self.recovery = recovery
+                recovery = RecoveryCommand(loop: loop, command: natpmp.recoveryCommand, threshold: natpmp.recoveryAfter,
+                                           cooldown: .seconds(natpmp.recoveryCooldownSeconds))
+            }
+            client.onFailure = { [unowned self] streak in
+                self.natpmpTried = true
+                self.recovery?.failed(streak: streak)
+                self.recordOutcome()
             }
             self.natpmp = client
             let link = LinkWatcher(loop: loop, interface: natpmp.interface) { [unowned self] state in self.linkChanged(state) }
@@ -122,6 +140,10 @@ final class Daemon {
     }
 
     private func observed(_ observation: PortObservation) {
+        if observation.source == .natpmp {
+            natpmpTried = true
+            if observation.port != nil { lastRenewal = WallClock.now }
+        }
         if let decision = coordinator.observe(observation, now: loop.now) {
             logger.notice("portsync", "port \(decision.port) from \(decision.source.rawValue)\(decision.previous.map { " (was \($0))" } ?? "")")
             sink.apply(decision.port)
@@ -156,8 +178,12 @@ final class Daemon {
         }
     }
 
-    /// Writes the state file when the port, its source or the health changed.
+    /// Writes the state file when the port, its source or the health changed, and tells systemd.
     private func recordOutcome() {
+        defer {
+            checkReady()
+            sendStatus()
+        }
         let status = sink.status
         var next = state ?? DaemonState(health: "", pid: ProcessEnvironment.processID, updatedAt: 0)
         next.pid = ProcessEnvironment.processID
@@ -193,6 +219,55 @@ final class Daemon {
         }
     }
 
+    // MARK: systemd
+
+    /// Ready once the loop runs and the first sync was tried: qBittorrent answered (or failed)
+    /// for the first port, and NAT-PMP, when in use, mapped or failed once.
+    private func checkReady() {
+        guard !ready else { return }
+        let sinkTried = coordinator.desired == nil || (sink.status.health != .idle && sink.status.health != .applying)
+        let natpmpSettled: Bool
+        switch linkState {
+        case _ where natpmp == nil: natpmpSettled = true
+        case nil: natpmpSettled = false
+        case .unusable?: natpmpSettled = true
+        case .usable?: natpmpSettled = natpmpTried
+        }
+        if sinkTried && natpmpSettled { becomeReady() }
+    }
+
+    private func becomeReady() {
+        guard !ready else { return }
+        ready = true
+        readyTimer.cancel()
+        notifier?.notify("READY=1", "STATUS=\(statusLine())")
+        lastStatusLine = statusLine()
+    }
+
+    private func sendStatus() {
+        guard ready, let notifier else { return }
+        let line = statusLine()
+        guard line != lastStatusLine else { return }
+        lastStatusLine = line
+        notifier.notify("STATUS=\(line)")
+    }
+
+    /// In words: "port 51413 on qBittorrent v4.5.2 via natpmp; lease renewed at 16:31:02".
+    func statusLine() -> String {
+        let health = healthText(sink.status)
+        guard health == "ok", let port = coordinator.desired, let source = coordinator.desiredSource else { return health }
+        var line = "port \(port) on qBittorrent\(sink.status.version.map { " \($0)" } ?? "") via \(source.rawValue)"
+        if source == .natpmp, let lastRenewal { line += "; lease renewed at \(WallClock.text(lastRenewal).suffix(8))" }
+        return line
+    }
+
+    /// WATCHDOG=1 from the loop itself: a stuck loop stops pinging and systemd restarts it.
+    private func pingWatchdog() {
+        guard let notifier, let interval = notifier.watchdogInterval else { return }
+        notifier.notify("WATCHDOG=1")
+        watchdogTimer.schedule(after: interval)
+    }
+
     // MARK: Signals
 
     private func handle(_ signal: Signal) {
@@ -206,6 +281,8 @@ final class Daemon {
     }
 
     private func reload() {
+        notifier?.reloading()
+        defer { notifier?.notify("READY=1", "STATUS=\(statusLine())") }
         let fresh: LoadedConfiguration
         do {
             fresh = try loader.load()

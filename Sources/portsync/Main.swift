@@ -37,7 +37,7 @@ enum Main {
             return .success
         case .run:
             do {
-                return try Daemon(loader: loader, loaded: loaded, logger: logger).run()
+                return try Daemon(loader: loader, loaded: loaded, logger: logger, environment: environment).run()
             } catch {
                 logger.error("portsync", "\(error)")
                 return .transientFailure

@@ -100,5 +100,6 @@ public final class ChildProcess {
 
 public struct ChildProcessError: Error, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }

@@ -1,0 +1,94 @@
+import CLinux
+import Glibc
+import Reactor
+
+/// sd_notify spoken directly on `$NOTIFY_SOCKET` (no libsystemd): one datagram of
+/// newline-separated `KEY=VALUE` lines. A path or an abstract name (`@…`); for an abstract one
+/// the address length covers exactly the name, never the whole sockaddr_un.
+final class SystemdNotifier {
+    /// The socket address: `sockaddr_un` bytes and the length to pass.
+    struct Address: Equatable {
+        let bytes: [UInt8]
+        let length: socklen_t
+
+        /// nil for an empty value; throws for what cannot be an AF_UNIX address.
+        init?(_ value: String) throws {
+            guard !value.isEmpty else { return nil }
+            var name = Array(value.utf8)
+            let abstract = name.first == UInt8(ascii: "@")
+            guard abstract || name.first == UInt8(ascii: "/") else {
+                throw ConfigurationError("NOTIFY_SOCKET", "\"\(value)\" is neither a path nor an @abstract name")
+            }
+            if abstract { name[0] = 0 }
+            let capacity = MemoryLayout<sockaddr_un>.size - 2
+            guard name.count < capacity else { throw ConfigurationError("NOTIFY_SOCKET", "\"\(value)\" is too long") }
+            let family = withUnsafeBytes(of: sa_family_t(AF_UNIX)) { Array($0) }
+            bytes = family + name + [UInt8](repeating: 0, count: capacity - name.count)
+            length = socklen_t(2 + name.count + (abstract ? 0 : 1))
+        }
+    }
+
+    private let address: Address
+    private let fd: FileDescriptor
+    private let logger: Logger
+    private var failed = false
+    /// Half the watchdog timeout, when systemd asked this process for pings.
+    let watchdogInterval: Duration?
+
+    /// nil when not started by systemd with a notify socket.
+    init?(environment: [String: String], logger: Logger) {
+        guard let value = environment["NOTIFY_SOCKET"] else { return nil }
+        do {
+            guard let address = try Address(value) else { return nil }
+            self.address = address
+        } catch {
+            logger.error("systemd", "\(error); not notifying systemd")
+            return nil
+        }
+        let socketFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | CLINUX_SOCK_CLOEXEC | CLINUX_SOCK_NONBLOCK, 0)
+        guard socketFD >= 0 else {
+            logger.error("systemd", "\(SystemCallError(call: "socket(AF_UNIX)", errno: errno)); not notifying systemd")
+            return nil
+        }
+        fd = FileDescriptor(rawValue: socketFD)
+        self.logger = logger
+        watchdogInterval = Self.watchdogInterval(environment: environment, pid: getpid())
+    }
+
+    deinit { fd.close() }
+
+    /// `WATCHDOG_USEC / 2`, when `WATCHDOG_PID` is unset or this process.
+    static func watchdogInterval(environment: [String: String], pid: Int32) -> Duration? {
+        guard let text = environment["WATCHDOG_USEC"], let microseconds = Int64(text), microseconds > 0 else { return nil }
+        if let owner = environment["WATCHDOG_PID"], Int32(owner) != pid { return nil }
+        return .microseconds(microseconds / 2)
+    }
+
+    func notify(_ assignments: String...) {
+        notify(assignments)
+    }
+
+    func notify(_ assignments: [String]) {
+        let message = Array(assignments.joined(separator: "\n").utf8)
+        logger.trace("systemd", "notify \(assignments.joined(separator: " | "))")
+        let sent = address.bytes.withUnsafeBytes { raw in
+            message.withUnsafeBytes { payload in
+                sendto(fd.rawValue, payload.baseAddress, payload.count, Int32(MSG_NOSIGNAL),
+                       raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), address.length)
+            }
+        }
+        if sent < 0 && !failed {
+            failed = true  // said once; systemd may simply be gone
+            logger.error("systemd", "\(SystemCallError(call: "sendto NOTIFY_SOCKET", errno: errno))")
+        } else if sent >= 0 {
+            failed = false
+        }
+    }
+
+    /// `RELOADING=1` with `MONOTONIC_USEC` (systemd 253+ wants it; 252 ignores unknown keys).
+    func reloading() {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        notify("RELOADING=1", "MONOTONIC_USEC=\(Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000)")
+    }
+}
