@@ -108,7 +108,7 @@ public final class QBittorrentSink: PortSink {
 
     /// Whether a TCP socket listens on `port` in this network namespace (IPv4 or IPv6).
     static func somethingListens(on port: Port) -> Bool {
-        ["/proc/net/tcp", "/proc/net/tcp6"].contains { path in
+        ["/proc/self/net/tcp", "/proc/self/net/tcp6"].contains { path in
             guard let bytes = try? FileContents.read(atPath: path, maxBytes: 64 << 20) else { return false }
             return ListeningPorts.parse(String(decoding: bytes, as: UTF8.self)).contains(port.value)
         }
