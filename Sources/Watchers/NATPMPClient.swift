@@ -35,6 +35,8 @@ public final class NATPMPClient {
     public var port: Port? { session.port }
     public var gateway: IPv4Address? { session.gateway }
     public var requestsSent: Int { session.requestsSent }
+    public var mappingsGranted: Int { session.mappingsGranted }
+    public var leaseExpiry: Instant? { session.leaseExpiry }
     public var settings: NATPMPSettings { session.settings }
 
     public func linkChanged(_ state: LinkTracker.State) {

@@ -27,6 +27,10 @@ final class Daemon {
     private var lastStatusLine: String?
     /// When the NAT-PMP lease was last granted or renewed (wall clock).
     private var lastRenewal: Int64?
+    private var metricsServer: HTTPServer?
+    private var portChanges = 0
+    private var lastChange: Int64?
+    private var natpmpFailures = 0
     private var stateStore: StateStore
     private var state: DaemonState?
     private var expiryTimer: Timer!
@@ -59,11 +63,13 @@ final class Daemon {
         loadState()
         logger.info("portsync", "\(CommandLineInterface.version) running (pid \(ProcessEnvironment.processID)); strategy \(configuration.source.strategy.rawValue), qBittorrent at \(configuration.qbittorrent.url), configuration \(configuration.file ?? "defaults")")
         try startWatchers(configuration)
+        startMetrics(configuration.daemon.metricsListen)
         readyTimer.schedule(after: .seconds(10))  // ready at the latest then, whatever answers
         pingWatchdog()
         checkReady()
         try loop.run()
         notifier?.notify("STOPPING=1")
+        metricsServer?.close()
         stopWatchers()
         logger.info("portsync", "stopped")
         return .success
@@ -103,6 +109,7 @@ final class Daemon {
             }
             client.onFailure = { [unowned self] streak in
                 self.natpmpTried = true
+                self.natpmpFailures += 1
                 self.recovery?.failed(streak: streak)
                 self.recordOutcome()
             }
@@ -146,6 +153,8 @@ final class Daemon {
         }
         if let decision = coordinator.observe(observation, now: loop.now) {
             logger.notice("portsync", "port \(decision.port) from \(decision.source.rawValue)\(decision.previous.map { " (was \($0))" } ?? "")")
+            portChanges += 1
+            lastChange = WallClock.now
             sink.apply(decision.port)
         }
         scheduleExpiry()
@@ -217,6 +226,40 @@ final class Daemon {
         case .idle, .applying, .verified: return "applying port \(desired)"
         case .unreachable(let message), .failing(let message), .loginRefused(let message): return message
         }
+    }
+
+    // MARK: Metrics
+
+    private func startMetrics(_ address: SocketAddress?) {
+        metricsServer?.close()
+        metricsServer = nil
+        guard let address else { return }
+        do {
+            metricsServer = try HTTPServer(loop: loop, name: "metrics.http", address: address) { [unowned self] request in
+                MetricsEndpoint.respond(to: request, self.snapshot())
+            }
+            logger.info("portsync", "metrics and health on http://\(address)/metrics and /healthz")
+        } catch {
+            logger.error("portsync", "cannot serve metrics on \(address): \(error)")
+        }
+    }
+
+    func snapshot() -> DaemonSnapshot {
+        let status = sink.status
+        let counters = sink.counters
+        var linkUp: Bool?
+        if let linkState { if case .usable = linkState { linkUp = true } else { linkUp = false } }
+        var leaseLeft: Int?
+        if coordinator.desiredSource == .natpmp {
+            let left = natpmp?.leaseExpiry.map { ($0 - loop.clock.now()).components.seconds } ?? 0
+            leaseLeft = Int(max(0, left))
+        }
+        return DaemonSnapshot(port: status.health == .verified ? status.verifiedPort : state?.port, source: coordinator.desiredSource?.rawValue,
+                              health: healthText(status), qbittorrentVersion: status.version, portChanges: portChanges,
+                              lastChange: lastChange, applies: counters.applies, applyFailures: counters.failedApplies,
+                              logins: counters.logins, loginFailures: counters.failedLogins,
+                              natpmpRenewals: natpmp?.mappingsGranted, natpmpFailures: natpmp == nil ? nil : natpmpFailures,
+                              linkUp: linkUp, leaseSecondsLeft: leaseLeft)
     }
 
     // MARK: systemd
@@ -315,6 +358,7 @@ final class Daemon {
             }
         }
         sink.update(QBittorrentSettings(configuration, fresh.credentials))
+        if configuration.daemon.metricsListen != old.daemon.metricsListen { startMetrics(configuration.daemon.metricsListen) }
         logger.notice("config", "SIGHUP: configuration reloaded from \(configuration.file ?? "defaults")")
     }
 }

@@ -205,4 +205,51 @@ final class DaemonTests {
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 1) == 0)
     }
+
+    @Test func metricsAndHealthAreServedByTheLoop() throws {
+        let port = freePort()
+        writePort(String(port))
+        let metricsPort = freePort()
+        let daemon = try daemon(["PORTSYNC_DAEMON_METRICS_LISTEN": "127.0.0.1:\(metricsPort)"])
+        #expect(qBittorrentReaches(port))
+        #expect(daemon.waitForOutput(containing: "applied and verified").contains("applied"))
+
+        let metrics = try RawHTTP.request(port: metricsPort, "GET", "/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.headers["Content-Type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+        var values: [String: Double] = [:]
+        for line in metrics.text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            #expect(parts.count == 2, "one sample per line: \(line)")
+            let name = parts[0].split(separator: "{").first.map(String.init) ?? ""
+            #expect(name.allSatisfy { $0.isLowercase || $0 == "_" }, "\(line)")
+            values[name] = Double(parts[1])
+            #expect(values[name] != nil, "a number: \(line)")
+        }
+        #expect(metrics.text.contains("# TYPE portsync_applies_total counter"))
+        #expect(values["portsync_port"] == Double(port))
+        #expect(values["portsync_healthy"] == 1)
+        #expect(values["portsync_applies_total"] == 1)
+        #expect(values["portsync_qbittorrent_logins_total"] == 1)
+        #expect(values["portsync_port_changes_total"] == 1)
+        #expect(values["portsync_build_info"] == 1)
+
+        let health = try RawHTTP.request(port: metricsPort, "GET", "/healthz")
+        #expect(health.status == 200)
+        let body = try JSONValue.parse(health.body)
+        #expect(body["status"]?.string == "ok" && body["port"]?.integer == Int(port) && body["source"]?.string == "proton-file")
+        #expect(try RawHTTP.request(port: metricsPort, "GET", "/nothing").status == 404)
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 1) == 0)
+
+        // qBittorrent unreachable: 503, with the reason.
+        let broken = try Child(["run"], environment: environment(["PORTSYNC_DAEMON_METRICS_LISTEN": "127.0.0.1:\(metricsPort)",
+                                                                  "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"]))
+        #expect(broken.waitForOutput(containing: "is unreachable").contains("unreachable"))
+        let unhealthy = try RawHTTP.request(port: metricsPort, "GET", "/healthz")
+        #expect(unhealthy.status == 503)
+        #expect(try JSONValue.parse(unhealthy.body)["reason"]?.string?.contains("is unreachable: connection refused") == true)
+        broken.signal(SIGTERM)
+        #expect(broken.wait(seconds: 1) == 0)
+    }
 }
