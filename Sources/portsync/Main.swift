@@ -26,6 +26,7 @@ enum Main {
         do {
             loaded = try loader.load()
         } catch {
+            if invocation.command == .doctor { return Doctor.reportConfigurationError(error) }
             return fail(error.description, .usageOrConfiguration)
         }
         let logger = Logger(level: loaded.configuration.daemon.logLevel, traceEnabled: invocation.trace)
@@ -48,7 +49,8 @@ enum Main {
         case .status:
             return StatusCommand(loaded: loaded, json: invocation.json).run()
         case .doctor:
-            return fail("\"doctor\" is not available in this build yet", .unsupported)
+            if loaded.configuration.daemon.logLevel == .info && !invocation.trace { logger.level = .error }
+            return Doctor(loaded: loaded, logger: logger).run()
         }
     }
 

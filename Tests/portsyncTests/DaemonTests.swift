@@ -252,4 +252,45 @@ final class DaemonTests {
         broken.signal(SIGTERM)
         #expect(broken.wait(seconds: 1) == 0)
     }
+
+    @Test func doctorPassesAWorkingSetupAndSaysWhatToFixInABrokenOne() throws {
+        writePort(String(freePort()))
+        let file = ["PORTSYNC_SOURCE_STRATEGY": "file"]
+        var (status, output) = try Child.run(["doctor"], environment: environment(file))
+        #expect(status == 0, "\(output)")
+        for check in ["✓ configuration:", "✓ port file: \(portFile) says", "✓ qBittorrent: http://127.0.0.1:", "✓ login: logged in as \"admin\"",
+                      "✓ version: qBittorrent v4.5.2", "✓ settings: listen_port", "all checks passed"] {
+            #expect(output.contains(check), "\(check) in \(output)")
+        }
+
+        (status, output) = try Child.run(["doctor"], environment: environment(password: "wrong-password", file))
+        #expect(status == 1)
+        #expect(output.contains("✗ login: qBittorrent rejected \"admin\" and its password"))
+        #expect(output.contains("→ fix the password"))
+        #expect(qbittorrent.log.components(separatedBy: "WebAPI login failure").count - 1 == 1, "doctor tries once")
+
+        (status, output) = try Child.run(["doctor"], environment: environment(["PORTSYNC_SOURCE_STRATEGY": "file",
+                                                                           "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"]))
+        #expect(status == 1 && output.contains("is unreachable: connection refused"), "\(output)")
+
+        writePort("")
+        (status, output) = try Child.run(["doctor", "--set", "qbittorrent.check_seconds=1"], environment: environment(file))
+        #expect(status == 1 && output.contains("✗ configuration: --set qbittorrent.check_seconds: 1 is out of range"), "\(output)")
+    }
+
+    @Test func sighupSwitchesToANewSourceWithoutARestart() throws {
+        let first = freePort(), second = freePort()
+        writePort(String(first))
+        writePort(String(second), to: "\(directory.path)/other/forwarded_port")
+        let config = directory.write("config.toml", "[source]\nstrategy = \"file\"\n")
+        let daemon = try Child(["run", "--config", config], environment: environment())
+        #expect(qBittorrentReaches(first))
+        directory.write("config.toml", "[source]\nstrategy = \"file\"\n[proton]\nport_file = \"other/forwarded_port\"\n")
+        daemon.signal(SIGHUP)
+        #expect(qBittorrentReaches(second), "\(daemon.output)")
+        #expect(daemon.output.contains("SIGHUP: configuration reloaded"))
+        #expect(daemon.output.components(separatedBy: "logged in to qBittorrent").count - 1 == 1, "the qBittorrent session was kept")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 1) == 0)
+    }
 }

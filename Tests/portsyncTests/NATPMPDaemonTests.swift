@@ -240,4 +240,15 @@ final class NATPMPDaemonTests {
         #expect(!second.output.contains("setting listen_port"))
         stop(second)
     }
+
+    @Test func doctorSeesTheTunnelAndTheGateway() throws {
+        try setUp()
+        var (status, output) = try lab.inClient { try Child.run(["doctor"], environment: environment()) }
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("✓ VPN interface: wg0 is up with 10.2.0.2"))
+        #expect(output.contains("✓ NAT-PMP: the gateway 10.2.0.1 answers (external address 198.51.100.7"))
+        try gateway.set(mode: "blackhole")
+        (status, output) = try lab.inClient { try Child.run(["doctor"], environment: environment()) }
+        #expect(status == 1 && output.contains("✗ NAT-PMP: no answer from 10.2.0.1:5351"), "\(output)")
+    }
 }

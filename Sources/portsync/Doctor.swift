@@ -1,0 +1,228 @@
+import CLinux
+import Glibc
+import Reactor
+import Sinks
+import Watchers
+
+/// `portsync doctor`: checks each piece of the setup in order and prints one line per check,
+/// ✓ or ✗ with what to do. Exit 0 only when every check passes. It logs in to qBittorrent at
+/// most once.
+struct Doctor {
+    let loaded: LoadedConfiguration
+    let logger: Logger
+
+    private final class Report {
+        var failures = 0
+        func pass(_ text: String) { ProcessEnvironment.printToStandardOutput("✓ \(text)\n") }
+        func fail(_ text: String, _ fix: String) {
+            failures += 1
+            ProcessEnvironment.printToStandardOutput("✗ \(text)\n    → \(fix)\n")
+        }
+    }
+
+    /// A configuration that did not load: the first and only check.
+    static func reportConfigurationError(_ error: ConfigurationError) -> ExitCode {
+        ProcessEnvironment.printToStandardOutput("✗ configuration: \(error)\n    → fix it, then run portsync doctor again\n")
+        return .transientFailure
+    }
+
+    func run() -> ExitCode {
+        let report = Report()
+        let configuration = loaded.configuration
+        let strategy = configuration.source.strategy
+        report.pass("configuration: \(configuration.file ?? "none found, using the defaults") (strategy \(strategy.rawValue))")
+        guard let loop = try? EventLoop(logger: logger) else {
+            report.fail("cannot create the event loop", "this system lacks epoll/timerfd: portsync needs Linux")
+            return .unsupported
+        }
+        if strategy == .auto || strategy == .file { checkPortFile(configuration.proton.portFile, report) }
+        if strategy == .auto || strategy == .natpmp { checkTunnel(configuration, loop, report) }
+        if strategy == .gluetun, let reason = Daemon.unsupported(strategy) { report.fail("source: \(reason)", "choose another strategy") }
+        checkQBittorrent(configuration, loop, report)
+        ProcessEnvironment.printToStandardOutput(report.failures == 0 ? "all checks passed\n" : "\(report.failures) check(s) failed\n")
+        return report.failures == 0 ? .success : .transientFailure
+    }
+
+    /// Runs the loop until `condition` holds or `seconds` pass.
+    @discardableResult
+    static func run(_ loop: EventLoop, seconds: Int64, until condition: () -> Bool) throws -> Bool {
+        let deadline = loop.clock.now() + .seconds(seconds)
+        while !condition() && loop.clock.now() < deadline { try loop.runOnce(timeout: .milliseconds(100)) }
+        return condition()
+    }
+
+    // MARK: Sources
+
+    private func checkPortFile(_ path: String, _ report: Report) {
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "/"
+        guard PortFileWatcher.isDirectory(directory) else {
+            return report.fail("port file: \(directory) does not exist",
+                               "start the ProtonVPN app and connect (P2P server, port forwarding on); portsync run waits for it")
+        }
+        do {
+            switch try PortFile.parse(try FileContents.read(atPath: path, maxBytes: 4096)) {
+            case .ports(let ports): report.pass("port file: \(path) says \(ports[0])")
+            case .noPort: report.fail("port file: \(path) is empty: no forwarded port right now",
+                                      "connect to a P2P server with port forwarding on")
+            }
+        } catch let error as SystemCallError where error.errno == ENOENT {
+            report.fail("port file: \(path) does not exist", "connect with port forwarding on in the ProtonVPN app")
+        } catch {
+            report.fail("port file: \(path): \(error)", "check what writes this file")
+        }
+    }
+
+    private func checkTunnel(_ configuration: Configuration, _ loop: EventLoop, _ report: Report) {
+        let interface = configuration.natpmp.interface
+        var state: LinkTracker.State?
+        let watcher = LinkWatcher(loop: loop, interface: interface) { state = $0 }
+        defer { watcher.stop() }
+        do {
+            try watcher.start()
+            try Self.run(loop, seconds: 3) { state != nil }
+        } catch {
+            return report.fail("VPN interface: \(error)", "portsync needs rtnetlink (AF_NETLINK allowed)")
+        }
+        guard case .usable(let address)? = state else {
+            let reason: String = if case .unusable(let why)? = state { why } else { "no answer from rtnetlink" }
+            return report.fail("VPN interface: \(reason)", "connect the VPN, or set [natpmp].interface (now \"\(interface)\")")
+        }
+        report.pass("VPN interface: \(interface) is up with \(address)")
+        let gateway = NATPMPSettings(configuration).gateway(for: address)
+        switch askExternalAddress(from: address, gateway: gateway, loop) {
+        case .success(let answer): report.pass("NAT-PMP: the gateway \(gateway) answers (\(answer))")
+        case .failure(let problem): report.fail("NAT-PMP: \(problem.message)", problem.fix)
+        }
+    }
+
+    struct Problem: Error {
+        let message: String
+        let fix: String
+    }
+
+    /// Opcode 0 from a socket bound to the tunnel address, three tries (250, 500, 1000 ms).
+    private func askExternalAddress(from local: IPv4Address, gateway: IPv4Address, _ loop: EventLoop) -> Result<String, Problem> {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | CLINUX_SOCK_CLOEXEC, 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 0, tv_usec: 250_000)
+        let bound = SocketAddress.v4(local, port: 0).withSockAddr { bind(fd, $0, $1) }
+        let connected = SocketAddress.v4(gateway, port: NATPMP.serverPort).withSockAddr { connect(fd, $0, $1) }
+        guard bound == 0, connected == 0 else {
+            return .failure(Problem(message: "cannot reach \(gateway): \(SystemCallError(call: "connect", errno: errno))",
+                                    fix: "set [natpmp].gateway to the VPN's NAT-PMP gateway"))
+        }
+        for _ in 0..<3 {
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            _ = NATPMP.externalAddressRequest().withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count < 0 && errno == ECONNREFUSED {
+                return .failure(Problem(message: "the gateway \(gateway) refuses NAT-PMP (port unreachable)",
+                                        fix: "turn port forwarding on (ProtonVPN: a P2P server; WireGuard configs made with NAT-PMP on)"))
+            }
+            if count > 0 {
+                switch try? NATPMP.decode(Array(buffer[0..<count])) {
+                case .externalAddress(.success, let epoch, let address)?: return .success("external address \(address), up \(epoch) s")
+                case .externalAddress(let result, _, _)?:
+                    return .failure(Problem(message: "the gateway \(gateway) answered \(result)", fix: "see the VPN's port forwarding settings"))
+                default:
+                    return .failure(Problem(message: "the gateway \(gateway) sent something that is not NAT-PMP", fix: "check [natpmp].gateway"))
+                }
+            }
+            timeout.tv_usec = min(timeout.tv_usec * 2, 999_999)
+        }
+        return .failure(Problem(message: "no answer from \(gateway):5351",
+                                fix: "the VPN may not forward ports: ProtonVPN needs a P2P server with port forwarding; check [natpmp].gateway"))
+    }
+
+    // MARK: qBittorrent
+
+    private func checkQBittorrent(_ configuration: Configuration, _ loop: EventLoop, _ report: Report) {
+        let settings = QBittorrentSettings(configuration, loaded.credentials)
+        let url = settings.url
+        let client = HTTPClient(loop: loop, name: "qbittorrent.http", host: url.bareHost, port: url.port,
+                                connectTimeout: .seconds(5), responseTimeout: .seconds(10))
+        var cookie: String?
+        func call(_ method: String, _ path: String, form: [(String, String)]? = nil) -> Result<HTTPResponse, HTTPClientError> {
+            var headers: HTTPHeaders = ["Host": url.hostHeader, "User-Agent": "portsync/0.1"]
+            if case .apiKey(let key) = settings.authentication { headers.add("Authorization", "Bearer \(key.value)") }
+            if let cookie { headers.add("Cookie", cookie) }
+            let request = form.map { HTTPRequest.form(url.target(path), fields: $0, headers: headers) }
+                ?? HTTPRequest(method: method, target: url.target(path), headers: headers)
+            var result: Result<HTTPResponse, HTTPClientError>?
+            client.send(request, retryIfStale: form == nil) { result = $0 }
+            _ = try? Self.run(loop, seconds: 20) { result != nil }
+            return result ?? .failure(.timedOut)
+        }
+
+        if case .failure(let error) = call("GET", "/api/v2/app/webapiVersion") {
+            let reason = "\(error)"
+            report.fail("qBittorrent: \(url) is unreachable: \(reason)",
+                        "start qBittorrent with its WebUI on, or set [qbittorrent].url (WebUI address and port)")
+            return
+        }
+        report.pass("qBittorrent: \(url) answers")
+
+        switch settings.authentication {
+        case .password(let username, let password):
+            switch call("POST", "/api/v2/auth/login", form: [("username", username), ("password", password.value)]) {
+            case .success(let response) where response.status == 204 || (response.status == 200 && response.text.trimmingSpaces != "Fails."):
+                cookie = response.cookies.first.map { "\($0.name)=\($0.value)" }
+                report.pass("login: logged in as \"\(username)\" (password from \(password.origin))")
+            case .success(let response) where response.status == 403:
+                return report.fail("login: qBittorrent refuses this IP (\(response.bodyExcerpt))",
+                                   "wait for the ban to end (1 h by default) or restart qBittorrent, after fixing the password")
+            case .success(let response):
+                return report.fail("login: qBittorrent rejected \"\(username)\" and its password (\(response.status) \(response.bodyExcerpt))",
+                                   "fix the password (\(password.origin)); qBittorrent bans an IP after 5 failures")
+            case .failure(let error):
+                return report.fail("login: \(error)", "check [qbittorrent].url")
+            }
+        case .apiKey(let key):
+            report.pass("login: an API key (from \(key.origin)), no login needed")
+        case .none:
+            report.pass("login: no password configured; qBittorrent must bypass authentication for this client")
+        }
+
+        switch call("GET", "/api/v2/app/version") {
+        case .success(let response) where response.status == 200:
+            report.pass("version: qBittorrent \(response.text.trimmingSpaces)")
+        case .success(let response) where response.status == 403:
+            return report.fail("version: qBittorrent wants a login (403)",
+                               "set [qbittorrent].password_file, or enable \"Bypass authentication for clients on localhost\"")
+        case .success(let response):
+            return report.fail("version: unexpected answer \(response.status) \(response.bodyExcerpt)", "is \(url) qBittorrent's WebUI?")
+        case .failure(let error):
+            return report.fail("version: \(error)", "check qBittorrent")
+        }
+
+        if let interface = settings.interface {
+            if case .success(let response) = call("GET", "/api/v2/app/networkInterfaceList"),
+               let list = (try? JSONValue.parse(response.body))?.array {
+                let names = list.compactMap { $0["value"]?.string }
+                if names.contains(interface) {
+                    report.pass("binding: qBittorrent knows interface \(interface)")
+                } else {
+                    report.fail("binding: qBittorrent does not list \(interface) (it lists \(names.joined(separator: ", ")))",
+                                "connect the VPN first; qBittorrent lists only interfaces that have an address")
+                }
+            } else {
+                report.fail("binding: cannot read qBittorrent's interface list", "qBittorrent 4.2 or newer is needed")
+            }
+        }
+
+        guard case .success(let response) = call("GET", "/api/v2/app/preferences"),
+              let preferences = try? JSONValue.parse(response.body), let port = preferences["listen_port"]?.integer else {
+            return report.fail("settings: cannot read qBittorrent's preferences", "check qBittorrent's WebUI")
+        }
+        var notes: [String] = []
+        if preferences["random_port"]?.bool == true { notes.append("random_port is on") }
+        if settings.disableUPnP && preferences["upnp"]?.bool == true { notes.append("UPnP/NAT-PMP is on") }
+        if notes.isEmpty {
+            report.pass("settings: listen_port \(port), random port off\(settings.disableUPnP ? ", UPnP off" : "")")
+        } else {
+            report.fail("settings: listen_port \(port); \(notes.joined(separator: ", "))",
+                        "portsync run turns these off when it applies the port; or turn them off in qBittorrent now")
+        }
+    }
+}
