@@ -21,10 +21,12 @@ import TestSupport
         #expect(output == "portsync: \(file):3: unknown key \"prot\" in [natpmp]\n")
     }
 
-    @Test func commandsOfLaterIssuesSaySoAndExitThree() throws {
-        let (status, output) = try Child.run(["doctor"])
-        #expect(status == 3)
-        #expect(output.contains("not available"))
+    @Test func aStrategyThisBuildCannotServeSaysSoAndExitsThree() throws {
+        for command in ["run", "once"] {
+            let (status, output) = try Child.run([command, "--strategy", "gluetun"])
+            #expect(status == 3, "\(command): \(output)")
+            #expect(output.contains("strategy \"gluetun\" is not available in this build yet"))
+        }
     }
 
     @Test func versionHelpAndConfig() throws {
