@@ -39,6 +39,9 @@ struct Configuration: Equatable {
         var apiKeyFile = ""
         var pollSeconds = 10
         var portFile = ""
+        var portIndex = 0
+        var username = ""
+        var passwordFile = ""
     }
 
     struct QBittorrent: Equatable {
@@ -103,4 +106,5 @@ struct Credentials: Equatable {
     var qbittorrentPassword: Secret?
     var qbittorrentAPIKey: Secret?
     var gluetunAPIKey: Secret?
+    var gluetunPassword: Secret?
 }

@@ -166,6 +166,23 @@ extension ConfigurationKey {
                          summary: "Gluetun's forwarded-port file, watched instead of polling") { config, value, context throws(InvalidValue) in
             config.gluetun.portFile = try optionalPath(value, context)
         },
+        ConfigurationKey(section: "gluetun", name: "port_index", kind: .integer, flag: nil,
+                         current: .plain({ String($0.gluetun.portIndex) }),
+                         summary: "which of several forwarded ports (0 = the first)") { config, value, _ throws(InvalidValue) in
+            let index = try value.integer()
+            guard (0...15).contains(index) else { throw InvalidValue("\(index) is out of range (0 to 15)") }
+            config.gluetun.portIndex = index
+        },
+        ConfigurationKey(section: "gluetun", name: "username", kind: .string, flag: nil,
+                         current: .quoted({ $0.gluetun.username }),
+                         summary: "user name for the control server's basic authentication") { config, value, _ throws(InvalidValue) in
+            config.gluetun.username = try value.string()
+        },
+        ConfigurationKey(section: "gluetun", name: "password_file", kind: .string, flag: nil,
+                         current: .quoted({ $0.gluetun.passwordFile }),
+                         summary: "file holding the basic-authentication password") { config, value, context throws(InvalidValue) in
+            config.gluetun.passwordFile = try optionalPath(value, context)
+        },
         ConfigurationKey(section: "qbittorrent", name: "url", kind: .string, flag: "--qbittorrent-url",
                          current: .quoted({ $0.qbittorrent.url.description }),
                          summary: "qBittorrent's WebUI") { config, value, _ throws(InvalidValue) in

@@ -30,7 +30,7 @@ struct ConfigurationLoader {
     /// Variables under PORTSYNC_ that are not configuration keys.
     static let configFileVariable = "PORTSYNC_CONFIG"
     static let secretVariables = [
-        "PORTSYNC_QBITTORRENT_PASSWORD", "PORTSYNC_QBITTORRENT_API_KEY", "PORTSYNC_GLUETUN_API_KEY",
+        "PORTSYNC_QBITTORRENT_PASSWORD", "PORTSYNC_QBITTORRENT_API_KEY", "PORTSYNC_GLUETUN_API_KEY", "PORTSYNC_GLUETUN_PASSWORD",
     ]
 
     func load() throws(ConfigurationError) -> LoadedConfiguration {
@@ -174,7 +174,9 @@ struct ConfigurationLoader {
             qbittorrentAPIKey: try secret(file: configuration.qbittorrent.apiKeyFile, fileKey: "qbittorrent.api_key_file",
                                           credential: "qbittorrent-api-key", variable: "PORTSYNC_QBITTORRENT_API_KEY"),
             gluetunAPIKey: try secret(file: configuration.gluetun.apiKeyFile, fileKey: "gluetun.api_key_file",
-                                      credential: "gluetun-api-key", variable: "PORTSYNC_GLUETUN_API_KEY"))
+                                      credential: "gluetun-api-key", variable: "PORTSYNC_GLUETUN_API_KEY"),
+            gluetunPassword: try secret(file: configuration.gluetun.passwordFile, fileKey: "gluetun.password_file",
+                                        credential: "gluetun-password", variable: "PORTSYNC_GLUETUN_PASSWORD"))
     }
 
     /// Reads a secret file: one line, the trailing newline dropped. Never prints its content.

@@ -18,7 +18,8 @@ enum ConfigurationPrinter {
         let credentials = loaded.credentials
         for (name, secret) in [("qBittorrent password", credentials.qbittorrentPassword),
                                ("qBittorrent API key", credentials.qbittorrentAPIKey),
-                               ("Gluetun API key", credentials.gluetunAPIKey)] {
+                               ("Gluetun API key", credentials.gluetunAPIKey),
+                               ("Gluetun password", credentials.gluetunPassword)] {
             lines.append("# \(name): \(secret.map { "set (\($0.origin))" } ?? "not set")")
         }
         return lines.joined(separator: "\n") + "\n"

@@ -14,6 +14,7 @@ final class Daemon {
     private var coordinator = Coordinator()
     private var sink: QBittorrentSink
     private var watchers: [PortFileWatcher] = []
+    private var gluetun: GluetunPoller?
     private var linkWatcher: LinkWatcher?
     private var natpmp: NATPMPClient?
     private var recovery: RecoveryCommand?
@@ -77,10 +78,7 @@ final class Daemon {
 
     /// Why a strategy cannot run in this build, if it cannot.
     static func unsupported(_ strategy: SourceStrategy) -> String? {
-        switch strategy {
-        case .auto, .file, .natpmp: nil
-        case .gluetun: "strategy \"gluetun\" is not available in this build yet; use \"auto\", \"file\" or \"natpmp\""
-        }
+        nil
     }
 
     // MARK: Sources
@@ -95,6 +93,22 @@ final class Daemon {
             }
             try watcher.start()
             watchers = [watcher]
+        }
+        if strategy == .gluetun {
+            if configuration.gluetun.portFile.isEmpty {
+                let poller = GluetunPoller(loop: loop, settings: GluetunSettings(configuration, loaded.credentials)) {
+                    [unowned self] observation in self.observed(observation)
+                }
+                poller.start()
+                gluetun = poller
+            } else {
+                let watcher = PortFileWatcher(loop: loop, name: "gluetun.file", path: configuration.gluetun.portFile,
+                                              source: .gluetunFile, portIndex: configuration.gluetun.portIndex) {
+                    [unowned self] observation in self.observed(observation)
+                }
+                try watcher.start()
+                watchers = [watcher]
+            }
         }
         if strategy == .auto || strategy == .natpmp {
             let client = NATPMPClient(loop: loop, settings: NATPMPSettings(configuration)) { [unowned self] observation in
@@ -123,6 +137,8 @@ final class Daemon {
     private func stopWatchers() {
         watchers.forEach { $0.stop() }
         watchers = []
+        gluetun?.stop()
+        gluetun = nil
         linkWatcher?.stop()
         linkWatcher = nil
         natpmp?.stop(deleteMappings: loaded.configuration.natpmp.deleteOnExit)
@@ -343,11 +359,14 @@ final class Daemon {
             return
         }
         let old = loaded.configuration
+        let previousCredentials = loaded.credentials
         loaded = fresh
         let configuration = fresh.configuration
         logger.level = configuration.daemon.logLevel
         stateStore = StateStore(path: configuration.daemon.stateFile)
-        if configuration.source != old.source || configuration.proton != old.proton || configuration.natpmp != old.natpmp {
+        if configuration.source != old.source || configuration.proton != old.proton || configuration.natpmp != old.natpmp
+            || configuration.gluetun != old.gluetun || fresh.credentials.gluetunAPIKey != previousCredentials.gluetunAPIKey
+            || fresh.credentials.gluetunPassword != previousCredentials.gluetunPassword {
             stopWatchers()
             coordinator = Coordinator()
             lastTunnelAddress = nil

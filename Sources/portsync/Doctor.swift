@@ -37,7 +37,7 @@ struct Doctor {
         }
         if strategy == .auto || strategy == .file { checkPortFile(configuration.proton.portFile, report) }
         if strategy == .auto || strategy == .natpmp { checkTunnel(configuration, loop, report) }
-        if strategy == .gluetun, let reason = Daemon.unsupported(strategy) { report.fail("source: \(reason)", "choose another strategy") }
+        if strategy == .gluetun { checkGluetun(configuration, loop, report) }
         checkQBittorrent(configuration, loop, report)
         ProcessEnvironment.printToStandardOutput(report.failures == 0 ? "all checks passed\n" : "\(report.failures) check(s) failed\n")
         return report.failures == 0 ? .success : .transientFailure
@@ -133,6 +133,30 @@ struct Doctor {
         }
         return .failure(Problem(message: "no answer from \(gateway):5351",
                                 fix: "the VPN may not forward ports: ProtonVPN needs a P2P server with port forwarding; check [natpmp].gateway"))
+    }
+
+    private func checkGluetun(_ configuration: Configuration, _ loop: EventLoop, _ report: Report) {
+        let gluetun = configuration.gluetun
+        if !gluetun.portFile.isEmpty {
+            checkPortFile(gluetun.portFile, report)
+            return
+        }
+        let poller = GluetunPoller(loop: loop, settings: GluetunSettings(configuration, loaded.credentials)) { _ in }
+        defer { poller.stop() }
+        poller.start()
+        _ = try? Self.run(loop, seconds: 15) { poller.lastPorts != nil || poller.lastProblem != nil }
+        if let ports = poller.lastPorts {
+            if ports.isEmpty {
+                report.fail("Gluetun: the control server answers, but no port is forwarded yet",
+                            "enable VPN_PORT_FORWARDING in Gluetun and use a provider and server that forward ports")
+            } else {
+                report.pass("Gluetun: forwards \(ports.map(\.description).joined(separator: ", ")) (\(poller.route))")
+            }
+        } else {
+            report.fail("Gluetun: \(poller.lastProblem ?? "no answer from \(gluetun.url)")",
+                        poller.refused ? "give portsync a role in Gluetun's auth config.toml (see the README) and set [gluetun].api_key_file"
+                                       : "check [gluetun].url (Gluetun's HTTP control server, port 8000 by default)")
+        }
     }
 
     // MARK: qBittorrent

@@ -44,6 +44,19 @@ struct OnceCommand {
         } catch {
             return fail(&outcome, .transientFailure, "\(error)")
         }
+        if strategy == .gluetun {
+            outcome.source = configuration.gluetun.portFile.isEmpty ? .gluetun : .gluetunFile
+            let result = configuration.gluetun.portFile.isEmpty
+                ? pollGluetun(on: loop)
+                : readPortFile(configuration.gluetun.portFile, index: configuration.gluetun.portIndex)
+            switch result {
+            case .success(let port):
+                outcome.port = port
+                return apply(port, on: loop, &outcome)
+            case .failure(let problem):
+                return fail(&outcome, problem.code, problem.message)
+            }
+        }
         if strategy == .file || strategy == .auto {
             switch readPortFile(configuration.proton.portFile) {
             case .success(let port):
@@ -71,12 +84,37 @@ struct OnceCommand {
         let message: String
     }
 
-    private func readPortFile(_ path: String) -> Result<Port, Problem> {
+    /// One question to Gluetun's control server.
+    private func pollGluetun(on loop: EventLoop) -> Result<Port, Problem> {
+        let settings = GluetunSettings(loaded.configuration, loaded.credentials)
+        let poller = GluetunPoller(loop: loop, settings: settings) { _ in }
+        defer { poller.stop() }
+        poller.start()
+        let deadline = loop.clock.now() + timeout
+        while poller.lastPorts == nil && poller.lastProblem == nil && loop.clock.now() < deadline {
+            do {
+                try loop.runOnce(timeout: .milliseconds(250))
+            } catch {
+                return .failure(Problem(code: .transientFailure, message: "\(error)"))
+            }
+        }
+        if let ports = poller.lastPorts {
+            guard !ports.isEmpty else { return .failure(Problem(code: .transientFailure, message: "Gluetun has no forwarded port yet")) }
+            guard settings.portIndex < ports.count else {
+                return .failure(Problem(code: .usageOrConfiguration, message: "Gluetun forwards \(ports.count) port(s); port_index \(settings.portIndex) is not among them"))
+            }
+            return .success(ports[settings.portIndex])
+        }
+        return .failure(Problem(code: poller.refused ? .usageOrConfiguration : .transientFailure,
+                                message: poller.lastProblem ?? "no answer from Gluetun at \(settings.url)"))
+    }
+
+    private func readPortFile(_ path: String, index: Int = 0) -> Result<Port, Problem> {
         let bytes: [UInt8]
         do {
             bytes = try FileContents.read(atPath: path, maxBytes: 4096)
         } catch let error as SystemCallError where error.errno == ENOENT {
-            return .failure(Problem(code: .unsupported, message: "no source available: \(path) does not exist (is the ProtonVPN app connected, with port forwarding on?)"))
+            return .failure(Problem(code: .unsupported, message: "no source available: \(path) does not exist (is the VPN connected, with port forwarding on?)"))
         } catch {
             return .failure(Problem(code: .transientFailure, message: "cannot read \(path): \(error)"))
         }
@@ -84,7 +122,10 @@ struct OnceCommand {
             guard case .ports(let ports) = try PortFile.parse(bytes) else {
                 return .failure(Problem(code: .transientFailure, message: "no forwarded port right now: \(path) is empty"))
             }
-            return .success(ports[0])
+            guard index < ports.count else {
+                return .failure(Problem(code: .usageOrConfiguration, message: "\(path) lists \(ports.count) port(s); port_index \(index) is not among them"))
+            }
+            return .success(ports[index])
         } catch {
             return .failure(Problem(code: .transientFailure, message: "\(path): \(error)"))
         }

@@ -29,3 +29,11 @@ extension NATPMPSettings {
                   zeroInternalPort: natpmp.zeroInternalPort)
     }
 }
+
+extension GluetunSettings {
+    init(_ configuration: Configuration, _ credentials: Credentials) {
+        let gluetun = configuration.gluetun
+        self.init(url: gluetun.url, apiKey: credentials.gluetunAPIKey, username: gluetun.username.isEmpty ? nil : gluetun.username,
+                  password: credentials.gluetunPassword, pollInterval: .seconds(gluetun.pollSeconds), portIndex: gluetun.portIndex)
+    }
+}

@@ -170,3 +170,46 @@ public final class NATPMPGateway {
         }.filter { $0["op"] != nil }
     }
 }
+
+/// The stand-in Gluetun control server (Tests/Fixtures/gluetun_server.py) on 127.0.0.1.
+public final class FakeGluetun {
+    public let port: UInt16
+    public let directory: String
+    private let process: ChildProcess
+    private var control: [String: Any] = ["version": "3.41", "ports": [Int](), "auth": "none", "mode": "normal"]
+
+    public init(script: String) throws {
+        var template = Array("/tmp/portsync-gluetun-XXXXXX".utf8CString)
+        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        port = freePort()
+        let data = try JSONSerialization.data(withJSONObject: control)
+        try data.write(to: URL(fileURLWithPath: "\(directory)/control.json"))
+        process = try ChildProcess(executable: NetworkLab.python!,
+                                   arguments: [script, "--port", "\(port)", "--control", "\(directory)/control.json", "--log", "\(directory)/log"],
+                                   environment: ["PATH": "/usr/bin:/bin"], outputPath: "\(directory)/output")
+        let deadline = Date().addingTimeInterval(10)
+        while !log.contains("\"ready\"") && Date() < deadline { usleep(20_000) }
+        guard log.contains("\"ready\"") else { throw ChildProcessError(message: "the fake Gluetun did not start: \(process.output)") }
+    }
+
+    deinit {
+        process.stop(grace: 2)
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    public func set(_ values: [String: Any]) throws {
+        control.merge(values) { $1 }
+        let data = try JSONSerialization.data(withJSONObject: control)
+        try data.write(to: URL(fileURLWithPath: "\(directory)/control.json.tmp"))
+        rename("\(directory)/control.json.tmp", "\(directory)/control.json")
+    }
+
+    public var log: String { (try? String(contentsOfFile: "\(directory)/log", encoding: .utf8)) ?? "" }
+
+    public var requests: [[String: Any]] {
+        log.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+            .filter { $0["path"] != nil }
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import Reactor
+import Testing
+import TestSupport
+@testable import Watchers
+
+@Suite struct GluetunAnswerTests {
+    func ports(_ json: String) throws -> [Port] { try GluetunAnswer.ports(Array(json.utf8)) }
+
+    @Test func everyShapeGluetunSends() throws {
+        #expect(try ports(#"{"port":40000}"#) == [Port(40000)!])
+        #expect(try ports(#"{"ports":[40000,40001]}"#) == [Port(40000)!, Port(40001)!])
+        #expect(try ports(#"{"port":40000,"ports":[40000,40001]}"#) == [Port(40000)!, Port(40001)!])
+        #expect(try ports(#"{"port":0}"#) == [], "port 0 is no port yet")
+        #expect(try ports(#"{"port":0,"ports":null}"#) == [])
+        #expect(try ports(#"{"ports":[]}"#) == [])
+    }
+
+    @Test(arguments: [
+        ("<html>", "not a JSON object"), (#"{"status":"ok"}"#, "neither \"port\" nor \"ports\""),
+        (#"{"port":70000}"#, "\"port\" is not a port"), (#"{"port":"40000"}"#, "\"port\" is not a port"),
+        (#"{"ports":["a"]}"#, "\"ports\" holds something that is not a port"),
+    ])
+    func garbageIsAnError(json: String, message: String) {
+        #expect { try ports(json) } throws: { ($0 as? GluetunAnswer.ParseError)?.message.contains(message) == true }
+    }
+}
+
+@Suite struct GluetunSessionTests {
+    let url = try! HTTPURL(parsing: "http://127.0.0.1:8000")
+    let start = Instant(nanoseconds: 1_000_000_000)
+
+    struct Driver {
+        var session: GluetunSession
+        var now: Instant
+        var sent: [HTTPRequest] = []
+        var reported: [[Port]] = []
+        var logs: [(LogLevel, String)] = []
+
+        mutating func feed(_ input: GluetunSession.Input) {
+            for effect in session.handle(input, now: now) {
+                switch effect {
+                case .send(let request): sent.append(request)
+                case .ports(let ports): reported.append(ports)
+                case .log(let level, let message): logs.append((level, message))
+                }
+            }
+        }
+
+        mutating func answer(_ status: Int, _ body: String = "", headers: HTTPHeaders = [:]) {
+            feed(.responseReceived(HTTPResponse(status: status, headers: headers, body: Array(body.utf8))))
+        }
+
+        mutating func poll() {
+            now = session.nextDeadline!
+            feed(.deadlineReached)
+        }
+    }
+
+    func driver(_ settings: GluetunSettings? = nil) -> Driver {
+        var driver = Driver(session: GluetunSession(settings: settings ?? GluetunSettings(url: url), jitter: { 0 }), now: start)
+        driver.feed(.start)
+        return driver
+    }
+
+    @Test func pollsAndReportsOnlyChanges() {
+        var driver = driver()
+        #expect(driver.sent.last?.target == "/v1/portforward")
+        driver.answer(200, #"{"port":0}"#)
+        driver.poll()
+        driver.answer(200, #"{"port":40000}"#)
+        driver.poll()
+        driver.answer(200, #"{"port":40000}"#)
+        driver.poll()
+        driver.answer(200, #"{"port":40001}"#)
+        #expect(driver.reported == [[], [Port(40000)!], [Port(40001)!]])
+        #expect(driver.session.nextDeadline == driver.now + .seconds(10))
+    }
+
+    @Test func v340KnowsOnlyTheOldRouteAndIsRememberedSo() {
+        var driver = driver()
+        driver.answer(404, "404 page not found")
+        #expect(driver.sent.last?.target == "/v1/openvpn/portforwarded")
+        driver.answer(200, #"{"port":40000}"#)
+        driver.poll()
+        #expect(driver.sent.last?.target == "/v1/openvpn/portforwarded")
+    }
+
+    @Test func aRedirectIsFollowed() {
+        var driver = driver()
+        driver.answer(404)
+        driver.answer(301, headers: ["Location": "/v1/portforward"])
+        #expect(driver.sent.last?.target == "/v1/portforward")
+        driver.answer(200, #"{"port":40000}"#)
+        #expect(driver.reported == [[Port(40000)!]])
+        #expect(driver.session.route == "/v1/portforward")
+        var absolute = self.driver()
+        absolute.answer(308, headers: ["Location": "http://127.0.0.1:8000/v1/portforward"])
+        #expect(absolute.sent.count == 2 && absolute.sent.last?.target == "/v1/portforward")
+    }
+
+    @Test func aRefusalIsSaidOnceAndNotHammered() {
+        var driver = driver(GluetunSettings(url: url, apiKey: Secret(value: "k", origin: "t")))
+        #expect(driver.sent.last?.headers["X-API-Key"] == "k")
+        driver.answer(401, "Unauthorized")
+        #expect(driver.session.nextDeadline == start + .seconds(300))
+        #expect(driver.logs.contains { $0.0 == .error && $0.1.contains("refused GET /v1/portforward (401) with the API key ([gluetun].api_key_file)") })
+        driver.poll()
+        driver.answer(401)
+        #expect(driver.logs.filter { $0.0 == .error }.count == 1)
+        #expect(driver.sent.count == 2, "one request per 5 minutes while refused")
+    }
+
+    @Test func basicAuthenticationHeader() {
+        let driver = driver(GluetunSettings(url: url, username: "portsync", password: Secret(value: "s3cret", origin: "t")))
+        #expect(driver.sent.last?.headers["Authorization"] == "Basic cG9ydHN5bmM6czNjcmV0")
+    }
+
+    @Test func pollsAreSpreadByJitter() {
+        var late = Driver(session: GluetunSession(settings: GluetunSettings(url: url), jitter: { 1 }), now: start)
+        late.feed(.start)
+        late.answer(200, #"{"port":1}"#)
+        #expect(late.session.nextDeadline == start + .seconds(11))
+        var early = Driver(session: GluetunSession(settings: GluetunSettings(url: url), jitter: { -1 }), now: start)
+        early.feed(.start)
+        early.answer(200, #"{"port":1}"#)
+        #expect(early.session.nextDeadline == start + .seconds(9))
+    }
+
+    @Test func base64() {
+        #expect(Base64.encode(Array("".utf8)) == "")
+        #expect(Base64.encode(Array("f".utf8)) == "Zg==")
+        #expect(Base64.encode(Array("fo".utf8)) == "Zm8=")
+        #expect(Base64.encode(Array("foobar".utf8)) == "Zm9vYmFy")
+    }
+}
+
+/// The poller in a loop against the stand-in Gluetun (python3).
+@Suite(.serialized, .enabled(if: NetworkLab.python != nil, "python3 is not installed"))
+final class GluetunPollerTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../Fixtures/gluetun_server.py").standardized.path
+
+    @Test func aServerThatHangsTimesOutAndIsAskedAgain() throws {
+        let gluetun = try FakeGluetun(script: Self.script)
+        try gluetun.set(["mode": "hang", "ports": [40000]])
+        let log = LogCapture()
+        let loop = try EventLoop(logger: log.logger)
+        var seen: [Port?] = []
+        let poller = GluetunPoller(loop: loop, settings: GluetunSettings(url: try HTTPURL(parsing: gluetun.url), pollInterval: .seconds(1),
+                                                                      requestTimeout: .milliseconds(300))) { seen.append($0.port) }
+        poller.start()
+        #expect(try runUntil(loop, seconds: 5) { poller.lastProblem?.contains("failed: no answer in time") == true })
+        try gluetun.set(["mode": "normal"])
+        #expect(try runUntil(loop, seconds: 5) { seen == [Port(40000)] })
+        #expect(log.count("Gluetun's control server answers again") == 1)
+        poller.stop()
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Glibc
+import Reactor
+import Testing
+import TestSupport
+@testable import portsync
+
+/// The daemon with the `gluetun` strategy: a real qbittorrent-nox and the stand-in Gluetun
+/// control server (python3), both on 127.0.0.1.
+@Suite(.serialized, .enabled(if: QBittorrentInstance.available && NetworkLab.python != nil,
+                             "needs qbittorrent-nox and python3 (./scripts/test installs them as root)"))
+final class GluetunDaemonTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../Fixtures/gluetun_server.py").standardized.path
+    let directory = TemporaryDirectory()
+    let qbittorrent: QBittorrentInstance
+    let gluetun: FakeGluetun
+
+    init() throws {
+        qbittorrent = try QBittorrentInstance()
+        gluetun = try FakeGluetun(script: Self.script)
+        directory.write("password", QBittorrentInstance.password)
+    }
+
+    func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        var variables = [
+            "PORTSYNC_SOURCE_STRATEGY": "gluetun",
+            "PORTSYNC_GLUETUN_URL": gluetun.url,
+            "PORTSYNC_GLUETUN_POLL_SECONDS": "1",
+            "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(qbittorrent.webUIPort)",
+            "PORTSYNC_QBITTORRENT_PASSWORD_FILE": "\(directory.path)/password",
+            "PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json",
+        ]
+        variables.merge(extra) { $1 }
+        return variables
+    }
+
+    func qBittorrentReaches(_ port: Int, seconds: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if (try? qbittorrent.listenPort()) == port { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    @Test func aPortThatAppearsIsAppliedAndAChangeFollowedWithinOnePoll() throws {
+        try gluetun.set(["version": "3.41", "ports": [Int]()])
+        let daemon = try Child(["run"], environment: environment())
+        #expect(daemon.waitForOutput(containing: "Gluetun has no forwarded port yet").contains("no forwarded port yet"))
+        try gluetun.set(["ports": [40000]])
+        #expect(qBittorrentReaches(40000), "\(daemon.output)")
+        try gluetun.set(["ports": [40001]])
+        #expect(qBittorrentReaches(40001, seconds: 2.5), "within one poll (1 s, ±10 %)")
+        #expect(gluetun.requests.allSatisfy { $0["path"] as? String == "/v1/portforward" })
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 1) == 0)
+    }
+
+    @Test func gluetun340IsAskedOnItsOldRoute() throws {
+        try gluetun.set(["version": "3.40", "ports": [40010]])
+        let daemon = try Child(["run"], environment: environment())
+        #expect(qBittorrentReaches(40010), "\(daemon.output)")
+        let paths = gluetun.requests.compactMap { $0["path"] as? String }
+        #expect(paths.first == "/v1/portforward" && paths.dropFirst().allSatisfy { $0 == "/v1/openvpn/portforwarded" })
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 1) == 0)
+    }
+
+    @Test func severalPortsAndThePortIndex() throws {
+        try gluetun.set(["version": "main", "ports": [40020, 40021]])
+        let daemon = try Child(["run"], environment: environment(["PORTSYNC_GLUETUN_PORT_INDEX": "1"]))
+        #expect(qBittorrentReaches(40021), "\(daemon.output)")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 1) == 0)
+    }
+
+    @Test func authenticationWithAKeyOrBasicAndARefusalThatIsNotHammered() throws {
+        try gluetun.set(["version": "3.41", "ports": [40030], "auth": "apikey", "apikey": "right-key"])
+        directory.write("gluetun-key", "right-key\n")
+        let keyed = try Child(["run"], environment: environment(["PORTSYNC_GLUETUN_API_KEY_FILE": "\(directory.path)/gluetun-key"]))
+        #expect(qBittorrentReaches(40030), "\(keyed.output)")
+        keyed.signal(SIGTERM)
+        #expect(keyed.wait(seconds: 1) == 0)
+        #expect(!keyed.output.contains("right-key"))
+
+        try gluetun.set(["auth": "basic", "username": "portsync", "password": "pw", "ports": [40031]])
+        let basic = try Child(["run"], environment: environment(["PORTSYNC_GLUETUN_USERNAME": "portsync", "PORTSYNC_GLUETUN_PASSWORD": "pw"]))
+        #expect(qBittorrentReaches(40031), "\(basic.output)")
+        basic.signal(SIGTERM)
+        #expect(basic.wait(seconds: 1) == 0)
+
+        try gluetun.set(["auth": "apikey", "apikey": "other-key", "ports": [40032]])
+        let before = gluetun.requests.count
+        let refused = try Child(["run"], environment: environment(["PORTSYNC_GLUETUN_API_KEY_FILE": "\(directory.path)/gluetun-key"]))
+        #expect(refused.waitForOutput(containing: "refused GET /v1/portforward (401)").contains("[gluetun].api_key_file"))
+        usleep(3_000_000)
+        #expect(gluetun.requests.count - before == 1, "one request, then a 5-minute pause: no tight loop")
+        #expect(refused.output.components(separatedBy: "refused GET").count - 1 == 1)
+        refused.signal(SIGTERM)
+        #expect(refused.wait(seconds: 1) == 0)
+    }
+
+    @Test func garbageKeepsTheLastGoodPort() throws {
+        try gluetun.set(["version": "3.41", "ports": [40040]])
+        let daemon = try Child(["run"], environment: environment())
+        #expect(qBittorrentReaches(40040))
+        try gluetun.set(["mode": "garbage"])
+        #expect(daemon.waitForOutput(containing: "not a JSON object").contains("<html>not json</html>"))
+        #expect(try qbittorrent.listenPort() == 40040)
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 1) == 0)
+    }
+
+    @Test func theForwardedPortFileInsteadOfTheServer() throws {
+        let file = "\(directory.path)/gluetun/forwarded_port"
+        let daemon = try Child(["run"], environment: environment(["PORTSYNC_GLUETUN_PORT_FILE": file, "PORTSYNC_GLUETUN_PORT_INDEX": "1"]))
+        #expect(daemon.waitForOutput(containing: "does not exist yet").contains("does not exist yet"))
+        directory.write("gluetun/forwarded_port", "40050\n40051", mode: 0o644)
+        #expect(qBittorrentReaches(40051), "\(daemon.output)")
+        directory.write("gluetun/forwarded_port", "", mode: 0o644)  // Gluetun empties it on stop
+        #expect(daemon.waitForOutput(containing: "forwarded_port is empty").contains("is empty"))
+        directory.write("gluetun/forwarded_port", "40060\n40061", mode: 0o644)
+        #expect(qBittorrentReaches(40061))
+        #expect(gluetun.requests.isEmpty, "the control server is not asked in file mode")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 1) == 0)
+    }
+
+    @Test func onceAndDoctorAskGluetun() throws {
+        try gluetun.set(["version": "3.41", "ports": [40070]])
+        var (status, output) = try Child.run(["once", "--json"], environment: environment())
+        #expect(status == 0, "\(output)")
+        #expect(try JSONValue.parse(Array(output.utf8))["source"]?.string == "gluetun")
+        #expect(try qbittorrent.listenPort() == 40070)
+        (status, output) = try Child.run(["doctor"], environment: environment())
+        #expect(status == 0 && output.contains("✓ Gluetun: forwards 40070 (/v1/portforward)"), "\(output)")
+        try gluetun.set(["auth": "apikey", "apikey": "x"])
+        (status, output) = try Child.run(["once"], environment: environment())
+        #expect(status == 2 && output.contains("(401)"), "a refusal is a configuration problem: \(output)")
+        try gluetun.set(["auth": "none", "ports": [Int]()])
+        (status, output) = try Child.run(["once"], environment: environment())
+        #expect(status == 1 && output.contains("Gluetun has no forwarded port yet"), "\(output)")
+    }
+}
