@@ -119,9 +119,17 @@ WebUI\\HostHeaderValidation=true
         return response.getheader("Set-Cookie").split(";")[0]
 
     def listen_port(self):
-        self.connection.request("GET", "/api/v2/app/preferences", headers={"Cookie": self.cookie})
-        response = self.connection.getresponse()
-        return json.loads(response.read())["listen_port"]
+        for attempt in range(2):
+            try:
+                self.connection.request("GET", "/api/v2/app/preferences", headers={"Cookie": self.cookie})
+                response = self.connection.getresponse()
+                return json.loads(response.read())["listen_port"]
+            except (http.client.HTTPException, ConnectionError):
+                # qBittorrent closes kept-alive connections that sat idle: open a new one.
+                self.connection.close()
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.webui_port, timeout=5)
+                if attempt == 1:
+                    raise
 
     def stop(self):
         if self.process.poll() is None:
@@ -265,6 +273,14 @@ class NetworkLab:
         if libc.setns(fd, 0x40000000) != 0:
             raise OSError(ctypes.get_errno(), "setns")
         os.close(fd)
+
+    def change_ports(self):
+        """Every mapping at the gateway gets a new external port."""
+        self.changes = getattr(self, "changes", 0) + 1
+        control = os.path.join(self.directory, "control.json")
+        with open(control + ".tmp", "w") as f:
+            json.dump({"mode": "normal", "change_port": self.changes}, f)
+        os.rename(control + ".tmp", control)
 
     def set_tunnel(self, up):
         subprocess.run(["ip", "-n", self.client, "link", "set", "wg0", "up" if up else "down"], check=True)

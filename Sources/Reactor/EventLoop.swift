@@ -227,4 +227,6 @@ public final class Timer {
 
     /// When it will fire, or nil when it is not scheduled.
     public var deadline: Instant? { loop.deadline(of: self) }
+
+    public var isScheduled: Bool { deadline != nil }
 }

@@ -85,6 +85,13 @@ public final class HTTPClient {
         pump()
     }
 
+    /// Closes the kept-alive connection if nothing is in flight or waiting: an owner that is done
+    /// for a while closes it itself rather than be woken when the server closes it.
+    public func closeIdleConnection() {
+        guard inFlight == nil, queue.isEmpty else { return }
+        dropConnection()
+    }
+
     /// Drops the connection and forgets every request: their completions never run, so an
     /// owner can call this from its deinit.
     public func close() {

@@ -213,5 +213,6 @@ public final class HTTPServer {
         guard let connection = connections.removeValue(forKey: fd) else { return }
         if let registration = connection.registration { loop.deregister(registration) }
         connection.fd.close()
+        if connections.isEmpty { sweeper.cancel() }  // asleep again once every client is gone
     }
 }

@@ -75,6 +75,8 @@ public final class QBittorrentSink: PortSink {
             let next = pendingInputs.removeFirst()
             for effect in session.handle(next, now: loop.now) { perform(effect) }
         }
+        // Done for now: close the connection before qBittorrent closes it (~8 s later) and wakes us.
+        if session.inFlight == nil { client.closeIdleConnection() }
         if let deadline = session.nextDeadline { timer.schedule(at: deadline) } else { timer.cancel() }
     }
 

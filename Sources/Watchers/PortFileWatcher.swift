@@ -208,7 +208,7 @@ public final class PortFileWatcher {
         if let lastReported, lastReported == port { return }
         lastReported = .some(port)
         if let port {
-            loop.logger.info(name, "forwarded port \(port) in \(path)")
+            loop.logger.debug(name, "forwarded port \(port) in \(path)")
         } else {
             loop.logger.info(name, "no forwarded port: \(why)")
         }

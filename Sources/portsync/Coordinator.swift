@@ -45,3 +45,37 @@ struct Coordinator {
         observations.values.compactMap(\.expiry).filter { $0 > now }.min()
     }
 }
+
+/// Keeps bursts of changes from turning into bursts of applies, without delaying the usual
+/// lone change: a change is handed to the sinks at once, unless the previous hand-off was less
+/// than `window` ago; then it waits until changes have been quiet for `window` (but never more
+/// than `longest` after the first one that waited). A burst ends with one apply of its last value.
+/// Forwarded ports change seconds apart at the most; a program rewriting the file in a loop does
+/// so every fraction of a millisecond: 25 ms tells them apart.
+struct BurstGate {
+    let window: Duration
+    let longest: Duration
+    private var lastHandOff: Instant?
+    private var waitingSince: Instant?
+
+    init(window: Duration = .milliseconds(25), longest: Duration = .seconds(1)) {
+        self.window = window
+        self.longest = longest
+    }
+
+    /// A change at `now`: nil to hand it off now, else when to hand off the latest value.
+    mutating func changed(at now: Instant) -> Instant? {
+        guard let lastHandOff, now - lastHandOff < window || waitingSince != nil else {
+            handedOff(at: now)
+            return nil
+        }
+        let since = waitingSince ?? now
+        waitingSince = since
+        return min(now + window, since + longest)
+    }
+
+    mutating func handedOff(at now: Instant) {
+        lastHandOff = now
+        waitingSince = nil
+    }
+}

@@ -12,6 +12,8 @@ final class Daemon {
     private(set) var loaded: LoadedConfiguration
     private var signals: SignalSource?
     private var coordinator = Coordinator()
+    private var burstGate = BurstGate()
+    private var burstTimer: Timer!
     private var sink: QBittorrentSink
     private var watchers: [PortFileWatcher] = []
     private var gluetun: GluetunPoller?
@@ -47,6 +49,7 @@ final class Daemon {
         expiryTimer = loop.makeTimer(name: "coordinator.expiry") { [unowned self] in self.decide() }
         watchdogTimer = loop.makeTimer(name: "systemd.watchdog") { [unowned self] in self.pingWatchdog() }
         readyTimer = loop.makeTimer(name: "systemd.ready") { [unowned self] in self.becomeReady() }
+        burstTimer = loop.makeTimer(name: "coordinator.burst") { [unowned self] in self.handOffAfterBurst() }
         sink.onStatusChange = { [unowned self] status in
             if status.health == .verified, let port = status.verifiedPort { self.natpmp?.prefer(port) }
             self.recordOutcome()
@@ -168,19 +171,36 @@ final class Daemon {
             if observation.port != nil { lastRenewal = WallClock.now }
         }
         if let decision = coordinator.observe(observation, now: loop.now) {
-            logger.notice("portsync", "port \(decision.port) from \(decision.source.rawValue)\(decision.previous.map { " (was \($0))" } ?? "")")
             portChanges += 1
             lastChange = WallClock.now
-            sink.apply(decision.port)
+            handOff(decision)
         }
         scheduleExpiry()
         recordOutcome()
     }
 
+    /// Gives the port to the sink now, or after a burst of changes has settled.
+    private func handOff(_ decision: Coordinator.Decision, why: String = "") {
+        if let later = burstGate.changed(at: loop.now) {
+            if !burstTimer.isScheduled { logger.info("portsync", "the port changes in a burst: applying the last value once it settles") }
+            logger.debug("portsync", "port \(decision.port) from \(decision.source.rawValue) (in a burst)")
+            burstTimer.schedule(at: later)
+        } else {
+            logger.notice("portsync", "port \(decision.port) from \(decision.source.rawValue)\(decision.previous.map { " (was \($0))" } ?? "")\(why)")
+            sink.apply(decision.port)
+        }
+    }
+
+    private func handOffAfterBurst() {
+        burstGate.handedOff(at: loop.now)
+        guard let port = coordinator.desired else { return }
+        logger.notice("portsync", "port \(port) from \(coordinator.desiredSource?.rawValue ?? "?") (the last of a burst)")
+        sink.apply(port)
+    }
+
     private func decide() {
         if let decision = coordinator.decide(now: loop.now) {
-            logger.notice("portsync", "port \(decision.port) from \(decision.source.rawValue) (an observation expired)")
-            sink.apply(decision.port)
+            handOff(decision, why: " (an observation expired)")
         }
         scheduleExpiry()
         recordOutcome()
@@ -273,7 +293,7 @@ final class Daemon {
         return DaemonSnapshot(port: status.health == .verified ? status.verifiedPort : state?.port, source: coordinator.desiredSource?.rawValue,
                               health: healthText(status), qbittorrentVersion: status.version, portChanges: portChanges,
                               lastChange: lastChange, applies: counters.applies, applyFailures: counters.failedApplies,
-                              logins: counters.logins, loginFailures: counters.failedLogins,
+                              logins: counters.logins, loginFailures: counters.failedLogins, qbittorrentRequests: counters.requests,
                               natpmpRenewals: natpmp?.mappingsGranted, natpmpFailures: natpmp == nil ? nil : natpmpFailures,
                               linkUp: linkUp, leaseSecondsLeft: leaseLeft)
     }

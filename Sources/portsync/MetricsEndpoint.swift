@@ -12,6 +12,7 @@ struct DaemonSnapshot {
     var applyFailures: Int
     var logins: Int
     var loginFailures: Int
+    var qbittorrentRequests: Int
     var natpmpRenewals: Int?
     var natpmpFailures: Int?
     var linkUp: Bool?
@@ -64,6 +65,7 @@ enum MetricsEndpoint {
         metric("portsync_last_change_timestamp_seconds", "gauge", "When the port last changed (Unix time).", snapshot.lastChange.map(Int.init))
         metric("portsync_applies_total", "counter", "Writes of listen_port to qBittorrent.", snapshot.applies)
         metric("portsync_apply_failures_total", "counter", "Writes that qBittorrent's read-back did not confirm.", snapshot.applyFailures)
+        metric("portsync_qbittorrent_requests_total", "counter", "HTTP requests sent to qBittorrent.", snapshot.qbittorrentRequests)
         metric("portsync_qbittorrent_logins_total", "counter", "Successful logins to qBittorrent.", snapshot.logins)
         metric("portsync_qbittorrent_login_failures_total", "counter", "Refused logins to qBittorrent.", snapshot.loginFailures)
         metric("portsync_natpmp_renewals_total", "counter", "NAT-PMP mappings granted or renewed.", snapshot.natpmpRenewals)

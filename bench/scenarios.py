@@ -1,0 +1,236 @@
+"""The measurements behind bench/run. Each returns a dict of figures; none asserts anything.
+Traffic stays on 127.0.0.1 or inside network namespaces made here."""
+import json
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import qbtlab
+
+
+def metrics(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name.split("{")[0]] = float(value)
+    return values
+
+
+def sizes(binary):
+    stripped = tempfile.mktemp(prefix="portsync-stripped-")
+    subprocess.run(["strip", "-o", stripped, binary], check=True)
+    result = {"binary_bytes": os.path.getsize(binary), "stripped_bytes": os.path.getsize(stripped)}
+    os.unlink(stripped)
+    return result
+
+
+def file_mode(binary, changes=50, idle_seconds=300, rewrites=10_000, applied_changes=10_000):
+    """Startup, file latency, idle cost, memory after many changes and after a burst."""
+    qbittorrent = qbtlab.QBittorrent()
+    metrics_port = qbtlab.free_port()
+    daemon = None
+    result = {}
+    try:
+        first = qbtlab.free_port()
+        daemon = qbtlab.Portsync(binary, qbittorrent, {"PORTSYNC_SOURCE_STRATEGY": "file",
+                                                        "PORTSYNC_DAEMON_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"})
+        daemon.write_port(str(first))
+        if not daemon.wait_for_log(f"listen_port {first} applied and verified"):
+            raise RuntimeError("the daemon did not apply the first port:\n" + daemon.log())
+        result["startup_ms"] = (time.monotonic() - daemon.started) * 1000
+        time.sleep(0.5)
+        result["rss_start_kib"] = qbtlab.rss_kib(daemon.process.pid)
+
+        latencies = []
+        for index in range(changes):
+            port = 30000 + index
+            daemon.write_port(str(port))
+            written = time.perf_counter()
+            while qbittorrent.listen_port() != port:
+                pass
+            latencies.append((time.perf_counter() - written) * 1000)
+            time.sleep(0.1)  # lone changes: closer ones count as a burst and are applied once it settles
+        result["latency_ms"] = latencies
+
+        # Idle: nothing changes; the only expected wake-up is the drift check (every 300 s).
+        before_requests = metrics(metrics_port)["portsync_qbittorrent_requests_total"]
+        time.sleep(1)  # the scrape's own wake-ups are over
+        switches = qbtlab.context_switches(daemon.process.pid)
+        cpu = qbtlab.cpu_seconds(daemon.process.pid)
+        time.sleep(idle_seconds)
+        after_switches = qbtlab.context_switches(daemon.process.pid)
+        result["idle"] = {"seconds": idle_seconds,
+                          "wakeups": after_switches[0] - switches[0],
+                          "cpu_ms": (qbtlab.cpu_seconds(daemon.process.pid) - cpu) * 1000,
+                          "http_requests": metrics(metrics_port)["portsync_qbittorrent_requests_total"] - before_requests,
+                          "packets": 0}
+
+        # Memory across many applied changes: each one waits until qBittorrent has it.
+        rss_before = qbtlab.rss_kib(daemon.process.pid)
+        applies = metrics(metrics_port)["portsync_applies_total"]
+        for index in range(applied_changes):
+            daemon.write_port(str(20000 + index % 20000))
+            target = applies + index + 1
+            deadline = time.monotonic() + 5
+            while metrics(metrics_port)["portsync_applies_total"] < target and time.monotonic() < deadline:
+                time.sleep(0.0005)
+        result["changes_rss_kib"] = (rss_before, qbtlab.rss_kib(daemon.process.pid))
+        result["changes_applied"] = int(metrics(metrics_port)["portsync_applies_total"] - applies)
+
+        # A burst: rewrites as fast as the file system takes them.
+        applies = metrics(metrics_port)["portsync_applies_total"]
+        rss_before = qbtlab.rss_kib(daemon.process.pid)
+        last = 0
+        for index in range(rewrites):
+            last = 40000 + index % 20000
+            daemon.write_port(str(last))
+        deadline = time.monotonic() + 30
+        while qbittorrent.listen_port() != last and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        result["burst"] = {"rewrites": rewrites, "ended_on_last": qbittorrent.listen_port() == last,
+                           "applies": int(metrics(metrics_port)["portsync_applies_total"] - applies),
+                           "rss_kib": (rss_before, qbtlab.rss_kib(daemon.process.pid))}
+        result["peak_rss_kib"] = qbtlab.peak_rss_kib(daemon.process.pid)
+        return result
+    finally:
+        if daemon:
+            daemon.stop()
+        qbittorrent.stop()
+
+
+def natpmp_mode(binary, idle_seconds=300, changes=50, flaps=10):
+    """Root only: steady state with the default lease, gateway port changes, link flaps."""
+    lab = qbtlab.NetworkLab()
+    qbittorrent = daemon = None
+    result = {}
+    try:
+        lab.start_gateway()
+        lab.enter_client()
+        qbittorrent = qbtlab.QBittorrent()
+        metrics_port = qbtlab.free_port()
+        environment = {"PORTSYNC_SOURCE_STRATEGY": "natpmp", "PORTSYNC_NATPMP_INTERFACE": "wg0",
+                       "PORTSYNC_DAEMON_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}
+        daemon = qbtlab.Portsync(binary, qbittorrent, environment)
+        if not daemon.wait_for_log("listen_port 40000 applied and verified"):
+            raise RuntimeError("no mapping applied:\n" + daemon.log())
+        time.sleep(2)
+
+        before = metrics(metrics_port)["portsync_qbittorrent_requests_total"]
+        time.sleep(1)
+        requests = len(lab.gateway_requests())
+        switches = qbtlab.context_switches(daemon.process.pid)
+        cpu = qbtlab.cpu_seconds(daemon.process.pid)
+        time.sleep(idle_seconds)
+        after_switches = qbtlab.context_switches(daemon.process.pid)
+        result["idle"] = {"seconds": idle_seconds, "wakeups": after_switches[0] - switches[0],
+                          "cpu_ms": (qbtlab.cpu_seconds(daemon.process.pid) - cpu) * 1000,
+                          "packets": len(lab.gateway_requests()) - requests,
+                          "http_requests": metrics(metrics_port)["portsync_qbittorrent_requests_total"] - before}
+        daemon.stop()
+
+        # Port changes at the gateway, with a 1 s renewal so that there are many of them.
+        daemon = qbtlab.Portsync(binary, qbittorrent, {**environment, "PORTSYNC_NATPMP_LEASE_SECONDS": "4",
+                                                       "PORTSYNC_NATPMP_RENEW_SECONDS": "1"})
+        time.sleep(1)
+        latencies = []
+        for index in range(changes):
+            current = qbittorrent.listen_port()
+            lab.change_ports()
+            deadline = time.monotonic() + 10
+            while qbittorrent.listen_port() == current and time.monotonic() < deadline:
+                pass
+            seen = time.time()
+            new = qbittorrent.listen_port()
+            replies = [r for r in lab.gateway_requests() if r.get("external") == new and r.get("op") == "tcp"]
+            if replies:
+                latencies.append((seen - replies[0]["t"]) * 1000)
+        result["gateway_change_ms"] = latencies
+
+        recoveries = []
+        for _ in range(flaps):
+            port = qbittorrent.listen_port()
+            lab.set_tunnel(False)
+            daemon.wait_for_log("wg0 is down: NAT-PMP paused", seconds=5)
+            time.sleep(0.5)
+            mark = len(daemon.log())
+            up = time.time()
+            lab.set_tunnel(True)
+            deadline = time.monotonic() + 15
+            line = None
+            while time.monotonic() < deadline and line is None:
+                line = next((candidate for candidate in daemon.log()[mark:].splitlines()
+                             if "applied and verified" in candidate), None)
+                time.sleep(0.002)
+            if line:
+                recoveries.append((qbtlab.log_time(line) - up) * 1000)
+        result["link_up_ms"] = recoveries
+        result["rss_kib"] = qbtlab.rss_kib(daemon.process.pid)
+        return result
+    finally:
+        if daemon:
+            daemon.stop()
+        if qbittorrent:
+            qbittorrent.stop()
+        lab.close()
+
+
+def memcheck(debug_binary):
+    """The end-to-end file case under valgrind's memcheck: start, two port changes, SIGTERM."""
+    qbittorrent = qbtlab.QBittorrent()
+    home = tempfile.mkdtemp(prefix="portsync-memcheck-")
+    try:
+        runtime = os.path.join(home, "run")
+        port_file = os.path.join(runtime, "Proton", "VPN", "forwarded_port")
+        os.makedirs(os.path.dirname(port_file))
+        with open(os.path.join(home, "password"), "w") as f:
+            f.write(qbtlab.PASSWORD)
+        with open(port_file, "w") as f:
+            f.write(str(qbtlab.free_port()))
+        log_path = os.path.join(home, "valgrind.log")
+        env = {"PATH": "/usr/bin:/bin", "HOME": home, "XDG_RUNTIME_DIR": runtime, "PORTSYNC_SOURCE_STRATEGY": "file",
+               "PORTSYNC_QBITTORRENT_URL": f"http://127.0.0.1:{qbittorrent.webui_port}",
+               "PORTSYNC_QBITTORRENT_PASSWORD_FILE": os.path.join(home, "password"),
+               "PORTSYNC_DAEMON_STATE_FILE": os.path.join(home, "state.json")}
+        output = open(os.path.join(home, "daemon.log"), "w")
+        process = subprocess.Popen(["valgrind", "--tool=memcheck", "--leak-check=full", f"--log-file={log_path}",
+                                    debug_binary, "run"], env=env, stdout=output, stderr=output, restore_signals=True)
+        def applied(count):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                with open(os.path.join(home, "daemon.log")) as f:
+                    if f.read().count("applied and verified") >= count:
+                        return True
+                time.sleep(0.1)
+            return False
+        applied(1)
+        for index in range(2):
+            with open(port_file, "w") as f:
+                f.write(str(qbtlab.free_port()))
+            applied(index + 2)
+        process.terminate()
+        process.wait(120)
+        with open(log_path) as f:
+            report = f.read()
+        found = re.search(r"definitely lost: ([\d,]+) bytes in ([\d,]+) blocks", report)
+        possibly = re.search(r"possibly lost: ([\d,]+) bytes in ([\d,]+) blocks", report)
+        # With --leak-check=full, "possibly lost" records count as errors too; the real ones are these:
+        memory_errors = len(re.findall(r"== (Invalid (read|write|free)|Conditional jump|Use of uninitialised|Syscall param|Mismatched free)", report))
+        return {"definitely_lost": found.group(0) if found else "definitely lost: 0 bytes (no leak summary: nothing was lost)",
+                "possibly_lost": possibly.group(0) if possibly else "possibly lost: 0 bytes",
+                "memory_errors": memory_errors, "exit": process.returncode}
+    finally:
+        qbittorrent.stop()
+        subprocess.run(["rm", "-rf", home])
+
+
+def summarize(values):
+    return (f"median {statistics.median(values):.1f} ms, p95 {qbtlab.percentile(values, 0.95):.1f} ms, "
+            f"max {max(values):.1f} ms ({len(values)} changes)") if values else "no data"
