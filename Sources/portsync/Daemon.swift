@@ -58,10 +58,6 @@ final class Daemon {
 
     func run() throws -> ExitCode {
         let configuration = loaded.configuration
-        if let reason = Self.unsupported(configuration.source.strategy) {
-            logger.error("portsync", reason)
-            return .unsupported
-        }
         signals = try SignalSource(loop: loop) { [unowned self] signal in self.handle(signal) }
         defer { signals?.close() }
         loadState()
@@ -77,11 +73,6 @@ final class Daemon {
         stopWatchers()
         logger.info("portsync", "stopped")
         return .success
-    }
-
-    /// Why a strategy cannot run in this build, if it cannot.
-    static func unsupported(_ strategy: SourceStrategy) -> String? {
-        nil
     }
 
     // MARK: Sources
@@ -372,10 +363,6 @@ final class Daemon {
         fresh.warnings.forEach { logger.warning("config", $0) }
         guard fresh != loaded else {
             logger.info("config", "SIGHUP: configuration unchanged")
-            return
-        }
-        if let reason = Self.unsupported(fresh.configuration.source.strategy) {
-            logger.error("config", "SIGHUP: \(reason); keeping the previous configuration")
             return
         }
         let old = loaded.configuration

@@ -35,9 +35,6 @@ struct OnceCommand {
         let configuration = loaded.configuration
         var outcome = Outcome(code: .success, source: .protonFile)
         let strategy = configuration.source.strategy
-        if let reason = Daemon.unsupported(strategy) {
-            return fail(&outcome, .unsupported, reason)
-        }
         let loop: EventLoop
         do {
             loop = try EventLoop(logger: logger)

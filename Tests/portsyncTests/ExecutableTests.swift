@@ -21,14 +21,6 @@ import TestSupport
         #expect(output == "portsync: \(file):3: unknown key \"prot\" in [natpmp]\n")
     }
 
-    @Test func aStrategyThisBuildCannotServeSaysSoAndExitsThree() throws {
-        for command in ["run", "once"] {
-            let (status, output) = try Child.run([command, "--strategy", "gluetun"])
-            #expect(status == 3, "\(command): \(output)")
-            #expect(output.contains("strategy \"gluetun\" is not available in this build yet"))
-        }
-    }
-
     @Test func versionHelpAndConfig() throws {
         #expect(try Child.run(["--version"]).1 == "portsync 0.1.0\n")
         #expect(try Child.run(["--help"]).1.contains("Usage: portsync <command>"))
