@@ -9,25 +9,28 @@ public final class QBittorrentSink: PortSink {
     public var onStatusChange: ((QBittorrentStatus) -> Void)?
 
     private let loop: EventLoop
-    private var session: QBittorrentSession
+    private var runner: MachineRunner<QBittorrentSession>!
     private var client: HTTPClient
     private let sourceAddress: SocketAddress?
-    private var pendingInputs: [QBittorrentSession.Input] = []
-    private var handling = false
-    private var timer: Timer!
+    private var session: QBittorrentSession { runner.machine }
 
     /// `sourceAddress`: bind the client's socket to it (tests use 127.0.0.2 to keep a ban
     /// away from 127.0.0.1).
     public init(loop: EventLoop, settings: QBittorrentSettings, sourceAddress: SocketAddress? = nil) {
         self.loop = loop
         self.sourceAddress = sourceAddress
-        session = QBittorrentSession(settings: settings)
         client = Self.makeClient(loop: loop, settings: settings, sourceAddress: sourceAddress)
-        timer = loop.makeTimer(name: "qbittorrent.timer") { [unowned self] in self.handle(.deadlineReached) }
+        runner = MachineRunner(loop: loop, name: "qbittorrent.timer", machine: QBittorrentSession(settings: settings),
+                               deadlineInput: .deadlineReached)
+        runner.perform = { [unowned self] effect in self.perform(effect) }
+        runner.afterBatch = { [unowned self] in
+            // Done for now: close the connection before qBittorrent closes it (~8 s later) and wakes us.
+            if self.session.inFlight == nil { self.client.closeIdleConnection() }
+        }
     }
 
     deinit {
-        timer.cancel()
+        runner.stop()
         client.close()
     }
 
@@ -64,20 +67,8 @@ public final class QBittorrentSink: PortSink {
     /// The session cookie in use, for tests that end the session from outside.
     var sessionCookie: String? { session.cookie }
 
-    /// Inputs that arrive while effects are being carried out wait their turn, so the session
-    /// sees one input at a time.
     private func handle(_ input: QBittorrentSession.Input) {
-        pendingInputs.append(input)
-        guard !handling else { return }
-        handling = true
-        defer { handling = false }
-        while !pendingInputs.isEmpty {
-            let next = pendingInputs.removeFirst()
-            for effect in session.handle(next, now: loop.now) { perform(effect) }
-        }
-        // Done for now: close the connection before qBittorrent closes it (~8 s later) and wakes us.
-        if session.inFlight == nil { client.closeIdleConnection() }
-        if let deadline = session.nextDeadline { timer.schedule(at: deadline) } else { timer.cancel() }
+        runner.send(input)
     }
 
     private func perform(_ effect: QBittorrentSession.Effect) {
@@ -100,7 +91,7 @@ public final class QBittorrentSink: PortSink {
         case .checkListener(let port):
             let listening = Self.somethingListens(on: port)
             logger.debug(name, "socket table: \(listening ? "something listens" : "nothing listens") on port \(port)")
-            pendingInputs.append(.listenerChecked(listening: listening))
+            runner.send(.listenerChecked(listening: listening))
         case .log(let level, let message):
             logger.log(level, name, message)
         case .statusChanged(let status):
@@ -124,3 +115,5 @@ extension Double {
         return "\(Int(tenths) / 10).\(abs(Int(tenths) % 10))"
     }
 }
+
+extension QBittorrentSession: LoopStateMachine {}

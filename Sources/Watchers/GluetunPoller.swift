@@ -5,19 +5,17 @@ public final class GluetunPoller {
     public let name = "gluetun.http"
     private let loop: EventLoop
     private let handler: (PortObservation) -> Void
-    private var session: GluetunSession
+    private var runner: MachineRunner<GluetunSession>!
+    private var session: GluetunSession { runner.machine }
     private let client: HTTPClient
-    private var timer: Timer!
-    private var pendingInputs: [GluetunSession.Input] = []
-    private var handling = false
 
     public init(loop: EventLoop, settings: GluetunSettings, handler: @escaping (PortObservation) -> Void) {
         self.loop = loop
         self.handler = handler
-        session = GluetunSession(settings: settings)
         client = HTTPClient(loop: loop, name: "gluetun.http", host: settings.url.bareHost, port: settings.url.port,
                             connectTimeout: settings.requestTimeout, responseTimeout: settings.requestTimeout)
-        timer = loop.makeTimer(name: "gluetun.poll") { [unowned self] in self.handle(.deadlineReached) }
+        runner = MachineRunner(loop: loop, name: "gluetun.poll", machine: GluetunSession(settings: settings), deadlineInput: .deadlineReached)
+        runner.perform = { [unowned self] effect in self.perform(effect) }
     }
 
     deinit { stop() }
@@ -33,19 +31,12 @@ public final class GluetunPoller {
     }
 
     public func stop() {
-        timer.cancel()
+        runner.stop()
         client.close()
     }
 
     private func handle(_ input: GluetunSession.Input) {
-        pendingInputs.append(input)
-        guard !handling else { return }
-        handling = true
-        defer { handling = false }
-        while !pendingInputs.isEmpty {
-            for effect in session.handle(pendingInputs.removeFirst(), now: loop.now) { perform(effect) }
-        }
-        if let deadline = session.nextDeadline { timer.schedule(at: deadline) } else { timer.cancel() }
+        runner.send(input)
     }
 
     private func perform(_ effect: GluetunSession.Effect) {
@@ -73,3 +64,5 @@ public final class GluetunPoller {
         }
     }
 }
+
+extension GluetunSession: LoopStateMachine {}

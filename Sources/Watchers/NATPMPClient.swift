@@ -13,22 +13,20 @@ public final class NATPMPClient {
 
     private let loop: EventLoop
     private let handler: (PortObservation) -> Void
-    private var session: NATPMPSession
+    private var runner: MachineRunner<NATPMPSession>!
+    private var session: NATPMPSession { runner.machine }
     private var socketFD: FileDescriptor?
     private var registration: RegistrationID?
-    private var timer: Timer!
-    private var pendingInputs: [NATPMPSession.Input] = []
-    private var handling = false
 
     public init(loop: EventLoop, settings: NATPMPSettings, handler: @escaping (PortObservation) -> Void) {
         self.loop = loop
         self.handler = handler
-        session = NATPMPSession(settings: settings)
-        timer = loop.makeTimer(name: "natpmp.timer") { [unowned self] in self.handle(.deadlineReached) }
+        runner = MachineRunner(loop: loop, name: "natpmp.timer", machine: NATPMPSession(settings: settings), deadlineInput: .deadlineReached)
+        runner.perform = { [unowned self] effect in self.perform(effect) }
     }
 
     deinit {
-        timer.cancel()
+        runner.stop()
         closeSocket()
     }
 
@@ -66,19 +64,12 @@ public final class NATPMPClient {
             }
             loop.logger.info(name, "asked the gateway to delete the mappings")
         }
-        timer.cancel()
+        runner.stop()
         closeSocket()
     }
 
     private func handle(_ input: NATPMPSession.Input) {
-        pendingInputs.append(input)
-        guard !handling else { return }
-        handling = true
-        defer { handling = false }
-        while !pendingInputs.isEmpty {
-            for effect in session.handle(pendingInputs.removeFirst(), now: loop.now) { perform(effect) }
-        }
-        if let deadline = session.nextDeadline { timer.schedule(at: deadline) } else { timer.cancel() }
+        runner.send(input)
     }
 
     private func perform(_ effect: NATPMPSession.Effect) {
@@ -98,7 +89,7 @@ public final class NATPMPClient {
             do {
                 _ = try socketFD.write(bytes)
             } catch let error as SystemCallError where error.errno == ECONNREFUSED {
-                pendingInputs.append(.refused)
+                runner.send(.refused)
             } catch {
                 // Unreachable for now (a route is missing): retransmission tries again.
                 loop.logger.debug(name, "send: \(error)")
@@ -181,3 +172,5 @@ public final class NATPMPClient {
         }
     }
 }
+
+extension NATPMPSession: LoopStateMachine {}
