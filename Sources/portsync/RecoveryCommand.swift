@@ -39,9 +39,13 @@ final class RecoveryCommand {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         let words: [String] = ["/bin/sh", "-c", command]
         let argv = words.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        let envp = Self.childEnvironment(ProcessEnvironment.variables()).map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, "/bin/sh", nil, &attributes, argv, environ)
+        let result = posix_spawn(&pid, "/bin/sh", nil, &attributes, argv, envp)
         guard result == 0 else {
             loop.logger.error("natpmp.recovery", "posix_spawn /bin/sh: \(String(cString: strerror(result)))")
             return
@@ -49,6 +53,15 @@ final class RecoveryCommand {
         child = pid
         loop.logger.warning("natpmp.recovery", "\(streak) NAT-PMP failures in a row: running the recovery command (pid \(pid))")
         reaper.schedule(after: .milliseconds(200))
+    }
+
+    /// Our environment without secrets and without systemd's notify and watchdog variables:
+    /// the command is not the service, and must not see the passwords.
+    static func childEnvironment(_ variables: [String: String]) -> [String] {
+        variables.filter { name, _ in
+            !(name.hasPrefix("PORTSYNC_") && (name.hasSuffix("_PASSWORD") || name.hasSuffix("_API_KEY")))
+                && !["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY"].contains(name)
+        }.map { "\($0.key)=\($0.value)" }.sorted()
     }
 
     private func reap() {

@@ -251,4 +251,28 @@ final class NATPMPDaemonTests {
         (status, output) = try lab.inClient { try Child.run(["doctor"], environment: environment()) }
         #expect(status == 1 && output.contains("✗ NAT-PMP: no answer from 10.2.0.1:5351"), "\(output)")
     }
+
+    @Test func deleteOnExitDropsBothMappingsOnce() throws {
+        try setUp()
+        let daemon = try startDaemon(["PORTSYNC_NATPMP_DELETE_ON_EXIT": "true"])
+        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        stop(daemon)
+        #expect(waitFor(seconds: 3) { self.gateway.requests.filter { $0["deleted"] as? Bool == true }.count == 2 })
+        let deletes = gateway.requests.filter { $0["lifetime"] as? Int == 0 }
+        #expect(Set(deletes.compactMap { $0["op"] as? String }) == ["udp", "tcp"])
+    }
+
+    @Test func theRecoveryCommandRunsAfterFailuresAndRespectsItsCooldown() throws {
+        try setUp()
+        try gateway.set(mode: "error", error: 3)
+        let marker = "\(directory.path)/recovered"
+        let daemon = try startDaemon(["PORTSYNC_NATPMP_RECOVERY_COMMAND": "echo ran >> \(marker)",
+                                      "PORTSYNC_NATPMP_RECOVERY_AFTER": "1",
+                                      "PORTSYNC_NATPMP_RECOVERY_COOLDOWN_SECONDS": "600"])
+        #expect(waitFor(seconds: 5) { daemon.output.contains("the recovery command exited with 0") }, "\(daemon.output)")
+        #expect(daemon.output.contains("refused the UDP mapping: network failure (3)"))
+        usleep(1_000_000)
+        #expect((try? String(contentsOfFile: marker, encoding: .utf8)) == "ran\n", "once: the cool-down holds it back")
+        stop(daemon)
+    }
 }
