@@ -12,10 +12,8 @@ import time
 import urllib.parse
 
 USERNAME = "admin"
+# Its hash is in Tests/Fixtures/qBittorrent.conf, the locked-down profile the tests use too.
 PASSWORD = "portsync-test-password"
-# PBKDF2-HMAC-SHA512 of PASSWORD, 100000 iterations, salt "portsync-salt-16".
-PASSWORD_HASH = ("cG9ydHN5bmMtc2FsdC0xNg==:tx1E6i58seMSyu4oihQw39/V7w+Bt0E87B/GoHg70gXl9yoo+yo5ES9h9w+uT/DAbJ8m+"
-                 "lQMiaEWMPiJJtNcsA==")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -60,41 +58,13 @@ class QBittorrent:
         self.webui_port = free_port()
         config = os.path.join(self.profile, "qBittorrent", "config")
         os.makedirs(config)
+        with open(os.path.join(ROOT, "Tests", "Fixtures", "qBittorrent.conf")) as template:
+            text = (template.read().replace("{TORRENT_PORT}", str(free_port()))
+                    .replace("{WEBUI_PORT}", str(self.webui_port)).replace("{LOCALHOST_AUTH}", "true"))
+        if "{" in text or "DHTEnabled=false" not in text:
+            raise RuntimeError("Tests/Fixtures/qBittorrent.conf is not the locked-down profile")
         with open(os.path.join(config, "qBittorrent.conf"), "w") as conf:
-            conf.write(f"""[LegalNotice]
-Accepted=true
-
-[BitTorrent]
-Session\\Port={free_port()}
-Session\\UseRandomPort=false
-Session\\DHTEnabled=false
-Session\\LSDEnabled=false
-Session\\PeXEnabled=false
-Session\\AddTrackersEnabled=false
-Session\\Interface=lo
-Session\\InterfaceName=lo
-Session\\InterfaceAddress=127.0.0.1
-
-[Network]
-PortForwardingEnabled=false
-
-[Preferences]
-Connection\\ResolvePeerCountries=false
-Connection\\ResolvePeerHostNames=false
-Search\\SearchEnabled=false
-WebUI\\Enabled=true
-WebUI\\Address=127.0.0.1
-WebUI\\Port={self.webui_port}
-WebUI\\UseUPnP=false
-WebUI\\Username={USERNAME}
-WebUI\\Password_PBKDF2="@ByteArray({PASSWORD_HASH})"
-WebUI\\LocalHostAuth=true
-WebUI\\AuthSubnetWhitelistEnabled=false
-WebUI\\MaxAuthenticationFailCount=5
-WebUI\\BanDuration=3600
-WebUI\\CSRFProtection=true
-WebUI\\HostHeaderValidation=true
-""")
+            conf.write(text)
         self.process = subprocess.Popen(
             ["qbittorrent-nox", f"--profile={self.profile}", f"--webui-port={self.webui_port}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

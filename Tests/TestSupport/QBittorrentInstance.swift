@@ -7,9 +7,8 @@ import Reactor
 /// 127.0.0.1), never with a default profile. Stopped by its PID.
 public final class QBittorrentInstance {
     public static let username = "admin"
+    /// The profile holds its PBKDF2-HMAC-SHA512 hash (100000 iterations, salt "portsync-salt-16").
     public static let password = "portsync-test-password"
-    /// PBKDF2-HMAC-SHA512 of `password`, 100000 iterations, salt "portsync-salt-16".
-    public static let passwordHash = "cG9ydHN5bmMtc2FsdC0xNg==:tx1E6i58seMSyu4oihQw39/V7w+Bt0E87B/GoHg70gXl9yoo+yo5ES9h9w+uT/DAbJ8m+lQMiaEWMPiJJtNcsA=="
 
     public static var executable: String? {
         ["/usr/bin/qbittorrent-nox", "/usr/local/bin/qbittorrent-nox"].first { FileManager.default.isExecutableFile(atPath: $0) }
@@ -65,45 +64,21 @@ public final class QBittorrentInstance {
         process = nil
     }
 
+    /// The locked-down profile of shared/reference/qbittorrent-test-instance.md, kept once in
+    /// Tests/Fixtures/qBittorrent.conf (the benchmarks use the same file).
+    public static let profileTemplate = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../Fixtures/qBittorrent.conf").standardized.path
+
     private func writeProfile() throws {
         let config = "\(profile)/qBittorrent/config"
         try FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
-        let text = """
-            [LegalNotice]
-            Accepted=true
-
-            [BitTorrent]
-            Session\\Port=\(torrentPort)
-            Session\\UseRandomPort=false
-            Session\\DHTEnabled=false
-            Session\\LSDEnabled=false
-            Session\\PeXEnabled=false
-            Session\\AddTrackersEnabled=false
-            Session\\Interface=lo
-            Session\\InterfaceName=lo
-            Session\\InterfaceAddress=127.0.0.1
-
-            [Network]
-            PortForwardingEnabled=false
-
-            [Preferences]
-            Connection\\ResolvePeerCountries=false
-            Connection\\ResolvePeerHostNames=false
-            Search\\SearchEnabled=false
-            WebUI\\Enabled=true
-            WebUI\\Address=127.0.0.1
-            WebUI\\Port=\(webUIPort)
-            WebUI\\UseUPnP=false
-            WebUI\\Username=\(Self.username)
-            WebUI\\Password_PBKDF2="@ByteArray(\(Self.passwordHash))"
-            WebUI\\LocalHostAuth=\(localHostAuth)
-            WebUI\\AuthSubnetWhitelistEnabled=false
-            WebUI\\MaxAuthenticationFailCount=5
-            WebUI\\BanDuration=3600
-            WebUI\\CSRFProtection=true
-            WebUI\\HostHeaderValidation=true
-
-            """
+        let text = try String(contentsOfFile: Self.profileTemplate, encoding: .utf8)
+            .replacingOccurrences(of: "{TORRENT_PORT}", with: "\(torrentPort)")
+            .replacingOccurrences(of: "{WEBUI_PORT}", with: "\(webUIPort)")
+            .replacingOccurrences(of: "{LOCALHOST_AUTH}", with: "\(localHostAuth)")
+        guard !text.contains("{"), text.contains("DHTEnabled=false") else {
+            throw InstanceError(message: "\(Self.profileTemplate) is not the locked-down profile")
+        }
         try text.write(toFile: "\(config)/qBittorrent.conf", atomically: true, encoding: .utf8)
     }
 
