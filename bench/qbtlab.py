@@ -60,7 +60,8 @@ class QBittorrent:
         os.makedirs(config)
         with open(os.path.join(ROOT, "Tests", "Fixtures", "qBittorrent.conf")) as template:
             text = (template.read().replace("{TORRENT_PORT}", str(free_port()))
-                    .replace("{WEBUI_PORT}", str(self.webui_port)).replace("{LOCALHOST_AUTH}", "true"))
+                    .replace("{WEBUI_PORT}", str(self.webui_port)).replace("{LOCALHOST_AUTH}", "true")
+                    .replace("{INTERFACE}", "lo").replace("{INTERFACE_ADDRESS}", "127.0.0.1"))
         if "{" in text or "DHTEnabled=false" not in text:
             raise RuntimeError("Tests/Fixtures/qBittorrent.conf is not the locked-down profile")
         with open(os.path.join(config, "qBittorrent.conf"), "w") as conf:

@@ -73,6 +73,23 @@ public final class NetworkLab {
         try ip("-n", client, "link", "set", "wg0", up ? "up" : "down")
     }
 
+    /// Deletes wg0 and makes it again, same addresses, as a VPN reconnect does (a new ifindex).
+    public func recreateTunnel() throws {
+        try ip("-n", client, "link", "del", "wg0")
+        try ip("link", "add", "wg0", "netns", client, "type", "veth", "peer", "name", "gw0", "netns", gateway)
+        try ip("-n", client, "link", "set", "wg0", "up")
+        try ip("-n", gateway, "link", "set", "gw0", "up")
+        try ip("-n", gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0")
+        try ip("-n", client, "addr", "add", "10.2.0.2", "peer", "10.2.0.1/32", "dev", "wg0")
+    }
+
+    /// Whether a TCP connection from the gateway's side to 10.2.0.2:`port` is accepted: what a
+    /// peer on the internet would see.
+    public func acceptsFromGateway(port: UInt16) throws -> Bool {
+        let script = "import socket\ns = socket.socket()\ns.settimeout(2)\ntry:\n    s.connect(('10.2.0.2', \(port)))\n    print('accepted')\nexcept OSError as e:\n    print('refused', e)\n"
+        return try Self.run(Self.ipCommand!, ["netns", "exec", gateway, Self.python!, "-c", script]).contains("accepted")
+    }
+
     /// Runs `body` on this thread inside the client namespace: processes it starts and sockets
     /// it opens live there. The thread's namespace is restored afterwards, whatever happens.
     public func inClient<T>(_ body: () throws -> T) throws -> T {

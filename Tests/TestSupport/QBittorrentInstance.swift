@@ -20,16 +20,20 @@ public final class QBittorrentInstance {
     public let webUIPort: UInt16
     public private(set) var torrentPort: UInt16
     public let localHostAuth: Bool
+    /// The interface qBittorrent binds its torrent sockets to: `lo` unless a test's network
+    /// namespace offers another (traffic stays inside that namespace either way).
+    public let interface: String
     private var process: ChildProcess?
 
     public var url: HTTPURL { try! HTTPURL(parsing: "http://127.0.0.1:\(webUIPort)") }
 
-    public init(localHostAuth: Bool = true, torrentPort: UInt16? = nil) throws {
+    public init(localHostAuth: Bool = true, torrentPort: UInt16? = nil, interface: String = "lo") throws {
         var template = Array("/tmp/portsync-qbt-XXXXXX".utf8CString)
         profile = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
         webUIPort = freePort()
         self.torrentPort = torrentPort ?? freePort()
         self.localHostAuth = localHostAuth
+        self.interface = interface
         try start()
     }
 
@@ -76,6 +80,8 @@ public final class QBittorrentInstance {
             .replacingOccurrences(of: "{TORRENT_PORT}", with: "\(torrentPort)")
             .replacingOccurrences(of: "{WEBUI_PORT}", with: "\(webUIPort)")
             .replacingOccurrences(of: "{LOCALHOST_AUTH}", with: "\(localHostAuth)")
+            .replacingOccurrences(of: "{INTERFACE_ADDRESS}", with: interface == "lo" ? "127.0.0.1" : "")
+            .replacingOccurrences(of: "{INTERFACE}", with: interface)
         guard !text.contains("{"), text.contains("DHTEnabled=false") else {
             throw InstanceError(message: "\(Self.profileTemplate) is not the locked-down profile")
         }

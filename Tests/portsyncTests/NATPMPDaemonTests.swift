@@ -21,10 +21,10 @@ final class NATPMPDaemonTests {
     let directory = TemporaryDirectory()
     var daemons: [Child] = []
 
-    func setUp(policyRouting: Bool = false) throws {
+    func setUp(policyRouting: Bool = false, qBittorrentInterface: String = "lo") throws {
         lab = try NetworkLab(policyRouting: policyRouting)
         gateway = try NATPMPGateway(lab: lab, script: Self.gatewayScript)
-        qbittorrent = try lab.inClient { try QBittorrentInstance() }
+        qbittorrent = try lab.inClient { try QBittorrentInstance(interface: qBittorrentInterface) }
         directory.write("password", QBittorrentInstance.password)
     }
 
@@ -273,6 +273,28 @@ final class NATPMPDaemonTests {
         #expect(daemon.output.contains("refused the UDP mapping: network failure (3)"))
         usleep(1_000_000)
         #expect((try? String(contentsOfFile: marker, encoding: .utf8)) == "ran\n", "once: the cool-down holds it back")
+        stop(daemon)
+    }
+
+    /// The most reported pain, for real: qBittorrent bound to the tunnel keeps showing its
+    /// socket as listening after the tunnel is recreated, but refuses every connection. The
+    /// socket table cannot see it; the reassert on the tunnel's return cures it.
+    @Test func aRecreatedTunnelNoLongerDeafensQBittorrent() throws {
+        try setUp(qBittorrentInterface: "wg0")
+        let port = qbittorrent.torrentPort
+        #expect(waitFor(seconds: 5) { (try? self.lab.acceptsFromGateway(port: port)) == true }, "qBittorrent listens on wg0")
+
+        // Without portsync: recreated tunnel, deaf qBittorrent, although the socket is listed.
+        try lab.recreateTunnel()
+        usleep(1_500_000)
+        #expect(try lab.acceptsFromGateway(port: port) == false, "this qBittorrent shows the bug")
+
+        let daemon = try startDaemon()
+        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 5) { (try? self.lab.acceptsFromGateway(port: 40000)) == true }, "a new port opens a new socket")
+        try lab.recreateTunnel()
+        #expect(waitFor(seconds: 5) { daemon.output.contains("the tunnel is back (10.2.0.2): reasserting qBittorrent's port") }, "\(daemon.output)")
+        #expect(waitFor(seconds: 5) { (try? self.lab.acceptsFromGateway(port: 40000)) == true }, "accepted again after the reassert")
         stop(daemon)
     }
 }
