@@ -48,7 +48,7 @@ public final class HTTPServer {
     private var listenerRegistration: RegistrationID?
     private var connections: [Int32: Connection] = [:]
     private var sweeper: Timer!
-    public private(set) var served = 0
+    /// Connections turned away because `maxConnections` were open.
     public private(set) var refused = 0
 
     /// Listens on `address` (port 0: the kernel picks; `address` then tells which).
@@ -162,7 +162,6 @@ public final class HTTPServer {
             response.headers.add("Allow", "GET, HEAD")
             return respond(connection, response, head: false)
         }
-        served += 1
         respond(connection, handler(Request(method: method, path: path, headers: headers)), head: method == "HEAD")
     }
 

@@ -20,7 +20,6 @@ public final class GluetunPoller {
 
     deinit { stop() }
 
-    public var polls: Int { session.polls }
     public var lastProblem: String? { session.lastProblem }
     public var lastPorts: [Port]? { session.lastPorts }
     public var refused: Bool { session.refused }

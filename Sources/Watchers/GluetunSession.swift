@@ -86,7 +86,6 @@ public struct GluetunSession {
     public let settings: GluetunSettings
     public private(set) var route = GluetunSession.currentRoute
     public private(set) var nextDeadline: Instant?
-    public private(set) var polls = 0
     private var inFlight: String?
     private var redirects = 0
     private var triedLegacy = false
@@ -128,7 +127,6 @@ public struct GluetunSession {
 
     private mutating func ask(_ path: String, _ effects: inout [Effect]) {
         inFlight = path
-        polls += 1
         var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1", "Accept": "application/json"]
         if let key = settings.apiKey { headers.add("X-API-Key", key.value) }
         if let username = settings.username {

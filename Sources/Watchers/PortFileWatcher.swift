@@ -36,8 +36,6 @@ public final class PortFileWatcher {
     private var watch: (descriptor: Int32, directory: String)?
     private var lastReported: Port??
     private var retryTimer: Timer!
-    /// Reads made, for tests and the benchmark.
-    public private(set) var reads = 0
 
     public init(loop: EventLoop, name: String, path: String, source: PortObservation.Source, portIndex: Int = 0,
                 handler: @escaping (PortObservation) -> Void) {
@@ -170,7 +168,6 @@ public final class PortFileWatcher {
     // MARK: Reading
 
     private func readFile() {
-        reads += 1
         let bytes: [UInt8]
         do {
             bytes = try FileContents.read(atPath: path, maxBytes: 4096)
