@@ -70,7 +70,7 @@ final class Daemon {
         try loop.run()
         notifier?.notify("STOPPING=1")
         metricsServer?.close()
-        stopWatchers()
+        stopWatchers(deleteMappings: loaded.configuration.natpmp.deleteOnExit)
         logger.info("portsync", "stopped")
         return .success
     }
@@ -128,14 +128,15 @@ final class Daemon {
         }
     }
 
-    private func stopWatchers() {
+    /// `deleteMappings`: only when portsync stops (delete_on_exit), never on a reload.
+    private func stopWatchers(deleteMappings: Bool = false) {
         watchers.forEach { $0.stop() }
         watchers = []
         gluetun?.stop()
         gluetun = nil
         linkWatcher?.stop()
         linkWatcher = nil
-        natpmp?.stop(deleteMappings: loaded.configuration.natpmp.deleteOnExit)
+        natpmp?.stop(deleteMappings: deleteMappings)
         natpmp = nil
         recovery = nil
         linkState = nil

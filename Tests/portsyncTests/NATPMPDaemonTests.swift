@@ -252,10 +252,17 @@ final class NATPMPDaemonTests {
         #expect(status == 1 && output.contains("✗ NAT-PMP: no answer from 10.2.0.1:5351"), "\(output)")
     }
 
-    @Test func deleteOnExitDropsBothMappingsOnce() throws {
+    @Test func deleteOnExitDropsBothMappingsOnceButAReloadDoesNot() throws {
         try setUp()
-        let daemon = try startDaemon(["PORTSYNC_NATPMP_DELETE_ON_EXIT": "true"])
+        let config = directory.write("config.toml", "[natpmp]\ndelete_on_exit = true\n")
+        let daemon = try lab.inClient { try Child(["run", "--config", config], environment: environment()) }
+        daemons.append(daemon)
         #expect(waitFor { self.qBittorrentPort() == 40000 })
+        directory.write("config.toml", "[natpmp]\ndelete_on_exit = true\nrecovery_after = 5\n")
+        daemon.signal(SIGHUP)
+        #expect(waitFor(seconds: 5) { daemon.output.contains("SIGHUP: configuration reloaded") && self.gateway.requests.count >= 4 },
+                "NAT-PMP restarted with the new settings: \(daemon.output)")
+        #expect(!gateway.requests.contains { $0["lifetime"] as? Int == 0 }, "a reload deletes no mapping")
         stop(daemon)
         #expect(waitFor(seconds: 3) { self.gateway.requests.filter { $0["deleted"] as? Bool == true }.count == 2 })
         let deletes = gateway.requests.filter { $0["lifetime"] as? Int == 0 }
