@@ -128,6 +128,19 @@ public final class EventLoop {
         }
     }
 
+    /// Runs wakeups until `condition` holds or `limit` has passed on the loop's clock; returns
+    /// whether it held. For the one-shot commands, which wait for one outcome and then exit.
+    @discardableResult
+    public func run(within limit: Duration, until condition: () -> Bool) throws -> Bool {
+        let deadline = clock.now() + limit
+        while !condition() {
+            let left = deadline - clock.now()
+            guard left > .zero else { return false }
+            try runOnce(timeout: min(left, .milliseconds(250)))
+        }
+        return true
+    }
+
     /// Asks `run()` to return after the current wakeup.
     public func stop() {
         stopRequested = true

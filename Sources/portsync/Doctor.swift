@@ -43,14 +43,6 @@ struct Doctor {
         return report.failures == 0 ? .success : .transientFailure
     }
 
-    /// Runs the loop until `condition` holds or `seconds` pass.
-    @discardableResult
-    static func run(_ loop: EventLoop, seconds: Int64, until condition: () -> Bool) throws -> Bool {
-        let deadline = loop.clock.now() + .seconds(seconds)
-        while !condition() && loop.clock.now() < deadline { try loop.runOnce(timeout: .milliseconds(100)) }
-        return condition()
-    }
-
     // MARK: Sources
 
     private func checkPortFile(_ path: String, _ report: Report) {
@@ -79,7 +71,7 @@ struct Doctor {
         defer { watcher.stop() }
         do {
             try watcher.start()
-            try Self.run(loop, seconds: 3) { state != nil }
+            try loop.run(within: .seconds(3)) { state != nil }
         } catch {
             return report.fail("VPN interface: \(error)", "portsync needs rtnetlink (AF_NETLINK allowed)")
         }
@@ -144,7 +136,7 @@ struct Doctor {
         let poller = GluetunPoller(loop: loop, settings: GluetunSettings(configuration, loaded.credentials)) { _ in }
         defer { poller.stop() }
         poller.start()
-        _ = try? Self.run(loop, seconds: 15) { poller.lastPorts != nil || poller.lastProblem != nil }
+        _ = try? loop.run(within: .seconds(15)) { poller.lastPorts != nil || poller.lastProblem != nil }
         if let ports = poller.lastPorts {
             if ports.isEmpty {
                 report.fail("Gluetun: the control server answers, but no port is forwarded yet",
@@ -175,7 +167,7 @@ struct Doctor {
                 ?? HTTPRequest(method: method, target: url.target(path), headers: headers)
             var result: Result<HTTPResponse, HTTPClientError>?
             client.send(request, retryIfStale: form == nil) { result = $0 }
-            _ = try? Self.run(loop, seconds: 20) { result != nil }
+            _ = try? loop.run(within: .seconds(20)) { result != nil }
             return result ?? .failure(.timedOut)
         }
 

@@ -87,13 +87,10 @@ struct OnceCommand {
         let poller = GluetunPoller(loop: loop, settings: settings) { _ in }
         defer { poller.stop() }
         poller.start()
-        let deadline = loop.clock.now() + timeout
-        while poller.lastPorts == nil && poller.lastProblem == nil && loop.clock.now() < deadline {
-            do {
-                try loop.runOnce(timeout: .milliseconds(250))
-            } catch {
-                return .failure(Problem(code: .transientFailure, message: "\(error)"))
-            }
+        do {
+            try loop.run(within: timeout) { poller.lastPorts != nil || poller.lastProblem != nil }
+        } catch {
+            return .failure(Problem(code: .transientFailure, message: "\(error)"))
         }
         if let ports = poller.lastPorts {
             guard !ports.isEmpty else { return .failure(Problem(code: .transientFailure, message: "Gluetun has no forwarded port yet")) }
@@ -152,15 +149,15 @@ struct OnceCommand {
         }
         do {
             try watcher.start()
-            let deadline = loop.clock.now() + timeout
-            while mapped == nil && !failed && loop.clock.now() < deadline {
-                if case .unusable(let reason)? = link {
-                    return .failure(Problem(code: .unsupported, message: "the VPN interface is not usable: \(reason)"))
-                }
-                try loop.runOnce(timeout: .milliseconds(250))
+            try loop.run(within: timeout) {
+                if case .unusable? = link { return true }
+                return mapped != nil || failed
             }
         } catch {
             return .failure(Problem(code: .transientFailure, message: "\(error)"))
+        }
+        if case .unusable(let reason)? = link {
+            return .failure(Problem(code: .unsupported, message: "the VPN interface is not usable: \(reason)"))
         }
         outcome.natpmpInternalPort = client.internalPort
         guard let mapped else {
@@ -172,18 +169,10 @@ struct OnceCommand {
     private func apply(_ port: Port, on loop: EventLoop, _ outcome: inout Outcome) -> Outcome {
         let sink = QBittorrentSink(loop: loop, settings: QBittorrentSettings(loaded.configuration, loaded.credentials))
         sink.apply(port)
-        let deadline = loop.clock.now() + timeout
-        var ended = false
-        while !ended && loop.clock.now() < deadline {
-            do {
-                try loop.runOnce(timeout: .milliseconds(250))
-            } catch {
-                return fail(&outcome, .transientFailure, "\(error)")
-            }
-            switch sink.status.health {
-            case .idle, .applying: continue
-            default: ended = true
-            }
+        do {
+            try loop.run(within: timeout) { sink.status.health != .idle && sink.status.health != .applying }
+        } catch {
+            return fail(&outcome, .transientFailure, "\(error)")
         }
         outcome.version = sink.status.version
         outcome.changed = sink.counters.applies > 0

@@ -83,6 +83,15 @@ import TestSupport
         #expect(fired)
     }
 
+    @Test func runWithinStopsWhenTheConditionHoldsOrTheTimeIsUp() throws {
+        let loop = try EventLoop(logger: LogCapture().logger)
+        var fired = false
+        let timer = loop.makeTimer(name: "t") { fired = true }
+        timer.schedule(after: .milliseconds(30))
+        #expect(try loop.run(within: .seconds(5)) { fired })
+        #expect(try loop.run(within: .milliseconds(100)) { false } == false)
+    }
+
     @Test func deregisteringAnotherSourceInsideAHandlerDropsItsPendingEvent() throws {
         let loop = try EventLoop(logger: LogCapture().logger)
         let first = Pipe(), second = Pipe()

@@ -30,12 +30,7 @@ public func runUntil(_ loop: EventLoop, limit: Int = 100, _ condition: () -> Boo
 /// Runs the loop until `condition` holds or `seconds` pass; returns whether it held.
 @discardableResult
 public func runUntil(_ loop: EventLoop, seconds: Double, _ condition: () -> Bool) throws -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while !condition() {
-        guard Date() < deadline else { return false }
-        try loop.runOnce(timeout: .milliseconds(50))
-    }
-    return true
+    try loop.run(within: .milliseconds(Int64(seconds * 1000)), until: condition)
 }
 
 /// Runs the loop for `seconds`, whatever happens.
