@@ -36,13 +36,7 @@ extension FileContents {
             open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         })
         do {
-            var offset = 0
-            while offset < bytes.count {
-                let written = try bytes.withUnsafeBytes { buffer in
-                    try systemCall("write") { Glibc.write(fd.rawValue, buffer.baseAddress! + offset, buffer.count - offset) }
-                }
-                offset += written
-            }
+            try fd.writeAll(bytes)
             _ = try systemCall("fsync") { fsync(fd.rawValue) }
             fd.close()
             _ = try systemCall("rename \(temporary)") { rename(temporary, path) }

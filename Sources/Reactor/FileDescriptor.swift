@@ -36,6 +36,17 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
+    /// Writes all of `bytes` to a blocking descriptor (stderr, stdout, a file), through short
+    /// writes and EINTR.
+    public func writeAll(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            offset += try bytes.withUnsafeBytes { buffer in
+                try systemCall("write") { Glibc.write(rawValue, buffer.baseAddress! + offset, buffer.count - offset) }
+            }
+        }
+    }
+
     /// Closes the descriptor. EINTR is not retried: on Linux the descriptor is gone either way.
     /// EBADF means the program closed something it did not own: a bug, so it stops here.
     public func close() {

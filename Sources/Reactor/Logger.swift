@@ -92,19 +92,8 @@ public final class Logger {
     }
 
     static func writeToStandardError(_ line: String) {
-        var bytes = Array(line.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress! + offset, $0.count - offset) }
-            if written > 0 {
-                offset += written
-            } else if written == -1 && errno == EINTR {
-                continue
-            } else {
-                return  // stderr is gone; there is nowhere left to report that.
-            }
-        }
-        bytes.removeAll()
+        // stderr gone (a closed pipe): there is nowhere left to report that.
+        try? FileDescriptor(rawValue: 2).writeAll(Array(line.utf8))
     }
 
     /// Local wall-clock time, `HH:MM:SS.mmm`.

@@ -1,4 +1,5 @@
 import Glibc
+import Reactor
 
 /// What the process was started with.
 enum ProcessEnvironment {
@@ -34,17 +35,7 @@ enum ProcessEnvironment {
     }
 
     private static func write(to fd: Int32, _ text: String) {
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if written > 0 {
-                offset += written
-            } else if written == -1 && errno == EINTR {
-                continue
-            } else {
-                return  // the reader went away (a closed pipe): nothing more to say
-            }
-        }
+        // The reader went away (a closed pipe): nothing more to say.
+        try? FileDescriptor(rawValue: fd).writeAll(Array(text.utf8))
     }
 }
