@@ -76,7 +76,7 @@ public final class Logger {
         case .journal:
             output("<\(level.rawValue)>\(source): \(flat)\n")
         case .plain:
-            output("\(Logger.timestamp()) \(tag.padding(to: 7)) \(source): \(flat)\n")
+            output("\(Logger.timestamp()) \(tag.padded(to: 8))\(source): \(flat)\n")
         }
     }
 
@@ -111,7 +111,8 @@ public final class Logger {
 }
 
 extension String {
-    func padding(to width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
+    /// Padded with spaces to `width`, and followed by at least one: for columns.
+    public func padded(to width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
     }
 }

@@ -1,3 +1,5 @@
+import Reactor
+
 /// Exit codes, as `portsync once` documents them.
 enum ExitCode: Int32 {
     case success = 0
@@ -175,11 +177,5 @@ enum CommandLineInterface {
             Secrets are never options: use password_file, $CREDENTIALS_DIRECTORY/qbittorrent-password
             or PORTSYNC_QBITTORRENT_PASSWORD.
             """
-    }
-}
-
-extension String {
-    func padded(to width: Int) -> String {
-        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
     }
 }

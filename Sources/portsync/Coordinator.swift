@@ -24,7 +24,7 @@ struct Coordinator {
 
     /// Re-decides at `now`, when an observation may have expired.
     mutating func decide(now: Instant) -> Decision? {
-        let live = observations.values.filter { $0.port != nil && ($0.expiry.map { $0 > now } ?? true) }
+        let live = observations.values.filter { Self.isLive($0, now) }
         let authorities = live.filter(\.source.isAuthority)
         let pool = authorities.isEmpty ? live : authorities
         guard let winner = pool.max(by: { $0.time < $1.time }), let port = winner.port else { return nil }
@@ -37,7 +37,12 @@ struct Coordinator {
 
     /// Whether some source currently says there is a port.
     func hasLivePort(now: Instant) -> Bool {
-        observations.values.contains { $0.port != nil && ($0.expiry.map { $0 > now } ?? true) }
+        observations.values.contains { Self.isLive($0, now) }
+    }
+
+    /// Names a port and has not expired.
+    private static func isLive(_ observation: PortObservation, _ now: Instant) -> Bool {
+        observation.port != nil && (observation.expiry.map { $0 > now } ?? true)
     }
 
     /// The earliest expiry still ahead, so the daemon can re-decide then.

@@ -19,7 +19,9 @@ struct DaemonState: Equatable {
 
     var isHealthy: Bool { health == "ok" }
 
-    var json: String {
+    var json: String { jsonValue.serialized + "\n" }
+
+    var jsonValue: JSONValue {
         var members: [String: JSONValue] = [
             "health": .string(health), "pid": .number(Double(pid)), "updated_at": .number(Double(updatedAt)),
         ]
@@ -28,7 +30,7 @@ struct DaemonState: Equatable {
         if let appliedAt { members["applied_at"] = .number(Double(appliedAt)) }
         if let qbittorrentVersion { members["qbittorrent_version"] = .string(qbittorrentVersion) }
         if let natpmpInternalPort { members["natpmp_internal_port"] = .number(Double(natpmpInternalPort)) }
-        return JSONValue.object(members).serialized + "\n"
+        return .object(members)
     }
 
     struct ParseError: Error, CustomStringConvertible {

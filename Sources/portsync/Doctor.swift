@@ -81,7 +81,7 @@ struct Doctor {
         }
         report.pass("VPN interface: \(interface) is up with \(address)")
         let gateway = NATPMPSettings(configuration).gateway(for: address)
-        switch askExternalAddress(from: address, gateway: gateway, loop) {
+        switch askExternalAddress(from: address, gateway: gateway) {
         case .success(let answer): report.pass("NAT-PMP: the gateway \(gateway) answers (\(answer))")
         case .failure(let problem): report.fail("NAT-PMP: \(problem.message)", problem.fix)
         }
@@ -93,7 +93,7 @@ struct Doctor {
     }
 
     /// Opcode 0 from a socket bound to the tunnel address, three tries (250, 500, 1000 ms).
-    private func askExternalAddress(from local: IPv4Address, gateway: IPv4Address, _ loop: EventLoop) -> Result<String, Problem> {
+    private func askExternalAddress(from local: IPv4Address, gateway: IPv4Address) -> Result<String, Problem> {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | CLINUX_SOCK_CLOEXEC, 0)
         defer { close(fd) }
         var timeout = timeval(tv_sec: 0, tv_usec: 250_000)

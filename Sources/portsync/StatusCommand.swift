@@ -21,7 +21,7 @@ struct StatusCommand {
         }
         let running = Self.isPortsync(state.pid)
         if json {
-            guard case .object(var members) = try! JSONValue.parse(Array(state.json.utf8)) else { return .transientFailure }
+            guard case .object(var members) = state.jsonValue else { return .transientFailure }
             members["daemon_running"] = .bool(running)
             ProcessEnvironment.printToStandardOutput(JSONValue.object(members).serialized + "\n")
             return state.isHealthy ? .success : .transientFailure

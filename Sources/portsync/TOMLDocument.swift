@@ -1,3 +1,5 @@
+import Reactor
+
 /// A value of our TOML subset.
 enum TOMLValue: Equatable {
     case string(String)
@@ -83,7 +85,7 @@ struct TOMLDocument {
                 text.unicodeScalars.append(scalars[position])
                 position += 1
             }
-            return text.trimmingCharacters(in: [" ", "\t", "\r"])
+            return text.trimmingSpaces
         }
 
         static func isBareKeyScalar(_ scalar: Unicode.Scalar) -> Bool {
@@ -290,11 +292,4 @@ struct TOMLDocument {
 
 extension String {
     func replacingUnderscores() -> String { String(filter { $0 != "_" }) }
-
-    func trimmingCharacters(in set: Set<Character>) -> String {
-        guard let first = firstIndex(where: { !set.contains($0) }), let last = lastIndex(where: { !set.contains($0) }) else {
-            return ""
-        }
-        return String(self[first...last])
-    }
 }
