@@ -20,6 +20,7 @@ public final class NetworkLab {
     public let client: String
     public let gateway: String
     public let directory: String
+    private let policyRouting: Bool
     private nonisolated(unsafe) static var counter = 0
     private var children: [ChildProcess] = []
 
@@ -32,21 +33,14 @@ public final class NetworkLab {
         gateway = "psync-g\(tag)"
         var template = Array("/tmp/portsync-lab-XXXXXX".utf8CString)
         directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        self.policyRouting = policyRouting
         do {
             try ip("netns", "add", client)
             try ip("netns", "add", gateway)
-            try ip("link", "add", "wg0", "netns", client, "type", "veth", "peer", "name", "gw0", "netns", gateway)
-            for (namespace, link) in [(client, "lo"), (client, "wg0"), (gateway, "lo"), (gateway, "gw0")] {
-                try ip("-n", namespace, "link", "set", link, "up")
-            }
-            try ip("-n", gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0")
-            if policyRouting {
-                try ip("-n", client, "addr", "add", "10.2.0.2/32", "dev", "wg0")
-                try ip("-n", client, "route", "add", "10.2.0.1/32", "dev", "wg0", "table", "51820")
-                try ip("-n", client, "rule", "add", "from", "10.2.0.2", "table", "51820")
-            } else {
-                try ip("-n", client, "addr", "add", "10.2.0.2", "peer", "10.2.0.1/32", "dev", "wg0")
-            }
+            try ip("-n", client, "link", "set", "lo", "up")
+            try ip("-n", gateway, "link", "set", "lo", "up")
+            try makeTunnel()
+            if policyRouting { try ip("-n", client, "rule", "add", "from", "10.2.0.2", "table", "51820") }
         } catch {
             cleanUp()
             throw error
@@ -76,11 +70,22 @@ public final class NetworkLab {
     /// Deletes wg0 and makes it again, same addresses, as a VPN reconnect does (a new ifindex).
     public func recreateTunnel() throws {
         try ip("-n", client, "link", "del", "wg0")
+        try makeTunnel()
+    }
+
+    /// The veth pair wg0 (10.2.0.2) / gw0 (10.2.0.1), up. Under policy routing the client has no
+    /// route to the gateway in its main table, only in table 51820.
+    private func makeTunnel() throws {
         try ip("link", "add", "wg0", "netns", client, "type", "veth", "peer", "name", "gw0", "netns", gateway)
         try ip("-n", client, "link", "set", "wg0", "up")
         try ip("-n", gateway, "link", "set", "gw0", "up")
         try ip("-n", gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0")
-        try ip("-n", client, "addr", "add", "10.2.0.2", "peer", "10.2.0.1/32", "dev", "wg0")
+        if policyRouting {
+            try ip("-n", client, "addr", "add", "10.2.0.2/32", "dev", "wg0")
+            try ip("-n", client, "route", "add", "10.2.0.1/32", "dev", "wg0", "table", "51820")
+        } else {
+            try ip("-n", client, "addr", "add", "10.2.0.2", "peer", "10.2.0.1/32", "dev", "wg0")
+        }
     }
 
     /// Whether a TCP connection from the gateway's side to 10.2.0.2:`port` is accepted: what a

@@ -22,18 +22,13 @@ final class DaemonTests {
     var stateFile: String { "\(directory.path)/state/state.json" }
 
     func environment(password: String? = nil, _ extra: [String: String] = [:]) -> [String: String] {
-        var variables = [
-            "XDG_RUNTIME_DIR": runtime,
-            "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(qbittorrent.webUIPort)",
-            "PORTSYNC_QBITTORRENT_PASSWORD_FILE": "\(directory.path)/password",
-            "PORTSYNC_DAEMON_STATE_FILE": stateFile,
-        ]
+        var variables = ["XDG_RUNTIME_DIR": runtime, "PORTSYNC_DAEMON_STATE_FILE": stateFile]
         if let password {
             directory.write("other-password", password)
             variables["PORTSYNC_QBITTORRENT_PASSWORD_FILE"] = "\(directory.path)/other-password"
         }
         variables.merge(extra) { $1 }
-        return variables
+        return daemonEnvironment(qbittorrent, in: directory, variables)
     }
 
     /// Writes like the ProtonVPN app: truncate, write, close.
@@ -47,12 +42,7 @@ final class DaemonTests {
 
     /// Polls qBittorrent (through its own API) until it listens on `port`.
     func qBittorrentReaches(_ port: UInt16, seconds: Double = 10) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if (try? qbittorrent.listenPort()) == Int(port) { return true }
-            usleep(20_000)
-        }
-        return false
+        waitFor(seconds: seconds) { (try? qbittorrent.listenPort()) == Int(port) }
     }
 
     func daemon(_ extra: [String: String] = [:]) throws -> Child {

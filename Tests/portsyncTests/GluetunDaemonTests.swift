@@ -23,25 +23,13 @@ final class GluetunDaemonTests {
     }
 
     func environment(_ extra: [String: String] = [:]) -> [String: String] {
-        var variables = [
-            "PORTSYNC_SOURCE_STRATEGY": "gluetun",
-            "PORTSYNC_GLUETUN_URL": gluetun.url,
-            "PORTSYNC_GLUETUN_POLL_SECONDS": "1",
-            "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(qbittorrent.webUIPort)",
-            "PORTSYNC_QBITTORRENT_PASSWORD_FILE": "\(directory.path)/password",
-            "PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json",
-        ]
+        var variables = ["PORTSYNC_SOURCE_STRATEGY": "gluetun", "PORTSYNC_GLUETUN_URL": gluetun.url, "PORTSYNC_GLUETUN_POLL_SECONDS": "1"]
         variables.merge(extra) { $1 }
-        return variables
+        return daemonEnvironment(qbittorrent, in: directory, variables)
     }
 
     func qBittorrentReaches(_ port: Int, seconds: Double = 10) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if (try? qbittorrent.listenPort()) == port { return true }
-            usleep(20_000)
-        }
-        return false
+        waitFor(seconds: seconds) { (try? qbittorrent.listenPort()) == port }
     }
 
     @Test func aPortThatAppearsIsAppliedAndAChangeFollowedWithinOnePoll() throws {

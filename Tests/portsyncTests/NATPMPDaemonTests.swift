@@ -35,17 +35,11 @@ final class NATPMPDaemonTests {
 
     func environment(_ extra: [String: String] = [:]) -> [String: String] {
         var environment = [
-            "PORTSYNC_SOURCE_STRATEGY": "natpmp",
-            "PORTSYNC_NATPMP_INTERFACE": "wg0",
-            "PORTSYNC_NATPMP_LEASE_SECONDS": "4",
-            "PORTSYNC_NATPMP_RENEW_SECONDS": "2",
-            "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(qbittorrent.webUIPort)",
-            "PORTSYNC_QBITTORRENT_PASSWORD_FILE": "\(directory.path)/password",
-            "PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json",
-            "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
+            "PORTSYNC_SOURCE_STRATEGY": "natpmp", "PORTSYNC_NATPMP_INTERFACE": "wg0",
+            "PORTSYNC_NATPMP_LEASE_SECONDS": "4", "PORTSYNC_NATPMP_RENEW_SECONDS": "2", "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
         ]
         environment.merge(extra) { $1 }
-        return environment
+        return daemonEnvironment(qbittorrent, in: directory, environment)
     }
 
     func startDaemon(_ extra: [String: String] = [:], arguments: [String] = []) throws -> Child {
@@ -57,15 +51,6 @@ final class NATPMPDaemonTests {
 
     func qBittorrentPort() -> Int? {
         try? lab.inClient { try qbittorrent.listenPort() }
-    }
-
-    func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !condition() {
-            guard Date() < deadline else { return false }
-            usleep(20_000)
-        }
-        return true
     }
 
     func stop(_ daemon: Child) {

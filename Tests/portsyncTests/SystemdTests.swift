@@ -91,16 +91,9 @@ final class SystemdNotifyTests {
     }
 
     func environment(_ listener: NotifyListener, _ extra: [String: String] = [:]) -> [String: String] {
-        var variables = [
-            "NOTIFY_SOCKET": listener.name,
-            "XDG_RUNTIME_DIR": "\(directory.path)/run",
-            "PORTSYNC_SOURCE_STRATEGY": "file",
-            "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(qbittorrent.webUIPort)",
-            "PORTSYNC_QBITTORRENT_PASSWORD_FILE": "\(directory.path)/password",
-            "PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json",
-        ]
+        var variables = ["NOTIFY_SOCKET": listener.name, "XDG_RUNTIME_DIR": "\(directory.path)/run", "PORTSYNC_SOURCE_STRATEGY": "file"]
         variables.merge(extra) { $1 }
-        return variables
+        return daemonEnvironment(qbittorrent, in: directory, variables)
     }
 
     @Test(arguments: [false, true])

@@ -93,3 +93,26 @@ final class Child {
         return (status, child.output)
     }
 }
+
+/// What every daemon test sets: qBittorrent's WebUI, the password file (`password` in
+/// `directory`, written by the test) and a state file in `directory`; `extra` wins.
+func daemonEnvironment(_ qbittorrent: QBittorrentInstance, in directory: TemporaryDirectory,
+                       _ extra: [String: String]) -> [String: String] {
+    var variables = [
+        "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(qbittorrent.webUIPort)",
+        "PORTSYNC_QBITTORRENT_PASSWORD_FILE": "\(directory.path)/password",
+        "PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json",
+    ]
+    variables.merge(extra) { $1 }
+    return variables
+}
+
+/// Polls `condition` every 20 ms for at most `seconds`; whether it held.
+func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !condition() {
+        guard Date() < deadline else { return false }
+        usleep(20_000)
+    }
+    return true
+}
