@@ -33,6 +33,17 @@ def build(static=False):
     return os.path.join(scratch, "release", "portsync")
 
 
+def terminate(process, grace):
+    """SIGTERM to a child of ours, by its PID; SIGKILL if it is still there after `grace` s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -103,13 +114,7 @@ class QBittorrent:
                     raise
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, grace=10)
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
@@ -155,13 +160,7 @@ class Portsync:
         return False
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, grace=5)
         shutil.rmtree(self.home, ignore_errors=True)
 
 
