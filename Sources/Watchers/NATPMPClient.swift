@@ -3,9 +3,11 @@ import Glibc
 import Reactor
 
 /// The NAT-PMP client in the loop: the shell around `NATPMPSession`. Its UDP socket is bound
-/// to the tunnel's own address (so replies come back under policy routing, with no privilege)
-/// and connected to the gateway (so only the gateway's datagrams are read); it is made anew
-/// for every tunnel address.
+/// to the tunnel's own address (so replies come back under policy routing, with no privilege),
+/// kept on the tunnel interface (`IP_UNICAST_IF`: no request can leave through the LAN, even
+/// while the routes change) and connected to the gateway (so only the gateway's datagrams are
+/// read). It is made anew for every tunnel, and again before a try whenever the last `connect`
+/// or send failed: a socket in that state is never used.
 public final class NATPMPClient {
     public let name = "natpmp.udp"
     /// Called with `streak` consecutive failed cycles while the tunnel is up.
@@ -17,6 +19,9 @@ public final class NATPMPClient {
     private var session: NATPMPSession { runner.machine }
     private var socketFD: FileDescriptor?
     private var registration: RegistrationID?
+    /// Where the socket must lead: set by the session's `.openSocket`.
+    private var target: (local: IPv4Address, gateway: IPv4Address, interface: Int32)?
+    private var lastSocketError: String?
 
     public init(loop: EventLoop, settings: NATPMPSettings, handler: @escaping (PortObservation) -> Void) {
         self.loop = loop
@@ -37,10 +42,10 @@ public final class NATPMPClient {
     public var leaseExpiry: Instant? { session.leaseExpiry }
     public var settings: NATPMPSettings { session.settings }
 
-    public func linkChanged(_ state: LinkTracker.State) {
+    public func tunnelChanged(_ state: TunnelTracker.State) {
         switch state {
-        case .usable(let address): handle(.linkUp(address))
-        case .unusable(let reason): handle(.linkDown(reason))
+        case .usable(let tunnel): handle(.tunnelUp(tunnel))
+        case .awaitingRoute, .unusable: handle(.linkDown("\(state)"))
         }
     }
 
@@ -74,25 +79,25 @@ public final class NATPMPClient {
 
     private func perform(_ effect: NATPMPSession.Effect) {
         switch effect {
-        case .openSocket(let local, let gateway):
+        case .openSocket(let local, let gateway, let interface):
             closeSocket()
-            do {
-                try openSocket(local: local, gateway: gateway)
-            } catch {
-                loop.logger.error(name, "\(error)")
-            }
+            target = (local, gateway, interface)
+            lastSocketError = nil
+            ensureSocket()
         case .closeSocket:
             closeSocket()
+            target = nil
         case .send(let bytes):
             loop.logger.trace(name, "→ \(Self.describe(request: bytes))")
-            guard let socketFD else { return }
+            guard let socketFD = ensureSocket() else { return }
             do {
                 _ = try socketFD.write(bytes)
             } catch let error as SystemCallError where error.errno == ECONNREFUSED {
                 runner.send(.refused)
             } catch {
-                // Unreachable for now (a route is missing): retransmission tries again.
-                loop.logger.debug(name, "send: \(error)")
+                // The way to the gateway went away under us: the retransmission tries again,
+                // on a socket made anew.
+                socketFailed("send to the gateway: \(error)")
             }
         case .mapped(let port, let expiry):
             handler(PortObservation(source: .natpmp, port: port, time: loop.now, expiry: expiry))
@@ -105,23 +110,58 @@ public final class NATPMPClient {
         }
     }
 
-    private func openSocket(local: IPv4Address, gateway: IPv4Address) throws {
+    /// The socket to send on: the open one, or one made now for the target.
+    @discardableResult
+    private func ensureSocket() -> FileDescriptor? {
+        if let socketFD { return socketFD }
+        guard let target else { return nil }
+        do {
+            let fd = try Self.openSocket(local: target.local, gateway: target.gateway, interface: target.interface)
+            do {
+                registration = try loop.register(fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
+            } catch {
+                fd.close()
+                throw error
+            }
+            socketFD = fd
+            lastSocketError = nil
+            return fd
+        } catch {
+            socketFailed("\(error)")
+            return nil
+        }
+    }
+
+    /// Said once per distinct error, not once per try; the socket is dropped.
+    private func socketFailed(_ message: String) {
+        closeSocket()
+        if message != lastSocketError { loop.logger.warning(name, "\(message); trying again on a new socket") }
+        lastSocketError = message
+    }
+
+    /// A UDP socket bound to `local`, its unicast packets kept on `interface`, connected to
+    /// `gateway`:5351.
+    public static func openSocket(local: IPv4Address, gateway: IPv4Address, interface: Int32) throws -> FileDescriptor {
         let fd = FileDescriptor(rawValue: try systemCall("socket(AF_INET, SOCK_DGRAM)") {
             socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0)
         })
         do {
+            // IP_UNICAST_IF takes the index in network byte order; it needs no privilege.
+            var index = UInt32(bitPattern: interface).bigEndian
+            _ = try systemCall("setsockopt IP_UNICAST_IF") {
+                setsockopt(fd.rawValue, Int32(IPPROTO_IP), IP_UNICAST_IF, &index, socklen_t(MemoryLayout<UInt32>.size))
+            }
             _ = try SocketAddress.v4(local, port: 0).withSockAddr { pointer, length in
                 try systemCall("bind \(local)") { bind(fd.rawValue, pointer, length) }
             }
             _ = try SocketAddress.v4(gateway, port: NATPMP.serverPort).withSockAddr { pointer, length in
                 try systemCall("connect \(gateway):\(NATPMP.serverPort)") { connect(fd.rawValue, pointer, length) }
             }
-            registration = try loop.register(fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
         } catch {
             fd.close()
             throw error
         }
-        socketFD = fd
+        return fd
     }
 
     private func closeSocket() {

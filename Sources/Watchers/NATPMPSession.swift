@@ -2,7 +2,7 @@ import Reactor
 
 /// How the NAT-PMP client asks for its mapping.
 public struct NATPMPSettings: Equatable, Sendable {
-    /// nil: the interface address with its last byte 1 (10.2.0.2 -> 10.2.0.1).
+    /// A configured gateway; nil: found by the tunnel tracker (`GatewayRule`).
     public var gateway: IPv4Address?
     /// The lifetime asked for (ProtonVPN grants 60 s at most).
     public var lease: Duration
@@ -34,11 +34,6 @@ public struct NATPMPSettings: Equatable, Sendable {
         self.attempts = attempts
         self.retryDelay = retryDelay
     }
-
-    /// The gateway for a tunnel whose local address is `local`.
-    public func gateway(for local: IPv4Address) -> IPv4Address {
-        gateway ?? IPv4Address(local.bytes.0, local.bytes.1, local.bytes.2, 1)
-    }
 }
 
 /// The NAT-PMP client's logic (RFC 6886), with no I/O: it maps UDP then TCP (one request at a
@@ -48,8 +43,9 @@ public struct NATPMPSettings: Equatable, Sendable {
 /// the tunnel's own address and connected to the gateway.
 public struct NATPMPSession {
     public enum Input {
-        /// The tunnel is usable with this local address (first time, back up, or a new address).
-        case linkUp(IPv4Address)
+        /// The tunnel is usable: up, addressed, and the route to its gateway goes through it
+        /// (first time, back, or with a new address or gateway).
+        case tunnelUp(Tunnel)
         case linkDown(String)
         /// The port in use (qBittorrent's): the internal port, if no mapping was made yet.
         case preferredPort(Port)
@@ -63,8 +59,9 @@ public struct NATPMPSession {
     }
 
     public enum Effect: Equatable {
-        /// (Re)create the socket: bound to `local`, connected to `gateway`:5351.
-        case openSocket(local: IPv4Address, gateway: IPv4Address)
+        /// (Re)create the socket: bound to `local`, connected to `gateway`:5351, its packets
+        /// kept on the interface with index `interface`.
+        case openSocket(local: IPv4Address, gateway: IPv4Address, interface: Int32)
         case closeSocket
         case send([UInt8])
         /// The gateway forwards `port` until `expiry`.
@@ -88,13 +85,14 @@ public struct NATPMPSession {
     public private(set) var nextDeadline: Instant?
     public private(set) var port: Port?
     public private(set) var leaseExpiry: Instant?
-    public private(set) var gateway: IPv4Address?
+    /// The tunnel last seen usable (kept while it is down, for messages).
+    public private(set) var tunnel: Tunnel?
+    public var gateway: IPv4Address? { tunnel?.gateway }
     /// Requests and answers, for tests and the idle benchmark.
     public private(set) var requestsSent = 0
     public private(set) var mappingsGranted = 0
 
     private var phase = Phase.down
-    private var local: IPv4Address?
     private var preferred: Port?
     public private(set) var sessionInternalPort: UInt16?
     /// The last external port granted: suggested again, also after the tunnel went away.
@@ -115,14 +113,15 @@ public struct NATPMPSession {
     public mutating func handle(_ input: Input, now: Instant) -> [Effect] {
         var effects: [Effect] = []
         switch input {
-        case .linkUp(let address):
-            if phase != .down && address == local { break }
+        case .tunnelUp(let tunnel):
+            if phase != .down && tunnel == self.tunnel { break }
             let fresh = phase == .down
-            local = address
-            gateway = settings.gateway(for: address)
+            self.tunnel = tunnel
             lastEpoch = nil
-            effects.append(.openSocket(local: address, gateway: gateway!))
-            effects.append(.log(.info, fresh ? "tunnel up with address \(address); mapping on gateway \(gateway!)" : "tunnel address is now \(address); mapping again"))
+            effects.append(.openSocket(local: tunnel.address, gateway: tunnel.gateway, interface: tunnel.index))
+            effects.append(.log(.info, fresh
+                ? "tunnel up with address \(tunnel.address); mapping on gateway \(tunnel.gateway) (\(tunnel.gatewayRule))"
+                : "tunnel is now \(tunnel.address) with gateway \(tunnel.gateway) (\(tunnel.gatewayRule)); mapping again"))
             startCycle(now, &effects)
         case .linkDown(let reason):
             guard phase != .down else { break }
@@ -144,7 +143,7 @@ public struct NATPMPSession {
             received(bytes, now, &effects)
         case .refused:
             guard case .asking = phase else { break }
-            cycleFailed("the gateway \(gateway.map { "\($0)" } ?? "") refused NAT-PMP (port unreachable): port forwarding is off for this connection (ProtonVPN: a P2P server, with NAT-PMP/port forwarding enabled)", now, &effects)
+            cycleFailed("the gateway \(gatewayText) refused NAT-PMP (port unreachable): port forwarding is off for this connection (ProtonVPN: a P2P server, with NAT-PMP/port forwarding enabled)", now, &effects)
         case .deadlineReached:
             guard let deadline = nextDeadline, deadline <= now else { break }
             nextDeadline = nil
@@ -160,6 +159,8 @@ public struct NATPMPSession {
             NATPMP.mappingRequest($0, internalPort: key, suggestedExternalPort: 0, lifetime: 0)
         }
     }
+
+    private var gatewayText: String { gateway.map { "\($0)" } ?? "(none yet)" }
 
     // MARK: Cycles
 
@@ -201,11 +202,11 @@ public struct NATPMPSession {
         case .asking(let step, let attempt, let protecting):
             if let protecting, now >= protecting {
                 // The lease ran out while renewing: the port is gone; keep asking for a new one.
-                leaseLapsed("the lease ran out with no answer from the gateway \(gateway!)", now, &effects)
+                leaseLapsed("the lease ran out with no answer from the gateway \(gatewayText)", now, &effects)
                 phase = .asking(step: step, attempt: 0, protecting: nil)
                 sendRequest(now, &effects)
             } else if protecting == nil && attempt >= settings.attempts {
-                cycleFailed("no answer from the NAT-PMP gateway \(gateway!) after \(attempt) tries", now, &effects)
+                cycleFailed("no answer from the NAT-PMP gateway \(gatewayText) after \(attempt) tries", now, &effects)
             } else {
                 sendRequest(now, &effects)
             }
@@ -261,17 +262,17 @@ public struct NATPMPSession {
             return
         }
         if case .unsupportedVersion = response {
-            return cycleFailed("the gateway \(gateway!) does not speak NAT-PMP version 0", now, &effects)
+            return cycleFailed("the gateway \(gatewayText) does not speak NAT-PMP version 0", now, &effects)
         }
         guard case .mapping(let answered, let result, _, _, let external, let lifetime) = response, answered == step else {
             effects.append(.log(.debug, "ignored an answer to another question (\(response))"))
             return
         }
         guard result == .success else {
-            return cycleFailed("the gateway \(gateway!) refused the \(step) mapping: \(result)", now, &effects)
+            return cycleFailed("the gateway \(gatewayText) refused the \(step) mapping: \(result)", now, &effects)
         }
         guard external != 0, lifetime != 0 else {
-            return cycleFailed("the gateway \(gateway!) answered success but granted no port (port \(external), lifetime \(lifetime) s)", now, &effects)
+            return cycleFailed("the gateway \(gatewayText) answered success but granted no port (port \(external), lifetime \(lifetime) s)", now, &effects)
         }
         if step == .udp {
             udpPort = external
@@ -300,8 +301,8 @@ public struct NATPMPSession {
         lastProblem = nil
         if previous != newPort {
             effects.append(.log(.notice, previous == nil
-                ? "the gateway \(gateway!) forwards port \(newPort) (lease \(lifetime) s)"
-                : "the gateway \(gateway!) changed the forwarded port from \(previous!) to \(newPort)"))
+                ? "the gateway \(gatewayText) forwards port \(newPort) (lease \(lifetime) s)"
+                : "the gateway \(gatewayText) changed the forwarded port from \(previous!) to \(newPort)"))
         } else {
             effects.append(.log(.debug, "mapping of port \(newPort) renewed for \(lifetime) s"))
         }

@@ -1,13 +1,18 @@
 import CLinux
+import Glibc
 import Reactor
 
 /// The rtnetlink messages the link watcher cares about, decoded from the bytes of one
 /// datagram (several messages, 4-byte aligned, each with its attributes).
 public enum NetlinkMessage: Equatable, Sendable {
     case link(index: Int32, name: String, flags: UInt32, removed: Bool)
-    /// An IPv4 address (IFA_LOCAL, else IFA_ADDRESS: on a point-to-point link IFA_ADDRESS is
-    /// the peer's).
-    case address(index: Int32, address: IPv4Address, removed: Bool)
+    /// An IPv4 address (IFA_LOCAL, else IFA_ADDRESS) and, on a point-to-point link, the peer's
+    /// (IFA_ADDRESS when it differs from IFA_LOCAL).
+    case address(index: Int32, address: IPv4Address, peer: IPv4Address?, removed: Bool)
+    /// An IPv4 unicast route, from any table.
+    case route(NetlinkRoute, removed: Bool)
+    /// A policy routing rule was added or removed: which way a packet goes may have changed.
+    case ruleChanged
     case done(sequence: UInt32, interrupted: Bool)
     /// NLMSG_ERROR: 0 is an acknowledgement.
     case error(Int32)
@@ -35,6 +40,10 @@ public enum NetlinkMessage: Equatable, Sendable {
                 if let link = parseLink(body, removed: Int32(type) == Int32(RTM_DELLINK)) { messages.append(link) }
             case Int32(RTM_NEWADDR), Int32(RTM_DELADDR):
                 if let address = parseAddress(body, removed: Int32(type) == Int32(RTM_DELADDR)) { messages.append(address) }
+            case Int32(RTM_NEWROUTE), Int32(RTM_DELROUTE):
+                if let route = NetlinkRoute(body) { messages.append(.route(route, removed: Int32(type) == Int32(RTM_DELROUTE))) }
+            case Int32(RTM_NEWRULE), Int32(RTM_DELRULE):
+                messages.append(.ruleChanged)
             default:
                 break
             }
@@ -70,7 +79,8 @@ public enum NetlinkMessage: Equatable, Sendable {
             if type == UInt16(IFA_ADDRESS) { address = decoded }
         }
         guard let own = local ?? address else { return nil }
-        return .address(index: index, address: own, removed: removed)
+        let peer = local != nil && address != nil && address != local ? address : nil
+        return .address(index: index, address: own, peer: peer, removed: removed)
     }
 
     static func forEachAttribute(_ body: [UInt8], from start: Int, _ visit: (UInt16, [UInt8]) -> Void) {
@@ -91,83 +101,70 @@ public enum NetlinkMessage: Equatable, Sendable {
         UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16 | UInt32(bytes[offset + 3]) << 24
     }
 
-    /// A dump request (RTM_GETLINK or RTM_GETADDR) with its family header.
+    /// A dump request (RTM_GETLINK, RTM_GETADDR or RTM_GETROUTE: every table) with its family
+    /// header.
     public static func dumpRequest(type: UInt16, sequence: UInt32) -> [UInt8] {
-        let header = type == UInt16(RTM_GETLINK) ? 16 : 8
-        let length = UInt32(16 + header)
-        var bytes: [UInt8] = []
-        bytes += withUnsafeBytes(of: length.littleEndian) { Array($0) }
-        bytes += withUnsafeBytes(of: type.littleEndian) { Array($0) }
-        bytes += withUnsafeBytes(of: UInt16(NLM_F_REQUEST | NLM_F_DUMP).littleEndian) { Array($0) }
-        bytes += withUnsafeBytes(of: sequence.littleEndian) { Array($0) }
-        bytes += [0, 0, 0, 0]
+        let header = switch Int32(type) {
+        case Int32(RTM_GETLINK): 16
+        case Int32(RTM_GETROUTE): 12
+        default: 8
+        }
         var family = [UInt8](repeating: 0, count: header)
         family[0] = UInt8(type == UInt16(RTM_GETLINK) ? AF_UNSPEC : AF_INET)
-        return bytes + family
-    }
-}
-
-/// Follows one interface, by name, through link and address messages, and says when it
-/// becomes usable or stops being so. Usable: IFF_UP, and IFF_RUNNING or IFF_LOWER_UP (a
-/// WireGuard link reports operstate UNKNOWN, so operstate is not used), and an IPv4 address.
-/// The index is re-learned when the interface is recreated.
-public struct LinkTracker: Equatable, Sendable {
-    public enum State: Equatable, Sendable {
-        case usable(IPv4Address)
-        case unusable(String)
+        return message(type: type, flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), sequence: sequence, body: family)
     }
 
-    public let interface: String
-    private var index: Int32?
-    private var flags: UInt32 = 0
-    private var addresses: [Int32: [IPv4Address]] = [:]
-
-    public init(interface: String) {
-        self.interface = interface
+    /// RTM_GETROUTE for one destination from one source address, as `ip route get DST from SRC`
+    /// asks: the kernel answers with the route a packet would take (policy rules and all tables
+    /// included), or with an error (ENETUNREACH).
+    public static func routeLookup(to destination: IPv4Address, from source: IPv4Address, sequence: UInt32) -> [UInt8] {
+        var body: [UInt8] = [UInt8(AF_INET), 32, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        body += attribute(UInt16(RTA_DST.rawValue), destination.octets)
+        body += attribute(UInt16(RTA_SRC.rawValue), source.octets)
+        return message(type: UInt16(RTM_GETROUTE), flags: UInt16(NLM_F_REQUEST), sequence: sequence, body: body)
     }
 
-    public var state: State {
-        guard let index else { return .unusable("\(interface) does not exist") }
-        guard flags & UInt32(IFF_UP) != 0 else { return .unusable("\(interface) is down") }
-        guard flags & (UInt32(IFF_RUNNING) | CLINUX_IFF_LOWER_UP) != 0 else {
-            return .unusable("\(interface) has no carrier (not running)")
-        }
-        guard let address = addresses[index]?.first else { return .unusable("\(interface) has no IPv4 address") }
-        return .usable(address)
-    }
-
-    /// Forgets everything (before a fresh dump).
-    public mutating func reset() {
-        index = nil
-        flags = 0
-        addresses = [:]
-    }
-
-    public mutating func apply(_ message: NetlinkMessage) {
-        switch message {
-        case .link(let linkIndex, let name, let linkFlags, let removed):
-            if name == interface {
-                if removed {
-                    addresses[linkIndex] = nil
-                    index = nil
-                    flags = 0
-                } else {
-                    if let index, index != linkIndex { addresses[index] = nil }
-                    index = linkIndex
-                    flags = linkFlags
+    /// The kernel's answer to `routeLookup` (`sequence`): the output interface of the route, or
+    /// the error (ENETUNREACH, …). nil when the bytes answer something else.
+    public static func routeAnswer(_ bytes: [UInt8], sequence: UInt32) -> TunnelTracker.RouteAnswer? {
+        var offset = 0
+        while offset + 16 <= bytes.count {
+            let length = Int(u32(bytes, offset))
+            guard length >= 16, offset + length <= bytes.count else { return nil }
+            let body = Array(bytes[(offset + 16)..<(offset + length)])
+            if u32(bytes, offset + 8) == sequence {
+                switch Int32(u16(bytes, offset + 4)) {
+                case Int32(NLMSG_ERROR) where body.count >= 4:
+                    let code = -Int32(bitPattern: u32(body, 0))
+                    return .none(code == 0 ? "no route" : String(cString: strerror(code)))
+                case Int32(RTM_NEWROUTE) where body.count >= 12:
+                    var output: Int32?
+                    forEachAttribute(body, from: 12) { type, value in
+                        if type == UInt16(RTA_OIF.rawValue), value.count == 4 { output = Int32(bitPattern: u32(value, 0)) }
+                    }
+                    return output.map { .through($0) } ?? .none("a route with no output interface")
+                default:
+                    break
                 }
-            } else if linkIndex == index {
-                // Renamed away.
-                index = nil
-                flags = 0
             }
-        case .address(let addressIndex, let address, let removed):
-            var list = addresses[addressIndex] ?? []
-            list.removeAll { $0 == address }
-            if !removed { list.append(address) }
-            addresses[addressIndex] = list.isEmpty ? nil : list
-        case .done, .error, .overrun:
-            break
+            offset += (length + 3) & ~3
         }
+        return nil
+    }
+
+    static func message(type: UInt16, flags: UInt16, sequence: UInt32, body: [UInt8]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes += withUnsafeBytes(of: UInt32(16 + body.count).littleEndian) { Array($0) }
+        bytes += withUnsafeBytes(of: type.littleEndian) { Array($0) }
+        bytes += withUnsafeBytes(of: flags.littleEndian) { Array($0) }
+        bytes += withUnsafeBytes(of: sequence.littleEndian) { Array($0) }
+        bytes += [0, 0, 0, 0]
+        return bytes + body
+    }
+
+    static func attribute(_ type: UInt16, _ value: [UInt8]) -> [UInt8] {
+        let length = UInt16(4 + value.count)
+        let padding = [UInt8](repeating: 0, count: (4 - value.count % 4) % 4)
+        return withUnsafeBytes(of: length.littleEndian) { Array($0) } + withUnsafeBytes(of: type.littleEndian) { Array($0) } + value + padding
     }
 }

@@ -17,10 +17,10 @@ final class Daemon {
     private var sink: QBittorrentSink
     private var watchers: [PortFileWatcher] = []
     private var gluetun: GluetunPoller?
-    private var linkWatcher: LinkWatcher?
+    private var tunnelWatcher: TunnelWatcher?
     private var natpmp: NATPMPClient?
     private var recovery: RecoveryCommand?
-    private var linkState: LinkTracker.State?
+    private var linkState: TunnelTracker.State?
     private var lastTunnelAddress: IPv4Address?
     private let notifier: SystemdNotifier?
     private var watchdogTimer: Timer!
@@ -122,9 +122,11 @@ final class Daemon {
                 self.recordOutcome()
             }
             self.natpmp = client
-            let link = LinkWatcher(loop: loop, interface: natpmp.interface) { [unowned self] state in self.linkChanged(state) }
-            linkWatcher = link
-            try link.start()
+            let watcher = TunnelWatcher(loop: loop, interface: natpmp.interface, gateway: natpmp.gateway) { [unowned self] state in
+                self.tunnelChanged(state)
+            }
+            tunnelWatcher = watcher
+            try watcher.start()
         }
     }
 
@@ -134,8 +136,8 @@ final class Daemon {
         watchers = []
         gluetun?.stop()
         gluetun = nil
-        linkWatcher?.stop()
-        linkWatcher = nil
+        tunnelWatcher?.stop()
+        tunnelWatcher = nil
         natpmp?.stop(deleteMappings: deleteMappings)
         natpmp = nil
         recovery = nil
@@ -144,15 +146,15 @@ final class Daemon {
 
     /// The tunnel came, went or changed address. When it comes back (or moves), qBittorrent
     /// is made to re-open its sockets: it often stops accepting after the tunnel is recreated.
-    private func linkChanged(_ state: LinkTracker.State) {
+    private func tunnelChanged(_ state: TunnelTracker.State) {
         linkState = state
-        natpmp?.linkChanged(state)
-        if case .usable(let address) = state {
+        natpmp?.tunnelChanged(state)
+        if case .usable(let tunnel) = state {
             if lastTunnelAddress != nil, coordinator.desired != nil {
-                logger.notice("portsync", "the tunnel is back (\(address)): reasserting qBittorrent's port")
+                logger.notice("portsync", "the tunnel is back (\(tunnel.address)): reasserting qBittorrent's port")
                 sink.reassert()
             }
-            lastTunnelAddress = address
+            lastTunnelAddress = tunnel.address
         }
         recordOutcome()
     }
@@ -227,6 +229,10 @@ final class Daemon {
         next.health = healthText(status)
         next.qbittorrentVersion = status.version ?? next.qbittorrentVersion
         next.natpmpInternalPort = natpmp?.internalPort ?? next.natpmpInternalPort
+        if case .usable(let tunnel)? = linkState {
+            next.natpmpGateway = "\(tunnel.gateway)"
+            next.natpmpGatewayRule = "\(tunnel.gatewayRule)"
+        }
         if status.health == .verified, let port = status.verifiedPort, port == coordinator.desired {
             if next.port != port { next.appliedAt = WallClock.now }
             next.port = port
@@ -243,7 +249,10 @@ final class Daemon {
     }
 
     private func healthText(_ status: QBittorrentStatus) -> String {
-        let tunnelDown: String? = if case .unusable(let reason) = linkState { "VPN down: \(reason)" } else { nil }
+        let tunnelDown: String? = switch linkState {
+        case .awaitingRoute?, .unusable?: "VPN down: \(linkState!)"
+        case .usable?, nil: nil
+        }
         guard let desired = coordinator.desired else {
             if let tunnelDown { return tunnelDown }
             return coordinator.hasLivePort(now: loop.now) ? "starting" : "waiting for a forwarded port"
@@ -302,6 +311,7 @@ final class Daemon {
         case _ where natpmp == nil: natpmpSettled = true
         case nil: natpmpSettled = false
         case .unusable?: natpmpSettled = true
+        case .awaitingRoute?: natpmpSettled = false
         case .usable?: natpmpSettled = natpmpTried
         }
         if sinkTried && natpmpSettled { becomeReady() }

@@ -14,6 +14,9 @@ struct DaemonState: Equatable {
     var qbittorrentVersion: String? = nil
     /// The NAT-PMP internal port in use, so that a restart keeps the same mapping.
     var natpmpInternalPort: UInt16? = nil
+    /// The NAT-PMP gateway in use and the rule that chose it (`GatewayRule`), in words.
+    var natpmpGateway: String? = nil
+    var natpmpGatewayRule: String? = nil
     var pid: Int32
     var updatedAt: Int64
 
@@ -30,6 +33,8 @@ struct DaemonState: Equatable {
         if let appliedAt { members["applied_at"] = .number(Double(appliedAt)) }
         if let qbittorrentVersion { members["qbittorrent_version"] = .string(qbittorrentVersion) }
         if let natpmpInternalPort { members["natpmp_internal_port"] = .number(Double(natpmpInternalPort)) }
+        if let natpmpGateway { members["natpmp_gateway"] = .string(natpmpGateway) }
+        if let natpmpGatewayRule { members["natpmp_gateway_rule"] = .string(natpmpGatewayRule) }
         return .object(members)
     }
 
@@ -56,6 +61,7 @@ struct DaemonState: Equatable {
         return DaemonState(port: port, source: value["source"]?.string, appliedAt: value["applied_at"]?.integer.map(Int64.init),
                            health: health, qbittorrentVersion: value["qbittorrent_version"]?.string,
                            natpmpInternalPort: value["natpmp_internal_port"]?.integer.flatMap { UInt16(exactly: $0) },
+                           natpmpGateway: value["natpmp_gateway"]?.string, natpmpGatewayRule: value["natpmp_gateway_rule"]?.string,
                            pid: Int32(value["pid"]?.integer ?? 0), updatedAt: Int64(value["updated_at"]?.integer ?? 0))
     }
 }

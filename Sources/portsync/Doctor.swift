@@ -66,8 +66,8 @@ struct Doctor {
 
     private func checkTunnel(_ configuration: Configuration, _ loop: EventLoop, _ report: Report) {
         let interface = configuration.natpmp.interface
-        var state: LinkTracker.State?
-        let watcher = LinkWatcher(loop: loop, interface: interface) { state = $0 }
+        var state: TunnelTracker.State?
+        let watcher = TunnelWatcher(loop: loop, interface: interface, gateway: configuration.natpmp.gateway) { state = $0 }
         defer { watcher.stop() }
         do {
             try watcher.start()
@@ -75,14 +75,22 @@ struct Doctor {
         } catch {
             return report.fail("VPN interface: \(error)", "portsync needs rtnetlink (AF_NETLINK allowed)")
         }
-        guard case .usable(let address)? = state else {
-            let reason: String = if case .unusable(let why)? = state { why } else { "no answer from rtnetlink" }
+        let tunnel: Tunnel
+        switch state {
+        case .usable(let usable)?:
+            tunnel = usable
+        case .awaitingRoute(let waiting)?:
+            return report.fail("VPN interface: \(interface) is up with \(waiting.address), but a packet to the gateway \(waiting.gateway) (\(waiting.gatewayRule)) would not leave through it",
+                               "wait until the VPN has finished connecting; `ip route get \(waiting.gateway) from \(waiting.address)` shows the way; set [natpmp].gateway if the gateway is another address")
+        case .unusable(let reason)?:
             return report.fail("VPN interface: \(reason)", "connect the VPN, or set [natpmp].interface (now \"\(interface)\")")
+        case nil:
+            return report.fail("VPN interface: no answer from rtnetlink", "portsync needs rtnetlink (AF_NETLINK allowed)")
         }
-        report.pass("VPN interface: \(interface) is up with \(address)")
-        let gateway = NATPMPSettings(configuration).gateway(for: address)
-        switch askExternalAddress(from: address, gateway: gateway) {
-        case .success(let answer): report.pass("NAT-PMP: the gateway \(gateway) answers (\(answer))")
+        report.pass("VPN interface: \(interface) is up with \(tunnel.address)")
+        report.pass("NAT-PMP gateway: \(tunnel.gateway), \(tunnel.gatewayRule)")
+        switch askExternalAddress(tunnel) {
+        case .success(let answer): report.pass("NAT-PMP: the gateway \(tunnel.gateway) answers (\(answer))")
         case .failure(let problem): report.fail("NAT-PMP: \(problem.message)", problem.fix)
         }
     }
@@ -92,22 +100,24 @@ struct Doctor {
         let fix: String
     }
 
-    /// Opcode 0 from a socket bound to the tunnel address, three tries (250, 500, 1000 ms).
-    private func askExternalAddress(from local: IPv4Address, gateway: IPv4Address) -> Result<String, Problem> {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | CLINUX_SOCK_CLOEXEC, 0)
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 0, tv_usec: 250_000)
-        let bound = SocketAddress.v4(local, port: 0).withSockAddr { bind(fd, $0, $1) }
-        let connected = SocketAddress.v4(gateway, port: NATPMP.serverPort).withSockAddr { connect(fd, $0, $1) }
-        guard bound == 0, connected == 0 else {
-            return .failure(Problem(message: "cannot reach \(gateway): \(SystemCallError(call: "connect", errno: errno))",
-                                    fix: "set [natpmp].gateway to the VPN's NAT-PMP gateway"))
+    /// Opcode 0 from the NAT-PMP client's own kind of socket (bound to the tunnel address, kept
+    /// on the tunnel), three tries (250, 500, 1000 ms).
+    private func askExternalAddress(_ tunnel: Tunnel) -> Result<String, Problem> {
+        let gateway = tunnel.gateway
+        let fd: FileDescriptor
+        do {
+            fd = try NATPMPClient.openSocket(local: tunnel.address, gateway: gateway, interface: tunnel.index)
+        } catch {
+            return .failure(Problem(message: "cannot reach \(gateway): \(error)", fix: "set [natpmp].gateway to the VPN's NAT-PMP gateway"))
         }
+        defer { fd.close() }
+        var milliseconds: Int32 = 250
         for _ in 0..<3 {
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            _ = NATPMP.externalAddressRequest().withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            _ = NATPMP.externalAddressRequest().withUnsafeBytes { send(fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var ready = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
+            _ = poll(&ready, 1, milliseconds)
             var buffer = [UInt8](repeating: 0, count: 64)
-            let count = recv(fd, &buffer, buffer.count, 0)
+            let count = recv(fd.rawValue, &buffer, buffer.count, Int32(MSG_DONTWAIT))
             if count < 0 && errno == ECONNREFUSED {
                 return .failure(Problem(message: "the gateway \(gateway) refuses NAT-PMP (port unreachable)",
                                         fix: "turn port forwarding on (ProtonVPN: a P2P server; WireGuard configs made with NAT-PMP on)"))
@@ -121,7 +131,7 @@ struct Doctor {
                     return .failure(Problem(message: "the gateway \(gateway) sent something that is not NAT-PMP", fix: "check [natpmp].gateway"))
                 }
             }
-            timeout.tv_usec = min(timeout.tv_usec * 2, 999_999)
+            milliseconds *= 2
         }
         return .failure(Problem(message: "no answer from \(gateway):5351",
                                 fix: "the VPN may not forward ports: ProtonVPN needs a P2P server with port forwarding; check [natpmp].gateway"))

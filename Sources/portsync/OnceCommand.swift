@@ -129,7 +129,7 @@ struct OnceCommand {
     /// that is what `portsync run` is for.
     private func mapOnce(on loop: EventLoop, _ outcome: inout Outcome) -> Result<Port, Problem> {
         let configuration = loaded.configuration
-        var link: LinkTracker.State?
+        var link: TunnelTracker.State?
         var mapped: Port?
         var failed = false
         let client = NATPMPClient(loop: loop, settings: NATPMPSettings(configuration)) { observation in
@@ -139,9 +139,9 @@ struct OnceCommand {
         let previous = (try? StateStore(path: configuration.daemon.stateFile).load()) ?? nil
         if let port = previous?.port { client.prefer(port) }
         if let internalPort = previous?.natpmpInternalPort { client.restore(internalPort: internalPort) }
-        let watcher = LinkWatcher(loop: loop, interface: configuration.natpmp.interface) { state in
+        let watcher = TunnelWatcher(loop: loop, interface: configuration.natpmp.interface, gateway: configuration.natpmp.gateway) { state in
             link = state
-            client.linkChanged(state)
+            client.tunnelChanged(state)
         }
         defer {
             watcher.stop()
@@ -156,8 +156,13 @@ struct OnceCommand {
         } catch {
             return .failure(Problem(code: .transientFailure, message: "\(error)"))
         }
-        if case .unusable(let reason)? = link {
+        switch link {
+        case .unusable(let reason)?:
             return .failure(Problem(code: .unsupported, message: "the VPN interface is not usable: \(reason)"))
+        case .awaitingRoute?:
+            return .failure(Problem(code: .transientFailure, message: "\(link!): the VPN is still connecting, or its routes do not lead through the interface"))
+        case .usable?, nil:
+            break
         }
         outcome.natpmpInternalPort = client.internalPort
         guard let mapped else {

@@ -35,6 +35,7 @@ struct StatusCommand {
         }
         lines.append("health: \(state.health)")
         if let version = state.qbittorrentVersion { lines.append("qBittorrent \(version)") }
+        if let gateway = state.natpmpGateway { lines.append("NAT-PMP gateway \(gateway) (\(state.natpmpGatewayRule ?? "rule unknown"))") }
         lines.append(running ? "daemon: running (pid \(state.pid))" : "daemon: not running (last pid \(state.pid))")
         ProcessEnvironment.printToStandardOutput(lines.joined(separator: "\n") + "\n")
         return state.isHealthy ? .success : .transientFailure

@@ -2,9 +2,12 @@ import CLinux
 import Foundation
 import Glibc
 
-/// Two network namespaces made by the test and deleted when it ends: a client with `wg0`
-/// (10.2.0.2) and a gateway with `gw0` (10.2.0.1), joined by a veth pair. Nothing they carry
-/// leaves them. Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN).
+/// Network namespaces made by the test and deleted when it ends: a client with `wg0` and a
+/// gateway with `gw0`, joined by a veth pair (a stand-in for WireGuard, which this kernel
+/// lacks), and optionally a LAN. Nothing they carry leaves them. Needs root (CAP_SYS_ADMIN,
+/// CAP_NET_ADMIN).
+///
+/// The tunnel is laid out as the real tools lay it out (`Style`), command by command.
 public final class NetworkLab {
     public static var ipCommand: String? {
         ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
@@ -17,30 +20,56 @@ public final class NetworkLab {
     /// Root, and iproute2 and python3 installed.
     public static var available: Bool { getuid() == 0 && ipCommand != nil && python != nil }
 
+    public enum Style: Sendable {
+        /// `10.2.0.2 peer 10.2.0.1/32`: an on-link route to the gateway, made with the address.
+        case pointToPoint
+        /// The main table has no route to the gateway; only traffic from 10.2.0.2 is routed, by
+        /// a rule, through table 51820.
+        case policyRouting
+        /// wg-quick's `cmd_up` with `Address = 10.2.0.2/32`, `AllowedIPs = 0.0.0.0/0` (read in
+        /// wireguard-tools' wg-quick): `add_if`, `set_config`, `add_addr` (/32), `set_mtu_up`,
+        /// `set_dns`, then `add_default`: the default route in table 51820 and the rules `not
+        /// fwmark 51820 table 51820` and `table main suppress_prefixlength 0`. `routeDelay`
+        /// stands for the time between link-up and the routes (resolvconf, a slow machine).
+        case wgQuick(routeDelay: Double)
+        /// OpenVPN with `topology subnet` and `redirect-gateway def1`, as ProtonVPN over OpenVPN
+        /// has been seen: 10.96.0.37/16 on the tunnel, the gateway 10.96.0.1 named by the routes
+        /// 0.0.0.0/1 and 128.0.0.0/1.
+        case openVPN
+    }
+
     public let client: String
     public let gateway: String
     public let directory: String
-    private let policyRouting: Bool
+    public let style: Style
+    /// The LAN namespace, once `addLAN()` made it.
+    public private(set) var lan: String?
     private nonisolated(unsafe) static var counter = 0
     private var children: [ChildProcess] = []
 
-    /// `policyRouting`: like wg-quick, the main table has no route to the gateway; only
-    /// traffic from 10.2.0.2 is routed, by a rule, through table 51820.
-    public init(policyRouting: Bool = false) throws {
+    /// The tunnel's own address and the gateway's, for this style.
+    public var clientAddress: String { if case .openVPN = style { "10.96.0.37" } else { "10.2.0.2" } }
+    public var gatewayAddress: String { if case .openVPN = style { "10.96.0.1" } else { "10.2.0.1" } }
+
+    public convenience init(policyRouting: Bool) throws {
+        try self.init(style: policyRouting ? .policyRouting : .pointToPoint)
+    }
+
+    public init(style: Style = .pointToPoint) throws {
         Self.counter += 1
         let tag = "\(getpid() % 100_000)-\(Self.counter)"
         client = "psync-c\(tag)"
         gateway = "psync-g\(tag)"
         var template = Array("/tmp/portsync-lab-XXXXXX".utf8CString)
         directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
-        self.policyRouting = policyRouting
+        self.style = style
         do {
             try ip("netns", "add", client)
             try ip("netns", "add", gateway)
             try ip("-n", client, "link", "set", "lo", "up")
             try ip("-n", gateway, "link", "set", "lo", "up")
-            try makeTunnel()
-            if policyRouting { try ip("-n", client, "rule", "add", "from", "10.2.0.2", "table", "51820") }
+            if case .policyRouting = style { try ip("-n", client, "rule", "add", "from", "10.2.0.2", "table", "51820") }
+            try tunnelUp(routeDelay: 0)
         } catch {
             cleanUp()
             throw error
@@ -54,6 +83,7 @@ public final class NetworkLab {
         children.removeAll()
         _ = try? ip("netns", "del", client)
         _ = try? ip("netns", "del", gateway)
+        if let lan { _ = try? ip("netns", "del", lan) }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -67,31 +97,84 @@ public final class NetworkLab {
         try ip("-n", client, "link", "set", "wg0", up ? "up" : "down")
     }
 
-    /// Deletes wg0 and makes it again, same addresses, as a VPN reconnect does (a new ifindex).
-    public func recreateTunnel() throws {
+    /// Deletes wg0 and makes it again, same addresses, as a VPN reconnect does (a new ifindex):
+    /// for wg-quick, `wg-quick down` then `wg-quick up` (`routeDelay` overrides the style's).
+    /// Returns when the route to the gateway was complete (Unix seconds).
+    @discardableResult
+    public func recreateTunnel(routeDelay: Double? = nil) throws -> Double {
+        if case .wgQuick = style {
+            // wg-quick's del_if: the rules first, then the link (its routes go with it).
+            try ip("-n", client, "-4", "rule", "delete", "table", "51820")
+            try ip("-n", client, "-4", "rule", "delete", "table", "main", "suppress_prefixlength", "0")
+        }
         try ip("-n", client, "link", "del", "wg0")
-        try makeTunnel()
+        return try tunnelUp(routeDelay: routeDelay)
     }
 
-    /// The veth pair wg0 (10.2.0.2) / gw0 (10.2.0.1), up. Under policy routing the client has no
-    /// route to the gateway in its main table, only in table 51820.
-    private func makeTunnel() throws {
+    /// Brings the tunnel up in the order its style's tool does. Returns the time the route
+    /// to the gateway was complete (Unix seconds).
+    @discardableResult
+    private func tunnelUp(routeDelay: Double?) throws -> Double {
+        // add_if (a veth pair stands in for `ip link add wg0 type wireguard`); set_config
+        // configures the peer: here, the gateway's end.
         try ip("link", "add", "wg0", "netns", client, "type", "veth", "peer", "name", "gw0", "netns", gateway)
-        try ip("-n", client, "link", "set", "wg0", "up")
         try ip("-n", gateway, "link", "set", "gw0", "up")
-        try ip("-n", gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0")
-        if policyRouting {
+        switch style {
+        case .pointToPoint:
+            try ip("-n", gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0")
+            try ip("-n", client, "link", "set", "wg0", "up")
+            try ip("-n", client, "addr", "add", "10.2.0.2", "peer", "10.2.0.1/32", "dev", "wg0")
+        case .policyRouting:
+            try ip("-n", gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0")
+            try ip("-n", client, "link", "set", "wg0", "up")
             try ip("-n", client, "addr", "add", "10.2.0.2/32", "dev", "wg0")
             try ip("-n", client, "route", "add", "10.2.0.1/32", "dev", "wg0", "table", "51820")
-        } else {
-            try ip("-n", client, "addr", "add", "10.2.0.2", "peer", "10.2.0.1/32", "dev", "wg0")
+        case .wgQuick(let configuredDelay):
+            try ip("-n", gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0")
+            try ip("-n", client, "-4", "address", "add", "10.2.0.2/32", "dev", "wg0")       // add_addr
+            try ip("-n", client, "link", "set", "mtu", "1420", "up", "dev", "wg0")           // set_mtu_up
+            let delay = routeDelay ?? configuredDelay                                        // set_dns, …
+            if delay > 0 { usleep(UInt32(delay * 1_000_000)) }
+            try ip("-n", client, "-4", "route", "add", "0.0.0.0/0", "dev", "wg0", "table", "51820")  // add_default
+            try ip("-n", client, "-4", "rule", "add", "not", "fwmark", "51820", "table", "51820")
+            let done = Date().timeIntervalSince1970
+            try ip("-n", client, "-4", "rule", "add", "table", "main", "suppress_prefixlength", "0")
+            return done
+        case .openVPN:
+            try ip("-n", gateway, "addr", "add", "10.96.0.1/16", "dev", "gw0")
+            try ip("-n", client, "link", "set", "wg0", "up")
+            try ip("-n", client, "addr", "add", "10.96.0.37/16", "dev", "wg0")
+            try ip("-n", client, "route", "add", "0.0.0.0/1", "via", "10.96.0.1", "dev", "wg0")
+            try ip("-n", client, "route", "add", "128.0.0.0/1", "via", "10.96.0.1", "dev", "wg0")
+        }
+        return Date().timeIntervalSince1970
+    }
+
+    /// A desktop's LAN: `lan0` (192.168.77.2/24) in the client with the default route of the
+    /// main table via 192.168.77.1, the router in a third namespace. The router also holds the
+    /// gateway's address (on its `lo`), so that a request for the gateway that leaves through
+    /// the LAN arrives somewhere a test can see it (`startDecoy`).
+    public func addLAN() throws {
+        let name = client.replacingOccurrences(of: "psync-c", with: "psync-l")
+        try ip("netns", "add", name)
+        lan = name
+        try ip("-n", name, "link", "set", "lo", "up")
+        try ip("link", "add", "lan0", "netns", client, "type", "veth", "peer", "name", "lan1", "netns", name)
+        try ip("-n", client, "addr", "add", "192.168.77.2/24", "dev", "lan0")
+        try ip("-n", client, "link", "set", "lan0", "up")
+        try ip("-n", name, "addr", "add", "192.168.77.1/24", "dev", "lan1")
+        try ip("-n", name, "addr", "add", "\(gatewayAddress)/32", "dev", "lo")
+        try ip("-n", name, "link", "set", "lan1", "up")
+        try ip("-n", client, "route", "add", "default", "via", "192.168.77.1", "dev", "lan0")
+        for key in ["all", "default", "lan1"] {
+            _ = try? Self.run(Self.ipCommand!, ["netns", "exec", name, "sysctl", "-q", "-w", "net.ipv4.conf.\(key).rp_filter=0"])
         }
     }
 
     /// Whether a TCP connection from the gateway's side to 10.2.0.2:`port` is accepted: what a
     /// peer on the internet would see.
     public func acceptsFromGateway(port: UInt16) throws -> Bool {
-        let script = "import socket\ns = socket.socket()\ns.settimeout(2)\ntry:\n    s.connect(('10.2.0.2', \(port)))\n    print('accepted')\nexcept OSError as e:\n    print('refused', e)\n"
+        let script = "import socket\ns = socket.socket()\ns.settimeout(2)\ntry:\n    s.connect(('\(clientAddress)', \(port)))\n    print('accepted')\nexcept OSError as e:\n    print('refused', e)\n"
         return try Self.run(Self.ipCommand!, ["netns", "exec", gateway, Self.python!, "-c", script]).contains("accepted")
     }
 
@@ -143,17 +226,19 @@ public final class NATPMPGateway {
     private var resetEpoch = 0
     private var control: [String: Any] = [:]
 
-    public init(lab: NetworkLab, script: String) throws {
+    /// `namespace`: where it runs (default: the lab's gateway); `name` tells two apart.
+    public init(lab: NetworkLab, script: String, namespace: String? = nil, name: String = "gateway") throws {
         self.lab = lab
-        controlPath = "\(lab.directory)/control.json"
-        logPath = "\(lab.directory)/gateway.log"
+        controlPath = "\(lab.directory)/\(name)-control.json"
+        logPath = "\(lab.directory)/\(name).log"
         try set(mode: "normal")
-        _ = try lab.start(in: lab.gateway, NetworkLab.python!, [script, "--address", "10.2.0.1", "--control", controlPath, "--log", logPath],
-                          output: "\(lab.directory)/gateway.out")
+        _ = try lab.start(in: namespace ?? lab.gateway, NetworkLab.python!,
+                          [script, "--address", lab.gatewayAddress, "--control", controlPath, "--log", logPath],
+                          output: "\(lab.directory)/\(name).out")
         let deadline = Date().addingTimeInterval(10)
         while !log.contains("\"ready\"") && Date() < deadline { usleep(20_000) }
         guard log.contains("\"ready\"") else {
-            throw ChildProcessError(message: "the NAT-PMP gateway did not start: \((try? String(contentsOfFile: "\(lab.directory)/gateway.out", encoding: .utf8)) ?? "")")
+            throw ChildProcessError(message: "the NAT-PMP gateway did not start: \((try? String(contentsOfFile: "\(lab.directory)/\(name).out", encoding: .utf8)) ?? "")")
         }
     }
 

@@ -59,7 +59,7 @@ import Testing
 
 @Suite struct NATPMPSessionTests {
     let start = Instant(nanoseconds: 1_000_000_000_000)
-    let local = IPv4Address(10, 2, 0, 2)
+    let tunnel = Tunnel(interface: "wg0", index: 7, address: IPv4Address(10, 2, 0, 2), gateway: IPv4Address(10, 2, 0, 1), gatewayRule: .lastByteOne)
 
     struct Driver {
         var session: NATPMPSession
@@ -73,7 +73,7 @@ import Testing
         mutating func feed(_ input: NATPMPSession.Input) {
             for effect in session.handle(input, now: now) {
                 switch effect {
-                case .openSocket(_, let gateway): sockets.append(gateway)
+                case .openSocket(_, let gateway, _): sockets.append(gateway)
                 case .closeSocket: break
                 case .send(let bytes): sent.append(bytes)
                 case .mapped(let port, _): observations.append(port)
@@ -104,7 +104,7 @@ import Testing
     func mapped(_ settings: NATPMPSettings = NATPMPSettings()) -> Driver {
         var driver = Driver(session: NATPMPSession(settings: settings), now: start)
         driver.feed(.preferredPort(Port(51413)!))
-        driver.feed(.linkUp(local))
+        driver.feed(.tunnelUp(tunnel))
         driver.answer(port: 40000)
         driver.answer(port: 40000)
         return driver
@@ -133,7 +133,7 @@ import Testing
 
     @Test func aShortGrantedLifetimeIsRenewedEarlier() {
         var driver = Driver(session: NATPMPSession(settings: NATPMPSettings()), now: start)
-        driver.feed(.linkUp(local))
+        driver.feed(.tunnelUp(tunnel))
         driver.answer(port: 40000, lifetime: 20)
         driver.answer(port: 40000, lifetime: 20)
         #expect(driver.session.nextDeadline == start + .seconds(15))
@@ -161,7 +161,7 @@ import Testing
 
     @Test func aFreshMappingGivesUpAfterItsAttemptsAndRetriesLater() {
         var driver = Driver(session: NATPMPSession(settings: NATPMPSettings(attempts: 4, retryDelay: .seconds(10))), now: start)
-        driver.feed(.linkUp(local))
+        driver.feed(.tunnelUp(tunnel))
         for _ in 0..<4 { driver.advance(to: driver.session.nextDeadline!) }
         #expect(driver.sent.count == 4)
         #expect(driver.failures == [1])
@@ -195,7 +195,7 @@ import Testing
 
     @Test func differentUDPAndTCPPortsWarnAndTCPWins() {
         var driver = Driver(session: NATPMPSession(settings: NATPMPSettings()), now: start)
-        driver.feed(.linkUp(local))
+        driver.feed(.tunnelUp(tunnel))
         driver.answer(port: 41000)
         driver.answer(port: 42000)
         #expect(driver.observations == [Port(42000)])
@@ -204,7 +204,7 @@ import Testing
 
     @Test func errorsAndRefusalsAreNamedAndRetriedLater() {
         var driver = Driver(session: NATPMPSession(settings: NATPMPSettings()), now: start)
-        driver.feed(.linkUp(local))
+        driver.feed(.tunnelUp(tunnel))
         driver.answer(port: 0, lifetime: 0, result: 2)
         #expect(driver.logged("refused the UDP mapping: not authorized or refused (2)"))
         #expect(driver.failures == [1])
@@ -220,7 +220,7 @@ import Testing
 
     @Test func garbageAndAnswersToOtherQuestionsAreIgnored() {
         var driver = Driver(session: NATPMPSession(settings: NATPMPSettings()), now: start)
-        driver.feed(.linkUp(local))
+        driver.feed(.tunnelUp(tunnel))
         driver.feed(.datagramReceived([0, 129, 0]))
         driver.feed(.datagramReceived([0, 130, 0, 0, 0, 0, 0, 5, 0xC8, 0xD5, 0x9C, 0x40, 0, 0, 0, 60]))
         #expect(driver.observations.isEmpty)
@@ -235,17 +235,17 @@ import Testing
         #expect(driver.observations.last == .some(nil))
         #expect(driver.logged("wg0 is down: NAT-PMP paused"))
         driver.feed(.preferredPort(Port(40000)!))
-        driver.feed(.linkUp(local))
+        driver.feed(.tunnelUp(tunnel))
         #expect(driver.sent.last == NATPMP.mappingRequest(.udp, internalPort: 51413, suggestedExternalPort: 40000, lifetime: 60))
     }
 
     @Test func zeroInternalPortOnlyWhenAskedFor() {
         var driver = Driver(session: NATPMPSession(settings: NATPMPSettings(zeroInternalPort: true)), now: start)
         driver.feed(.preferredPort(Port(51413)!))
-        driver.feed(.linkUp(local))
+        driver.feed(.tunnelUp(tunnel))
         #expect(driver.sent.last == NATPMP.mappingRequest(.udp, internalPort: 0, suggestedExternalPort: 0, lifetime: 60))
         var automatic = Driver(session: NATPMPSession(settings: NATPMPSettings()), now: start)
-        automatic.feed(.linkUp(local))
+        automatic.feed(.tunnelUp(tunnel))
         #expect(automatic.sent.last.map { UInt16($0[4]) << 8 | UInt16($0[5]) }.map { $0 >= 49152 } == true,
                 "with nothing known, a random high port, never 0")
     }
@@ -254,11 +254,11 @@ import Testing
         var driver = Driver(session: NATPMPSession(settings: NATPMPSettings()), now: start)
         driver.feed(.preferredPort(Port(40000)!))
         driver.feed(.previousInternalPort(51413))
-        driver.feed(.linkUp(local))
+        driver.feed(.tunnelUp(tunnel))
         #expect(driver.sent.last == NATPMP.mappingRequest(.udp, internalPort: 51413, suggestedExternalPort: 51413, lifetime: 60))
         var configured = Driver(session: NATPMPSession(settings: NATPMPSettings(internalPort: 6881)), now: start)
         configured.feed(.previousInternalPort(51413))
-        configured.feed(.linkUp(local))
+        configured.feed(.tunnelUp(tunnel))
         #expect(configured.sent.last?[4...5] == [0x1A, 0xE1], "a configured internal port wins")
     }
 
@@ -268,99 +268,5 @@ import Testing
             NATPMP.mappingRequest(.udp, internalPort: 51413, suggestedExternalPort: 0, lifetime: 0),
             NATPMP.mappingRequest(.tcp, internalPort: 51413, suggestedExternalPort: 0, lifetime: 0),
         ])
-    }
-}
-
-@Suite struct NetlinkTests {
-    /// A message with `nlmsghdr`, a body and attributes, as the kernel lays it out.
-    static func message(type: Int32, flags: UInt16 = 0, sequence: UInt32 = 0, body: [UInt8], attributes: [(UInt16, [UInt8])]) -> [UInt8] {
-        var payload = body
-        for (kind, value) in attributes {
-            let length = UInt16(4 + value.count)
-            payload += NATPMP.bigEndian(length).reversed() + NATPMP.bigEndian(kind).reversed() + value
-            while payload.count % 4 != 0 { payload.append(0) }
-        }
-        let total = UInt32(16 + payload.count)
-        return NATPMP.bigEndian(total).reversed() + NATPMP.bigEndian(UInt16(type)).reversed() + NATPMP.bigEndian(flags).reversed()
-            + NATPMP.bigEndian(sequence).reversed() + [0, 0, 0, 0] + payload
-    }
-
-    static func link(_ index: Int32, _ name: String, flags: UInt32, removed: Bool = false) -> [UInt8] {
-        let body: [UInt8] = [0, 0, 0, 0] + NATPMP.bigEndian(UInt32(bitPattern: index)).reversed() + NATPMP.bigEndian(flags).reversed() + [0, 0, 0, 0]
-        return message(type: removed ? Int32(RTM_DELLINK) : Int32(RTM_NEWLINK), body: body,
-                       attributes: [(UInt16(IFLA_MTU), [0x1c, 0x05, 0, 0]), (UInt16(IFLA_IFNAME), Array(name.utf8) + [0])])
-    }
-
-    static func address(_ index: Int32, local: [UInt8]?, peer: [UInt8], removed: Bool = false) -> [UInt8] {
-        let body: [UInt8] = [UInt8(AF_INET), 32, 0, 0] + NATPMP.bigEndian(UInt32(bitPattern: index)).reversed()
-        var attributes: [(UInt16, [UInt8])] = [(UInt16(IFA_ADDRESS), peer)]
-        if let local { attributes.append((UInt16(IFA_LOCAL), local)) }
-        return message(type: removed ? Int32(RTM_DELADDR) : Int32(RTM_NEWADDR), body: body, attributes: attributes)
-    }
-
-    static let upRunning = UInt32(IFF_UP) | UInt32(IFF_RUNNING) | CLINUX_IFF_LOWER_UP
-    static let wireguard = UInt32(IFF_UP) | UInt32(IFF_POINTOPOINT) | UInt32(IFF_NOARP) | CLINUX_IFF_LOWER_UP
-
-    @Test func linksAndAddressesDecodeAndLocalBeatsThePeer() {
-        let bytes = Self.link(7, "wg0", flags: Self.wireguard) + Self.address(7, local: [10, 2, 0, 2], peer: [10, 2, 0, 1])
-            + Self.message(type: Int32(NLMSG_DONE), sequence: 2, body: [0, 0, 0, 0], attributes: [])
-        #expect(NetlinkMessage.parse(bytes) == [
-            .link(index: 7, name: "wg0", flags: Self.wireguard, removed: false),
-            .address(index: 7, address: IPv4Address(10, 2, 0, 2), removed: false),
-            .done(sequence: 2, interrupted: false),
-        ])
-        #expect(NetlinkMessage.parse(Self.address(7, local: nil, peer: [192, 168, 1, 5]))
-            == [.address(index: 7, address: IPv4Address(192, 168, 1, 5), removed: false)])
-    }
-
-    @Test func truncatedAndForeignBytesAreDroppedNotGuessed() {
-        let whole = Self.link(7, "wg0", flags: Self.upRunning)
-        #expect(NetlinkMessage.parse(Array(whole.dropLast(3))).isEmpty)
-        #expect(NetlinkMessage.parse([1, 2, 3]).isEmpty)
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<500 {
-            _ = NetlinkMessage.parse((0..<Int.random(in: 0..<200, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) })
-        }
-    }
-
-    @Test func aWireGuardLinkIsUsableWithLowerUpAndAnAddress() {
-        var tracker = LinkTracker(interface: "wg0")
-        #expect(tracker.state == .unusable("wg0 does not exist"))
-        for message in NetlinkMessage.parse(Self.link(3, "eth0", flags: Self.upRunning) + Self.link(7, "wg0", flags: Self.wireguard)) {
-            tracker.apply(message)
-        }
-        #expect(tracker.state == .unusable("wg0 has no IPv4 address"))
-        NetlinkMessage.parse(Self.address(7, local: [10, 2, 0, 2], peer: [10, 2, 0, 1])).forEach { tracker.apply($0) }
-        #expect(tracker.state == .usable(IPv4Address(10, 2, 0, 2)))
-    }
-
-    @Test func downAndNoCarrierAreUnusableButKeepTheAddress() {
-        var tracker = LinkTracker(interface: "wg0")
-        NetlinkMessage.parse(Self.link(7, "wg0", flags: Self.upRunning) + Self.address(7, local: [10, 2, 0, 2], peer: [10, 2, 0, 1]))
-            .forEach { tracker.apply($0) }
-        NetlinkMessage.parse(Self.link(7, "wg0", flags: 0)).forEach { tracker.apply($0) }
-        #expect(tracker.state == .unusable("wg0 is down"))
-        NetlinkMessage.parse(Self.link(7, "wg0", flags: UInt32(IFF_UP))).forEach { tracker.apply($0) }
-        #expect(tracker.state == .unusable("wg0 has no carrier (not running)"))
-        NetlinkMessage.parse(Self.link(7, "wg0", flags: Self.upRunning)).forEach { tracker.apply($0) }
-        #expect(tracker.state == .usable(IPv4Address(10, 2, 0, 2)), "link down does not remove the address")
-    }
-
-    @Test func aRecreatedInterfaceIsFollowedByName() {
-        var tracker = LinkTracker(interface: "proton0")
-        NetlinkMessage.parse(Self.link(9, "proton0", flags: Self.wireguard) + Self.address(9, local: [10, 2, 0, 2], peer: [10, 2, 0, 2]))
-            .forEach { tracker.apply($0) }
-        NetlinkMessage.parse(Self.link(9, "proton0", flags: Self.wireguard, removed: true)).forEach { tracker.apply($0) }
-        #expect(tracker.state == .unusable("proton0 does not exist"))
-        NetlinkMessage.parse(Self.link(12, "proton0", flags: Self.wireguard) + Self.address(12, local: [10, 2, 0, 3], peer: [10, 2, 0, 3]))
-            .forEach { tracker.apply($0) }
-        #expect(tracker.state == .usable(IPv4Address(10, 2, 0, 3)))
-    }
-
-    @Test func dumpRequestsAreWellFormed() {
-        let request = NetlinkMessage.dumpRequest(type: UInt16(RTM_GETADDR), sequence: 2)
-        #expect(request.count == 24)
-        #expect(request[4] == UInt8(RTM_GETADDR) && request[16] == UInt8(AF_INET))
-        #expect(UInt16(request[6]) | UInt16(request[7]) << 8 == UInt16(NLM_F_REQUEST | NLM_F_DUMP))
     }
 }

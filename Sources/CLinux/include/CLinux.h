@@ -16,6 +16,8 @@
 #include <net/if.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/inet_diag.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +30,11 @@ static const unsigned int CLINUX_IFF_DORMANT = 0x20000;
 static const unsigned char CLINUX_IF_OPER_UNKNOWN = 0;
 static const unsigned char CLINUX_IF_OPER_DOWN = 2;
 static const unsigned char CLINUX_IF_OPER_UP = 6;
+
+// Legacy rtnetlink multicast groups, and the sock_diag request type.
+static const unsigned int CLINUX_RTMGRP_IPV4_ROUTE = RTMGRP_IPV4_ROUTE;
+static const unsigned int CLINUX_RTMGRP_IPV4_RULE = RTMGRP_IPV4_RULE;
+static const unsigned short CLINUX_SOCK_DIAG_BY_FAMILY = SOCK_DIAG_BY_FAMILY;
 
 // Enum-typed constants re-exported as plain integers.
 static const int CLINUX_SOCK_NONBLOCK = SOCK_NONBLOCK;

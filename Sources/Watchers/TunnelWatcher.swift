@@ -1,0 +1,194 @@
+import CLinux
+import Glibc
+import Reactor
+
+/// Follows the VPN interface through rtnetlink (no privilege needed): a dump of links, IPv4
+/// addresses and IPv4 routes (every table) at start, then the kernel's link, address, route
+/// and rule events. After each batch it asks the kernel which way a packet from the tunnel's
+/// address to the gateway would go (`ip route get GATEWAY from ADDRESS`, on a second socket
+/// that the kernel answers at once), so the tunnel counts as usable only once that way is the
+/// tunnel. When events were lost (ENOBUFS) it says so and dumps again. Reports the state
+/// whenever it changes.
+public final class TunnelWatcher {
+    public let name = "link.netlink"
+    private let loop: EventLoop
+    private let handler: (TunnelTracker.State) -> Void
+    private var tracker: TunnelTracker
+    private var fd: FileDescriptor?
+    private var lookupFD: FileDescriptor?
+    private var registration: RegistrationID?
+    /// The dumps still to make, and the sequence number of the one in flight.
+    private var pendingDumps: [UInt16] = []
+    private var dumpSequence: UInt32?
+    private var sequence: UInt32 = 0
+    private var reported: TunnelTracker.State?
+    private var resyncRequested = false
+    public private(set) var resyncs = 0
+    /// Route lookups made, for tests and the benchmark.
+    public private(set) var lookups = 0
+
+    private let receiveBufferSize: Int32
+
+    /// `gateway`: the configured NAT-PMP gateway, nil to find it. `receiveBufferSize`: the
+    /// socket's buffer (the kernel caps it at net.core.rmem_max).
+    public init(loop: EventLoop, interface: String, gateway: IPv4Address? = nil, receiveBufferSize: Int32 = 1 << 20,
+                handler: @escaping (TunnelTracker.State) -> Void) {
+        self.loop = loop
+        self.receiveBufferSize = receiveBufferSize
+        self.handler = handler
+        tracker = TunnelTracker(interface: interface, gateway: gateway)
+    }
+
+    deinit { stop() }
+
+    public var state: TunnelTracker.State { tracker.state }
+
+    public func start() throws {
+        let groups = UInt32(RTMGRP_LINK | RTMGRP_IPV4_IFADDR) | CLINUX_RTMGRP_IPV4_ROUTE | CLINUX_RTMGRP_IPV4_RULE
+        let socketFD = try Self.netlinkSocket(groups: groups)
+        fd = socketFD
+        var size = receiveBufferSize
+        // The kernel caps it at rmem_max; a smaller buffer only means an earlier ENOBUFS, handled.
+        setsockopt(socketFD.rawValue, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        lookupFD = try Self.netlinkSocket(groups: 0)
+        registration = try loop.register(socketFD, interest: .readable, name: name) { [unowned self] _ in try self.drain() }
+        try dumpAll()
+    }
+
+    public func stop() {
+        if let registration { loop.deregister(registration) }
+        registration = nil
+        fd?.close()
+        fd = nil
+        lookupFD?.close()
+        lookupFD = nil
+    }
+
+    private static func netlinkSocket(groups: UInt32) throws -> FileDescriptor {
+        let socketFD = FileDescriptor(rawValue: try systemCall("socket(AF_NETLINK)") {
+            socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, NETLINK_ROUTE)
+        })
+        var address = sockaddr_nl()
+        address.nl_family = sa_family_t(AF_NETLINK)
+        address.nl_groups = groups
+        do {
+            _ = try withUnsafePointer(to: &address) { pointer in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                    try systemCall("bind(AF_NETLINK)") { bind(socketFD.rawValue, raw, socklen_t(MemoryLayout<sockaddr_nl>.size)) }
+                }
+            }
+        } catch {
+            socketFD.close()
+            throw error
+        }
+        return socketFD
+    }
+
+    private func dumpAll() throws {
+        tracker.reset()
+        pendingDumps = [UInt16(RTM_GETLINK), UInt16(RTM_GETADDR), UInt16(RTM_GETROUTE)]
+        try nextDump()
+    }
+
+    private func nextDump() throws {
+        guard let fd, !pendingDumps.isEmpty else {
+            dumpSequence = nil
+            return
+        }
+        sequence += 1
+        dumpSequence = sequence
+        try Self.send(NetlinkMessage.dumpRequest(type: pendingDumps.removeFirst(), sequence: sequence), on: fd)
+    }
+
+    private static func send(_ request: [UInt8], on fd: FileDescriptor) throws {
+        var kernel = sockaddr_nl()
+        kernel.nl_family = sa_family_t(AF_NETLINK)
+        _ = try request.withUnsafeBytes { bytes in
+            try withUnsafePointer(to: &kernel) { pointer in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                    try systemCall("sendto(AF_NETLINK)") {
+                        sendto(fd.rawValue, bytes.baseAddress, bytes.count, 0, raw, socklen_t(MemoryLayout<sockaddr_nl>.size))
+                    }
+                }
+            }
+        }
+    }
+
+    private func drain() throws {
+        guard let fd else { return }
+        var buffer = [UInt8](repeating: 0, count: 32 * 1024)
+        while true {
+            let result: IOResult<Int>
+            do {
+                result = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
+            } catch let error as SystemCallError where error.errno == ENOBUFS {
+                // A socket runs one dump at a time: one in flight is redone when it ends.
+                if dumpSequence == nil {
+                    resyncs += 1
+                    loop.logger.warning(name, "netlink events were lost (ENOBUFS); reading the state of \(tracker.interface) again")
+                    try dumpAll()
+                } else {
+                    resyncRequested = true
+                }
+                continue
+            }
+            guard case .done(let count) = result, count > 0 else { break }
+            for message in NetlinkMessage.parse(Array(buffer[0..<count])) {
+                loop.logger.trace(name, "\(message)")
+                switch message {
+                case .done(let done, let interrupted) where done == dumpSequence:
+                    if interrupted || resyncRequested {
+                        resyncRequested = false
+                        try dumpAll()
+                    } else {
+                        try nextDump()
+                    }
+                case .overrun:
+                    try dumpAll()
+                default:
+                    tracker.apply(message)
+                }
+            }
+        }
+        guard dumpSequence == nil else { return }
+        if let query = tracker.pendingLookup { tracker.routeLookedUp(query, lookUp(query)) }
+        report()
+    }
+
+    /// Asks the kernel which way a packet would go. rtnetlink answers a request while
+    /// `sendto` runs, so the answer is already queued when `recv` looks: nothing blocks.
+    private func lookUp(_ query: TunnelTracker.RouteQuery) -> TunnelTracker.RouteAnswer {
+        guard let lookupFD else { return .none("no netlink socket") }
+        lookups += 1
+        sequence += 1
+        let asked = sequence
+        do {
+            try Self.send(NetlinkMessage.routeLookup(to: query.destination, from: query.source, sequence: asked), on: lookupFD)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while case .done(let count) = try buffer.withUnsafeMutableBytes({ try lookupFD.read(into: $0) }), count > 0 {
+                if let answer = NetlinkMessage.routeAnswer(Array(buffer[0..<count]), sequence: asked) {
+                    loop.logger.trace(name, "route to \(query.destination) from \(query.source): \(answer)")
+                    return answer
+                }
+            }
+            return .none("the kernel did not answer the route lookup")
+        } catch {
+            return .none("route lookup: \(error)")
+        }
+    }
+
+    private func report() {
+        let state = tracker.state
+        guard state != reported else { return }
+        switch (reported, state) {
+        case (_, .usable), (.usable?, _):
+            break  // told by whoever uses the tunnel
+        default:
+            // A change between two ways of not being usable (gone, then up without a route):
+            // said once, here.
+            loop.logger.info(name, "\(state)")
+        }
+        reported = state
+        handler(state)
+    }
+}
