@@ -17,7 +17,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Reactor", "CLinux"], path: "Tests/TestSupport"),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CLinux", "TestSupport"]),
         .testTarget(name: "WatchersTests", dependencies: ["Watchers", "Reactor", "CLinux", "TestSupport"]),
-        .testTarget(name: "SinksTests", dependencies: ["Sinks", "Reactor", "TestSupport"]),
+        .testTarget(name: "SinksTests", dependencies: ["Sinks", "Reactor", "CLinux", "TestSupport"]),
         .testTarget(name: "portsyncTests", dependencies: ["portsync", "Reactor", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -7,6 +7,9 @@ public protocol PortSink: AnyObject {
     var name: String { get }
     /// Makes the client listen on `port`, verifies it, and keeps it there.
     func apply(_ port: Port)
-    /// The tunnel was recreated: make the client re-open its listening sockets on the same port.
+    /// Make the client re-open its listening sockets on the same port.
     func reassert()
+    /// The network interfaces changed (the tunnel came back or was recreated): make sure the
+    /// client's listener is not left on a vanished interface, repairing it once if it is.
+    func interfacesChanged()
 }

@@ -11,22 +11,25 @@ import Reactor
 public struct QBittorrentSession {
     public enum Input {
         case desiredPort(Port)
-        /// Make qBittorrent re-open its listening sockets (the tunnel was recreated).
+        /// Make qBittorrent re-open its listening sockets.
         case reassert
+        /// The network interfaces changed (the tunnel came back or was recreated): look at the
+        /// listener when it can be seen (qBittorrent on this machine), else reassert blindly.
+        case interfacesChanged
         case settingsChanged(QBittorrentSettings)
         case responseReceived(HTTPResponse)
         case requestFailed(HTTPClientError)
         case deadlineReached
         /// The answer to `.checkListener`.
-        case listenerChecked(listening: Bool)
+        case listenerChecked(ListeningSockets.Check)
     }
 
     public enum Effect: Equatable {
         /// Send this request; its answer comes back as `.responseReceived` or `.requestFailed`.
         /// `retryIfStale`: safe to resend on a fresh connection if the kept-alive one was dead.
         case send(HTTPRequest, retryIfStale: Bool)
-        /// Look in the socket table whether something listens on the port; answer with
-        /// `.listenerChecked`.
+        /// Look in the socket table whether something listens on the port, on an interface
+        /// that exists; answer with `.listenerChecked`.
         case checkListener(Port)
         case log(LogLevel, String)
         case statusChanged(QBittorrentStatus)
@@ -80,9 +83,12 @@ public struct QBittorrentSession {
     private var sessionConfirmed = false
     private var interfacesChecked = false
     private var reassertPending = false
-    /// A reassert was made because nothing listened; not repeated until something listens.
-    private var reassertedForListener = false
-    private var checkListenerAfterSync = false
+    /// Why the last reassert for a listener was made (nothing listened, or which deaf
+    /// socket): one reassert per cause, not repeated until the listener is fine again.
+    private var reassertedFor: String?
+    /// Look at the listener when the next sync finds the port right: at start, after an
+    /// interface change, at every drift check.
+    private var checkListenerAfterSync: Bool
     private var syncRequested = false
     /// The port the last write asked for: a read-back verifies only that.
     private var writtenPort: Port?
@@ -93,6 +99,7 @@ public struct QBittorrentSession {
 
     public init(settings: QBittorrentSettings) {
         self.settings = settings
+        checkListenerAfterSync = settings.checkListener
     }
 
     public var isLoginRefused: Bool { refusedUntil != nil }
@@ -102,7 +109,14 @@ public struct QBittorrentSession {
         let before = status
         switch input {
         case .desiredPort(let port):
-            if port == desired && status.verifiedPort == port && inFlight == nil && !reassertPending { break }
+            if port == desired && status.verifiedPort == port && status.health == .verified && inFlight == nil && !reassertPending {
+                // The same port again (a source that had none names it anew): qBittorrent may
+                // have been set elsewhere meanwhile (to 0, by a VPN's "down" hook); one read
+                // tells, and writes only what differs.
+                effects.append(.log(.debug, "port \(port) again: checking that qBittorrent still has it"))
+                startSync(now, &effects)
+                break
+            }
             desired = port
             // Verified on the old port with nothing pending: the new one can be written at once.
             writeWithoutReading = status.health == .verified && status.verifiedPort != nil && inFlight == nil
@@ -115,6 +129,15 @@ public struct QBittorrentSession {
         case .reassert:
             reassertPending = true
             interfacesChecked = false
+            startSync(now, &effects)
+        case .interfacesChanged:
+            interfacesChecked = false
+            if settings.checkListener {
+                checkListenerAfterSync = true
+            } else {
+                effects.append(.log(.info, "the tunnel changed; qBittorrent is not on this machine, so its sockets cannot be seen: reasserting its port"))
+                reassertPending = true
+            }
             startSync(now, &effects)
         case .settingsChanged(let fresh):
             let credentialsChanged = fresh.authentication != settings.authentication || fresh.url != settings.url
@@ -160,21 +183,9 @@ public struct QBittorrentSession {
                 effects.append(.log(.info, "trying to log in to qBittorrent again after the pause"))
             }
             startSync(now, &effects)
-        case .listenerChecked(let listening):
+        case .listenerChecked(let check):
             guard let port = desired else { break }
-            if listening {
-                reassertedForListener = false
-                verified(port, changed: false, now, &effects)
-            } else if reassertedForListener {
-                problem("nothing listens on port \(port) even after a reassert; is qBittorrent bound to an interface that is down?",
-                        health: .failing("not listening on port \(port)"), &effects)
-                schedule(now + settings.checkInterval, .driftCheck)
-            } else {
-                effects.append(.log(.warning, "qBittorrent has listen_port \(port) but nothing listens on it; making it re-open its sockets"))
-                reassertedForListener = true
-                reassertPending = true
-                startSync(now, &effects)
-            }
+            listenerChecked(check, port: port, now, &effects)
         }
         if syncRequested && inFlight == nil && refusedUntil == nil {
             syncRequested = false
@@ -364,6 +375,32 @@ public struct QBittorrentSession {
             return
         }
         verified(port, changed: false, now, &effects)
+    }
+
+    /// One reassert per cause (nothing listens; a socket bound to a vanished interface), then
+    /// a clear failure until the listener is fine again.
+    private mutating func listenerChecked(_ check: ListeningSockets.Check, port: Port, _ now: Instant, _ effects: inout [Effect]) {
+        let cause: String
+        switch check {
+        case .listening, .unknown:
+            if case .unknown(let why) = check { effects.append(.log(.debug, "cannot read the socket table (\(why)); taking the listener as fine")) }
+            reassertedFor = nil
+            return verified(port, changed: false, now, &effects)
+        case .absent:
+            cause = "qBittorrent has listen_port \(port) but nothing listens on it"
+        case .stale(let listener):
+            cause = "qBittorrent's socket on port \(port) (\(listener.address)) is bound to interface index \(listener.interfaceIndex), which no longer exists (the tunnel was recreated): it refuses every connection"
+        }
+        if reassertedFor == cause {
+            problem("\(cause), even after a reassert; is qBittorrent bound to an interface that is down?",
+                    health: .failing("not listening on port \(port)"), &effects)
+            schedule(now + settings.checkInterval, .driftCheck)
+        } else {
+            effects.append(.log(.warning, "\(cause); making it re-open its sockets"))
+            reassertedFor = cause
+            reassertPending = true
+            startSync(now, &effects)
+        }
     }
 
     /// Everything the sink owns in qBittorrent's preferences, as it wants it.

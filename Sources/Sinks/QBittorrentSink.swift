@@ -48,6 +48,10 @@ public final class QBittorrentSink: PortSink {
         handle(.reassert)
     }
 
+    public func interfacesChanged() {
+        handle(.interfacesChanged)
+    }
+
     /// New settings (a reloaded configuration): a changed password or URL ends a login refusal.
     public func update(_ settings: QBittorrentSettings) {
         if settings.url != session.settings.url || settings.requestTimeout != session.settings.requestTimeout {
@@ -89,21 +93,13 @@ public final class QBittorrentSink: PortSink {
                 }
             }
         case .checkListener(let port):
-            let listening = Self.somethingListens(on: port)
-            logger.debug(name, "socket table: \(listening ? "something listens" : "nothing listens") on port \(port)")
-            runner.send(.listenerChecked(listening: listening))
+            let check = ListeningSockets.check(port: port.value)
+            logger.debug(name, "socket table, port \(port): \(check)")
+            runner.send(.listenerChecked(check))
         case .log(let level, let message):
             logger.log(level, name, message)
         case .statusChanged(let status):
             onStatusChange?(status)
-        }
-    }
-
-    /// Whether a TCP socket listens on `port` in this network namespace (IPv4 or IPv6).
-    static func somethingListens(on port: Port) -> Bool {
-        ["/proc/self/net/tcp", "/proc/self/net/tcp6"].contains { path in
-            guard let bytes = try? FileContents.read(atPath: path, maxBytes: 64 << 20) else { return false }
-            return ListeningPorts.parse(String(decoding: bytes, as: UTF8.self)).contains(port.value)
         }
     }
 }

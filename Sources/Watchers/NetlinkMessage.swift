@@ -20,35 +20,29 @@ public enum NetlinkMessage: Equatable, Sendable {
 
     public static func parse(_ bytes: [UInt8]) -> [NetlinkMessage] {
         var messages: [NetlinkMessage] = []
-        var offset = 0
-        while offset + 16 <= bytes.count {
-            let length = Int(u32(bytes, offset))
-            guard length >= 16, offset + length <= bytes.count else { break }
-            let type = u16(bytes, offset + 4)
-            let flags = u16(bytes, offset + 6)
-            let sequence = u32(bytes, offset + 8)
-            let body = Array(bytes[(offset + 16)..<(offset + length)])
-            let interrupted = flags & UInt16(NLM_F_DUMP_INTR) != 0
-            switch Int32(type) {
+        for message in Netlink.messages(in: bytes) {
+            let type = Int32(message.type)
+            let body = message.body
+            let interrupted = message.flags & UInt16(NLM_F_DUMP_INTR) != 0
+            switch type {
             case Int32(NLMSG_DONE):
-                messages.append(.done(sequence: sequence, interrupted: interrupted))
+                messages.append(.done(sequence: message.sequence, interrupted: interrupted))
             case Int32(NLMSG_ERROR):
                 if body.count >= 4 { messages.append(.error(Int32(bitPattern: u32(body, 0)))) }
             case Int32(NLMSG_OVERRUN):
                 messages.append(.overrun)
             case Int32(RTM_NEWLINK), Int32(RTM_DELLINK):
-                if let link = parseLink(body, removed: Int32(type) == Int32(RTM_DELLINK)) { messages.append(link) }
+                if let link = parseLink(body, removed: type == Int32(RTM_DELLINK)) { messages.append(link) }
             case Int32(RTM_NEWADDR), Int32(RTM_DELADDR):
-                if let address = parseAddress(body, removed: Int32(type) == Int32(RTM_DELADDR)) { messages.append(address) }
+                if let address = parseAddress(body, removed: type == Int32(RTM_DELADDR)) { messages.append(address) }
             case Int32(RTM_NEWROUTE), Int32(RTM_DELROUTE):
-                if let route = NetlinkRoute(body) { messages.append(.route(route, removed: Int32(type) == Int32(RTM_DELROUTE))) }
+                if let route = NetlinkRoute(body) { messages.append(.route(route, removed: type == Int32(RTM_DELROUTE))) }
             case Int32(RTM_NEWRULE), Int32(RTM_DELRULE):
                 messages.append(.ruleChanged)
             default:
                 break
             }
-            if interrupted && Int32(type) != Int32(NLMSG_DONE) { messages.append(.done(sequence: sequence, interrupted: true)) }
-            offset += (length + 3) & ~3
+            if interrupted && type != Int32(NLMSG_DONE) { messages.append(.done(sequence: message.sequence, interrupted: true)) }
         }
         return messages
     }
@@ -84,22 +78,10 @@ public enum NetlinkMessage: Equatable, Sendable {
     }
 
     static func forEachAttribute(_ body: [UInt8], from start: Int, _ visit: (UInt16, [UInt8]) -> Void) {
-        var offset = start
-        while offset + 4 <= body.count {
-            let length = Int(u16(body, offset))
-            guard length >= 4, offset + length <= body.count else { return }
-            visit(u16(body, offset + 2) & 0x3fff, Array(body[(offset + 4)..<(offset + length)]))
-            offset += (length + 3) & ~3
-        }
+        Netlink.forEachAttribute(body, from: start, visit)
     }
 
-    static func u16(_ bytes: [UInt8], _ offset: Int) -> UInt16 {
-        UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8
-    }
-
-    static func u32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
-        UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16 | UInt32(bytes[offset + 3]) << 24
-    }
+    static func u32(_ bytes: [UInt8], _ offset: Int) -> UInt32 { Netlink.u32(bytes, offset) }
 
     /// A dump request (RTM_GETLINK, RTM_GETADDR or RTM_GETROUTE: every table) with its family
     /// header.
@@ -111,7 +93,7 @@ public enum NetlinkMessage: Equatable, Sendable {
         }
         var family = [UInt8](repeating: 0, count: header)
         family[0] = UInt8(type == UInt16(RTM_GETLINK) ? AF_UNSPEC : AF_INET)
-        return message(type: type, flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), sequence: sequence, body: family)
+        return Netlink.message(type: type, flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), sequence: sequence, body: family)
     }
 
     /// RTM_GETROUTE for one destination from one source address, as `ip route get DST from SRC`
@@ -119,52 +101,30 @@ public enum NetlinkMessage: Equatable, Sendable {
     /// included), or with an error (ENETUNREACH).
     public static func routeLookup(to destination: IPv4Address, from source: IPv4Address, sequence: UInt32) -> [UInt8] {
         var body: [UInt8] = [UInt8(AF_INET), 32, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-        body += attribute(UInt16(RTA_DST.rawValue), destination.octets)
-        body += attribute(UInt16(RTA_SRC.rawValue), source.octets)
-        return message(type: UInt16(RTM_GETROUTE), flags: UInt16(NLM_F_REQUEST), sequence: sequence, body: body)
+        body += Netlink.attribute(UInt16(RTA_DST.rawValue), destination.octets)
+        body += Netlink.attribute(UInt16(RTA_SRC.rawValue), source.octets)
+        return Netlink.message(type: UInt16(RTM_GETROUTE), flags: UInt16(NLM_F_REQUEST), sequence: sequence, body: body)
     }
 
     /// The kernel's answer to `routeLookup` (`sequence`): the output interface of the route, or
     /// the error (ENETUNREACH, …). nil when the bytes answer something else.
     public static func routeAnswer(_ bytes: [UInt8], sequence: UInt32) -> TunnelTracker.RouteAnswer? {
-        var offset = 0
-        while offset + 16 <= bytes.count {
-            let length = Int(u32(bytes, offset))
-            guard length >= 16, offset + length <= bytes.count else { return nil }
-            let body = Array(bytes[(offset + 16)..<(offset + length)])
-            if u32(bytes, offset + 8) == sequence {
-                switch Int32(u16(bytes, offset + 4)) {
-                case Int32(NLMSG_ERROR) where body.count >= 4:
-                    let code = -Int32(bitPattern: u32(body, 0))
-                    return .none(code == 0 ? "no route" : String(cString: strerror(code)))
-                case Int32(RTM_NEWROUTE) where body.count >= 12:
-                    var output: Int32?
-                    forEachAttribute(body, from: 12) { type, value in
-                        if type == UInt16(RTA_OIF.rawValue), value.count == 4 { output = Int32(bitPattern: u32(value, 0)) }
-                    }
-                    return output.map { .through($0) } ?? .none("a route with no output interface")
-                default:
-                    break
+        for message in Netlink.messages(in: bytes) where message.sequence == sequence {
+            let body = message.body
+            switch Int32(message.type) {
+            case Int32(NLMSG_ERROR) where body.count >= 4:
+                let code = -Int32(bitPattern: u32(body, 0))
+                return .none(code == 0 ? "no route" : String(cString: strerror(code)))
+            case Int32(RTM_NEWROUTE) where body.count >= 12:
+                var output: Int32?
+                forEachAttribute(body, from: 12) { type, value in
+                    if type == UInt16(RTA_OIF.rawValue), value.count == 4 { output = Int32(bitPattern: u32(value, 0)) }
                 }
+                return output.map { .through($0) } ?? .none("a route with no output interface")
+            default:
+                break
             }
-            offset += (length + 3) & ~3
         }
         return nil
-    }
-
-    static func message(type: UInt16, flags: UInt16, sequence: UInt32, body: [UInt8]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes += withUnsafeBytes(of: UInt32(16 + body.count).littleEndian) { Array($0) }
-        bytes += withUnsafeBytes(of: type.littleEndian) { Array($0) }
-        bytes += withUnsafeBytes(of: flags.littleEndian) { Array($0) }
-        bytes += withUnsafeBytes(of: sequence.littleEndian) { Array($0) }
-        bytes += [0, 0, 0, 0]
-        return bytes + body
-    }
-
-    static func attribute(_ type: UInt16, _ value: [UInt8]) -> [UInt8] {
-        let length = UInt16(4 + value.count)
-        let padding = [UInt8](repeating: 0, count: (4 - value.count % 4) % 4)
-        return withUnsafeBytes(of: length.littleEndian) { Array($0) } + withUnsafeBytes(of: type.littleEndian) { Array($0) } + value + padding
     }
 }

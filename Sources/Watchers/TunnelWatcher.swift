@@ -45,12 +45,12 @@ public final class TunnelWatcher {
 
     public func start() throws {
         let groups = UInt32(RTMGRP_LINK | RTMGRP_IPV4_IFADDR) | CLINUX_RTMGRP_IPV4_ROUTE | CLINUX_RTMGRP_IPV4_RULE
-        let socketFD = try Self.netlinkSocket(groups: groups)
+        let socketFD = try Netlink.socket(NETLINK_ROUTE, groups: groups)
         fd = socketFD
         var size = receiveBufferSize
         // The kernel caps it at rmem_max; a smaller buffer only means an earlier ENOBUFS, handled.
         setsockopt(socketFD.rawValue, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        lookupFD = try Self.netlinkSocket(groups: 0)
+        lookupFD = try Netlink.socket(NETLINK_ROUTE)
         registration = try loop.register(socketFD, interest: .readable, name: name) { [unowned self] _ in try self.drain() }
         try dumpAll()
     }
@@ -62,26 +62,6 @@ public final class TunnelWatcher {
         fd = nil
         lookupFD?.close()
         lookupFD = nil
-    }
-
-    private static func netlinkSocket(groups: UInt32) throws -> FileDescriptor {
-        let socketFD = FileDescriptor(rawValue: try systemCall("socket(AF_NETLINK)") {
-            socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, NETLINK_ROUTE)
-        })
-        var address = sockaddr_nl()
-        address.nl_family = sa_family_t(AF_NETLINK)
-        address.nl_groups = groups
-        do {
-            _ = try withUnsafePointer(to: &address) { pointer in
-                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-                    try systemCall("bind(AF_NETLINK)") { bind(socketFD.rawValue, raw, socklen_t(MemoryLayout<sockaddr_nl>.size)) }
-                }
-            }
-        } catch {
-            socketFD.close()
-            throw error
-        }
-        return socketFD
     }
 
     private func dumpAll() throws {
@@ -97,21 +77,7 @@ public final class TunnelWatcher {
         }
         sequence += 1
         dumpSequence = sequence
-        try Self.send(NetlinkMessage.dumpRequest(type: pendingDumps.removeFirst(), sequence: sequence), on: fd)
-    }
-
-    private static func send(_ request: [UInt8], on fd: FileDescriptor) throws {
-        var kernel = sockaddr_nl()
-        kernel.nl_family = sa_family_t(AF_NETLINK)
-        _ = try request.withUnsafeBytes { bytes in
-            try withUnsafePointer(to: &kernel) { pointer in
-                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-                    try systemCall("sendto(AF_NETLINK)") {
-                        sendto(fd.rawValue, bytes.baseAddress, bytes.count, 0, raw, socklen_t(MemoryLayout<sockaddr_nl>.size))
-                    }
-                }
-            }
-        }
+        try Netlink.send(NetlinkMessage.dumpRequest(type: pendingDumps.removeFirst(), sequence: sequence), on: fd)
     }
 
     private func drain() throws {
@@ -163,7 +129,7 @@ public final class TunnelWatcher {
         sequence += 1
         let asked = sequence
         do {
-            try Self.send(NetlinkMessage.routeLookup(to: query.destination, from: query.source, sequence: asked), on: lookupFD)
+            try Netlink.send(NetlinkMessage.routeLookup(to: query.destination, from: query.source, sequence: asked), on: lookupFD)
             var buffer = [UInt8](repeating: 0, count: 4096)
             while case .done(let count) = try buffer.withUnsafeMutableBytes({ try lookupFD.read(into: $0) }), count > 0 {
                 if let answer = NetlinkMessage.routeAnswer(Array(buffer[0..<count]), sequence: asked) {

@@ -4,17 +4,23 @@ import Watchers
 /// Decides the port qBittorrent should listen on from what the watchers saw. A live NAT-PMP
 /// mapping outranks a file hint; among equals the newer wins; an observation past its expiry
 /// no longer counts. "No port" never becomes a port: the last desired port stands until a
-/// source names another. Pure: the daemon feeds it and carries out its decisions.
+/// source names another. A port named again after a time when no source had one is a decision
+/// too (`again`): whatever happened to the client meanwhile (a "down" hook that set it to 0)
+/// is looked at and repaired. Pure: the daemon feeds it and carries out its decisions.
 struct Coordinator {
     struct Decision: Equatable {
         let port: Port
         let source: PortObservation.Source
         let previous: Port?
+        /// The same port as before, named again after no source had one.
+        var again: Bool { previous == port }
     }
 
     private(set) var observations: [PortObservation.Source: PortObservation] = [:]
     private(set) var desired: Port?
     private(set) var desiredSource: PortObservation.Source?
+    /// No source has named a port since the last decision.
+    private var lapsed = true
 
     /// Takes an observation; returns a decision when the desired port changes.
     mutating func observe(_ observation: PortObservation, now: Instant) -> Decision? {
@@ -27,9 +33,13 @@ struct Coordinator {
         let live = observations.values.filter { Self.isLive($0, now) }
         let authorities = live.filter(\.source.isAuthority)
         let pool = authorities.isEmpty ? live : authorities
-        guard let winner = pool.max(by: { $0.time < $1.time }), let port = winner.port else { return nil }
+        guard let winner = pool.max(by: { $0.time < $1.time }), let port = winner.port else {
+            lapsed = true
+            return nil
+        }
         desiredSource = winner.source
-        guard port != desired else { return nil }
+        guard port != desired || lapsed else { return nil }
+        lapsed = false
         let previous = desired
         desired = port
         return Decision(port: port, source: winner.source, previous: previous)

@@ -21,7 +21,7 @@ final class Daemon {
     private var natpmp: NATPMPClient?
     private var recovery: RecoveryCommand?
     private var linkState: TunnelTracker.State?
-    private var lastTunnelAddress: IPv4Address?
+    private var lastTunnel: Tunnel?
     private let notifier: SystemdNotifier?
     private var watchdogTimer: Timer!
     private var readyTimer: Timer!
@@ -144,17 +144,18 @@ final class Daemon {
         linkState = nil
     }
 
-    /// The tunnel came, went or changed address. When it comes back (or moves), qBittorrent
-    /// is made to re-open its sockets: it often stops accepting after the tunnel is recreated.
+    /// The tunnel came, went or changed. When it comes back (or is recreated), qBittorrent's
+    /// listener is looked at: bound to the tunnel, it stays on the vanished interface and
+    /// refuses every connection until it re-opens its sockets.
     private func tunnelChanged(_ state: TunnelTracker.State) {
         linkState = state
         natpmp?.tunnelChanged(state)
         if case .usable(let tunnel) = state {
-            if lastTunnelAddress != nil, coordinator.desired != nil {
-                logger.notice("portsync", "the tunnel is back (\(tunnel.address)): reasserting qBittorrent's port")
-                sink.reassert()
+            if lastTunnel != nil, coordinator.desired != nil {
+                logger.info("portsync", "the tunnel is back (\(tunnel.interface) \(tunnel.address), index \(tunnel.index)): checking qBittorrent's listener")
+                sink.interfacesChanged()
             }
-            lastTunnelAddress = tunnel.address
+            lastTunnel = tunnel
         }
         recordOutcome()
     }
@@ -165,8 +166,10 @@ final class Daemon {
             if observation.port != nil { lastRenewal = WallClock.now }
         }
         if let decision = coordinator.observe(observation, now: loop.now) {
-            portChanges += 1
-            lastChange = WallClock.now
+            if !decision.again {
+                portChanges += 1
+                lastChange = WallClock.now
+            }
             handOff(decision)
         }
         scheduleExpiry()
@@ -180,7 +183,8 @@ final class Daemon {
             logger.debug("portsync", "port \(decision.port) from \(decision.source.rawValue) (in a burst)")
             burstTimer.schedule(at: later)
         } else {
-            logger.notice("portsync", "port \(decision.port) from \(decision.source.rawValue)\(decision.previous.map { " (was \($0))" } ?? "")\(why)")
+            let was = decision.again ? " (again)" : decision.previous.map { " (was \($0))" } ?? ""
+            logger.notice("portsync", "port \(decision.port) from \(decision.source.rawValue)\(was)\(why)")
             sink.apply(decision.port)
         }
     }
@@ -387,7 +391,7 @@ final class Daemon {
             || fresh.credentials.gluetunPassword != previousCredentials.gluetunPassword {
             stopWatchers()
             coordinator = Coordinator()
-            lastTunnelAddress = nil
+            lastTunnel = nil
             do {
                 try startWatchers(configuration)
             } catch {

@@ -37,6 +37,22 @@ import Watchers
         #expect(!coordinator.hasLivePort(now: start + .seconds(1)))
     }
 
+    /// Gluetun's "down" recipe and the ProtonVPN app on disconnect: the source has no port for
+    /// a while (and the client may be set to 0 meanwhile), then names the same port again.
+    /// That is a decision too, so the client is looked at; a renewal is not.
+    @Test func theSamePortNamedAgainAfterNoneIsADecision() {
+        var coordinator = Coordinator()
+        _ = coordinator.observe(observation(.protonFile, 40000, at: 0), now: start)
+        #expect(coordinator.observe(observation(.protonFile, 40000, at: 1), now: start + .seconds(1)) == nil, "nothing lapsed")
+        _ = coordinator.observe(observation(.protonFile, nil, at: 2), now: start + .seconds(2))
+        let again = coordinator.observe(observation(.protonFile, 40000, at: 3), now: start + .seconds(3))
+        #expect(again?.port == Port(40000) && again?.again == true)
+        #expect(coordinator.observe(observation(.protonFile, 40000, at: 4), now: start + .seconds(4)) == nil)
+        _ = coordinator.observe(observation(.natpmp, 40000, at: 5, expiry: 65), now: start + .seconds(5))
+        #expect(coordinator.observe(observation(.natpmp, 40000, at: 50, expiry: 110), now: start + .seconds(50)) == nil,
+                "a renewal of the same mapping")
+    }
+
     @Test func aLoneChangeGoesAtOnceAndABurstEndsWithOneHandOff() {
         var gate = BurstGate(window: .milliseconds(50), longest: .seconds(1))
         #expect(gate.changed(at: start) == nil, "the first change: at once")

@@ -1,0 +1,107 @@
+import CLinux
+import Glibc
+import Reactor
+
+/// The TCP sockets that listen on a port, from the kernel's socket diagnostics
+/// (`NETLINK_SOCK_DIAG`, what `ss -tl` reads; no privilege needed), with the interface each is
+/// bound to. A listener bound to an interface index that no longer exists is deaf: qBittorrent
+/// bound to the tunnel keeps such a socket after the tunnel is recreated (a new index), and it
+/// refuses every connection although it is listed as listening.
+public enum ListeningSockets {
+    public struct Listener: Equatable, Sendable, CustomStringConvertible {
+        public var address: String
+        /// `SO_BINDTODEVICE`'s interface index; 0: not bound to one.
+        public var interfaceIndex: UInt32
+
+        public var description: String { interfaceIndex == 0 ? address : "\(address)%\(interfaceIndex)" }
+    }
+
+    /// What the socket table says about the listeners on one port.
+    public enum Check: Equatable, Sendable {
+        case listening
+        case absent
+        /// Listed, but bound to an interface that is gone: a reassert makes a new socket.
+        case stale(Listener)
+        /// The table could not be read; nothing to conclude.
+        case unknown(String)
+    }
+
+    /// Looks at IPv4 and IPv6. `interfaceExists` is asked for each bound listener.
+    public static func check(port: UInt16, interfaceExists: (UInt32) -> Bool = Self.interfaceExists) -> Check {
+        let listeners: [Listener]
+        do {
+            listeners = try query(port: port)
+        } catch {
+            return .unknown("\(error)")
+        }
+        if listeners.isEmpty { return .absent }
+        if let stale = listeners.first(where: { $0.interfaceIndex != 0 && !interfaceExists($0.interfaceIndex) }) { return .stale(stale) }
+        return .listening
+    }
+
+    public static func interfaceExists(_ index: UInt32) -> Bool {
+        var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        return if_indextoname(index, &name) != nil
+    }
+
+    /// Two dumps (AF_INET, AF_INET6) of TCP sockets in LISTEN on `port`. The kernel writes
+    /// the first part of a dump while `sendto` runs and the rest as `recv` reads it, so
+    /// reading at once never blocks.
+    public static func query(port: UInt16) throws -> [Listener] {
+        let fd = try Netlink.socket(NETLINK_SOCK_DIAG)
+        defer { fd.close() }
+        var listeners: [Listener] = []
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        for (sequence, family) in [(UInt32(1), UInt8(AF_INET)), (2, UInt8(AF_INET6))] {
+            try Netlink.send(request(family: family, port: port, sequence: sequence), on: fd)
+            var done = false
+            while !done {
+                guard case .done(let count) = try buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }), count > 0 else {
+                    throw SystemCallError(call: "recv(NETLINK_SOCK_DIAG)", errno: EAGAIN)
+                }
+                let answer = parse(Array(buffer[0..<count]), port: port, sequence: sequence)
+                listeners += answer.listeners
+                done = answer.done
+            }
+        }
+        return listeners
+    }
+
+    /// `inet_diag_req_v2` (56 bytes): family, IPPROTO_TCP, no extensions, states = LISTEN,
+    /// the source port in the socket id (the kernel filters listeners by it).
+    static func request(family: UInt8, port: UInt16, sequence: UInt32) -> [UInt8] {
+        var body: [UInt8] = [family, UInt8(IPPROTO_TCP), 0, 0]
+        body += Netlink.littleEndian(UInt32(1) << 10)  // 1 << TCP_LISTEN
+        body += [UInt8(port >> 8), UInt8(port & 0xff)]
+        body += [UInt8](repeating: 0, count: 56 - body.count)
+        return Netlink.message(type: CLINUX_SOCK_DIAG_BY_FAMILY, flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), sequence: sequence, body: body)
+    }
+
+    /// `inet_diag_msg`: family, state, timer, retrans, then the socket id (source port big
+    /// endian at 4, source address at 8, interface at 40), …; 72 bytes in all.
+    static func parse(_ bytes: [UInt8], port: UInt16, sequence: UInt32) -> (listeners: [Listener], done: Bool) {
+        var listeners: [Listener] = []
+        for message in Netlink.messages(in: bytes) where message.sequence == sequence {
+            switch Int32(message.type) {
+            case Int32(NLMSG_DONE), Int32(NLMSG_ERROR):
+                return (listeners, true)
+            case Int32(CLINUX_SOCK_DIAG_BY_FAMILY):
+                let body = message.body
+                guard body.count >= 72, body[1] == 10, UInt16(body[4]) << 8 | UInt16(body[5]) == port else { continue }
+                let family = Int32(body[0])
+                let address = family == AF_INET ? Array(body[8..<12]) : Array(body[8..<24])
+                listeners.append(Listener(address: text(address, family: family), interfaceIndex: Netlink.u32(body, 40)))
+            default:
+                continue
+            }
+        }
+        return (listeners, false)
+    }
+
+    static func text(_ address: [UInt8], family: Int32) -> String {
+        if family == AF_INET { return address.map(String.init).joined(separator: ".") }
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard address.withUnsafeBytes({ inet_ntop(AF_INET6, $0.baseAddress, &buffer, socklen_t(buffer.count)) }) != nil else { return "?" }
+        return "[" + String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "]"
+    }
+}
