@@ -33,8 +33,8 @@ public final class NetworkLab {
         /// stands for the time between link-up and the routes (resolvconf, a slow machine).
         case wgQuick(routeDelay: Double)
         /// OpenVPN with `topology subnet` and `redirect-gateway def1`, as ProtonVPN over OpenVPN
-        /// has been seen: 10.96.0.37/16 on the tunnel, the gateway 10.96.0.1 named by the routes
-        /// 0.0.0.0/1 and 128.0.0.0/1.
+        /// has been seen: 10.96.3.37/16 on the tunnel, the gateway 10.96.0.1 (not the address
+        /// with its last byte 1) named by the routes 0.0.0.0/1 and 128.0.0.0/1.
         case openVPN
     }
 
@@ -48,7 +48,7 @@ public final class NetworkLab {
     private var children: [ChildProcess] = []
 
     /// The tunnel's own address and the gateway's, for this style.
-    public var clientAddress: String { if case .openVPN = style { "10.96.0.37" } else { "10.2.0.2" } }
+    public var clientAddress: String { if case .openVPN = style { "10.96.3.37" } else { "10.2.0.2" } }
     public var gatewayAddress: String { if case .openVPN = style { "10.96.0.1" } else { "10.2.0.1" } }
 
     public convenience init(policyRouting: Bool) throws {
@@ -143,7 +143,7 @@ public final class NetworkLab {
         case .openVPN:
             try ip("-n", gateway, "addr", "add", "10.96.0.1/16", "dev", "gw0")
             try ip("-n", client, "link", "set", "wg0", "up")
-            try ip("-n", client, "addr", "add", "10.96.0.37/16", "dev", "wg0")
+            try ip("-n", client, "addr", "add", "10.96.3.37/16", "dev", "wg0")
             try ip("-n", client, "route", "add", "0.0.0.0/1", "via", "10.96.0.1", "dev", "wg0")
             try ip("-n", client, "route", "add", "128.0.0.0/1", "via", "10.96.0.1", "dev", "wg0")
         }

@@ -193,6 +193,24 @@ import Testing
         #expect(!driver.logged("lost its mappings"))
     }
 
+    /// A suspend, as the loop's CLOCK_BOOTTIME sees it: time jumps by hours at once. The
+    /// renewal is due at once (one request, not a burst of retransmissions); a gateway whose
+    /// epoch ran on through the suspend kept its state; one whose epoch restarted lost it.
+    @Test(arguments: [true, false])
+    func afterASuspendOneRenewalGoesOutAndTheEpochTellsWhetherTheGatewayForgot(gatewayRestarted: Bool) {
+        var driver = mapped()
+        let asleep = Duration.seconds(3 * 3600)
+        let sent = driver.sent.count
+        driver.advance(to: start + asleep)
+        #expect(driver.sent.count == sent + 1, "one renewal at once on waking")
+        let epoch: UInt32 = gatewayRestarted ? 12 : 5000 + UInt32(asleep.components.seconds)
+        driver.answer(port: gatewayRestarted ? 40007 : 40000, epoch: epoch)
+        #expect(driver.logged("the gateway lost its mappings") == gatewayRestarted)
+        driver.answer(port: gatewayRestarted ? 40007 : 40000, epoch: epoch)
+        if gatewayRestarted { driver.answer(port: 40007, epoch: epoch) }
+        #expect(driver.observations.last == Port(gatewayRestarted ? 40007 : 40000))
+    }
+
     @Test func differentUDPAndTCPPortsWarnAndTCPWins() {
         var driver = Driver(session: NATPMPSession(settings: NATPMPSettings()), now: start)
         driver.feed(.tunnelUp(tunnel))

@@ -91,7 +91,7 @@ final class TunnelWatcherTests {
             let watcher = TunnelWatcher(loop: loop, interface: "wg0") { state = $0 }
             try watcher.start()
             #expect(try runUntil(loop, seconds: 5) { Self.address(state) != nil })
-            #expect(state == .usable(Tunnel(interface: "wg0", index: tunnelIndex(), address: IPv4Address(10, 96, 0, 37),
+            #expect(state == .usable(Tunnel(interface: "wg0", index: tunnelIndex(), address: IPv4Address(10, 96, 3, 37),
                                             gateway: IPv4Address(10, 96, 0, 1), gatewayRule: .route(table: 254))))
         }
     }

@@ -51,6 +51,25 @@ final class DaemonTests {
         return child
     }
 
+    /// Gluetun's own "down" recipe (and some VPN apps' disconnect hooks) set qBittorrent's
+    /// `listen_port` to 0 while the source has no port; when the source names the same port
+    /// again, that is drift to repair at once, not at the next drift check (300 s here).
+    @Test func listenPortZeroSetWhileTheSourceHadNoPortIsRepairedWhenItComesBack() throws {
+        let port = freePort()
+        writePort(String(port))
+        let daemon = try daemon()
+        #expect(qBittorrentReaches(port))
+        writePort("")  // the VPN went down
+        #expect(daemon.waitForOutput(containing: "forwarded_port is empty").contains("is empty"))
+        try qbittorrent.setPreferences(#"{"listen_port":0}"#)
+        #expect(waitFor(seconds: 5) { (try? self.qbittorrent.listenPort()) == 0 })
+        writePort(String(port))  // back up, the same port
+        #expect(qBittorrentReaches(port, seconds: 5), "\(daemon.output)")
+        #expect(daemon.output.contains("port \(port) from proton-file (again)"))
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 2) == 0)
+    }
+
     @Test func runFollowsEveryWayTheFileIsWritten() throws {
         let ports = (0..<4).map { _ in freePort() }
         writePort(String(ports[0]))
