@@ -61,10 +61,13 @@ public enum GluetunAnswer {
     }
 }
 
-/// The Gluetun poller's logic, with no I/O: it asks `GET /v1/portforward` (v3.41+), falls back
-/// to `/v1/openvpn/portforwarded` (v3.40 and older) on a 404, follows a redirect (v3.41 answers
-/// the old route with 301), and reports the port whenever it changes. A refusal (401) is said
-/// once, clearly, and asked again only after `authRetryDelay`: no hammering.
+/// The Gluetun poller's logic, with no I/O: it asks `GET /v1/portforward` (v3.41+) and reports
+/// the port whenever it changes. When that route answers 404, or 401/403 (v3.40 checks roles
+/// before routing, so a route it does not have is refused: see `GluetunTests.swift`), it asks
+/// the other route, `/v1/openvpn/portforwarded`, with the same credentials, once in that poll,
+/// and remembers whichever route answered. It follows a redirect (v3.41 answers the old route
+/// with 301). Only a refusal on every route it asked is a refusal: said once, clearly, and asked
+/// again only after `authRetryDelay`: no hammering.
 public struct GluetunSession {
     public enum Input {
         case start
@@ -84,15 +87,19 @@ public struct GluetunSession {
     public static let legacyRoute = "/v1/openvpn/portforwarded"
 
     public let settings: GluetunSettings
+    /// The route each poll asks first: the one that last answered.
     public private(set) var route = GluetunSession.currentRoute
     public private(set) var nextDeadline: Instant?
     private var inFlight: String?
+    /// This poll's answers so far, in order.
+    private var answers: [(path: String, status: Int)] = []
     private var redirects = 0
-    private var triedLegacy = false
+    /// The route that last answered with the ports (nil: none yet).
+    private var answeredOn: String?
     public private(set) var lastProblem: String?
     /// The last answer's ports (nil: no answer yet).
     public private(set) var lastPorts: [Port]?
-    /// The last answer was a refusal (401/403).
+    /// The last poll ended in a refusal (401/403).
     public private(set) var refused = false
     private let jitter: () -> Double
 
@@ -106,12 +113,11 @@ public struct GluetunSession {
         var effects: [Effect] = []
         switch input {
         case .start:
-            ask(route, &effects)
+            poll(&effects)
         case .deadlineReached:
             guard let deadline = nextDeadline, deadline <= now, inFlight == nil else { break }
             nextDeadline = nil
-            redirects = 0
-            ask(route, &effects)
+            poll(&effects)
         case .responseReceived(let response):
             guard let asked = inFlight else { break }
             inFlight = nil
@@ -125,6 +131,12 @@ public struct GluetunSession {
         return effects
     }
 
+    private mutating func poll(_ effects: inout [Effect]) {
+        answers = []
+        redirects = 0
+        ask(route, &effects)
+    }
+
     private mutating func ask(_ path: String, _ effects: inout [Effect]) {
         inFlight = path
         var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1", "Accept": "application/json"]
@@ -136,6 +148,7 @@ public struct GluetunSession {
     }
 
     private mutating func answered(_ response: HTTPResponse, to path: String, _ now: Instant, _ effects: inout [Effect]) {
+        answers.append((path, response.status))
         switch response.status {
         case 200:
             refused = false
@@ -143,6 +156,7 @@ public struct GluetunSession {
                 let ports = try GluetunAnswer.ports(response.body)
                 if lastProblem != nil { effects.append(.log(.info, "Gluetun's control server answers again")) }
                 lastProblem = nil
+                remember(path, &effects)
                 if ports != lastPorts {
                     lastPorts = ports
                     effects.append(.log(.info, ports.isEmpty ? "Gluetun has no forwarded port yet"
@@ -158,26 +172,64 @@ public struct GluetunSession {
                 problem("GET \(path) answered \(response.status) without a usable Location", &effects)
                 return schedule(now, settings.pollInterval)
             }
+            // v3.41 sends the old route to the new one: when that has just refused, so would the redirect.
+            if answers.contains(where: { $0.path == target && Self.isRefusal($0.status) }) { return refuse(now, &effects) }
             redirects += 1
-            if target == Self.currentRoute { route = target }
             ask(target, &effects)
-        case 404 where path == Self.currentRoute && !triedLegacy:
-            // Gluetun v3.40 and older know only the old route.
-            triedLegacy = true
-            route = Self.legacyRoute
-            effects.append(.log(.info, "\(Self.currentRoute) is not there (Gluetun before v3.41); asking \(Self.legacyRoute)"))
-            ask(route, &effects)
+        case let status where (Self.isRefusal(status) || status == 404) && untriedRoute(after: path) != nil:
+            // v3.40 has no /v1/portforward and refuses it (401) before routing, since no role can
+            // list it; a future Gluetun may drop the old route (404). Same credentials, once a poll.
+            let other = untriedRoute(after: path)!
+            effects.append(.log(.debug, "GET \(path) answered \(response.status); asking \(other) with the same credentials"))
+            ask(other, &effects)
         case 401, 403:
-            refused = true
-            let how = settings.apiKey != nil ? "the API key ([gluetun].api_key_file)" : settings.username != nil
-                ? "the user name and password ([gluetun].username, password_file)" : "no credentials (set [gluetun].api_key_file)"
-            problem("Gluetun's control server refused GET \(path) (\(response.status)) with \(how); its auth config.toml needs a role with \"GET \(Self.currentRoute)\" and \"GET \(Self.legacyRoute)\" for them. Asking again in \(settings.authRetryDelay.components.seconds / 60) min", &effects)
-            nextDeadline = now + settings.authRetryDelay
+            refuse(now, &effects)
+        case 404 where answers.contains(where: { Self.isRefusal($0.status) }):
+            // The route that exists refused; the one that is missing says nothing about the credentials.
+            refuse(now, &effects)
         default:
             problem("GET \(path) answered \(response.status) \"\(response.bodyExcerpt)\"; is \(settings.url) Gluetun's control server?", &effects)
             schedule(now, settings.pollInterval)
         }
     }
+
+    /// Every route asked in this poll refused (or was missing): the credentials are wrong, or no role lists them.
+    private mutating func refuse(_ now: Instant, _ effects: inout [Effect]) {
+        refused = true
+        let refusals = answers.filter { Self.isRefusal($0.status) }.map { "GET \($0.path) (\($0.status))" }.joined(separator: " and ")
+        let how = settings.apiKey != nil ? "the API key ([gluetun].api_key_file)" : settings.username != nil
+            ? "the user name and password ([gluetun].username, password_file)" : "no credentials (set [gluetun].api_key_file)"
+        problem("Gluetun's control server refused \(refusals) with \(how); its auth config.toml needs a role for them listing \"GET \(Self.legacyRoute)\" and, on v3.41 and later, \"GET \(Self.currentRoute)\". Asking again in \(settings.authRetryDelay.components.seconds / 60) min", &effects)
+        nextDeadline = now + settings.authRetryDelay
+    }
+
+    /// Polls go first to the route that answered; a change of route is said once.
+    private mutating func remember(_ path: String, _ effects: inout [Effect]) {
+        guard path != answeredOn, Self.otherRoute(path) != nil else { return }
+        if path == Self.legacyRoute {
+            effects.append(.log(.info, "Gluetun answers on \(path) (v3.40 or older)"))
+        } else if answeredOn != nil {
+            effects.append(.log(.info, "Gluetun answers on \(path) (v3.41 or later)"))
+        }
+        answeredOn = path
+        route = path
+    }
+
+    /// The other route, when this poll has not asked it yet.
+    private func untriedRoute(after path: String) -> String? {
+        guard let other = Self.otherRoute(path), !answers.contains(where: { $0.path == other }) else { return nil }
+        return other
+    }
+
+    private static func otherRoute(_ path: String) -> String? {
+        switch path {
+        case currentRoute: legacyRoute
+        case legacyRoute: currentRoute
+        default: nil
+        }
+    }
+
+    private static func isRefusal(_ status: Int) -> Bool { status == 401 || status == 403 }
 
     private mutating func problem(_ message: String, _ effects: inout [Effect]) {
         effects.append(.log(message == lastProblem ? .debug : .error, message))

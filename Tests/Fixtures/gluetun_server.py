@@ -3,16 +3,31 @@
 127.0.0.1 only. A JSON control file, read on every request, decides how it behaves:
 
   {"version": "3.40" | "3.41" | "main", "ports": [40000], "auth": "none" | "apikey" | "basic",
-   "apikey": "...", "username": "...", "password": "...", "mode": "normal" | "garbage" | "hang"}
+   "apikey": "...", "username": "...", "password": "...", "mode": "normal" | "garbage" | "hang",
+   "roles": [{"name": "...", "auth": "...", "apikey": "...", "username": "...", "password": "...",
+              "routes": ["GET /v1/openvpn/portforwarded"]}]}
 
 3.40 serves /v1/openvpn/portforwarded only; 3.41 adds /v1/portforward and answers the old
-route with 301; "main" answers {"port":N,"ports":[...]} (port 0 and ports null when none).
-Answers are text/plain, as Gluetun sends them. Each request is logged as one JSON line."""
+route with 301, and so does "main", which answers {"port":N,"ports":[...]} (port 0 and ports
+null when none).
+
+Authentication is Gluetun's (internal/server/middlewares/auth): "roles" as in its config.toml;
+without them, one role with "auth" (and its key or user) lists every route the version serves
+(with "auth": "none" that is Gluetun's default "public" role). 3.40 and 3.41 check the roles
+before routing: a route that no role lists is 401, like failed credentials, whether the route
+exists or not. "main" answers 404 for a route it does not have before it checks the roles.
+Errors are Go's http.Error: text/plain, "nosniff", the status text and a newline. Each request
+is logged as one JSON line."""
 import argparse
 import base64
 import http.server
 import json
 import time
+from urllib.parse import parse_qs
+
+# The routes each version serves (its router, behind the auth middleware).
+SERVED = {"3.40": ["/v1/openvpn/portforwarded"], "3.41": ["/v1/portforward", "/v1/openvpn/portforwarded"],
+          "main": ["/v1/portforward", "/v1/openvpn/portforwarded"]}
 
 
 def main():
@@ -36,6 +51,24 @@ def main():
             self.end_headers()
             self.wfile.write(body)
 
+        def error(self, status, text, headers=None):
+            self.answer(status, (text + "\n").encode(), {"X-Content-Type-Options": "nosniff", **(headers or {})})
+
+        def authorized(self, role, query, challenge):
+            """One role's check (none.go, apikey.go, basic.go); a basic role asks for credentials
+            when none came."""
+            if role.get("auth", "none") == "none":
+                return True
+            if role["auth"] == "apikey":
+                key = self.headers.get("X-API-Key") or parse_qs(query).get("api_key", [""])[0]
+                return key == role.get("apikey")
+            authorization = self.headers.get("Authorization") or ""
+            if not authorization.startswith("Basic "):
+                challenge["WWW-Authenticate"] = 'Basic realm="restricted", charset="UTF-8"'
+                return False
+            expected = base64.b64encode(f"{role.get('username')}:{role.get('password')}".encode()).decode()
+            return authorization == f"Basic {expected}"
+
         def do_GET(self):
             try:
                 with open(args.control) as f:
@@ -43,30 +76,32 @@ def main():
             except (OSError, ValueError):
                 control = {}
             path, _, query = self.path.partition("?")
+            version = control.get("version", "3.41")
+            served = SERVED.get(version, [])
+            roles = control.get("roles")
+            if roles is None:
+                roles = [{"name": "fixture", "auth": control.get("auth", "none"), "apikey": control.get("apikey"),
+                          "username": control.get("username"), "password": control.get("password"),
+                          "routes": ["GET " + route for route in served]}]
+            listing = [role for role in roles if "GET " + path in role.get("routes", [])]
+            challenge = {}
+            allowed = any(self.authorized(role, query, challenge) for role in listing)
             entry = {"t": time.time(), "path": path, "api_key": self.headers.get("X-API-Key") is not None,
-                     "basic": (self.headers.get("Authorization") or "").startswith("Basic ")}
-            auth = control.get("auth", "none")
-            allowed = auth == "none"
-            if auth == "apikey":
-                allowed = self.headers.get("X-API-Key") == control.get("apikey") or f"api_key={control.get('apikey')}" in query
-            elif auth == "basic":
-                expected = base64.b64encode(f"{control.get('username')}:{control.get('password')}".encode()).decode()
-                allowed = self.headers.get("Authorization") == f"Basic {expected}"
-            entry["allowed"] = allowed
+                     "basic": (self.headers.get("Authorization") or "").startswith("Basic "), "allowed": allowed}
             log.write(json.dumps(entry) + "\n")
             if control.get("mode") == "hang":
                 time.sleep(30)
                 return
+            if version == "main" and path not in served:
+                return self.error(404, "Not Found")
             if not allowed:
-                return self.answer(401, b"Unauthorized\n")
-            version = control.get("version", "3.41")
+                return self.error(401, "Unauthorized", challenge)
             ports = control.get("ports", [])
-            if path == "/v1/openvpn/portforwarded" and version == "3.41":
+            if path == "/v1/openvpn/portforwarded" and version != "3.40":
                 return self.answer(301, b"", {"Location": "/v1/portforward"})
-            known = {"3.40": ["/v1/openvpn/portforwarded"], "3.41": ["/v1/portforward"],
-                     "main": ["/v1/portforward"]}.get(version, [])
-            if path not in known:
-                return self.answer(404, b"404 page not found\n")
+            if path not in served:
+                # handlerv1.go, after the auth middleware: the path without "/v1".
+                return self.error(400, f"GET {path.removeprefix('/v1')} not found")
             if control.get("mode") == "garbage":
                 return self.answer(200, b"<html>not json</html>")
             if version == "main":

@@ -77,7 +77,7 @@ import TestSupport
         #expect(driver.session.nextDeadline == driver.now + .seconds(10))
     }
 
-    @Test func v340KnowsOnlyTheOldRouteAndIsRememberedSo() {
+    @Test func aNewRouteThatIsNotThereMeansTheOldOneRememberedSo() {
         var driver = driver()
         driver.answer(404, "404 page not found")
         #expect(driver.sent.last?.target == "/v1/openvpn/portforwarded")
@@ -99,16 +99,85 @@ import TestSupport
         #expect(absolute.sent.count == 2 && absolute.sent.last?.target == "/v1/portforward")
     }
 
-    @Test func aRefusalIsSaidOnceAndNotHammered() {
+    /// What Gluetun v3.40.0 does, read in its source (qdm12/gluetun at tag v3.40.0, compared with
+    /// v3.41.0; v3.40.1–4 change nothing there):
+    /// - `internal/server/handler.go`: the auth middleware wraps the router (`handler` → v0/v1):
+    ///   roles are checked *before* routing. (`server.go` reads `config.toml`, `SetDefaults`,
+    ///   `Validate`, then builds that handler.)
+    /// - `internal/server/middlewares/auth/middleware.go`: the route is `Method + " " + URL.Path`
+    ///   (`"GET /v1/portforward"`); with no role listing it, `http.Error(…, 401)`: status 401,
+    ///   body `Unauthorized\n`, `Content-Type: text/plain; charset=utf-8`,
+    ///   `X-Content-Type-Options: nosniff`, no `WWW-Authenticate`. When roles list it and all fail,
+    ///   the same 401 (plus `WWW-Authenticate: Basic realm="restricted", charset="UTF-8"` from
+    ///   `basic.go` when a basic role got no credentials); `apikey.go` reads `X-API-Key`, else the
+    ///   `api_key` query parameter.
+    /// - `internal/server/middlewares/auth/settings.go`: a role may list only `validRoutes`, which
+    ///   at v3.40 have `GET /v1/openvpn/portforwarded` and not `GET /v1/portforward` (a config.toml
+    ///   with it fails `Validate`: Gluetun does not start). The built-in "public" role (auth none,
+    ///   with the old route) applies only when no roles are configured. So on v3.40
+    ///   `GET /v1/portforward` is 401 whatever the credentials; it is never 404.
+    /// - `internal/server/openvpn.go`: `GET /v1/openvpn/portforwarded` answers 200
+    ///   `{"port":N}\n` (0 when none) or `{"ports":[…]}\n`; v3.41 answers it 301 to `/v1/portforward`.
+    /// - `internal/server/handlerv1.go`: a route the router lacks, once auth let it through, is
+    ///   400 `GET /portforward not found` (the path without `/v1`), not 404. Only the unreleased
+    ///   main branch answers 404 for an unknown path, before checking roles.
+    @Test func v340RefusesTheNewRouteSoTheOldOneIsAskedWithTheSameKeyAndRemembered() {
         var driver = driver(GluetunSettings(url: url, apiKey: Secret(value: "k", origin: "t")))
+        driver.answer(401, "Unauthorized\n")
+        #expect(driver.sent.map(\.target) == ["/v1/portforward", "/v1/openvpn/portforwarded"])
         #expect(driver.sent.last?.headers["X-API-Key"] == "k")
+        driver.answer(200, #"{"port":40000}"#)
+        #expect(driver.reported == [[Port(40000)!]])
+        #expect(!driver.session.refused && driver.session.lastProblem == nil)
+        #expect(!driver.logs.contains { $0.0 == .error })
+        driver.poll()
+        driver.answer(200, #"{"port":40000}"#)
+        #expect(driver.sent.count == 3 && driver.sent.last?.target == "/v1/openvpn/portforwarded", "the old route, remembered")
+        #expect(driver.logs.filter { $0.1 == "Gluetun answers on /v1/openvpn/portforwarded (v3.40 or older)" }.map(\.0) == [.info])
+    }
+
+    @Test func aRefusalOnBothRoutesIsSaidOnceAndNotHammered() {
+        var driver = driver(GluetunSettings(url: url, apiKey: Secret(value: "gluetun-s3cret", origin: "t")))
+        #expect(driver.sent.last?.headers["X-API-Key"] == "gluetun-s3cret")
         driver.answer(401, "Unauthorized")
-        #expect(driver.session.nextDeadline == start + .seconds(300))
-        #expect(driver.logs.contains { $0.0 == .error && $0.1.contains("refused GET /v1/portforward (401) with the API key ([gluetun].api_key_file)") })
+        driver.answer(401, "Unauthorized")
+        #expect(driver.session.refused && driver.session.nextDeadline == start + .seconds(300))
+        let errors = { driver.logs.filter { $0.0 == .error }.map(\.1) }
+        #expect(errors().count == 1)
+        #expect(errors().first?.contains("refused GET /v1/portforward (401) and GET /v1/openvpn/portforwarded (401) with the API key ([gluetun].api_key_file)") == true)
         driver.poll()
         driver.answer(401)
-        #expect(driver.logs.filter { $0.0 == .error }.count == 1)
-        #expect(driver.sent.count == 2, "one request per 5 minutes while refused")
+        driver.answer(401)
+        #expect(errors().count == 1)
+        #expect(driver.sent.count == 4, "two requests per 5 minutes while refused")
+        #expect(driver.sent.allSatisfy { $0.headers["X-API-Key"] == "gluetun-s3cret" }, "the same key on both routes")
+        #expect(!driver.logs.contains { $0.1.contains("gluetun-s3cret") }, "the key is never logged")
+    }
+
+    @Test func anUpgradeTo341IsFollowedAndNeverLoops() {
+        var driver = driver()
+        driver.answer(401)
+        driver.answer(200, #"{"port":40000}"#)
+        #expect(driver.session.route == "/v1/openvpn/portforwarded")
+        // Upgraded to v3.41, whose role lists both routes: the old one redirects.
+        driver.poll()
+        driver.answer(301, headers: ["Location": "/v1/portforward"])
+        driver.answer(200, #"{"port":40000}"#)
+        #expect(driver.session.route == "/v1/portforward")
+        #expect(driver.logs.contains { $0 == (.info, "Gluetun answers on /v1/portforward (v3.41 or later)") })
+        // A v3.41 whose role lists only the old route: it redirects to a route that refuses.
+        driver.poll()
+        let before = driver.sent.count
+        driver.answer(401)
+        driver.answer(301, headers: ["Location": "/v1/portforward"])
+        #expect(driver.sent.count - before == 1, "at most two requests in a poll")
+        #expect(driver.session.refused)
+        #expect(driver.logs.last?.1.contains("refused GET /v1/portforward (401) with no credentials") == true)
+        // A Gluetun without the old route (404) and with the new one refused: a refusal, not a puzzle.
+        var missing = self.driver()
+        missing.answer(401)
+        missing.answer(404, "Not Found")
+        #expect(missing.session.refused && missing.sent.count == 2)
     }
 
     @Test func basicAuthenticationHeader() {

@@ -45,14 +45,47 @@ final class GluetunDaemonTests {
         #expect(daemon.wait(seconds: 1) == 0)
     }
 
+    /// Gluetun v3.40 checks roles before routing and has no `/v1/portforward`, so that route is
+    /// 401 for everyone (what v3.40 does, with the files read: `GluetunSessionTests` in
+    /// WatchersTests). Here with no roles: its built-in "public" role lists only the old route.
     @Test func gluetun340IsAskedOnItsOldRoute() throws {
         try gluetun.set(["version": "3.40", "ports": [40010]])
         let daemon = try Child(["run"], environment: environment())
         #expect(qBittorrentReaches(40010), "\(daemon.output)")
         let paths = gluetun.requests.compactMap { $0["path"] as? String }
         #expect(paths.first == "/v1/portforward" && paths.dropFirst().allSatisfy { $0 == "/v1/openvpn/portforwarded" })
+        #expect(!daemon.output.contains("refused"), "\(daemon.output)")
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 1) == 0)
+    }
+
+    /// Issue 11: a v3.40 user whose API key role lists `GET /v1/openvpn/portforwarded` (all
+    /// v3.40 accepts) gets the port, not "refused"; a wrong key is refused on both routes, said
+    /// once, with two requests and then a 5-minute pause.
+    @Test func gluetun340WithAKeyForTheOldRouteOnly() throws {
+        let role: [String: Any] = ["name": "portsync", "auth": "apikey", "apikey": "v340-right-key", "routes": ["GET /v1/openvpn/portforwarded"]]
+        try gluetun.set(["version": "3.40", "ports": [40015], "roles": [role]])
+        directory.write("gluetun-key", "v340-right-key\n")
+        let keyed = try Child(["run"], environment: environment(["PORTSYNC_GLUETUN_API_KEY_FILE": "\(directory.path)/gluetun-key"]))
+        #expect(qBittorrentReaches(40015), "\(keyed.output)")
+        let asked = gluetun.requests.map { "\($0["path"] as? String ?? "") \($0["allowed"] as? Bool ?? false)" }
+        #expect(asked.first == "/v1/portforward false" && asked.dropFirst().allSatisfy { $0 == "/v1/openvpn/portforwarded true" }, "\(asked)")
+        #expect(keyed.output.components(separatedBy: "Gluetun answers on /v1/openvpn/portforwarded (v3.40 or older)").count - 1 == 1)
+        keyed.signal(SIGTERM)
+        #expect(keyed.wait(seconds: 1) == 0)
+        #expect(!keyed.output.contains("refused") && !keyed.output.contains("v340-right-key"), "\(keyed.output)")
+
+        directory.write("gluetun-key", "v340-wrong-key\n")
+        let before = gluetun.requests.count
+        let refused = try Child(["run"], environment: environment(["PORTSYNC_GLUETUN_API_KEY_FILE": "\(directory.path)/gluetun-key"]))
+        let line = "refused GET /v1/portforward (401) and GET /v1/openvpn/portforwarded (401) with the API key ([gluetun].api_key_file)"
+        #expect(refused.waitForOutput(containing: line).contains(line))
+        usleep(3_000_000)
+        #expect(gluetun.requests.count - before == 2, "both routes once, then a 5-minute pause: no loop")
+        #expect(refused.output.components(separatedBy: "refused GET").count - 1 == 1)
+        #expect(!refused.output.contains("v340-wrong-key"))
+        refused.signal(SIGTERM)
+        #expect(refused.wait(seconds: 1) == 0)
     }
 
     @Test func severalPortsAndThePortIndex() throws {
@@ -83,7 +116,7 @@ final class GluetunDaemonTests {
         let refused = try Child(["run"], environment: environment(["PORTSYNC_GLUETUN_API_KEY_FILE": "\(directory.path)/gluetun-key"]))
         #expect(refused.waitForOutput(containing: "refused GET /v1/portforward (401)").contains("[gluetun].api_key_file"))
         usleep(3_000_000)
-        #expect(gluetun.requests.count - before == 1, "one request, then a 5-minute pause: no tight loop")
+        #expect(gluetun.requests.count - before == 2, "each route once, then a 5-minute pause: no tight loop")
         #expect(refused.output.components(separatedBy: "refused GET").count - 1 == 1)
         refused.signal(SIGTERM)
         #expect(refused.wait(seconds: 1) == 0)
