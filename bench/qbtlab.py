@@ -197,6 +197,50 @@ def log_time(line):
     return midnight + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+class RuleWatcher:
+    """Timestamps, from a thread blocked in recv, each RTM_NEWRULE that names table 51820 in
+    the namespace this process is in: when the route to the gateway appears to the kernel."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+        self.sock.bind((0, 0x80))  # RTMGRP_IPV4_RULE
+        self.times = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        import struct
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            now = time.time()
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, offset)
+                if length < 16:
+                    break
+                body = data[offset + 16:offset + length]
+                # fib_rule_hdr: family, dst_len, src_len, tos, table, res1, res2, action; then attributes.
+                if kind == 32 and len(body) >= 12:  # RTM_NEWRULE
+                    table = body[4]
+                    attr = 12
+                    while attr + 4 <= len(body):
+                        alen, atype = struct.unpack_from("=HH", body, attr)
+                        if alen < 4:
+                            break
+                        if atype == 15 and alen >= 8:  # FRA_TABLE
+                            table = struct.unpack_from("=I", body, attr + 4)[0]
+                        attr += (alen + 3) & ~3
+                    if table == 51820:
+                        self.times.append(now)
+                offset += (length + 3) & ~3
+
+    def close(self):
+        self.sock.close()
+
+
 class NetworkLab:
     """A client namespace (wg0 = 10.2.0.2) and a gateway namespace (10.2.0.1) joined by veth,
     made by the benchmark and deleted at the end; this process moves into the client one."""
@@ -254,6 +298,29 @@ class NetworkLab:
 
     def set_tunnel(self, up):
         subprocess.run(["ip", "-n", self.client, "link", "set", "wg0", "up" if up else "down"], check=True)
+
+    def recreate_wg_quick(self, route_delay):
+        """wg-quick down, then up, command by command as wireguard-tools' wg-quick does it
+        (`Address = 10.2.0.2/32`, `AllowedIPs = 0.0.0.0/0`): the rules, the link; then the link,
+        the /32 address, up, `route_delay` s (set_dns), the default route in table 51820 and
+        its rules. The first run turns the lab into a wg-quick one. Returns when the old link
+        was gone."""
+        ip = lambda *a: subprocess.run(["ip", "-n", self.client, *a], check=True, stderr=subprocess.DEVNULL)
+        for rule in (["table", "51820"], ["table", "main", "suppress_prefixlength", "0"]):
+            subprocess.run(["ip", "-n", self.client, "-4", "rule", "delete", *rule], stderr=subprocess.DEVNULL)
+        ip("link", "del", "wg0")
+        deleted = time.time()
+        subprocess.run(["ip", "link", "add", "wg0", "netns", self.client, "type", "veth", "peer", "name", "gw0",
+                        "netns", self.gateway], check=True)
+        subprocess.run(["ip", "-n", self.gateway, "link", "set", "gw0", "up"], check=True)
+        subprocess.run(["ip", "-n", self.gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0"], check=True)
+        ip("-4", "address", "add", "10.2.0.2/32", "dev", "wg0")
+        ip("link", "set", "mtu", "1420", "up", "dev", "wg0")
+        time.sleep(route_delay)
+        ip("-4", "route", "add", "0.0.0.0/0", "dev", "wg0", "table", "51820")
+        ip("-4", "rule", "add", "not", "fwmark", "51820", "table", "51820")
+        ip("-4", "rule", "add", "table", "main", "suppress_prefixlength", "0")
+        return deleted
 
     def close(self):
         import ctypes

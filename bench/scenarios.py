@@ -106,7 +106,7 @@ def file_mode(binary, changes=50, idle_seconds=300, rewrites=10_000, applied_cha
         qbittorrent.stop()
 
 
-def natpmp_mode(binary, idle_seconds=300, changes=50, flaps=10):
+def natpmp_mode(binary, idle_seconds=300, changes=50, flaps=10, reconnects=20):
     """Root only: steady state with the default lease, gateway port changes, link flaps."""
     lab = qbtlab.NetworkLab()
     qbittorrent = daemon = None
@@ -167,11 +167,33 @@ def natpmp_mode(binary, idle_seconds=300, changes=50, flaps=10):
             line = None
             while time.monotonic() < deadline and line is None:
                 line = next((candidate for candidate in daemon.log()[mark:].splitlines()
-                             if "applied and verified" in candidate), None)
+                             if "forwards port" in candidate), None)
                 time.sleep(0.002)
             if line:
                 recoveries.append((qbtlab.log_time(line) - up) * 1000)
         result["link_up_ms"] = recoveries
+
+        # wg-quick reconnects: routes 300 ms after link-up; the first request after the route.
+        first_requests, externals = [], set()
+        rules = qbtlab.RuleWatcher()
+        lab.recreate_wg_quick(0)  # from here on the tunnel is a wg-quick one
+        time.sleep(1.5)
+        for _ in range(reconnects):
+            mark = len(lab.gateway_requests())
+            seen = len(rules.times)
+            gone = lab.recreate_wg_quick(0.3)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and (len(lab.gateway_requests()) == mark or len(rules.times) == seen):
+                time.sleep(0.005)
+            requests = [r for r in lab.gateway_requests()[mark:] if r["t"] > gone]
+            if requests and len(rules.times) > seen:
+                first_requests.append((requests[0]["t"] - rules.times[seen]) * 1000)
+            time.sleep(1.5)
+            externals.update(r["external"] for r in lab.gateway_requests()[mark:] if "external" in r)
+        rules.close()
+        result["wg_quick_ms"] = first_requests
+        result["wg_quick_ports"] = sorted(externals)
+        result["wg_quick_lapsed"] = "no longer forwarded" in daemon.log()
         result["rss_kib"] = qbtlab.rss_kib(daemon.process.pid)
         return result
     finally:
