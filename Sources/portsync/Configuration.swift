@@ -21,7 +21,8 @@ struct Configuration: Equatable {
 
     struct NATPMP: Equatable {
         var interface = "proton0"
-        /// nil: the interface's address with the last byte 1 (10.2.0.2 -> 10.2.0.1).
+        /// nil: found from the tunnel (`GatewayRule`): a route through it that names a gateway,
+        /// else its peer address, else its address with the last byte 1 (10.2.0.2 -> 10.2.0.1).
         var gateway: IPv4Address?
         var leaseSeconds = 60
         var renewSeconds = 45

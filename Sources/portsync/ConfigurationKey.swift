@@ -93,7 +93,7 @@ extension ConfigurationKey {
         },
         ConfigurationKey(section: "natpmp", name: "gateway", kind: .string, flag: "--gateway",
                          current: .quoted({ $0.natpmp.gateway?.description ?? "" }),
-                         summary: "the NAT-PMP gateway; empty: the interface address with last byte 1") { config, value, _ throws(InvalidValue) in
+                         summary: "the NAT-PMP gateway; empty: from the routes through the interface, else its peer address, else last byte 1") { config, value, _ throws(InvalidValue) in
             let text = try value.string()
             if text.isEmpty {
                 config.natpmp.gateway = nil
