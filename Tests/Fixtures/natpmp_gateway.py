@@ -56,30 +56,36 @@ def main():
         epoch = int(time.monotonic() - started)
         entry = {"t": time.time(), "from": peer[0], "bytes": len(data), "mode": mode}
 
+        def reply(payload, peer=peer, entry=entry):
+            try:
+                sock.sendto(payload, peer)
+            except OSError as error:  # no way back (a router that only receives): noted, not fatal
+                entry["reply_error"] = str(error)
+
         if len(data) < 2 or data[0] != 0:
             entry["ignored"] = "bad version or size"
         elif data[1] == 0 and len(data) == 2:
             entry["op"] = "address"
             if mode == "normal":
-                sock.sendto(struct.pack("!BBHI4B", 0, 128, 0, epoch, 198, 51, 100, 7), peer)
+                reply(struct.pack("!BBHI4B", 0, 128, 0, epoch, 198, 51, 100, 7))
         elif data[1] in (1, 2) and len(data) == 12:
             _, op, _, internal, suggested, lifetime = struct.unpack("!BBHHHI", data)
             entry.update(op="udp" if op == 1 else "tcp", internal=internal, suggested=suggested, lifetime=lifetime)
             if mode == "blackhole":
                 entry["answered"] = False
             elif mode == "garbage":
-                sock.sendto(os.urandom(16), peer)
+                reply(os.urandom(16))
             elif mode == "short":
-                sock.sendto(struct.pack("!BBHI", 0, 128 + op, 0, epoch), peer)
+                reply(struct.pack("!BBHI", 0, 128 + op, 0, epoch))
             elif mode == "wrong-opcode":
-                sock.sendto(struct.pack("!BBHIHHI", 0, 128 + (3 - op), 0, epoch, internal, 1234, 60), peer)
+                reply(struct.pack("!BBHIHHI", 0, 128 + (3 - op), 0, epoch, internal, 1234, 60))
             elif mode == "error":
-                sock.sendto(struct.pack("!BBHIHHI", 0, 128 + op, control.get("error", 2), epoch, internal, 0, 0), peer)
+                reply(struct.pack("!BBHIHHI", 0, 128 + op, control.get("error", 2), epoch, internal, 0, 0))
             elif control.get("strict") and internal == 0 and lifetime != 0:
-                sock.sendto(struct.pack("!BBHIHHI", 0, 128 + op, 2, epoch, internal, 0, 0), peer)
+                reply(struct.pack("!BBHIHHI", 0, 128 + op, 2, epoch, internal, 0, 0))
             elif lifetime == 0:
                 mappings.pop((peer[0], internal), None)
-                sock.sendto(struct.pack("!BBHIHHI", 0, 128 + op, 0, epoch, internal, 0, 0), peer)
+                reply(struct.pack("!BBHIHHI", 0, 128 + op, 0, epoch, internal, 0, 0))
                 entry["deleted"] = True
             else:
                 key = (peer[0], internal)
@@ -88,11 +94,11 @@ def main():
                     next_port += 1
                 external = mappings[key]
                 granted = min(lifetime, 60)
-                sock.sendto(struct.pack("!BBHIHHI", 0, 128 + op, 0, epoch, internal, external, granted), peer)
+                reply(struct.pack("!BBHIHHI", 0, 128 + op, 0, epoch, internal, external, granted))
                 entry.update(external=external, granted=granted, epoch=epoch)
         else:
             entry["ignored"] = "unknown request"
-            sock.sendto(struct.pack("!BBHI", 0, 128 + (data[1] & 127), 5, epoch) + b"\0" * 8, peer)
+            reply(struct.pack("!BBHI", 0, 128 + (data[1] & 127), 5, epoch) + b"\0" * 8)
         log.write(json.dumps(entry) + "\n")
 
 

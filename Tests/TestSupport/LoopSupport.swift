@@ -37,3 +37,13 @@ public func runUntil(_ loop: EventLoop, seconds: Double, _ condition: () -> Bool
 public func runFor(_ loop: EventLoop, seconds: Double) throws {
     _ = try runUntil(loop, seconds: seconds) { false }
 }
+
+/// Polls `condition` every 20 ms for at most `seconds`; whether it held.
+public func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !condition() {
+        guard Date() < deadline else { return false }
+        usleep(20_000)
+    }
+    return true
+}

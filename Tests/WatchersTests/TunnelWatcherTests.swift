@@ -120,6 +120,31 @@ final class TunnelWatcherTests {
         }
     }
 
+    static let gatewayScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../Fixtures/natpmp_gateway.py").standardized.path
+
+    /// wg-quick's tunnel before its routes, on a desktop whose main table sends everything to
+    /// the LAN: the NAT-PMP socket kept on wg0 (IP_UNICAST_IF) reaches the real gateway; the
+    /// same socket without it hands the request to the LAN's router.
+    @Test func theNATPMPSocketNeverLeavesThroughTheLAN() throws {
+        let lab = try NetworkLab(style: .wgQuick(routeDelay: 0))
+        try lab.addLAN()
+        try lab.ip("-n", lab.client, "-4", "rule", "delete", "table", "51820")
+        let gateway = try NATPMPGateway(lab: lab, script: Self.gatewayScript)
+        let router = try NATPMPGateway(lab: lab, script: Self.gatewayScript, namespace: lab.lan!, name: "lan-router")
+        try lab.inClient {
+            let index = Int32(if_nametoindex("wg0"))
+            for interface in [index, 0] {
+                let fd = try NATPMPClient.openSocket(local: IPv4Address(10, 2, 0, 2), gateway: IPv4Address(10, 2, 0, 1), interface: interface)
+                defer { fd.close() }
+                _ = try fd.write(NATPMP.externalAddressRequest())
+            }
+        }
+        #expect(waitFor(seconds: 5) { gateway.requests.count == 1 && router.requests.count == 1 },
+                "pinned: the gateway; unpinned: the LAN (\(gateway.requests.count), \(router.requests.count))")
+        #expect(gateway.requests.first?["from"] as? String == "10.2.0.2")
+    }
+
     @Test func lostEventsAreRecoveredByDumpingAgain() throws {
         let lab = try NetworkLab()
         try lab.inClient {

@@ -107,12 +107,3 @@ func daemonEnvironment(_ qbittorrent: QBittorrentInstance, in directory: Tempora
     return variables
 }
 
-/// Polls `condition` every 20 ms for at most `seconds`; whether it held.
-func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while !condition() {
-        guard Date() < deadline else { return false }
-        usleep(20_000)
-    }
-    return true
-}
