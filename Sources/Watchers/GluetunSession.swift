@@ -176,15 +176,16 @@ public struct GluetunSession {
             if answers.contains(where: { $0.path == target && Self.isRefusal($0.status) }) { return refuse(now, &effects) }
             redirects += 1
             ask(target, &effects)
-        case let status where (Self.isRefusal(status) || status == 404) && untriedRoute(after: path) != nil:
+        case let status where (Self.isRefusal(status) || Self.isMissingRoute(response)) && untriedRoute(after: path) != nil:
             // v3.40 has no /v1/portforward and refuses it (401) before routing, since no role can
-            // list it; a future Gluetun may drop the old route (404). Same credentials, once a poll.
+            // list it; v3.39 and older, with no auth, answer 400 "… not found" for it; a future
+            // Gluetun may drop the old route (404). Same credentials, once a poll.
             let other = untriedRoute(after: path)!
             effects.append(.log(.debug, "GET \(path) answered \(response.status); asking \(other) with the same credentials"))
             ask(other, &effects)
         case 401, 403:
             refuse(now, &effects)
-        case 404 where answers.contains(where: { Self.isRefusal($0.status) }):
+        case _ where Self.isMissingRoute(response) && answers.contains(where: { Self.isRefusal($0.status) }):
             // The route that exists refused; the one that is missing says nothing about the credentials.
             refuse(now, &effects)
         default:
@@ -230,6 +231,11 @@ public struct GluetunSession {
     }
 
     private static func isRefusal(_ status: Int) -> Bool { status == 401 || status == 403 }
+
+    /// 404, or v3.39's router: 400 "GET /portforward not found".
+    private static func isMissingRoute(_ response: HTTPResponse) -> Bool {
+        response.status == 404 || (response.status == 400 && response.text.trimmingSpaces.hasSuffix("not found"))
+    }
 
     private mutating func problem(_ message: String, _ effects: inout [Effect]) {
         effects.append(.log(message == lastProblem ? .debug : .error, message))

@@ -96,7 +96,14 @@ import Testing
         #expect(!driver.sent.contains { $0.target.hasSuffix("setPreferences") })
         let count = driver.sent.count
         driver.feed(.desiredPort(Port(51413)!))
-        #expect(driver.sent.count == count, "the same port again sends nothing at all")
+        #expect(driver.sent.count == count + 1 && driver.lastTarget == "GET /api/v2/app/preferences",
+                "the same port again (a source that had none names it anew): one read")
+        driver.answer(200, Self.preferences(port: 51413))
+        #expect(!driver.sent.contains { $0.target.hasSuffix("setPreferences") }, "and no write when qBittorrent still has it")
+        #expect(driver.session.status.health == .verified)
+        driver.feed(.desiredPort(Port(51413)!))
+        driver.answer(200, Self.preferences(port: 0))
+        #expect(driver.lastTarget == "POST /api/v2/app/setPreferences", "listen_port 0 is drift, repaired")
     }
 
     @Test func aNewPortAfterAVerifiedOneIsWrittenWithoutReadingFirst() {

@@ -86,6 +86,19 @@ import TestSupport
         #expect(driver.sent.last?.target == "/v1/openvpn/portforwarded")
     }
 
+    /// v3.39 and older have no auth and no /v1/portforward: their router answers 400
+    /// "GET /portforward not found" (`handlerv1.go`); the old route serves the port.
+    @Test func v339sNotFoundIsAMissingRouteToo() {
+        var driver = driver()
+        driver.answer(400, "GET /portforward not found\n")
+        #expect(driver.sent.last?.target == "/v1/openvpn/portforwarded")
+        driver.answer(200, #"{"port":40000}"#)
+        #expect(driver.reported == [[Port(40000)!]])
+        var other = self.driver()
+        other.answer(400, "bad request")
+        #expect(other.sent.count == 1, "any other 400 is not taken for a missing route")
+    }
+
     @Test func aRedirectIsFollowed() {
         var driver = driver()
         driver.answer(404)

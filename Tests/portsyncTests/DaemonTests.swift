@@ -122,9 +122,10 @@ final class DaemonTests {
         #expect(qBittorrentReaches(last, seconds: 15))
         usleep(300_000)
         let applies = daemon.output.components(separatedBy: "applied and verified").count - before
-        // A handful: on a loaded machine the writer itself is paused now and then for longer than
-        // the 25 ms burst window (bench/run, on a quiet machine, sees 2 for 10,000 rewrites).
-        #expect(applies >= 1 && applies <= 10, "a burst of 1000 writes took \(applies) applies")
+        // A few: on a loaded machine the writer itself is paused now and then for longer than
+        // the 25 ms burst window (bench/run, on a quiet machine, sees 2 for 10,000 rewrites; a
+        // 2-core machine running other builds has shown 20). One apply per write would be 1000.
+        #expect(applies >= 1 && applies <= 40, "a burst of 1000 writes took \(applies) applies")
         let lastApplied = daemon.output.split(separator: "\n").last { $0.contains("applied and verified") }
         #expect(lastApplied?.contains("listen_port \(last) applied and verified") == true, "the burst ends with one apply of its last value")
         #expect(try qbittorrent.listenPort() == Int(last))
