@@ -67,16 +67,26 @@ class QBittorrent:
     def __init__(self):
         self.profile = tempfile.mkdtemp(prefix="portsync-bench-qbt-")
         self.webui_port = free_port()
+        self.password = PASSWORD
+        self._start(free_port())
+
+    def _write_profile(self, torrent_port):
+        """The locked-down profile, written anew before every start (qBittorrent rewrites its
+        file on exit; this keeps DHT, UPnP and the rest off whatever happened meanwhile)."""
         config = os.path.join(self.profile, "qBittorrent", "config")
-        os.makedirs(config)
+        os.makedirs(config, exist_ok=True)
         with open(os.path.join(ROOT, "Tests", "Fixtures", "qBittorrent.conf")) as template:
-            text = (template.read().replace("{TORRENT_PORT}", str(free_port()))
+            text = (template.read().replace("{TORRENT_PORT}", str(torrent_port))
                     .replace("{WEBUI_PORT}", str(self.webui_port)).replace("{LOCALHOST_AUTH}", "true")
                     .replace("{INTERFACE}", "lo").replace("{INTERFACE_ADDRESS}", "127.0.0.1"))
         if "{" in text or "DHTEnabled=false" not in text:
             raise RuntimeError("Tests/Fixtures/qBittorrent.conf is not the locked-down profile")
         with open(os.path.join(config, "qBittorrent.conf"), "w") as conf:
             conf.write(text)
+
+    def _start(self, torrent_port):
+        self._write_profile(torrent_port)
+        self.password = PASSWORD  # the profile's hash is of this one
         self.process = subprocess.Popen(
             ["qbittorrent-nox", f"--profile={self.profile}", f"--webui-port={self.webui_port}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -92,8 +102,42 @@ class QBittorrent:
         self.stop()
         raise RuntimeError("qbittorrent-nox did not start")
 
+    def restart(self, kill=False, torrent_port=None):
+        """Stops it (SIGKILL when `kill`, else SIGTERM) by its PID and starts it again on the
+        same profile, rewritten locked-down first, with the original password."""
+        if kill:
+            self.process.kill()
+            self.process.wait()
+        else:
+            terminate(self.process, grace=10)
+        self._start(torrent_port or free_port())
+
+    def set_preferences(self, values):
+        body = urllib.parse.urlencode({"json": json.dumps(values)})
+        for attempt in range(2):
+            try:
+                self.connection.request("POST", "/api/v2/app/setPreferences", body,
+                                        {"Content-Type": "application/x-www-form-urlencoded", "Cookie": self.cookie})
+                response = self.connection.getresponse()
+                response.read()
+                return response.status
+            except (http.client.HTTPException, ConnectionError):
+                self.connection.close()
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.webui_port, timeout=5)
+                if attempt == 1:
+                    raise
+
+    def failed_logins(self):
+        """The failed logins qBittorrent itself logged (every reason), since it was set up."""
+        path = os.path.join(self.profile, "qBittorrent", "data", "logs", "qbittorrent.log")
+        try:
+            with open(path, errors="replace") as log:
+                return sum(1 for line in log if "WebAPI login failure" in line)
+        except OSError:
+            return 0
+
     def _login(self):
-        body = urllib.parse.urlencode({"username": USERNAME, "password": PASSWORD})
+        body = urllib.parse.urlencode({"username": USERNAME, "password": self.password})
         self.connection.request("POST", "/api/v2/auth/login", body,
                                 {"Content-Type": "application/x-www-form-urlencoded"})
         response = self.connection.getresponse()
@@ -121,14 +165,17 @@ class QBittorrent:
 class Portsync:
     """`portsync run` against a QBittorrent, watching a ProtonVPN file in a temporary runtime dir."""
 
-    def __init__(self, binary, qbittorrent, extra_env=None):
-        self.home = tempfile.mkdtemp(prefix="portsync-bench-")
+    def __init__(self, binary, qbittorrent, extra_env=None, home=None, arguments=()):
+        """`home`: a directory of the caller's to run in (kept at `stop`), else a new one."""
+        self.own_home = home is None
+        self.home = home or tempfile.mkdtemp(prefix="portsync-bench-")
         self.runtime = os.path.join(self.home, "run")
         self.port_file = os.path.join(self.runtime, "Proton", "VPN", "forwarded_port")
-        os.makedirs(os.path.dirname(self.port_file))
+        os.makedirs(os.path.dirname(self.port_file), exist_ok=True)
         password_file = os.path.join(self.home, "password")
-        with open(password_file, "w") as f:
-            f.write(PASSWORD)
+        if not os.path.exists(password_file):
+            with open(password_file, "w") as f:
+                f.write(PASSWORD)
         os.chmod(password_file, 0o600)
         self.log_path = os.path.join(self.home, "portsync.log")
         self.state_path = os.path.join(self.home, "state.json")
@@ -138,8 +185,8 @@ class Portsync:
                "PORTSYNC_DAEMON_STATE_FILE": self.state_path}
         env.update(extra_env or {})
         self.started = time.monotonic()
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen([binary, "run"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen([binary, "run", *arguments], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                             env=env, restore_signals=True)
 
     def write_port(self, text):
@@ -161,7 +208,8 @@ class Portsync:
 
     def stop(self):
         terminate(self.process, grace=5)
-        shutil.rmtree(self.home, ignore_errors=True)
+        if self.own_home:
+            shutil.rmtree(self.home, ignore_errors=True)
 
 
 def percentile(values, fraction):
@@ -295,6 +343,16 @@ class NetworkLab:
         with open(control + ".tmp", "w") as f:
             json.dump({"mode": "normal", "change_port": self.changes}, f)
         os.rename(control + ".tmp", control)
+
+    def recreate(self):
+        """wg0 deleted and made again, same addresses (a new ifindex), as a VPN reconnect."""
+        subprocess.run(["ip", "-n", self.client, "link", "del", "wg0"], check=True)
+        subprocess.run(["ip", "link", "add", "wg0", "netns", self.client, "type", "veth", "peer", "name", "gw0",
+                        "netns", self.gateway], check=True)
+        for ns, link in [(self.client, "wg0"), (self.gateway, "gw0")]:
+            subprocess.run(["ip", "-n", ns, "link", "set", link, "up"], check=True)
+        subprocess.run(["ip", "-n", self.gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0"], check=True)
+        subprocess.run(["ip", "-n", self.client, "addr", "add", "10.2.0.2", "peer", "10.2.0.1/32", "dev", "wg0"], check=True)
 
     def set_tunnel(self, up):
         subprocess.run(["ip", "-n", self.client, "link", "set", "wg0", "up" if up else "down"], check=True)

@@ -4,8 +4,11 @@ the test created. It behaves like ProtonVPN's: one external port per client and 
 (UDP and TCP alike), the suggested port ignored, lifetime capped at 60 s, internal port 0
 accepted. Faults are switched by a JSON control file, read on every request:
 
-  {"mode": "normal" | "blackhole" | "garbage" | "short" | "wrong-opcode" | "error",
-   "error": 2, "strict": false, "port_base": 40000, "change_port": 0, "reset_epoch": 0}
+  {"mode": "normal" | "blackhole" | "garbage" | "short" | "wrong-opcode" | "error" | "delay",
+   "error": 2, "strict": false, "port_base": 40000, "change_port": 0, "reset_epoch": 0,
+   "delay_seconds": 1.0}
+
+"delay" answers normally, but only after "delay_seconds".
 
 "strict" refuses internal port 0 with result 2, like miniupnpd. Raising "change_port" or
 "reset_epoch" (a counter) gives every mapping a new port, or restarts the epoch and forgets
@@ -62,11 +65,14 @@ def main():
             except OSError as error:  # no way back (a router that only receives): noted, not fatal
                 entry["reply_error"] = str(error)
 
+        if mode == "delay":
+            time.sleep(float(control.get("delay_seconds", 1.0)))
+            entry["delayed"] = True
         if len(data) < 2 or data[0] != 0:
             entry["ignored"] = "bad version or size"
         elif data[1] == 0 and len(data) == 2:
             entry["op"] = "address"
-            if mode == "normal":
+            if mode in ("normal", "delay"):
                 reply(struct.pack("!BBHI4B", 0, 128, 0, epoch, 198, 51, 100, 7))
         elif data[1] in (1, 2) and len(data) == 12:
             _, op, _, internal, suggested, lifetime = struct.unpack("!BBHHHI", data)
