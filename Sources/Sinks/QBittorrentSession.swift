@@ -291,8 +291,8 @@ public struct QBittorrentSession {
             guard !version.isEmpty, version.count < 40, !version.contains("<") else {
                 return fail("answer to GET /api/v2/app/version is not a version: \"\(response.bodyExcerpt)\"", now, &effects)
             }
-            status.version = version
-            effects.append(.log(.info, "connected to qBittorrent \(version) at \(settings.url)"))
+            status.version = version.oneLine(limit: 40)
+            effects.append(.log(.info, "connected to qBittorrent \(version.oneLine(limit: 40)) at \(settings.url)"))
             startSync(now, &effects)
         case .interfaces:
             guard let list = (try? JSONValue.parse(response.body))?.array else {

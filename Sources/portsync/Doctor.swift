@@ -202,7 +202,7 @@ struct Doctor {
 
         switch call("GET", "/api/v2/app/version") {
         case .success(let response) where response.status == 200:
-            report.pass("version: qBittorrent \(response.text.trimmingSpaces)")
+            report.pass("version: qBittorrent \(response.text.trimmingSpaces.oneLine(limit: 40))")
         case .success(let response) where response.status == 403:
             return report.fail("version: qBittorrent wants a login (403)",
                                "set [qbittorrent].password_file, or enable \"Bypass authentication for clients on localhost\"")

@@ -68,7 +68,10 @@ final class SystemdNotifier {
         notify(assignments)
     }
 
+    /// Sends `KEY=value` lines. Each value is made one printable line first: text from outside
+    /// (qBittorrent's version, an error message) must not add a line such as `WATCHDOG=trigger`.
     func notify(_ assignments: [String]) {
+        let assignments = assignments.map(Self.oneLine)
         let message = Array(assignments.joined(separator: "\n").utf8)
         logger.trace("systemd", "notify \(assignments.joined(separator: " | "))")
         let sent = address.bytes.withUnsafeBytes { raw in
@@ -83,6 +86,12 @@ final class SystemdNotifier {
         } else if sent >= 0 {
             failed = false
         }
+    }
+
+    /// `KEY=value` with the value as one printable line of at most 200 characters.
+    static func oneLine(_ assignment: String) -> String {
+        guard let equals = assignment.firstIndex(of: "=") else { return assignment.oneLine() }
+        return "\(assignment[..<equals])=\(assignment[assignment.index(after: equals)...].oneLine())"
     }
 
     /// `RELOADING=1` with `MONOTONIC_USEC` (systemd 253+ wants it; 252 ignores unknown keys).

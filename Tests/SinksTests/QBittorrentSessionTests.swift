@@ -54,6 +54,15 @@ import Testing
         return driver
     }
 
+    @Test func aVersionWithLineBreaksBecomesOnePrintableLine() {
+        var driver = Driver(session: QBittorrentSession(settings: settings()), now: start)
+        driver.feed(.desiredPort(Port(51413)!))
+        driver.answer(200, "Ok.", headers: ["Set-Cookie": "SID=abc123"])
+        driver.answer(200, "v9\nWATCHDOG=trigger\nX")
+        #expect(driver.session.status.version == #"v9\nWATCHDOG=trigger\nX"#)
+        #expect(driver.logs.allSatisfy { !$0.1.contains("\n") })
+    }
+
     @Test func qBittorrent4LoginThenSetThenVerify() throws {
         var driver = Driver(session: QBittorrentSession(settings: settings()), now: start)
         driver.feed(.desiredPort(Port(51413)!))

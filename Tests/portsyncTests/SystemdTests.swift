@@ -77,6 +77,13 @@ final class NotifyListener {
         #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "0"], pid: 7) == nil)
         #expect(SystemdNotifier.watchdogInterval(environment: [:], pid: 7) == nil)
     }
+
+    @Test func aValueFromOutsideCannotAddAnAssignment() {
+        #expect(SystemdNotifier.oneLine("STATUS=port 51413 on qBittorrent v9\nWATCHDOG=trigger\nX via natpmp")
+            == #"STATUS=port 51413 on qBittorrent v9\nWATCHDOG=trigger\nX via natpmp"#)
+        #expect(SystemdNotifier.oneLine("STATUS=" + String(repeating: "a", count: 1000)).count == "STATUS=".count + 201)
+        #expect(SystemdNotifier.oneLine("READY=1") == "READY=1")
+    }
 }
 
 @Suite(.serialized, .enabled(if: QBittorrentInstance.available, "qbittorrent-nox is not installed (./scripts/test installs it as root)"))
