@@ -65,6 +65,10 @@ public enum JSONValue: Equatable, Sendable {
         }
     }
 
+    /// The serialized value as one line of at most 200 characters, for messages: a server's
+    /// answer is quoted, never echoed whole.
+    public var excerpt: String { serialized.oneLine() }
+
     /// `text` as a JSON string. Control characters and DEL are escaped, so the result is also
     /// a valid TOML basic string.
     public static func quoted(_ text: String) -> String {

@@ -16,6 +16,18 @@ import TestSupport
         #expect(try ports(#"{"ports":[]}"#) == [])
     }
 
+    @Test func aHugeAnswerIsQuotedNotEchoed() {
+        let huge = String(repeating: "x", count: 3_000_000)
+        for json in [#"{"junk":"\#(huge)"}"#, #"{"port":"\#(huge)"}"#, #"{"ports":["\#(huge)"]}"#, "<html>\(huge)"] {
+            do {
+                _ = try ports(json)
+                Issue.record("no error for a huge answer")
+            } catch {
+                #expect("\(error)".count < 300)
+            }
+        }
+    }
+
     @Test(arguments: [
         ("<html>", "not a JSON object"), (#"{"status":"ok"}"#, "neither \"port\" nor \"ports\""),
         (#"{"port":70000}"#, "\"port\" is not a port"), (#"{"port":"40000"}"#, "\"port\" is not a port"),
