@@ -177,7 +177,7 @@ public final class PortFileWatcher {
             loop.logger.warning(name, "cannot read \(path): \(error); keeping port \(lastKnownText)")
             return
         }
-        loop.logger.trace(name, "read \(bytes.count) bytes: \"\(PortFile.excerpt(String(decoding: bytes, as: UTF8.self)))\"")
+        loop.logger.trace(name, "read \(bytes.count) bytes: \"\(String(decoding: bytes, as: UTF8.self).oneLine(limit: 32))\"")
         do {
             switch try PortFile.parse(bytes) {
             case .noPort:
