@@ -27,6 +27,19 @@ import TestSupport
         return try #require(result)
     }
 
+    @Test func aRequestThatCannotBeSentFailsWithoutCrashing() throws {
+        let client = client()
+        var result: Result<HTTPResponse, HTTPClientError>?
+        client.send(HTTPRequest(method: "GET", target: "/a", headers: ["Cookie": "SID=abc\r\ndef"])) { result = $0 }
+        try runUntil(loop, seconds: 10) { result != nil }
+        guard case .failure(.invalidRequest(let error)) = result else {
+            Issue.record("expected invalidRequest, got \(String(describing: result))")
+            return
+        }
+        #expect(error.description == "request not sent: header Cookie holds a line break or another control character")
+        #expect(try get(client, "/b").map(\.text) == .success("answer to /b"), "the client goes on")
+    }
+
     @Test func requestsShareOneKeptAliveConnection() throws {
         let client = client()
         #expect(try get(client, "/a").map(\.text) == .success("answer to /a"))
