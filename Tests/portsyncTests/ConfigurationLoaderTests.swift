@@ -187,6 +187,23 @@ import Testing
         #expect(printed.contains("# qBittorrent password: set (file \(open))"))
     }
 
+    @Test func everySecretSourceGetsTheSameCheckAndNoneShowsTheSecret() throws {
+        let directory = TemporaryDirectory()
+        for variable in ConfigurationLoader.secretVariables {
+            for (value, problem) in [("k\r\n\r\n\r\n", "holds more than one line"), ("hunter2\nX-Injected: 1", "holds more than one line"),
+                                     ("hunter2\r", "holds more than one line"), ("hunter\u{1B}2", "holds a control character"),
+                                     ("", "is set but empty")] {
+                #expect(throws: ConfigurationError(variable, problem)) { try loader(environment: [variable: value]).load() }
+            }
+        }
+        let control = directory.write("credentials/qbittorrent-api-key", "hunter\u{7F}2\n")
+        #expect(throws: ConfigurationError("$CREDENTIALS_DIRECTORY", "secret file \(control) holds a control character")) {
+            try loader(environment: ["CREDENTIALS_DIRECTORY": "\(directory.path)/credentials"]).load()
+        }
+        let tab = try loader(environment: ["PORTSYNC_GLUETUN_API_KEY": "a\tb"]).load()
+        #expect(tab.credentials.gluetunAPIKey?.value == "a\tb")
+    }
+
     @Test func theRenderedConfigurationIsValidTOMLThatLoadsBackTheSame() throws {
         let directory = TemporaryDirectory()
         let original = try loader(environment: ["PORTSYNC_NATPMP_GATEWAY": "10.2.0.1", "PORTSYNC_DAEMON_METRICS_LISTEN": "9834",

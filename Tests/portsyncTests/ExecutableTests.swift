@@ -13,6 +13,29 @@ import TestSupport
         }
     }
 
+    @Test func aLineBreakInASecretVariableExitsTwoWithoutShowingIt() throws {
+        for variable in ["PORTSYNC_QBITTORRENT_API_KEY", "PORTSYNC_GLUETUN_API_KEY"] {
+            let (status, output) = try Child.run(["run"], environment: [variable: "hunter2\r\n\r\nX-Injected: 1"])
+            #expect(status == 2)
+            #expect(output == "portsync: \(variable): holds more than one line\n")
+        }
+    }
+
+    @Test func aSecretVariableMadeBadBeforeSIGHUPKeepsTheOldConfiguration() throws {
+        let directory = TemporaryDirectory()
+        let keyFile = directory.write("key", "hunter2\n")
+        let file = directory.write("config.toml", "[daemon]\nlog_level = \"info\"\n[qbittorrent]\napi_key_file = \"\(keyFile)\"\n")
+        let child = try Child(["run", "--config", file])
+        #expect(child.waitForOutput(containing: "running").contains("running"))
+        directory.write("key", "hunter2\r\nX-Injected: 1\n")
+        child.signal(SIGHUP)
+        let complaint = child.waitForOutput(containing: "keeping the previous configuration")
+        #expect(complaint.contains("\(file):4: secret file \(keyFile) holds more than one line; keeping the previous configuration"))
+        #expect(!child.output.contains("hunter2"))
+        child.signal(SIGTERM)
+        #expect(child.wait(seconds: 5) == 0)
+    }
+
     @Test func aBadConfigFileExitsTwoNamingTheLine() throws {
         let directory = TemporaryDirectory()
         let file = directory.write("config.toml", "[natpmp]\n\nprot = 5351\n")
