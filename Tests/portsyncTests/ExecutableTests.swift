@@ -36,6 +36,20 @@ import TestSupport
         #expect(child.wait(seconds: 5) == 0)
     }
 
+    @Test func anOutOfRangePidInTheStateFileIsOneLineNotACrash() throws {
+        let directory = TemporaryDirectory()
+        let file = directory.write("state.json", #"{"health":"ok","pid":4294967296,"port":51413,"updated_at":0}"#)
+        let environment = ["PORTSYNC_DAEMON_STATE_FILE": file]
+        let (status, output) = try Child.run(["status"], environment: environment)
+        #expect(status == 1)
+        #expect(output == "portsync: state file \(file): \"pid\" is not a whole number in range: 4294967296\n")
+
+        let daemon = try Child(["run"], environment: environment)
+        #expect(daemon.waitForOutput(containing: "running").contains("state file \(file): \"pid\" is not a whole number in range: 4294967296; starting without it"))
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0)
+    }
+
     @Test func aBadConfigFileExitsTwoNamingTheLine() throws {
         let directory = TemporaryDirectory()
         let file = directory.write("config.toml", "[natpmp]\n\nprot = 5351\n")
