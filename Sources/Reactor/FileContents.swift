@@ -35,13 +35,19 @@ extension FileContents {
         let fd = FileDescriptor(rawValue: try systemCall("open \(temporary)") {
             open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         })
+        // The descriptor is closed exactly once, and the temporary file never outlives a failure
+        // (a rename refused in a sticky directory, a path that is a directory).
         do {
+            defer { fd.close() }
             try fd.writeAll(bytes)
             _ = try systemCall("fsync") { fsync(fd.rawValue) }
-            fd.close()
-            _ = try systemCall("rename \(temporary)") { rename(temporary, path) }
         } catch {
-            fd.close()
+            unlink(temporary)
+            throw error
+        }
+        do {
+            _ = try systemCall("rename \(temporary) to \(path)") { rename(temporary, path) }
+        } catch {
             unlink(temporary)
             throw error
         }

@@ -50,6 +50,18 @@ import TestSupport
         #expect(daemon.wait(seconds: 5) == 0)
     }
 
+    @Test func aStateFileThatCannotBeReplacedIsOneLineAndTheDaemonRuns() throws {
+        let directory = TemporaryDirectory()
+        directory.write("state.json/inside", "")  // state.json is a directory, and not empty
+        let daemon = try Child(["run"], environment: ["PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json",
+                                                      "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"])
+        let output = daemon.waitForOutput(containing: "cannot write the state file")
+        #expect(output.contains("cannot write the state file: rename \(directory.path)/state.json.tmp."))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["state.json"], "no temporary file left")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0)
+    }
+
     @Test func aBadConfigFileExitsTwoNamingTheLine() throws {
         let directory = TemporaryDirectory()
         let file = directory.write("config.toml", "[natpmp]\n\nprot = 5351\n")
