@@ -173,6 +173,9 @@ public final class PortFileWatcher {
             bytes = try FileContents.read(atPath: path, maxBytes: 4096)
         } catch let error as SystemCallError where error.errno == ENOENT {
             return report(nil, why: "no file")
+        } catch let error as NotARegularFileError {
+            loop.logger.warning(name, "\(error); keeping port \(lastKnownText)")
+            return
         } catch {
             loop.logger.warning(name, "cannot read \(path): \(error); keeping port \(lastKnownText)")
             return

@@ -59,6 +59,8 @@ struct Doctor {
             }
         } catch let error as SystemCallError where error.errno == ENOENT {
             report.fail("port file: \(path) does not exist", "connect with port forwarding on in the ProtonVPN app")
+        } catch let error as NotARegularFileError {
+            report.fail("port file: \(error)", "point the setting at the file the VPN writes")
         } catch {
             report.fail("port file: \(path): \(error)", "check what writes this file")
         }

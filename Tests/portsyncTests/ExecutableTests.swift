@@ -62,6 +62,24 @@ import TestSupport
         #expect(daemon.wait(seconds: 5) == 0)
     }
 
+    @Test func aFIFOAsThePortFileIsRefusedWithoutBlocking() throws {
+        let directory = TemporaryDirectory()
+        let fifo = "\(directory.path)/forwarded_port"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let environment = ["PORTSYNC_PROTON_PORT_FILE": fifo, "PORTSYNC_SOURCE_STRATEGY": "file",
+                           "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"]
+        let (status, output) = try Child.run(["once"], environment: environment)
+        #expect(status == 1)
+        #expect(output == "portsync: \(fifo) is a FIFO, not a regular file\n")
+        let (_, doctor) = try Child.run(["doctor"], environment: environment)
+        #expect(doctor.contains("port file: \(fifo) is a FIFO, not a regular file"))
+
+        let daemon = try Child(["run"], environment: environment)
+        #expect(daemon.waitForOutput(containing: "FIFO").contains("\(fifo) is a FIFO, not a regular file; keeping port (none)"))
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0, "the loop still handles signals")
+    }
+
     @Test func aBadConfigFileExitsTwoNamingTheLine() throws {
         let directory = TemporaryDirectory()
         let file = directory.write("config.toml", "[natpmp]\n\nprot = 5351\n")
