@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 import TestSupport
 @testable import Reactor
@@ -38,6 +39,27 @@ import TestSupport
         }
         #expect(error.description == "request not sent: header Cookie holds a line break or another control character")
         #expect(try get(client, "/b").map(\.text) == .success("answer to /b"), "the client goes on")
+    }
+
+    @Test func anEndlessBodyFailsAtTheLimitWhileItIsRead() throws {
+        let listener = Listener()
+        defer { listener.fd.close() }
+        let client = client(port: listener.port)
+        var result: Result<HTTPResponse, HTTPClientError>?
+        client.send(HTTPRequest(method: "GET", target: "/endless")) { result = $0 }
+        try runUntil(loop) { client.requestsSent == 1 }
+        let server = listener.accept()
+        defer { server.close() }
+        _ = fcntl(server.rawValue, F_SETFL, O_NONBLOCK)
+        _ = try server.write(Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n".utf8))
+        let flood = [UInt8](repeating: 65, count: 64 * 1024)
+        var sent = 0
+        while result == nil && sent < 64 << 20 {
+            if case .done(let count) = try server.write(flood) { sent += count }
+            try loop.runOnce(timeout: .zero)
+        }
+        #expect(result.map { "\($0)" }?.contains("body longer than 4194304 bytes") == true, "\(String(describing: result))")
+        #expect(sent < 6 << 20, "the client stopped reading soon after the limit")
     }
 
     @Test func requestsShareOneKeptAliveConnection() throws {
