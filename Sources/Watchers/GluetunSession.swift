@@ -188,9 +188,10 @@ public struct GluetunSession {
         nextDeadline = now + base + base * (jitter() / 10)
     }
 
-    /// The path of a Location header: absolute ("http://host/v1/x") or not ("/v1/x").
+    /// The path of a Location header: absolute ("http://host/v1/x") or not ("/v1/x"); nil
+    /// for anything that is not a valid path (a space, a CR, a query).
     static func path(of location: String) -> String? {
-        if location.hasPrefix("/") { return location }
+        if location.hasPrefix("/") { return HTTPURL.isValidPath(location) ? location : nil }
         guard let url = try? HTTPURL(parsing: location) else { return nil }
         return url.basePath.isEmpty ? "/" : url.basePath
     }

@@ -232,6 +232,9 @@ import TestSupport
         let v6 = try HTTPURL(parsing: "http://[::1]:9000")
         #expect(v6.bareHost == "::1")
         #expect(v6.port == 9000)
+        let encoded = try HTTPURL(parsing: "HTTP://qbt.example_lan:08080/q%20b/t~x/")
+        #expect(encoded.port == 8080)
+        #expect(encoded.basePath == "/q%20b/t~x")
     }
 
     @Test(arguments: [
@@ -241,7 +244,23 @@ import TestSupport
         ("http://host:70000", "bad port"),
         ("http://user:pw@host", "must not carry credentials"),
         ("http://", "has no host"),
-        ("http://ho st", "bad host name"),
+        ("http://ho st", "holds a space"),
+        ("http://host\r\nX-Injected: 1", "control character"),
+        ("http://host/\rpath", "control character"),
+        ("http://h:80:80", "more than one port"),
+        ("http://[]:80", "bad IPv6 address"),
+        ("http://[nonsense]:80", "bad IPv6 address"),
+        ("http://h:", "bad port"),
+        ("http://h:+80", "bad port"),
+        ("http://h:080080", "bad port"),
+        ("http://h:-1", "bad port"),
+        ("http://300.1.1.1", "bad IPv4 address"),
+        ("http://h/a?b=c", "query or fragment"),
+        ("http://h?b=c", "query or fragment"),
+        ("http://h/a\"b", "bad path"),
+        ("http://h/a%zz", "bad path"),
+        ("http://h/a<b>", "bad path"),
+        ("http://hôst", "non-ASCII"),
     ])
     func rejectsBadURLs(text: String, problem: String) {
         #expect { try HTTPURL(parsing: text) } throws: { error in

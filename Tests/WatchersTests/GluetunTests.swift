@@ -98,6 +98,15 @@ import TestSupport
         #expect(driver.sent.last?.target == "/v1/openvpn/portforwarded")
     }
 
+    @Test func aRedirectToAnInvalidPathIsNotFollowed() {
+        for location in ["/v1/port\rforward", "/v1/port forward", "/v1/\r\nX-Injected: 1", "http://h:80:80/v1/portforward"] {
+            var driver = driver()
+            driver.answer(301, headers: ["Location": location])
+            #expect(driver.sent.count == 1, "\(location.oneLine())")
+            #expect(driver.logs.contains { $0.1.contains("without a usable Location") })
+        }
+    }
+
     @Test func aRedirectIsFollowed() {
         var driver = driver()
         driver.answer(404)
