@@ -1,4 +1,5 @@
 import Foundation
+import Reactor
 import Testing
 import TestSupport
 @testable import portsync
@@ -78,6 +79,48 @@ import TestSupport
         #expect(daemon.waitForOutput(containing: "FIFO").contains("\(fifo) is a FIFO, not a regular file; keeping port (none)"))
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 5) == 0, "the loop still handles signals")
+    }
+
+    @Test func outOfDescriptorsTheMetricsServerPausesInsteadOfSpinning() throws {
+        let directory = TemporaryDirectory()
+        let metricsPort = freePort()
+        let environment = ["PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home", "XDG_RUNTIME_DIR": "/run/user/1000",
+                           "PORTSYNC_DAEMON_METRICS_LISTEN": "127.0.0.1:\(metricsPort)",
+                           "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())",
+                           "PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json"]
+        // Few descriptors (and none inherited from the test runner): the metrics server runs out
+        // long before its 64 connections.
+        let script = #"for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; ulimit -n 24 && exec "$0" run"#
+        let daemon = try ChildProcess(executable: "/bin/bash", arguments: ["-c", script, portsyncBinary],
+                                      environment: environment, outputPath: "\(directory.path)/output")
+        defer { daemon.stop(grace: 2) }
+        #expect(daemon.waitForOutput(containing: "metrics and health on").contains("/healthz"))
+        var clients: [Int32] = []
+        defer { clients.forEach { close($0) } }
+        for _ in 0..<40 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            _ = SocketAddress.v4(IPv4Address(127, 0, 0, 1), port: metricsPort).withSockAddr { connect(fd, $0, $1) }
+            clients.append(fd)
+        }
+        usleep(300_000)  // the descriptors run out within the first wakeups
+        func cpuTicks() -> Int {
+            let stat = (try? String(contentsOfFile: "/proc/\(daemon.pid)/stat", encoding: .utf8)) ?? ""
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            return fields.count > 12 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
+        }
+        let before = cpuTicks()
+        usleep(1_000_000)
+        let spent = cpuTicks() - before
+        #expect(spent < 20, "\(spent) ticks of CPU in one second: the listener must not spin")
+        let complaint = daemon.waitForOutput(containing: "not accepting connections")
+        #expect(complaint.contains("accept: Too many open files (errno 24); not accepting connections for 1 s"))
+        #expect(daemon.output.components(separatedBy: "not accepting connections").count == 2, "said once")
+
+        clients.forEach { close($0) }
+        clients.removeAll()
+        #expect(waitFor(seconds: 10) { (try? RawHTTP.request(port: metricsPort, "GET", "/healthz")) != nil }, "it serves again")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0)
     }
 
     @Test func aBadConfigFileExitsTwoNamingTheLine() throws {
