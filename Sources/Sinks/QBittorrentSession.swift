@@ -187,7 +187,7 @@ public struct QBittorrentSession {
     // MARK: The sync
 
     private mutating func startSync(_ now: Instant, _ effects: inout [Effect]) {
-        guard desired != nil, refusedUntil == nil else { return }
+        guard let wanted = desired, refusedUntil == nil else { return }
         guard inFlight == nil else {
             syncRequested = true
             return
@@ -202,7 +202,7 @@ public struct QBittorrentSession {
             // qBittorrent was verified on the old port, so the new one needs a write: the read
             // before it is skipped (the read-back still verifies). This is the latency path.
             writeWithoutReading = false
-            effects.append(.log(.info, "setting listen_port \(desired!) (was \(verified))"))
+            effects.append(.log(.info, "setting listen_port \(wanted) (was \(verified))"))
             send(.writePreferences(away: false, fields: wantedFields()), &effects)
         } else {
             writeWithoutReading = false
@@ -422,11 +422,12 @@ public struct QBittorrentSession {
         sessionConfirmed = false
         syncRequested = false
         reassertPending = false
-        refusedUntil = now + settings.loginRetryDelay
+        let until = now + settings.loginRetryDelay
+        refusedUntil = until
         lastProblem = message
         status.health = .loginRefused(message)
         effects.append(.log(.error, "\(message); no more logins until the configuration is reloaded or \(settings.loginRetryDelay.minutesText) pass"))
-        schedule(refusedUntil!, .loginRefusalEnds)
+        schedule(until, .loginRefusalEnds)
     }
 
     /// A transient failure: retried with capped exponential back-off. Logged once per change
