@@ -146,9 +146,18 @@ import TestSupport
         #expect(try JSONValue.parse(Array(value.serialized.utf8)) == value)
     }
 
-    @Test(arguments: ["", "{", "{\"a\":}", "[1,]", "{\"a\" 1}", "tru", "01", "1.", "\"\\x\"", "\"a\nb\"", "{} {}", "<html>"])
+    @Test(arguments: ["", "{", "{\"a\":}", "[1,]", "{\"a\" 1}", "tru", "01", "1.", "\"\\x\"", "\"a\nb\"", "{} {}", "<html>",
+                      #""\u+041""#, #""\u-041""#, #""\u 041""#, #""\u41""#, #""\u004""#])
     func rejectsInvalidJSON(text: String) {
         #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Array(text.utf8)) }
+    }
+
+    @Test func aLoneSurrogateIsReplacedWithoutLosingTheNextCharacter() throws {
+        #expect(try JSONValue.parse(Array(#""\ud800\u0041B""#.utf8)) == .string("\u{FFFD}AB"))
+        #expect(try JSONValue.parse(Array(#""\ud800\ud800\udc00""#.utf8)) == .string("\u{FFFD}\u{10000}"))
+        #expect(try JSONValue.parse(Array(#""\ud800x""#.utf8)) == .string("\u{FFFD}x"))
+        #expect(try JSONValue.parse(Array(#""\udc00\u0041""#.utf8)) == .string("\u{FFFD}A"))
+        #expect(try JSONValue.parse(Array(#""\u00E9\u00e9""#.utf8)) == .string("éé"))
     }
 
     @Test func deepNestingIsAnErrorNotACrash() {
