@@ -81,7 +81,9 @@ struct ConfigurationLoader {
         } catch {
             throw ConfigurationError(path, "cannot read: \(error)")
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
+        // A UTF-8 byte order mark, which some Windows editors write, is not part of the TOML.
+        let body = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? bytes.dropFirst(3) : bytes[...]
+        guard let text = String(validating: body, as: UTF8.self) else {
             throw ConfigurationError(path, "is not UTF-8 text")
         }
         let document = try TOMLDocument.parse(text, fileName: path)

@@ -187,6 +187,13 @@ import Testing
         #expect(printed.contains("# qBittorrent password: set (file \(open))"))
     }
 
+    @Test func aByteOrderMarkAtTheStartIsAccepted() throws {
+        let directory = TemporaryDirectory()
+        let file = directory.write("config.toml", "\u{FEFF}[natpmp]\ninterface = \"wg0\"\n")
+        #expect(try loader(file: file).load().configuration.natpmp.interface == "wg0")
+        #expect(loadError("[natpmp]\ninterface = \"wg0\"\n\u{FEFF}") != nil, "only at the start")
+    }
+
     @Test func everySecretSourceGetsTheSameCheckAndNoneShowsTheSecret() throws {
         let directory = TemporaryDirectory()
         for variable in ConfigurationLoader.secretVariables {
