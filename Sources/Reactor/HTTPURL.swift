@@ -135,5 +135,6 @@ public struct URLError: Error, Equatable, CustomStringConvertible {
         self.url = url
         self.problem = problem
     }
-    public var description: String { "URL \"\(url)\" \(problem)" }
+    /// One line, whatever the URL holds.
+    public var description: String { "URL \"\(url.oneLine())\" \(problem)" }
 }

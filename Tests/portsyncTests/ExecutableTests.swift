@@ -7,7 +7,8 @@ import TestSupport
 /// The real binary, as a user runs it.
 @Suite struct ExecutableTests {
     @Test func badUsageAndBadValuesExitTwoWithOneLine() throws {
-        for arguments in [["run", "--bogus"], ["run", "--gateway", "300.1.1.1"], ["frobnicate"], ["run", "--set", "natpmp.renew_seconds=90"]] {
+        for arguments in [["run", "--bogus"], ["run", "--gateway", "300.1.1.1"], ["frobnicate"], ["run", "--set", "natpmp.renew_seconds=90"],
+                          ["run", "--interface", "wg0\nforged line"], ["run", "--qbittorrent-url", "http://h/\r\nX: 1"]] {
             let (status, output) = try Child.run(arguments)
             #expect(status == 2, "\(arguments)")
             #expect(output.hasPrefix("portsync: ") && output.filter { $0 == "\n" }.count == 1, "\(output)")
