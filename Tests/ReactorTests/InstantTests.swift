@@ -1,5 +1,5 @@
 import Testing
-import Reactor
+@testable import Reactor
 
 @Suite struct InstantTests {
     @Test func arithmeticSaturatesInsteadOfWrapping() {
@@ -12,5 +12,13 @@ import Reactor
         #expect(Instant(nanoseconds: .max) - Instant(nanoseconds: .min) > .seconds(18_000_000_000))
         #expect(now + .seconds(1) == Instant(nanoseconds: 6_000_000_000))
         #expect(now - Instant(nanoseconds: 2_000_000_000) == .seconds(3))
+    }
+
+    @Test func anEndlessTimeoutDoesNotOverflow() throws {
+        let loop = try EventLoop(logger: Logger(level: .error, style: .plain) { _ in })
+        let wakeup = try Wakeup(loop: loop, name: "test.wakeup") {}
+        try wakeup.signal()
+        defer { wakeup.close() }
+        try loop.runOnce(timeout: .seconds(Int64.max))
     }
 }
