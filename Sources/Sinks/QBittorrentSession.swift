@@ -142,6 +142,12 @@ public struct QBittorrentSession {
         case .requestFailed(let error):
             guard let request = inFlight else { break }
             inFlight = nil
+            if case .invalidRequest = error, cookie != nil {
+                // The session cookie cannot go on the wire (a broken server or proxy sent it):
+                // the retry logs in afresh instead of failing the same way forever.
+                cookie = nil
+                loggedIn = false
+            }
             if error.isUnreachable {
                 fail("qBittorrent at \(settings.url) is unreachable: \(error)", unreachable: true, now, &effects)
             } else {
