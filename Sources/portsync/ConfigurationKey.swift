@@ -320,14 +320,18 @@ private func interfaceName(_ text: String) throws(InvalidValue) -> String {
 /// "127.0.0.1:9834", "[::1]:9834", or a bare port (then on 127.0.0.1). Empty: off.
 private func listenAddress(_ text: String) throws(InvalidValue) -> SocketAddress? {
     if text.isEmpty { return nil }
-    if let port = UInt16(text) {
+    // Digits only: UInt16("+80") would take the sign.
+    func port(_ digits: Substring) -> UInt16? {
+        digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }) ? UInt16(digits) : nil
+    }
+    if let port = port(text[...]) {
         guard port > 0 else { throw InvalidValue("port 0 is not a port to listen on") }
         return .v4(IPv4Address(127, 0, 0, 1), port: port)
     }
     guard let colon = text.lastIndex(of: ":") else {
         throw InvalidValue("\"\(text)\" is not address:port (e.g. 127.0.0.1:9834)")
     }
-    guard let port = UInt16(text[text.index(after: colon)...]), port > 0 else {
+    guard let port = port(text[text.index(after: colon)...]), port > 0 else {
         throw InvalidValue("\"\(text)\" has a bad port (1-65535)")
     }
     guard let address = SocketAddress(numericHost: String(text[..<colon]), port: port) else {
