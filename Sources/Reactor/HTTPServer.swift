@@ -155,7 +155,7 @@ public final class HTTPServer {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             if connections.count >= limits.maxConnections {
                 // Full: the oldest connection that has not sent its request makes room, so idle
-                // clients cannot lock /healthz out; if every one is being answered, the new one waits.
+                // clients cannot lock /healthz out; if every one is being answered, the new one is turned away.
                 guard let oldest = connections.values.filter({ $0.output.isEmpty }).min(by: { $0.serial < $1.serial }) else {
                     refused += 1
                     Glibc.close(fd)
