@@ -151,7 +151,10 @@ public final class EventLoop {
     public func runOnce(timeout: Duration? = nil) throws {
         try armTimerFD()
         var events = [epoll_event](repeating: epoll_event(), count: 64)
-        let waitMilliseconds: Int32 = timeout.map { Int32(clamping: max(0, ($0.nanoseconds + 999_999) / 1_000_000)) } ?? -1
+        let waitMilliseconds: Int32 = timeout.map {
+            let nanoseconds = max(0, $0.nanoseconds)  // rounded up, without overflowing at Int64.max
+            return Int32(clamping: nanoseconds / 1_000_000 + (nanoseconds % 1_000_000 == 0 ? 0 : 1))
+        } ?? -1
         let count = try events.withUnsafeMutableBufferPointer { buffer in
             try systemCall("epoll_wait") { epoll_wait(epoll.rawValue, buffer.baseAddress, Int32(buffer.count), waitMilliseconds) }
         }

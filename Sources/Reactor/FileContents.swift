@@ -2,10 +2,16 @@ import Glibc
 
 /// Whole-file reads for small files (configuration, secrets, port files, state).
 public enum FileContents {
-    /// The file's bytes, at most `maxBytes` (more is an error: EFBIG).
+    /// The bytes of the regular file at `path`, at most `maxBytes` (more is an error: EFBIG).
+    /// Anything else (a FIFO, a device, a directory) is refused with `NotARegularFileError`
+    /// before a byte is read: the open is non-blocking, so a FIFO with no writer cannot freeze
+    /// the loop. A symbolic link to a regular file is followed, as every reader here always has.
     public static func read(atPath path: String, maxBytes: Int = 1 << 20) throws -> [UInt8] {
-        let fd = FileDescriptor(rawValue: try systemCall("open") { open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY) })
+        let fd = FileDescriptor(rawValue: try systemCall("open") { open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY) })
         defer { fd.close() }
+        var info = stat()
+        _ = try systemCall("fstat") { fstat(fd.rawValue, &info) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw NotARegularFileError(path: path, mode: info.st_mode) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -35,13 +41,19 @@ extension FileContents {
         let fd = FileDescriptor(rawValue: try systemCall("open \(temporary)") {
             open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         })
+        // The descriptor is closed exactly once, and the temporary file never outlives a failure
+        // (a rename refused in a sticky directory, a path that is a directory).
         do {
+            defer { fd.close() }
             try fd.writeAll(bytes)
             _ = try systemCall("fsync") { fsync(fd.rawValue) }
-            fd.close()
-            _ = try systemCall("rename \(temporary)") { rename(temporary, path) }
         } catch {
-            fd.close()
+            unlink(temporary)
+            throw error
+        }
+        do {
+            _ = try systemCall("rename \(temporary) to \(path)") { rename(temporary, path) }
+        } catch {
             unlink(temporary)
             throw error
         }

@@ -7,6 +7,8 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
     /// The server closed the connection before the response was complete.
     case closed
     case malformed(HTTPParseError)
+    /// The request itself could not go on the wire (a header value with a line break).
+    case invalidRequest(HTTPRequestError)
 
     public var description: String {
         switch self {
@@ -15,6 +17,7 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
         case .timedOut: "no answer in time"
         case .closed: "connection closed before the answer was complete"
         case .malformed(let error): error.description
+        case .invalidRequest(let error): error.description
         }
     }
 
@@ -134,11 +137,17 @@ public final class HTTPClient {
     }
 
     private func transmit(_ request: HTTPRequest, on connection: TCPConnection) {
+        let bytes: [UInt8]
+        do {
+            bytes = try request.serialized()
+        } catch {
+            return finish(.failure(.invalidRequest(error)))
+        }
         parser = HTTPResponseParser()
         if request.method == "HEAD" { parser.expectNoBody() }
         requestsSent += 1
         responseTimer.schedule(after: responseTimeout)
-        connection.send(request.serialized())
+        connection.send(bytes)
     }
 
     private func handle(_ event: TCPConnection.Event) {

@@ -20,12 +20,24 @@ public struct HTTPRequest: Sendable, Equatable {
     }
 
     /// The request line, the headers, Content-Length when there is a body or the method sends
-    /// one, the blank line and the body. Header values must not contain CR or LF: the caller's
-    /// values come from configuration, which is checked, and this is the last line of defence.
-    public func serialized() -> [UInt8] {
+    /// one, the blank line and the body. What cannot go on the wire as it is (a target with a
+    /// space, a header value with a CR, LF or other control byte, which a cookie from a broken
+    /// server may hold) is an error, checked byte by byte; the message never quotes a value.
+    public func serialized() throws(HTTPRequestError) -> [UInt8] {
+        guard !method.isEmpty, method.utf8.allSatisfy(HTTPSyntax.isTokenByte) else {
+            throw HTTPRequestError("the method is not a token")
+        }
+        guard target.hasPrefix("/"), target.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw HTTPRequestError("the target \(target.oneLine(limit: 60)) is not an absolute path of printable characters")
+        }
         var text = "\(method) \(target) HTTP/1.1\r\n"
         for (name, value) in headers where name.lowercased() != "content-length" {
-            precondition(!value.contains("\r") && !value.contains("\n"), "header \(name) holds a line break")
+            guard !name.isEmpty, name.utf8.allSatisfy(HTTPSyntax.isTokenByte) else {
+                throw HTTPRequestError("a header name is not a token")
+            }
+            guard value.utf8.allSatisfy(HTTPSyntax.isFieldValueByte) else {
+                throw HTTPRequestError("header \(name) holds a line break or another control character")
+            }
             text += "\(name): \(value)\r\n"
         }
         if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) {

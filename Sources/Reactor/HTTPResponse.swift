@@ -26,11 +26,10 @@ public struct HTTPResponse: Sendable, Equatable {
     /// The body as text (invalid UTF-8 repaired), for bodies that are text.
     public var text: String { String(decoding: body, as: UTF8.self) }
 
-    /// A short, printable excerpt of the body for error messages.
+    /// A short, printable excerpt of the body for error messages: at most 80 characters of its
+    /// first 1 KiB, as one line.
     public var bodyExcerpt: String {
-        let flat = text.map { $0.isNewline || $0 == "\t" ? " " : $0 }.filter { !$0.isASCII || $0.asciiValue! >= 32 }
-        let trimmed = String(flat).trimmingSpaces
-        return trimmed.count > 80 ? String(trimmed.prefix(80)) + "…" : trimmed
+        String(decoding: body.prefix(1024), as: UTF8.self).trimmingSpaces.oneLine(limit: 80)
     }
 
     /// `name=value` of each Set-Cookie (attributes dropped).

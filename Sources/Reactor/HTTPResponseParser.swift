@@ -84,9 +84,10 @@ public struct HTTPResponseParser {
                 return finishResponse()
             case .chunkSize:
                 guard let line = readLine() else { return try needMore(limit: 1024, what: "chunk size line") }
-                let sizeText = (line.split(separator: ";", maxSplits: 1).first ?? "").trimmingSpaces
-                guard !sizeText.isEmpty, sizeText.count <= 15, let size = Int(sizeText, radix: 16), size >= 0 else {
-                    throw HTTPParseError("bad chunk size \"\(line.prefix(40))\"")
+                let sizeText = (line.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingSpaces
+                guard !sizeText.isEmpty, sizeText.count <= 15, sizeText.allSatisfy(\.isHexDigit), sizeText.allSatisfy(\.isASCII),
+                      let size = Int(sizeText, radix: 16) else {
+                    throw HTTPParseError("bad chunk size \"\(line.oneLine(limit: 40))\"")
                 }
                 if size == 0 {
                     state = .trailers
@@ -166,14 +167,18 @@ public struct HTTPResponseParser {
             state = .chunkSize
             return
         }
-        let lengths = Set(head.headers.values(for: "Content-Length").flatMap { $0.split(separator: ",").map { $0.trimmingSpaces } })
+        let lengths = Set(head.headers.values(for: "Content-Length").flatMap {
+            $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
+        })
         guard let lengthText = lengths.first else {
             state = .untilClose
             return
         }
+        guard !lengths.contains("") else { throw HTTPParseError("bad Content-Length: an empty value") }
         guard lengths.count == 1 else { throw HTTPParseError("conflicting Content-Length values") }
-        guard lengthText.count <= 15, lengthText.allSatisfy({ $0.isASCII && $0.isNumber }), let length = Int(lengthText) else {
-            throw HTTPParseError("bad Content-Length \"\(lengthText.prefix(20))\"")
+        guard lengthText.count <= 15, lengthText.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let length = Int(lengthText) else {
+            throw HTTPParseError("bad Content-Length \"\(lengthText.oneLine(limit: 20))\"")
         }
         guard length <= maxBodyBytes else { throw HTTPParseError("body of \(length) bytes is over the \(maxBodyBytes) limit") }
         current!.body.reserveCapacity(length)
@@ -195,23 +200,32 @@ public struct HTTPResponseParser {
     }
 
     private func parseHead(_ bytes: ArraySlice<UInt8>) throws(HTTPParseError) -> HTTPResponse {
-        // Split on LF bytes, not on Characters: in Swift "\r\n" is one Character.
-        var lines: [String] = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
+        // Split on LF bytes, not on Characters: in Swift "\r\n" is one Character. Only the CR
+        // of a line's CRLF is dropped; any other CR, a NUL or another control byte (tab aside)
+        // makes the response malformed, so that nothing of the kind reaches a header value.
+        var lines: [String] = []
+        for (number, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
             let content = line.last == 0x0D ? line.dropLast() : line
-            return String(validating: content, as: UTF8.self) ?? String(bytes: content, encodingLatin1: ())!
+            if let bad = content.first(where: { !HTTPSyntax.isFieldValueByte($0) }) {
+                let what = bad == 0x0D ? "a bare CR" : "control byte 0x\(String(bad, radix: 16, uppercase: true))"
+                throw HTTPParseError("\(number == 0 ? "the status line" : "header line \(number)") holds \(what)")
+            }
+            lines.append(String(validating: content, as: UTF8.self) ?? String(bytes: content, encodingLatin1: ())!)
         }
         while lines.last?.isEmpty == true { lines.removeLast() }
         guard let statusLine = lines.first else { throw HTTPParseError("empty status line") }
         let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/") else {
-            throw HTTPParseError("status line \"\(statusLine.prefix(40))\" is not HTTP")
+            throw HTTPParseError("status line \"\(statusLine.oneLine(limit: 40))\" is not HTTP")
         }
-        let versionParts = parts[0].dropFirst(5).split(separator: ".")
-        guard versionParts.count == 2, let major = Int(versionParts[0]), let minor = Int(versionParts[1]), major == 1 else {
-            throw HTTPParseError("unsupported version \"\(parts[0].prefix(20))\"")
+        let version: (major: Int, minor: Int)
+        switch parts[0] {
+        case "HTTP/1.1": version = (1, 1)
+        case "HTTP/1.0": version = (1, 0)
+        default: throw HTTPParseError("unsupported version \"\(parts[0].oneLine(limit: 20))\" (only HTTP/1.0 and HTTP/1.1)")
         }
         guard parts[1].count == 3, parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), let status = Int(parts[1]) else {
-            throw HTTPParseError("bad status code \"\(parts[1].prefix(20))\"")
+            throw HTTPParseError("bad status code \"\(parts[1].oneLine(limit: 20))\"")
         }
         var headers = HTTPHeaders()
         for line in lines.dropFirst() {
@@ -219,21 +233,16 @@ public struct HTTPResponseParser {
                 throw HTTPParseError("folded header line")
             }
             guard let colon = line.firstIndex(of: ":") else {
-                throw HTTPParseError("header line without a colon: \"\(line.prefix(40))\"")
+                throw HTTPParseError("header line without a colon: \"\(line.oneLine(limit: 40))\"")
             }
             let name = line[..<colon]
-            guard !name.isEmpty, name.allSatisfy(Self.isTokenCharacter) else {
-                throw HTTPParseError("bad header name \"\(name.prefix(40))\"")
+            guard !name.isEmpty, name.utf8.allSatisfy(HTTPSyntax.isTokenByte) else {
+                throw HTTPParseError("bad header name \"\(name.oneLine(limit: 40))\"")
             }
             headers.add(String(name), line[line.index(after: colon)...].trimmingSpaces)
         }
-        return HTTPResponse(version: (major, minor), status: status,
+        return HTTPResponse(version: version, status: status,
                             reason: parts.count > 2 ? String(parts[2]) : "", headers: headers)
-    }
-
-    private static func isTokenCharacter(_ character: Character) -> Bool {
-        guard let ascii = character.asciiValue else { return false }
-        return (ascii >= 0x21 && ascii <= 0x7E) && !"\"(),/:;<=>?@[\\]{}".utf8.contains(ascii)
     }
 
     /// One line without its line ending, advancing past it; nil when no full line is buffered.

@@ -3,9 +3,12 @@ import Glibc
 
 /// A small HTTP/1.1 server in the loop, for the metrics and health endpoint: one request per
 /// connection (`Connection: close`), GET and HEAD only. Built to shrug off bad clients: at most
-/// `maxConnections` at once (more are accepted and closed at once), at most `maxRequestBytes`
-/// of request (431 after that), and a connection that has not sent its request within
-/// `idleTimeout` is closed. Memory stays bounded whatever arrives, and nothing blocks the loop.
+/// `maxConnections` at once (when full, the oldest connection still waiting for its request
+/// makes room for the new one), at most `maxRequestBytes` of request (431 after that), and a
+/// connection that has not sent its request within `idleTimeout` is closed. A client that sends
+/// its request and half-closes is answered. When accept fails for want of descriptors, the
+/// listener leaves the loop for a second instead of spinning. Memory stays bounded whatever
+/// arrives, and nothing blocks the loop.
 public final class HTTPServer {
     public struct Request: Sendable {
         public let method: String
@@ -32,10 +35,13 @@ public final class HTTPServer {
         var output: [UInt8] = []
         var written = 0
         let opened: Instant
+        /// Order of acceptance: the oldest has the lowest, also within one wakeup.
+        let serial: Int
 
-        init(fd: FileDescriptor, opened: Instant) {
+        init(fd: FileDescriptor, opened: Instant, serial: Int) {
             self.fd = fd
             self.opened = opened
+            self.serial = serial
         }
     }
 
@@ -48,8 +54,14 @@ public final class HTTPServer {
     private var listenerRegistration: RegistrationID?
     private var connections: [Int32: Connection] = [:]
     private var sweeper: Timer!
-    /// Connections turned away because `maxConnections` were open.
+    private var acceptPause: Timer!
+    private var acceptFailureReported = false
+    private var closed = false
+    private var accepted = 0
+    /// Connections turned away because `maxConnections` were open, all of them answering.
     public private(set) var refused = 0
+    /// Connections still waiting for their request, closed to make room for a new one.
+    public private(set) var evicted = 0
 
     /// Listens on `address` (port 0: the kernel picks; `address` then tells which).
     public init(loop: EventLoop, name: String, address: SocketAddress, limits: Limits = Limits(),
@@ -82,7 +94,8 @@ public final class HTTPServer {
         }
         listener = fd
         sweeper = loop.makeTimer(name: name) { [unowned self] in self.sweep() }
-        listenerRegistration = try loop.register(fd, interest: .readable, name: name) { [unowned self] _ in self.acceptAll() }
+        acceptPause = loop.makeTimer(name: name) { [unowned self] in self.resumeAccepting() }
+        try watchListener()
     }
 
     deinit { close() }
@@ -90,27 +103,69 @@ public final class HTTPServer {
     public var openConnections: Int { connections.count }
 
     public func close() {
+        guard !closed else { return }
+        closed = true
         sweeper.cancel()
+        acceptPause.cancel()
         for fd in Array(connections.keys) { drop(fd) }
-        if let listenerRegistration {
-            loop.deregister(listenerRegistration)
-            listener.close()
-        }
+        if let listenerRegistration { loop.deregister(listenerRegistration) }
         listenerRegistration = nil
+        listener.close()
+    }
+
+    private func watchListener() throws {
+        listenerRegistration = try loop.register(listener, interest: .readable, name: name) { [unowned self] _ in self.acceptAll() }
+    }
+
+    /// accept failed for want of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM): the pending
+    /// connection keeps the level-triggered listener readable, so it leaves epoll for a second
+    /// rather than spin. Said once until the queue of pending connections drains again.
+    private func pauseAccepting(_ error: SystemCallError) {
+        if !acceptFailureReported {
+            acceptFailureReported = true
+            loop.logger.error(name, "\(error); not accepting connections for 1 s at a time until it works again")
+        }
+        if let listenerRegistration { loop.deregister(listenerRegistration) }
+        listenerRegistration = nil
+        acceptPause.schedule(after: .seconds(1))
+    }
+
+    private func resumeAccepting() {
+        guard !closed, listenerRegistration == nil else { return }
+        do {
+            try watchListener()
+        } catch {
+            pauseAccepting(error as! SystemCallError)
+        }
     }
 
     private func acceptAll() {
         while true {
             let fd = accept(listener.rawValue, nil, nil)
-            guard fd >= 0 else { return }  // EAGAIN: drained; EMFILE and friends: try at the next wakeup
+            guard fd >= 0 else {
+                let code = errno
+                if code == EAGAIN || code == EWOULDBLOCK {
+                    acceptFailureReported = false  // the queue drained: a new failure is news again
+                    return
+                }
+                if code == EINTR || code == ECONNABORTED { continue }
+                return pauseAccepting(SystemCallError(call: "accept", errno: code))
+            }
             _ = fcntl(fd, F_SETFL, O_NONBLOCK)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            guard connections.count < limits.maxConnections else {
-                refused += 1
-                Glibc.close(fd)
-                continue
+            if connections.count >= limits.maxConnections {
+                // Full: the oldest connection that has not sent its request makes room, so idle
+                // clients cannot lock /healthz out; if every one is being answered, the new one is turned away.
+                guard let oldest = connections.values.filter({ $0.output.isEmpty }).min(by: { $0.serial < $1.serial }) else {
+                    refused += 1
+                    Glibc.close(fd)
+                    continue
+                }
+                evicted += 1
+                drop(oldest.fd.rawValue)
             }
-            let connection = Connection(fd: FileDescriptor(rawValue: fd), opened: loop.now)
+            accepted += 1
+            let connection = Connection(fd: FileDescriptor(rawValue: fd), opened: loop.now, serial: accepted)
             do {
                 connection.registration = try loop.register(connection.fd, interest: .readable, name: name) { [unowned self] readiness in
                     self.handle(fd, readiness)
@@ -130,6 +185,7 @@ public final class HTTPServer {
             return flush(connection)
         }
         var chunk = [UInt8](repeating: 0, count: 4096)
+        var peerClosed = false
         while true {
             let count = recv(fd, &chunk, chunk.count, 0)
             if count > 0 {
@@ -140,10 +196,18 @@ public final class HTTPServer {
                 }
                 continue
             }
-            if count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) { return drop(fd) }
+            if count == 0 {
+                // The client half-closed: a complete request still gets its answer.
+                peerClosed = true
+                break
+            }
+            if errno != EAGAIN && errno != EWOULDBLOCK { return drop(fd) }
             break
         }
-        guard let end = Self.headEnd(connection.buffer) else { return }
+        guard let end = Self.headEnd(connection.buffer) else {
+            if peerClosed { drop(fd) }
+            return
+        }
         let head = String(decoding: connection.buffer[0..<end], as: UTF8.self)
         let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
         let parts = lines.first?.split(separator: " ") ?? []

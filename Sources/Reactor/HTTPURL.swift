@@ -1,3 +1,5 @@
+import Glibc
+
 /// An `http://` or `https://` URL as configured for qBittorrent or Gluetun:
 /// scheme, host, port (default 80/443) and a base path.
 public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
@@ -11,48 +13,102 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
     public var port: UInt16
     public var basePath: String
 
-    /// Parses a URL; the error says what is wrong with it.
+    /// Parses a URL strictly; the error says what is wrong with it. The host is a name (letters,
+    /// digits, `-`, `.`, `_`), a dotted IPv4 address or a bracketed IPv6 address; the port is
+    /// 1-5 digits, 1-65535; the path holds only the characters RFC 3986 allows in one. No
+    /// credentials, query, fragment, space or control character.
     public init(parsing text: String) throws(URLError) {
+        guard text.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw URLError(text, "holds a space, a control character or a non-ASCII character")
+        }
         let pieces = text.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
         guard pieces.count == 2 else { throw URLError(text, "has no scheme (expected http:// or https://)") }
         guard let scheme = Scheme(rawValue: pieces[0].lowercased()) else {
             throw URLError(text, "scheme must be http or https")
         }
-        var rest = pieces[1]
+        var authority = pieces[1]
         var path = "/"
-        if let slash = rest.firstIndex(of: "/") {
-            path = String(rest[slash...])
-            rest = rest[..<slash]
+        if let slash = authority.firstIndex(of: "/") {
+            path = String(authority[slash...])
+            authority = authority[..<slash]
         }
-        if rest.contains("@") { throw URLError(text, "must not carry credentials; use the password or API key settings") }
-        if path.contains("?") || path.contains("#") { throw URLError(text, "must not have a query or fragment") }
-        var host = String(rest)
-        var port: UInt16 = scheme == .https ? 443 : 80
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { throw URLError(text, "has an unclosed IPv6 bracket") }
-            let after = host[host.index(after: close)...]
+        if authority.contains("@") { throw URLError(text, "must not carry credentials; use the password or API key settings") }
+        if authority.contains("?") || authority.contains("#") || path.contains("?") || path.contains("#") {
+            throw URLError(text, "must not have a query or fragment")
+        }
+        guard Self.isValidPath(path) else { throw URLError(text, "has a bad path") }
+        var host: String
+        var portText: Substring?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { throw URLError(text, "has an unclosed IPv6 bracket") }
+            let address = authority[authority.index(after: authority.startIndex)..<close]
+            guard !address.isEmpty, SocketAddress(numericHost: String(address), port: 1)?.family == AF_INET6 else {
+                throw URLError(text, "has a bad IPv6 address")
+            }
+            host = String(authority[...close])
+            let after = authority[authority.index(after: close)...]
             if after.hasPrefix(":") {
-                guard let value = UInt16(after.dropFirst()), value > 0 else { throw URLError(text, "has a bad port") }
-                port = value
+                portText = after.dropFirst()
             } else if !after.isEmpty {
                 throw URLError(text, "has junk after the IPv6 address")
             }
-            host = String(host[...close])
-        } else if let colon = host.lastIndex(of: ":") {
-            guard let value = UInt16(host[host.index(after: colon)...]), value > 0 else {
+        } else {
+            let parts = authority.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count <= 2 else { throw URLError(text, "has more than one port") }
+            host = String(parts[0])
+            portText = parts.count == 2 ? parts[1] : nil
+            guard !host.isEmpty else { throw URLError(text, "has no host") }
+            guard host.utf8.allSatisfy({ Self.isHostByte($0) }) else { throw URLError(text, "has a bad host name") }
+            if host.allSatisfy({ $0.isNumber || $0 == "." }) && IPv4Address(host) == nil {
+                throw URLError(text, "has a bad IPv4 address")
+            }
+        }
+        var port: UInt16 = scheme == .https ? 443 : 80
+        if let portText {
+            guard !portText.isEmpty, portText.count <= 5, portText.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+                  let value = Int(portText), (1...65535).contains(value) else {
                 throw URLError(text, "has a bad port (1-65535)")
             }
-            port = value
-            host = String(host[..<colon])
-        }
-        guard !host.isEmpty else { throw URLError(text, "has no host") }
-        guard host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._:[]".contains($0)) }) else {
-            throw URLError(text, "has a bad host name")
+            port = UInt16(value)
         }
         self.scheme = scheme
         self.host = host
         self.port = port
         basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
+    }
+
+    /// Whether `path` is an absolute path of RFC 3986 path characters (unreserved, sub-delims,
+    /// `:`, `@`, `/` and `%` with two hex digits): what may follow the method in a request line.
+    public static func isValidPath(_ path: String) -> Bool {
+        let bytes = Array(path.utf8)
+        guard bytes.first == UInt8(ascii: "/") else { return false }
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "%") {
+                guard index + 2 < bytes.count, isHexDigit(bytes[index + 1]), isHexDigit(bytes[index + 2]) else { return false }
+                index += 3
+                continue
+            }
+            guard isHostByte(byte) || "~!$&'()*+,;=:@/".utf8.contains(byte) else { return false }
+            index += 1
+        }
+        return true
+    }
+
+    private static func isHostByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"):
+            true
+        default:
+            false
+        }
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
     }
 
     /// The `Host` header: host, with the port when it is not the scheme's default.
@@ -79,5 +135,6 @@ public struct URLError: Error, Equatable, CustomStringConvertible {
         self.url = url
         self.problem = problem
     }
-    public var description: String { "URL \"\(url)\" \(problem)" }
+    /// One line, whatever the URL holds.
+    public var description: String { "URL \"\(url.oneLine())\" \(problem)" }
 }

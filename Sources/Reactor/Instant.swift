@@ -9,16 +9,19 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 
+    /// Saturates at the ends of the clock instead of wrapping: a deadline centuries away stays
+    /// in the future, never jumps into the past.
     public static func + (lhs: Instant, rhs: Duration) -> Instant {
-        Instant(nanoseconds: lhs.nanoseconds &+ rhs.nanoseconds)
+        // In Duration's 128 bits, then back to Int64 nanoseconds, saturating.
+        Instant(nanoseconds: (Duration.nanoseconds(lhs.nanoseconds) + rhs).nanoseconds)
     }
 
     public static func - (lhs: Instant, rhs: Duration) -> Instant {
-        Instant(nanoseconds: lhs.nanoseconds &- rhs.nanoseconds)
+        Instant(nanoseconds: (Duration.nanoseconds(lhs.nanoseconds) - rhs).nanoseconds)
     }
 
     public static func - (lhs: Instant, rhs: Instant) -> Duration {
-        .nanoseconds(lhs.nanoseconds &- rhs.nanoseconds)
+        .nanoseconds(lhs.nanoseconds) - .nanoseconds(rhs.nanoseconds)
     }
 
     public var description: String { Duration.nanoseconds(nanoseconds).secondsText }
@@ -27,6 +30,9 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
 extension Duration {
     /// Whole nanoseconds, saturating at Int64's range.
     public var nanoseconds: Int64 {
+        // Compared first: `components` traps for durations whose seconds do not fit in Int64.
+        if self >= .nanoseconds(Int64.max) { return .max }
+        if self <= .nanoseconds(Int64.min) { return .min }
         let (seconds, attoseconds) = components
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }

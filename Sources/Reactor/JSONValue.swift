@@ -65,6 +65,10 @@ public enum JSONValue: Equatable, Sendable {
         }
     }
 
+    /// The serialized value as one line of at most 200 characters, for messages: a server's
+    /// answer is quoted, never echoed whole.
+    public var excerpt: String { serialized.oneLine() }
+
     /// `text` as a JSON string. Control characters and DEL are escaped, so the result is also
     /// a valid TOML basic string.
     public static func quoted(_ text: String) -> String {
@@ -234,15 +238,20 @@ public enum JSONValue: Equatable, Sendable {
             case UInt8(ascii: "r"): return "\r"
             case UInt8(ascii: "t"): return "\t"
             case UInt8(ascii: "u"):
+                // A lone surrogate becomes U+FFFD; an escape after a lone high surrogate is
+                // read again on its own, so no character is lost.
                 let high = try hex4()
                 if (0xD800..<0xDC00).contains(high) {
-                    guard current == UInt8(ascii: "\\"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "u") else {
-                        return "\u{FFFD}"
+                    let afterHigh = index
+                    if current == UInt8(ascii: "\\"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "u") {
+                        index += 2
+                        let low = try hex4()
+                        if (0xDC00..<0xE000).contains(low) {
+                            return Unicode.Scalar(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)) ?? "\u{FFFD}"
+                        }
+                        index = afterHigh
                     }
-                    index += 2
-                    let low = try hex4()
-                    guard (0xDC00..<0xE000).contains(low) else { return "\u{FFFD}" }
-                    return Unicode.Scalar(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)) ?? "\u{FFFD}"
+                    return "\u{FFFD}"
                 }
                 return Unicode.Scalar(high) ?? "\u{FFFD}"
             default:
@@ -250,9 +259,19 @@ public enum JSONValue: Equatable, Sendable {
             }
         }
 
+        /// Exactly four hex digits: no sign, no fewer.
         mutating func hex4() throws(ParseError) -> UInt32 {
-            guard index + 4 <= bytes.count, let value = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16) else {
-                throw error("invalid \\u escape")
+            guard index + 4 <= bytes.count else { throw error("invalid \\u escape") }
+            var value: UInt32 = 0
+            for byte in bytes[index..<index + 4] {
+                let digit: UInt8
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+                default: throw error("invalid \\u escape")
+                }
+                value = value << 4 | UInt32(digit)
             }
             index += 4
             return value

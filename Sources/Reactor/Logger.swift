@@ -70,8 +70,9 @@ public final class Logger {
     }
 
     private func emit(level: LogLevel, tag: String, source: String, message: String) {
-        // One line per message, whatever the message holds.
-        let flat = message.contains("\n") ? message.split(separator: "\n").joined(separator: " ") : message
+        // One line per message, whatever the message holds: a CR or LF from outside cannot
+        // start a forged line of its own.
+        let flat = message.oneLine(limit: .max)
         switch style {
         case .journal:
             output("<\(level.rawValue)>\(source): \(flat)\n")

@@ -31,7 +31,7 @@ public enum TCPConnectionError: Error, Equatable, CustomStringConvertible {
 }
 
 /// A non-blocking TCP client connection in the loop. It reports `.connected`, then
-/// `.received` for each batch of bytes read (drained until EAGAIN), then exactly one
+/// `.received` for each buffer read (at most 16 KiB), then exactly one
 /// `.closed` (nil when the peer closed cleanly). `close()` by the owner reports nothing.
 public final class TCPConnection {
     public enum Event {
@@ -165,35 +165,31 @@ public final class TCPConnection {
         if readiness.contains(.writable) { flush() }
     }
 
+    /// Buffers read per wakeup, at most: one fast peer cannot hold the loop; level-triggered
+    /// epoll reports the rest at the next wakeup.
+    static let readsPerWakeup = 16
+
+    /// Reads one buffer at a time and hands each to the owner before reading the next, so the
+    /// owner's limits (the HTTP parser's) apply while reading, never after: once the owner
+    /// closes the connection, nothing more is read.
     private func readAvailable(_ fd: FileDescriptor) {
-        var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-        var endOfStream = false
-        var failure: TCPConnectionError?
-        reading: while true {
+        for _ in 0..<Self.readsPerWakeup {
+            let result: IOResult<Int>
             do {
-                switch try buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }) {
-                case .wouldBlock:
-                    break reading
-                case .done(0):
-                    endOfStream = true
-                    break reading
-                case .done(let count):
-                    received.append(contentsOf: buffer[0..<count])
-                }
+                result = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
             } catch {
-                failure = TCPConnectionError(error as! SystemCallError)
-                break reading
+                return fail(TCPConnectionError(error as! SystemCallError))
             }
-        }
-        if !received.isEmpty {
-            handler(.received(received))
-            guard state == .connected else { return }
-        }
-        if let failure {
-            fail(failure)
-        } else if endOfStream {
-            fail(nil)
+            switch result {
+            case .wouldBlock:
+                return
+            case .done(0):
+                return fail(nil)
+            case .done(let count):
+                handler(.received(Array(buffer[0..<count])))
+                guard state == .connected else { return }
+            }
         }
     }
 

@@ -165,6 +165,12 @@ public struct QBittorrentSession {
         case .requestFailed(let error):
             guard let request = inFlight else { break }
             inFlight = nil
+            if case .invalidRequest = error, cookie != nil {
+                // The session cookie cannot go on the wire (a broken server or proxy sent it):
+                // the retry logs in afresh instead of failing the same way forever.
+                cookie = nil
+                loggedIn = false
+            }
             if error.isUnreachable {
                 fail("qBittorrent at \(settings.url) is unreachable: \(error)", unreachable: true, now, &effects)
             } else {
@@ -198,7 +204,7 @@ public struct QBittorrentSession {
     // MARK: The sync
 
     private mutating func startSync(_ now: Instant, _ effects: inout [Effect]) {
-        guard desired != nil, refusedUntil == nil else { return }
+        guard let wanted = desired, refusedUntil == nil else { return }
         guard inFlight == nil else {
             syncRequested = true
             return
@@ -213,7 +219,7 @@ public struct QBittorrentSession {
             // qBittorrent was verified on the old port, so the new one needs a write: the read
             // before it is skipped (the read-back still verifies). This is the latency path.
             writeWithoutReading = false
-            effects.append(.log(.info, "setting listen_port \(desired!) (was \(verified))"))
+            effects.append(.log(.info, "setting listen_port \(wanted) (was \(verified))"))
             send(.writePreferences(away: false, fields: wantedFields()), &effects)
         } else {
             writeWithoutReading = false
@@ -302,8 +308,8 @@ public struct QBittorrentSession {
             guard !version.isEmpty, version.count < 40, !version.contains("<") else {
                 return fail("answer to GET /api/v2/app/version is not a version: \"\(response.bodyExcerpt)\"", now, &effects)
             }
-            status.version = version
-            effects.append(.log(.info, "connected to qBittorrent \(version) at \(settings.url)"))
+            status.version = version.oneLine(limit: 40)
+            effects.append(.log(.info, "connected to qBittorrent \(version.oneLine(limit: 40)) at \(settings.url)"))
             startSync(now, &effects)
         case .interfaces:
             guard let list = (try? JSONValue.parse(response.body))?.array else {
@@ -459,11 +465,12 @@ public struct QBittorrentSession {
         sessionConfirmed = false
         syncRequested = false
         reassertPending = false
-        refusedUntil = now + settings.loginRetryDelay
+        let until = now + settings.loginRetryDelay
+        refusedUntil = until
         lastProblem = message
         status.health = .loginRefused(message)
         effects.append(.log(.error, "\(message); no more logins until the configuration is reloaded or \(settings.loginRetryDelay.minutesText) pass"))
-        schedule(refusedUntil!, .loginRefusalEnds)
+        schedule(until, .loginRefusalEnds)
     }
 
     /// A transient failure: retried with capped exponential back-off. Logged once per change

@@ -44,17 +44,17 @@ public enum GluetunAnswer {
         if let list = value["ports"]?.array {
             let ports = list.compactMap { $0.integer.flatMap(Port.init) }
             guard ports.count == list.count || list.allSatisfy({ $0.integer == 0 }) else {
-                throw ParseError(message: "\"ports\" holds something that is not a port: \(value["ports"]!.serialized)")
+                throw ParseError(message: "\"ports\" holds something that is not a port: \(JSONValue.array(list).excerpt)")
             }
             if !ports.isEmpty { return ports }
         }
         switch value["port"] {
         case .none, .some(.null):
-            guard value["ports"] != nil else { throw ParseError(message: "neither \"port\" nor \"ports\" in \(value.serialized)") }
+            guard value["ports"] != nil else { throw ParseError(message: "neither \"port\" nor \"ports\" in \(value.excerpt)") }
             return []
         case .some(let port):
             guard let number = port.integer, (0...65535).contains(number) else {
-                throw ParseError(message: "\"port\" is not a port: \(port.serialized)")
+                throw ParseError(message: "\"port\" is not a port: \(port.excerpt)")
             }
             return Port(number).map { [$0] } ?? []
         }
@@ -246,9 +246,10 @@ public struct GluetunSession {
         nextDeadline = now + base + base * (jitter() / 10)
     }
 
-    /// The path of a Location header: absolute ("http://host/v1/x") or not ("/v1/x").
+    /// The path of a Location header: absolute ("http://host/v1/x") or not ("/v1/x"); nil
+    /// for anything that is not a valid path (a space, a CR, a query).
     static func path(of location: String) -> String? {
-        if location.hasPrefix("/") { return location }
+        if location.hasPrefix("/") { return HTTPURL.isValidPath(location) ? location : nil }
         guard let url = try? HTTPURL(parsing: location) else { return nil }
         return url.basePath.isEmpty ? "/" : url.basePath
     }

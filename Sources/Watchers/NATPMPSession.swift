@@ -243,6 +243,12 @@ public struct NATPMPSession {
     // MARK: Answers
 
     private mutating func received(_ bytes: [UInt8], _ now: Instant, _ effects: inout [Effect]) {
+        guard phase != .down else {
+            // A late datagram after the tunnel went down (or before it ever came up): there is
+            // no gateway to map on, so even an epoch that jumped must not start a cycle.
+            effects.append(.log(.debug, "ignored a datagram while the tunnel is down"))
+            return
+        }
         let response: NATPMP.Response
         do {
             response = try NATPMP.decode(bytes)

@@ -16,7 +16,8 @@ public enum PortFile {
     }
 
     /// Parses the file's bytes. Surrounding white space is ignored; anything but whole port
-    /// numbers is an error that shows the offending content (printable, shortened).
+    /// numbers written as plain digits (no sign, no leading zero: ProtonVPN and Gluetun write
+    /// none) is an error that shows the offending content (printable, shortened).
     public static func parse(_ bytes: [UInt8]) throws(ParseError) -> Content {
         let text = String(decoding: bytes, as: UTF8.self)
         let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
@@ -26,26 +27,16 @@ public enum PortFile {
         var ports: [Port] = []
         for line in lines {
             guard line.allSatisfy({ $0.isASCII && $0.isNumber }) else {
-                throw ParseError(message: "not a port number: \"\(excerpt(line))\"")
+                throw ParseError(message: "not a port number: \"\(line.oneLine(limit: 32))\"")
+            }
+            guard line == "0" || line.first != "0" else {
+                throw ParseError(message: "port \"\(line.oneLine(limit: 32))\" has a leading zero")
             }
             guard let port = Port(parsing: Substring(line)) else {
-                throw ParseError(message: "port \(excerpt(line)) is out of range (1-65535)")
+                throw ParseError(message: "port \(line.oneLine(limit: 32)) is out of range (1-65535)")
             }
             ports.append(port)
         }
         return .ports(ports)
-    }
-
-    /// At most 32 characters, control characters escaped, so a binary file makes a readable line.
-    static func excerpt(_ text: String) -> String {
-        var result = ""
-        for scalar in text.unicodeScalars.prefix(32) {
-            if scalar.value < 0x20 || scalar.value == 0x7F {
-                result += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-            } else {
-                result.unicodeScalars.append(scalar)
-            }
-        }
-        return text.unicodeScalars.count > 32 ? result + "…" : result
     }
 }

@@ -173,11 +173,14 @@ public final class PortFileWatcher {
             bytes = try FileContents.read(atPath: path, maxBytes: 4096)
         } catch let error as SystemCallError where error.errno == ENOENT {
             return report(nil, why: "no file")
+        } catch let error as NotARegularFileError {
+            loop.logger.warning(name, "\(error); keeping port \(lastKnownText)")
+            return
         } catch {
             loop.logger.warning(name, "cannot read \(path): \(error); keeping port \(lastKnownText)")
             return
         }
-        loop.logger.trace(name, "read \(bytes.count) bytes: \"\(PortFile.excerpt(String(decoding: bytes, as: UTF8.self)))\"")
+        loop.logger.trace(name, "read \(bytes.count) bytes: \"\(String(decoding: bytes, as: UTF8.self).oneLine(limit: 32))\"")
         do {
             switch try PortFile.parse(bytes) {
             case .noPort:

@@ -1,3 +1,5 @@
+import Reactor
+
 /// A configuration or usage problem, said in one line that names where it is:
 /// `config.toml:12: unknown key "prot" in [natpmp]`, `PORTSYNC_NATPMP_GATEWAY: …`, `--gateway: …`.
 struct ConfigurationError: Error, Equatable, CustomStringConvertible {
@@ -9,5 +11,6 @@ struct ConfigurationError: Error, Equatable, CustomStringConvertible {
         self.message = message
     }
 
-    var description: String { origin.isEmpty ? message : "\(origin): \(message)" }
+    /// One line even when it quotes a value with a line break in it.
+    var description: String { (origin.isEmpty ? message : "\(origin): \(message)").oneLine(limit: 1000) }
 }

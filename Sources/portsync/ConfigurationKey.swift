@@ -277,9 +277,15 @@ private func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(Inv
     return seconds
 }
 
+/// An http:// URL. https:// parses, but this build has no TLS: sending the password in clear
+/// to port 443 is refused here rather than discovered on the wire.
 private func url(_ value: TOMLValue) throws(InvalidValue) -> HTTPURL {
     do {
-        return try HTTPURL(parsing: try value.string())
+        let url = try HTTPURL(parsing: try value.string())
+        guard url.scheme == .http else {
+            throw InvalidValue("URL \"\(url)\": https is not supported by this build (no TLS); use http:// to a local address or a TLS proxy")
+        }
+        return url
     } catch let error as URLError {
         throw InvalidValue(error.description)
     } catch let error as InvalidValue {
@@ -314,14 +320,18 @@ private func interfaceName(_ text: String) throws(InvalidValue) -> String {
 /// "127.0.0.1:9834", "[::1]:9834", or a bare port (then on 127.0.0.1). Empty: off.
 private func listenAddress(_ text: String) throws(InvalidValue) -> SocketAddress? {
     if text.isEmpty { return nil }
-    if let port = UInt16(text) {
+    // Digits only: UInt16("+80") would take the sign.
+    func port(_ digits: Substring) -> UInt16? {
+        digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }) ? UInt16(digits) : nil
+    }
+    if let port = port(text[...]) {
         guard port > 0 else { throw InvalidValue("port 0 is not a port to listen on") }
         return .v4(IPv4Address(127, 0, 0, 1), port: port)
     }
     guard let colon = text.lastIndex(of: ":") else {
         throw InvalidValue("\"\(text)\" is not address:port (e.g. 127.0.0.1:9834)")
     }
-    guard let port = UInt16(text[text.index(after: colon)...]), port > 0 else {
+    guard let port = port(text[text.index(after: colon)...]), port > 0 else {
         throw InvalidValue("\"\(text)\" has a bad port (1-65535)")
     }
     guard let address = SocketAddress(numericHost: String(text[..<colon]), port: port) else {

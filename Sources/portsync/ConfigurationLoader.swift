@@ -81,7 +81,9 @@ struct ConfigurationLoader {
         } catch {
             throw ConfigurationError(path, "cannot read: \(error)")
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
+        // A UTF-8 byte order mark, which some Windows editors write, is not part of the TOML.
+        let body = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? bytes.dropFirst(3) : bytes[...]
+        guard let text = String(validating: body, as: UTF8.self) else {
             throw ConfigurationError(path, "is not UTF-8 text")
         }
         let document = try TOMLDocument.parse(text, fileName: path)
@@ -163,8 +165,7 @@ struct ConfigurationLoader {
                 }
             }
             if let value = environment[variable] {
-                guard !value.isEmpty else { throw ConfigurationError(variable, "is set but empty") }
-                return Secret(value: value, origin: variable)
+                return try checkedSecret(value, origin: variable, file: nil, errorOrigin: variable)
             }
             return nil
         }
@@ -189,15 +190,26 @@ struct ConfigurationLoader {
         }
         var text = String(decoding: bytes, as: UTF8.self)
         while text.hasSuffix("\n") || text.hasSuffix("\r") || text.hasSuffix("\r\n") { text.removeLast() }
-        guard !text.isEmpty else { throw ConfigurationError(origin, "secret file \(path) is empty") }
-        guard !text.contains(where: \.isNewline) else {
-            throw ConfigurationError(origin, "secret file \(path) holds more than one line")
-        }
+        let secret = try checkedSecret(text, origin: "file \(path)", file: path, errorOrigin: origin)
         var info = stat()
         if stat(path, &info) == 0 && info.st_mode & 0o004 != 0 {
             warnings.append("secret file \(path) is readable by every user (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it")
         }
-        return Secret(value: text, origin: "file \(path)")
+        return secret
+    }
+
+    /// The one check every secret gets, from a file, `$CREDENTIALS_DIRECTORY` or the
+    /// environment: not empty, one line, no control character (a tab aside), since it goes into
+    /// a header or a form. Checked on bytes; the message names where it came from (`file`: the
+    /// secret file, nil: the variable that `errorOrigin` names) and never shows the secret.
+    private func checkedSecret(_ text: String, origin: String, file: String?, errorOrigin: String) throws(ConfigurationError) -> Secret {
+        func problem(_ what: String) -> ConfigurationError {
+            ConfigurationError(errorOrigin, file.map { "secret file \($0) \(what)" } ?? what)
+        }
+        guard !text.isEmpty else { throw problem(file == nil ? "is set but empty" : "is empty") }
+        guard !text.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) else { throw problem("holds more than one line") }
+        guard text.utf8.allSatisfy(HTTPSyntax.isFieldValueByte) else { throw problem("holds a control character") }
+        return Secret(value: text, origin: origin)
     }
 }
 

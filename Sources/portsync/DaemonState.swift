@@ -54,15 +54,26 @@ struct DaemonState: Equatable {
             throw ParseError(message: "not a portsync state (no \"health\")")
         }
         var port: Port?
-        if let number = value["port"]?.integer {
+        if let number = try integer("port", in: value, as: UInt16.self) {
             guard let valid = Port(number) else { throw ParseError(message: "port \(number) is out of range") }
             port = valid
         }
-        return DaemonState(port: port, source: value["source"]?.string, appliedAt: value["applied_at"]?.integer.map(Int64.init),
+        return DaemonState(port: port, source: value["source"]?.string, appliedAt: try integer("applied_at", in: value, as: Int64.self),
                            health: health, qbittorrentVersion: value["qbittorrent_version"]?.string,
-                           natpmpInternalPort: value["natpmp_internal_port"]?.integer.flatMap { UInt16(exactly: $0) },
+                           natpmpInternalPort: try integer("natpmp_internal_port", in: value, as: UInt16.self),
                            natpmpGateway: value["natpmp_gateway"]?.string, natpmpGatewayRule: value["natpmp_gateway_rule"]?.string,
-                           pid: Int32(value["pid"]?.integer ?? 0), updatedAt: Int64(value["updated_at"]?.integer ?? 0))
+                           pid: try integer("pid", in: value, as: Int32.self) ?? 0,
+                           updatedAt: try integer("updated_at", in: value, as: Int64.self) ?? 0)
+    }
+
+    /// The member `key` as a `T`, nil when absent; a number that is not a whole `T` (a pid of
+    /// 4294967296, a port of 70000, a fraction) is an error naming it, never a trap.
+    private static func integer<T: FixedWidthInteger>(_ key: String, in value: JSONValue, as type: T.Type) throws -> T? {
+        guard let member = value[key], member != .null else { return nil }
+        guard let number = member.integer, let exact = T(exactly: number) else {
+            throw ParseError(message: "\"\(key)\" is not a whole number in range: \(member.excerpt)")
+        }
+        return exact
     }
 }
 

@@ -59,6 +59,8 @@ struct Doctor {
             }
         } catch let error as SystemCallError where error.errno == ENOENT {
             report.fail("port file: \(path) does not exist", "connect with port forwarding on in the ProtonVPN app")
+        } catch let error as NotARegularFileError {
+            report.fail("port file: \(error)", "point the setting at the file the VPN writes")
         } catch {
             report.fail("port file: \(path): \(error)", "check what writes this file")
         }
@@ -212,7 +214,7 @@ struct Doctor {
 
         switch call("GET", "/api/v2/app/version") {
         case .success(let response) where response.status == 200:
-            report.pass("version: qBittorrent \(response.text.trimmingSpaces)")
+            report.pass("version: qBittorrent \(response.text.trimmingSpaces.oneLine(limit: 40))")
         case .success(let response) where response.status == 403:
             return report.fail("version: qBittorrent wants a login (403)",
                                "set [qbittorrent].password_file, or enable \"Bypass authentication for clients on localhost\"")

@@ -109,6 +109,8 @@ struct OnceCommand {
             bytes = try FileContents.read(atPath: path, maxBytes: 4096)
         } catch let error as SystemCallError where error.errno == ENOENT {
             return .failure(Problem(code: .unsupported, message: "no source available: \(path) does not exist (is the VPN connected, with port forwarding on?)"))
+        } catch let error as NotARegularFileError {
+            return .failure(Problem(code: .transientFailure, message: "\(error)"))
         } catch {
             return .failure(Problem(code: .transientFailure, message: "cannot read \(path): \(error)"))
         }

@@ -29,13 +29,15 @@ struct StatusCommand {
         var lines: [String] = []
         if let port = state.port {
             let when = state.appliedAt.map { "\(WallClock.text($0)) (\(WallClock.age($0)))" } ?? "at an unknown time"
-            lines.append("port \(port) from \(state.source ?? "an unknown source"), applied \(when)")
+            lines.append("port \(port) from \(state.source?.oneLine() ?? "an unknown source"), applied \(when)")
         } else {
             lines.append("no port applied yet")
         }
-        lines.append("health: \(state.health)")
-        if let version = state.qbittorrentVersion { lines.append("qBittorrent \(version)") }
-        if let gateway = state.natpmpGateway { lines.append("NAT-PMP gateway \(gateway) (\(state.natpmpGatewayRule ?? "rule unknown"))") }
+        lines.append("health: \(state.health.oneLine())")
+        if let version = state.qbittorrentVersion { lines.append("qBittorrent \(version.oneLine(limit: 40))") }
+        if let gateway = state.natpmpGateway {
+            lines.append("NAT-PMP gateway \(gateway.oneLine(limit: 40)) (\((state.natpmpGatewayRule ?? "rule unknown").oneLine()))")
+        }
         lines.append(running ? "daemon: running (pid \(state.pid))" : "daemon: not running (last pid \(state.pid))")
         ProcessEnvironment.printToStandardOutput(lines.joined(separator: "\n") + "\n")
         return state.isHealthy ? .success : .transientFailure

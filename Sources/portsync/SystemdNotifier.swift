@@ -53,22 +53,47 @@ final class SystemdNotifier {
         fd = FileDescriptor(rawValue: socketFD)
         self.logger = logger
         watchdogInterval = Self.watchdogInterval(environment: environment, pid: getpid())
+        if let problem = Self.watchdogProblem(environment: environment) { logger.warning("systemd", problem) }
     }
 
     deinit { fd.close() }
 
-    /// `WATCHDOG_USEC / 2`, when `WATCHDOG_PID` is unset or this process.
+    /// The longest interval between pings: enough for any timeout of two hours or more.
+    static let longestWatchdogInterval = Duration.seconds(3600)
+
+    /// `WATCHDOG_USEC / 2`, at most `longestWatchdogInterval`, when `WATCHDOG_PID` is unset or
+    /// this process; nil when `WATCHDOG_USEC` is not a positive number of microseconds.
     static func watchdogInterval(environment: [String: String], pid: Int32) -> Duration? {
-        guard let text = environment["WATCHDOG_USEC"], let microseconds = Int64(text), microseconds > 0 else { return nil }
+        guard let microseconds = watchdogMicroseconds(environment) else { return nil }
         if let owner = environment["WATCHDOG_PID"], Int32(owner) != pid { return nil }
-        return .microseconds(microseconds / 2)
+        return min(.microseconds(microseconds / 2), longestWatchdogInterval)
+    }
+
+    /// The line to log about a `WATCHDOG_USEC` that is unusable or absurdly long, if it is.
+    static func watchdogProblem(environment: [String: String]) -> String? {
+        guard let text = environment["WATCHDOG_USEC"] else { return nil }
+        guard let microseconds = watchdogMicroseconds(environment) else {
+            return "WATCHDOG_USEC=\(text.oneLine(limit: 40)) is not a positive number of microseconds; no watchdog pings"
+        }
+        guard Duration.microseconds(microseconds / 2) <= longestWatchdogInterval else {
+            return "WATCHDOG_USEC=\(text) is longer than two hours; pinging the watchdog every hour"
+        }
+        return nil
+    }
+
+    private static func watchdogMicroseconds(_ environment: [String: String]) -> Int64? {
+        guard let text = environment["WATCHDOG_USEC"], let microseconds = Int64(text), microseconds > 0 else { return nil }
+        return microseconds
     }
 
     func notify(_ assignments: String...) {
         notify(assignments)
     }
 
+    /// Sends `KEY=value` lines. Each value is made one printable line first: text from outside
+    /// (qBittorrent's version, an error message) must not add a line such as `WATCHDOG=trigger`.
     func notify(_ assignments: [String]) {
+        let assignments = assignments.map(Self.oneLine)
         let message = Array(assignments.joined(separator: "\n").utf8)
         logger.trace("systemd", "notify \(assignments.joined(separator: " | "))")
         let sent = address.bytes.withUnsafeBytes { raw in
@@ -83,6 +108,12 @@ final class SystemdNotifier {
         } else if sent >= 0 {
             failed = false
         }
+    }
+
+    /// `KEY=value` with the value as one printable line of at most 200 characters.
+    static func oneLine(_ assignment: String) -> String {
+        guard let equals = assignment.firstIndex(of: "=") else { return assignment.oneLine() }
+        return "\(assignment[..<equals])=\(assignment[assignment.index(after: equals)...].oneLine())"
     }
 
     /// `RELOADING=1` with `MONOTONIC_USEC` (systemd 253+ wants it; 252 ignores unknown keys).

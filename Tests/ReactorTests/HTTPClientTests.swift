@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 import TestSupport
 @testable import Reactor
@@ -25,6 +26,40 @@ import TestSupport
         client.send(HTTPRequest(method: "GET", target: target, headers: ["Host": "127.0.0.1"]), retryIfStale: retryIfStale) { result = $0 }
         try runUntil(loop, seconds: 10) { result != nil }
         return try #require(result)
+    }
+
+    @Test func aRequestThatCannotBeSentFailsWithoutCrashing() throws {
+        let client = client()
+        var result: Result<HTTPResponse, HTTPClientError>?
+        client.send(HTTPRequest(method: "GET", target: "/a", headers: ["Cookie": "SID=abc\r\ndef"])) { result = $0 }
+        try runUntil(loop, seconds: 10) { result != nil }
+        guard case .failure(.invalidRequest(let error)) = result else {
+            Issue.record("expected invalidRequest, got \(String(describing: result))")
+            return
+        }
+        #expect(error.description == "request not sent: header Cookie holds a line break or another control character")
+        #expect(try get(client, "/b").map(\.text) == .success("answer to /b"), "the client goes on")
+    }
+
+    @Test func anEndlessBodyFailsAtTheLimitWhileItIsRead() throws {
+        let listener = Listener()
+        defer { listener.fd.close() }
+        let client = client(port: listener.port)
+        var result: Result<HTTPResponse, HTTPClientError>?
+        client.send(HTTPRequest(method: "GET", target: "/endless")) { result = $0 }
+        try runUntil(loop) { client.requestsSent == 1 }
+        let server = listener.accept()
+        defer { server.close() }
+        _ = fcntl(server.rawValue, F_SETFL, O_NONBLOCK)
+        _ = try server.write(Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n".utf8))
+        let flood = [UInt8](repeating: 65, count: 64 * 1024)
+        var sent = 0
+        while result == nil && sent < 64 << 20 {
+            if case .done(let count) = try server.write(flood) { sent += count }
+            try loop.runOnce(timeout: .zero)
+        }
+        #expect(result.map { "\($0)" }?.contains("body longer than 4194304 bytes") == true, "\(String(describing: result))")
+        #expect(sent < 6 << 20, "the client stopped reading soon after the limit")
     }
 
     @Test func requestsShareOneKeptAliveConnection() throws {
@@ -111,9 +146,18 @@ import TestSupport
         #expect(try JSONValue.parse(Array(value.serialized.utf8)) == value)
     }
 
-    @Test(arguments: ["", "{", "{\"a\":}", "[1,]", "{\"a\" 1}", "tru", "01", "1.", "\"\\x\"", "\"a\nb\"", "{} {}", "<html>"])
+    @Test(arguments: ["", "{", "{\"a\":}", "[1,]", "{\"a\" 1}", "tru", "01", "1.", "\"\\x\"", "\"a\nb\"", "{} {}", "<html>",
+                      #""\u+041""#, #""\u-041""#, #""\u 041""#, #""\u41""#, #""\u004""#])
     func rejectsInvalidJSON(text: String) {
         #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Array(text.utf8)) }
+    }
+
+    @Test func aLoneSurrogateIsReplacedWithoutLosingTheNextCharacter() throws {
+        #expect(try JSONValue.parse(Array(#""\ud800\u0041B""#.utf8)) == .string("\u{FFFD}AB"))
+        #expect(try JSONValue.parse(Array(#""\ud800\ud800\udc00""#.utf8)) == .string("\u{FFFD}\u{10000}"))
+        #expect(try JSONValue.parse(Array(#""\ud800x""#.utf8)) == .string("\u{FFFD}x"))
+        #expect(try JSONValue.parse(Array(#""\udc00\u0041""#.utf8)) == .string("\u{FFFD}A"))
+        #expect(try JSONValue.parse(Array(#""\u00E9\u00e9""#.utf8)) == .string("éé"))
     }
 
     @Test func deepNestingIsAnErrorNotACrash() {

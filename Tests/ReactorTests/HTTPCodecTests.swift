@@ -104,6 +104,13 @@ import TestSupport
         #expect(keep?.keepAlive == true)
     }
 
+    @Test func aTabInAHeaderValueIsFine() throws {
+        var parser = HTTPResponseParser()
+        let response = try parser.consume(bytes("HTTP/1.0 200 OK\r\nX-Note: a\tb\r\nContent-Length: 0\r\n\r\n"))
+        #expect(response?.headers["X-Note"] == "a\tb")
+        #expect(response?.version.minor == 0)
+    }
+
     @Test func bareLineFeedsAreAccepted() throws {
         var parser = HTTPResponseParser()
         let response = try parser.consume(bytes("HTTP/1.1 403 Forbidden\nContent-Length: 9\n\nForbidden"))
@@ -123,6 +130,18 @@ import TestSupport
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", "chunk data longer"),
         ("HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", "over the"),
+        ("HTTP/1.1 200 OK\r\nSet-Cookie: SID=abc\rdef; path=/\r\nContent-Length: 0\r\n\r\n", "header line 1 holds a bare CR"),
+        ("HTTP/1.1 200 OK\r\nX: 1\r\nSet-Cookie: SID=a\u{0}b\r\n\r\n", "header line 2 holds control byte 0x0"),
+        ("HTTP/1.1 200 OK\r\nX: a\u{1B}[2Kb\r\n\r\n", "header line 1 holds control byte 0x1B"),
+        ("HTTP/1.1 200 O\rK\r\n\r\n", "the status line holds a bare CR"),
+        ("HTTP/1.-1 200 OK\r\n\r\n", "unsupported version"),
+        ("HTTP/1.+1 200 OK\r\n\r\n", "unsupported version"),
+        ("HTTP/01.1 200 OK\r\n\r\n", "unsupported version"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-0\r\n\r\n", "bad chunk size"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\nabc", "bad Content-Length"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 3,\r\n\r\nabc", "bad Content-Length"),
     ])
     func malformedInputIsAnErrorNamingTheProblem(wire: String, expected: String) {
         var parser = HTTPResponseParser()
@@ -164,22 +183,38 @@ import TestSupport
 }
 
 @Suite struct HTTPRequestTests {
-    @Test func formRequestIsPercentEncodedWithContentLength() {
+    @Test func formRequestIsPercentEncodedWithContentLength() throws {
         var request = HTTPRequest.form("/api/v2/auth/login", fields: [("username", "admin"), ("password", "p&ss=w+rd %é")])
         request.headers.add("Host", "127.0.0.1:8080")
-        let text = String(decoding: request.serialized(), as: UTF8.self)
+        let text = String(decoding: try request.serialized(), as: UTF8.self)
         let body = "username=admin&password=p%26ss%3Dw%2Brd%20%25%C3%A9"
         #expect(text == "POST /api/v2/auth/login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nHost: 127.0.0.1:8080\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
     }
 
-    @Test func getHasNoContentLength() {
+    @Test func getHasNoContentLength() throws {
         let request = HTTPRequest(method: "GET", target: "/api/v2/app/version", headers: ["Host": "localhost"])
-        #expect(String(decoding: request.serialized(), as: UTF8.self) == "GET /api/v2/app/version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(String(decoding: try request.serialized(), as: UTF8.self) == "GET /api/v2/app/version HTTP/1.1\r\nHost: localhost\r\n\r\n")
     }
 
-    @Test func emptyPostCarriesContentLengthZero() {
+    @Test func emptyPostCarriesContentLengthZero() throws {
         let request = HTTPRequest(method: "POST", target: "/api/v2/auth/logout")
-        #expect(String(decoding: request.serialized(), as: UTF8.self).hasSuffix("Content-Length: 0\r\n\r\n"))
+        #expect(String(decoding: try request.serialized(), as: UTF8.self).hasSuffix("Content-Length: 0\r\n\r\n"))
+    }
+
+    @Test(arguments: ["SID=abc\rdef", "SID=abc\r\ndef", "k\r\n\r\n\r\n", "a\nb", "a\u{0}b", "a\u{7F}b", "\r\n"])
+    func aHeaderValueThatCannotBeSentIsAnErrorNotACrash(value: String) {
+        let request = HTTPRequest(method: "GET", target: "/api/v2/app/version", headers: ["Cookie": value])
+        #expect(throws: HTTPRequestError("header Cookie holds a line break or another control character")) {
+            try request.serialized()
+        }
+    }
+
+    @Test func aTargetWithASpaceOrLineBreakIsRefused() {
+        for target in ["/v1/port forward", "/v1/\r\nX-Injected: 1", "/a\rb", "v1/portforward", ""] {
+            #expect(throws: HTTPRequestError.self, "\(target.oneLine())") {
+                try HTTPRequest(method: "GET", target: target).serialized()
+            }
+        }
     }
 }
 
@@ -197,6 +232,9 @@ import TestSupport
         let v6 = try HTTPURL(parsing: "http://[::1]:9000")
         #expect(v6.bareHost == "::1")
         #expect(v6.port == 9000)
+        let encoded = try HTTPURL(parsing: "HTTP://qbt.example_lan:08080/q%20b/t~x/")
+        #expect(encoded.port == 8080)
+        #expect(encoded.basePath == "/q%20b/t~x")
     }
 
     @Test(arguments: [
@@ -206,7 +244,23 @@ import TestSupport
         ("http://host:70000", "bad port"),
         ("http://user:pw@host", "must not carry credentials"),
         ("http://", "has no host"),
-        ("http://ho st", "bad host name"),
+        ("http://ho st", "holds a space"),
+        ("http://host\r\nX-Injected: 1", "control character"),
+        ("http://host/\rpath", "control character"),
+        ("http://h:80:80", "more than one port"),
+        ("http://[]:80", "bad IPv6 address"),
+        ("http://[nonsense]:80", "bad IPv6 address"),
+        ("http://h:", "bad port"),
+        ("http://h:+80", "bad port"),
+        ("http://h:080080", "bad port"),
+        ("http://h:-1", "bad port"),
+        ("http://300.1.1.1", "bad IPv4 address"),
+        ("http://h/a?b=c", "query or fragment"),
+        ("http://h?b=c", "query or fragment"),
+        ("http://h/a\"b", "bad path"),
+        ("http://h/a%zz", "bad path"),
+        ("http://h/a<b>", "bad path"),
+        ("http://hôst", "non-ASCII"),
     ])
     func rejectsBadURLs(text: String, problem: String) {
         #expect { try HTTPURL(parsing: text) } throws: { error in

@@ -20,9 +20,16 @@ import TestSupport
         logger.info("proton.file", "filtered out")
         #expect(lines.count == 1)
         let line = lines[0]
-        #expect(line.hasSuffix("warning proton.file: garbage \"abc xyz\" in forwarded_port\n"))
+        #expect(line.hasSuffix("warning proton.file: garbage \"abc\\nxyz\" in forwarded_port\n"))
         #expect(line.filter { $0 == "\n" }.count == 1)
         #expect(line.prefix(12).allSatisfy { $0.isNumber || $0 == ":" || $0 == "." })
+    }
+
+    @Test func aCarriageReturnOrControlCharacterCannotForgeALine() {
+        var lines: [String] = []
+        let logger = Logger(level: .info, style: .journal) { lines.append($0) }
+        logger.info("gluetun.http", "answer \"x\r\n<0>portsync: forged\" and \r<3>overwritten and \u{1B}[2K erased")
+        #expect(lines == [#"<6>gluetun.http: answer "x\r\n<0>portsync: forged" and \r<3>overwritten and \x1B[2K erased"# + "\n"])
     }
 
     @Test func traceOnlyWhenEnabledWhateverTheLevel() {

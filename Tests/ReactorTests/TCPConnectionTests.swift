@@ -41,6 +41,35 @@ import TestSupport
         #expect(loop.registrationCount == 0)
     }
 
+    @Test func eachBufferReachesTheOwnerBeforeTheNextIsRead() throws {
+        let loop = try EventLoop(logger: LogCapture().logger)
+        let listener = Listener()
+        defer { listener.fd.close() }
+        var connected = false
+        var sizes: [Int] = []
+        var connection: TCPConnection!
+        connection = TCPConnection(loop: loop, name: "test.tcp") { event in
+            switch event {
+            case .connected: connected = true
+            case .received(let bytes):
+                sizes.append(bytes.count)
+                connection.close()  // a limit crossed: the owner stops the stream
+            case .closed: break
+            }
+        }
+        try connection.connect(to: .v4(IPv4Address(127, 0, 0, 1), port: listener.port), timeout: .seconds(5))
+        try runUntil(loop) { connected }
+        let server = listener.accept()
+        defer { server.close() }
+        _ = fcntl(server.rawValue, F_SETFL, O_NONBLOCK)
+        let flood = [UInt8](repeating: 65, count: 64 * 1024)
+        var queued = 0
+        while queued < 1 << 20, case .done(let count) = try server.write(flood) { queued += count }
+        #expect(queued > 64 * 1024)
+        try runUntil(loop) { !sizes.isEmpty }
+        #expect(sizes == [16 * 1024], "one buffer, then the owner's close stops the reading")
+    }
+
     @Test func aRefusedConnectionIsReportedAsRefused() throws {
         let loop = try EventLoop(logger: LogCapture().logger)
         let listener = Listener()

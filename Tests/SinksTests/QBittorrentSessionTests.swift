@@ -60,6 +60,28 @@ import Testing
         return driver
     }
 
+    @Test func aVersionWithLineBreaksBecomesOnePrintableLine() {
+        var driver = Driver(session: QBittorrentSession(settings: settings()), now: start)
+        driver.feed(.desiredPort(Port(51413)!))
+        driver.answer(200, "Ok.", headers: ["Set-Cookie": "SID=abc123"])
+        driver.answer(200, "v9\nWATCHDOG=trigger\nX")
+        #expect(driver.session.status.version == #"v9\nWATCHDOG=trigger\nX"#)
+        #expect(driver.logs.allSatisfy { !$0.1.contains("\n") })
+    }
+
+    @Test func aCookieThatCannotBeSentMeansANewLoginNotAnEndlessFailure() throws {
+        var driver = Driver(session: QBittorrentSession(settings: settings()), now: start)
+        driver.feed(.desiredPort(Port(51413)!))
+        driver.answer(200, "Ok.", headers: ["Set-Cookie": "SID=abc\rdef; path=/"])
+        let version = try #require(driver.sent.last)
+        #expect(throws: HTTPRequestError.self) { try version.serialized() }
+        driver.feed(.requestFailed(.invalidRequest(HTTPRequestError("header Cookie holds a line break or another control character"))))
+        #expect(driver.logged("GET /api/v2/app/version: request not sent: header Cookie holds a line break or another control character"))
+        driver.now = driver.session.nextDeadline ?? driver.now
+        driver.feed(.deadlineReached)
+        #expect(driver.lastTarget == "POST /api/v2/auth/login")
+    }
+
     @Test func qBittorrent4LoginThenSetThenVerify() throws {
         var driver = Driver(session: QBittorrentSession(settings: settings()), now: start)
         driver.feed(.desiredPort(Port(51413)!))

@@ -265,6 +265,17 @@ final class QBittorrentSinkTests {
         #expect(fake.listenPort == 51413)
     }
 
+    @Test func aBareCRInTheCookieIsAMalformedAnswerNotACrash() throws {
+        fake.crInCookie = true
+        let sink = sink(password("right-password"))
+        sink.apply(Port(51413)!)
+        #expect(try runUntil(loop, seconds: 5) {
+            sink.status.health == .failing("POST /api/v2/auth/login: malformed HTTP response: header line 1 holds a bare CR")
+        })
+        fake.crInCookie = false
+        #expect(try runUntil(loop, seconds: 5) { sink.status.health == .verified })
+    }
+
     @Test func aServerThatNeverAnswersTimesOut() throws {
         fake.silent = true
         let sink = sink(password("right-password"), requestTimeout: .milliseconds(300))

@@ -172,6 +172,8 @@ public final class FakeQBittorrent52 {
     public var banned = false
     /// Replaces the preferences answer (garbage tests).
     public var preferencesBody: String?
+    /// Puts a bare CR inside the session cookie, as a broken proxy might.
+    public var crInCookie = false
     public var silent = false
     private var sessions: Set<String> = []
     public private(set) var server: FakeHTTPServer!
@@ -193,7 +195,8 @@ public final class FakeQBittorrent52 {
             guard request.form["password"] == password else { return reply(401, "Unauthorized") }
             let session = "s\(sessions.count + 1)"
             sessions.insert(session)
-            return reply(204, "", ["Set-Cookie": "\(cookieName)=\(session); HttpOnly; SameSite=Lax; path=/; Max-Age=3600"])
+            let value = crInCookie ? "\(session)\rdef" : session
+            return reply(204, "", ["Set-Cookie": "\(cookieName)=\(value); HttpOnly; SameSite=Lax; path=/; Max-Age=3600"])
         }
         let cookie = request.headers["Cookie"].flatMap { $0.hasPrefix("\(cookieName)=") ? String($0.dropFirst(cookieName.count + 1)) : nil }
         let bearer = request.headers["Authorization"]

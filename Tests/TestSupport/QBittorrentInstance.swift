@@ -159,7 +159,7 @@ public enum RawHTTP {
         if let cookie { headers.add("Cookie", cookie) }
         if let contentType { headers.add("Content-Type", contentType) }
         for (name, value) in extra { headers.add(name, value) }
-        let wire = HTTPRequest(method: method, target: path, headers: headers, body: Array(body.utf8)).serialized()
+        let wire = try HTTPRequest(method: method, target: path, headers: headers, body: Array(body.utf8)).serialized()
         _ = wire.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var parser = HTTPResponseParser()
         var buffer = [UInt8](repeating: 0, count: 65536)

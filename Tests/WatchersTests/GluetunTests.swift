@@ -16,6 +16,18 @@ import TestSupport
         #expect(try ports(#"{"ports":[]}"#) == [])
     }
 
+    @Test func aHugeAnswerIsQuotedNotEchoed() {
+        let huge = String(repeating: "x", count: 3_000_000)
+        for json in [#"{"junk":"\#(huge)"}"#, #"{"port":"\#(huge)"}"#, #"{"ports":["\#(huge)"]}"#, "<html>\(huge)"] {
+            do {
+                _ = try ports(json)
+                Issue.record("no error for a huge answer")
+            } catch {
+                #expect("\(error)".count < 300)
+            }
+        }
+    }
+
     @Test(arguments: [
         ("<html>", "not a JSON object"), (#"{"status":"ok"}"#, "neither \"port\" nor \"ports\""),
         (#"{"port":70000}"#, "\"port\" is not a port"), (#"{"port":"40000"}"#, "\"port\" is not a port"),
@@ -97,6 +109,15 @@ import TestSupport
         var other = self.driver()
         other.answer(400, "bad request")
         #expect(other.sent.count == 1, "any other 400 is not taken for a missing route")
+    }
+
+    @Test func aRedirectToAnInvalidPathIsNotFollowed() {
+        for location in ["/v1/port\rforward", "/v1/port forward", "/v1/\r\nX-Injected: 1", "http://h:80:80/v1/portforward"] {
+            var driver = driver()
+            driver.answer(301, headers: ["Location": location])
+            #expect(driver.sent.count == 1, "\(location.oneLine())")
+            #expect(driver.logs.contains { $0.1.contains("without a usable Location") })
+        }
     }
 
     @Test func aRedirectIsFollowed() {

@@ -179,6 +179,26 @@ import Testing
         #expect(driver.sent.last?[1] == 1, "a new UDP request right away")
     }
 
+    @Test func datagramsWhileDownNeverStartACycle() {
+        // Never up: no gateway at all. Two replies whose epochs disagree would once restart a
+        // cycle, and its first timeout trapped on the missing gateway.
+        var driver = Driver(session: NATPMPSession(settings: NATPMPSettings()), now: start)
+        let reply: (UInt32) -> [UInt8] = { [0, 129, 0, 0] + NATPMP.bigEndian($0) + [0xC8, 0xD5, 0x9C, 0x40, 0, 0, 0, 60] }
+        driver.feed(.datagramReceived(reply(5000)))
+        driver.feed(.datagramReceived(reply(3)))
+        #expect(driver.sent.isEmpty)
+        #expect(!driver.session.isUp)
+        #expect(driver.session.nextDeadline == nil)
+
+        var down = mapped()
+        down.feed(.linkDown("proton0 is down"))
+        let requests = down.sent.count
+        down.feed(.datagramReceived(reply(5000)))
+        down.feed(.datagramReceived(reply(3)))
+        #expect(down.sent.count == requests)
+        #expect(down.session.nextDeadline == nil)
+    }
+
     @Test func anEpochThatJumpsForwardIsAnotherServer() {
         var driver = mapped()
         driver.advance(to: start + .seconds(45))

@@ -29,6 +29,9 @@ import Testing
         ("port=51413", "not a port number: \"port=51413\""),
         ("12 34", "not a port number: \"12 34\""),
         ("\u{1}\u{2}binary", "not a port number: \"\\x01\\x02binary\""),
+        ("00080", "port \"00080\" has a leading zero"),
+        ("000080", "port \"000080\" has a leading zero"),
+        ("080", "port \"080\" has a leading zero"),
     ])
     func garbageIsAnErrorThatShowsTheContent(text: String, message: String) {
         #expect(throws: PortFile.ParseError(message: message)) { try parse(text) }

@@ -88,10 +88,15 @@ import Testing
         ("[natpmp]\ngateway = \"10.2.0\"\n", "config.toml:2: gateway \"10.2.0\" is not an IPv4 address"),
         ("[natpmp]\ninterface = \"a very long name\"\n", "config.toml:2: interface \"a very long name\" is longer than 15 bytes, the kernel's limit"),
         ("[qbittorrent]\nurl = \"127.0.0.1:8080\"\n", "config.toml:2: url URL \"127.0.0.1:8080\" has no scheme (expected http:// or https://)"),
+        ("[qbittorrent]\nurl = \"http://127.0.0.1:8080/\\r\\nX-Injected: 1\"\n", "config.toml:2: url URL \"http://127.0.0.1:8080/\\r\\nX-Injected: 1\" holds a space, a control character or a non-ASCII character"),
+        ("[gluetun]\nurl = \"http://h:80:80\"\n", "config.toml:2: url URL \"http://h:80:80\" has more than one port"),
+        ("[qbittorrent]\nurl = \"https://qbt.example.lan\"\n", "config.toml:2: url URL \"https://qbt.example.lan\": https is not supported by this build (no TLS); use http:// to a local address or a TLS proxy"),
         ("[qbittorrent]\nbind_interface = \"yes\"\n", "config.toml:2: bind_interface must be true or false, not a string"),
         ("[daemon]\nlog_level = \"loud\"\n", "config.toml:2: log_level \"loud\" is not a log level (error, warning, notice, info or debug)"),
         ("[daemon]\nmetrics_listen = \"localhost:9834\"\n", "config.toml:2: metrics_listen \"localhost\" is not a numeric IP address"),
         ("[daemon]\nmetrics_listen = \"127.0.0.1:0\"\n", "config.toml:2: metrics_listen \"127.0.0.1:0\" has a bad port (1-65535)"),
+        ("[daemon]\nmetrics_listen = \"127.0.0.1:+80\"\n", "config.toml:2: metrics_listen \"127.0.0.1:+80\" has a bad port (1-65535)"),
+        ("[daemon]\nmetrics_listen = \"+9834\"\n", "config.toml:2: metrics_listen \"+9834\" is not address:port (e.g. 127.0.0.1:9834)"),
         ("[source]\nstrategy = \"upnp\"\n", "config.toml:2: strategy \"upnp\" is not a strategy (auto, file, natpmp or gluetun)"),
         ("[natpmp]\nlease_seconds = 60\nrenew_seconds = 60\n", "config.toml:3: renew_seconds (60) must be shorter than lease_seconds (60), or the mapping lapses between renewals"),
         ("[proton]\nport_file = \"~/forwarded_port\"\n", "config.toml:2: port_file \"~/forwarded_port\": ~ is not expanded; write the full path"),
@@ -185,6 +190,30 @@ import Testing
         let printed = ConfigurationPrinter.render(loaded)
         #expect(!printed.contains("hunter2"))
         #expect(printed.contains("# qBittorrent password: set (file \(open))"))
+    }
+
+    @Test func aByteOrderMarkAtTheStartIsAccepted() throws {
+        let directory = TemporaryDirectory()
+        let file = directory.write("config.toml", "\u{FEFF}[natpmp]\ninterface = \"wg0\"\n")
+        #expect(try loader(file: file).load().configuration.natpmp.interface == "wg0")
+        #expect(loadError("[natpmp]\ninterface = \"wg0\"\n\u{FEFF}") != nil, "only at the start")
+    }
+
+    @Test func everySecretSourceGetsTheSameCheckAndNoneShowsTheSecret() throws {
+        let directory = TemporaryDirectory()
+        for variable in ConfigurationLoader.secretVariables {
+            for (value, problem) in [("k\r\n\r\n\r\n", "holds more than one line"), ("hunter2\nX-Injected: 1", "holds more than one line"),
+                                     ("hunter2\r", "holds more than one line"), ("hunter\u{1B}2", "holds a control character"),
+                                     ("", "is set but empty")] {
+                #expect(throws: ConfigurationError(variable, problem)) { try loader(environment: [variable: value]).load() }
+            }
+        }
+        let control = directory.write("credentials/qbittorrent-api-key", "hunter\u{7F}2\n")
+        #expect(throws: ConfigurationError("$CREDENTIALS_DIRECTORY", "secret file \(control) holds a control character")) {
+            try loader(environment: ["CREDENTIALS_DIRECTORY": "\(directory.path)/credentials"]).load()
+        }
+        let tab = try loader(environment: ["PORTSYNC_GLUETUN_API_KEY": "a\tb"]).load()
+        #expect(tab.credentials.gluetunAPIKey?.value == "a\tb")
     }
 
     @Test func theRenderedConfigurationIsValidTOMLThatLoadsBackTheSame() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Reactor
 import Testing
 import TestSupport
 @testable import portsync
@@ -6,11 +7,121 @@ import TestSupport
 /// The real binary, as a user runs it.
 @Suite struct ExecutableTests {
     @Test func badUsageAndBadValuesExitTwoWithOneLine() throws {
-        for arguments in [["run", "--bogus"], ["run", "--gateway", "300.1.1.1"], ["frobnicate"], ["run", "--set", "natpmp.renew_seconds=90"]] {
+        for arguments in [["run", "--bogus"], ["run", "--gateway", "300.1.1.1"], ["frobnicate"], ["run", "--set", "natpmp.renew_seconds=90"],
+                          ["run", "--interface", "wg0\nforged line"], ["run", "--qbittorrent-url", "http://h/\r\nX: 1"]] {
             let (status, output) = try Child.run(arguments)
             #expect(status == 2, "\(arguments)")
             #expect(output.hasPrefix("portsync: ") && output.filter { $0 == "\n" }.count == 1, "\(output)")
         }
+    }
+
+    @Test func aLineBreakInASecretVariableExitsTwoWithoutShowingIt() throws {
+        for variable in ["PORTSYNC_QBITTORRENT_API_KEY", "PORTSYNC_GLUETUN_API_KEY"] {
+            let (status, output) = try Child.run(["run"], environment: [variable: "hunter2\r\n\r\nX-Injected: 1"])
+            #expect(status == 2)
+            #expect(output == "portsync: \(variable): holds more than one line\n")
+        }
+    }
+
+    @Test func aSecretVariableMadeBadBeforeSIGHUPKeepsTheOldConfiguration() throws {
+        let directory = TemporaryDirectory()
+        let keyFile = directory.write("key", "hunter2\n")
+        let file = directory.write("config.toml", "[daemon]\nlog_level = \"info\"\n[qbittorrent]\napi_key_file = \"\(keyFile)\"\n")
+        let child = try Child(["run", "--config", file])
+        #expect(child.waitForOutput(containing: "running").contains("running"))
+        directory.write("key", "hunter2\r\nX-Injected: 1\n")
+        child.signal(SIGHUP)
+        let complaint = child.waitForOutput(containing: "keeping the previous configuration")
+        #expect(complaint.contains("\(file):4: secret file \(keyFile) holds more than one line; keeping the previous configuration"))
+        #expect(!child.output.contains("hunter2"))
+        child.signal(SIGTERM)
+        #expect(child.wait(seconds: 5) == 0)
+    }
+
+    @Test func anOutOfRangePidInTheStateFileIsOneLineNotACrash() throws {
+        let directory = TemporaryDirectory()
+        let file = directory.write("state.json", #"{"health":"ok","pid":4294967296,"port":51413,"updated_at":0}"#)
+        let environment = ["PORTSYNC_DAEMON_STATE_FILE": file]
+        let (status, output) = try Child.run(["status"], environment: environment)
+        #expect(status == 1)
+        #expect(output == "portsync: state file \(file): \"pid\" is not a whole number in range: 4294967296\n")
+
+        let daemon = try Child(["run"], environment: environment)
+        #expect(daemon.waitForOutput(containing: "running").contains("state file \(file): \"pid\" is not a whole number in range: 4294967296; starting without it"))
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0)
+    }
+
+    @Test func aStateFileThatCannotBeReplacedIsOneLineAndTheDaemonRuns() throws {
+        let directory = TemporaryDirectory()
+        directory.write("state.json/inside", "")  // state.json is a directory, and not empty
+        let daemon = try Child(["run"], environment: ["PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json",
+                                                      "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"])
+        let output = daemon.waitForOutput(containing: "cannot write the state file")
+        #expect(output.contains("cannot write the state file: rename \(directory.path)/state.json.tmp."))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["state.json"], "no temporary file left")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0)
+    }
+
+    @Test func aFIFOAsThePortFileIsRefusedWithoutBlocking() throws {
+        let directory = TemporaryDirectory()
+        let fifo = "\(directory.path)/forwarded_port"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let environment = ["PORTSYNC_PROTON_PORT_FILE": fifo, "PORTSYNC_SOURCE_STRATEGY": "file",
+                           "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"]
+        let (status, output) = try Child.run(["once"], environment: environment)
+        #expect(status == 1)
+        #expect(output == "portsync: \(fifo) is a FIFO, not a regular file\n")
+        let (_, doctor) = try Child.run(["doctor"], environment: environment)
+        #expect(doctor.contains("port file: \(fifo) is a FIFO, not a regular file"))
+
+        let daemon = try Child(["run"], environment: environment)
+        #expect(daemon.waitForOutput(containing: "FIFO").contains("\(fifo) is a FIFO, not a regular file; keeping port (none)"))
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0, "the loop still handles signals")
+    }
+
+    @Test func outOfDescriptorsTheMetricsServerPausesInsteadOfSpinning() throws {
+        let directory = TemporaryDirectory()
+        let metricsPort = freePort()
+        let environment = ["PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home", "XDG_RUNTIME_DIR": "/run/user/1000",
+                           "PORTSYNC_DAEMON_METRICS_LISTEN": "127.0.0.1:\(metricsPort)",
+                           "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())",
+                           "PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json"]
+        // Few descriptors (and none inherited from the test runner): the metrics server runs out
+        // long before its 64 connections.
+        let script = #"for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; ulimit -n 24 && exec "$0" run"#
+        let daemon = try ChildProcess(executable: "/bin/bash", arguments: ["-c", script, portsyncBinary],
+                                      environment: environment, outputPath: "\(directory.path)/output")
+        defer { daemon.stop(grace: 2) }
+        #expect(daemon.waitForOutput(containing: "metrics and health on").contains("/healthz"))
+        var clients: [Int32] = []
+        defer { clients.forEach { close($0) } }
+        for _ in 0..<40 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            _ = SocketAddress.v4(IPv4Address(127, 0, 0, 1), port: metricsPort).withSockAddr { connect(fd, $0, $1) }
+            clients.append(fd)
+        }
+        usleep(300_000)  // the descriptors run out within the first wakeups
+        func cpuTicks() -> Int {
+            let stat = (try? String(contentsOfFile: "/proc/\(daemon.pid)/stat", encoding: .utf8)) ?? ""
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            return fields.count > 12 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
+        }
+        let before = cpuTicks()
+        usleep(1_000_000)
+        let spent = cpuTicks() - before
+        #expect(spent < 20, "\(spent) ticks of CPU in one second: the listener must not spin")
+        let complaint = daemon.waitForOutput(containing: "not accepting connections")
+        #expect(complaint.contains("accept: Too many open files (errno 24); not accepting connections for 1 s"))
+        #expect(daemon.output.components(separatedBy: "not accepting connections").count == 2, "said once")
+
+        clients.forEach { close($0) }
+        clients.removeAll()
+        #expect(waitFor(seconds: 10) { (try? RawHTTP.request(port: metricsPort, "GET", "/healthz")) != nil }, "it serves again")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0)
     }
 
     @Test func aBadConfigFileExitsTwoNamingTheLine() throws {

@@ -77,6 +77,26 @@ final class NotifyListener {
         #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "0"], pid: 7) == nil)
         #expect(SystemdNotifier.watchdogInterval(environment: [:], pid: 7) == nil)
     }
+
+    @Test func anAbsurdWatchdogIsClampedOrIgnoredWithALine() {
+        let huge = ["WATCHDOG_USEC": "9223372036854775807"]
+        #expect(SystemdNotifier.watchdogInterval(environment: huge, pid: 7) == .seconds(3600))
+        #expect(SystemdNotifier.watchdogProblem(environment: huge)
+            == "WATCHDOG_USEC=9223372036854775807 is longer than two hours; pinging the watchdog every hour")
+        let overflowing = ["WATCHDOG_USEC": "18446744073709551615"]
+        #expect(SystemdNotifier.watchdogInterval(environment: overflowing, pid: 7) == nil)
+        #expect(SystemdNotifier.watchdogProblem(environment: overflowing)
+            == "WATCHDOG_USEC=18446744073709551615 is not a positive number of microseconds; no watchdog pings")
+        #expect(SystemdNotifier.watchdogProblem(environment: ["WATCHDOG_USEC": "30000000"]) == nil)
+        #expect(SystemdNotifier.watchdogProblem(environment: [:]) == nil)
+    }
+
+    @Test func aValueFromOutsideCannotAddAnAssignment() {
+        #expect(SystemdNotifier.oneLine("STATUS=port 51413 on qBittorrent v9\nWATCHDOG=trigger\nX via natpmp")
+            == #"STATUS=port 51413 on qBittorrent v9\nWATCHDOG=trigger\nX via natpmp"#)
+        #expect(SystemdNotifier.oneLine("STATUS=" + String(repeating: "a", count: 1000)).count == "STATUS=".count + 201)
+        #expect(SystemdNotifier.oneLine("READY=1") == "READY=1")
+    }
 }
 
 @Suite(.serialized, .enabled(if: QBittorrentInstance.available, "qbittorrent-nox is not installed (./scripts/test installs it as root)"))
