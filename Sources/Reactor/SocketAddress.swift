@@ -85,7 +85,7 @@ public enum SocketAddress: Hashable, Sendable, CustomStringConvertible {
         return fallback
     }
 
-    init?(_ pointer: UnsafePointer<sockaddr>?, port: UInt16? = nil) {
+    public init?(_ pointer: UnsafePointer<sockaddr>?, port: UInt16? = nil) {
         guard let pointer else { return nil }
         switch Int32(pointer.pointee.sa_family) {
         case AF_INET:

@@ -1,3 +1,4 @@
+import HTTP
 import Reactor
 
 /// Where the port comes from.

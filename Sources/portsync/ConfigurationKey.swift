@@ -1,3 +1,4 @@
+import HTTP
 import Reactor
 
 /// A problem with one value; the loader adds where the value came from.

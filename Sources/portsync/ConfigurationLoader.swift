@@ -1,4 +1,5 @@
 import Glibc
+import HTTP
 import Reactor
 
 /// A setting given on the command line, already tied to its key.

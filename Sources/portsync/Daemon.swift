@@ -1,3 +1,4 @@
+import HTTP
 import Reactor
 import Sinks
 import Watchers

@@ -1,4 +1,5 @@
 import Glibc
+import HTTP
 import Reactor
 
 /// What the daemon remembers across restarts and what `portsync status` shows: the last port

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import HTTP
 import Reactor
 import Sinks
 import Watchers

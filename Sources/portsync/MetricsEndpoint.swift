@@ -1,3 +1,4 @@
+import HTTP
 import Reactor
 
 /// What `/metrics` and `/healthz` report, taken from the daemon when asked.

@@ -1,4 +1,5 @@
 import Glibc
+import HTTP
 import Reactor
 import Sinks
 import Watchers

@@ -1,4 +1,5 @@
 import Glibc
+import HTTP
 import Reactor
 
 /// `portsync status`: the state file in words (or as JSON), and whether the daemon that wrote

@@ -1,3 +1,64 @@
 import Glibc
+import Reactor
 
 exit(Main.run(arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessEnvironment.variables()).rawValue)
+
+/// Parses the command line, loads the configuration and runs the command.
+enum Main {
+    static func run(arguments: [String], environment: [String: String]) -> ExitCode {
+        let invocation: Invocation
+        do {
+            switch try CommandLineInterface.parse(arguments) {
+            case .help(let text):
+                ProcessEnvironment.printToStandardOutput(text + "\n")
+                return .success
+            case .version:
+                ProcessEnvironment.printToStandardOutput(CommandLineInterface.version + "\n")
+                return .success
+            case .invocation(let parsed):
+                invocation = parsed
+            }
+        } catch {
+            return fail(error.description, .usageOrConfiguration)
+        }
+
+        let loader = ConfigurationLoader(environment: environment, userID: ProcessEnvironment.userID,
+                                         workingDirectory: ProcessEnvironment.workingDirectory,
+                                         explicitFile: invocation.configFile, flags: invocation.flags)
+        let loaded: LoadedConfiguration
+        do {
+            loaded = try loader.load()
+        } catch {
+            if invocation.command == .doctor { return Doctor.reportConfigurationError(error) }
+            return fail(error.description, .usageOrConfiguration)
+        }
+        let logger = Logger(level: loaded.configuration.daemon.logLevel, traceEnabled: invocation.trace)
+        loaded.warnings.forEach { logger.warning("config", $0) }
+
+        switch invocation.command {
+        case .config:
+            ProcessEnvironment.printToStandardOutput(ConfigurationPrinter.render(loaded))
+            return .success
+        case .run:
+            do {
+                return try Daemon(loader: loader, loaded: loaded, logger: logger, environment: environment).run()
+            } catch {
+                logger.error("portsync", "\(error)")
+                return .transientFailure
+            }
+        case .once:
+            if loaded.configuration.daemon.logLevel == .info && !invocation.trace { logger.level = .warning }
+            return OnceCommand(loaded: loaded, logger: logger, json: invocation.json).run()
+        case .status:
+            return StatusCommand(loaded: loaded, json: invocation.json).run()
+        case .doctor:
+            if loaded.configuration.daemon.logLevel == .info && !invocation.trace { logger.level = .error }
+            return Doctor(loaded: loaded, logger: logger).run()
+        }
+    }
+
+    private static func fail(_ message: String, _ code: ExitCode) -> ExitCode {
+        ProcessEnvironment.printToStandardError("portsync: \(message)\n")
+        return code
+    }
+}

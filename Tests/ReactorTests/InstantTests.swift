@@ -1,5 +1,6 @@
 import Testing
 @testable import Reactor
+import TestSupport
 
 @Suite struct InstantTests {
     @Test func arithmeticSaturatesInsteadOfWrapping() {

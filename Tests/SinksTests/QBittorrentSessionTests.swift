@@ -1,8 +1,9 @@
 import CLinux
 import Glibc
+import HTTP
 import Reactor
-import Testing
 @testable import Sinks
+import Testing
 
 /// The session's logic with plain values: answers are made up here exactly as qBittorrent 4.x
 /// and 5.2 send them (see shared/reference), time is an explicit `now`.

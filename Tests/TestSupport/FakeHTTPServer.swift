@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import HTTP
 import Reactor
 
 /// A loopback HTTP/1.1 server inside the loop under test, for what a real qBittorrent 4.5.2

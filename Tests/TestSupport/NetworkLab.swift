@@ -1,4 +1,5 @@
 import CLinux
+import CTestSupport
 import Foundation
 import Glibc
 
@@ -187,10 +188,10 @@ public final class NetworkLab {
             close(original)
             close(target)
         }
-        guard original >= 0, target >= 0, clinux_setns(target, CLINUX_CLONE_NEWNET) == 0 else {
+        guard original >= 0, target >= 0, ctestsupport_setns(target, CTESTSUPPORT_CLONE_NEWNET) == 0 else {
             throw ChildProcessError(message: "setns into \(client): errno \(errno)")
         }
-        defer { precondition(clinux_setns(original, CLINUX_CLONE_NEWNET) == 0, "cannot return to the test's network namespace") }
+        defer { precondition(ctestsupport_setns(original, CTESTSUPPORT_CLONE_NEWNET) == 0, "cannot return to the test's network namespace") }
         return try body()
     }
 

@@ -1,5 +1,7 @@
+import CLinux
 import Foundation
 import Glibc
+import HTTP
 import Reactor
 
 /// A real qbittorrent-nox for tests, always started with the locked-down throwaway profile from

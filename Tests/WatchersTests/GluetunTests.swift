@@ -1,7 +1,8 @@
 import Foundation
+import HTTP
 import Reactor
-import Testing
 import TestSupport
+import Testing
 @testable import Watchers
 
 @Suite struct GluetunAnswerTests {

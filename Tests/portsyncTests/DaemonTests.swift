@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
+import HTTP
 import Reactor
-import Testing
 import TestSupport
+import Testing
 @testable import portsync
 
 /// The portsync binary against a real qbittorrent-nox, with the ProtonVPN file in a temporary

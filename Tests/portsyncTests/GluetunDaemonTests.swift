@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
+import HTTP
 import Reactor
-import Testing
 import TestSupport
+import Testing
 @testable import portsync
 
 /// The daemon with the `gluetun` strategy: a real qbittorrent-nox and the stand-in Gluetun

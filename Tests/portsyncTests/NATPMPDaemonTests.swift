@@ -1,9 +1,10 @@
 import CLinux
 import Foundation
 import Glibc
+import HTTP
 import Reactor
-import Testing
 import TestSupport
+import Testing
 @testable import portsync
 
 /// The daemon with the `natpmp` strategy, in network namespaces the test makes: the daemon and

@@ -1,3 +1,4 @@
+import Reactor
 /// What was wrong with a response's bytes.
 public struct HTTPParseError: Error, Equatable, CustomStringConvertible {
     public let message: String

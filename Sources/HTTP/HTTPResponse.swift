@@ -1,3 +1,4 @@
+import Reactor
 /// A complete HTTP response.
 public struct HTTPResponse: Sendable, Equatable {
     public var version: (major: Int, minor: Int)

@@ -1,3 +1,4 @@
+import HTTP
 import Reactor
 
 /// The qBittorrent sink's logic, with no I/O: inputs in (a desired port, an HTTP answer, a

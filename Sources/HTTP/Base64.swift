@@ -1,3 +1,4 @@
+import Reactor
 /// Base64 (RFC 4648, with padding), for HTTP basic authentication.
 public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)

@@ -1,3 +1,4 @@
+import Reactor
 /// The bytes HTTP/1.1 allows where, checked on bytes (never on Characters: in Swift "\r\n" is
 /// one Character, which slips past a check for "\r" or "\n").
 public enum HTTPSyntax {

@@ -1,3 +1,4 @@
+import Reactor
 /// Why an HTTP exchange produced no response.
 public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
     case resolve(String)

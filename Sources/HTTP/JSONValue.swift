@@ -1,3 +1,4 @@
+import Reactor
 /// A JSON value, parsed strictly (RFC 8259) from bytes, with a depth limit so that a hostile
 /// answer cannot exhaust the stack.
 public enum JSONValue: Equatable, Sendable {

@@ -1,3 +1,4 @@
+import HTTP
 import Reactor
 
 /// How the Gluetun poller reaches Gluetun's control server.

@@ -1,3 +1,4 @@
+import Reactor
 /// An HTTP/1.1 request, and its bytes on the wire.
 public struct HTTPRequest: Sendable, Equatable {
     public var method: String

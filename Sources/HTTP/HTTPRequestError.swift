@@ -1,3 +1,4 @@
+import Reactor
 /// Why a request cannot be sent as it is.
 public struct HTTPRequestError: Error, Equatable, CustomStringConvertible {
     public let message: String

@@ -1,3 +1,4 @@
+import Reactor
 /// HTTP header fields in the order received. Names compare case-insensitively; a name may
 /// occur several times (Set-Cookie does).
 public struct HTTPHeaders: Sequence, Equatable, Sendable, ExpressibleByDictionaryLiteral {

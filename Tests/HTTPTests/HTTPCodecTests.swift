@@ -1,6 +1,8 @@
-import Testing
-@testable import Reactor
+import HTTP
+@testable import HTTP
+import Reactor
 import TestSupport
+import Testing
 
 @Suite struct HTTPResponseParserTests {
     private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }

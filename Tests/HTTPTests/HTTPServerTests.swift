@@ -1,8 +1,10 @@
 import CLinux
 import Glibc
-import Testing
+import HTTP
+@testable import HTTP
+import Reactor
 import TestSupport
-@testable import Reactor
+import Testing
 
 /// The server in a real loop, with clients that misbehave. The clients are raw, non-blocking
 /// sockets driven from the same thread as the loop.

@@ -1,3 +1,4 @@
+import HTTP
 import Reactor
 
 /// Keeps qBittorrent's `listen_port` on the desired port: the shell around `QBittorrentSession`.

@@ -1,3 +1,4 @@
+import HTTP
 import Reactor
 
 /// How the qBittorrent sink reaches and treats qBittorrent.

@@ -1,4 +1,5 @@
 import Glibc
+import Reactor
 
 /// An `http://` or `https://` URL as configured for qBittorrent or Gluetun:
 /// scheme, host, port (default 80/443) and a base path.

@@ -1,3 +1,4 @@
+import HTTP
 import Reactor
 
 /// Polls Gluetun's control server in the loop: the shell around `GluetunSession`.

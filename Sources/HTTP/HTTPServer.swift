@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import Reactor
 
 /// A small HTTP/1.1 server in the loop, for the metrics and health endpoint: one request per
 /// connection (`Connection: close`), GET and HEAD only. Built to shrug off bad clients: at most

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import Reactor
 
 /// An eventfd in the loop: `signal()` any number of times, and the handler runs once in the
 /// next wakeup. Used to run work after the current handler has returned.

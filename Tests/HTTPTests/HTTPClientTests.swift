@@ -1,7 +1,9 @@
 import Glibc
-import Testing
+import HTTP
+@testable import HTTP
+import Reactor
 import TestSupport
-@testable import Reactor
+import Testing
 
 @Suite final class HTTPClientTests {
     let loop: EventLoop
