@@ -98,18 +98,25 @@ public final class NetworkLab {
         try ip("-n", client, "link", "set", "wg0", up ? "up" : "down")
     }
 
+    /// When a recreate took the old tunnel away and when the route to the gateway was complete
+    /// again (Unix seconds).
+    public struct Recreation: Sendable {
+        public let gone: Double
+        public let routed: Double
+    }
+
     /// Deletes wg0 and makes it again, same addresses, as a VPN reconnect does (a new ifindex):
     /// for wg-quick, `wg-quick down` then `wg-quick up` (`routeDelay` overrides the style's).
-    /// Returns when the route to the gateway was complete (Unix seconds).
     @discardableResult
-    public func recreateTunnel(routeDelay: Double? = nil) throws -> Double {
+    public func recreateTunnel(routeDelay: Double? = nil) throws -> Recreation {
         if case .wgQuick = style {
             // wg-quick's del_if: the rules first, then the link (its routes go with it).
             try ip("-n", client, "-4", "rule", "delete", "table", "51820")
             try ip("-n", client, "-4", "rule", "delete", "table", "main", "suppress_prefixlength", "0")
         }
         try ip("-n", client, "link", "del", "wg0")
-        return try tunnelUp(routeDelay: routeDelay)
+        let gone = Date().timeIntervalSince1970
+        return Recreation(gone: gone, routed: try tunnelUp(routeDelay: routeDelay))
     }
 
     /// Brings the tunnel up in the order its style's tool does. Returns the time the route
