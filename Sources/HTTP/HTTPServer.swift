@@ -51,7 +51,7 @@ public final class HTTPServer {
     public let limits: Limits
     private let loop: EventLoop
     private let handler: (Request) -> HTTPResponse
-    private let listener: FileDescriptor
+    private let listener: Socket
     private var listenerRegistration: RegistrationID?
     private var connections: [Int32: Connection] = [:]
     private var sweeper: Timer!
@@ -71,29 +71,17 @@ public final class HTTPServer {
         self.name = name
         self.limits = limits
         self.handler = handler
-        let fd = FileDescriptor(rawValue: try systemCall("socket") {
-            socket(address.family, Int32(SOCK_STREAM.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0)
-        })
+        let socket = try Socket(family: address.family, kind: .stream)
         do {
-            var one: Int32 = 1
-            setsockopt(fd.rawValue, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            _ = try address.withSockAddr { pointer, length in
-                try systemCall("bind \(address)") { bind(fd.rawValue, pointer, length) }
-            }
-            _ = try systemCall("listen") { listen(fd.rawValue, 128) }
-            var storage = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            _ = withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd.rawValue, $0, &length) }
-            }
-            self.address = withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress($0) }
-            } ?? address
+            try socket.setOption(SOL_SOCKET, SO_REUSEADDR, 1, name: "SO_REUSEADDR")
+            try socket.bind(to: address, name: "bind \(address)")
+            try socket.listen(backlog: 128)
+            self.address = try socket.localAddress() ?? address
         } catch {
-            fd.close()
+            socket.close()
             throw error
         }
-        listener = fd
+        listener = socket
         sweeper = loop.makeTimer(name: name) { [unowned self] in self.sweep() }
         acceptPause = loop.makeTimer(name: name) { [unowned self] in self.resumeAccepting() }
         try watchListener()
@@ -115,7 +103,7 @@ public final class HTTPServer {
     }
 
     private func watchListener() throws {
-        listenerRegistration = try loop.register(listener, interest: .readable, name: name) { [unowned self] _ in self.acceptAll() }
+        listenerRegistration = try loop.register(listener.fd, interest: .readable, name: name) { [unowned self] _ in self.acceptAll() }
     }
 
     /// accept failed for want of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM): the pending
@@ -142,37 +130,37 @@ public final class HTTPServer {
 
     private func acceptAll() {
         while true {
-            let fd = accept(listener.rawValue, nil, nil)
-            guard fd >= 0 else {
-                let code = errno
-                if code == EAGAIN || code == EWOULDBLOCK {
+            let incoming: Socket
+            do {
+                guard case .done(let socket) = try listener.accept() else {
                     acceptFailureReported = false  // the queue drained: a new failure is news again
                     return
                 }
-                if code == EINTR || code == ECONNABORTED { continue }
-                return pauseAccepting(SystemCallError(call: "accept", errno: code))
+                incoming = socket
+            } catch {
+                if error.errno == .connectionAborted { continue }
+                return pauseAccepting(error)
             }
-            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            let fd = incoming.fd.rawValue
             if connections.count >= limits.maxConnections {
                 // Full: the oldest connection that has not sent its request makes room, so idle
                 // clients cannot lock /healthz out; if every one is being answered, the new one is turned away.
                 guard let oldest = connections.values.filter({ $0.output.isEmpty }).min(by: { $0.serial < $1.serial }) else {
                     refused += 1
-                    Glibc.close(fd)
+                    incoming.close()
                     continue
                 }
                 evicted += 1
                 drop(oldest.fd.rawValue)
             }
             accepted += 1
-            let connection = Connection(fd: FileDescriptor(rawValue: fd), opened: loop.now, serial: accepted)
+            let connection = Connection(fd: incoming.fd, opened: loop.now, serial: accepted)
             do {
                 connection.registration = try loop.register(connection.fd, interest: .readable, name: name) { [unowned self] readiness in
                     self.handle(fd, readiness)
                 }
             } catch {
-                Glibc.close(fd)
+                incoming.close()
                 continue
             }
             connections[fd] = connection
@@ -187,23 +175,27 @@ public final class HTTPServer {
         }
         var chunk = [UInt8](repeating: 0, count: 4096)
         var peerClosed = false
-        while true {
-            let count = recv(fd, &chunk, chunk.count, 0)
-            if count > 0 {
+        reading: while true {
+            let result: IOResult<Int>
+            do {
+                result = try chunk.withUnsafeMutableBytes { try connection.fd.read(into: $0) }
+            } catch {
+                return drop(fd)
+            }
+            switch result {
+            case .wouldBlock:
+                break reading
+            case .done(0):
+                // The client half-closed: a complete request still gets its answer.
+                peerClosed = true
+                break reading
+            case .done(let count):
                 connection.buffer += chunk[0..<count]
                 if connection.buffer.count > limits.maxRequestBytes {
                     return respond(connection, HTTPResponse(status: 431, reason: "Request Header Fields Too Large",
                                                             body: Array("request too large\n".utf8)), head: false)
                 }
-                continue
             }
-            if count == 0 {
-                // The client half-closed: a complete request still gets its answer.
-                peerClosed = true
-                break
-            }
-            if errno != EAGAIN && errno != EWOULDBLOCK { return drop(fd) }
-            break
         }
         guard let end = Self.headEnd(connection.buffer) else {
             if peerClosed { drop(fd) }
@@ -251,14 +243,15 @@ public final class HTTPServer {
     private func flush(_ connection: Connection) {
         let fd = connection.fd.rawValue
         while connection.written < connection.output.count {
-            let count = connection.output[connection.written...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if count > 0 {
+            let result = try? connection.output[connection.written...].withUnsafeBytes { try Socket(connection.fd).send($0) }
+            switch result {
+            case .done(let count)?:
                 connection.written += count
-            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+            case .wouldBlock?:
                 if let registration = connection.registration { try? loop.setInterest(registration, .writable) }
                 return
-            } else {
-                return drop(fd)
+            case nil:
+                return drop(fd)  // the client went away: nothing left to tell it
             }
         }
         drop(fd)

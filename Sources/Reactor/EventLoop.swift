@@ -36,8 +36,6 @@ public final class EventLoop {
         self.clock = clock
         self.logger = logger
         now = clock.now()
-        // A peer that closed its end must give EPIPE on write, not kill the process.
-        signal(SIGPIPE, SIG_IGN)
         epoll = FileDescriptor(rawValue: try systemCall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) })
         do {
             timerFD = FileDescriptor(rawValue: try systemCall("timerfd_create") {

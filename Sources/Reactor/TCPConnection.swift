@@ -11,10 +11,10 @@ public enum TCPConnectionError: Error, Equatable, CustomStringConvertible {
 
     init(_ error: SystemCallError) {
         switch error.errno {
-        case ECONNREFUSED: self = .refused
-        case ETIMEDOUT: self = .timedOut
-        case ECONNRESET, EPIPE: self = .reset
-        case ENETUNREACH, EHOSTUNREACH: self = .unreachable
+        case .connectionRefused: self = .refused
+        case .timedOut: self = .timedOut
+        case .connectionReset, .brokenPipe: self = .reset
+        case .networkUnreachable, .hostUnreachable: self = .unreachable
         default: self = .system(error)
         }
     }
@@ -77,38 +77,28 @@ public final class TCPConnection {
         output.removeAll()
         outputOffset = 0
         peer = address
-        let socketFD = FileDescriptor(rawValue: try systemCall("socket") {
-            socket(address.family, Int32(SOCK_STREAM.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0)
-        })
-        fd = socketFD
+        let socket = try Socket(family: address.family, kind: .stream)
+        fd = socket.fd
         state = .connecting
         do {
-            var one: Int32 = 1
-            _ = try systemCall("setsockopt") {
-                setsockopt(socketFD.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            }
-            if let source {
-                _ = try source.withSockAddr { pointer, length in
-                    try systemCall("bind") { Glibc.bind(socketFD.rawValue, pointer, length) }
-                }
-            }
-            registration = try loop.register(socketFD, interest: .writable, name: name) { [unowned self] readiness in
+            try socket.setOption(Int32(IPPROTO_TCP), TCP_NODELAY, Int32(1), name: "TCP_NODELAY")
+            if let source { try socket.bind(to: source) }
+            registration = try loop.register(socket.fd, interest: .writable, name: name) { [unowned self] readiness in
                 self.handle(readiness)
             }
-            let result = address.withSockAddr { pointer, length in Glibc.connect(socketFD.rawValue, pointer, length) }
-            if result == -1 && errno != EINPROGRESS && errno != EINTR {
-                let error = SystemCallError(call: "connect", errno: errno)
-                // Report asynchronously like every other failure, so callers have one path.
-                if let registration { loop.deregister(registration) }
-                registration = nil
-                connectTimer.schedule(after: .zero)
-                pendingFailure = TCPConnectionError(error)
-                return
-            }
-            connectTimer.schedule(after: timeout)
         } catch {
             close()
             throw error
+        }
+        do {
+            _ = try socket.connect(to: address)
+            connectTimer.schedule(after: timeout)
+        } catch {
+            // Reported asynchronously like every other failure, so callers have one path.
+            if let registration { loop.deregister(registration) }
+            registration = nil
+            connectTimer.schedule(after: .zero)
+            pendingFailure = TCPConnectionError(error as! SystemCallError)
         }
     }
 
@@ -143,11 +133,12 @@ public final class TCPConnection {
     private func handle(_ readiness: Readiness) {
         guard let fd else { return }
         if state == .connecting {
-            var code: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd.rawValue, SOL_SOCKET, SO_ERROR, &code, &length)
-            if code != 0 {
-                return fail(TCPConnectionError(SystemCallError(call: "connect", errno: code)))
+            do {
+                if let code = try Socket(fd).pendingError() {
+                    return fail(TCPConnectionError(SystemCallError(call: "connect", errno: code)))
+                }
+            } catch {
+                return fail(TCPConnectionError(error))
             }
             guard readiness.contains(.writable) else { return }
             connectTimer.cancel()
@@ -198,7 +189,7 @@ public final class TCPConnection {
         while outputOffset < output.count {
             do {
                 let result = try output.withUnsafeBytes { bytes in
-                    try fd.write(UnsafeRawBufferPointer(rebasing: bytes[outputOffset...]))
+                    try Socket(fd).send(UnsafeRawBufferPointer(rebasing: bytes[outputOffset...]))
                 }
                 guard case .done(let count) = result else { break }
                 outputOffset += count

@@ -202,7 +202,7 @@ import TestSupport
         var calls = 0
         try loop.register(pipe.readEnd, interest: .readable, name: "broken.source") { _ in
             calls += 1
-            throw SystemCallError(call: "recv", errno: ECONNRESET)
+            throw SystemCallError(call: "recv", errno: .connectionReset)
         }
         try loop.runOnce(timeout: .milliseconds(100))
         try loop.runOnce(timeout: .zero)
@@ -213,10 +213,10 @@ import TestSupport
 
     @Test func systemCallErrorsReadWell() throws {
         let loop = try EventLoop(logger: LogCapture().logger)
-        #expect(throws: SystemCallError(call: "epoll_ctl", errno: EBADF)) {
+        #expect(throws: SystemCallError(call: "epoll_ctl", errno: .badFileDescriptor)) {
             try loop.register(FileDescriptor(rawValue: 987_654), interest: .readable, name: "bad") { _ in }
         }
-        #expect(SystemCallError(call: "epoll_ctl", errno: EBADF).description == "epoll_ctl: Bad file descriptor (errno 9)")
+        #expect(SystemCallError(call: "epoll_ctl", errno: .badFileDescriptor).description == "epoll_ctl: Bad file descriptor (errno 9)")
     }
 
     @Test func traceShowsEveryDispatchedEvent() throws {

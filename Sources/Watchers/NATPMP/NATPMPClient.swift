@@ -65,7 +65,7 @@ public final class NATPMPClient {
     public func stop(deleteMappings: Bool) {
         if deleteMappings, let socketFD {
             for request in session.deleteRequests() {
-                _ = try? socketFD.write(request)
+                _ = try? Socket(socketFD).send(request)
             }
             loop.logger.info(name, "asked the gateway to delete the mappings")
         }
@@ -91,8 +91,8 @@ public final class NATPMPClient {
             loop.logger.trace(name, "→ \(Self.describe(request: bytes))")
             guard let socketFD = ensureSocket() else { return }
             do {
-                _ = try socketFD.write(bytes)
-            } catch let error as SystemCallError where error.errno == ECONNREFUSED {
+                _ = try Socket(socketFD).send(bytes)
+            } catch let error as SystemCallError where error.errno == .connectionRefused {
                 runner.send(.refused)
             } catch {
                 // The way to the gateway went away under us: the retransmission tries again,
@@ -142,26 +142,18 @@ public final class NATPMPClient {
     /// A UDP socket bound to `local`, its unicast packets kept on `interface`, connected to
     /// `gateway`:5351.
     public static func openSocket(local: IPv4Address, gateway: IPv4Address, interface: Int32) throws -> FileDescriptor {
-        let fd = FileDescriptor(rawValue: try systemCall("socket(AF_INET, SOCK_DGRAM)") {
-            socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0)
-        })
+        let socket = try Socket(family: AF_INET, kind: .datagram, name: "socket(AF_INET, SOCK_DGRAM)")
         do {
             // IP_UNICAST_IF takes the index in network byte order; it needs no privilege.
-            var index = UInt32(bitPattern: interface).bigEndian
-            _ = try systemCall("setsockopt IP_UNICAST_IF") {
-                setsockopt(fd.rawValue, Int32(IPPROTO_IP), IP_UNICAST_IF, &index, socklen_t(MemoryLayout<UInt32>.size))
-            }
-            _ = try SocketAddress.v4(local, port: 0).withSockAddr { pointer, length in
-                try systemCall("bind \(local)") { bind(fd.rawValue, pointer, length) }
-            }
-            _ = try SocketAddress.v4(gateway, port: NATPMP.serverPort).withSockAddr { pointer, length in
-                try systemCall("connect \(gateway):\(NATPMP.serverPort)") { connect(fd.rawValue, pointer, length) }
-            }
+            try socket.setOption(Int32(IPPROTO_IP), IP_UNICAST_IF, Int32(bitPattern: UInt32(bitPattern: interface).bigEndian),
+                                 name: "IP_UNICAST_IF")
+            try socket.bind(to: SocketAddress.v4(local, port: 0), name: "bind \(local)")
+            _ = try socket.connect(to: SocketAddress.v4(gateway, port: NATPMP.serverPort), name: "connect \(gateway):\(NATPMP.serverPort)")
         } catch {
-            fd.close()
+            socket.close()
             throw error
         }
-        return fd
+        return socket.fd
     }
 
     private func closeSocket() {
@@ -180,7 +172,7 @@ public final class NATPMPClient {
                 let datagram = Array(buffer[0..<count])
                 loop.logger.trace(name, "← \(Self.describe(response: datagram))")
                 handle(.datagramReceived(datagram))
-            } catch let error as SystemCallError where error.errno == ECONNREFUSED {
+            } catch let error as SystemCallError where error.errno == .connectionRefused {
                 handle(.refused)
                 break
             } catch {

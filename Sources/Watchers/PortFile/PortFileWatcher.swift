@@ -91,11 +91,14 @@ public final class PortFileWatcher {
             var candidate = directory
             while !Self.isDirectory(candidate) { candidate = Self.parent(of: candidate) }
             let atTarget = candidate == directory
-            let descriptor = inotify_add_watch(inotify.rawValue, candidate, atTarget ? Self.fileEvents : Self.ancestorEvents)
-            if descriptor == -1 {
-                let code = errno
-                if code == ENOENT || code == ENOTDIR { continue }  // it vanished between stat and watch
-                loop.logger.error(name, "\(SystemCallError(call: "inotify_add_watch \(candidate)", errno: code)); trying again in 30 s")
+            let descriptor: Int32
+            do {
+                descriptor = try systemCall("inotify_add_watch \(candidate)") {
+                    inotify_add_watch(inotify.rawValue, candidate, atTarget ? Self.fileEvents : Self.ancestorEvents)
+                }
+            } catch {
+                if error.errno == .noSuchFileOrDirectory || error.errno == .notDirectory { continue }  // it vanished between stat and watch
+                loop.logger.error(name, "\(error); trying again in 30 s")
                 retryTimer.schedule(after: .seconds(30))
                 return
             }
@@ -171,7 +174,7 @@ public final class PortFileWatcher {
         let bytes: [UInt8]
         do {
             bytes = try FileContents.read(atPath: path, maxBytes: 4096)
-        } catch let error as SystemCallError where error.errno == ENOENT {
+        } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
             return report(nil, why: "no file")
         } catch let error as NotARegularFileError {
             loop.logger.warning(name, "\(error); keeping port \(lastKnownText)")

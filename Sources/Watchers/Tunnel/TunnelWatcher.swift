@@ -47,9 +47,8 @@ public final class TunnelWatcher {
         let groups = UInt32(RTMGRP_LINK | RTMGRP_IPV4_IFADDR) | CLINUX_RTMGRP_IPV4_ROUTE | CLINUX_RTMGRP_IPV4_RULE
         let socketFD = try Netlink.socket(NETLINK_ROUTE, groups: groups)
         fd = socketFD
-        var size = receiveBufferSize
         // The kernel caps it at rmem_max; a smaller buffer only means an earlier ENOBUFS, handled.
-        setsockopt(socketFD.rawValue, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        try? Socket(socketFD).setOption(SOL_SOCKET, SO_RCVBUF, receiveBufferSize, name: "SO_RCVBUF")
         lookupFD = try Netlink.socket(NETLINK_ROUTE)
         registration = try loop.register(socketFD, interest: .readable, name: name) { [unowned self] _ in try self.drain() }
         try dumpAll()
@@ -87,7 +86,7 @@ public final class TunnelWatcher {
             let result: IOResult<Int>
             do {
                 result = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
-            } catch let error as SystemCallError where error.errno == ENOBUFS {
+            } catch let error as SystemCallError where error.errno == .noBufferSpace {
                 // A socket runs one dump at a time: one in flight is redone when it ends.
                 if dumpSequence == nil {
                     resyncs += 1
