@@ -30,8 +30,8 @@ public final class HTTPServer {
     }
 
     private final class Connection {
-        let fd: FileDescriptor
-        var registration: RegistrationID?
+        /// The accepted socket, owned by its registration.
+        let source: Registration
         var buffer: [UInt8] = []
         var output: [UInt8] = []
         var written = 0
@@ -39,8 +39,8 @@ public final class HTTPServer {
         /// Order of acceptance: the oldest has the lowest, also within one wakeup.
         let serial: Int
 
-        init(fd: FileDescriptor, opened: Instant, serial: Int) {
-            self.fd = fd
+        init(source: Registration, opened: Instant, serial: Int) {
+            self.source = source
             self.opened = opened
             self.serial = serial
         }
@@ -51,8 +51,8 @@ public final class HTTPServer {
     public let limits: Limits
     private let loop: EventLoop
     private let handler: (Request) -> HTTPResponse
-    private let listener: Socket
-    private var listenerRegistration: RegistrationID?
+    /// The listening socket, owned by its registration; disabled while accepting pauses.
+    private var listener: Registration!
     private var connections: [Int32: Connection] = [:]
     private var sweeper: Timer!
     private var acceptPause: Timer!
@@ -81,10 +81,11 @@ public final class HTTPServer {
             socket.close()
             throw error
         }
-        listener = socket
         sweeper = loop.makeTimer(name: name) { [unowned self] in self.sweep() }
         acceptPause = loop.makeTimer(name: name) { [unowned self] in self.resumeAccepting() }
-        try watchListener()
+        listener = try Registration(loop: loop, owning: socket.fd, interest: .readable, name: name) { [unowned self] _ in
+            self.acceptAll()
+        }
     }
 
     deinit { close() }
@@ -97,13 +98,7 @@ public final class HTTPServer {
         sweeper.cancel()
         acceptPause.cancel()
         for fd in Array(connections.keys) { drop(fd) }
-        if let listenerRegistration { loop.deregister(listenerRegistration) }
-        listenerRegistration = nil
-        listener.close()
-    }
-
-    private func watchListener() throws {
-        listenerRegistration = try loop.register(listener.fd, interest: .readable, name: name) { [unowned self] _ in self.acceptAll() }
+        listener?.cancel()
     }
 
     /// accept failed for want of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM): the pending
@@ -114,15 +109,14 @@ public final class HTTPServer {
             acceptFailureReported = true
             loop.logger.error(name, "\(error); not accepting connections for 1 s at a time until it works again")
         }
-        if let listenerRegistration { loop.deregister(listenerRegistration) }
-        listenerRegistration = nil
+        listener.disable()
         acceptPause.schedule(after: .seconds(1))
     }
 
     private func resumeAccepting() {
-        guard !closed, listenerRegistration == nil else { return }
+        guard !closed, !listener.isEnabled else { return }
         do {
-            try watchListener()
+            try listener.enable()
         } catch {
             pauseAccepting(error as! SystemCallError)
         }
@@ -132,7 +126,7 @@ public final class HTTPServer {
         while true {
             let incoming: Socket
             do {
-                guard case .done(let socket) = try listener.accept() else {
+                guard case .done(let socket) = try Socket(listener.fd).accept() else {
                     acceptFailureReported = false  // the queue drained: a new failure is news again
                     return
                 }
@@ -151,19 +145,18 @@ public final class HTTPServer {
                     continue
                 }
                 evicted += 1
-                drop(oldest.fd.rawValue)
+                drop(oldest.source.fd.rawValue)
             }
             accepted += 1
-            let connection = Connection(fd: incoming.fd, opened: loop.now, serial: accepted)
+            let source: Registration
             do {
-                connection.registration = try loop.register(connection.fd, interest: .readable, name: name) { [unowned self] readiness in
+                source = try Registration(loop: loop, owning: incoming.fd, interest: .readable, name: name) { [unowned self] readiness in
                     self.handle(fd, readiness)
                 }
             } catch {
-                incoming.close()
-                continue
+                continue  // the registration closed the socket: the client sees the connection close
             }
-            connections[fd] = connection
+            connections[fd] = Connection(source: source, opened: loop.now, serial: accepted)
             if sweeper.deadline == nil { sweeper.schedule(after: limits.idleTimeout) }
         }
     }
@@ -178,7 +171,7 @@ public final class HTTPServer {
         reading: while true {
             let result: IOResult<Int>
             do {
-                result = try chunk.withUnsafeMutableBytes { try connection.fd.read(into: $0) }
+                result = try chunk.withUnsafeMutableBytes { try connection.source.fd.read(into: $0) }
             } catch {
                 return drop(fd)
             }
@@ -241,14 +234,14 @@ public final class HTTPServer {
     }
 
     private func flush(_ connection: Connection) {
-        let fd = connection.fd.rawValue
+        let fd = connection.source.fd.rawValue
         while connection.written < connection.output.count {
-            let result = try? connection.output[connection.written...].withUnsafeBytes { try Socket(connection.fd).send($0) }
+            let result = try? connection.output[connection.written...].withUnsafeBytes { try Socket(connection.source.fd).send($0) }
             switch result {
             case .done(let count)?:
                 connection.written += count
             case .wouldBlock?:
-                if let registration = connection.registration { try? loop.setInterest(registration, .writable) }
+                try? connection.source.setInterest(.writable)  // failing, the sweeper closes it in time
                 return
             case nil:
                 return drop(fd)  // the client went away: nothing left to tell it
@@ -268,8 +261,7 @@ public final class HTTPServer {
 
     private func drop(_ fd: Int32) {
         guard let connection = connections.removeValue(forKey: fd) else { return }
-        if let registration = connection.registration { loop.deregister(registration) }
-        connection.fd.close()
+        connection.source.cancel()
         if connections.isEmpty { sweeper.cancel() }  // asleep again once every client is gone
     }
 }

@@ -53,8 +53,8 @@ public final class TCPConnection {
 
     private let loop: EventLoop
     private let handler: (Event) -> Void
-    private var fd: FileDescriptor?
-    private var registration: RegistrationID?
+    /// The socket, owned by its registration.
+    private var socket: Registration?
     private var output: [UInt8] = []
     private var outputOffset = 0
     private var connectTimer: Timer!
@@ -78,25 +78,23 @@ public final class TCPConnection {
         outputOffset = 0
         peer = address
         let socket = try Socket(family: address.family, kind: .stream)
-        fd = socket.fd
-        state = .connecting
         do {
-            try socket.setOption(Int32(IPPROTO_TCP), TCP_NODELAY, Int32(1), name: "TCP_NODELAY")
+            try socket.setOption(Int32(IPPROTO_TCP), TCP_NODELAY, 1, name: "TCP_NODELAY")
             if let source { try socket.bind(to: source) }
-            registration = try loop.register(socket.fd, interest: .writable, name: name) { [unowned self] readiness in
-                self.handle(readiness)
-            }
         } catch {
-            close()
+            socket.close()
             throw error
         }
+        self.socket = try Registration(loop: loop, owning: socket.fd, interest: .writable, name: name) { [unowned self] readiness in
+            self.handle(readiness)
+        }
+        state = .connecting
         do {
             _ = try socket.connect(to: address)
             connectTimer.schedule(after: timeout)
         } catch {
             // Reported asynchronously like every other failure, so callers have one path.
-            if let registration { loop.deregister(registration) }
-            registration = nil
+            self.socket?.disable()
             connectTimer.schedule(after: .zero)
             pendingFailure = TCPConnectionError(error as! SystemCallError)
         }
@@ -114,10 +112,8 @@ public final class TCPConnection {
     /// Closes the socket. No event is reported for a close the owner asked for.
     public func close() {
         connectTimer.cancel()
-        if let registration { loop.deregister(registration) }
-        registration = nil
-        fd?.close()
-        fd = nil
+        socket?.cancel()
+        socket = nil
         state = .closed
         pendingFailure = nil
         output.removeAll()
@@ -131,7 +127,7 @@ public final class TCPConnection {
     }
 
     private func handle(_ readiness: Readiness) {
-        guard let fd else { return }
+        guard let fd = socket?.fd else { return }
         if state == .connecting {
             do {
                 if let code = try Socket(fd).pendingError() {
@@ -185,7 +181,7 @@ public final class TCPConnection {
     }
 
     private func flush() {
-        guard let fd else { return }
+        guard let fd = socket?.fd else { return }
         while outputOffset < output.count {
             do {
                 let result = try output.withUnsafeBytes { bytes in
@@ -205,10 +201,10 @@ public final class TCPConnection {
     }
 
     private func updateInterest() {
-        guard let registration else { return }
+        guard let socket else { return }
         let interest: Interest = outputOffset < output.count ? [.readable, .writable] : .readable
         do {
-            try loop.setInterest(registration, interest)
+            try socket.setInterest(interest)
         } catch {
             fail(.system(error as! SystemCallError))
         }

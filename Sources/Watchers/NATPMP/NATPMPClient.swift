@@ -17,8 +17,8 @@ public final class NATPMPClient {
     private let handler: (PortObservation) -> Void
     private var runner: MachineRunner<NATPMPSession>!
     private var session: NATPMPSession { runner.machine }
-    private var socketFD: FileDescriptor?
-    private var registration: RegistrationID?
+    /// The socket, owned by its registration.
+    private var socket: Registration?
     /// Where the socket must lead: set by the session's `.openSocket`.
     private var target: (local: IPv4Address, gateway: IPv4Address, interface: Int32)?
     private var lastSocketError: String?
@@ -63,9 +63,9 @@ public final class NATPMPClient {
 
     /// Stops; with `deleteMappings`, first tells the gateway to drop them (lifetime 0), once.
     public func stop(deleteMappings: Bool) {
-        if deleteMappings, let socketFD {
+        if deleteMappings, let socket {
             for request in session.deleteRequests() {
-                _ = try? Socket(socketFD).send(request)
+                _ = try? Socket(socket.fd).send(request)  // best effort on the way out: the lease ends anyway
             }
             loop.logger.info(name, "asked the gateway to delete the mappings")
         }
@@ -89,9 +89,9 @@ public final class NATPMPClient {
             target = nil
         case .send(let bytes):
             loop.logger.trace(name, "→ \(Self.describe(request: bytes))")
-            guard let socketFD = ensureSocket() else { return }
+            guard let socket = ensureSocket() else { return }
             do {
-                _ = try Socket(socketFD).send(bytes)
+                _ = try socket.send(bytes)
             } catch let error as SystemCallError where error.errno == .connectionRefused {
                 runner.send(.refused)
             } catch {
@@ -112,20 +112,14 @@ public final class NATPMPClient {
 
     /// The socket to send on: the open one, or one made now for the target.
     @discardableResult
-    private func ensureSocket() -> FileDescriptor? {
-        if let socketFD { return socketFD }
+    private func ensureSocket() -> Socket? {
+        if let socket { return Socket(socket.fd) }
         guard let target else { return nil }
         do {
             let fd = try Self.openSocket(local: target.local, gateway: target.gateway, interface: target.interface)
-            do {
-                registration = try loop.register(fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
-            } catch {
-                fd.close()
-                throw error
-            }
-            socketFD = fd
+            socket = try Registration(loop: loop, owning: fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
             lastSocketError = nil
-            return fd
+            return Socket(fd)
         } catch {
             socketFailed("\(error)")
             return nil
@@ -157,14 +151,12 @@ public final class NATPMPClient {
     }
 
     private func closeSocket() {
-        if let registration { loop.deregister(registration) }
-        registration = nil
-        socketFD?.close()
-        socketFD = nil
+        socket?.cancel()
+        socket = nil
     }
 
     private func drain() {
-        guard let socketFD else { return }
+        guard let socketFD = socket?.fd else { return }
         var buffer = [UInt8](repeating: 0, count: 1100)
         while true {
             do {
@@ -179,7 +171,7 @@ public final class NATPMPClient {
                 loop.logger.debug(name, "recv: \(error)")
                 break
             }
-            if self.socketFD == nil { break }
+            if socket == nil { break }
         }
     }
 
