@@ -41,7 +41,7 @@ public final class Subprocess {
         self.name = name
         self.timeout = timeout
         self.onExit = onExit
-        pid = try Self.spawn(executable, arguments: arguments, environment: environment)
+        pid = try Self.spawn(executable, arguments: arguments, environment: environment, ownProcessGroup: true)
         deadline = loop.makeTimer(name: name) { [unowned self] in self.timedOut() }
         do {
             let pidfd = FileDescriptor(rawValue: try systemCall("pidfd_open") { clinux_pidfd_open(pid, 0) })
@@ -68,11 +68,19 @@ public final class Subprocess {
 
     public var isRunning: Bool { termination == nil }
 
-    private static func spawn(_ executable: String, arguments: [String], environment: [String]) throws -> pid_t {
+    /// `posix_spawn` of `executable` with only `environment`, stdin on /dev/null, an empty
+    /// signal mask and default dispositions. `outputPath`: a file that stdout and stderr append
+    /// to (nil: ours). `ownProcessGroup`: a group of its own, so that it can be killed whole.
+    public static func spawn(_ executable: String, arguments: [String], environment: [String], outputPath: String? = nil,
+                             ownProcessGroup: Bool) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let outputPath {
+            posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -83,7 +91,7 @@ public final class Subprocess {
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setsigdefault(&attributes, &all)
         posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (ownProcessGroup ? POSIX_SPAWN_SETPGROUP : 0)))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup($0) } + [nil]
         defer {

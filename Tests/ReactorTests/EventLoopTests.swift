@@ -218,19 +218,14 @@ import TestSupport
         let log = LogCapture()
         let loop = try EventLoop(logger: log.logger)
         let pipe = Pipe()
-        defer { pipe.close() }
-        pipe.write("x")
-        try loop.register(pipe.readEnd, interest: .readable, name: "signal", onFailure: .stopLoop) { _ in
+        defer { pipe.writeEnd.close() }
+        let source = try Registration(loop: loop, owning: pipe.readEnd, interest: .readable, name: "signal", onFailure: .stopLoop) { _ in
             throw SystemCallError(call: "read", errno: .badFileDescriptor)
         }
-        var failure: SourceFailure?
-        do {
-            try loop.run()
-        } catch let error as SourceFailure {
-            failure = error
-        }
+        pipe.write("x")
+        let failure = #expect(throws: SourceFailure.self) { try loop.run() }
         #expect(failure?.description == "signal: read: Bad file descriptor (errno 9)")
-        #expect(loop.registrationCount == 0)
+        #expect(!source.isEnabled)
         #expect(log.lines.contains { $0.contains("signal: read: Bad file descriptor (errno 9); stopping, this source is vital") }, "\(log.lines)")
     }
 
