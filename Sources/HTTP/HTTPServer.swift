@@ -71,16 +71,14 @@ public final class HTTPServer {
         self.name = name
         self.limits = limits
         self.handler = handler
-        let socket = try Socket(family: address.family, kind: .stream)
-        do {
+        var bound = address
+        let socket = try Socket(family: address.family, kind: .stream) { socket in
             try socket.setOption(SOL_SOCKET, SO_REUSEADDR, 1, name: "SO_REUSEADDR")
             try socket.bind(to: address, name: "bind \(address)")
             try socket.listen(backlog: 128)
-            self.address = try socket.localAddress() ?? address
-        } catch {
-            socket.close()
-            throw error
+            bound = try socket.localAddress() ?? address
         }
+        self.address = bound
         sweeper = loop.makeTimer(name: name) { [unowned self] in self.sweep() }
         acceptPause = loop.makeTimer(name: name) { [unowned self] in self.resumeAccepting() }
         listener = try Registration(loop: loop, owning: socket.fd, interest: .readable, name: name) { [unowned self] _ in

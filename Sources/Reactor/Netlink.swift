@@ -75,14 +75,9 @@ public enum Netlink {
 
     /// A non-blocking netlink socket of `netlinkProtocol`, bound to the multicast `groups`.
     public static func socket(_ netlinkProtocol: Int32, groups: UInt32 = 0) throws -> FileDescriptor {
-        let socket = try Socket(family: AF_NETLINK, kind: .raw, protocol: netlinkProtocol, name: "socket(AF_NETLINK)")
-        do {
-            try socket.bind(to: Address(groups: groups), name: "bind(AF_NETLINK)")
-        } catch {
-            socket.close()
-            throw error
-        }
-        return socket.fd
+        try Socket(family: AF_NETLINK, kind: .raw, protocol: netlinkProtocol, name: "socket(AF_NETLINK)") {
+            try $0.bind(to: Address(groups: groups), name: "bind(AF_NETLINK)")
+        }.fd
     }
 
     /// Sends a request to the kernel.

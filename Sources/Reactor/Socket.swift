@@ -49,6 +49,19 @@ public struct Socket: Hashable, Sendable, CustomStringConvertible {
         })
     }
 
+    /// A new socket made ready by `setUp` (options, bind, connect, listen), and closed again
+    /// when a step of it fails.
+    public init(family: Int32, kind: Kind, protocol socketProtocol: Int32 = 0, name: String = "socket",
+                setUp: (Socket) throws -> Void) throws {
+        try self.init(family: family, kind: kind, protocol: socketProtocol, name: name)
+        do {
+            try setUp(self)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
     public var description: String { "socket \(fd.rawValue)" }
 
     public func close() {

@@ -77,13 +77,9 @@ public final class TCPConnection {
         output.removeAll()
         outputOffset = 0
         peer = address
-        let socket = try Socket(family: address.family, kind: .stream)
-        do {
+        let socket = try Socket(family: address.family, kind: .stream) { socket in
             try socket.setOption(Int32(IPPROTO_TCP), TCP_NODELAY, 1, name: "TCP_NODELAY")
             if let source { try socket.bind(to: source) }
-        } catch {
-            socket.close()
-            throw error
         }
         self.socket = try Registration(loop: loop, owning: socket.fd, interest: .writable, name: name) { [unowned self] readiness in
             self.handle(readiness)

@@ -136,18 +136,13 @@ public final class NATPMPClient {
     /// A UDP socket bound to `local`, its unicast packets kept on `interface`, connected to
     /// `gateway`:5351.
     public static func openSocket(local: IPv4Address, gateway: IPv4Address, interface: Int32) throws -> FileDescriptor {
-        let socket = try Socket(family: AF_INET, kind: .datagram, name: "socket(AF_INET, SOCK_DGRAM)")
-        do {
+        try Socket(family: AF_INET, kind: .datagram, name: "socket(AF_INET, SOCK_DGRAM)") { socket in
             // IP_UNICAST_IF takes the index in network byte order; it needs no privilege.
             try socket.setOption(Int32(IPPROTO_IP), IP_UNICAST_IF, Int32(bitPattern: UInt32(bitPattern: interface).bigEndian),
                                  name: "IP_UNICAST_IF")
             try socket.bind(to: SocketAddress.v4(local, port: 0), name: "bind \(local)")
             _ = try socket.connect(to: SocketAddress.v4(gateway, port: NATPMP.serverPort), name: "connect \(gateway):\(NATPMP.serverPort)")
-        } catch {
-            socket.close()
-            throw error
-        }
-        return socket.fd
+        }.fd
     }
 
     private func closeSocket() {
