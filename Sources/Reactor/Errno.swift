@@ -14,20 +14,14 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
 
     public static let notPermitted = Errno(rawValue: EPERM)
     public static let noSuchFileOrDirectory = Errno(rawValue: ENOENT)
-    public static let noSuchProcess = Errno(rawValue: ESRCH)
     public static let interrupted = Errno(rawValue: EINTR)
     public static let badFileDescriptor = Errno(rawValue: EBADF)
     /// EAGAIN, which is EWOULDBLOCK on Linux.
     public static let wouldBlock = Errno(rawValue: EAGAIN)
     public static let fileExists = Errno(rawValue: EEXIST)
     public static let notDirectory = Errno(rawValue: ENOTDIR)
-    public static let invalidArgument = Errno(rawValue: EINVAL)
-    public static let tooManyOpenFilesInSystem = Errno(rawValue: ENFILE)
-    public static let tooManyOpenFiles = Errno(rawValue: EMFILE)
-    public static let noMemory = Errno(rawValue: ENOMEM)
     public static let fileTooLarge = Errno(rawValue: EFBIG)
     public static let brokenPipe = Errno(rawValue: EPIPE)
-    public static let noSystemCall = Errno(rawValue: ENOSYS)
     public static let connectionAborted = Errno(rawValue: ECONNABORTED)
     public static let connectionReset = Errno(rawValue: ECONNRESET)
     public static let noBufferSpace = Errno(rawValue: ENOBUFS)
@@ -37,16 +31,16 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let hostUnreachable = Errno(rawValue: EHOSTUNREACH)
     public static let inProgress = Errno(rawValue: EINPROGRESS)
 
-    private static let names: [Int32: String] = [
-        EPERM: "EPERM", ENOENT: "ENOENT", ESRCH: "ESRCH", EINTR: "EINTR", EBADF: "EBADF", EAGAIN: "EAGAIN",
-        EEXIST: "EEXIST", ENOTDIR: "ENOTDIR", EINVAL: "EINVAL", ENFILE: "ENFILE", EMFILE: "EMFILE", ENOMEM: "ENOMEM",
-        EFBIG: "EFBIG", EPIPE: "EPIPE", ENOSYS: "ENOSYS", ECONNABORTED: "ECONNABORTED", ECONNRESET: "ECONNRESET",
-        ENOBUFS: "ENOBUFS", ETIMEDOUT: "ETIMEDOUT", ECONNREFUSED: "ECONNREFUSED", ENETUNREACH: "ENETUNREACH",
-        EHOSTUNREACH: "EHOSTUNREACH", EINPROGRESS: "EINPROGRESS",
+    private static let names: [Errno: String] = [
+        .notPermitted: "EPERM", .noSuchFileOrDirectory: "ENOENT", .interrupted: "EINTR", .badFileDescriptor: "EBADF",
+        .wouldBlock: "EAGAIN", .fileExists: "EEXIST", .notDirectory: "ENOTDIR", .fileTooLarge: "EFBIG", .brokenPipe: "EPIPE",
+        .connectionAborted: "ECONNABORTED", .connectionReset: "ECONNRESET", .noBufferSpace: "ENOBUFS", .timedOut: "ETIMEDOUT",
+        .connectionRefused: "ECONNREFUSED", .networkUnreachable: "ENETUNREACH", .hostUnreachable: "EHOSTUNREACH",
+        .inProgress: "EINPROGRESS",
     ]
 
     /// The C name (`EBADF`) for the numbers this program names, else `errno N`.
-    public var name: String { Self.names[rawValue] ?? "errno \(rawValue)" }
+    public var name: String { Self.names[self] ?? "errno \(rawValue)" }
 
     public var description: String {
         "\(String(cString: strerror(rawValue))) (errno \(rawValue))"

@@ -28,13 +28,6 @@ public struct Socket: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// What a non-blocking `connect` did.
-    public enum ConnectResult: Sendable {
-        case connected
-        /// A TCP handshake under way: the socket becomes writable when it ends (`pendingError`).
-        case inProgress
-    }
-
     public let fd: FileDescriptor
 
     /// A socket on an existing descriptor (one that `accept` returned, one a test made).
@@ -82,15 +75,15 @@ public struct Socket: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// `connect(2)`; a TCP handshake that has to wait is `.inProgress`, not an error.
-    public func connect(to address: some SockAddrConvertible, name: String = "connect") throws -> ConnectResult {
+    /// `connect(2)`. A TCP handshake that has to wait (EINPROGRESS) is no error: the socket
+    /// becomes writable when it ends, and `pendingError` then says how.
+    public func connect(to address: some SockAddrConvertible, name: String = "connect") throws {
         do {
             _ = try address.withSockAddr { pointer, length in
                 try systemCall(name) { Glibc.connect(fd.rawValue, pointer, length) }
             }
-            return .connected
         } catch let error as SystemCallError where error.errno == .inProgress {
-            return .inProgress
+            return
         }
     }
 

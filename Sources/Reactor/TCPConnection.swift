@@ -86,7 +86,7 @@ public final class TCPConnection {
         }
         state = .connecting
         do {
-            _ = try socket.connect(to: address)
+            try socket.connect(to: address)
             connectTimer.schedule(after: timeout)
         } catch {
             // Reported asynchronously like every other failure, so callers have one path.

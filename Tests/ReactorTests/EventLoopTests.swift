@@ -255,6 +255,8 @@ import TestSupport
             try loop.register(FileDescriptor(rawValue: 987_654), interest: .readable, name: "bad") { _ in }
         }
         #expect(SystemCallError(call: "epoll_ctl", errno: .badFileDescriptor).description == "epoll_ctl: Bad file descriptor (errno 9)")
+        #expect(Errno.badFileDescriptor.name == "EBADF" && Errno(rawValue: 9).description == "Bad file descriptor (errno 9)")
+        #expect(Errno(rawValue: 4095).name == "errno 4095")
     }
 
     @Test func traceShowsEveryDispatchedEvent() throws {

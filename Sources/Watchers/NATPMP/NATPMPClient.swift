@@ -141,7 +141,7 @@ public final class NATPMPClient {
             try socket.setOption(Int32(IPPROTO_IP), IP_UNICAST_IF, Int32(bitPattern: UInt32(bitPattern: interface).bigEndian),
                                  name: "IP_UNICAST_IF")
             try socket.bind(to: SocketAddress.v4(local, port: 0), name: "bind \(local)")
-            _ = try socket.connect(to: SocketAddress.v4(gateway, port: NATPMP.serverPort), name: "connect \(gateway):\(NATPMP.serverPort)")
+            try socket.connect(to: SocketAddress.v4(gateway, port: NATPMP.serverPort), name: "connect \(gateway):\(NATPMP.serverPort)")
         }.fd
     }
 
