@@ -54,7 +54,6 @@ public final class Subprocess {
             Self.killGroup(pid)
             var status: Int32 = 0
             _ = try? systemCall("waitpid") { waitpid(pid, &status, 0) }  // killed: this returns at once
-            termination = .killed(signal: SIGKILL)
             throw error
         }
         deadline.schedule(after: timeout)
