@@ -30,8 +30,8 @@ public final class HTTPServer {
     }
 
     private final class Connection {
-        let fd: FileDescriptor
-        var registration: RegistrationID?
+        /// The accepted socket, owned by its registration.
+        let source: Registration
         var buffer: [UInt8] = []
         var output: [UInt8] = []
         var written = 0
@@ -39,8 +39,8 @@ public final class HTTPServer {
         /// Order of acceptance: the oldest has the lowest, also within one wakeup.
         let serial: Int
 
-        init(fd: FileDescriptor, opened: Instant, serial: Int) {
-            self.fd = fd
+        init(source: Registration, opened: Instant, serial: Int) {
+            self.source = source
             self.opened = opened
             self.serial = serial
         }
@@ -51,8 +51,8 @@ public final class HTTPServer {
     public let limits: Limits
     private let loop: EventLoop
     private let handler: (Request) -> HTTPResponse
-    private let listener: FileDescriptor
-    private var listenerRegistration: RegistrationID?
+    /// The listening socket, owned by its registration; disabled while accepting pauses.
+    private var listener: Registration!
     private var connections: [Int32: Connection] = [:]
     private var sweeper: Timer!
     private var acceptPause: Timer!
@@ -71,32 +71,19 @@ public final class HTTPServer {
         self.name = name
         self.limits = limits
         self.handler = handler
-        let fd = FileDescriptor(rawValue: try systemCall("socket") {
-            socket(address.family, Int32(SOCK_STREAM.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0)
-        })
-        do {
-            var one: Int32 = 1
-            setsockopt(fd.rawValue, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            _ = try address.withSockAddr { pointer, length in
-                try systemCall("bind \(address)") { bind(fd.rawValue, pointer, length) }
-            }
-            _ = try systemCall("listen") { listen(fd.rawValue, 128) }
-            var storage = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            _ = withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd.rawValue, $0, &length) }
-            }
-            self.address = withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress($0) }
-            } ?? address
-        } catch {
-            fd.close()
-            throw error
+        var bound = address
+        let socket = try Socket(family: address.family, kind: .stream) { socket in
+            try socket.setOption(SOL_SOCKET, SO_REUSEADDR, 1, name: "SO_REUSEADDR")
+            try socket.bind(to: address, name: "bind \(address)")
+            try socket.listen(backlog: 128)
+            bound = try socket.localAddress() ?? address
         }
-        listener = fd
+        self.address = bound
         sweeper = loop.makeTimer(name: name) { [unowned self] in self.sweep() }
         acceptPause = loop.makeTimer(name: name) { [unowned self] in self.resumeAccepting() }
-        try watchListener()
+        listener = try Registration(loop: loop, owning: socket.fd, interest: .readable, name: name) { [unowned self] _ in
+            self.acceptAll()
+        }
     }
 
     deinit { close() }
@@ -109,13 +96,7 @@ public final class HTTPServer {
         sweeper.cancel()
         acceptPause.cancel()
         for fd in Array(connections.keys) { drop(fd) }
-        if let listenerRegistration { loop.deregister(listenerRegistration) }
-        listenerRegistration = nil
-        listener.close()
-    }
-
-    private func watchListener() throws {
-        listenerRegistration = try loop.register(listener, interest: .readable, name: name) { [unowned self] _ in self.acceptAll() }
+        listener?.cancel()
     }
 
     /// accept failed for want of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM): the pending
@@ -126,15 +107,14 @@ public final class HTTPServer {
             acceptFailureReported = true
             loop.logger.error(name, "\(error); not accepting connections for 1 s at a time until it works again")
         }
-        if let listenerRegistration { loop.deregister(listenerRegistration) }
-        listenerRegistration = nil
+        listener.disable()
         acceptPause.schedule(after: .seconds(1))
     }
 
     private func resumeAccepting() {
-        guard !closed, listenerRegistration == nil else { return }
+        guard !closed, !listener.isEnabled else { return }
         do {
-            try watchListener()
+            try listener.enable()
         } catch {
             pauseAccepting(error as! SystemCallError)
         }
@@ -142,40 +122,39 @@ public final class HTTPServer {
 
     private func acceptAll() {
         while true {
-            let fd = accept(listener.rawValue, nil, nil)
-            guard fd >= 0 else {
-                let code = errno
-                if code == EAGAIN || code == EWOULDBLOCK {
+            let incoming: Socket
+            do {
+                guard case .done(let socket) = try Socket(listener.fd).accept() else {
                     acceptFailureReported = false  // the queue drained: a new failure is news again
                     return
                 }
-                if code == EINTR || code == ECONNABORTED { continue }
-                return pauseAccepting(SystemCallError(call: "accept", errno: code))
+                incoming = socket
+            } catch {
+                if error.errno == .connectionAborted { continue }
+                return pauseAccepting(error)
             }
-            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            let fd = incoming.fd.rawValue
             if connections.count >= limits.maxConnections {
                 // Full: the oldest connection that has not sent its request makes room, so idle
                 // clients cannot lock /healthz out; if every one is being answered, the new one is turned away.
                 guard let oldest = connections.values.filter({ $0.output.isEmpty }).min(by: { $0.serial < $1.serial }) else {
                     refused += 1
-                    Glibc.close(fd)
+                    incoming.close()
                     continue
                 }
                 evicted += 1
-                drop(oldest.fd.rawValue)
+                drop(oldest.source.fd.rawValue)
             }
             accepted += 1
-            let connection = Connection(fd: FileDescriptor(rawValue: fd), opened: loop.now, serial: accepted)
+            let source: Registration
             do {
-                connection.registration = try loop.register(connection.fd, interest: .readable, name: name) { [unowned self] readiness in
+                source = try Registration(loop: loop, owning: incoming.fd, interest: .readable, name: name) { [unowned self] readiness in
                     self.handle(fd, readiness)
                 }
             } catch {
-                Glibc.close(fd)
-                continue
+                continue  // the registration closed the socket: the client sees the connection close
             }
-            connections[fd] = connection
+            connections[fd] = Connection(source: source, opened: loop.now, serial: accepted)
             if sweeper.deadline == nil { sweeper.schedule(after: limits.idleTimeout) }
         }
     }
@@ -187,23 +166,27 @@ public final class HTTPServer {
         }
         var chunk = [UInt8](repeating: 0, count: 4096)
         var peerClosed = false
-        while true {
-            let count = recv(fd, &chunk, chunk.count, 0)
-            if count > 0 {
+        reading: while true {
+            let result: IOResult<Int>
+            do {
+                result = try chunk.withUnsafeMutableBytes { try connection.source.fd.read(into: $0) }
+            } catch {
+                return drop(fd)
+            }
+            switch result {
+            case .wouldBlock:
+                break reading
+            case .done(0):
+                // The client half-closed: a complete request still gets its answer.
+                peerClosed = true
+                break reading
+            case .done(let count):
                 connection.buffer += chunk[0..<count]
                 if connection.buffer.count > limits.maxRequestBytes {
                     return respond(connection, HTTPResponse(status: 431, reason: "Request Header Fields Too Large",
                                                             body: Array("request too large\n".utf8)), head: false)
                 }
-                continue
             }
-            if count == 0 {
-                // The client half-closed: a complete request still gets its answer.
-                peerClosed = true
-                break
-            }
-            if errno != EAGAIN && errno != EWOULDBLOCK { return drop(fd) }
-            break
         }
         guard let end = Self.headEnd(connection.buffer) else {
             if peerClosed { drop(fd) }
@@ -249,16 +232,17 @@ public final class HTTPServer {
     }
 
     private func flush(_ connection: Connection) {
-        let fd = connection.fd.rawValue
+        let fd = connection.source.fd.rawValue
         while connection.written < connection.output.count {
-            let count = connection.output[connection.written...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if count > 0 {
+            let result = try? connection.output[connection.written...].withUnsafeBytes { try Socket(connection.source.fd).send($0) }
+            switch result {
+            case .done(let count)?:
                 connection.written += count
-            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if let registration = connection.registration { try? loop.setInterest(registration, .writable) }
+            case .wouldBlock?:
+                try? connection.source.setInterest(.writable)  // failing, the sweeper closes it in time
                 return
-            } else {
-                return drop(fd)
+            case nil:
+                return drop(fd)  // the client went away: nothing left to tell it
             }
         }
         drop(fd)
@@ -275,8 +259,7 @@ public final class HTTPServer {
 
     private func drop(_ fd: Int32) {
         guard let connection = connections.removeValue(forKey: fd) else { return }
-        if let registration = connection.registration { loop.deregister(registration) }
-        connection.fd.close()
+        connection.source.cancel()
         if connections.isEmpty { sweeper.cancel() }  // asleep again once every client is gone
     }
 }

@@ -6,10 +6,11 @@ import Glibc
 public final class EventLoop {
     public typealias Handler = (Readiness) throws -> Void
 
-    private struct Registration {
+    private struct Entry {
         let fd: FileDescriptor
         let name: String
         var interest: Interest
+        let onFailure: FailurePolicy
         let handler: Handler
     }
 
@@ -20,7 +21,10 @@ public final class EventLoop {
 
     private let epoll: FileDescriptor
     private let timerFD: FileDescriptor
-    private var registrations: [UInt64: Registration] = [:]
+    private var registrations: [UInt64: Entry] = [:]
+    /// epoll_wait's buffer, made once: a wakeup allocates nothing for it.
+    private let events: UnsafeMutableBufferPointer<epoll_event>
+    private var dispatching = false
     private var lastID: UInt64 = 0
     private static let timerRegistration: UInt64 = 0
 
@@ -36,8 +40,7 @@ public final class EventLoop {
         self.clock = clock
         self.logger = logger
         now = clock.now()
-        // A peer that closed its end must give EPIPE on write, not kill the process.
-        signal(SIGPIPE, SIG_IGN)
+        events = .allocate(capacity: 64)
         epoll = FileDescriptor(rawValue: try systemCall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) })
         do {
             timerFD = FileDescriptor(rawValue: try systemCall("timerfd_create") {
@@ -45,6 +48,7 @@ public final class EventLoop {
             })
         } catch {
             epoll.close()
+            events.deallocate()
             throw error
         }
         try control(EPOLL_CTL_ADD, timerFD, id: EventLoop.timerRegistration, interest: .readable)
@@ -53,6 +57,7 @@ public final class EventLoop {
     deinit {
         timerFD.close()
         epoll.close()
+        events.deallocate()
     }
 
     /// The number of live registrations, the loop's own timer not counted.
@@ -60,32 +65,47 @@ public final class EventLoop {
 
     // MARK: Registrations
 
-    /// Watches `fd`. The caller keeps owning the fd: deregister before closing it.
+    /// Watches `fd` with a handler that cannot fail. The caller keeps owning the fd: deregister
+    /// before closing it (or use a `Registration`, which owns its fd).
     @discardableResult
     public func register(_ fd: FileDescriptor, interest: Interest, name: String,
+                         handler: @escaping (Readiness) -> Void) throws -> RegistrationID {
+        // A handler that cannot throw never reaches its policy.
+        try register(fd, interest: interest, name: name, onFailure: .stopLoop, handler: handler)
+    }
+
+    /// Watches `fd`; when `handler` throws, `onFailure` says what happens. The caller keeps
+    /// owning the fd.
+    @discardableResult
+    public func register(_ fd: FileDescriptor, interest: Interest, name: String, onFailure: FailurePolicy,
                          handler: @escaping Handler) throws -> RegistrationID {
         lastID += 1
         try control(EPOLL_CTL_ADD, fd, id: lastID, interest: interest)
-        registrations[lastID] = Registration(fd: fd, name: name, interest: interest, handler: handler)
+        registrations[lastID] = Entry(fd: fd, name: name, interest: interest, onFailure: onFailure, handler: handler)
         return RegistrationID(rawValue: lastID)
     }
 
+    /// Whether `id` is in the loop: not yet deregistered, nor disabled after a failure.
+    public func isRegistered(_ id: RegistrationID) -> Bool {
+        registrations[id.rawValue] != nil
+    }
+
     public func setInterest(_ id: RegistrationID, _ interest: Interest) throws {
-        guard var registration = registrations[id.rawValue], registration.interest != interest else { return }
-        try control(EPOLL_CTL_MOD, registration.fd, id: id.rawValue, interest: interest)
-        registration.interest = interest
-        registrations[id.rawValue] = registration
+        guard var entry = registrations[id.rawValue], entry.interest != interest else { return }
+        try control(EPOLL_CTL_MOD, entry.fd, id: id.rawValue, interest: interest)
+        entry.interest = interest
+        registrations[id.rawValue] = entry
     }
 
     /// Stops watching. Safe from inside any handler, including the registration's own: events
     /// already fetched for it in this wakeup are dropped.
     public func deregister(_ id: RegistrationID) {
-        guard let registration = registrations.removeValue(forKey: id.rawValue) else { return }
+        guard let entry = registrations.removeValue(forKey: id.rawValue) else { return }
         do {
-            try control(EPOLL_CTL_DEL, registration.fd, id: id.rawValue, interest: [])
+            try control(EPOLL_CTL_DEL, entry.fd, id: id.rawValue, interest: [])
         } catch {
             // The fd was closed before deregistration; the kernel already dropped it from the set.
-            logger.debug(registration.name, "deregister: \(error)")
+            logger.debug(entry.name, "deregister: \(error)")
         }
     }
 
@@ -120,7 +140,8 @@ public final class EventLoop {
 
     // MARK: Running
 
-    /// Runs until `stop()` is called from a handler.
+    /// Runs until `stop()` is called from a handler; throws `SourceFailure` when a vital
+    /// source's handler failed.
     public func run() throws {
         stopRequested = false
         while !stopRequested {
@@ -147,36 +168,50 @@ public final class EventLoop {
     }
 
     /// One wakeup: waits for events (at most `timeout`; nil = until something happens),
-    /// dispatches them, then runs the timers that are due.
+    /// dispatches them, then runs the timers that are due. Not re-entrant: handlers never call it.
     public func runOnce(timeout: Duration? = nil) throws {
+        precondition(!dispatching, "runOnce called from a handler")
         try armTimerFD()
-        var events = [epoll_event](repeating: epoll_event(), count: 64)
         let waitMilliseconds: Int32 = timeout.map {
             let nanoseconds = max(0, $0.nanoseconds)  // rounded up, without overflowing at Int64.max
             return Int32(clamping: nanoseconds / 1_000_000 + (nanoseconds % 1_000_000 == 0 ? 0 : 1))
         } ?? -1
-        let count = try events.withUnsafeMutableBufferPointer { buffer in
-            try systemCall("epoll_wait") { epoll_wait(epoll.rawValue, buffer.baseAddress, Int32(buffer.count), waitMilliseconds) }
-        }
+        let count = Int(try systemCall("epoll_wait") {
+            epoll_wait(epoll.rawValue, events.baseAddress, Int32(events.count), waitMilliseconds)
+        })
         now = clock.now()
-        for event in events.prefix(Int(count)) {
-            let id = event.data.u64
-            let readiness = Readiness(rawValue: event.events)
+        dispatching = true
+        defer { dispatching = false }
+        for index in 0..<count {
+            let id = events[index].data.u64
+            let readiness = Readiness(rawValue: events[index].events)
             if id == EventLoop.timerRegistration {
                 drainTimerFD()
                 continue
             }
-            guard let registration = registrations[id] else { continue }
+            guard let entry = registrations[id] else { continue }
             dispatches += 1
-            logger.trace(registration.name, "fd=\(registration.fd.rawValue) events=\(readiness)")
+            logger.trace(entry.name, "fd=\(entry.fd.rawValue) events=\(readiness)")
             do {
-                try registration.handler(readiness)
+                try entry.handler(readiness)
             } catch {
-                logger.error(registration.name, "\(error); source disabled")
-                deregister(RegistrationID(rawValue: id))
+                try failed(entry, RegistrationID(rawValue: id), error)
             }
         }
         runDueTimers()
+    }
+
+    /// A handler threw: its source leaves the loop, and its policy says what else happens.
+    private func failed(_ entry: Entry, _ id: RegistrationID, _ error: any Error) throws {
+        deregister(id)
+        switch entry.onFailure {
+        case .disable(let notify):
+            logger.error(entry.name, "\(error); source disabled")
+            notify(error)
+        case .stopLoop:
+            logger.error(entry.name, "\(error); stopping, this source is vital")
+            throw SourceFailure(source: entry.name, error: error)
+        }
     }
 
     private func runDueTimers() {

@@ -20,7 +20,7 @@ public enum FileContents {
             }
             if count == 0 { return bytes }
             bytes.append(contentsOf: chunk[0..<count])
-            if bytes.count > maxBytes { throw SystemCallError(call: "read", errno: EFBIG) }
+            if bytes.count > maxBytes { throw SystemCallError(call: "read", errno: .fileTooLarge) }
         }
     }
 
@@ -70,8 +70,11 @@ extension FileContents {
         var current = ""
         for component in path.split(separator: "/") {
             current += "/" + component
-            if mkdir(current, 0o700) == -1 && errno != EEXIST {
-                throw SystemCallError(call: "mkdir \(current)", errno: errno)
+            let directory = current
+            do {
+                _ = try systemCall("mkdir \(directory)") { mkdir(directory, 0o700) }
+            } catch {
+                guard error.errno == .fileExists else { throw error }
             }
         }
     }

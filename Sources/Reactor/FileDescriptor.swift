@@ -50,7 +50,7 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// Closes the descriptor. EINTR is not retried: on Linux the descriptor is gone either way.
     /// EBADF means the program closed something it did not own: a bug, so it stops here.
     public func close() {
-        if Glibc.close(rawValue) == -1 && Glibc.errno == EBADF {
+        if Glibc.close(rawValue) == -1 && Errno.current == .badFileDescriptor {
             preconditionFailure("close: fd \(rawValue) was not open")
         }
     }

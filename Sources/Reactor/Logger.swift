@@ -92,8 +92,13 @@ public final class Logger {
         return UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode
     }
 
+    /// SIGPIPE keeps its disposition (sockets are written with `MSG_NOSIGNAL` instead), so a
+    /// write to fd 2 is safe because of what fd 2 is: a terminal or a file never gives EPIPE;
+    /// journald's stream is written by a service that systemd started with SIGPIPE ignored
+    /// (`IgnoreSIGPIPE=yes`, the default, which the units keep); and a pipe whose reader went
+    /// away ends the process like any other command in a pipeline.
     static func writeToStandardError(_ line: String) {
-        // stderr gone (a closed pipe): there is nowhere left to report that.
+        // stderr gone (EPIPE with SIGPIPE ignored, EIO): there is nowhere left to report that.
         try? FileDescriptor(rawValue: 2).writeAll(Array(line.utf8))
     }
 

@@ -59,39 +59,29 @@ public enum Netlink {
         withUnsafeBytes(of: value.littleEndian) { Array($0) }
     }
 
+    /// A netlink address: the kernel (port 0, no groups), or ours with the multicast `groups`.
+    public struct Address: SockAddrConvertible {
+        public var groups: UInt32 = 0
+
+        public func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) rethrows -> R {
+            var address = sockaddr_nl()
+            address.nl_family = sa_family_t(AF_NETLINK)
+            address.nl_groups = groups
+            return try withUnsafeBytes(of: &address) {
+                try body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(MemoryLayout<sockaddr_nl>.size))
+            }
+        }
+    }
+
     /// A non-blocking netlink socket of `netlinkProtocol`, bound to the multicast `groups`.
     public static func socket(_ netlinkProtocol: Int32, groups: UInt32 = 0) throws -> FileDescriptor {
-        let fd = FileDescriptor(rawValue: try systemCall("socket(AF_NETLINK)") {
-            Glibc.socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, netlinkProtocol)
-        })
-        var address = sockaddr_nl()
-        address.nl_family = sa_family_t(AF_NETLINK)
-        address.nl_groups = groups
-        do {
-            _ = try withUnsafePointer(to: &address) { pointer in
-                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-                    try systemCall("bind(AF_NETLINK)") { bind(fd.rawValue, raw, socklen_t(MemoryLayout<sockaddr_nl>.size)) }
-                }
-            }
-        } catch {
-            fd.close()
-            throw error
-        }
-        return fd
+        try Socket(family: AF_NETLINK, kind: .raw, protocol: netlinkProtocol, name: "socket(AF_NETLINK)") {
+            try $0.bind(to: Address(groups: groups), name: "bind(AF_NETLINK)")
+        }.fd
     }
 
     /// Sends a request to the kernel.
     public static func send(_ request: [UInt8], on fd: FileDescriptor) throws {
-        var kernel = sockaddr_nl()
-        kernel.nl_family = sa_family_t(AF_NETLINK)
-        _ = try request.withUnsafeBytes { bytes in
-            try withUnsafePointer(to: &kernel) { pointer in
-                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-                    try systemCall("sendto(AF_NETLINK)") {
-                        sendto(fd.rawValue, bytes.baseAddress, bytes.count, 0, raw, socklen_t(MemoryLayout<sockaddr_nl>.size))
-                    }
-                }
-            }
-        }
+        _ = try Socket(fd).send(request, to: Address(), name: "sendto(AF_NETLINK)")
     }
 }

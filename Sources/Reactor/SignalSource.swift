@@ -32,21 +32,19 @@ public enum Signal: Sendable, CaseIterable, CustomStringConvertible {
 /// Blocks the given signals and delivers them through a signalfd in the loop.
 /// Block before any child is spawned: children must unblock them again (the mask survives exec).
 public final class SignalSource {
-    private let loop: EventLoop
-    private let fd: FileDescriptor
-    private var registration: RegistrationID?
+    private var source: Registration?
     private var mask: sigset_t
 
+    /// The signalfd is vital: if reading it failed, the signals would stay blocked for good, so
+    /// the loop stops instead (`FailurePolicy.stopLoop`).
     public init(loop: EventLoop, signals: [Signal] = Signal.allCases, handler: @escaping (Signal) -> Void) throws {
-        self.loop = loop
         var mask = sigset_t()
         clinux_sigemptyset(&mask)
         for signal in signals { clinux_sigaddset(&mask, signal.number) }
         self.mask = mask
         _ = try systemCall("sigprocmask") { sigprocmask(SIG_BLOCK, &mask, nil) }
-        fd = FileDescriptor(rawValue: try systemCall("signalfd") { signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) })
-        let fd = self.fd
-        registration = try loop.register(fd, interest: .readable, name: "signal") { _ in
+        let fd = FileDescriptor(rawValue: try systemCall("signalfd") { signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) })
+        source = try Registration(loop: loop, owning: fd, interest: .readable, name: "signal", onFailure: .stopLoop) { _ in
             // Drain every pending record: one read may hold several.
             var info = signalfd_siginfo()
             while true {
@@ -62,10 +60,9 @@ public final class SignalSource {
 
     /// Stops delivery and unblocks the signals again.
     public func close() {
-        guard let registration else { return }
-        loop.deregister(registration)
-        self.registration = nil
-        fd.close()
+        guard let source else { return }
+        source.cancel()
+        self.source = nil
         sigprocmask(SIG_UNBLOCK, &mask, nil)
     }
 

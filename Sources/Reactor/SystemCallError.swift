@@ -4,15 +4,15 @@ import Glibc
 /// Printed as `epoll_ctl: Bad file descriptor (errno 9)`.
 public struct SystemCallError: Error, Equatable, CustomStringConvertible {
     public let call: String
-    public let errno: Int32
+    public let errno: Errno
 
-    public init(call: String, errno: Int32) {
+    public init(call: String, errno: Errno) {
         self.call = call
         self.errno = errno
     }
 
     public var description: String {
-        "\(call): \(String(cString: strerror(errno))) (errno \(errno))"
+        "\(call): \(errno)"
     }
 }
 
@@ -24,14 +24,15 @@ public enum IOResult<Value> {
 
 extension IOResult: Equatable where Value: Equatable {}
 
-/// The one place where errno is read. Retries EINTR; throws everything else.
+/// The one place where errno is read, right after the call. Retries EINTR; throws everything
+/// else.
 @inline(__always)
 public func systemCall<T: FixedWidthInteger>(_ name: String, _ body: () -> T) throws(SystemCallError) -> T {
     while true {
         let result = body()
         if result != -1 { return result }
-        let code = Glibc.errno
-        if code == EINTR { continue }
+        let code = Errno.current
+        if code == .interrupted { continue }
         throw SystemCallError(call: name, errno: code)
     }
 }
@@ -41,7 +42,7 @@ public func systemCall<T: FixedWidthInteger>(_ name: String, _ body: () -> T) th
 public func nonBlockingCall<T: FixedWidthInteger>(_ name: String, _ body: () -> T) throws(SystemCallError) -> IOResult<T> {
     do {
         return .done(try systemCall(name, body))
-    } catch where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
+    } catch where error.errno == .wouldBlock {
         return .wouldBlock
     }
 }

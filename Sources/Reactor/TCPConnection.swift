@@ -11,10 +11,10 @@ public enum TCPConnectionError: Error, Equatable, CustomStringConvertible {
 
     init(_ error: SystemCallError) {
         switch error.errno {
-        case ECONNREFUSED: self = .refused
-        case ETIMEDOUT: self = .timedOut
-        case ECONNRESET, EPIPE: self = .reset
-        case ENETUNREACH, EHOSTUNREACH: self = .unreachable
+        case .connectionRefused: self = .refused
+        case .timedOut: self = .timedOut
+        case .connectionReset, .brokenPipe: self = .reset
+        case .networkUnreachable, .hostUnreachable: self = .unreachable
         default: self = .system(error)
         }
     }
@@ -53,8 +53,8 @@ public final class TCPConnection {
 
     private let loop: EventLoop
     private let handler: (Event) -> Void
-    private var fd: FileDescriptor?
-    private var registration: RegistrationID?
+    /// The socket, owned by its registration.
+    private var socket: Registration?
     private var output: [UInt8] = []
     private var outputOffset = 0
     private var connectTimer: Timer!
@@ -77,38 +77,22 @@ public final class TCPConnection {
         output.removeAll()
         outputOffset = 0
         peer = address
-        let socketFD = FileDescriptor(rawValue: try systemCall("socket") {
-            socket(address.family, Int32(SOCK_STREAM.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0)
-        })
-        fd = socketFD
+        let socket = try Socket(family: address.family, kind: .stream) { socket in
+            try socket.setOption(Int32(IPPROTO_TCP), TCP_NODELAY, 1, name: "TCP_NODELAY")
+            if let source { try socket.bind(to: source) }
+        }
+        self.socket = try Registration(loop: loop, owning: socket.fd, interest: .writable, name: name) { [unowned self] readiness in
+            self.handle(readiness)
+        }
         state = .connecting
         do {
-            var one: Int32 = 1
-            _ = try systemCall("setsockopt") {
-                setsockopt(socketFD.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            }
-            if let source {
-                _ = try source.withSockAddr { pointer, length in
-                    try systemCall("bind") { Glibc.bind(socketFD.rawValue, pointer, length) }
-                }
-            }
-            registration = try loop.register(socketFD, interest: .writable, name: name) { [unowned self] readiness in
-                self.handle(readiness)
-            }
-            let result = address.withSockAddr { pointer, length in Glibc.connect(socketFD.rawValue, pointer, length) }
-            if result == -1 && errno != EINPROGRESS && errno != EINTR {
-                let error = SystemCallError(call: "connect", errno: errno)
-                // Report asynchronously like every other failure, so callers have one path.
-                if let registration { loop.deregister(registration) }
-                registration = nil
-                connectTimer.schedule(after: .zero)
-                pendingFailure = TCPConnectionError(error)
-                return
-            }
+            try socket.connect(to: address)
             connectTimer.schedule(after: timeout)
         } catch {
-            close()
-            throw error
+            // Reported asynchronously like every other failure, so callers have one path.
+            self.socket?.disable()
+            connectTimer.schedule(after: .zero)
+            pendingFailure = TCPConnectionError(error as! SystemCallError)
         }
     }
 
@@ -124,10 +108,8 @@ public final class TCPConnection {
     /// Closes the socket. No event is reported for a close the owner asked for.
     public func close() {
         connectTimer.cancel()
-        if let registration { loop.deregister(registration) }
-        registration = nil
-        fd?.close()
-        fd = nil
+        socket?.cancel()
+        socket = nil
         state = .closed
         pendingFailure = nil
         output.removeAll()
@@ -141,13 +123,14 @@ public final class TCPConnection {
     }
 
     private func handle(_ readiness: Readiness) {
-        guard let fd else { return }
+        guard let fd = socket?.fd else { return }
         if state == .connecting {
-            var code: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd.rawValue, SOL_SOCKET, SO_ERROR, &code, &length)
-            if code != 0 {
-                return fail(TCPConnectionError(SystemCallError(call: "connect", errno: code)))
+            do {
+                if let code = try Socket(fd).pendingError() {
+                    return fail(TCPConnectionError(SystemCallError(call: "connect", errno: code)))
+                }
+            } catch {
+                return fail(TCPConnectionError(error))
             }
             guard readiness.contains(.writable) else { return }
             connectTimer.cancel()
@@ -194,11 +177,11 @@ public final class TCPConnection {
     }
 
     private func flush() {
-        guard let fd else { return }
+        guard let fd = socket?.fd else { return }
         while outputOffset < output.count {
             do {
                 let result = try output.withUnsafeBytes { bytes in
-                    try fd.write(UnsafeRawBufferPointer(rebasing: bytes[outputOffset...]))
+                    try Socket(fd).send(UnsafeRawBufferPointer(rebasing: bytes[outputOffset...]))
                 }
                 guard case .done(let count) = result else { break }
                 outputOffset += count
@@ -214,10 +197,10 @@ public final class TCPConnection {
     }
 
     private func updateInterest() {
-        guard let registration else { return }
+        guard let socket else { return }
         let interest: Interest = outputOffset < output.count ? [.readable, .writable] : .readable
         do {
-            try loop.setInterest(registration, interest)
+            try socket.setInterest(interest)
         } catch {
             fail(.system(error as! SystemCallError))
         }

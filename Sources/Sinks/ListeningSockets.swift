@@ -57,7 +57,7 @@ public enum ListeningSockets {
             var done = false
             while !done {
                 guard case .done(let count) = try buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }), count > 0 else {
-                    throw SystemCallError(call: "recv(NETLINK_SOCK_DIAG)", errno: EAGAIN)
+                    throw SystemCallError(call: "recv(NETLINK_SOCK_DIAG)", errno: .wouldBlock)
                 }
                 let answer = parse(Array(buffer[0..<count]), port: port, sequence: sequence)
                 listeners += answer.listeners

@@ -86,7 +86,7 @@ struct StateStore {
         let bytes: [UInt8]
         do {
             bytes = try FileContents.read(atPath: path, maxBytes: 64 * 1024)
-        } catch let error as SystemCallError where error.errno == ENOENT {
+        } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
             return nil
         }
         return try DaemonState.parse(bytes)

@@ -58,7 +58,7 @@ struct Doctor {
             case .noPort: report.fail("port file: \(path) is empty: no forwarded port right now",
                                       "connect to a P2P server with port forwarding on")
             }
-        } catch let error as SystemCallError where error.errno == ENOENT {
+        } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
             report.fail("port file: \(path) does not exist", "connect with port forwarding on in the ProtonVPN app")
         } catch let error as NotARegularFileError {
             report.fail("port file: \(error)", "point the setting at the file the VPN writes")
@@ -116,17 +116,20 @@ struct Doctor {
         defer { fd.close() }
         var milliseconds: Int32 = 250
         for _ in 0..<3 {
-            _ = NATPMP.externalAddressRequest().withUnsafeBytes { send(fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            var ready = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
-            _ = poll(&ready, 1, milliseconds)
-            var buffer = [UInt8](repeating: 0, count: 64)
-            let count = recv(fd.rawValue, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-            if count < 0 && errno == ECONNREFUSED {
+            let answer: [UInt8]
+            do {
+                _ = try Socket(fd).send(NATPMP.externalAddressRequest())
+                var ready = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
+                _ = poll(&ready, 1, milliseconds)  // a failed or interrupted wait is one try less, no more
+                if case .done(let bytes) = try fd.read(upTo: 64) { answer = bytes } else { answer = [] }
+            } catch let error as SystemCallError where error.errno == .connectionRefused {
                 return .failure(Problem(message: "the gateway \(gateway) refuses NAT-PMP (port unreachable)",
                                         fix: "turn port forwarding on (ProtonVPN: a P2P server; WireGuard configs made with NAT-PMP on)"))
+            } catch {
+                answer = []  // the next try sends again
             }
-            if count > 0 {
-                switch try? NATPMP.decode(Array(buffer[0..<count])) {
+            if !answer.isEmpty {
+                switch try? NATPMP.decode(answer) {
                 case .externalAddress(.success, let epoch, let address)?: return .success("external address \(address), up \(epoch) s")
                 case .externalAddress(let result, _, _)?:
                     return .failure(Problem(message: "the gateway \(gateway) answered \(result)", fix: "see the VPN's port forwarding settings"))

@@ -108,7 +108,7 @@ struct OnceCommand {
         let bytes: [UInt8]
         do {
             bytes = try FileContents.read(atPath: path, maxBytes: 4096)
-        } catch let error as SystemCallError where error.errno == ENOENT {
+        } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
             return .failure(Problem(code: .unsupported, message: "no source available: \(path) does not exist (is the VPN connected, with port forwarding on?)"))
         } catch let error as NotARegularFileError {
             return .failure(Problem(code: .transientFailure, message: "\(error)"))

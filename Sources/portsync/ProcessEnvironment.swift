@@ -16,6 +16,16 @@ enum ProcessEnvironment {
         return result
     }
 
+    /// The environment for a command we run (the recovery command): ours without secrets and
+    /// without systemd's notify and watchdog variables, since the command is not the service
+    /// and must not see the passwords. `NAME=value` entries, sorted.
+    static func forChildren(_ variables: [String: String]) -> [String] {
+        variables.filter { name, _ in
+            !(name.hasPrefix("PORTSYNC_") && (name.hasSuffix("_PASSWORD") || name.hasSuffix("_API_KEY")))
+                && !["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY"].contains(name)
+        }.map { "\($0.key)=\($0.value)" }.sorted()
+    }
+
     static var workingDirectory: String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard getcwd(&buffer, buffer.count) != nil else { return "/" }

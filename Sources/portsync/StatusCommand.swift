@@ -55,8 +55,17 @@ struct StatusCommand {
 
     /// Whether `pid` is alive and is a portsync.
     static func isPortsync(_ pid: Int32) -> Bool {
-        guard pid > 0, kill(pid, 0) == 0 || errno == EPERM,
-              let comm = try? FileContents.read(atPath: "/proc/\(pid)/comm", maxBytes: 64) else { return false }
+        guard pid > 0, isAlive(pid), let comm = try? FileContents.read(atPath: "/proc/\(pid)/comm", maxBytes: 64) else { return false }
         return String(decoding: comm, as: UTF8.self).hasPrefix("portsync")
+    }
+
+    /// `kill(pid, 0)`: EPERM means alive, owned by someone else.
+    private static func isAlive(_ pid: Int32) -> Bool {
+        do {
+            _ = try systemCall("kill") { kill(pid, 0) }
+            return true
+        } catch {
+            return error.errno == .notPermitted
+        }
     }
 }

@@ -7,7 +7,7 @@ import Reactor
 /// the address length covers exactly the name, never the whole sockaddr_un.
 final class SystemdNotifier {
     /// The socket address: `sockaddr_un` bytes and the length to pass.
-    struct Address: Equatable {
+    struct Address: Equatable, SockAddrConvertible {
         let bytes: [UInt8]
         let length: socklen_t
 
@@ -26,10 +26,14 @@ final class SystemdNotifier {
             bytes = family + name + [UInt8](repeating: 0, count: capacity - name.count)
             length = socklen_t(2 + name.count + (abstract ? 0 : 1))
         }
+
+        func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) rethrows -> R {
+            try bytes.withUnsafeBytes { try body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length) }
+        }
     }
 
     private let address: Address
-    private let fd: FileDescriptor
+    private let socket: Socket
     private let logger: Logger
     private var failed = false
     /// Half the watchdog timeout, when systemd asked this process for pings.
@@ -45,18 +49,18 @@ final class SystemdNotifier {
             logger.error("systemd", "\(error); not notifying systemd")
             return nil
         }
-        let socketFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | CLINUX_SOCK_CLOEXEC | CLINUX_SOCK_NONBLOCK, 0)
-        guard socketFD >= 0 else {
-            logger.error("systemd", "\(SystemCallError(call: "socket(AF_UNIX)", errno: errno)); not notifying systemd")
+        do {
+            socket = try Socket(family: AF_UNIX, kind: .datagram, name: "socket(AF_UNIX)")
+        } catch {
+            logger.error("systemd", "\(error); not notifying systemd")
             return nil
         }
-        fd = FileDescriptor(rawValue: socketFD)
         self.logger = logger
         watchdogInterval = Self.watchdogInterval(environment: environment, pid: getpid())
         if let problem = Self.watchdogProblem(environment: environment) { logger.warning("systemd", problem) }
     }
 
-    deinit { fd.close() }
+    deinit { socket.close() }
 
     /// The longest interval between pings: enough for any timeout of two hours or more.
     static let longestWatchdogInterval = Duration.seconds(3600)
@@ -96,17 +100,15 @@ final class SystemdNotifier {
         let assignments = assignments.map(Self.oneLine)
         let message = Array(assignments.joined(separator: "\n").utf8)
         logger.trace("systemd", "notify \(assignments.joined(separator: " | "))")
-        let sent = address.bytes.withUnsafeBytes { raw in
-            message.withUnsafeBytes { payload in
-                sendto(fd.rawValue, payload.baseAddress, payload.count, Int32(MSG_NOSIGNAL),
-                       raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), address.length)
+        do {
+            guard case .done = try socket.send(message, to: address, name: "sendto NOTIFY_SOCKET") else {
+                throw SystemCallError(call: "sendto NOTIFY_SOCKET", errno: .wouldBlock)
             }
-        }
-        if sent < 0 && !failed {
-            failed = true  // said once; systemd may simply be gone
-            logger.error("systemd", "\(SystemCallError(call: "sendto NOTIFY_SOCKET", errno: errno))")
-        } else if sent >= 0 {
             failed = false
+        } catch {
+            guard !failed else { return }
+            failed = true  // said once; systemd may simply be gone
+            logger.error("systemd", "\(error)")
         }
     }
 

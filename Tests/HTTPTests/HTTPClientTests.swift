@@ -53,11 +53,11 @@ import Testing
         let server = listener.accept()
         defer { server.close() }
         _ = fcntl(server.rawValue, F_SETFL, O_NONBLOCK)
-        _ = try server.write(Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n".utf8))
+        _ = try Socket(server).send(Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n".utf8))
         let flood = [UInt8](repeating: 65, count: 64 * 1024)
         var sent = 0
         while result == nil && sent < 64 << 20 {
-            if case .done(let count) = try server.write(flood) { sent += count }
+            if case .done(let count) = try Socket(server).send(flood) { sent += count }
             try loop.runOnce(timeout: .zero)
         }
         #expect(result.map { "\($0)" }?.contains("body longer than 4194304 bytes") == true, "\(String(describing: result))")

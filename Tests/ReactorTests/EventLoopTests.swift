@@ -102,7 +102,7 @@ import TestSupport
         var calls: [String] = []
         var ids: [String: RegistrationID] = [:]
         for (name, pipe, other) in [("first", first, "second"), ("second", second, "first")] {
-            ids[name] = try loop.register(pipe.readEnd, interest: .readable, name: name) { _ in
+            ids[name] = try loop.register(pipe.readEnd, interest: .readable, name: name, onFailure: .stopLoop) { _ in
                 calls.append(name)
                 _ = try drain(pipe.readEnd)
                 loop.deregister(ids[other]!)
@@ -140,7 +140,7 @@ import TestSupport
         var replacement: Pipe?
         var swapped = false
         for (name, pipe, otherName, other) in [("first", first, "second", second), ("second", second, "first", first)] {
-            ids[name] = try loop.register(pipe.readEnd, interest: .readable, name: name) { _ in
+            ids[name] = try loop.register(pipe.readEnd, interest: .readable, name: name, onFailure: .stopLoop) { _ in
                 calls.append(name)
                 _ = try drain(pipe.readEnd)
                 guard !swapped else { return }
@@ -151,7 +151,7 @@ import TestSupport
                 precondition(dup2(fresh.readEnd.rawValue, other.readEnd.rawValue) == other.readEnd.rawValue)
                 fresh.readEnd.close()
                 replacement = Pipe.adopting(read: other.readEnd, write: fresh.writeEnd)
-                try loop.register(other.readEnd, interest: .readable, name: "reused") { _ in
+                try loop.register(other.readEnd, interest: .readable, name: "reused", onFailure: .stopLoop) { _ in
                     calls.append("reused")
                     _ = try drain(other.readEnd)
                 }
@@ -177,7 +177,7 @@ import TestSupport
         #expect(try pipe.writeEnd.write(payload) == .done(60_000))
         var received = 0
         var wouldBlockSeen = false
-        try loop.register(pipe.readEnd, interest: .readable, name: "drain") { _ in
+        try loop.register(pipe.readEnd, interest: .readable, name: "drain", onFailure: .stopLoop) { _ in
             while true {
                 switch try pipe.readEnd.read(upTo: 1024) {
                 case .done(let bytes): received += bytes.count
@@ -193,30 +193,70 @@ import TestSupport
         #expect(loop.dispatches == dispatches, "nothing left to dispatch once drained")
     }
 
-    @Test func aThrowingHandlerIsLoggedAndItsSourceDisabled() throws {
+    @Test func aThrowingHandlerIsLoggedItsSourceDisabledAndItsOwnerTold() throws {
         let log = LogCapture()
         let loop = try EventLoop(logger: log.logger)
         let pipe = Pipe()
         defer { pipe.close() }
         pipe.write("x")
         var calls = 0
-        try loop.register(pipe.readEnd, interest: .readable, name: "broken.source") { _ in
+        var told: [String] = []
+        let id = try loop.register(pipe.readEnd, interest: .readable, name: "broken.source",
+                                   onFailure: .disable { told.append("\($0)") }) { _ in
             calls += 1
-            throw SystemCallError(call: "recv", errno: ECONNRESET)
+            throw SystemCallError(call: "recv", errno: .connectionReset)
         }
         try loop.runOnce(timeout: .milliseconds(100))
         try loop.runOnce(timeout: .zero)
         #expect(calls == 1)
-        #expect(loop.registrationCount == 0)
+        #expect(!loop.isRegistered(id))
+        #expect(told == ["recv: Connection reset by peer (errno 104)"])
         #expect(log.lines.contains { $0.contains("broken.source: recv: Connection reset by peer (errno 104); source disabled") }, "\(log.lines)")
+    }
+
+    @Test func aVitalSourceThatFailsStopsTheLoopWithItsError() throws {
+        let log = LogCapture()
+        let loop = try EventLoop(logger: log.logger)
+        let pipe = Pipe()
+        defer { pipe.writeEnd.close() }
+        let source = try Registration(loop: loop, owning: pipe.readEnd, interest: .readable, name: "signal", onFailure: .stopLoop) { _ in
+            throw SystemCallError(call: "read", errno: .badFileDescriptor)
+        }
+        pipe.write("x")
+        let failure = #expect(throws: SourceFailure.self) { try loop.run() }
+        #expect(failure?.description == "signal: read: Bad file descriptor (errno 9)")
+        #expect(!source.isEnabled)
+        #expect(log.lines.contains { $0.contains("signal: read: Bad file descriptor (errno 9); stopping, this source is vital") }, "\(log.lines)")
+    }
+
+    @Test func aRegistrationOwnsItsFdDisablesEnablesAndClosesItOnCancel() throws {
+        let loop = try EventLoop(logger: LogCapture().logger)
+        let pipe = Pipe()
+        defer { pipe.writeEnd.close() }
+        pipe.write("x")
+        var calls = 0
+        let source = try Registration(loop: loop, owning: pipe.readEnd, interest: .readable, name: "owned") { _ in calls += 1 }
+        source.disable()
+        try loop.runOnce(timeout: .milliseconds(50))
+        #expect(calls == 0 && !source.isEnabled, "disabled: out of epoll")
+        try source.enable()
+        try loop.runOnce(timeout: .milliseconds(50))
+        #expect(calls == 1 && source.isEnabled)
+        source.cancel()
+        source.cancel()
+        #expect(loop.registrationCount == 0)
+        var writer = pollfd(fd: pipe.writeEnd.rawValue, events: Int16(POLLOUT), revents: 0)
+        #expect(poll(&writer, 1, 0) == 1 && writer.revents & Int16(POLLERR) != 0, "the read end closed with the registration")
     }
 
     @Test func systemCallErrorsReadWell() throws {
         let loop = try EventLoop(logger: LogCapture().logger)
-        #expect(throws: SystemCallError(call: "epoll_ctl", errno: EBADF)) {
+        #expect(throws: SystemCallError(call: "epoll_ctl", errno: .badFileDescriptor)) {
             try loop.register(FileDescriptor(rawValue: 987_654), interest: .readable, name: "bad") { _ in }
         }
-        #expect(SystemCallError(call: "epoll_ctl", errno: EBADF).description == "epoll_ctl: Bad file descriptor (errno 9)")
+        #expect(SystemCallError(call: "epoll_ctl", errno: .badFileDescriptor).description == "epoll_ctl: Bad file descriptor (errno 9)")
+        #expect(Errno.badFileDescriptor.name == "EBADF" && Errno(rawValue: 9).description == "Bad file descriptor (errno 9)")
+        #expect(Errno(rawValue: 4095).name == "errno 4095")
     }
 
     @Test func traceShowsEveryDispatchedEvent() throws {
@@ -226,7 +266,7 @@ import TestSupport
         let pipe = Pipe()
         defer { pipe.close() }
         pipe.write("x")
-        try loop.register(pipe.readEnd, interest: .readable, name: "proton.file") { _ in _ = try drain(pipe.readEnd) }
+        try loop.register(pipe.readEnd, interest: .readable, name: "proton.file", onFailure: .stopLoop) { _ in _ = try drain(pipe.readEnd) }
         let timer = loop.makeTimer(name: "natpmp.renew") {}
         timer.schedule(after: .zero)
         try loop.runOnce(timeout: .milliseconds(100))

@@ -1,9 +1,10 @@
 import Foundation
 import Glibc
+import Reactor
 
-/// A child process started with posix_spawn and a clean signal state (empty mask, default
-/// dispositions): Foundation's Process spawns from a thread that blocks every signal, and its
-/// children then ignore SIGTERM. Output goes to a file; the child is stopped by its PID.
+/// A child process started with `Subprocess.spawn`, so with a clean signal state (empty mask,
+/// default dispositions): Foundation's Process spawns from a thread that blocks every signal,
+/// and its children then ignore SIGTERM. Output goes to a file; the child is stopped by its PID.
 public final class ChildProcess {
     public let pid: pid_t
     public let outputPath: String
@@ -11,34 +12,8 @@ public final class ChildProcess {
 
     public init(executable: String, arguments: [String], environment: [String: String], outputPath: String) throws {
         self.outputPath = outputPath
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
-        guard result == 0 else { throw ChildProcessError(message: "posix_spawn \(executable): \(String(cString: strerror(result)))") }
-        pid = child
+        pid = try Subprocess.spawn(executable, arguments: arguments, environment: environment.map { "\($0.key)=\($0.value)" },
+                                   outputPath: outputPath, ownProcessGroup: false)
     }
 
     deinit {

@@ -162,7 +162,7 @@ public enum RawHTTP {
         if let contentType { headers.add("Content-Type", contentType) }
         for (name, value) in extra { headers.add(name, value) }
         let wire = try HTTPRequest(method: method, target: path, headers: headers, body: Array(body.utf8)).serialized()
-        _ = wire.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        _ = wire.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         var parser = HTTPResponseParser()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {

@@ -76,14 +76,3 @@ import Watchers
         #expect(latest == start + .milliseconds(1) + .seconds(1), "capped at 1 s after the first change that waited")
     }
 }
-
-@Suite struct RecoveryCommandTests {
-    @Test func theCommandSeesNoSecretsAndNoNotifySocket() {
-        let environment = RecoveryCommand.childEnvironment([
-            "PATH": "/usr/bin", "PORTSYNC_QBITTORRENT_PASSWORD": "hunter2", "PORTSYNC_GLUETUN_API_KEY": "k",
-            "PORTSYNC_NATPMP_INTERFACE": "wg0", "NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "1",
-            "CREDENTIALS_DIRECTORY": "/run/credentials/portsync.service",
-        ])
-        #expect(environment == ["PATH=/usr/bin", "PORTSYNC_NATPMP_INTERFACE=wg0"])
-    }
-}

@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 
 // linux/if.h clashes with glibc's net/if.h; the flags that net/if.h lacks are exported here.
 static const unsigned int CLINUX_IFF_LOWER_UP = 0x10000;
@@ -42,5 +43,13 @@ static const int CLINUX_EPOLLRDHUP = EPOLLRDHUP;
 // Signal sets: sigaddset may be a macro in some libcs.
 static inline int clinux_sigaddset(sigset_t *set, int signo) { return sigaddset(set, signo); }
 static inline int clinux_sigemptyset(sigset_t *set) { return sigemptyset(set); }
+
+// accept4 is declared only under _GNU_SOURCE; pidfd_open has no glibc wrapper before 2.36
+// (system call 434 on x86_64 and aarch64 alike).
+extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+static inline int clinux_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 
 #endif

@@ -17,8 +17,8 @@ public final class NATPMPClient {
     private let handler: (PortObservation) -> Void
     private var runner: MachineRunner<NATPMPSession>!
     private var session: NATPMPSession { runner.machine }
-    private var socketFD: FileDescriptor?
-    private var registration: RegistrationID?
+    /// The socket, owned by its registration.
+    private var socket: Registration?
     /// Where the socket must lead: set by the session's `.openSocket`.
     private var target: (local: IPv4Address, gateway: IPv4Address, interface: Int32)?
     private var lastSocketError: String?
@@ -63,9 +63,9 @@ public final class NATPMPClient {
 
     /// Stops; with `deleteMappings`, first tells the gateway to drop them (lifetime 0), once.
     public func stop(deleteMappings: Bool) {
-        if deleteMappings, let socketFD {
+        if deleteMappings, let socket {
             for request in session.deleteRequests() {
-                _ = try? socketFD.write(request)
+                _ = try? Socket(socket.fd).send(request)  // best effort on the way out: the lease ends anyway
             }
             loop.logger.info(name, "asked the gateway to delete the mappings")
         }
@@ -89,10 +89,10 @@ public final class NATPMPClient {
             target = nil
         case .send(let bytes):
             loop.logger.trace(name, "→ \(Self.describe(request: bytes))")
-            guard let socketFD = ensureSocket() else { return }
+            guard let socket = ensureSocket() else { return }
             do {
-                _ = try socketFD.write(bytes)
-            } catch let error as SystemCallError where error.errno == ECONNREFUSED {
+                _ = try socket.send(bytes)
+            } catch let error as SystemCallError where error.errno == .connectionRefused {
                 runner.send(.refused)
             } catch {
                 // The way to the gateway went away under us: the retransmission tries again,
@@ -112,20 +112,14 @@ public final class NATPMPClient {
 
     /// The socket to send on: the open one, or one made now for the target.
     @discardableResult
-    private func ensureSocket() -> FileDescriptor? {
-        if let socketFD { return socketFD }
+    private func ensureSocket() -> Socket? {
+        if let socket { return Socket(socket.fd) }
         guard let target else { return nil }
         do {
             let fd = try Self.openSocket(local: target.local, gateway: target.gateway, interface: target.interface)
-            do {
-                registration = try loop.register(fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
-            } catch {
-                fd.close()
-                throw error
-            }
-            socketFD = fd
+            socket = try Registration(loop: loop, owning: fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
             lastSocketError = nil
-            return fd
+            return Socket(fd)
         } catch {
             socketFailed("\(error)")
             return nil
@@ -142,37 +136,22 @@ public final class NATPMPClient {
     /// A UDP socket bound to `local`, its unicast packets kept on `interface`, connected to
     /// `gateway`:5351.
     public static func openSocket(local: IPv4Address, gateway: IPv4Address, interface: Int32) throws -> FileDescriptor {
-        let fd = FileDescriptor(rawValue: try systemCall("socket(AF_INET, SOCK_DGRAM)") {
-            socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0)
-        })
-        do {
+        try Socket(family: AF_INET, kind: .datagram, name: "socket(AF_INET, SOCK_DGRAM)") { socket in
             // IP_UNICAST_IF takes the index in network byte order; it needs no privilege.
-            var index = UInt32(bitPattern: interface).bigEndian
-            _ = try systemCall("setsockopt IP_UNICAST_IF") {
-                setsockopt(fd.rawValue, Int32(IPPROTO_IP), IP_UNICAST_IF, &index, socklen_t(MemoryLayout<UInt32>.size))
-            }
-            _ = try SocketAddress.v4(local, port: 0).withSockAddr { pointer, length in
-                try systemCall("bind \(local)") { bind(fd.rawValue, pointer, length) }
-            }
-            _ = try SocketAddress.v4(gateway, port: NATPMP.serverPort).withSockAddr { pointer, length in
-                try systemCall("connect \(gateway):\(NATPMP.serverPort)") { connect(fd.rawValue, pointer, length) }
-            }
-        } catch {
-            fd.close()
-            throw error
-        }
-        return fd
+            try socket.setOption(Int32(IPPROTO_IP), IP_UNICAST_IF, Int32(bitPattern: UInt32(bitPattern: interface).bigEndian),
+                                 name: "IP_UNICAST_IF")
+            try socket.bind(to: SocketAddress.v4(local, port: 0), name: "bind \(local)")
+            try socket.connect(to: SocketAddress.v4(gateway, port: NATPMP.serverPort), name: "connect \(gateway):\(NATPMP.serverPort)")
+        }.fd
     }
 
     private func closeSocket() {
-        if let registration { loop.deregister(registration) }
-        registration = nil
-        socketFD?.close()
-        socketFD = nil
+        socket?.cancel()
+        socket = nil
     }
 
     private func drain() {
-        guard let socketFD else { return }
+        guard let socketFD = socket?.fd else { return }
         var buffer = [UInt8](repeating: 0, count: 1100)
         while true {
             do {
@@ -180,14 +159,14 @@ public final class NATPMPClient {
                 let datagram = Array(buffer[0..<count])
                 loop.logger.trace(name, "← \(Self.describe(response: datagram))")
                 handle(.datagramReceived(datagram))
-            } catch let error as SystemCallError where error.errno == ECONNREFUSED {
+            } catch let error as SystemCallError where error.errno == .connectionRefused {
                 handle(.refused)
                 break
             } catch {
                 loop.logger.debug(name, "recv: \(error)")
                 break
             }
-            if self.socketFD == nil { break }
+            if socket == nil { break }
         }
     }
 

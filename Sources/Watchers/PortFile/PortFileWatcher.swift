@@ -31,8 +31,7 @@ public final class PortFileWatcher {
     private let handler: (PortObservation) -> Void
     private let directory: String
     private let fileName: String
-    private var inotify: FileDescriptor?
-    private var registration: RegistrationID?
+    private var inotify: Registration?
     private var watch: (descriptor: Int32, directory: String)?
     private var lastReported: Port??
     private var retryTimer: Timer!
@@ -48,25 +47,42 @@ public final class PortFileWatcher {
         let slash = path.lastIndex(of: "/") ?? path.startIndex
         directory = slash == path.startIndex ? "/" : String(path[..<slash])
         fileName = String(path[path.index(after: slash)...])
-        retryTimer = loop.makeTimer(name: name) { [unowned self] in self.arm() }
+        retryTimer = loop.makeTimer(name: name) { [unowned self] in self.retry() }
     }
 
     deinit { stop() }
 
     public func start() throws {
         let fd = FileDescriptor(rawValue: try systemCall("inotify_init1") { inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) })
-        inotify = fd
-        registration = try loop.register(fd, interest: .readable, name: name) { [unowned self] _ in try self.drain() }
+        inotify = try Registration(loop: loop, owning: fd, interest: .readable, name: name,
+                                   onFailure: .disable { [unowned self] _ in self.inotifyFailed() }) { [unowned self] _ in
+            try self.drain()
+        }
         arm()
     }
 
     public func stop() {
         retryTimer.cancel()
-        if let registration { loop.deregister(registration) }
-        registration = nil
-        inotify?.close()
+        inotify?.cancel()
         inotify = nil
         watch = nil
+    }
+
+    /// Reading inotify failed and the loop disabled it: start over with a new one in 30 s.
+    private func inotifyFailed() {
+        stop()
+        loop.logger.warning(name, "watching \(directory) again in 30 s")
+        retryTimer.schedule(after: .seconds(30))
+    }
+
+    private func retry() {
+        guard inotify == nil else { return arm() }
+        do {
+            try start()
+        } catch {
+            loop.logger.error(name, "\(error); trying again in 30 s")
+            retryTimer.schedule(after: .seconds(30))
+        }
     }
 
     /// The directory watched right now: the file's own, or the nearest existing ancestor.
@@ -81,7 +97,7 @@ public final class PortFileWatcher {
     /// Watches the deepest existing directory on the way to the file, then reads the file (it
     /// may exist already: entries made before the watch produce no event).
     private func arm() {
-        guard let inotify else { return }
+        guard let inotify = inotify?.fd else { return }
         if let old = watch {
             // The watch may be gone with its directory; EINVAL then says so and is fine.
             inotify_rm_watch(inotify.rawValue, old.descriptor)
@@ -91,11 +107,14 @@ public final class PortFileWatcher {
             var candidate = directory
             while !Self.isDirectory(candidate) { candidate = Self.parent(of: candidate) }
             let atTarget = candidate == directory
-            let descriptor = inotify_add_watch(inotify.rawValue, candidate, atTarget ? Self.fileEvents : Self.ancestorEvents)
-            if descriptor == -1 {
-                let code = errno
-                if code == ENOENT || code == ENOTDIR { continue }  // it vanished between stat and watch
-                loop.logger.error(name, "\(SystemCallError(call: "inotify_add_watch \(candidate)", errno: code)); trying again in 30 s")
+            let descriptor: Int32
+            do {
+                descriptor = try systemCall("inotify_add_watch \(candidate)") {
+                    inotify_add_watch(inotify.rawValue, candidate, atTarget ? Self.fileEvents : Self.ancestorEvents)
+                }
+            } catch {
+                if error.errno == .noSuchFileOrDirectory || error.errno == .notDirectory { continue }  // it vanished between stat and watch
+                loop.logger.error(name, "\(error); trying again in 30 s")
                 retryTimer.schedule(after: .seconds(30))
                 return
             }
@@ -119,7 +138,7 @@ public final class PortFileWatcher {
     }
 
     private func drain() throws {
-        guard let inotify else { return }
+        guard let inotify = inotify?.fd else { return }
         var events: [InotifyEvent] = []
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while case .done(let count) = try buffer.withUnsafeMutableBytes({ try inotify.read(into: $0) }), count > 0 {
@@ -171,7 +190,7 @@ public final class PortFileWatcher {
         let bytes: [UInt8]
         do {
             bytes = try FileContents.read(atPath: path, maxBytes: 4096)
-        } catch let error as SystemCallError where error.errno == ENOENT {
+        } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
             return report(nil, why: "no file")
         } catch let error as NotARegularFileError {
             loop.logger.warning(name, "\(error); keeping port \(lastKnownText)")

@@ -14,9 +14,8 @@ public final class TunnelWatcher {
     private let loop: EventLoop
     private let handler: (TunnelTracker.State) -> Void
     private var tracker: TunnelTracker
-    private var fd: FileDescriptor?
+    private var events: Registration?
     private var lookupFD: FileDescriptor?
-    private var registration: RegistrationID?
     /// The dumps still to make, and the sequence number of the one in flight.
     private var pendingDumps: [UInt16] = []
     private var dumpSequence: UInt32?
@@ -43,23 +42,23 @@ public final class TunnelWatcher {
 
     public var state: TunnelTracker.State { tracker.state }
 
+    /// The event socket is vital: a watcher that cannot read it would leave the tunnel's state
+    /// frozen, so the loop stops instead (`FailurePolicy.stopLoop`).
     public func start() throws {
         let groups = UInt32(RTMGRP_LINK | RTMGRP_IPV4_IFADDR) | CLINUX_RTMGRP_IPV4_ROUTE | CLINUX_RTMGRP_IPV4_RULE
         let socketFD = try Netlink.socket(NETLINK_ROUTE, groups: groups)
-        fd = socketFD
-        var size = receiveBufferSize
         // The kernel caps it at rmem_max; a smaller buffer only means an earlier ENOBUFS, handled.
-        setsockopt(socketFD.rawValue, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        try? Socket(socketFD).setOption(SOL_SOCKET, SO_RCVBUF, receiveBufferSize, name: "SO_RCVBUF")
+        events = try Registration(loop: loop, owning: socketFD, interest: .readable, name: name, onFailure: .stopLoop) {
+            [unowned self] _ in try self.drain()
+        }
         lookupFD = try Netlink.socket(NETLINK_ROUTE)
-        registration = try loop.register(socketFD, interest: .readable, name: name) { [unowned self] _ in try self.drain() }
         try dumpAll()
     }
 
     public func stop() {
-        if let registration { loop.deregister(registration) }
-        registration = nil
-        fd?.close()
-        fd = nil
+        events?.cancel()
+        events = nil
         lookupFD?.close()
         lookupFD = nil
     }
@@ -71,7 +70,7 @@ public final class TunnelWatcher {
     }
 
     private func nextDump() throws {
-        guard let fd, !pendingDumps.isEmpty else {
+        guard let fd = events?.fd, !pendingDumps.isEmpty else {
             dumpSequence = nil
             return
         }
@@ -81,13 +80,13 @@ public final class TunnelWatcher {
     }
 
     private func drain() throws {
-        guard let fd else { return }
+        guard let fd = events?.fd else { return }
         var buffer = [UInt8](repeating: 0, count: 32 * 1024)
         while true {
             let result: IOResult<Int>
             do {
                 result = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
-            } catch let error as SystemCallError where error.errno == ENOBUFS {
+            } catch let error as SystemCallError where error.errno == .noBufferSpace {
                 // A socket runs one dump at a time: one in flight is redone when it ends.
                 if dumpSequence == nil {
                     resyncs += 1

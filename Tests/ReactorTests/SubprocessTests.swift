@@ -1,0 +1,62 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Reactor
+import TestSupport
+
+@Suite struct SubprocessTests {
+    @Test func theExitArrivesThroughThePidfdInOneWakeupWithNothingPolling() throws {
+        let loop = try EventLoop(logger: LogCapture().logger)
+        var ended: [Subprocess.Termination] = []
+        let child = try Subprocess(loop: loop, name: "test.child", executable: "/bin/sh", arguments: ["-c", "sleep 0.3; exit 3"],
+                                   environment: [], timeout: .seconds(60)) { ended.append($0) }
+        #expect(child.isRunning)
+        let started = loop.clock.now()
+        try loop.runOnce(timeout: .seconds(20))
+        #expect(ended == [.exited(3)], "one wakeup, woken by the child's end")
+        #expect(loop.dispatches == 1, "nothing else ran while the child did: no timer, no poll")
+        #expect(loop.clock.now() - started < .seconds(10))
+        #expect(!child.isRunning && loop.registrationCount == 0)
+    }
+
+    @Test func oneThatOutlivesItsTimeoutIsKilledWithItsProcessGroup() throws {
+        let log = LogCapture()
+        let loop = try EventLoop(logger: log.logger)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("subprocess-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let grandchildFile = directory.appendingPathComponent("grandchild").path
+        var ended: Subprocess.Termination?
+        let child = try Subprocess(loop: loop, name: "test.hung", executable: "/bin/sh",
+                                   arguments: ["-c", "sleep 30 & echo $! > \(grandchildFile); wait"],
+                                   environment: [], timeout: .milliseconds(300)) { ended = $0 }
+        try runUntil(loop, seconds: 10) { ended != nil }
+        #expect(ended == .killed(signal: SIGKILL))
+        #expect(log.count("test.hung: pid \(child.pid) is still running after 300 ms: killing it and its process group") == 1, "\(log.lines)")
+        let grandchild = try #require(Int32(String(contentsOfFile: grandchildFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(waitFor(seconds: 5) {
+            // Killed with the group: gone, or a zombie until init reaps it.
+            guard let stat = try? String(contentsOfFile: "/proc/\(grandchild)/stat", encoding: .utf8) else { return true }
+            return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+        }, "the background sleep went with the group")
+    }
+
+    @Test func theChildGetsOnlyTheEnvironmentItIsGiven() throws {
+        let loop = try EventLoop(logger: LogCapture().logger)
+        var ended: Subprocess.Termination?
+        let child = try Subprocess(loop: loop, name: "test.env", executable: "/bin/sh",
+                           arguments: ["-c", "test \"$GIVEN\" = yes && test -z \"$HOME\" && test -z \"$PATH_FROM_TEST\""],
+                           environment: ["GIVEN=yes"], timeout: .seconds(60)) { ended = $0 }
+        try runUntil(loop, seconds: 10) { ended != nil }
+        #expect(ended == .exited(0) && child.termination == .exited(0))
+    }
+
+    @Test func aMissingExecutableIsAnErrorAtOnce() throws {
+        let loop = try EventLoop(logger: LogCapture().logger)
+        #expect(throws: SystemCallError(call: "posix_spawn /nonexistent/command", errno: .noSuchFileOrDirectory)) {
+            _ = try Subprocess(loop: loop, name: "test.missing", executable: "/nonexistent/command", arguments: [],
+                               environment: [], timeout: .seconds(1)) { _ in }
+        }
+        #expect(loop.registrationCount == 0)
+    }
+}
