@@ -253,7 +253,7 @@ final class Daemon {
         }
     }
 
-    private func healthText(_ status: QBittorrentStatus) -> String {
+    private func healthText(_ status: SinkStatus) -> String {
         let tunnelDown: String? = switch linkState {
         case .awaitingRoute?, .unusable?: "VPN down: \(linkState!)"
         case .usable?, nil: nil
