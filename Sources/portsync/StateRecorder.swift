@@ -34,8 +34,11 @@ final class StateRecorder {
         store = StateStore(path: path)
     }
 
-    /// `verifiedPort`: the port every client is verified on, if they agree.
+    /// `verifiedPort`: the port every client is verified on, if they agree. Nothing is written
+    /// while a port is on its way to a client: the write waits for the read-back.
     func record(_ snapshot: DaemonSnapshot, desired: Port?, verifiedPort: Port?, sources: SourceSet?) {
+        if case .applying = snapshot.health { return }
+        guard !snapshot.clients.contains(where: { $0.status.health == .applying }) else { return }
         var next = state ?? DaemonState(health: snapshot.health, pid: ProcessEnvironment.processID, updatedAt: 0)
         next.pid = ProcessEnvironment.processID
         next.health = snapshot.health
