@@ -1,10 +1,17 @@
 import Reactor
 
-/// A client whose listening port portsync keeps equal to the desired port (qBittorrent first).
-/// Implementations run in the loop and never block.
+/// A client whose listening port portsync keeps equal to the desired port. The daemon holds a
+/// list of them and talks to each only through this protocol, so another kind of client is a
+/// folder of its own plus its settings. Implementations run in the loop and never block.
 public protocol PortSink: AnyObject {
     /// The stable dotted name used in logs and traces, e.g. `qbittorrent.http`.
     var name: String { get }
+    /// The client in words for STATUS= and `status`, e.g. "qBittorrent v4.5.2".
+    var title: String { get }
+    var status: SinkStatus { get }
+    var counters: SinkCounters { get }
+    /// Called after every status change, from the loop.
+    var onStatusChange: ((SinkStatus) -> Void)? { get set }
     /// Makes the client listen on `port`, verifies it, and keeps it there.
     func apply(_ port: Port)
     /// Make the client re-open its listening sockets on the same port.
@@ -12,4 +19,16 @@ public protocol PortSink: AnyObject {
     /// The network interfaces changed (the tunnel came back or was recreated): make sure the
     /// client's listener is not left on a vanished interface, repairing it once if it is.
     func interfacesChanged()
+    /// New settings from a reloaded configuration; false when they are another kind of
+    /// client's (the owner then replaces this sink).
+    func update(_ settings: any PortSinkSettings) -> Bool
+}
+
+/// What the configuration says about one client: enough to make its sink.
+public protocol PortSinkSettings: Sendable {
+    /// Names the client across reloads and in metrics labels, e.g. `qbittorrent`.
+    var label: String { get }
+    /// The client and where it is, for the start line: "qBittorrent at http://127.0.0.1:8080".
+    var summary: String { get }
+    func makeSink(loop: EventLoop) -> any PortSink
 }

@@ -1,48 +1,72 @@
 import Reactor
 import Watchers
 
-/// Decides the port qBittorrent should listen on from what the watchers saw. A live NAT-PMP
-/// mapping outranks a file hint; among equals the newer wins; an observation past its expiry
-/// no longer counts. "No port" never becomes a port: the last desired port stands until a
-/// source names another. A port named again after a time when no source had one is a decision
-/// too (`again`): whatever happened to the client meanwhile (a "down" hook that set it to 0)
-/// is looked at and repaired. Pure: the daemon feeds it and carries out its decisions.
-struct Coordinator {
-    struct Decision: Equatable {
-        let port: Port
-        let source: PortObservation.Source
-        let previous: Port?
-        /// The same port as before, named again after no source had one.
-        var again: Bool { previous == port }
+/// Decides the port the clients should listen on from what the watchers saw, and when to hand
+/// it to them. A live NAT-PMP mapping outranks a file hint; among equals the newer wins; an
+/// observation past its expiry no longer counts. "No port" never becomes a port: the last
+/// desired port stands until a source names another. A port named again after a time when no
+/// source had one is handed off too ("again"): whatever happened to the client meanwhile (a
+/// "down" hook that set it to 0) is looked at and repaired.
+///
+/// Bursts of changes do not become bursts of applies, and the usual lone change is not delayed:
+/// a change is handed off at once, unless the previous hand-off was less than `window` ago; then
+/// it waits until changes have been quiet for `window` (but never more than `longest` after the
+/// first one that waited), and the burst ends with one hand-off of its last value. Forwarded
+/// ports change seconds apart at the most; a program rewriting the file in a loop does so every
+/// fraction of a millisecond: 25 ms tells them apart.
+///
+/// Pure: `Dispatcher` feeds it and hands `.apply` to every client.
+struct Coordinator: LoopStateMachine {
+    enum Input: Equatable {
+        case observed(PortObservation)
+        /// `nextDeadline` passed: an observation expired, or a burst settled.
+        case deadlineReached
     }
 
+    enum Effect: Equatable {
+        /// Give this port to every client.
+        case apply(Port)
+        /// The desired port changed (not a port named again), for the metrics.
+        case desiredPortChanged(Port)
+        case log(LogLevel, String)
+    }
+
+    let window: Duration
+    let longest: Duration
     private(set) var observations: [PortObservation.Source: PortObservation] = [:]
     private(set) var desired: Port?
     private(set) var desiredSource: PortObservation.Source?
     /// No source has named a port since the last decision.
     private var lapsed = true
+    private var lastHandOff: Instant?
+    /// The first change of the burst being held back, and when it is to be handed off.
+    private var waitingSince: Instant?
+    private var burstEnds: Instant?
+    private var now: Instant?
 
-    /// Takes an observation; returns a decision when the desired port changes.
-    mutating func observe(_ observation: PortObservation, now: Instant) -> Decision? {
-        observations[observation.source] = observation
-        return decide(now: now)
+    init(window: Duration = .milliseconds(25), longest: Duration = .seconds(1)) {
+        self.window = window
+        self.longest = longest
     }
 
-    /// Re-decides at `now`, when an observation may have expired.
-    mutating func decide(now: Instant) -> Decision? {
-        let live = observations.values.filter { Self.isLive($0, now) }
-        let authorities = live.filter(\.source.isAuthority)
-        let pool = authorities.isEmpty ? live : authorities
-        guard let winner = pool.max(by: { $0.time < $1.time }), let port = winner.port else {
-            lapsed = true
-            return nil
+    mutating func handle(_ input: Input, now: Instant) -> [Effect] {
+        self.now = now
+        var effects: [Effect] = []
+        switch input {
+        case .observed(let observation):
+            observations[observation.source] = observation
+            decide(now, why: "", &effects)
+        case .deadlineReached:
+            if let burstEnds, burstEnds <= now { burstSettled(now, &effects) }
+            decide(now, why: " (an observation expired)", &effects)
         }
-        desiredSource = winner.source
-        guard port != desired || lapsed else { return nil }
-        lapsed = false
-        let previous = desired
-        desired = port
-        return Decision(port: port, source: winner.source, previous: previous)
+        return effects
+    }
+
+    /// The earlier of the next expiry and the end of the burst being held back.
+    var nextDeadline: Instant? {
+        let expiry = observations.values.compactMap(\.expiry).filter { expiry in now.map { expiry > $0 } ?? true }.min()
+        return [expiry, burstEnds].compactMap { $0 }.min()
     }
 
     /// Whether some source currently says there is a port.
@@ -50,47 +74,50 @@ struct Coordinator {
         observations.values.contains { Self.isLive($0, now) }
     }
 
+    private mutating func decide(_ now: Instant, why: String, _ effects: inout [Effect]) {
+        let live = observations.values.filter { Self.isLive($0, now) }
+        let authorities = live.filter(\.source.isAuthority)
+        let pool = authorities.isEmpty ? live : authorities
+        guard let winner = pool.max(by: { $0.time < $1.time }), let port = winner.port else {
+            lapsed = true
+            return
+        }
+        desiredSource = winner.source
+        guard port != desired || lapsed else { return }
+        lapsed = false
+        let previous = desired
+        desired = port
+        if previous != port { effects.append(.desiredPortChanged(port)) }
+        handOff(port, source: winner.source, was: previous == port ? " (again)" : previous.map { " (was \($0))" } ?? "", why: why, now, &effects)
+    }
+
+    /// Gives the port to the clients now, or after a burst of changes has settled.
+    private mutating func handOff(_ port: Port, source: PortObservation.Source, was: String, why: String,
+                                  _ now: Instant, _ effects: inout [Effect]) {
+        if let lastHandOff, now - lastHandOff < window || waitingSince != nil {
+            if burstEnds == nil { effects.append(.log(.info, "the port changes in a burst: applying the last value once it settles")) }
+            effects.append(.log(.debug, "port \(port) from \(source.rawValue) (in a burst)"))
+            let since = waitingSince ?? now
+            waitingSince = since
+            burstEnds = min(now + window, since + longest)
+            return
+        }
+        lastHandOff = now
+        effects.append(.log(.notice, "port \(port) from \(source.rawValue)\(was)\(why)"))
+        effects.append(.apply(port))
+    }
+
+    private mutating func burstSettled(_ now: Instant, _ effects: inout [Effect]) {
+        lastHandOff = now
+        waitingSince = nil
+        burstEnds = nil
+        guard let desired else { return }
+        effects.append(.log(.notice, "port \(desired) from \(desiredSource?.rawValue ?? "?") (the last of a burst)"))
+        effects.append(.apply(desired))
+    }
+
     /// Names a port and has not expired.
     private static func isLive(_ observation: PortObservation, _ now: Instant) -> Bool {
         observation.port != nil && (observation.expiry.map { $0 > now } ?? true)
-    }
-
-    /// The earliest expiry still ahead, so the daemon can re-decide then.
-    func nextExpiry(after now: Instant) -> Instant? {
-        observations.values.compactMap(\.expiry).filter { $0 > now }.min()
-    }
-}
-
-/// Keeps bursts of changes from turning into bursts of applies, without delaying the usual
-/// lone change: a change is handed to the sinks at once, unless the previous hand-off was less
-/// than `window` ago; then it waits until changes have been quiet for `window` (but never more
-/// than `longest` after the first one that waited). A burst ends with one apply of its last value.
-/// Forwarded ports change seconds apart at the most; a program rewriting the file in a loop does
-/// so every fraction of a millisecond: 25 ms tells them apart.
-struct BurstGate {
-    let window: Duration
-    let longest: Duration
-    private var lastHandOff: Instant?
-    private var waitingSince: Instant?
-
-    init(window: Duration = .milliseconds(25), longest: Duration = .seconds(1)) {
-        self.window = window
-        self.longest = longest
-    }
-
-    /// A change at `now`: nil to hand it off now, else when to hand off the latest value.
-    mutating func changed(at now: Instant) -> Instant? {
-        guard let lastHandOff, now - lastHandOff < window || waitingSince != nil else {
-            handedOff(at: now)
-            return nil
-        }
-        let since = waitingSince ?? now
-        waitingSince = since
-        return min(now + window, since + longest)
-    }
-
-    mutating func handedOff(at now: Instant) {
-        lastHandOff = now
-        waitingSince = nil
     }
 }

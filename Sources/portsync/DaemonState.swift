@@ -2,17 +2,17 @@ import Glibc
 import HTTP
 import Reactor
 
-/// What the daemon remembers across restarts and what `portsync status` shows: the last port
-/// applied, from which source, when, and the health in words. Stored as JSON, written
+/// What the daemon (and `once`) remembers across restarts and what `portsync status` shows: the
+/// last port applied, from which source, when, and the health. Stored as JSON, written
 /// atomically (temp file, fsync, rename), only when something in it changes.
 struct DaemonState: Equatable {
     var port: Port? = nil
     var source: String? = nil
-    /// When qBittorrent was last verified on `port` (Unix seconds).
+    /// When the clients were last verified on `port` (Unix seconds).
     var appliedAt: Int64? = nil
-    /// "ok" when qBittorrent is verified on the desired port; otherwise what is wrong.
-    var health: String
-    var qbittorrentVersion: String? = nil
+    var health: Health
+    /// Each client's version by its label (`qbittorrent` → "v4.5.2").
+    var clientVersions: [String: String] = [:]
     /// The NAT-PMP internal port in use, so that a restart keeps the same mapping.
     var natpmpInternalPort: UInt16? = nil
     /// The NAT-PMP gateway in use and the rule that chose it (`GatewayRule`), in words.
@@ -21,18 +21,16 @@ struct DaemonState: Equatable {
     var pid: Int32
     var updatedAt: Int64
 
-    var isHealthy: Bool { health == "ok" }
-
     var json: String { jsonValue.serialized + "\n" }
 
     var jsonValue: JSONValue {
         var members: [String: JSONValue] = [
-            "health": .string(health), "pid": .number(Double(pid)), "updated_at": .number(Double(updatedAt)),
+            "health": .string(health.description), "pid": .number(Double(pid)), "updated_at": .number(Double(updatedAt)),
         ]
         if let port { members["port"] = .number(Double(port.value)) }
         if let source { members["source"] = .string(source) }
         if let appliedAt { members["applied_at"] = .number(Double(appliedAt)) }
-        if let qbittorrentVersion { members["qbittorrent_version"] = .string(qbittorrentVersion) }
+        if !clientVersions.isEmpty { members["clients"] = .object(clientVersions.mapValues { .object(["version": .string($0)]) }) }
         if let natpmpInternalPort { members["natpmp_internal_port"] = .number(Double(natpmpInternalPort)) }
         if let natpmpGateway { members["natpmp_gateway"] = .string(natpmpGateway) }
         if let natpmpGatewayRule { members["natpmp_gateway_rule"] = .string(natpmpGatewayRule) }
@@ -59,8 +57,14 @@ struct DaemonState: Equatable {
             guard let valid = Port(number) else { throw ParseError(message: "port \(number) is out of range") }
             port = valid
         }
+        var versions: [String: String] = [:]
+        if case .object(let clients)? = value["clients"] {
+            for (label, client) in clients { versions[label] = client["version"]?.string }
+        } else if let version = value["qbittorrent_version"]?.string {
+            versions["qbittorrent"] = version  // written by portsync before several clients
+        }
         return DaemonState(port: port, source: value["source"]?.string, appliedAt: try integer("applied_at", in: value, as: Int64.self),
-                           health: health, qbittorrentVersion: value["qbittorrent_version"]?.string,
+                           health: Health(text: health), clientVersions: versions,
                            natpmpInternalPort: try integer("natpmp_internal_port", in: value, as: UInt16.self),
                            natpmpGateway: value["natpmp_gateway"]?.string, natpmpGatewayRule: value["natpmp_gateway_rule"]?.string,
                            pid: try integer("pid", in: value, as: Int32.self) ?? 0,

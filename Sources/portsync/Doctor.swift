@@ -30,16 +30,20 @@ struct Doctor {
     func run() -> ExitCode {
         let report = Report()
         let configuration = loaded.configuration
-        let strategy = configuration.source.strategy
-        report.pass("configuration: \(configuration.file ?? "none found, using the defaults") (strategy \(strategy.rawValue))")
+        let plan = SyncPlan(loaded)
+        report.pass("configuration: \(configuration.file ?? "none found, using the defaults") (strategy \(configuration.source.strategy.rawValue))")
         guard let loop = try? EventLoop(logger: logger) else {
             report.fail("cannot create the event loop", "this system lacks epoll/timerfd: portsync needs Linux")
             return .unsupported
         }
-        if strategy == .auto || strategy == .file { checkPortFile(configuration.proton.portFile, report) }
-        if strategy == .auto || strategy == .natpmp { checkTunnel(configuration, loop, report) }
-        if strategy == .gluetun { checkGluetun(configuration, loop, report) }
-        checkQBittorrent(configuration, loop, report)
+        for source in plan.sources {
+            switch source {
+            case .portFile(_, let path, _, _): checkPortFile(path, report)
+            case .natpmp(let natpmp): checkTunnel(natpmp, loop, report)
+            case .gluetun(let settings): checkGluetun(settings, loop, report)
+            }
+        }
+        for case let settings as QBittorrentSettings in plan.sinks { checkQBittorrent(settings, loop, report) }
         ProcessEnvironment.printToStandardOutput(report.failures == 0 ? "all checks passed\n" : "\(report.failures) check(s) failed\n")
         return report.failures == 0 ? .success : .transientFailure
     }
@@ -67,10 +71,10 @@ struct Doctor {
         }
     }
 
-    private func checkTunnel(_ configuration: Configuration, _ loop: EventLoop, _ report: Report) {
-        let interface = configuration.natpmp.interface
+    private func checkTunnel(_ natpmp: SyncPlan.NATPMP, _ loop: EventLoop, _ report: Report) {
+        let interface = natpmp.interface
         var state: TunnelTracker.State?
-        let watcher = TunnelWatcher(loop: loop, interface: interface, gateway: configuration.natpmp.gateway) { state = $0 }
+        let watcher = TunnelWatcher(loop: loop, interface: interface, gateway: natpmp.gateway) { state = $0 }
         defer { watcher.stop() }
         do {
             try watcher.start()
@@ -143,13 +147,8 @@ struct Doctor {
                                 fix: "the VPN may not forward ports: ProtonVPN needs a P2P server with port forwarding; check [natpmp].gateway"))
     }
 
-    private func checkGluetun(_ configuration: Configuration, _ loop: EventLoop, _ report: Report) {
-        let gluetun = configuration.gluetun
-        if !gluetun.portFile.isEmpty {
-            checkPortFile(gluetun.portFile, report)
-            return
-        }
-        let poller = GluetunPoller(loop: loop, settings: GluetunSettings(configuration, loaded.credentials)) { _ in }
+    private func checkGluetun(_ settings: GluetunSettings, _ loop: EventLoop, _ report: Report) {
+        let poller = GluetunPoller(loop: loop, settings: settings) { _ in }
         defer { poller.stop() }
         poller.start()
         _ = try? loop.run(within: .seconds(15)) { poller.lastPorts != nil || poller.lastProblem != nil }
@@ -161,7 +160,7 @@ struct Doctor {
                 report.pass("Gluetun: forwards \(ports.map(\.description).joined(separator: ", ")) (\(poller.route))")
             }
         } else {
-            report.fail("Gluetun: \(poller.lastProblem ?? "no answer from \(gluetun.url)")",
+            report.fail("Gluetun: \(poller.lastProblem ?? "no answer from \(settings.url)")",
                         poller.refused ? "give portsync a role in Gluetun's auth config.toml (see the README) and set [gluetun].api_key_file"
                                        : "check [gluetun].url (Gluetun's HTTP control server, port 8000 by default)")
         }
@@ -169,27 +168,24 @@ struct Doctor {
 
     // MARK: qBittorrent
 
-    private func checkQBittorrent(_ configuration: Configuration, _ loop: EventLoop, _ report: Report) {
-        let settings = QBittorrentSettings(configuration, loaded.credentials)
+    private func checkQBittorrent(_ settings: QBittorrentSettings, _ loop: EventLoop, _ report: Report) {
         let url = settings.url
+        let api = QBittorrentAPI(settings: settings)
         let client = HTTPClient(loop: loop, name: "qbittorrent.http", host: url.bareHost, port: url.port,
                                 connectTimeout: .seconds(5), responseTimeout: .seconds(10))
         var cookie: String?
-        func call(_ method: String, _ path: String, form: [(String, String)]? = nil) -> Result<HTTPResponse, HTTPClientError> {
-            var headers: HTTPHeaders = ["Host": url.hostHeader, "User-Agent": "portsync/0.1"]
-            if case .apiKey(let key) = settings.authentication { headers.add("Authorization", "Bearer \(key.value)") }
-            if let cookie { headers.add("Cookie", cookie) }
-            let request = form.map { HTTPRequest.form(url.target(path), fields: $0, headers: headers) }
-                ?? HTTPRequest(method: method, target: url.target(path), headers: headers)
+        func call(_ request: HTTPRequest) -> Result<HTTPResponse, HTTPClientError> {
             var result: Result<HTTPResponse, HTTPClientError>?
-            client.send(request, retryIfStale: form == nil) { result = $0 }
+            client.send(request, retryIfStale: request.method == "GET") { result = $0 }
             _ = try? loop.run(within: .seconds(20)) { result != nil }
             return result ?? .failure(.timedOut)
         }
+        func get(_ endpoint: QBittorrentAPI.Endpoint) -> Result<HTTPResponse, HTTPClientError> {
+            call(api.request(endpoint, cookie: cookie))
+        }
 
-        if case .failure(let error) = call("GET", "/api/v2/app/webapiVersion") {
-            let reason = "\(error)"
-            report.fail("qBittorrent: \(url) is unreachable: \(reason)",
+        if case .failure(let error) = get(.webAPIVersion) {
+            report.fail("qBittorrent: \(url) is unreachable: \(error)",
                         "start qBittorrent with its WebUI on, or set [qbittorrent].url (WebUI address and port)")
             return
         }
@@ -197,14 +193,14 @@ struct Doctor {
 
         switch settings.authentication {
         case .password(let username, let password):
-            switch call("POST", "/api/v2/auth/login", form: [("username", username), ("password", password.value)]) {
-            case .success(let response) where response.status == 204 || (response.status == 200 && response.text.trimmingSpaces != "Fails."):
-                cookie = response.cookies.first.map { "\($0.name)=\($0.value)" }
+            switch call(api.login()!).map({ ($0, QBittorrentAPI.loginOutcome($0)) }) {
+            case .success((_, .loggedIn(let sessionCookie))):
+                cookie = sessionCookie
                 report.pass("login: logged in as \"\(username)\" (password from \(password.origin))")
-            case .success(let response) where response.status == 403:
+            case .success((let response, .banned)), .success((let response, .refused)):
                 return report.fail("login: qBittorrent refuses this IP (\(response.bodyExcerpt))",
                                    "wait for the ban to end (1 h by default) or restart qBittorrent, after fixing the password")
-            case .success(let response):
+            case .success((let response, _)):
                 return report.fail("login: qBittorrent rejected \"\(username)\" and its password (\(response.status) \(response.bodyExcerpt))",
                                    "fix the password (\(password.origin)); qBittorrent bans an IP after 5 failures")
             case .failure(let error):
@@ -216,9 +212,9 @@ struct Doctor {
             report.pass("login: no password configured; qBittorrent must bypass authentication for this client")
         }
 
-        switch call("GET", "/api/v2/app/version") {
+        switch get(.version) {
         case .success(let response) where response.status == 200:
-            report.pass("version: qBittorrent \(response.text.trimmingSpaces.oneLine(limit: 40))")
+            report.pass("version: qBittorrent \(QBittorrentAPI.version(response) ?? response.bodyExcerpt)")
         case .success(let response) where response.status == 403:
             return report.fail("version: qBittorrent wants a login (403)",
                                "set [qbittorrent].password_file, or enable \"Bypass authentication for clients on localhost\"")
@@ -229,9 +225,7 @@ struct Doctor {
         }
 
         if let interface = settings.interface {
-            if case .success(let response) = call("GET", "/api/v2/app/networkInterfaceList"),
-               let list = (try? JSONValue.parse(response.body))?.array {
-                let names = list.compactMap { $0["value"]?.string }
+            if case .success(let response) = get(.interfaces), let names = QBittorrentAPI.interfaceNames(response) {
                 if names.contains(interface) {
                     report.pass("binding: qBittorrent knows interface \(interface)")
                 } else {
@@ -243,17 +237,16 @@ struct Doctor {
             }
         }
 
-        guard case .success(let response) = call("GET", "/api/v2/app/preferences"),
-              let preferences = try? JSONValue.parse(response.body), let port = preferences["listen_port"]?.integer else {
+        guard case .success(let response) = get(.preferences), case .success(let preferences) = QBittorrentAPI.preferences(response) else {
             return report.fail("settings: cannot read qBittorrent's preferences", "check qBittorrent's WebUI")
         }
         var notes: [String] = []
-        if preferences["random_port"]?.bool == true { notes.append("random_port is on") }
-        if settings.disableUPnP && preferences["upnp"]?.bool == true { notes.append("UPnP/NAT-PMP is on") }
+        if preferences.randomPort { notes.append("random_port is on") }
+        if settings.disableUPnP && preferences.upnp { notes.append("UPnP/NAT-PMP is on") }
         if notes.isEmpty {
-            report.pass("settings: listen_port \(port), random port off\(settings.disableUPnP ? ", UPnP off" : "")")
+            report.pass("settings: listen_port \(preferences.listenPort), random port off\(settings.disableUPnP ? ", UPnP off" : "")")
         } else {
-            report.fail("settings: listen_port \(port); \(notes.joined(separator: ", "))",
+            report.fail("settings: listen_port \(preferences.listenPort); \(notes.joined(separator: ", "))",
                         "portsync run turns these off when it applies the port; or turn them off in qBittorrent now")
         }
     }

@@ -1,26 +1,44 @@
 import HTTP
 import Reactor
+import Sinks
+import Watchers
 
-/// What `/metrics` and `/healthz` report, taken from the daemon when asked.
+/// What `/metrics`, `/healthz` and STATUS= report, taken from the daemon when asked.
 struct DaemonSnapshot {
+    struct Client {
+        /// The client's configuration label (`qbittorrent`), the metrics' `client` label.
+        var label: String
+        /// "qBittorrent v4.5.2"
+        var title: String
+        var status: SinkStatus
+        var counters: SinkCounters
+    }
+
     var port: Port?
     var source: String?
-    var health: String
-    var qbittorrentVersion: String?
+    var health: Health
+    var clients: [Client]
     var portChanges: Int
     var lastChange: Int64?
-    var applies: Int
-    var applyFailures: Int
-    var logins: Int
-    var loginFailures: Int
-    var qbittorrentRequests: Int
     var natpmpRenewals: Int?
     var natpmpFailures: Int?
+    /// When the NAT-PMP lease was last granted or renewed (wall clock).
+    var lastRenewal: Int64?
     var linkUp: Bool?
     /// Seconds left on the NAT-PMP lease of the port in use, when it comes from NAT-PMP.
     var leaseSecondsLeft: Int?
 
-    var isHealthy: Bool { health == "ok" && (leaseSecondsLeft.map { $0 > 0 } ?? true) }
+    var isHealthy: Bool { health.isOK && (leaseSecondsLeft.map { $0 > 0 } ?? true) }
+
+    /// In words: "port 51413 on qBittorrent v4.5.2 via natpmp; lease renewed at 16:31:02".
+    var statusLine: String {
+        guard health.isOK, let port, let source else { return health.description }
+        var line = "port \(port) on \(clients.map(\.title).joined(separator: ", ")) via \(source)"
+        if source == PortObservation.Source.natpmp.rawValue, let lastRenewal {
+            line += "; lease renewed at \(WallClock.text(lastRenewal).suffix(8))"
+        }
+        return line
+    }
 }
 
 /// The optional metrics and health endpoint (`daemon.metrics_listen`, loopback by default),
@@ -38,7 +56,7 @@ enum MetricsEndpoint {
             if let source = snapshot.source { members["source"] = .string(source) }
             if let left = snapshot.leaseSecondsLeft { members["lease_seconds_left"] = .number(Double(left)) }
             if !snapshot.isHealthy {
-                members["reason"] = .string(snapshot.health == "ok" ? "the NAT-PMP lease ran out" : snapshot.health)
+                members["reason"] = .string(snapshot.health.isOK ? "the NAT-PMP lease ran out" : snapshot.health.description)
             }
             var response = HTTPResponse(status: snapshot.isHealthy ? 200 : 503, reason: snapshot.isHealthy ? "OK" : "Service Unavailable",
                                         body: Array((JSONValue.object(members).serialized + "\n").utf8))
@@ -49,26 +67,33 @@ enum MetricsEndpoint {
         }
     }
 
-    /// Prometheus text exposition format 0.0.4.
+    /// Prometheus text exposition format 0.0.4. Client counters carry a `client` label; their
+    /// names are those of the single-qBittorrent days.
     static func metrics(_ snapshot: DaemonSnapshot) -> String {
         var lines: [String] = []
-        func metric(_ name: String, _ type: String, _ help: String, _ value: Int?, labels: String = "") {
-            guard let value else { return }
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: Int)]) {
+            guard !samples.isEmpty else { return }
             lines.append("# HELP \(name) \(help)")
             lines.append("# TYPE \(name) \(type)")
-            lines.append("\(name)\(labels) \(value)")
+            lines += samples.map { "\(name)\($0.labels) \($0.value)" }
+        }
+        func metric(_ name: String, _ type: String, _ help: String, _ value: Int?) {
+            metric(name, type, help, value.map { [("", $0)] } ?? [])
+        }
+        func perClient(_ name: String, _ help: String, _ value: (SinkCounters) -> Int) {
+            metric(name, "counter", help, snapshot.clients.map { ("{client=\"\($0.label)\"}", value($0.counters)) })
         }
         let version = CommandLineInterface.version.split(separator: " ").last.map(String.init) ?? "unknown"
-        metric("portsync_build_info", "gauge", "portsync's version.", 1, labels: "{version=\"\(version)\"}")
-        metric("portsync_port", "gauge", "The port qBittorrent was last verified on (0: none).", Int(snapshot.port?.value ?? 0))
+        metric("portsync_build_info", "gauge", "portsync's version.", [("{version=\"\(version)\"}", 1)])
+        metric("portsync_port", "gauge", "The port the clients were last verified on (0: none).", Int(snapshot.port?.value ?? 0))
         metric("portsync_healthy", "gauge", "1 when the port is applied and the lease, if any, is fresh.", snapshot.isHealthy ? 1 : 0)
         metric("portsync_port_changes_total", "counter", "Changes of the desired port.", snapshot.portChanges)
         metric("portsync_last_change_timestamp_seconds", "gauge", "When the port last changed (Unix time).", snapshot.lastChange.map(Int.init))
-        metric("portsync_applies_total", "counter", "Writes of listen_port to qBittorrent.", snapshot.applies)
-        metric("portsync_apply_failures_total", "counter", "Writes that qBittorrent's read-back did not confirm.", snapshot.applyFailures)
-        metric("portsync_qbittorrent_requests_total", "counter", "HTTP requests sent to qBittorrent.", snapshot.qbittorrentRequests)
-        metric("portsync_qbittorrent_logins_total", "counter", "Successful logins to qBittorrent.", snapshot.logins)
-        metric("portsync_qbittorrent_login_failures_total", "counter", "Refused logins to qBittorrent.", snapshot.loginFailures)
+        perClient("portsync_applies_total", "Writes of the listening port to a client.", \.applies)
+        perClient("portsync_apply_failures_total", "Writes that the client's read-back did not confirm.", \.failedApplies)
+        perClient("portsync_qbittorrent_requests_total", "HTTP requests sent to a client.", \.requests)
+        perClient("portsync_qbittorrent_logins_total", "Successful logins to a client.", \.logins)
+        perClient("portsync_qbittorrent_login_failures_total", "Refused logins to a client.", \.failedLogins)
         metric("portsync_natpmp_renewals_total", "counter", "NAT-PMP mappings granted or renewed.", snapshot.natpmpRenewals)
         metric("portsync_natpmp_failures_total", "counter", "NAT-PMP cycles that failed.", snapshot.natpmpFailures)
         metric("portsync_natpmp_lease_seconds_left", "gauge", "Seconds left on the NAT-PMP lease.", snapshot.leaseSecondsLeft)

@@ -21,7 +21,8 @@ struct OnceCommand {
         var port: Port?
         var applied = false
         var changed = false
-        var version: String?
+        /// Each client's label, title ("qBittorrent v4.5.2") and version.
+        var clients: [(label: String, title: String, version: String?)] = []
         var error: String?
         var natpmpInternalPort: UInt16?
     }
@@ -33,48 +34,42 @@ struct OnceCommand {
     }
 
     func execute() -> Outcome {
-        let configuration = loaded.configuration
+        let plan = SyncPlan(loaded)
         var outcome = Outcome(code: .success, source: .protonFile)
-        let strategy = configuration.source.strategy
         let loop: EventLoop
         do {
             loop = try EventLoop(logger: logger)
         } catch {
             return fail(&outcome, .transientFailure, "\(error)")
         }
-        if strategy == .gluetun {
-            outcome.source = configuration.gluetun.portFile.isEmpty ? .gluetun : .gluetunFile
-            let result = configuration.gluetun.portFile.isEmpty
-                ? pollGluetun(on: loop)
-                : readPortFile(configuration.gluetun.portFile, index: configuration.gluetun.portIndex)
+        var missingFile: String?
+        for (index, source) in plan.sources.enumerated() {
+            let result: Result<Port, Problem>
+            switch source {
+            case .portFile(_, let path, let kind, let portIndex):
+                outcome.source = kind
+                result = readPortFile(path, index: portIndex)
+                if case .failure(let problem) = result, problem.code == .unsupported, index < plan.sources.count - 1 {
+                    missingFile = path  // auto: no file; NAT-PMP may still have a port
+                    continue
+                }
+            case .gluetun(let settings):
+                outcome.source = .gluetun
+                result = pollGluetun(settings, on: loop)
+            case .natpmp(let natpmp):
+                outcome.source = .natpmp
+                result = mapOnce(natpmp, on: loop, &outcome)
+            }
             switch result {
             case .success(let port):
                 outcome.port = port
-                return apply(port, on: loop, &outcome)
+                return apply(port, to: plan.sinks, on: loop, &outcome)
             case .failure(let problem):
-                return fail(&outcome, problem.code, problem.message)
+                let prefix = missingFile.map { "no source available: \($0) does not exist, and " } ?? ""
+                return fail(&outcome, problem.code, prefix + problem.message)
             }
         }
-        if strategy == .file || strategy == .auto {
-            switch readPortFile(configuration.proton.portFile) {
-            case .success(let port):
-                outcome.port = port
-                return apply(port, on: loop, &outcome)
-            case .failure(let problem) where strategy == .file || problem.code != .unsupported:
-                return fail(&outcome, problem.code, problem.message)
-            case .failure:
-                break  // auto: no file; NAT-PMP may still have a port
-            }
-        }
-        outcome.source = .natpmp
-        switch mapOnce(on: loop, &outcome) {
-        case .success(let port):
-            outcome.port = port
-            return apply(port, on: loop, &outcome)
-        case .failure(let problem):
-            let prefix = strategy == .auto ? "no source available: \(configuration.proton.portFile) does not exist, and " : ""
-            return fail(&outcome, problem.code, prefix + problem.message)
-        }
+        return fail(&outcome, .usageOrConfiguration, "no source configured")
     }
 
     struct Problem: Error {
@@ -83,8 +78,7 @@ struct OnceCommand {
     }
 
     /// One question to Gluetun's control server.
-    private func pollGluetun(on loop: EventLoop) -> Result<Port, Problem> {
-        let settings = GluetunSettings(loaded.configuration, loaded.credentials)
+    private func pollGluetun(_ settings: GluetunSettings, on loop: EventLoop) -> Result<Port, Problem> {
         let poller = GluetunPoller(loop: loop, settings: settings) { _ in }
         defer { poller.stop() }
         poller.start()
@@ -130,19 +124,18 @@ struct OnceCommand {
 
     /// One NAT-PMP mapping on the configured interface. Its lease is not renewed afterwards:
     /// that is what `portsync run` is for.
-    private func mapOnce(on loop: EventLoop, _ outcome: inout Outcome) -> Result<Port, Problem> {
-        let configuration = loaded.configuration
+    private func mapOnce(_ plan: SyncPlan.NATPMP, on loop: EventLoop, _ outcome: inout Outcome) -> Result<Port, Problem> {
         var link: TunnelTracker.State?
         var mapped: Port?
         var failed = false
-        let client = NATPMPClient(loop: loop, settings: NATPMPSettings(configuration)) { observation in
+        let client = NATPMPClient(loop: loop, settings: plan.settings) { observation in
             if let port = observation.port { mapped = port }
         }
         client.onFailure = { _ in failed = true }
-        let previous = (try? StateStore(path: configuration.daemon.stateFile).load()) ?? nil
+        let previous = (try? StateStore(path: loaded.configuration.daemon.stateFile).load()) ?? nil
         if let port = previous?.port { client.prefer(port) }
         if let internalPort = previous?.natpmpInternalPort { client.restore(internalPort: internalPort) }
-        let watcher = TunnelWatcher(loop: loop, interface: configuration.natpmp.interface, gateway: configuration.natpmp.gateway) { state in
+        let watcher = TunnelWatcher(loop: loop, interface: plan.interface, gateway: plan.gateway) { state in
             link = state
             client.tunnelChanged(state)
         }
@@ -174,28 +167,32 @@ struct OnceCommand {
         return .success(mapped)
     }
 
-    private func apply(_ port: Port, on loop: EventLoop, _ outcome: inout Outcome) -> Outcome {
-        let sink = QBittorrentSink(loop: loop, settings: QBittorrentSettings(loaded.configuration, loaded.credentials))
-        sink.apply(port)
+    /// Applies the port to every client and waits until each has verified it or failed.
+    private func apply(_ port: Port, to clients: [any PortSinkSettings], on loop: EventLoop, _ outcome: inout Outcome) -> Outcome {
+        let sinks = clients.map { (label: $0.label, sink: $0.makeSink(loop: loop)) }
+        sinks.forEach { $0.sink.apply(port) }
         do {
-            try loop.run(within: timeout) { sink.status.health != .idle && sink.status.health != .applying }
+            try loop.run(within: timeout) { !sinks.contains { $0.sink.status.health.isPending } }
         } catch {
             return fail(&outcome, .transientFailure, "\(error)")
         }
-        outcome.version = sink.status.version
-        outcome.changed = sink.counters.applies > 0
-        switch sink.status.health {
-        case .verified:
-            outcome.applied = true
-            record(port, outcome)
-            return outcome
-        case .loginRefused(let message):
-            return fail(&outcome, .usageOrConfiguration, message)
-        case .unreachable(let message), .failing(let message):
-            return fail(&outcome, .transientFailure, message)
-        case .idle, .applying:
-            return fail(&outcome, .transientFailure, "qBittorrent did not finish within \(timeout.components.seconds) s")
+        outcome.clients = sinks.map { ($0.label, $0.sink.title, $0.sink.status.version) }
+        outcome.changed = sinks.contains { $0.sink.counters.applies > 0 }
+        for (_, sink) in sinks {
+            switch sink.status.health {
+            case .verified:
+                continue
+            case .loginRefused(let message):
+                return fail(&outcome, .usageOrConfiguration, message)
+            case .unreachable(let message), .failing(let message):
+                return fail(&outcome, .transientFailure, message)
+            case .idle, .applying:
+                return fail(&outcome, .transientFailure, "\(sink.title) did not finish within \(timeout.components.seconds) s")
+            }
         }
+        outcome.applied = true
+        record(port, outcome)
+        return outcome
     }
 
     /// Remembers the result like the daemon does, so `portsync status` shows it.
@@ -204,7 +201,8 @@ struct OnceCommand {
         let previous = (try? store.load()) ?? nil
         let state = DaemonState(port: port, source: outcome.source.rawValue,
                                 appliedAt: previous?.port == port ? previous?.appliedAt : WallClock.now,
-                                health: "ok", qbittorrentVersion: outcome.version,
+                                health: .ok, clientVersions: Dictionary(outcome.clients.compactMap { client in client.version.map { (client.label, $0) } },
+                                                                        uniquingKeysWith: { first, _ in first }),
                                 natpmpInternalPort: outcome.natpmpInternalPort ?? previous?.natpmpInternalPort,
                                 pid: ProcessEnvironment.processID, updatedAt: WallClock.now)
         do {
@@ -223,7 +221,7 @@ struct OnceCommand {
     func render(text outcome: Outcome) -> String {
         if let error = outcome.error { return "portsync: \(error)" }
         let port = outcome.port.map(String.init(describing:)) ?? "?"
-        let client = "qBittorrent\(outcome.version.map { " \($0)" } ?? "")"
+        let client = outcome.clients.map(\.title).joined(separator: ", ")
         return outcome.changed
             ? "port \(port) from \(outcome.source.rawValue) applied to \(client) and verified"
             : "\(client) already listens on port \(port) (\(outcome.source.rawValue)); nothing to change"
@@ -236,7 +234,7 @@ struct OnceCommand {
             "exit_code": .number(Double(outcome.code.rawValue)),
         ]
         members["port"] = outcome.port.map { .number(Double($0.value)) } ?? .null
-        if let version = outcome.version { members["qbittorrent"] = .string(version) }
+        for client in outcome.clients { if let version = client.version { members[client.label] = .string(version) } }
         if let error = outcome.error { members["error"] = .string(error) }
         return JSONValue.object(members).serialized
     }

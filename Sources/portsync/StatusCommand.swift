@@ -25,7 +25,7 @@ struct StatusCommand {
             guard case .object(var members) = state.jsonValue else { return .transientFailure }
             members["daemon_running"] = .bool(running)
             ProcessEnvironment.printToStandardOutput(JSONValue.object(members).serialized + "\n")
-            return state.isHealthy ? .success : .transientFailure
+            return state.health.isOK ? .success : .transientFailure
         }
         var lines: [String] = []
         if let port = state.port {
@@ -34,14 +34,16 @@ struct StatusCommand {
         } else {
             lines.append("no port applied yet")
         }
-        lines.append("health: \(state.health.oneLine())")
-        if let version = state.qbittorrentVersion { lines.append("qBittorrent \(version.oneLine(limit: 40))") }
+        lines.append("health: \(state.health.description.oneLine())")
+        for (label, version) in state.clientVersions.sorted(by: { $0.key < $1.key }) {
+            lines.append("\(label.oneLine(limit: 40)) \(version.oneLine(limit: 40))")
+        }
         if let gateway = state.natpmpGateway {
             lines.append("NAT-PMP gateway \(gateway.oneLine(limit: 40)) (\((state.natpmpGatewayRule ?? "rule unknown").oneLine()))")
         }
         lines.append(running ? "daemon: running (pid \(state.pid))" : "daemon: not running (last pid \(state.pid))")
         ProcessEnvironment.printToStandardOutput(lines.joined(separator: "\n") + "\n")
-        return state.isHealthy ? .success : .transientFailure
+        return state.health.isOK ? .success : .transientFailure
     }
 
     private func report(_ text: String, _ members: [String: JSONValue], _ code: ExitCode) -> ExitCode {

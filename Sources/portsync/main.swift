@@ -41,7 +41,8 @@ enum Main {
             return .success
         case .run:
             do {
-                return try Daemon(loader: loader, loaded: loaded, logger: logger, environment: environment).run()
+                let loop = try EventLoop(logger: logger)
+                return try Daemon(loop: loop, loader: loader, loaded: loaded, environment: environment).run()
             } catch {
                 logger.error("portsync", "\(error)")
                 return .transientFailure

@@ -11,68 +11,90 @@ import Watchers
                         expiry: expiry.map { start + .seconds($0) })
     }
 
+    /// The port handed to the clients, if any.
+    func applied(_ effects: [Coordinator.Effect]) -> Port? {
+        let ports = effects.compactMap { if case .apply(let port) = $0 { port } else { nil } }
+        #expect(ports.count <= 1, "one hand-off at a time: \(effects)")
+        return ports.first
+    }
+
+    func observe(_ coordinator: inout Coordinator, _ observation: PortObservation, at now: Instant? = nil) -> Port? {
+        applied(coordinator.handle(.observed(observation), now: now ?? observation.time))
+    }
+
     @Test func aNATPMPMappingOutranksTheFileAndNewerOutranksOlder() {
         var coordinator = Coordinator()
-        #expect(coordinator.observe(observation(.protonFile, 40000, at: 0), now: start)?.port == Port(40000))
-        #expect(coordinator.observe(observation(.natpmp, 41000, at: 1, expiry: 61), now: start + .seconds(1))?.port == Port(41000))
-        #expect(coordinator.observe(observation(.protonFile, 42000, at: 2), now: start + .seconds(2)) == nil,
-                "a newer file hint does not beat a live mapping")
+        #expect(observe(&coordinator, observation(.protonFile, 40000, at: 0)) == Port(40000))
+        #expect(observe(&coordinator, observation(.natpmp, 41000, at: 1, expiry: 61)) == Port(41000))
+        #expect(observe(&coordinator, observation(.protonFile, 42000, at: 2)) == nil, "a newer file hint does not beat a live mapping")
         #expect(coordinator.desiredSource == .natpmp)
-        #expect(coordinator.observe(observation(.natpmp, 43000, at: 3, expiry: 63), now: start + .seconds(3))?.previous == Port(41000))
+        let effects = coordinator.handle(.observed(observation(.natpmp, 43000, at: 3, expiry: 63)), now: start + .seconds(3))
+        #expect(effects.contains(.log(.notice, "port 43000 from natpmp (was 41000)")) && effects.contains(.desiredPortChanged(Port(43000)!)))
     }
 
     @Test func anExpiredMappingGivesWayToTheFile() {
         var coordinator = Coordinator()
-        _ = coordinator.observe(observation(.protonFile, 40000, at: 0), now: start)
-        _ = coordinator.observe(observation(.natpmp, 41000, at: 1, expiry: 61), now: start + .seconds(1))
-        #expect(coordinator.nextExpiry(after: start + .seconds(1)) == start + .seconds(61))
-        #expect(coordinator.decide(now: start + .seconds(61))?.port == Port(40000))
+        _ = observe(&coordinator, observation(.protonFile, 40000, at: 0))
+        _ = observe(&coordinator, observation(.natpmp, 41000, at: 1, expiry: 61))
+        #expect(coordinator.nextDeadline == start + .seconds(61))
+        let effects = coordinator.handle(.deadlineReached, now: start + .seconds(61))
+        #expect(applied(effects) == Port(40000))
+        #expect(effects.contains(.log(.notice, "port 40000 from proton-file (was 41000) (an observation expired)")))
+        #expect(coordinator.nextDeadline == nil)
     }
 
     @Test func noPortNeverBecomesAPort() {
         var coordinator = Coordinator()
-        _ = coordinator.observe(observation(.protonFile, 40000, at: 0), now: start)
-        #expect(coordinator.observe(observation(.protonFile, nil, at: 1), now: start + .seconds(1)) == nil)
+        _ = observe(&coordinator, observation(.protonFile, 40000, at: 0))
+        #expect(coordinator.handle(.observed(observation(.protonFile, nil, at: 1)), now: start + .seconds(1)).isEmpty)
         #expect(coordinator.desired == Port(40000), "the last desired port stands")
         #expect(!coordinator.hasLivePort(now: start + .seconds(1)))
     }
 
     /// Gluetun's "down" recipe and the ProtonVPN app on disconnect: the source has no port for
     /// a while (and the client may be set to 0 meanwhile), then names the same port again.
-    /// That is a decision too, so the client is looked at; a renewal is not.
-    @Test func theSamePortNamedAgainAfterNoneIsADecision() {
+    /// That is handed off too, so the client is looked at; a renewal is not.
+    @Test func theSamePortNamedAgainAfterNoneIsHandedOffAgain() {
         var coordinator = Coordinator()
-        _ = coordinator.observe(observation(.protonFile, 40000, at: 0), now: start)
-        #expect(coordinator.observe(observation(.protonFile, 40000, at: 1), now: start + .seconds(1)) == nil, "nothing lapsed")
-        _ = coordinator.observe(observation(.protonFile, nil, at: 2), now: start + .seconds(2))
-        let again = coordinator.observe(observation(.protonFile, 40000, at: 3), now: start + .seconds(3))
-        #expect(again?.port == Port(40000) && again?.again == true)
-        #expect(coordinator.observe(observation(.protonFile, 40000, at: 4), now: start + .seconds(4)) == nil)
-        _ = coordinator.observe(observation(.natpmp, 40000, at: 5, expiry: 65), now: start + .seconds(5))
-        #expect(coordinator.observe(observation(.natpmp, 40000, at: 50, expiry: 110), now: start + .seconds(50)) == nil,
-                "a renewal of the same mapping")
+        _ = observe(&coordinator, observation(.protonFile, 40000, at: 0))
+        #expect(observe(&coordinator, observation(.protonFile, 40000, at: 1)) == nil, "nothing lapsed")
+        _ = observe(&coordinator, observation(.protonFile, nil, at: 2))
+        let again = coordinator.handle(.observed(observation(.protonFile, 40000, at: 3)), now: start + .seconds(3))
+        #expect(again == [.log(.notice, "port 40000 from proton-file (again)"), .apply(Port(40000)!)], "not a change of port")
+        #expect(observe(&coordinator, observation(.protonFile, 40000, at: 4)) == nil)
+        _ = observe(&coordinator, observation(.natpmp, 40000, at: 5, expiry: 65))
+        #expect(observe(&coordinator, observation(.natpmp, 40000, at: 50, expiry: 110)) == nil, "a renewal of the same mapping")
     }
 
     @Test func aLoneChangeGoesAtOnceAndABurstEndsWithOneHandOff() {
-        var gate = BurstGate(window: .milliseconds(50), longest: .seconds(1))
-        #expect(gate.changed(at: start) == nil, "the first change: at once")
-        #expect(gate.changed(at: start + .seconds(5)) == nil, "a change long after: at once")
+        var coordinator = Coordinator(window: .milliseconds(50), longest: .seconds(1))
+        #expect(observe(&coordinator, observation(.protonFile, 40000, at: 0)) == Port(40000), "the first change: at once")
+        #expect(observe(&coordinator, observation(.protonFile, 40001, at: 5)) == Port(40001), "a change long after: at once")
         let burst = start + .seconds(5)
-        var last: Instant?
+        var handOffs = 0
         for step in 1...100 {
-            last = gate.changed(at: burst + .milliseconds(step))
-            #expect(last != nil)
+            let change = PortObservation(source: .protonFile, port: Port(40001 + step), time: burst + .milliseconds(Int64(step)))
+            if observe(&coordinator, change) != nil { handOffs += 1 }
         }
-        #expect(last == burst + .milliseconds(150), "50 ms after the last change")
-        gate.handedOff(at: last!)
-        #expect(gate.changed(at: last! + .seconds(1)) == nil)
+        #expect(handOffs == 0)
+        #expect(coordinator.nextDeadline == burst + .milliseconds(150), "50 ms after the last change")
+        #expect(applied(coordinator.handle(.deadlineReached, now: burst + .milliseconds(150))) == Port(40101), "the last value, once")
+        #expect(coordinator.nextDeadline == nil)
+        #expect(observe(&coordinator, observation(.protonFile, 40200, at: 7)) == Port(40200))
     }
 
     @Test func anEndlessBurstIsStillAppliedEverySecond() {
-        var gate = BurstGate(window: .milliseconds(50), longest: .seconds(1))
-        _ = gate.changed(at: start)
-        var latest = start
-        for step in 1...2000 { latest = gate.changed(at: start + .milliseconds(step)) ?? latest }
-        #expect(latest == start + .milliseconds(1) + .seconds(1), "capped at 1 s after the first change that waited")
+        var coordinator = Coordinator(window: .milliseconds(50), longest: .seconds(1))
+        _ = observe(&coordinator, observation(.protonFile, 40000, at: 0))
+        for step in 1...2000 {
+            let now = start + .milliseconds(Int64(step))
+            if let deadline = coordinator.nextDeadline, deadline <= now {
+                #expect(deadline == start + .milliseconds(1) + .seconds(1), "capped at 1 s after the first change that waited")
+                #expect(applied(coordinator.handle(.deadlineReached, now: deadline)) != nil)
+                return
+            }
+            _ = observe(&coordinator, PortObservation(source: .protonFile, port: Port(40000 + step), time: now))
+        }
+        Issue.record("the burst was never handed off")
     }
 }

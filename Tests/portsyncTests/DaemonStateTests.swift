@@ -6,9 +6,15 @@ import Testing
     private func parse(_ json: String) throws -> DaemonState { try DaemonState.parse(Array(json.utf8)) }
 
     @Test func aGoodStateLoadsBack() throws {
-        let state = DaemonState(port: Port(51413), source: "natpmp", appliedAt: 1_700_000_000, health: "ok",
-                                qbittorrentVersion: "v5.0.1", natpmpInternalPort: 51413, pid: 4242, updatedAt: 1_700_000_001)
+        let state = DaemonState(port: Port(51413), source: "natpmp", appliedAt: 1_700_000_000, health: .ok,
+                                clientVersions: ["qbittorrent": "v5.0.1"], natpmpInternalPort: 51413, pid: 4242, updatedAt: 1_700_000_001)
         #expect(try parse(state.json) == state)
+    }
+
+    @Test func aStateFromBeforeSeveralClientsStillLoads() throws {
+        let state = try parse(#"{"health":"VPN down: proton0 is down","qbittorrent_version":"v4.5.2","pid":1}"#)
+        #expect(state.clientVersions == ["qbittorrent": "v4.5.2"])
+        #expect(state.health == .vpnDown("proton0 is down") && state.health.description == "VPN down: proton0 is down")
     }
 
     @Test(arguments: [

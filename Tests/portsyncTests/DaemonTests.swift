@@ -121,7 +121,7 @@ final class DaemonTests {
             writePort(String(last))
         }
         #expect(qBittorrentReaches(last, seconds: 15))
-        usleep(300_000)
+        #expect(daemon.waitForOutput(containing: "listen_port \(last) applied and verified").contains("\(last) applied"))
         let applies = daemon.output.components(separatedBy: "applied and verified").count - before
         // A few: on a loaded machine the writer itself is paused now and then for longer than
         // the 25 ms burst window (bench/run, on a quiet machine, sees 2 for 10,000 rewrites; a

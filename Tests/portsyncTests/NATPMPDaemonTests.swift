@@ -150,7 +150,7 @@ final class NATPMPDaemonTests {
             // take up to a second to report a veth's carrier, so allow for it under load.
             #expect(first - up < 2, "mapped right after the tunnel came back: \(first - up) s")
         }
-        #expect(waitFor(seconds: 5) { daemon.output.contains("checking qBittorrent's listener") }, "\(daemon.output)")
+        #expect(waitFor(seconds: 5) { daemon.output.contains("checking the clients' listeners") }, "\(daemon.output)")
         #expect(waitFor(seconds: 5) { daemon.output.contains("socket table, port 40000: listening") }, "\(daemon.output)")
         #expect(!daemon.output.contains("moving qBittorrent to"), "a listener on lo is fine: no reassert")
         #expect(qBittorrentPort() == 40000)

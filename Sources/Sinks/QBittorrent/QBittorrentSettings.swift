@@ -2,7 +2,7 @@ import HTTP
 import Reactor
 
 /// How the qBittorrent sink reaches and treats qBittorrent.
-public struct QBittorrentSettings: Equatable, Sendable {
+public struct QBittorrentSettings: PortSinkSettings, Equatable {
     public enum Authentication: Equatable, Sendable {
         /// qBittorrent lets this client in without a login ("Bypass authentication for clients
         /// on localhost" or a whitelisted subnet).
@@ -49,41 +49,16 @@ public struct QBittorrentSettings: Equatable, Sendable {
         self.requestTimeout = requestTimeout
     }
 
+    public var label: String { "qbittorrent" }
+    public var summary: String { "qBittorrent at \(url)" }
+
+    public func makeSink(loop: EventLoop) -> any PortSink {
+        QBittorrentSink(loop: loop, settings: self)
+    }
+
     /// Whether the URL points at this host, so that its sockets are in our socket table.
     public static func isLocal(_ url: HTTPURL) -> Bool {
         let host = url.bareHost.lowercased()
         return host == "localhost" || host == "::1" || IPv4Address(host)?.isLoopback == true
     }
-}
-
-/// What the sink says about itself: for logs, `status`, systemd's STATUS= and metrics.
-public struct QBittorrentStatus: Equatable, Sendable {
-    public enum Health: Equatable, Sendable {
-        case idle
-        case applying
-        case verified
-        case unreachable(String)
-        case failing(String)
-        case loginRefused(String)
-    }
-
-    public var health: Health = .idle
-    /// The port qBittorrent was last seen listening on, by our read-back.
-    public var verifiedPort: Port?
-    /// `/api/v2/app/version`, e.g. "v4.5.2".
-    public var version: String?
-
-    public init() {}
-}
-
-/// Running totals, for metrics and tests.
-public struct QBittorrentCounters: Equatable, Sendable {
-    public var logins = 0
-    public var failedLogins = 0
-    public var applies = 0
-    public var failedApplies = 0
-    public var reasserts = 0
-    public var requests = 0
-
-    public init() {}
 }

@@ -6,8 +6,7 @@ import Reactor
 /// session's effects. Everything runs in the loop; nothing blocks.
 public final class QBittorrentSink: PortSink {
     public let name = "qbittorrent.http"
-    /// Called after every status change, from the loop.
-    public var onStatusChange: ((QBittorrentStatus) -> Void)?
+    public var onStatusChange: ((SinkStatus) -> Void)?
 
     private let loop: EventLoop
     private var runner: MachineRunner<QBittorrentSession>!
@@ -35,8 +34,9 @@ public final class QBittorrentSink: PortSink {
         client.close()
     }
 
-    public var status: QBittorrentStatus { session.status }
-    public var counters: QBittorrentCounters { session.counters }
+    public var title: String { "qBittorrent\(session.status.version.map { " \($0)" } ?? "")" }
+    public var status: SinkStatus { session.status }
+    public var counters: SinkCounters { session.counters }
     public var settings: QBittorrentSettings { session.settings }
     /// TCP connections the client opened: one per qBittorrent session while keep-alive holds.
     public var connectionsOpened: Int { client.connectionsOpened }
@@ -51,6 +51,12 @@ public final class QBittorrentSink: PortSink {
 
     public func interfacesChanged() {
         handle(.interfacesChanged)
+    }
+
+    public func update(_ settings: any PortSinkSettings) -> Bool {
+        guard let settings = settings as? QBittorrentSettings else { return false }
+        update(settings)
+        return true
     }
 
     /// New settings (a reloaded configuration): a changed password or URL ends a login refusal.

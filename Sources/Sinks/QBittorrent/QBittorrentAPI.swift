@@ -1,0 +1,125 @@
+import HTTP
+import Reactor
+
+/// qBittorrent's WebUI API as portsync uses it, with no I/O: the requests (headers, login form,
+/// preferences form), what a login answer means, and the answers decoded. The sink's session
+/// and `portsync doctor` both speak through it.
+public struct QBittorrentAPI: Sendable {
+    public enum Endpoint: String, Sendable {
+        case login = "/api/v2/auth/login"
+        case webAPIVersion = "/api/v2/app/webapiVersion"
+        case version = "/api/v2/app/version"
+        case interfaces = "/api/v2/app/networkInterfaceList"
+        case preferences = "/api/v2/app/preferences"
+        case setPreferences = "/api/v2/app/setPreferences"
+
+        public var method: String { self == .login || self == .setPreferences ? "POST" : "GET" }
+    }
+
+    /// What a login answer means.
+    public enum LoginOutcome: Equatable, Sendable {
+        /// `cookie`: `name=value` of the session cookie, when one was sent.
+        case loggedIn(cookie: String?)
+        /// Wrong username or password (`status` 200 "Fails." or 401).
+        case rejected(status: Int)
+        /// qBittorrent has banned this IP after too many failed logins.
+        case banned
+        /// Another 403.
+        case refused
+        case unexpected
+    }
+
+    public let settings: QBittorrentSettings
+
+    public init(settings: QBittorrentSettings) {
+        self.settings = settings
+    }
+
+    /// A request to `endpoint`; `form` for a POST; `cookie` is the session's (never on a login).
+    public func request(_ endpoint: Endpoint, cookie: String?, form: [(String, String)] = []) -> HTTPRequest {
+        var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1"]
+        if case .apiKey(let key) = settings.authentication { headers.add("Authorization", "Bearer \(key.value)") }
+        if let cookie, endpoint != .login { headers.add("Cookie", cookie) }
+        let target = settings.url.target(endpoint.rawValue)
+        return endpoint.method == "POST" ? .form(target, fields: form, headers: headers)
+                                         : HTTPRequest(method: "GET", target: target, headers: headers)
+    }
+
+    /// The login form, when the settings have a password.
+    public func login() -> HTTPRequest? {
+        guard case .password(let username, let password) = settings.authentication else { return nil }
+        return request(.login, cookie: nil, form: [("username", username), ("password", password.value)])
+    }
+
+    public func setPreferences(_ fields: [String: JSONValue], cookie: String?) -> HTTPRequest {
+        request(.setPreferences, cookie: cookie, form: [("json", JSONValue.object(fields).serialized)])
+    }
+
+    /// 4.x-5.1: 200 "Ok." or "Fails."; 5.2+: 204 or 401. The cookie's name differs too (SID,
+    /// QBT_SID_<port>): it is taken as sent. Success is a 2xx that is not "Fails."; the first
+    /// authenticated call then confirms it.
+    public static func loginOutcome(_ response: HTTPResponse) -> LoginOutcome {
+        let body = response.text.trimmingSpaces
+        switch response.status {
+        case _ where response.status == 204 || (response.status == 200 && body != "Fails."):
+            return .loggedIn(cookie: response.cookies.first.map { "\($0.name)=\($0.value)" })
+        case 200, 401: return .rejected(status: response.status)
+        case 403 where body.lowercased().contains("banned"): return .banned
+        case 403: return .refused
+        default: return .unexpected
+        }
+    }
+
+    /// `/app/version`'s answer, made one printable line; nil when it is not a version.
+    public static func version(_ response: HTTPResponse) -> String? {
+        let version = response.text.trimmingSpaces
+        guard !version.isEmpty, version.count < 40, !version.contains("<") else { return nil }
+        return version.oneLine(limit: 40)
+    }
+
+    /// The interface names in `/app/networkInterfaceList`'s answer; nil when it is not a list.
+    public static func interfaceNames(_ response: HTTPResponse) -> [String]? {
+        (try? JSONValue.parse(response.body))?.array?.compactMap { $0["value"]?.string }
+    }
+
+    /// The preferences in `/app/preferences`'s answer, or what is wrong with it.
+    public static func preferences(_ response: HTTPResponse) -> Result<Preferences, PreferencesError> {
+        guard let object = try? JSONValue.parse(response.body), case .object = object else {
+            return .failure(.notAnObject(response.bodyExcerpt))
+        }
+        guard let listenPort = object["listen_port"]?.integer else { return .failure(.noListenPort) }
+        return .success(Preferences(listenPort: listenPort, randomPort: object["random_port"]?.bool == true,
+                                    upnp: object["upnp"]?.bool == true, interface: object["current_network_interface"]?.string))
+    }
+
+    /// The preferences portsync looks at.
+    public struct Preferences: Equatable, Sendable {
+        public var listenPort: Int
+        public var randomPort: Bool
+        public var upnp: Bool
+        /// `current_network_interface`; "" or nil: any.
+        public var interface: String?
+
+        /// What differs from what the settings want on `port`, in words ("listen_port 8999").
+        public func differences(from settings: QBittorrentSettings, port: Port) -> [String] {
+            var differences: [String] = []
+            if listenPort != Int(port.value) { differences.append("listen_port \(listenPort)") }
+            if randomPort { differences.append("random_port true") }
+            if settings.disableUPnP && upnp { differences.append("upnp true") }
+            if let wanted = settings.interface, interface != wanted { differences.append("interface \"\(interface ?? "")\"") }
+            return differences
+        }
+    }
+
+    public enum PreferencesError: Error, Equatable, CustomStringConvertible {
+        case notAnObject(String)
+        case noListenPort
+
+        public var description: String {
+            switch self {
+            case .notAnObject(let excerpt): "answer to GET \(Endpoint.preferences.rawValue) is not a JSON object: \"\(excerpt)\""
+            case .noListenPort: "answer to GET \(Endpoint.preferences.rawValue) has no listen_port"
+            }
+        }
+    }
+}

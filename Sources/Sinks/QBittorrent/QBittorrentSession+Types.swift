@@ -1,0 +1,69 @@
+import HTTP
+import Reactor
+
+extension QBittorrentSession {
+    public enum Input {
+        case desiredPort(Port)
+        /// Make qBittorrent re-open its listening sockets.
+        case reassert
+        /// The network interfaces changed (the tunnel came back or was recreated): look at the
+        /// listener when it can be seen (qBittorrent on this machine), else reassert blindly.
+        case interfacesChanged
+        case settingsChanged(QBittorrentSettings)
+        case responseReceived(HTTPResponse)
+        case requestFailed(HTTPClientError)
+        case deadlineReached
+        /// The answer to `.checkListener`.
+        case listenerChecked(ListeningSockets.Check)
+    }
+
+    public enum Effect: Equatable {
+        /// Send this request; its answer comes back as `.responseReceived` or `.requestFailed`.
+        /// `retryIfStale`: safe to resend on a fresh connection if the kept-alive one was dead.
+        case send(HTTPRequest, retryIfStale: Bool)
+        /// Look in the socket table whether something listens on the port, on an interface
+        /// that exists; answer with `.listenerChecked`.
+        case checkListener(Port)
+        case log(LogLevel, String)
+        case statusChanged(SinkStatus)
+    }
+
+    /// The request in flight, by what it is for.
+    public enum Request: Equatable, Sendable {
+        case login
+        case version
+        case interfaces
+        case readPreferences(verify: Bool)
+        /// `away`: the first half of a reassert (a neighbouring port), then the real one.
+        case writePreferences(away: Bool, fields: [String: JSONValue])
+
+        var endpoint: QBittorrentAPI.Endpoint {
+            switch self {
+            case .login: .login
+            case .version: .version
+            case .interfaces: .interfaces
+            case .readPreferences: .preferences
+            case .writePreferences: .setPreferences
+            }
+        }
+
+        var method: String { endpoint.method }
+        var path: String { endpoint.rawValue }
+    }
+
+    /// Where the session stands with qBittorrent's authentication.
+    enum Login: Equatable {
+        case loggedOut
+        /// `cookie`: `name=value` of the session cookie; `confirmed`: an authenticated call
+        /// succeeded since, so a later 403 means "expired".
+        case loggedIn(cookie: String?, confirmed: Bool)
+        /// No requests at all until then, or until the settings change.
+        case refused(until: Instant)
+    }
+
+    enum DeadlinePurpose {
+        case retry
+        case driftCheck
+        case loginRefusalEnds
+    }
+}

@@ -1,0 +1,36 @@
+import Reactor
+
+/// What a sink says about itself: for logs, `status`, systemd's STATUS= and metrics.
+public struct SinkStatus: Equatable, Sendable {
+    public enum Health: Equatable, Sendable {
+        case idle
+        case applying
+        case verified
+        case unreachable(String)
+        case failing(String)
+        case loginRefused(String)
+
+        /// Still working on the port (nothing tried yet, or a request in flight).
+        public var isPending: Bool { self == .idle || self == .applying }
+    }
+
+    public var health: Health = .idle
+    /// The port the client was last seen listening on, by our read-back.
+    public var verifiedPort: Port?
+    /// The client's own version, e.g. "v4.5.2".
+    public var version: String?
+
+    public init() {}
+}
+
+/// Running totals, for metrics and tests.
+public struct SinkCounters: Equatable, Sendable {
+    public var logins = 0
+    public var failedLogins = 0
+    public var applies = 0
+    public var failedApplies = 0
+    public var reasserts = 0
+    public var requests = 0
+
+    public init() {}
+}

@@ -1,0 +1,64 @@
+import Reactor
+import Sinks
+import Watchers
+
+/// Whether portsync has done its job, and if not, why: for the state file, `status`,
+/// STATUS=, `/healthz` and the metrics.
+enum Health: Equatable, CustomStringConvertible {
+    /// Every client is verified on the desired port.
+    case ok
+    /// A source has a port, but no decision was made yet.
+    case starting
+    case waitingForPort
+    /// The VPN interface is not usable (its state in words).
+    case vpnDown(String)
+    case applying(Port)
+    /// What a client said is wrong.
+    case failing(String)
+
+    var isOK: Bool { self == .ok }
+
+    var description: String {
+        switch self {
+        case .ok: "ok"
+        case .starting: "starting"
+        case .waitingForPort: "waiting for a forwarded port"
+        case .vpnDown(let state): "VPN down: \(state)"
+        case .applying(let port): "applying port \(port)"
+        case .failing(let message): message
+        }
+    }
+
+    /// The health as the state file has it (text written by `description`).
+    init(text: String) {
+        switch text {
+        case "ok": self = .ok
+        case "starting": self = .starting
+        case "waiting for a forwarded port": self = .waitingForPort
+        case _ where text.hasPrefix("VPN down: "): self = .vpnDown(String(text.dropFirst("VPN down: ".count)))
+        case _ where text.hasPrefix("applying port "):
+            self = Port(Int(text.dropFirst("applying port ".count)) ?? 0).map { .applying($0) } ?? .failing(text)
+        default: self = .failing(text)
+        }
+    }
+
+    /// The tunnel's trouble comes first when there is no port yet, or when NAT-PMP is the only
+    /// source (`tunnelDecides`); then the first client that is not verified on `desired`.
+    static func assess(desired: Port?, livePort: Bool, link: TunnelTracker.State?, tunnelDecides: Bool,
+                       clients: [SinkStatus]) -> Health {
+        let tunnelDown: Health? = switch link {
+        case .awaitingRoute?, .unusable?: .vpnDown("\(link!)")
+        case .usable?, nil: nil
+        }
+        guard let desired else { return tunnelDown ?? (livePort ? .starting : .waitingForPort) }
+        if let tunnelDown, tunnelDecides { return tunnelDown }
+        for status in clients {
+            switch status.health {
+            case .verified where status.verifiedPort == desired: continue
+            case .idle, .applying, .verified: return .applying(desired)
+            case .unreachable(let message), .failing(let message), .loginRefused(let message): return .failing(message)
+            }
+        }
+        return .ok
+    }
+}

@@ -1,0 +1,97 @@
+import Reactor
+import Sinks
+import TestSupport
+import Testing
+import Watchers
+@testable import portsync
+
+/// A client that only records what it was asked, and says at once that it has the port.
+final class RecordingSink: PortSink {
+    let name = "recording.sink"
+    var title: String { "recorder" }
+    private(set) var status = SinkStatus()
+    private(set) var counters = SinkCounters()
+    var onStatusChange: ((SinkStatus) -> Void)?
+    private(set) var applied: [Port] = []
+
+    func apply(_ port: Port) {
+        applied.append(port)
+        counters.applies += 1
+        status.health = .verified
+        status.verifiedPort = port
+        onStatusChange?(status)
+    }
+
+    func reassert() {}
+    func interfacesChanged() {}
+    func update(_ settings: any PortSinkSettings) -> Bool { settings is RecordingSinkSettings }
+}
+
+struct RecordingSinkSettings: PortSinkSettings {
+    let label: String
+    var summary: String { "a recorder" }
+    func makeSink(loop: EventLoop) -> any PortSink { RecordingSink() }
+}
+
+/// The coordinator's shell in a loop with a clock that moves only when told: exact counts of
+/// hand-offs, no sleeping.
+@Suite struct DispatcherTests {
+    let clock = ManualClock()
+    let loop: EventLoop
+    let sinks: SinkSet
+    let dispatcher: Dispatcher
+
+    init() throws {
+        loop = try EventLoop(clock: clock, logger: LogCapture().logger)
+        sinks = SinkSet(loop: loop, settings: [RecordingSinkSettings(label: "one"), RecordingSinkSettings(label: "two")])
+        dispatcher = Dispatcher(loop: loop, sinks: sinks)
+    }
+
+    var recorded: [[Port]] { sinks.sinks.map { ($0.sink as! RecordingSink).applied } }
+
+    func file(_ port: Int) -> PortObservation {
+        PortObservation(source: .protonFile, port: Port(port), time: loop.now)
+    }
+
+    /// Moves the clock and lets the loop run what is due.
+    func advance(_ duration: Duration) throws {
+        clock.advance(by: duration)
+        try loop.runOnce(timeout: .zero)
+    }
+
+    @Test func aBurstIsHandedToEveryClientOnceWhenItSettles() throws {
+        try loop.runOnce(timeout: .zero)
+        dispatcher.observed(file(40000))
+        #expect(recorded == [[Port(40000)!], [Port(40000)!]], "a lone change goes at once, to every client")
+        for step in 1...50 {
+            try advance(.milliseconds(1))
+            dispatcher.observed(file(40000 + step))
+        }
+        #expect(recorded.map(\.count) == [1, 1], "the burst waits")
+        try advance(.milliseconds(24))
+        #expect(recorded.map(\.count) == [1, 1], "not yet 25 ms of quiet")
+        try advance(.milliseconds(1))
+        #expect(recorded == [[Port(40000)!, Port(40050)!], [Port(40000)!, Port(40050)!]], "one hand-off of the last value")
+        #expect(dispatcher.portChanges == 51)
+        #expect(sinks.verifiedPort == Port(40050))
+    }
+
+    @Test func anExpiredMappingHandsTheFilePortOverAtItsExpiry() throws {
+        try loop.runOnce(timeout: .zero)
+        dispatcher.observed(file(40000))
+        try advance(.seconds(1))
+        dispatcher.observed(PortObservation(source: .natpmp, port: Port(41000), time: loop.now, expiry: loop.now + .seconds(60)))
+        #expect(recorded[0] == [Port(40000)!, Port(41000)!])
+        try advance(.seconds(59))
+        #expect(recorded[0].count == 2)
+        try advance(.seconds(1))
+        #expect(recorded[0] == [Port(40000)!, Port(41000)!, Port(40000)!], "the file's port again, exactly at the expiry")
+    }
+
+    @Test func aReloadKeepsAClientWithTheSameLabelAndDropsTheOthers() throws {
+        let kept = sinks.sinks[0].sink
+        sinks.update([RecordingSinkSettings(label: "one"), RecordingSinkSettings(label: "three")])
+        #expect(sinks.sinks.map(\.label) == ["one", "three"])
+        #expect(sinks.sinks[0].sink === kept)
+    }
+}
