@@ -31,7 +31,7 @@ final class DelugeEndToEndTests {
             shell.send(.desiredPort(Port(6901)!))
             #expect(try verified(shell, loop, 6901))
             #expect(log.count("deluge-web connected to its daemon at 127.0.0.1:58846") == 1)
-            #expect(log.count("deluge-web: port 6901 applied and verified") == 1)
+            #expect(log.count("Deluge: port 6901 applied and verified") == 1)
             #expect(try runUntil(loop, seconds: 10) { (try? deluge.listens(on: 6901)) == true }, "deluged listens on the new port")
             #expect(shell.session.counters.logins == 1 && shell.session.counters.applies == 1)
             #expect(!log.text.contains(DelugeInstance.webPassword))

@@ -12,14 +12,20 @@ import Testing
 
     func driver(_ settings: ClientSettings = settings) -> Driver { Driver(DelugeSession(settings: settings)) }
 
-    /// Logged in, deluge-web connected to deluged (by portsync), the ports read: 5 calls.
-    func connected(port: Int = 52100, settings: ClientSettings = settings) -> Driver {
+    /// Desired 52101, logged in, deluge-web connected to deluged by portsync: 4 calls.
+    func handshake(settings: ClientSettings = settings) -> Driver {
         var driver = driver(settings)
         driver.feed(.desiredPort(Port(52101)!))
         driver.answer(Recorded.delugeLogin(true, id: 1))
         driver.answer(Recorded.delugeConnected(false, id: 2))
         driver.answer(Recorded.delugeHosts(id: 3))
         driver.answer(Recorded.delugeConnect(true, id: 4))
+        return driver
+    }
+
+    /// The handshake, then the ports read: 5 calls.
+    func connected(port: Int = 52100, settings: ClientSettings = settings) -> Driver {
+        var driver = handshake(settings: settings)
         driver.answer(Recorded.delugeConfigValues(port: port, id: 5))
         return driver
     }
@@ -56,7 +62,7 @@ import Testing
         #expect(driver.lastBody == #"{"id":7,"method":"core.get_config_value","params":["listen_ports"]}"#)
         driver.answer(Recorded.delugeListenPorts(52101, id: 7))
         #expect(driver.session.status.health == .verified && driver.session.status.verifiedPort == Port(52101))
-        #expect(driver.logs.contains { $0.0 == .notice && $0.1 == "deluge-web: port 52101 applied and verified" })
+        #expect(driver.logs.contains { $0.0 == .notice && $0.1 == "Deluge: port 52101 applied and verified" })
     }
 
     @Test func aPortAlreadyRightIsNotWrittenNorAnnounced() {
@@ -133,12 +139,7 @@ import Testing
     }
 
     @Test func unknownMethodRightAfterConnectingIsAFailureNotALoop() {
-        var driver = driver()
-        driver.feed(.desiredPort(Port(52101)!))
-        driver.answer(Recorded.delugeLogin(true, id: 1))
-        driver.answer(Recorded.delugeConnected(false, id: 2))
-        driver.answer(Recorded.delugeHosts(id: 3))
-        driver.answer(Recorded.delugeConnect(true, id: 4))
+        var driver = handshake()
         driver.answer(Recorded.delugeUnknownMethod(id: 5))
         #expect(driver.sent.count == 5)
         #expect(driver.logged("even right after connecting to its daemon"))

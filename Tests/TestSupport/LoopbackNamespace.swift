@@ -37,17 +37,7 @@ public final class LoopbackNamespace {
     /// Runs `body` on this thread inside the namespace: sockets it opens live there. The
     /// thread's namespace is restored afterwards, whatever happens.
     public func inside<T>(_ body: () throws -> T) throws -> T {
-        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        let target = open("/run/netns/\(name)", O_RDONLY | O_CLOEXEC)
-        defer {
-            close(original)
-            close(target)
-        }
-        guard original >= 0, target >= 0, ctestsupport_setns(target, CTESTSUPPORT_CLONE_NEWNET) == 0 else {
-            throw ChildProcessError(message: "setns into \(name): errno \(errno)")
-        }
-        defer { precondition(ctestsupport_setns(original, CTESTSUPPORT_CLONE_NEWNET) == 0, "cannot return to the test's network namespace") }
-        return try body()
+        try inNetworkNamespace(name, body)
     }
 
     /// Starts `executable` inside the namespace (`ip netns exec` execs it, so the PID is the
@@ -58,4 +48,21 @@ public final class LoopbackNamespace {
         children.append(child)
         return child
     }
+}
+
+/// Runs `body` on this thread inside the named network namespace (`/run/netns/NAME`): processes
+/// it starts and sockets it opens live there. The thread's namespace is restored afterwards,
+/// whatever happens.
+func inNetworkNamespace<T>(_ name: String, _ body: () throws -> T) throws -> T {
+    let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+    let target = open("/run/netns/\(name)", O_RDONLY | O_CLOEXEC)
+    defer {
+        close(original)
+        close(target)
+    }
+    guard original >= 0, target >= 0, ctestsupport_setns(target, CTESTSUPPORT_CLONE_NEWNET) == 0 else {
+        throw ChildProcessError(message: "setns into \(name): errno \(errno)")
+    }
+    defer { precondition(ctestsupport_setns(original, CTESTSUPPORT_CLONE_NEWNET) == 0, "cannot return to the test's network namespace") }
+    return try body()
 }

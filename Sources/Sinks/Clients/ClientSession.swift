@@ -19,6 +19,19 @@ public enum ClientSessionEffect: Equatable {
     case statusChanged(ClientStatus)
 }
 
+/// A session built around a `ClientSessionCore`: what it says about itself comes from there.
+protocol ClientSessionCoreOwner {
+    var core: ClientSessionCore { get }
+}
+
+extension ClientSessionCoreOwner {
+    public var settings: ClientSettings { core.settings }
+    public var status: ClientStatus { core.status }
+    public var counters: ClientCounters { core.counters }
+    public var nextDeadline: Instant? { core.nextDeadline }
+    public var isLoginRefused: Bool { core.refusedUntil != nil }
+}
+
 /// What every client session keeps the same way: the status, the back-off after failures,
 /// the pause after a refused login, the drift check and the re-announce allowance, and the
 /// deadline that is the earliest of them. The sessions own one each and speak their protocol
@@ -44,6 +57,44 @@ struct ClientSessionCore {
     }
 
     var nextDeadline: Instant? { [retryAt, driftCheckAt, refusedUntil, reannounceAt].compactMap { $0 }.min() }
+
+    /// A new desired port. `sync`: whether to sync now (not while a login is refused);
+    /// `skipRead`: verified on the old port with nothing in flight (`idle`), so the new port can
+    /// be written at once (the read-back still verifies): the latency path.
+    mutating func desire(_ port: Port, idle: Bool, _ effects: inout [ClientSessionEffect]) -> (sync: Bool, skipRead: Bool) {
+        let unchanged = port == desired && status.verifiedPort == port && status.health == .verified
+        let skipRead = !unchanged && status.health == .verified && idle
+        desired = port
+        if refusedUntil != nil {
+            effects.append(.log(.warning, "port \(port) noted, but not applied: \(client) refused the login (see above)"))
+            return (false, skipRead)
+        }
+        if !unchanged { status.health = .applying }
+        return (true, skipRead)
+    }
+
+    /// A request that got no answer: the client is not there, or `call` failed.
+    mutating func requestFailed(_ call: String, _ error: HTTPClientError, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        if error.isUnreachable {
+            fail("\(client) at \(settings.url) is unreachable: \(error)", unreachable: true, now, &effects)
+        } else {
+            fail("\(call): \(error)", now, &effects)
+        }
+    }
+
+    /// Says what differs before a write that restores `wanted`: a warning when the port was
+    /// verified (someone changed it behind portsync's back), plain information otherwise.
+    func differs(_ differences: [String], setting wanted: String, _ effects: inout [ClientSessionEffect]) {
+        let listed = differences.joined(separator: ", ")
+        effects.append(status.verifiedPort == desired && status.health == .verified
+            ? .log(.warning, "\(client)'s settings changed behind portsync's back (\(listed)); restoring \(wanted)")
+            : .log(.info, "\(client) has \(listed); setting \(wanted)"))
+    }
+
+    /// Ends a `handle`: a status that differs from `before` is announced.
+    func statusChanged(since before: ClientStatus, _ effects: inout [ClientSessionEffect]) {
+        if status != before { effects.append(.statusChanged(status)) }
+    }
 
     /// Which deadlines have passed, each cleared; a refusal that ended is logged.
     mutating func deadlinesReached(_ now: Instant, _ effects: inout [ClientSessionEffect]) -> (sync: Bool, reannounce: Bool) {

@@ -12,10 +12,10 @@ import Reactor
 /// "connect again". A refused password stops all logins until the settings change or the pause
 /// ends. After a verified change the trackers are told (`core.force_reannounce` with every
 /// torrent's id), at most once a minute: Deluge 2.0.3 does not re-announce by itself.
-public struct DelugeSession {
+public struct DelugeSession: ClientSessionCoreOwner {
     /// The call in flight and its id.
     public private(set) var inFlight: (call: DelugeRPC.Call, id: Int)?
-    private var core: ClientSessionCore
+    private(set) var core: ClientSessionCore
     private var cookie: String?
     private var loggedIn = false
     /// An authenticated call succeeded since the login: a later "Not authenticated" means the
@@ -34,29 +34,17 @@ public struct DelugeSession {
     private var lastID = 0
 
     public init(settings: ClientSettings) {
-        core = ClientSessionCore(client: "deluge-web", settings: settings)
+        core = ClientSessionCore(client: "Deluge", settings: settings)
     }
-
-    public var settings: ClientSettings { core.settings }
-    public var status: ClientStatus { core.status }
-    public var counters: ClientCounters { core.counters }
-    public var nextDeadline: Instant? { core.nextDeadline }
-    public var isLoginRefused: Bool { core.refusedUntil != nil }
 
     public mutating func handle(_ input: ClientSessionInput, now: Instant) -> [ClientSessionEffect] {
         var effects: [ClientSessionEffect] = []
         let before = core.status
         switch input {
         case .desiredPort(let port):
-            let unchanged = port == core.desired && core.status.verifiedPort == port && core.status.health == .verified
-            writeWithoutReading = !unchanged && core.status.health == .verified && inFlight == nil && daemonConnected
-            core.desired = port
-            if isLoginRefused {
-                effects.append(.log(.warning, "port \(port) noted, but not applied: deluge-web refused the password (see above)"))
-                break
-            }
-            if !unchanged { core.status.health = .applying }
-            startSync(&effects)
+            let next = core.desire(port, idle: inFlight == nil && daemonConnected, &effects)
+            writeWithoutReading = next.skipRead
+            if next.sync { startSync(&effects) }
         case .settingsChanged(let fresh):
             if core.update(fresh, &effects) {
                 cookie = nil
@@ -72,14 +60,12 @@ public struct DelugeSession {
         case .requestFailed(let error):
             guard let (call, _) = inFlight else { break }
             inFlight = nil
-            if error.isUnreachable {
-                daemonConnected = false
-                core.fail("deluge-web at \(settings.url) is unreachable: \(error)", unreachable: true, now, &effects)
-            } else if call.isCore, error == .timedOut {
+            if call.isCore, error == .timedOut {
                 daemonConnected = false
                 core.fail("deluge-web did not answer \(call.method) in time: its daemon has gone away (deluge-web does not notice, nor reconnect); connecting it again", now, &effects)
             } else {
-                core.fail("\(call.method): \(error)", now, &effects)
+                if error.isUnreachable { daemonConnected = false }
+                core.requestFailed(call.method, error, now, &effects)
             }
         case .deadlineReached:
             let due = core.deadlinesReached(now, &effects)
@@ -90,7 +76,7 @@ public struct DelugeSession {
             syncRequested = false
             startSync(&effects)
         }
-        if core.status != before { effects.append(.statusChanged(core.status)) }
+        core.statusChanged(since: before, &effects)
         return effects
     }
 
@@ -241,10 +227,7 @@ public struct DelugeSession {
         if pair != (Int(port.value), Int(port.value)) { differences.append("listen_ports [\(pair.low), \(pair.high)]") }
         if result["random_port"]?.bool == true { differences.append("random_port true") }
         guard differences.isEmpty else {
-            let drifted = core.status.verifiedPort == port && core.status.health == .verified
-            effects.append(drifted
-                ? .log(.warning, "Deluge's settings changed behind portsync's back (\(differences.joined(separator: ", "))); restoring listen_ports [\(port), \(port)]")
-                : .log(.info, "Deluge has \(differences.joined(separator: ", ")); setting listen_ports [\(port), \(port)]"))
+            core.differs(differences, setting: "listen_ports [\(port), \(port)]", &effects)
             return send(.writePorts(port), &effects)
         }
         core.verified(port, changed: false, now, &effects)

@@ -11,7 +11,7 @@ import Reactor
 /// the settings change or the pause ends, and Transmission's lock-out after 100 failed logins is
 /// never approached. Transmission re-announces by itself when its port changes, so there is no
 /// re-announce call.
-public struct TransmissionSession {
+public struct TransmissionSession: ClientSessionCoreOwner {
     /// The request in flight, by what it is for.
     public enum Request: Equatable, Sendable {
         /// `session-get` of the rpc-version and the settings, before the names are known.
@@ -28,7 +28,7 @@ public struct TransmissionSession {
         }
     }
 
-    private var core: ClientSessionCore
+    private(set) var core: ClientSessionCore
     public private(set) var inFlight: Request?
     /// The session id from the last 409; sent with every request.
     public private(set) var sessionID: String?
@@ -44,27 +44,14 @@ public struct TransmissionSession {
         core = ClientSessionCore(client: "Transmission", settings: settings)
     }
 
-    public var settings: ClientSettings { core.settings }
-    public var status: ClientStatus { core.status }
-    public var counters: ClientCounters { core.counters }
-    public var nextDeadline: Instant? { core.nextDeadline }
-    public var isLoginRefused: Bool { core.refusedUntil != nil }
-
     public mutating func handle(_ input: ClientSessionInput, now: Instant) -> [ClientSessionEffect] {
         var effects: [ClientSessionEffect] = []
         let before = core.status
         switch input {
         case .desiredPort(let port):
-            let unchanged = port == core.desired && core.status.verifiedPort == port && core.status.health == .verified
-            // Verified on the old port with nothing pending: the new one is written at once.
-            writeWithoutReading = !unchanged && core.status.health == .verified && inFlight == nil
-            core.desired = port
-            if isLoginRefused {
-                effects.append(.log(.warning, "port \(port) noted, but not applied: Transmission refused the login (see above)"))
-                break
-            }
-            if !unchanged { core.status.health = .applying }
-            startSync(&effects)
+            let next = core.desire(port, idle: inFlight == nil, &effects)
+            writeWithoutReading = next.skipRead
+            if next.sync { startSync(&effects) }
         case .settingsChanged(let fresh):
             if core.update(fresh, &effects) {
                 sessionID = nil
@@ -78,11 +65,7 @@ public struct TransmissionSession {
         case .requestFailed(let error):
             guard let request = inFlight else { break }
             inFlight = nil
-            if error.isUnreachable {
-                core.fail("Transmission at \(settings.url) is unreachable: \(error)", unreachable: true, now, &effects)
-            } else {
-                core.fail("\(request.name): \(error)", now, &effects)
-            }
+            core.requestFailed(request.name, error, now, &effects)
         case .deadlineReached:
             if core.deadlinesReached(now, &effects).sync { startSync(&effects) }
         }
@@ -90,7 +73,7 @@ public struct TransmissionSession {
             syncRequested = false
             startSync(&effects)
         }
-        if core.status != before { effects.append(.statusChanged(core.status)) }
+        core.statusChanged(since: before, &effects)
         return effects
     }
 
@@ -212,10 +195,7 @@ public struct TransmissionSession {
         if answer.value("peer-port-random-on-start")?.bool == true { differences.append("peer-port-random-on-start true") }
         if answer.value("port-forwarding-enabled")?.bool == true { differences.append("port-forwarding-enabled true") }
         guard differences.isEmpty else {
-            let drifted = core.status.verifiedPort == port && core.status.health == .verified
-            effects.append(drifted
-                ? .log(.warning, "Transmission's settings changed behind portsync's back (\(differences.joined(separator: ", "))); restoring peer-port \(port)")
-                : .log(.info, "Transmission has \(differences.joined(separator: ", ")); setting peer-port \(port)"))
+            core.differs(differences, setting: "peer-port \(port)", &effects)
             return send(.write(port), &effects)
         }
         core.verified(port, changed: false, now, &effects)
