@@ -167,4 +167,23 @@ public final class DelugeInstance {
         return try SocketTable.requireLoopbackOnly([daemonPID], namespace: namespace.name, what: "deluged")
             .contains { $0.contains("LISTEN") && $0.contains("127.0.0.1%lo:\(port) ") }
     }
+
+    /// Adds a torrent, started, through a deluge-web session of its own, connecting deluge-web
+    /// to deluged if it is not; the torrent's id.
+    public func addTorrent(_ torrent: [UInt8], name: String) throws -> String? {
+        try namespace.inside {
+            var cookie: String?
+            func call(_ body: String) throws -> JSONValue {
+                let response = try RawHTTP.request(port: webPort, "POST", "/json", cookie: cookie, body: body, contentType: "application/json")
+                if let fresh = response.cookies.first(where: { $0.name == "_session_id" }) { cookie = "\(fresh.name)=\(fresh.value)" }
+                return try JSONValue.parse(response.body)
+            }
+            _ = try call(#"{"method":"auth.login","params":["\#(Self.webPassword)"],"id":1}"#)
+            if try call(#"{"method":"web.connected","params":[],"id":2}"#)["result"]?.bool != true {
+                _ = try call(#"{"method":"web.connect","params":["\#(Self.hostID)"],"id":3}"#)
+            }
+            let added = try call(#"{"method":"core.add_torrent_file","params":["\#(name).torrent","\#(Base64.encode(torrent))",{"add_paused":false}],"id":4}"#)
+            return added["result"]?.string
+        }
+    }
 }

@@ -11,7 +11,8 @@ import Reactor
 /// whose daemon went away unnoticed does not answer at all (the shell's timeout): both mean
 /// "connect again". A refused password stops all logins until the settings change or the pause
 /// ends. After a verified change the trackers are told (`core.force_reannounce` with every
-/// torrent's id), at most once a minute: Deluge 2.0.3 does not re-announce by itself.
+/// torrent's id), at most once a minute: issue 14 saw Deluge 2.0.3 not re-announce by itself
+/// (the tests saw Debian's build, libtorrent 2.0.8, announce a new listen socket on its own).
 public struct DelugeSession: ClientSessionCoreOwner {
     /// The call in flight and its id.
     public private(set) var inFlight: (call: DelugeRPC.Call, id: Int)?
