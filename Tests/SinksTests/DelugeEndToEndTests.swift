@@ -107,9 +107,8 @@ final class DelugeEndToEndTests {
     /// safety net the issue asks for, and this test cannot tell the two announces apart.)
     @Test func afterAVerifiedChangeTheTrackerHearsTheNewPort() throws {
         let deluge = try DelugeInstance(autoConnect: true)
-        let tracker = try Tracker(in: deluge.namespace, directory: deluge.directory)
-        let torrent = Tracker.torrent(announce: "http://127.0.0.1:\(tracker.port)/announce", name: "portsync-test")
-        #expect(try deluge.addTorrent(torrent, name: "portsync-test") != nil)
+        let tracker = try Tracker(in: deluge.namespace, directory: deluge.directory, port: 7070)
+        #expect(try deluge.addTorrent(tracker.torrent(name: "portsync-test"), name: "portsync-test") != nil)
         #expect(waitFor(seconds: 20) { tracker.announcedPorts.contains(6900) }, "the torrent announces the configured port")
         try deluge.namespace.inside {
             let loop = try EventLoop(logger: log.logger)
@@ -119,38 +118,5 @@ final class DelugeEndToEndTests {
             #expect(log.count("told the trackers of 1 Deluge torrent about port 6905") == 1)
             #expect(waitFor(seconds: 5) { tracker.announcedPorts.contains(6905) }, "the tracker hears the new port at once, not after its 30 min interval")
         }
-    }
-}
-
-/// The test tracker (Tests/Fixtures/tracker.py) in a namespace, and a torrent that announces to it.
-final class Tracker {
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../Fixtures/tracker.py").standardized.path
-
-    let port: UInt16 = 7070
-    let logPath: String
-
-    init(in namespace: LoopbackNamespace, directory: String) throws {
-        logPath = "\(directory)/tracker.log"
-        let process = try namespace.start(NetworkLab.python!, [Self.script, "--port", "\(port)", "--log", logPath],
-                                          environment: ["PATH": "/usr/bin:/bin"], output: "\(directory)/tracker.out")
-        guard waitFor(seconds: 10, { self.log.contains("\"ready\"") }) else {
-            throw ChildProcessError(message: "the test tracker did not start: \(process.output)")
-        }
-    }
-
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    /// The `port=` of every announce so far.
-    var announcedPorts: [Int] {
-        log.split(separator: "\n").compactMap { line in
-            (try? JSONValue.parse(Array(line.utf8)))?["port"]?.integer
-        }
-    }
-
-    /// A single-file torrent with no data anywhere: enough for a client to announce it.
-    static func torrent(announce: String, name: String) -> [UInt8] {
-        let info = "d6:lengthi16384e4:name\(name.utf8.count):\(name)12:piece lengthi16384e6:pieces20:\(String(repeating: "p", count: 20))e"
-        return Array("d8:announce\(announce.utf8.count):\(announce)4:info\(info)e".utf8)
     }
 }

@@ -83,4 +83,21 @@ final class TransmissionEndToEndTests {
         #expect(try runUntil(loop, seconds: 10) { shell.requestsSent >= requests + 2 && shell.session.status.health == .verified })
         #expect(try transmission.currentPeerPort() == Int(port.value))
     }
+
+    /// Transmission 3.00 tells its trackers about a new port by itself, so the session makes
+    /// no call: the tracker hears the new port within moments of the verified change.
+    @Test func theTrackerHearsTheNewPortWithoutACall() throws {
+        let transmission = try TransmissionInstance()
+        let tracker = try Tracker(directory: transmission.directory, port: freePort())
+        try transmission.addTorrent(tracker.torrent(name: "portsync-test"))
+        #expect(waitFor(seconds: 20) { tracker.announcedPorts.contains(Int(transmission.peerPort)) }, "the torrent announces the configured port")
+        let shell = shell(transmission)
+        let port = Reactor.Port(freePort())!
+        shell.send(.desiredPort(port))
+        #expect(try verified(shell, port))
+        #expect(waitFor(seconds: 5) { tracker.announcedPorts.contains(Int(port.value)) })
+        #expect(shell.session.counters.reannounces == 0)
+        #expect(shell.requestsSent == 4)
+        try SocketTable.requireLoopbackOnly([transmission.pid!], what: "transmission-daemon with a torrent")
+    }
 }

@@ -140,4 +140,9 @@ public final class TransmissionInstance {
     public func setPeerPort(_ port: Int) throws {
         _ = try call("session-set", #"{"peer-port":\#(port)}"#)
     }
+
+    /// Adds a torrent, started.
+    public func addTorrent(_ torrent: [UInt8]) throws {
+        _ = try call("torrent-add", #"{"metainfo":"\#(Base64.encode(torrent))","paused":false}"#)
+    }
 }
