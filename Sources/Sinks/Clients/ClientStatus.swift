@@ -6,6 +6,8 @@ public typealias ClientStatus = QBittorrentStatus
 
 /// Running totals, for metrics and tests.
 public struct ClientCounters: Equatable, Sendable {
+    /// Sessions begun: Deluge's accepted `auth.login`; Transmission's first answer that passed
+    /// its Basic auth (it has no login of its own).
     public var logins = 0
     public var failedLogins = 0
     public var applies = 0
