@@ -1,5 +1,4 @@
 import CLinux
-import CTestSupport
 import Foundation
 import Glibc
 
@@ -189,17 +188,7 @@ public final class NetworkLab {
     /// Runs `body` on this thread inside the client namespace: processes it starts and sockets
     /// it opens live there. The thread's namespace is restored afterwards, whatever happens.
     public func inClient<T>(_ body: () throws -> T) throws -> T {
-        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        let target = open("/run/netns/\(client)", O_RDONLY | O_CLOEXEC)
-        defer {
-            close(original)
-            close(target)
-        }
-        guard original >= 0, target >= 0, ctestsupport_setns(target, CTESTSUPPORT_CLONE_NEWNET) == 0 else {
-            throw ChildProcessError(message: "setns into \(client): errno \(errno)")
-        }
-        defer { precondition(ctestsupport_setns(original, CTESTSUPPORT_CLONE_NEWNET) == 0, "cannot return to the test's network namespace") }
-        return try body()
+        try inNetworkNamespace(client, body)
     }
 
     /// Starts `executable` inside `namespace` (via `ip netns exec`); it is stopped with the lab.

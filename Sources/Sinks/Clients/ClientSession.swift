@@ -1,0 +1,195 @@
+import HTTP
+import Reactor
+
+/// The inputs of a client session (`TransmissionSession`, `DelugeSession`): what happened.
+public enum ClientSessionInput {
+    case desiredPort(Port)
+    case settingsChanged(ClientSettings)
+    case responseReceived(HTTPResponse)
+    case requestFailed(HTTPClientError)
+    case deadlineReached
+}
+
+/// What a client session asks its shell to do.
+public enum ClientSessionEffect: Equatable {
+    /// Send this request; its answer comes back as `.responseReceived` or `.requestFailed`.
+    /// `retryIfStale`: safe to resend on a fresh connection if the kept-alive one was dead.
+    case send(HTTPRequest, retryIfStale: Bool)
+    case log(LogLevel, String)
+    case statusChanged(ClientStatus)
+}
+
+/// A session built around a `ClientSessionCore`: what it says about itself comes from there.
+protocol ClientSessionCoreOwner {
+    var core: ClientSessionCore { get }
+}
+
+extension ClientSessionCoreOwner {
+    public var settings: ClientSettings { core.settings }
+    public var status: ClientStatus { core.status }
+    public var counters: ClientCounters { core.counters }
+    public var nextDeadline: Instant? { core.nextDeadline }
+    public var isLoginRefused: Bool { core.refusedUntil != nil }
+}
+
+/// What every client session keeps the same way: the status, the back-off after failures,
+/// the pause after a refused login, the drift check and the re-announce allowance, and the
+/// deadline that is the earliest of them. The sessions own one each and speak their protocol
+/// around it.
+struct ClientSessionCore {
+    /// "Transmission", "deluge-web": for messages.
+    let client: String
+    var settings: ClientSettings
+    var status = ClientStatus()
+    var counters = ClientCounters()
+    var desired: Port?
+    private(set) var refusedUntil: Instant?
+    private(set) var retryAt: Instant?
+    private(set) var driftCheckAt: Instant?
+    private(set) var reannounceAt: Instant?
+    private var lastReannounce: Instant?
+    private var consecutiveFailures = 0
+    private var lastProblem: String?
+
+    init(client: String, settings: ClientSettings) {
+        self.client = client
+        self.settings = settings
+    }
+
+    var nextDeadline: Instant? { [retryAt, driftCheckAt, refusedUntil, reannounceAt].compactMap { $0 }.min() }
+
+    /// A new desired port. `sync`: whether to sync now (not while a login is refused);
+    /// `skipRead`: verified on the old port with nothing in flight (`idle`), so the new port can
+    /// be written at once (the read-back still verifies): the latency path.
+    mutating func desire(_ port: Port, idle: Bool, _ effects: inout [ClientSessionEffect]) -> (sync: Bool, skipRead: Bool) {
+        let unchanged = port == desired && status.verifiedPort == port && status.health == .verified
+        let skipRead = !unchanged && status.health == .verified && idle
+        desired = port
+        if refusedUntil != nil {
+            effects.append(.log(.warning, "port \(port) noted, but not applied: \(client) refused the login (see above)"))
+            return (false, skipRead)
+        }
+        if !unchanged { status.health = .applying }
+        return (true, skipRead)
+    }
+
+    /// A request that got no answer: the client is not there, or `call` failed.
+    mutating func requestFailed(_ call: String, _ error: HTTPClientError, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        if error.isUnreachable {
+            fail("\(client) at \(settings.url) is unreachable: \(error)", unreachable: true, now, &effects)
+        } else {
+            fail("\(call): \(error)", now, &effects)
+        }
+    }
+
+    /// Says what differs before a write that restores `wanted`: a warning when the port was
+    /// verified (someone changed it behind portsync's back), plain information otherwise.
+    func differs(_ differences: [String], setting wanted: String, _ effects: inout [ClientSessionEffect]) {
+        let listed = differences.joined(separator: ", ")
+        effects.append(status.verifiedPort == desired && status.health == .verified
+            ? .log(.warning, "\(client)'s settings changed behind portsync's back (\(listed)); restoring \(wanted)")
+            : .log(.info, "\(client) has \(listed); setting \(wanted)"))
+    }
+
+    /// Ends a `handle`: a status that differs from `before` is announced.
+    func statusChanged(since before: ClientStatus, _ effects: inout [ClientSessionEffect]) {
+        if status != before { effects.append(.statusChanged(status)) }
+    }
+
+    /// Which deadlines have passed, each cleared; a refusal that ended is logged.
+    mutating func deadlinesReached(_ now: Instant, _ effects: inout [ClientSessionEffect]) -> (sync: Bool, reannounce: Bool) {
+        var sync = false
+        if let at = retryAt, at <= now {
+            retryAt = nil
+            sync = true
+        }
+        if let at = driftCheckAt, at <= now {
+            driftCheckAt = nil
+            sync = true
+        }
+        if let at = refusedUntil, at <= now {
+            refusedUntil = nil
+            effects.append(.log(.info, "trying to log in to \(client) again after the pause"))
+            sync = true
+        }
+        var reannounce = false
+        if let at = reannounceAt, at <= now {
+            reannounceAt = nil
+            reannounce = true
+        }
+        return (sync, reannounce)
+    }
+
+    /// New settings: a changed URL or account ends a login refusal. Whether it changed.
+    mutating func update(_ fresh: ClientSettings, _ effects: inout [ClientSessionEffect]) -> Bool {
+        let accountChanged = !fresh.sameAccount(as: settings)
+        settings = fresh
+        consecutiveFailures = 0
+        lastProblem = nil
+        retryAt = nil
+        if accountChanged {
+            status.version = nil
+            if refusedUntil != nil { effects.append(.log(.info, "settings changed: trying to log in to \(client) again")) }
+            refusedUntil = nil
+        }
+        return accountChanged
+    }
+
+    /// The port is on the client, read back: the drift check is armed, problems are over.
+    mutating func verified(_ port: Port, changed: Bool, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        if changed {
+            effects.append(.log(.notice, "\(client): port \(port) applied and verified"))
+        } else if status.verifiedPort != port || status.health != .verified {
+            effects.append(.log(.info, "\(client) already listens on port \(port)"))
+        }
+        if lastProblem != nil { effects.append(.log(.info, "\(client) is fine again")) }
+        consecutiveFailures = 0
+        lastProblem = nil
+        retryAt = nil
+        status.verifiedPort = port
+        status.health = .verified
+        driftCheckAt = now + settings.checkInterval
+    }
+
+    /// Stops all requests until the settings change or `loginRetryDelay` passes.
+    mutating func refuse(_ message: String, failed: Bool, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        if failed { counters.failedLogins += 1 }
+        let until = now + settings.loginRetryDelay
+        refusedUntil = until
+        retryAt = nil
+        driftCheckAt = nil
+        reannounceAt = nil
+        lastProblem = message
+        status.health = .loginRefused(message)
+        effects.append(.log(.error, "\(message); no more logins until the configuration is reloaded or \(settings.loginRetryDelay.minutesText) pass"))
+    }
+
+    /// A transient failure: retried with capped exponential back-off, logged once per change
+    /// of problem, not once per retry.
+    mutating func fail(_ message: String, unreachable: Bool = false, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        consecutiveFailures += 1
+        effects.append(message == lastProblem ? .log(.debug, "still: \(message)") : .log(.error, message))
+        lastProblem = message
+        status.health = unreachable ? .unreachable(message) : .failing(message)
+        let exponent = min(consecutiveFailures - 1, 20)
+        retryAt = now + min(settings.retryInitial * (1 << exponent), settings.retryMax)
+    }
+
+    /// After a verified change: whether to tell the trackers now. Within the allowance of the
+    /// last re-announce, it is put off to the allowance's end instead (the new port still
+    /// reaches the trackers, one call a minute at most).
+    mutating func reannounceDue(_ now: Instant) -> Bool {
+        guard settings.reannounce else { return false }
+        if let last = lastReannounce, now < last + settings.reannounceInterval {
+            reannounceAt = last + settings.reannounceInterval
+            return false
+        }
+        return true
+    }
+
+    mutating func reannounced(_ now: Instant) {
+        lastReannounce = now
+        reannounceAt = nil
+        counters.reannounces += 1
+    }
+}

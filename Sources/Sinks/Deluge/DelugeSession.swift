@@ -1,0 +1,266 @@
+import HTTP
+import Reactor
+
+/// The Deluge sink's logic, with no I/O (as `QBittorrentSession`): inputs in, effects out, one
+/// request at a time, `nextDeadline` for the shell's timer.
+///
+/// deluge-web stands between portsync and deluged: log in once (`auth.login`, cookie
+/// `_session_id`), make sure deluge-web is connected to its daemon (`web.connected`; when not,
+/// `web.get_hosts` and `web.connect`), then read `listen_ports`, write only what differs and read
+/// it back. A deluge-web without its daemon answers "Unknown method" to every `core.*` call; one
+/// whose daemon went away unnoticed does not answer at all (the shell's timeout): both mean
+/// "connect again". A refused password stops all logins until the settings change or the pause
+/// ends. After a verified change the trackers are told (`core.force_reannounce` with every
+/// torrent's id), at most once a minute: issue 14 saw Deluge 2.0.3 not re-announce by itself
+/// (the tests saw Debian's build, libtorrent 2.0.8, announce a new listen socket on its own).
+public struct DelugeSession: ClientSessionCoreOwner {
+    /// The call in flight and its id.
+    public private(set) var inFlight: (call: DelugeRPC.Call, id: Int)?
+    private(set) var core: ClientSessionCore
+    private var cookie: String?
+    private var loggedIn = false
+    /// An authenticated call succeeded since the login: a later "Not authenticated" means the
+    /// session ended (deluge-web restarted), and one fresh login is made.
+    private var sessionConfirmed = false
+    /// deluge-web said it is connected to its daemon (and has not failed a core call since).
+    private var daemonConnected = false
+    /// `web.connect` just succeeded: an "Unknown method" now is not a missing connection.
+    private var justConnected = false
+    /// The daemon `web.connect` was asked for, for messages.
+    private var connecting: DelugeRPC.Host?
+    private var syncRequested = false
+    private var writeWithoutReading = false
+    private var reannouncePending = false
+    private var written: Port?
+    private var lastID = 0
+
+    public init(settings: ClientSettings) {
+        core = ClientSessionCore(client: "Deluge", settings: settings)
+    }
+
+    public mutating func handle(_ input: ClientSessionInput, now: Instant) -> [ClientSessionEffect] {
+        var effects: [ClientSessionEffect] = []
+        let before = core.status
+        switch input {
+        case .desiredPort(let port):
+            let next = core.desire(port, idle: inFlight == nil && daemonConnected, &effects)
+            writeWithoutReading = next.skipRead
+            if next.sync { startSync(&effects) }
+        case .settingsChanged(let fresh):
+            if core.update(fresh, &effects) {
+                cookie = nil
+                loggedIn = false
+                sessionConfirmed = false
+                daemonConnected = false
+            }
+            startSync(&effects)
+        case .responseReceived(let response):
+            guard let (call, id) = inFlight else { break }
+            inFlight = nil
+            handle(response, to: call, id: id, now, &effects)
+        case .requestFailed(let error):
+            guard let (call, _) = inFlight else { break }
+            inFlight = nil
+            if call.isCore, error == .timedOut {
+                daemonConnected = false
+                core.fail("deluge-web did not answer \(call.method) in time: its daemon has gone away (deluge-web does not notice, nor reconnect); connecting it again", now, &effects)
+            } else {
+                if error.isUnreachable { daemonConnected = false }
+                core.requestFailed(call.method, error, now, &effects)
+            }
+        case .deadlineReached:
+            let due = core.deadlinesReached(now, &effects)
+            if due.reannounce { reannouncePending = true }
+            if due.sync || due.reannounce { startSync(&effects) }
+        }
+        if syncRequested && inFlight == nil {
+            syncRequested = false
+            startSync(&effects)
+        }
+        core.statusChanged(since: before, &effects)
+        return effects
+    }
+
+    // MARK: The sync
+
+    private mutating func startSync(_ effects: inout [ClientSessionEffect]) {
+        guard let wanted = core.desired, !isLoginRefused else { return }
+        guard inFlight == nil else {
+            syncRequested = true
+            return
+        }
+        guard let password = settings.password else {
+            return effects.append(.log(.error, "deluge-web needs its password: none is configured"))
+        }
+        if !loggedIn {
+            send(.login(password), &effects)
+        } else if !daemonConnected {
+            send(.connected, &effects)
+        } else if reannouncePending && core.status.health == .verified && core.status.verifiedPort == wanted {
+            send(.torrents, &effects)
+        } else if writeWithoutReading, let verified = core.status.verifiedPort, verified != wanted {
+            writeWithoutReading = false
+            effects.append(.log(.info, "setting Deluge's listen_ports to [\(wanted), \(wanted)] (was \(verified))"))
+            send(.writePorts(wanted), &effects)
+        } else {
+            writeWithoutReading = false
+            send(.readPorts, &effects)
+        }
+    }
+
+    private mutating func send(_ call: DelugeRPC.Call, _ effects: inout [ClientSessionEffect]) {
+        lastID += 1
+        inFlight = (call, lastID)
+        if case .writePorts(let port) = call { written = port }
+        core.counters.requests += 1
+        effects.append(.send(httpRequest(for: call, id: lastID), retryIfStale: true))
+    }
+
+    func httpRequest(for call: DelugeRPC.Call, id: Int) -> HTTPRequest {
+        var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1",
+                                    "Content-Type": DelugeRPC.contentType]
+        if let cookie, call.method != "auth.login" { headers.add("Cookie", cookie) }
+        return HTTPRequest(method: "POST", target: settings.url.target(DelugeRPC.path), headers: headers, body: DelugeRPC.body(call, id: id))
+    }
+
+    // MARK: Answers
+
+    private mutating func handle(_ response: HTTPResponse, to call: DelugeRPC.Call, id: Int, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        guard response.status == 200 else {
+            let hint = response.status == 404 ? ": is \(settings.url) deluge-web?" : ""
+            return core.fail("unexpected answer to \(call.method): \(response.status) \"\(response.bodyExcerpt)\"\(hint)", now, &effects)
+        }
+        if let fresh = response.cookies.first(where: { $0.name == DelugeRPC.cookieName }) {
+            cookie = "\(fresh.name)=\(fresh.value)"
+        }
+        let result: JSONValue
+        switch DelugeRPC.parse(response.body, id: id) {
+        case .failure(let error):
+            return core.fail("answer to \(call.method) \(error)", now, &effects)
+        case .success(.error(let code, let message)):
+            return rejected(call, code: code, message: message, now, &effects)
+        case .success(.result(let value)):
+            result = value
+        }
+        if case .login = call {
+            return loginAnswered(result, now, &effects)
+        }
+        sessionConfirmed = true
+        switch call {
+        case .login:
+            preconditionFailure("login answers are handled by loginAnswered")
+        case .connected:
+            if result.bool == true {
+                daemonConnected = true
+                startSync(&effects)
+            } else {
+                effects.append(.log(.info, "deluge-web is not connected to its daemon; connecting it"))
+                send(.hosts, &effects)
+            }
+        case .hosts:
+            guard let hosts = DelugeRPC.Host.list(result), let host = hosts.first(where: \.isLoopback) ?? hosts.first else {
+                return core.fail("deluge-web has no daemon in its host list (web.get_hosts answered \(result.excerpt)); add deluged in its Connection Manager", now, &effects)
+            }
+            connecting = host
+            send(.connect(hostID: host.id), &effects)
+        case .connect:
+            // The daemon's method list on success; null when deluge-web could not connect.
+            let target = connecting.map { " at \($0)" } ?? ""
+            guard let methods = result.array, !methods.isEmpty else {
+                return core.fail("deluge-web could not connect to its daemon\(target): is deluged running, with this host's user and password in its auth file?", now, &effects)
+            }
+            daemonConnected = true
+            justConnected = true
+            effects.append(.log(.info, "deluge-web connected to its daemon\(target)"))
+            startSync(&effects)
+        case .readPorts:
+            justConnected = false
+            portsRead(result, now, &effects)
+        case .writePorts:
+            core.counters.applies += 1
+            send(.verifyPorts, &effects)
+        case .verifyPorts:
+            guard let written, let port = core.desired else { return }
+            guard let pair = DelugeRPC.ports(result), pair == (Int(written.value), Int(written.value)) else {
+                core.counters.failedApplies += 1
+                return core.fail("Deluge still has listen_ports \(result.excerpt) after being set to [\(written), \(written)]", now, &effects)
+            }
+            guard written == port else { return startSync(&effects) }
+            core.verified(port, changed: true, now, &effects)
+            if core.reannounceDue(now) {
+                reannouncePending = true
+                startSync(&effects)
+            }
+        case .torrents:
+            reannouncePending = false
+            guard let ids = result.array?.compactMap(\.string), !ids.isEmpty else {
+                return effects.append(.log(.debug, "Deluge has no torrents to re-announce"))
+            }
+            send(.reannounce(ids), &effects)
+        case .reannounce(let ids):
+            core.reannounced(now)
+            effects.append(.log(.info, "told the trackers of \(ids.count) Deluge torrent\(ids.count == 1 ? "" : "s") about port \(core.status.verifiedPort.map(String.init(describing:)) ?? "?")"))
+        }
+    }
+
+    private mutating func loginAnswered(_ result: JSONValue, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        guard result.bool == true else {
+            return core.refuse("deluge-web refused the password (auth.login answered \(result.excerpt))", failed: true, now, &effects)
+        }
+        guard cookie != nil else {
+            return core.fail("deluge-web accepted the password but sent no \(DelugeRPC.cookieName) cookie", now, &effects)
+        }
+        loggedIn = true
+        sessionConfirmed = false
+        daemonConnected = false
+        core.counters.logins += 1
+        effects.append(.log(.info, "logged in to deluge-web at \(settings.url)"))
+        startSync(&effects)
+    }
+
+    private mutating func portsRead(_ result: JSONValue, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        guard let port = core.desired else { return }
+        syncRequested = false
+        guard let pair = DelugeRPC.ports(result["listen_ports"]) else {
+            return core.fail("answer to core.get_config_values has no listen_ports pair: \(result.excerpt)", now, &effects)
+        }
+        var differences: [String] = []
+        if pair != (Int(port.value), Int(port.value)) { differences.append("listen_ports [\(pair.low), \(pair.high)]") }
+        if result["random_port"]?.bool == true { differences.append("random_port true") }
+        guard differences.isEmpty else {
+            core.differs(differences, setting: "listen_ports [\(port), \(port)]", &effects)
+            return send(.writePorts(port), &effects)
+        }
+        core.verified(port, changed: false, now, &effects)
+    }
+
+    private mutating func rejected(_ call: DelugeRPC.Call, code: Int, message: String, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        switch code {
+        case 1 where sessionConfirmed:
+            // deluge-web restarted or the session expired: one fresh login.
+            effects.append(.log(.info, "deluge-web ended the session (\(call.method): \"\(message)\"); logging in again"))
+            cookie = nil
+            loggedIn = false
+            sessionConfirmed = false
+            daemonConnected = false
+            startSync(&effects)
+        case 1:
+            core.refuse("deluge-web accepted the password but refused the session (\(call.method): \"\(message)\")", failed: true, now, &effects)
+        case 2 where call.isCore && !justConnected:
+            effects.append(.log(.warning, "deluge-web is not connected to its daemon: it answers \"Unknown method\" to \(call.method); connecting it"))
+            daemonConnected = false
+            startSync(&effects)
+        case 2 where call.isCore:
+            justConnected = false
+            daemonConnected = false
+            core.fail("deluge-web answers \"Unknown method\" to \(call.method) even right after connecting to its daemon: is it Deluge 2?", now, &effects)
+        default:
+            core.fail("deluge-web answered \(call.method) with error \(code) \"\(message)\"", now, &effects)
+        }
+    }
+}
+
+extension DelugeRPC.Host {
+    var isLoopback: Bool { host == "localhost" || host == "::1" || IPv4Address(host)?.isLoopback == true }
+}
+extension DelugeSession: LoopStateMachine {}

@@ -1,0 +1,122 @@
+import Foundation
+import HTTP
+import Reactor
+@testable import Sinks
+import Testing
+import TestSupport
+
+/// The Deluge session through a small loop shell against real deluged + deluge-web 2.0.3,
+/// all of it (the session's sockets too) inside a namespace that has nothing but `lo`.
+@Suite(.serialized, .enabled(if: DelugeInstance.available, "needs root, iproute2, deluged and deluge-web (./scripts/test installs them as root)"))
+final class DelugeEndToEndTests {
+    let log = LogCapture(trace: true)
+
+    func shell(_ deluge: DelugeInstance, loop: EventLoop, password: String = DelugeInstance.webPassword,
+               checkInterval: Duration = .seconds(300)) -> ClientTestShell<DelugeSession> {
+        let settings = ClientSettings(url: deluge.url, password: Secret(value: password, origin: "test"), checkInterval: checkInterval,
+                                      retryInitial: .milliseconds(200), retryMax: .seconds(1), requestTimeout: .seconds(3))
+        return ClientTestShell(loop: loop, name: "deluge.http", session: DelugeSession(settings: settings),
+                               url: deluge.url, requestTimeout: settings.requestTimeout)
+    }
+
+    func verified(_ shell: ClientTestShell<DelugeSession>, _ loop: EventLoop, _ port: UInt16, seconds: Double = 20) throws -> Bool {
+        try runUntil(loop, seconds: seconds) { shell.session.status.health == .verified && shell.session.status.verifiedPort?.value == port }
+    }
+
+    @Test func connectsTheWebUISetsAndVerifiesThePort() throws {
+        let deluge = try DelugeInstance()
+        try deluge.namespace.inside {
+            let loop = try EventLoop(logger: log.logger)
+            let shell = shell(deluge, loop: loop)
+            shell.send(.desiredPort(Port(6901)!))
+            #expect(try verified(shell, loop, 6901))
+            #expect(log.count("deluge-web connected to its daemon at 127.0.0.1:58846") == 1)
+            #expect(log.count("Deluge: port 6901 applied and verified") == 1)
+            #expect(try runUntil(loop, seconds: 10) { (try? deluge.listens(on: 6901)) == true }, "deluged listens on the new port")
+            #expect(shell.session.counters.logins == 1 && shell.session.counters.applies == 1)
+            #expect(!log.text.contains(DelugeInstance.webPassword))
+        }
+    }
+
+    @Test func aWrongPasswordIsRefusedOnceAndNeverRetriedInALoop() throws {
+        let deluge = try DelugeInstance()
+        try deluge.namespace.inside {
+            let loop = try EventLoop(logger: log.logger)
+            let shell = shell(deluge, loop: loop, password: "wrong")
+            shell.send(.desiredPort(Port(6901)!))
+            #expect(try runUntil(loop, seconds: 10) { shell.session.isLoginRefused })
+            try runFor(loop, seconds: 1.5)
+            shell.send(.desiredPort(Port(6902)!))
+            try runFor(loop, seconds: 0.5)
+            #expect(shell.requestsSent == 1)
+            #expect(log.count("deluge-web refused the password (auth.login answered false)") == 1)
+        }
+    }
+
+    @Test func aKilledDaemonIsConnectedAgainOnceItIsBack() throws {
+        let deluge = try DelugeInstance(autoConnect: true)
+        try deluge.namespace.inside {
+            let loop = try EventLoop(logger: log.logger)
+            let shell = shell(deluge, loop: loop)
+            shell.send(.desiredPort(Port(6901)!))
+            #expect(try verified(shell, loop, 6901))
+            #expect(log.count("connected to its daemon") == 0, "deluge-web connected by itself (default_daemon)")
+
+            deluge.stopDaemon(signal: SIGKILL)
+            shell.send(.desiredPort(Port(6902)!))
+            #expect(try runUntil(loop, seconds: 15) { shell.session.status.health != .applying })
+            #expect(shell.session.status.health != .verified)
+            try deluge.startDaemon()
+            #expect(try verified(shell, loop, 6902, seconds: 30))
+            #expect(log.count("deluge-web connected to its daemon") >= 1)
+            #expect(try deluge.listens(on: 6902))
+        }
+    }
+
+    /// deluge-web keeps its login sessions in web.conf across a restart, but not its
+    /// connection to deluged: the session connects it again and logs in only when the session
+    /// is gone (then once).
+    @Test func aRestartedWebUIIsConnectedAgainAndLoggedInAgainOnlyWhenItForgotTheSession() throws {
+        let deluge = try DelugeInstance()
+        try deluge.namespace.inside {
+            let loop = try EventLoop(logger: log.logger)
+            let settings = ClientSettings(url: deluge.url, password: Secret(value: DelugeInstance.webPassword, origin: "test"),
+                                          checkInterval: .milliseconds(500), reannounce: false,
+                                          retryInitial: .milliseconds(200), retryMax: .seconds(1), requestTimeout: .seconds(3))
+            let shell = ClientTestShell(loop: loop, name: "deluge.http", session: DelugeSession(settings: settings),
+                                        url: deluge.url, requestTimeout: settings.requestTimeout)
+            shell.send(.desiredPort(Port(6901)!))
+            #expect(try verified(shell, loop, 6901))
+            deluge.stopWeb()
+            try deluge.startWeb()
+            #expect(try runUntil(loop, seconds: 20) { log.count("deluge-web connected to its daemon") == 2 && shell.session.status.health == .verified })
+            #expect(log.count("it answers \"Unknown method\" to core.get_config_values; connecting it") == 1)
+            #expect(shell.session.counters.logins == 1)
+
+            try deluge.restartWebForgettingSessions()
+            #expect(try runUntil(loop, seconds: 20) { shell.session.counters.logins == 2 && shell.session.status.health == .verified })
+            #expect(log.count("deluge-web ended the session") == 1)
+            #expect(shell.session.counters.failedLogins == 0)
+        }
+    }
+
+    /// After the verified change the session tells the trackers (`core.force_reannounce`) and
+    /// the tracker hears the new port at once. (Issue 14 saw Deluge 2.0.3 stay silent; here,
+    /// with Debian's libtorrent 2.0.8 and a loopback tracker, deluged also announced the new
+    /// listen socket by itself, `event=started`, even with `reannounce` off: the call is the
+    /// safety net the issue asks for, and this test cannot tell the two announces apart.)
+    @Test func afterAVerifiedChangeTheTrackerHearsTheNewPort() throws {
+        let deluge = try DelugeInstance(autoConnect: true)
+        let tracker = try Tracker(in: deluge.namespace, directory: deluge.directory, port: 7070)
+        #expect(try deluge.addTorrent(tracker.torrent(name: "portsync-test"), name: "portsync-test") != nil)
+        #expect(waitFor(seconds: 20) { tracker.announcedPorts.contains(6900) }, "the torrent announces the configured port")
+        try deluge.namespace.inside {
+            let loop = try EventLoop(logger: log.logger)
+            let shell = shell(deluge, loop: loop)
+            shell.send(.desiredPort(Port(6905)!))
+            #expect(try runUntil(loop, seconds: 20) { shell.session.counters.reannounces == 1 })
+            #expect(log.count("told the trackers of 1 Deluge torrent about port 6905") == 1)
+            #expect(waitFor(seconds: 5) { tracker.announcedPorts.contains(6905) }, "the tracker hears the new port at once, not after its 30 min interval")
+        }
+    }
+}
