@@ -25,12 +25,16 @@ public struct SinkStatus: Equatable, Sendable {
 
 /// Running totals, for metrics and tests.
 public struct SinkCounters: Equatable, Sendable {
+    /// Sessions begun: qBittorrent's and Deluge's accepted logins; Transmission's first answer
+    /// that passed its Basic auth (it has no login of its own).
     public var logins = 0
     public var failedLogins = 0
     public var applies = 0
     public var failedApplies = 0
     public var reasserts = 0
     public var requests = 0
+    /// Trackers told of a new port (a client that does not re-announce by itself).
+    public var reannounces = 0
 
     public init() {}
 }

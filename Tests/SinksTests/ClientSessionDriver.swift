@@ -8,7 +8,7 @@ struct ClientSessionDriver<Session: LoopStateMachine> where Session.Input == Cli
     var now = Instant(nanoseconds: 5_000_000_000)
     var sent: [HTTPRequest] = []
     var logs: [(LogLevel, String)] = []
-    var statuses: [ClientStatus] = []
+    var statuses: [SinkStatus] = []
 
     init(_ session: Session) {
         self.session = session

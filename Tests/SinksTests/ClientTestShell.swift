@@ -10,7 +10,7 @@ final class ClientTestShell<Session: LoopStateMachine> where Session.Input == Cl
     private let name: String
     private var client: HTTPClient
     private var runner: MachineRunner<Session>!
-    private(set) var statuses: [ClientStatus] = []
+    private(set) var statuses: [SinkStatus] = []
     private(set) var requestsSent = 0
 
     init(loop: EventLoop, name: String, session: Session, url: HTTPURL, requestTimeout: Duration) {
@@ -28,7 +28,7 @@ final class ClientTestShell<Session: LoopStateMachine> where Session.Input == Cl
     }
 
     var session: Session { runner.machine }
-    var status: ClientStatus? { statuses.last }
+    var status: SinkStatus? { statuses.last }
 
     func send(_ input: ClientSessionInput) { runner.send(input) }
 

@@ -16,7 +16,7 @@ public enum ClientSessionEffect: Equatable {
     /// `retryIfStale`: safe to resend on a fresh connection if the kept-alive one was dead.
     case send(HTTPRequest, retryIfStale: Bool)
     case log(LogLevel, String)
-    case statusChanged(ClientStatus)
+    case statusChanged(SinkStatus)
 }
 
 /// A session built around a `ClientSessionCore`: what it says about itself comes from there.
@@ -26,8 +26,8 @@ protocol ClientSessionCoreOwner {
 
 extension ClientSessionCoreOwner {
     public var settings: ClientSettings { core.settings }
-    public var status: ClientStatus { core.status }
-    public var counters: ClientCounters { core.counters }
+    public var status: SinkStatus { core.status }
+    public var counters: SinkCounters { core.counters }
     public var nextDeadline: Instant? { core.nextDeadline }
     public var isLoginRefused: Bool { core.refusedUntil != nil }
 }
@@ -40,8 +40,8 @@ struct ClientSessionCore {
     /// "Transmission", "deluge-web": for messages.
     let client: String
     var settings: ClientSettings
-    var status = ClientStatus()
-    var counters = ClientCounters()
+    var status = SinkStatus()
+    var counters = SinkCounters()
     var desired: Port?
     private(set) var refusedUntil: Instant?
     private(set) var retryAt: Instant?
@@ -92,7 +92,7 @@ struct ClientSessionCore {
     }
 
     /// Ends a `handle`: a status that differs from `before` is announced.
-    func statusChanged(since before: ClientStatus, _ effects: inout [ClientSessionEffect]) {
+    func statusChanged(since before: SinkStatus, _ effects: inout [ClientSessionEffect]) {
         if status != before { effects.append(.statusChanged(status)) }
     }
 
