@@ -36,11 +36,13 @@ public struct NATPMPSettings: Equatable, Sendable {
     }
 }
 
-/// The NAT-PMP client's logic (RFC 6886), with no I/O: it maps UDP then TCP (one request at a
-/// time), renews before the lease ends, retransmits 250 ms doubling but never past the lease,
-/// ignores anything that is not a well-formed answer to the question in flight, and re-maps at
-/// once when the gateway's epoch shows it lost its state. The shell owns the socket, bound to
-/// the tunnel's own address and connected to the gateway.
+/// The NAT-PMP client's logic (RFC 6886), with no I/O: each cycle asks for the UDP and the TCP
+/// mapping together (one wake-up sends both, and the replies, which come back together, are
+/// read in one), completes when both are answered, retransmits only the unanswered ones, 250 ms
+/// doubling but never past the lease, renews before the lease ends, ignores anything that is
+/// not a well-formed answer to a question in flight, and re-maps at once when the gateway's
+/// epoch shows it lost its state. The shell owns the socket, bound to the tunnel's own address
+/// and connected to the gateway.
 public struct NATPMPSession {
     public enum Input {
         /// The tunnel is usable: up, addressed, and the route to its gateway goes through it
@@ -75,10 +77,26 @@ public struct NATPMPSession {
 
     private enum Phase: Equatable {
         case down
-        /// Asking for `step`: attempt number, and the lease that must not lapse (nil: none left).
-        case asking(step: NATPMP.MappingProtocol, attempt: Int, protecting: Instant?)
+        case asking(Cycle)
         case mapped
         case waiting
+    }
+
+    /// One round of asking for both mappings.
+    private struct Cycle: Equatable {
+        /// Rounds of requests sent so far, and the lease that must not lapse (nil: none left).
+        var attempt = 0
+        var protecting: Instant?
+        /// What each protocol's answer granted, once it came.
+        var udp: Grant?
+        var tcp: Grant?
+
+        var unanswered: [NATPMP.MappingProtocol] { (udp == nil ? [.udp] : []) + (tcp == nil ? [.tcp] : []) }
+    }
+
+    private struct Grant: Equatable {
+        var port: UInt16
+        var lifetime: UInt32
     }
 
     public let settings: NATPMPSettings
@@ -97,8 +115,6 @@ public struct NATPMPSession {
     public private(set) var sessionInternalPort: UInt16?
     /// The last external port granted: suggested again, also after the tunnel went away.
     private var lastExternal: UInt16?
-    private var udpPort: UInt16?
-    private var grantedLifetime: UInt32 = 0
     private var lastEpoch: (epoch: UInt32, at: Instant)?
     private var failureStreak = 0
     private var lastProblem: String?
@@ -176,20 +192,24 @@ public struct NATPMPSession {
                 sessionInternalPort = UInt16.random(in: 49152...65535)
             }
         }
-        let protecting = leaseExpiry.flatMap { $0 > now ? $0 : nil }
-        phase = .asking(step: .udp, attempt: 0, protecting: protecting)
-        sendRequest(now, &effects)
+        phase = .asking(Cycle(protecting: leaseExpiry.flatMap { $0 > now ? $0 : nil }))
+        sendRequests(now, &effects)
     }
 
-    private mutating func sendRequest(_ now: Instant, _ effects: inout [Effect]) {
-        guard case .asking(let step, let attempt, let protecting) = phase, let key = sessionInternalPort else { return }
+    /// Sends the requests not answered yet in this cycle, all at once, and sets the deadline
+    /// of the next retransmission.
+    private mutating func sendRequests(_ now: Instant, _ effects: inout [Effect]) {
+        guard case .asking(var cycle) = phase, let key = sessionInternalPort else { return }
         let lifetime = UInt32(clamping: settings.lease.components.seconds)
         let suggested = lastExternal ?? key
-        effects.append(.send(NATPMP.mappingRequest(step, internalPort: key, suggestedExternalPort: suggested, lifetime: lifetime)))
-        requestsSent += 1
-        phase = .asking(step: step, attempt: attempt + 1, protecting: protecting)
-        var wait = min(settings.initialRetransmit * (1 << min(attempt, 20)), settings.maxRetransmit)
-        if let protecting, protecting > now { wait = min(wait, protecting - now) }
+        for mappingProtocol in cycle.unanswered {
+            effects.append(.send(NATPMP.mappingRequest(mappingProtocol, internalPort: key, suggestedExternalPort: suggested, lifetime: lifetime)))
+            requestsSent += 1
+        }
+        var wait = min(settings.initialRetransmit * (1 << min(cycle.attempt, 20)), settings.maxRetransmit)
+        if let protecting = cycle.protecting, protecting > now { wait = min(wait, protecting - now) }
+        cycle.attempt += 1
+        phase = .asking(cycle)
         nextDeadline = now + wait
     }
 
@@ -199,16 +219,19 @@ public struct NATPMPSession {
             break
         case .mapped, .waiting:
             startCycle(now, &effects)
-        case .asking(let step, let attempt, let protecting):
-            if let protecting, now >= protecting {
-                // The lease ran out while renewing: the port is gone; keep asking for a new one.
+        case .asking(var cycle):
+            if let protecting = cycle.protecting, now >= protecting {
+                // The lease ran out while renewing: the port is gone; keep asking for a new one
+                // (what this cycle already got stays: it was granted just now).
                 leaseLapsed("the lease ran out with no answer from the gateway \(gatewayText)", now, &effects)
-                phase = .asking(step: step, attempt: 0, protecting: nil)
-                sendRequest(now, &effects)
-            } else if protecting == nil && attempt >= settings.attempts {
-                cycleFailed("no answer from the NAT-PMP gateway \(gatewayText) after \(attempt) tries", now, &effects)
+                cycle.attempt = 0
+                cycle.protecting = nil
+                phase = .asking(cycle)
+                sendRequests(now, &effects)
+            } else if cycle.protecting == nil && cycle.attempt >= settings.attempts {
+                cycleFailed("no answer from the NAT-PMP gateway \(gatewayText) after \(cycle.attempt) tries", now, &effects)
             } else {
-                sendRequest(now, &effects)
+                sendRequests(now, &effects)
             }
         }
     }
@@ -221,7 +244,6 @@ public struct NATPMPSession {
         }
         port = nil
         leaseExpiry = nil
-        udpPort = nil
     }
 
     private mutating func cycleFailed(_ message: String, _ now: Instant, _ effects: inout [Effect]) {
@@ -263,37 +285,34 @@ public struct NATPMPSession {
             return
         }
         lastEpoch = (response.epoch, now)
-        guard case .asking(let step, _, _) = phase else {
+        guard case .asking(var cycle) = phase else {
             effects.append(.log(.debug, "ignored an answer nobody asked for"))
             return
         }
         if case .unsupportedVersion = response {
             return cycleFailed("the gateway \(gatewayText) does not speak NAT-PMP version 0", now, &effects)
         }
-        guard case .mapping(let answered, let result, _, _, let external, let lifetime) = response, answered == step else {
+        guard case .mapping(let answered, let result, _, _, let external, let lifetime) = response, cycle.unanswered.contains(answered) else {
             effects.append(.log(.debug, "ignored an answer to another question (\(response))"))
             return
         }
         guard result == .success else {
-            return cycleFailed("the gateway \(gatewayText) refused the \(step) mapping: \(result)", now, &effects)
+            return cycleFailed("the gateway \(gatewayText) refused the \(answered) mapping: \(result)", now, &effects)
         }
         guard external != 0, lifetime != 0 else {
             return cycleFailed("the gateway \(gatewayText) answered success but granted no port (port \(external), lifetime \(lifetime) s)", now, &effects)
         }
-        if step == .udp {
-            udpPort = external
-            grantedLifetime = lifetime
-            phase = .asking(step: .tcp, attempt: 0, protecting: leaseExpiry.flatMap { $0 > now ? $0 : nil })
-            sendRequest(now, &effects)
-            return
-        }
-        mapped(tcp: external, lifetime: min(lifetime, grantedLifetime), now, &effects)
+        if answered == .udp { cycle.udp = Grant(port: external, lifetime: lifetime) } else { cycle.tcp = Grant(port: external, lifetime: lifetime) }
+        phase = .asking(cycle)
+        // The other answer is still to come: its retransmission deadline stands.
+        guard let udp = cycle.udp, let tcp = cycle.tcp else { return }
+        mapped(udp: udp.port, tcp: tcp.port, lifetime: min(udp.lifetime, tcp.lifetime), now, &effects)
     }
 
-    private mutating func mapped(tcp: UInt16, lifetime: UInt32, _ now: Instant, _ effects: inout [Effect]) {
+    private mutating func mapped(udp: UInt16, tcp: UInt16, lifetime: UInt32, _ now: Instant, _ effects: inout [Effect]) {
         let newPort = Port(tcp)!
-        if let udpPort, udpPort != tcp, !warnedMismatch {
-            effects.append(.log(.warning, "the gateway gave UDP port \(udpPort) but TCP port \(tcp); using the TCP port"))
+        if udp != tcp, !warnedMismatch {
+            effects.append(.log(.warning, "the gateway gave UDP port \(udp) but TCP port \(tcp); using the TCP port"))
             warnedMismatch = true
         }
         let granted = Duration.seconds(Int64(lifetime))
