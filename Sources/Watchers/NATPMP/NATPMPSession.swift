@@ -1,48 +1,13 @@
 import Reactor
 
-/// How the NAT-PMP client asks for its mapping.
-public struct NATPMPSettings: Equatable, Sendable {
-    /// A configured gateway; nil: found by the tunnel tracker (`GatewayRule`).
-    public var gateway: IPv4Address?
-    /// The lifetime asked for (ProtonVPN grants 60 s at most).
-    public var lease: Duration
-    /// How often the mapping is renewed (never later than 3/4 of the lifetime granted).
-    public var renewInterval: Duration
-    /// A fixed internal port; nil: the port in use at the first mapping.
-    public var internalPort: UInt16?
-    /// Send internal port 0, as ProtonVPN's documented natpmpc loop does (RFC-strict gateways
-    /// refuse it).
-    public var zeroInternalPort: Bool
-    /// The first retransmission wait; it doubles, up to `maxRetransmit`.
-    public var initialRetransmit: Duration
-    public var maxRetransmit: Duration
-    /// Tries for a mapping that has no lease left to protect, before the cycle counts as failed.
-    public var attempts: Int
-    /// Pause after a failed cycle (no answer, or a refusal) before the next one.
-    public var retryDelay: Duration
-
-    public init(gateway: IPv4Address? = nil, lease: Duration = .seconds(60), renewInterval: Duration = .seconds(45),
-                internalPort: UInt16? = nil, zeroInternalPort: Bool = false, initialRetransmit: Duration = .milliseconds(250),
-                maxRetransmit: Duration = .seconds(8), attempts: Int = 9, retryDelay: Duration = .seconds(10)) {
-        self.gateway = gateway
-        self.lease = lease
-        self.renewInterval = renewInterval
-        self.internalPort = internalPort
-        self.zeroInternalPort = zeroInternalPort
-        self.initialRetransmit = initialRetransmit
-        self.maxRetransmit = maxRetransmit
-        self.attempts = attempts
-        self.retryDelay = retryDelay
-    }
-}
-
 /// The NAT-PMP client's logic (RFC 6886), with no I/O: each cycle asks for the UDP and the TCP
-/// mapping together (one wake-up sends both, and the replies, which come back together, are
-/// read in one), completes when both are answered, retransmits only the unanswered ones, 250 ms
-/// doubling but never past the lease, renews before the lease ends, ignores anything that is
-/// not a well-formed answer to a question in flight, and re-maps at once when the gateway's
-/// epoch shows it lost its state. The shell owns the socket, bound to the tunnel's own address
-/// and connected to the gateway.
+/// mapping together, completes when both are answered, retransmits only the unanswered ones,
+/// 250 ms doubling but never past the lease, renews before the lease ends, ignores anything
+/// that is not a well-formed answer to a question in flight, and re-maps at once when the
+/// gateway's epoch shows it lost its state. A renewal is in no hurry: its two answers are left
+/// queued and collected in one wake-up, twice the last round trip after the requests, so that
+/// an idle renewal costs two wake-ups, not three. The shell owns the socket, bound to the
+/// tunnel's own address and connected to the gateway.
 public struct NATPMPSession {
     public enum Input {
         /// The tunnel is usable: up, addressed, and the route to its gateway goes through it
@@ -58,6 +23,8 @@ public struct NATPMPSession {
         /// The gateway answered with ICMP port unreachable (ECONNREFUSED on the socket).
         case refused
         case deadlineReached
+        /// The shell read what was queued, as `.collectAnswers` asked.
+        case answersCollected
     }
 
     public enum Effect: Equatable {
@@ -66,6 +33,10 @@ public struct NATPMPSession {
         case openSocket(local: IPv4Address, gateway: IPv4Address, interface: Int32)
         case closeSocket
         case send([UInt8])
+        /// Wake up for answers as they come (true), or leave them queued (false).
+        case listen(Bool)
+        /// Read the answers queued on the socket now, then say `.answersCollected`.
+        case collectAnswers
         /// The gateway forwards `port` until `expiry`.
         case mapped(Port, expiry: Instant)
         /// No mapping any more, and why.
@@ -84,9 +55,14 @@ public struct NATPMPSession {
 
     /// One round of asking for both mappings.
     private struct Cycle: Equatable {
+        var startedAt: Instant
         /// Rounds of requests sent so far, and the lease that must not lapse (nil: none left).
         var attempt = 0
         var protecting: Instant?
+        var retransmitAt: Instant?
+        /// The answers are left queued until the deadline (`collecting`), or were.
+        var collecting = false
+        var deferred = false
         /// What each protocol's answer granted, once it came.
         var udp: Grant?
         var tcp: Grant?
@@ -116,6 +92,8 @@ public struct NATPMPSession {
     /// The last external port granted: suggested again, also after the tunnel went away.
     private var lastExternal: UInt16?
     private var lastEpoch: (epoch: UInt32, at: Instant)?
+    /// The last round trip watched as it happened, on this tunnel.
+    private var roundTrip: Duration?
     private var failureStreak = 0
     private var lastProblem: String?
     private var warnedMismatch = false
@@ -134,6 +112,7 @@ public struct NATPMPSession {
             let fresh = phase == .down
             self.tunnel = tunnel
             lastEpoch = nil
+            roundTrip = nil
             effects.append(.openSocket(local: tunnel.address, gateway: tunnel.gateway, interface: tunnel.index))
             effects.append(.log(.info, fresh
                 ? "tunnel up with address \(tunnel.address); mapping on gateway \(tunnel.gateway) (\(tunnel.gatewayRule))"
@@ -144,6 +123,7 @@ public struct NATPMPSession {
             phase = .down
             nextDeadline = nil
             lastEpoch = nil
+            roundTrip = nil
             effects.append(.closeSocket)
             effects.append(.log(.warning, "\(reason): NAT-PMP paused"))
             if port != nil { effects.append(.unmapped(reason)) }
@@ -164,6 +144,12 @@ public struct NATPMPSession {
             guard let deadline = nextDeadline, deadline <= now else { break }
             nextDeadline = nil
             deadlineReached(now, &effects)
+        case .answersCollected:
+            effects.append(.listen(true))
+            guard case .asking(let cycle) = phase, !cycle.collecting else { break }
+            // Not all in after twice the round trip: the next renewal measures it again.
+            roundTrip = nil
+            nextDeadline = cycle.retransmitAt
         }
         return effects
     }
@@ -192,7 +178,7 @@ public struct NATPMPSession {
                 sessionInternalPort = UInt16.random(in: 49152...65535)
             }
         }
-        phase = .asking(Cycle(protecting: leaseExpiry.flatMap { $0 > now ? $0 : nil }))
+        phase = .asking(Cycle(startedAt: now, protecting: leaseExpiry.flatMap { $0 > now ? $0 : nil }))
         sendRequests(now, &effects)
     }
 
@@ -209,6 +195,7 @@ public struct NATPMPSession {
         var wait = min(settings.initialRetransmit * (1 << min(cycle.attempt, 20)), settings.maxRetransmit)
         if let protecting = cycle.protecting, protecting > now { wait = min(wait, protecting - now) }
         cycle.attempt += 1
+        cycle.retransmitAt = now + wait
         phase = .asking(cycle)
         nextDeadline = now + wait
     }
@@ -217,8 +204,21 @@ public struct NATPMPSession {
         switch phase {
         case .down:
             break
-        case .mapped, .waiting:
+        case .mapped:
             startCycle(now, &effects)
+            guard case .asking(var cycle) = phase, cycle.protecting != nil, let roundTrip,
+                  roundTrip * 2 + .milliseconds(2) < settings.initialRetransmit else { break }
+            cycle.collecting = true
+            cycle.deferred = true
+            phase = .asking(cycle)
+            nextDeadline = now + roundTrip * 2 + .milliseconds(2)
+            effects.append(.listen(false))
+        case .waiting:
+            startCycle(now, &effects)
+        case .asking(var cycle) where cycle.collecting:
+            cycle.collecting = false
+            phase = .asking(cycle)
+            effects.append(.collectAnswers)
         case .asking(var cycle):
             if let protecting = cycle.protecting, now >= protecting {
                 // The lease ran out while renewing: the port is gone; keep asking for a new one
@@ -306,6 +306,7 @@ public struct NATPMPSession {
         phase = .asking(cycle)
         // The other answer is still to come: its retransmission deadline stands.
         guard let udp = cycle.udp, let tcp = cycle.tcp else { return }
+        if !cycle.deferred && cycle.attempt == 1 { roundTrip = now - cycle.startedAt }
         mapped(udp: udp.port, tcp: tcp.port, lifetime: min(udp.lifetime, tcp.lifetime), now, &effects)
     }
 
