@@ -306,7 +306,7 @@ public struct QBittorrentSession {
             preconditionFailure("login answers are handled by handleLogin")
         case .version:
             let version = response.text.trimmingSpaces
-            guard !version.isEmpty, version.count < 40, !version.contains("<") else {
+            guard !version.isEmpty, version.count < 40, !version.utf8.contains(UInt8(ascii: "<")) else {
                 return fail("answer to GET /api/v2/app/version is not a version: \"\(response.bodyExcerpt)\"", now, &effects)
             }
             status.version = version.oneLine(limit: 40)
