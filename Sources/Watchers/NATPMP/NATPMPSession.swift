@@ -5,9 +5,10 @@ import Reactor
 /// 250 ms doubling but never past the lease, renews before the lease ends, ignores anything
 /// that is not a well-formed answer to a question in flight, and re-maps at once when the
 /// gateway's epoch shows it lost its state. A renewal is in no hurry: its two answers are left
-/// queued and collected in one wake-up, twice the last round trip after the requests, so that
-/// an idle renewal costs two wake-ups, not three. The shell owns the socket, bound to the
-/// tunnel's own address and connected to the gateway.
+/// queued and collected in one wake-up, twice the last round trip and 20 ms (for a gateway or a
+/// machine slow to wake) after the requests, at most at the first retransmission, so that an
+/// idle renewal costs two wake-ups, not three. The shell owns the socket, bound to the tunnel's
+/// own address and connected to the gateway.
 public struct NATPMPSession {
     public enum Input {
         /// The tunnel is usable: up, addressed, and the route to its gateway goes through it
@@ -206,12 +207,11 @@ public struct NATPMPSession {
             break
         case .mapped:
             startCycle(now, &effects)
-            guard case .asking(var cycle) = phase, cycle.protecting != nil, let roundTrip,
-                  roundTrip * 2 + .milliseconds(2) < settings.initialRetransmit else { break }
+            guard case .asking(var cycle) = phase, cycle.protecting != nil, let roundTrip else { break }
             cycle.collecting = true
             cycle.deferred = true
             phase = .asking(cycle)
-            nextDeadline = now + roundTrip * 2 + .milliseconds(2)
+            nextDeadline = now + min(roundTrip * 2 + .milliseconds(20), settings.initialRetransmit)
             effects.append(.listen(false))
         case .waiting:
             startCycle(now, &effects)
