@@ -207,6 +207,7 @@ public struct NATPMPSession {
             break
         case .mapped:
             startCycle(now, &effects)
+            // A renewal with a round trip known on this tunnel: its answers wait to be collected.
             guard case .asking(var cycle) = phase, cycle.protecting != nil, let roundTrip else { break }
             cycle.collecting = true
             cycle.deferred = true
