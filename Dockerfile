@@ -6,8 +6,8 @@ WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
-RUN swift build -c release --product portsync -Xswiftc -static-stdlib \
- && strip .build/release/portsync
+COPY scripts ./scripts
+RUN scripts/build-release && strip .build/release/portsync
 
 FROM debian:bookworm-slim
 COPY --from=build /src/.build/release/portsync /usr/local/bin/portsync

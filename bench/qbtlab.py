@@ -24,12 +24,15 @@ def free_port():
 
 
 def build(static=False):
-    """Builds the release binary and returns its path."""
-    scratch = os.path.join(ROOT, ".build-static" if static else ".build")
-    command = ["swift", "build", "-c", "release", "--product", "portsync", "--scratch-path", scratch]
+    """Builds the release binary and returns its path: the static one as scripts/build-release
+    makes it for installing and packaging, or one with the Swift runtime libraries shared."""
     if static:
-        command += ["-Xswiftc", "-static-stdlib"]
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        path = subprocess.run([os.path.join(ROOT, "scripts", "build-release"), ".build-static"], cwd=ROOT, check=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
+        return os.path.join(ROOT, path)
+    scratch = os.path.join(ROOT, ".build")
+    subprocess.run(["swift", "build", "-c", "release", "--product", "portsync", "--scratch-path", scratch],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return os.path.join(scratch, "release", "portsync")
 
 

@@ -22,12 +22,16 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
         guard text.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             throw URLError(text, "holds a space, a control character or a non-ASCII character")
         }
-        let pieces = text.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
-        guard pieces.count == 2 else { throw URLError(text, "has no scheme (expected http:// or https://)") }
-        guard let scheme = Scheme(rawValue: pieces[0].lowercased()) else {
+        // "://" found by hand: a string separator would bring _StringProcessing's searchers (and
+        // their pages of code) into every start.
+        let bytes = Array(text.utf8)
+        guard let separator = bytes.indices.dropLast(2).first(where: { bytes[$0...$0 + 2].elementsEqual("://".utf8) }) else {
+            throw URLError(text, "has no scheme (expected http:// or https://)")
+        }
+        guard let scheme = Scheme(rawValue: String(decoding: bytes[..<separator], as: UTF8.self).lowercased()) else {
             throw URLError(text, "scheme must be http or https")
         }
-        var authority = pieces[1]
+        var authority = Substring(String(decoding: bytes[(separator + 3)...], as: UTF8.self))
         var path = "/"
         if let slash = authority.firstIndex(of: "/") {
             path = String(authority[slash...])

@@ -8,7 +8,9 @@ accepted. Faults are switched by a JSON control file, read on every request:
    "error": 2, "strict": false, "port_base": 40000, "change_port": 0, "reset_epoch": 0,
    "delay_seconds": 1.0}
 
-"delay" answers normally, but only after "delay_seconds".
+"delay" answers normally, but only after "delay_seconds". "wrong-opcode" answers a mapping
+request with an external-address reply (the client asks for UDP and TCP together, so a reply for
+the other protocol would be a right answer).
 
 "strict" refuses internal port 0 with result 2, like miniupnpd. Raising "change_port" or
 "reset_epoch" (a counter) gives every mapping a new port, or restarts the epoch and forgets
@@ -83,8 +85,8 @@ def main():
                 reply(os.urandom(16))
             elif mode == "short":
                 reply(struct.pack("!BBHI", 0, 128 + op, 0, epoch))
-            elif mode == "wrong-opcode":
-                reply(struct.pack("!BBHIHHI", 0, 128 + (3 - op), 0, epoch, internal, 1234, 60))
+            elif mode == "wrong-opcode":  # a well-formed answer to a question the client never asked
+                reply(struct.pack("!BBHI4B", 0, 128, 0, epoch, 198, 51, 100, 7))
             elif mode == "error":
                 reply(struct.pack("!BBHIHHI", 0, 128 + op, control.get("error", 2), epoch, internal, 0, 0))
             elif control.get("strict") and internal == 0 and lifetime != 0:

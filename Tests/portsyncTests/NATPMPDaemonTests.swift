@@ -66,11 +66,14 @@ final class NATPMPDaemonTests {
 
     @Test func aMappingReachesQBittorrentAndOnlyRenewalsFollow() throws {
         try setUp()
-        let daemon = try startDaemon()
+        let daemon = try startDaemon(arguments: ["--trace"])
         #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
         #expect(daemon.output.contains("the gateway 10.2.0.1 forwards port 40000 (lease 4 s)"))
         let first = gateway.requests.prefix(2)
-        #expect(first.map { $0["op"] as? String } == ["udp", "tcp"], "UDP, then TCP, one at a time")
+        #expect(first.map { $0["op"] as? String } == ["udp", "tcp"])
+        let exchange = daemon.output.split(separator: "\n").filter { $0.contains("natpmp.udp: → map") || $0.contains("natpmp.udp: ← ") }
+        #expect(exchange.prefix(3).map { $0.contains("→ map UDP") ? "→ UDP" : $0.contains("→ map TCP") ? "→ TCP" : "←" }
+                == ["→ UDP", "→ TCP", "←"], "both requests in one go, before any answer: \(exchange)")
         #expect(first.allSatisfy { ($0["internal"] as? Int ?? 0) != 0 && $0["from"] as? String == "10.2.0.2" })
         #expect(first.allSatisfy { $0["lifetime"] as? Int == 4 })
 

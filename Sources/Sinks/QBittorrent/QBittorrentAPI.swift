@@ -73,7 +73,8 @@ public struct QBittorrentAPI: Sendable {
     /// `/app/version`'s answer, made one printable line; nil when it is not a version.
     public static func version(_ response: HTTPResponse) -> String? {
         let version = response.text.trimmingSpaces
-        guard !version.isEmpty, version.count < 40, !version.contains("<") else { return nil }
+        // A byte test: String.contains(String) would load _StringProcessing at start.
+        guard !version.isEmpty, version.count < 40, !version.utf8.contains(UInt8(ascii: "<")) else { return nil }
         return version.oneLine(limit: 40)
     }
 

@@ -99,6 +99,16 @@ public final class NATPMPClient {
                 // on a socket made anew.
                 socketFailed("send to the gateway: \(error)")
             }
+        case .listen(let on):
+            guard let socket else { return }
+            do {
+                try socket.setInterest(on ? .readable : [])
+            } catch {
+                socketFailed("\(error)")
+            }
+        case .collectAnswers:
+            drain()
+            runner.send(.answersCollected)
         case .mapped(let port, let expiry):
             handler(PortObservation(source: .natpmp, port: port, time: loop.now, expiry: expiry))
         case .unmapped:

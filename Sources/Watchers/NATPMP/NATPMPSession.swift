@@ -1,46 +1,14 @@
 import Reactor
 
-/// How the NAT-PMP client asks for its mapping.
-public struct NATPMPSettings: Equatable, Sendable {
-    /// A configured gateway; nil: found by the tunnel tracker (`GatewayRule`).
-    public var gateway: IPv4Address?
-    /// The lifetime asked for (ProtonVPN grants 60 s at most).
-    public var lease: Duration
-    /// How often the mapping is renewed (never later than 3/4 of the lifetime granted).
-    public var renewInterval: Duration
-    /// A fixed internal port; nil: the port in use at the first mapping.
-    public var internalPort: UInt16?
-    /// Send internal port 0, as ProtonVPN's documented natpmpc loop does (RFC-strict gateways
-    /// refuse it).
-    public var zeroInternalPort: Bool
-    /// The first retransmission wait; it doubles, up to `maxRetransmit`.
-    public var initialRetransmit: Duration
-    public var maxRetransmit: Duration
-    /// Tries for a mapping that has no lease left to protect, before the cycle counts as failed.
-    public var attempts: Int
-    /// Pause after a failed cycle (no answer, or a refusal) before the next one.
-    public var retryDelay: Duration
-
-    public init(gateway: IPv4Address? = nil, lease: Duration = .seconds(60), renewInterval: Duration = .seconds(45),
-                internalPort: UInt16? = nil, zeroInternalPort: Bool = false, initialRetransmit: Duration = .milliseconds(250),
-                maxRetransmit: Duration = .seconds(8), attempts: Int = 9, retryDelay: Duration = .seconds(10)) {
-        self.gateway = gateway
-        self.lease = lease
-        self.renewInterval = renewInterval
-        self.internalPort = internalPort
-        self.zeroInternalPort = zeroInternalPort
-        self.initialRetransmit = initialRetransmit
-        self.maxRetransmit = maxRetransmit
-        self.attempts = attempts
-        self.retryDelay = retryDelay
-    }
-}
-
-/// The NAT-PMP client's logic (RFC 6886), with no I/O: it maps UDP then TCP (one request at a
-/// time), renews before the lease ends, retransmits 250 ms doubling but never past the lease,
-/// ignores anything that is not a well-formed answer to the question in flight, and re-maps at
-/// once when the gateway's epoch shows it lost its state. The shell owns the socket, bound to
-/// the tunnel's own address and connected to the gateway.
+/// The NAT-PMP client's logic (RFC 6886), with no I/O: each cycle asks for the UDP and the TCP
+/// mapping together, completes when both are answered, retransmits only the unanswered ones,
+/// 250 ms doubling but never past the lease, renews before the lease ends, ignores anything
+/// that is not a well-formed answer to a question in flight, and re-maps at once when the
+/// gateway's epoch shows it lost its state. A renewal is in no hurry: its two answers are left
+/// queued and collected in one wake-up, twice the last round trip and 20 ms (for a gateway or a
+/// machine slow to wake) after the requests, at most at the first retransmission, so that an
+/// idle renewal costs two wake-ups, not three. The shell owns the socket, bound to the tunnel's
+/// own address and connected to the gateway.
 public struct NATPMPSession {
     public enum Input {
         /// The tunnel is usable: up, addressed, and the route to its gateway goes through it
@@ -56,6 +24,8 @@ public struct NATPMPSession {
         /// The gateway answered with ICMP port unreachable (ECONNREFUSED on the socket).
         case refused
         case deadlineReached
+        /// The shell read what was queued, as `.collectAnswers` asked.
+        case answersCollected
     }
 
     public enum Effect: Equatable {
@@ -64,6 +34,10 @@ public struct NATPMPSession {
         case openSocket(local: IPv4Address, gateway: IPv4Address, interface: Int32)
         case closeSocket
         case send([UInt8])
+        /// Wake up for answers as they come (true), or leave them queued (false).
+        case listen(Bool)
+        /// Read the answers queued on the socket now, then say `.answersCollected`.
+        case collectAnswers
         /// The gateway forwards `port` until `expiry`.
         case mapped(Port, expiry: Instant)
         /// No mapping any more, and why.
@@ -75,10 +49,31 @@ public struct NATPMPSession {
 
     private enum Phase: Equatable {
         case down
-        /// Asking for `step`: attempt number, and the lease that must not lapse (nil: none left).
-        case asking(step: NATPMP.MappingProtocol, attempt: Int, protecting: Instant?)
+        case asking(Cycle)
         case mapped
         case waiting
+    }
+
+    /// One round of asking for both mappings.
+    private struct Cycle: Equatable {
+        var startedAt: Instant
+        /// Rounds of requests sent so far, and the lease that must not lapse (nil: none left).
+        var attempt = 0
+        var protecting: Instant?
+        var retransmitAt: Instant?
+        /// The answers are left queued until the deadline (`collecting`), or were.
+        var collecting = false
+        var deferred = false
+        /// What each protocol's answer granted, once it came.
+        var udp: Grant?
+        var tcp: Grant?
+
+        var unanswered: [NATPMP.MappingProtocol] { (udp == nil ? [.udp] : []) + (tcp == nil ? [.tcp] : []) }
+    }
+
+    private struct Grant: Equatable {
+        var port: UInt16
+        var lifetime: UInt32
     }
 
     public let settings: NATPMPSettings
@@ -97,9 +92,9 @@ public struct NATPMPSession {
     public private(set) var sessionInternalPort: UInt16?
     /// The last external port granted: suggested again, also after the tunnel went away.
     private var lastExternal: UInt16?
-    private var udpPort: UInt16?
-    private var grantedLifetime: UInt32 = 0
     private var lastEpoch: (epoch: UInt32, at: Instant)?
+    /// The last round trip watched as it happened, on this tunnel.
+    private var roundTrip: Duration?
     private var failureStreak = 0
     private var lastProblem: String?
     private var warnedMismatch = false
@@ -118,6 +113,7 @@ public struct NATPMPSession {
             let fresh = phase == .down
             self.tunnel = tunnel
             lastEpoch = nil
+            roundTrip = nil
             effects.append(.openSocket(local: tunnel.address, gateway: tunnel.gateway, interface: tunnel.index))
             effects.append(.log(.info, fresh
                 ? "tunnel up with address \(tunnel.address); mapping on gateway \(tunnel.gateway) (\(tunnel.gatewayRule))"
@@ -128,6 +124,7 @@ public struct NATPMPSession {
             phase = .down
             nextDeadline = nil
             lastEpoch = nil
+            roundTrip = nil
             effects.append(.closeSocket)
             effects.append(.log(.warning, "\(reason): NAT-PMP paused"))
             if port != nil { effects.append(.unmapped(reason)) }
@@ -148,6 +145,12 @@ public struct NATPMPSession {
             guard let deadline = nextDeadline, deadline <= now else { break }
             nextDeadline = nil
             deadlineReached(now, &effects)
+        case .answersCollected:
+            effects.append(.listen(true))
+            guard case .asking(let cycle) = phase, !cycle.collecting else { break }
+            // Not all in after twice the round trip: the next renewal measures it again.
+            roundTrip = nil
+            nextDeadline = cycle.retransmitAt
         }
         return effects
     }
@@ -176,20 +179,25 @@ public struct NATPMPSession {
                 sessionInternalPort = UInt16.random(in: 49152...65535)
             }
         }
-        let protecting = leaseExpiry.flatMap { $0 > now ? $0 : nil }
-        phase = .asking(step: .udp, attempt: 0, protecting: protecting)
-        sendRequest(now, &effects)
+        phase = .asking(Cycle(startedAt: now, protecting: leaseExpiry.flatMap { $0 > now ? $0 : nil }))
+        sendRequests(now, &effects)
     }
 
-    private mutating func sendRequest(_ now: Instant, _ effects: inout [Effect]) {
-        guard case .asking(let step, let attempt, let protecting) = phase, let key = sessionInternalPort else { return }
+    /// Sends the requests not answered yet in this cycle, all at once, and sets the deadline
+    /// of the next retransmission.
+    private mutating func sendRequests(_ now: Instant, _ effects: inout [Effect]) {
+        guard case .asking(var cycle) = phase, let key = sessionInternalPort else { return }
         let lifetime = UInt32(clamping: settings.lease.components.seconds)
         let suggested = lastExternal ?? key
-        effects.append(.send(NATPMP.mappingRequest(step, internalPort: key, suggestedExternalPort: suggested, lifetime: lifetime)))
-        requestsSent += 1
-        phase = .asking(step: step, attempt: attempt + 1, protecting: protecting)
-        var wait = min(settings.initialRetransmit * (1 << min(attempt, 20)), settings.maxRetransmit)
-        if let protecting, protecting > now { wait = min(wait, protecting - now) }
+        for mappingProtocol in cycle.unanswered {
+            effects.append(.send(NATPMP.mappingRequest(mappingProtocol, internalPort: key, suggestedExternalPort: suggested, lifetime: lifetime)))
+            requestsSent += 1
+        }
+        var wait = min(settings.initialRetransmit * (1 << min(cycle.attempt, 20)), settings.maxRetransmit)
+        if let protecting = cycle.protecting, protecting > now { wait = min(wait, protecting - now) }
+        cycle.attempt += 1
+        cycle.retransmitAt = now + wait
+        phase = .asking(cycle)
         nextDeadline = now + wait
     }
 
@@ -197,18 +205,34 @@ public struct NATPMPSession {
         switch phase {
         case .down:
             break
-        case .mapped, .waiting:
+        case .mapped:
             startCycle(now, &effects)
-        case .asking(let step, let attempt, let protecting):
-            if let protecting, now >= protecting {
-                // The lease ran out while renewing: the port is gone; keep asking for a new one.
+            // A renewal with a round trip known on this tunnel: its answers wait to be collected.
+            guard case .asking(var cycle) = phase, cycle.protecting != nil, let roundTrip else { break }
+            cycle.collecting = true
+            cycle.deferred = true
+            phase = .asking(cycle)
+            nextDeadline = now + min(roundTrip * 2 + .milliseconds(20), settings.initialRetransmit)
+            effects.append(.listen(false))
+        case .waiting:
+            startCycle(now, &effects)
+        case .asking(var cycle) where cycle.collecting:
+            cycle.collecting = false
+            phase = .asking(cycle)
+            effects.append(.collectAnswers)
+        case .asking(var cycle):
+            if let protecting = cycle.protecting, now >= protecting {
+                // The lease ran out while renewing: the port is gone; keep asking for a new one
+                // (what this cycle already got stays: it was granted just now).
                 leaseLapsed("the lease ran out with no answer from the gateway \(gatewayText)", now, &effects)
-                phase = .asking(step: step, attempt: 0, protecting: nil)
-                sendRequest(now, &effects)
-            } else if protecting == nil && attempt >= settings.attempts {
-                cycleFailed("no answer from the NAT-PMP gateway \(gatewayText) after \(attempt) tries", now, &effects)
+                cycle.attempt = 0
+                cycle.protecting = nil
+                phase = .asking(cycle)
+                sendRequests(now, &effects)
+            } else if cycle.protecting == nil && cycle.attempt >= settings.attempts {
+                cycleFailed("no answer from the NAT-PMP gateway \(gatewayText) after \(cycle.attempt) tries", now, &effects)
             } else {
-                sendRequest(now, &effects)
+                sendRequests(now, &effects)
             }
         }
     }
@@ -221,7 +245,6 @@ public struct NATPMPSession {
         }
         port = nil
         leaseExpiry = nil
-        udpPort = nil
     }
 
     private mutating func cycleFailed(_ message: String, _ now: Instant, _ effects: inout [Effect]) {
@@ -263,37 +286,35 @@ public struct NATPMPSession {
             return
         }
         lastEpoch = (response.epoch, now)
-        guard case .asking(let step, _, _) = phase else {
+        guard case .asking(var cycle) = phase else {
             effects.append(.log(.debug, "ignored an answer nobody asked for"))
             return
         }
         if case .unsupportedVersion = response {
             return cycleFailed("the gateway \(gatewayText) does not speak NAT-PMP version 0", now, &effects)
         }
-        guard case .mapping(let answered, let result, _, _, let external, let lifetime) = response, answered == step else {
+        guard case .mapping(let answered, let result, _, _, let external, let lifetime) = response, cycle.unanswered.contains(answered) else {
             effects.append(.log(.debug, "ignored an answer to another question (\(response))"))
             return
         }
         guard result == .success else {
-            return cycleFailed("the gateway \(gatewayText) refused the \(step) mapping: \(result)", now, &effects)
+            return cycleFailed("the gateway \(gatewayText) refused the \(answered) mapping: \(result)", now, &effects)
         }
         guard external != 0, lifetime != 0 else {
             return cycleFailed("the gateway \(gatewayText) answered success but granted no port (port \(external), lifetime \(lifetime) s)", now, &effects)
         }
-        if step == .udp {
-            udpPort = external
-            grantedLifetime = lifetime
-            phase = .asking(step: .tcp, attempt: 0, protecting: leaseExpiry.flatMap { $0 > now ? $0 : nil })
-            sendRequest(now, &effects)
-            return
-        }
-        mapped(tcp: external, lifetime: min(lifetime, grantedLifetime), now, &effects)
+        if answered == .udp { cycle.udp = Grant(port: external, lifetime: lifetime) } else { cycle.tcp = Grant(port: external, lifetime: lifetime) }
+        phase = .asking(cycle)
+        // The other answer is still to come: its retransmission deadline stands.
+        guard let udp = cycle.udp, let tcp = cycle.tcp else { return }
+        if !cycle.deferred && cycle.attempt == 1 { roundTrip = now - cycle.startedAt }
+        mapped(udp: udp.port, tcp: tcp.port, lifetime: min(udp.lifetime, tcp.lifetime), now, &effects)
     }
 
-    private mutating func mapped(tcp: UInt16, lifetime: UInt32, _ now: Instant, _ effects: inout [Effect]) {
+    private mutating func mapped(udp: UInt16, tcp: UInt16, lifetime: UInt32, _ now: Instant, _ effects: inout [Effect]) {
         let newPort = Port(tcp)!
-        if let udpPort, udpPort != tcp, !warnedMismatch {
-            effects.append(.log(.warning, "the gateway gave UDP port \(udpPort) but TCP port \(tcp); using the TCP port"))
+        if udp != tcp, !warnedMismatch {
+            effects.append(.log(.warning, "the gateway gave UDP port \(udp) but TCP port \(tcp); using the TCP port"))
             warnedMismatch = true
         }
         let granted = Duration.seconds(Int64(lifetime))
