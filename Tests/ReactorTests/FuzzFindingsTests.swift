@@ -1,0 +1,50 @@
+import Testing
+@testable import Reactor
+
+/// What the fuzz targets (Fuzz/) found, kept as tests. Each input is also in the target's
+/// corpus, Fuzz/Corpus/<target>/regression-*, so every fuzz run replays it too.
+@Suite struct FuzzFindingsTests {
+    /// Fuzz/Corpus/JSON/regression-number-out-of-range: read as infinity, written back as null.
+    @Test(arguments: ["11e133111", "[-1e400]", "{\"port\":1e309}"])
+    func jsonNumberBeyondADoubleIsRejected(text: String) {
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Array(text.utf8)) }
+    }
+
+    @Test func jsonNumbersAtTheEdgeOfADoubleStillParse() throws {
+        #expect(try JSONValue.parse(Array("1.7976931348623157e308".utf8)) == .number(.greatestFiniteMagnitude))
+        #expect(try JSONValue.parse(Array("5e-324".utf8)) == .number(.leastNonzeroMagnitude))
+    }
+
+    /// Fuzz/Corpus/URL/regression-space-in-path, -line-break-in-path: the base path goes into
+    /// every request line as it is.
+    @Test(arguments: ["http://127.0.0.1:8080/a b", "http://127.0.0.1:8080/qbt HTTP/1.1\r\nX: y", "http://h/\u{0}", "http://h/caf\u{E9}"])
+    func urlPathWithSpaceControlOrNonASCIIIsRejected(text: String) {
+        #expect { try HTTPURL(parsing: text) } throws: { error in
+            (error as? URLError)?.problem.contains("in its path") == true
+        }
+    }
+
+    /// Fuzz/Corpus/URL/regression-double-slash-path: "//" left a base path "/", and requests
+    /// went to "//api/v2/…".
+    @Test func urlTrailingSlashesAreAllDropped() throws {
+        let url = try HTTPURL(parsing: "http://n//")
+        #expect(url.basePath == "")
+        #expect(url.target("/api/v2/app/version") == "/api/v2/app/version")
+        #expect(try HTTPURL(parsing: "http://h/qbt///").basePath == "/qbt")
+        #expect(try HTTPURL(parsing: url.description) == url)
+    }
+
+    /// Fuzz/Corpus/URL/regression-colon-in-host: "127.0.0.1:8:80" read as host "127.0.0.1:8",
+    /// printed as http://127.0.0.1:8, which reads as port 8.
+    @Test(arguments: ["http://127.0.0.1:8:80", "http://a:b:80", "http://[]", "http://[fe80::1%eth0]", "http://h]:80", "http://[::1]x"])
+    func urlHostWithAStrayColonOrBracketIsRejected(text: String) {
+        #expect(throws: URLError.self) { try HTTPURL(parsing: text) }
+    }
+
+    @Test func urlIPv6HostsStillParse() throws {
+        let url = try HTTPURL(parsing: "http://[::ffff:127.0.0.1]:8080/")
+        #expect(url.host == "[::ffff:127.0.0.1]")
+        #expect(url.port == 8080)
+        #expect(try HTTPURL(parsing: url.description) == url)
+    }
+}
