@@ -26,6 +26,10 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
         }
         if rest.contains("@") { throw URLError(text, "must not carry credentials; use the password or API key settings") }
         if path.contains("?") || path.contains("#") { throw URLError(text, "must not have a query or fragment") }
+        // The path goes into every request line as it is.
+        guard path.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+            throw URLError(text, "has a space, a control or a non-ASCII character in its path (percent-encode it)")
+        }
         var host = String(rest)
         var port: UInt16 = scheme == .https ? 443 : 80
         if host.hasPrefix("[") {
@@ -46,13 +50,16 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
             host = String(host[..<colon])
         }
         guard !host.isEmpty else { throw URLError(text, "has no host") }
-        guard host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._:[]".contains($0)) }) else {
-            throw URLError(text, "has a bad host name")
-        }
+        // A colon belongs only in a bracketed IPv6 address: elsewhere it would read as the port.
+        let validHost = host.hasPrefix("[")
+            ? host.count > 2 && host.dropFirst().dropLast().allSatisfy { $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }
+            : host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }
+        guard validHost else { throw URLError(text, "has a bad host name") }
         self.scheme = scheme
         self.host = host
         self.port = port
-        basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
+        while path.hasSuffix("/") { path.removeLast() }
+        basePath = path
     }
 
     /// The `Host` header: host, with the port when it is not the scheme's default.
