@@ -2,7 +2,7 @@ import Reactor
 @testable import Sinks
 
 /// QBittorrentSession, driven through a sequence of inputs: desired ports, reasserts, new
-/// settings, deadlines, listener checks, failed requests and answers, each answer bytes that
+/// settings, deadlines, the passing of time, failed requests and answers, each answer bytes that
 /// go through the HTTP parser first (raw from the input, or shaped like what qBittorrent sends
 /// to the request in flight, with fuzzed status, cookie and body).
 ///
@@ -12,40 +12,44 @@ import Reactor
 /// only with a password; a write sets listen_port to the desired port (or its neighbour, for a
 /// reassert), never 0; "verified" only on the desired port; deadlines never in the past.
 ///
-/// Input: a settings byte, then steps of an operation byte and its arguments.
+/// Input: a settings byte, then steps of an operation byte and its arguments; a listener check
+/// is answered at once, as the shell does, by the next byte.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzQBittorrentSession(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     var input = FuzzInput(data, count)
     var session = QBittorrentSession(settings: settings(input.byte()))
     var now = Instant(nanoseconds: 1_000_000_000)
     var steps = 0
+    var listenerAsked = false
     while !input.isAtEnd && steps < 200 {
         steps += 1
-        let operation = input.byte() % 9
         let sessionInput: QBittorrentSession.Input
-        switch operation {
-        case 0:
-            guard let port = Port(input.uint16()) else { continue }
-            sessionInput = .desiredPort(port)
-        case 1:
-            sessionInput = .reassert
-        case 2:
-            sessionInput = .settingsChanged(settings(input.byte()))
-        case 3:
-            sessionInput = exchange(response(from: input.chunk()))
-        case 4:
-            sessionInput = .requestFailed(input.pick([.timedOut, .closed, .connect(.refused), .resolve("no such host")]))
-        case 5:
-            if let deadline = session.nextDeadline, deadline > now { now = deadline }
-            sessionInput = .deadlineReached
-        case 6:
+        // The shell answers a listener check at once, before anything else happens.
+        if listenerAsked {
             sessionInput = .listenerChecked(listening: input.bool())
-        case 7:
-            now = now + .milliseconds(Int(input.uint16()) * 100)
-            continue
-        default:
-            guard let request = session.inFlight else { continue }
-            sessionInput = exchange(response(from: qBittorrentAnswer(to: request, &input)))
+        } else {
+            switch input.byte() % 8 {
+            case 0:
+                guard let port = Port(input.uint16()) else { continue }
+                sessionInput = .desiredPort(port)
+            case 1:
+                sessionInput = .reassert
+            case 2:
+                sessionInput = .settingsChanged(settings(input.byte()))
+            case 3:
+                sessionInput = exchange(response(from: input.chunk()))
+            case 4:
+                sessionInput = .requestFailed(input.pick([.timedOut, .closed, .connect(.refused), .resolve("no such host")]))
+            case 5:
+                if let deadline = session.nextDeadline, deadline > now { now = deadline }
+                sessionInput = .deadlineReached
+            case 6:
+                now = now + .milliseconds(Int(input.uint16()) * 100)
+                continue
+            default:
+                guard let request = session.inFlight else { continue }
+                sessionInput = exchange(response(from: qBittorrentAnswer(to: request, &input)))
+            }
         }
 
         let before = (inFlight: session.inFlight, refused: session.isLoginRefused, deadline: session.nextDeadline)
@@ -55,6 +59,7 @@ public func fuzzQBittorrentSession(_ data: UnsafePointer<UInt8>?, _ count: Int) 
             return nil
         }
         require(sent.count <= 1, "\(sent.count) requests at once")
+        listenerAsked = effects.contains { if case .checkListener = $0 { true } else { false } }
         var isAnswer = false
         var isUnblocking = false
         switch sessionInput {

@@ -4,8 +4,9 @@ import Reactor
 /// after them), or the error it would report.
 func response(from bytes: [UInt8]) -> Result<HTTPResponse, HTTPClientError> {
     var parser = HTTPResponseParser()
-    do {
-        if let response = try parser.consume(bytes) ?? parser.finish() { return .success(response) }
+    do throws(HTTPParseError) {
+        if let response = try parser.consume(bytes) { return .success(response) }
+        if let response = try parser.finish() { return .success(response) }
         return .failure(.closed)
     } catch {
         return .failure(.malformed(error))

@@ -41,7 +41,7 @@ func require(_ condition: Bool, _ property: @autoclosure () -> String) {
     if !condition { fatalError("property violated: \(property())") }
 }
 
-/// Whether `text` could end a header line or a request line early: CR, LF or NUL.
+/// Whether `text` holds a CR or an LF: in a header or a log line, a line break.
 func hasLineBreak(_ text: String) -> Bool {
-    text.unicodeScalars.contains { $0 == "\r" || $0 == "\n" || $0 == "\0" }
+    text.unicodeScalars.contains { $0 == "\r" || $0 == "\n" }
 }

@@ -190,6 +190,8 @@ public struct GluetunSession {
 
     /// The path of a Location header: absolute ("http://host/v1/x") or not ("/v1/x").
     static func path(of location: String) -> String? {
+        // It goes into the request line as it is: no space, control or non-ASCII character.
+        guard location.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else { return nil }
         if location.hasPrefix("/") { return location }
         guard let url = try? HTTPURL(parsing: location) else { return nil }
         return url.basePath.isEmpty ? "/" : url.basePath
