@@ -47,4 +47,26 @@ import Testing
         #expect(url.port == 8080)
         #expect(try HTTPURL(parsing: url.description) == url)
     }
+
+    /// Fuzz/Corpus/HTTPServerRequest/regression-control-character-in-path: the metrics server
+    /// took a control character (a bare CR or LF too) in the request line into the path.
+    @Test(arguments: ["GET /\u{2}metrics HTTP/1.1\r\n\r\n", "GET /metrics\nX HTTP/1.1\r\n\r\n", "GET /metrics\rX HTTP/1.1\r\n\r\n",
+                      "GET /metrics\u{7F} HTTP/1.1\r\nHost: a\r\n\r\n"])
+    func aRequestLineWithAControlCharacterIsABadRequest(text: String) {
+        guard case .refused(let response) = HTTPServer.parse(Array(text.utf8)) else {
+            Issue.record("served \(text.debugDescription)")
+            return
+        }
+        #expect(response.status == 400)
+    }
+
+    @Test func aScrapeIsStillServed() {
+        let text = "GET /metrics?x=1 HTTP/1.1\r\nHost: 127.0.0.1:9834\r\nUser-Agent: curl/7.88.1\r\n\r\n"
+        guard case .request(let request) = HTTPServer.parse(Array(text.utf8)) else {
+            Issue.record("refused a scrape")
+            return
+        }
+        #expect(request.method == "GET" && request.path == "/metrics" && request.headers["Host"] == "127.0.0.1:9834")
+        #expect(HTTPServer.parse(Array(text.utf8.dropLast(2))) == nil)
+    }
 }
