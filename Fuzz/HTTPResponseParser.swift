@@ -19,7 +19,6 @@ public func fuzzHTTPResponseParser(_ data: UnsafePointer<UInt8>?, _ count: Int) 
 
     var reference = ReferenceFraming(bytes: bytes)
     let expected = reference.responses()
-    require(!whole.completed || expected.complete, "the parser accepted the input; RFC 9112 rejects part of it")
     for (index, response) in whole.responses.enumerated() {
         require(index < expected.responses.count, "the parser accepted response \(index + 1), which RFC 9112 rejects")
         let framing = expected.responses[index]
@@ -31,10 +30,17 @@ public func fuzzHTTPResponseParser(_ data: UnsafePointer<UInt8>?, _ count: Int) 
         normal.headers.remove("Content-Length")
         normal.headers.remove("Transfer-Encoding")
         normal.headers.add("Content-Length", String(response.body.count))
-        let again = ParserRun(feeding: [wire(normal)])
-        require(again.completed && again.responses == [normal], "response \(index + 1), written out again, parses differently")
+        // Latin-1 in the head is written back as UTF-8, up to twice as long: more room.
+        let again = ParserRun(feeding: [wire(normal)], maxHeader: 4 * ParserRun.maxHeader)
+        require(again.completed && again.responses == [normal],
+                "response \(index + 1), written out again, parses as \(again.responses.map(describe)), not \(describe(normal))")
     }
+    require(!whole.completed || expected.complete, "the parser accepted the whole input; RFC 9112 rejects its end")
     return 0
+}
+
+func describe(_ response: HTTPResponse) -> String {
+    "\(response.version) \(response.status) \(response.reason.debugDescription) \(response.headers.fields.map { "\($0.name.debugDescription): \($0.value.debugDescription)" }) \(response.body.count) bytes"
 }
 
 /// A response on the wire, framed by Content-Length.
@@ -53,8 +59,8 @@ struct ParserRun: Equatable {
     var responses: [HTTPResponse] = []
     var completed = false
 
-    init(feeding parts: [[UInt8]]) {
-        var parser = HTTPResponseParser(maxHeaderBytes: Self.maxHeader, maxBodyBytes: Self.maxBody)
+    init(feeding parts: [[UInt8]], maxHeader: Int = Self.maxHeader) {
+        var parser = HTTPResponseParser(maxHeaderBytes: maxHeader, maxBodyBytes: Self.maxBody)
         do {
             for part in parts {
                 var next = try parser.consume(part)
