@@ -84,7 +84,8 @@ public struct HTTPResponseParser {
                 return finishResponse()
             case .chunkSize:
                 guard let line = readLine() else { return try needMore(limit: 1024, what: "chunk size line") }
-                let sizeText = (line.split(separator: ";", maxSplits: 1).first ?? "").trimmingSpaces
+                // Empty pieces kept: ";5" has no size, it is not size 5.
+                let sizeText = (line.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingSpaces
                 guard !sizeText.isEmpty, sizeText.count <= 15, let size = Int(sizeText, radix: 16), size >= 0 else {
                     throw HTTPParseError("bad chunk size \"\(line.prefix(40))\"")
                 }

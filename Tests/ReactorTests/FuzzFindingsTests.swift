@@ -69,4 +69,15 @@ import Testing
         #expect(request.method == "GET" && request.path == "/metrics" && request.headers["Host"] == "127.0.0.1:9834")
         #expect(HTTPServer.parse(Array(text.utf8.dropLast(2))) == nil)
     }
+
+    /// Fuzz/Corpus/HTTPResponseParser/regression-chunk-line-without-size: ";5" read as size 5.
+    @Test func aChunkLineWithoutASizeIsAnError() throws {
+        var parser = HTTPResponseParser()
+        #expect(throws: HTTPParseError.self) {
+            _ = try parser.consume(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;5\r\nhello\r\n0\r\n\r\n".utf8))
+        }
+        var extensions = HTTPResponseParser()
+        let response = try extensions.consume(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n0\r\n\r\n".utf8))
+        #expect(response?.text == "hello")
+    }
 }
