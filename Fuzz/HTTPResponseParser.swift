@@ -45,7 +45,8 @@ func describe(_ response: HTTPResponse) -> String {
 
 /// A response on the wire, framed by Content-Length.
 func wire(_ response: HTTPResponse) -> [UInt8] {
-    var text = "HTTP/\(response.version.major).\(response.version.minor) \(response.status) \(response.reason)\r\n"
+    let status = String(response.status)  // three digits, as it came ("004" is 4)
+    var text = "HTTP/\(response.version.major).\(response.version.minor) \(String(repeating: "0", count: max(0, 3 - status.count)) + status) \(response.reason)\r\n"
     for (name, value) in response.headers { text += "\(name): \(value)\r\n" }
     return Array((text + "\r\n").utf8) + response.body
 }
