@@ -85,6 +85,7 @@ public struct HTTPResponseParser {
                 return finishResponse()
             case .chunkSize:
                 guard let line = readLine() else { return try needMore(limit: 1024, what: "chunk size line") }
+                // Empty pieces kept: ";5" has no size, it is not size 5.
                 let sizeText = (line.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingSpaces
                 guard !sizeText.isEmpty, sizeText.count <= 15, sizeText.allSatisfy(\.isHexDigit), sizeText.allSatisfy(\.isASCII),
                       let size = Int(sizeText, radix: 16) else {

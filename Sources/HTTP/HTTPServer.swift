@@ -188,15 +188,35 @@ public final class HTTPServer {
                 }
             }
         }
-        guard let end = Self.headEnd(connection.buffer) else {
+        switch Self.parse(connection.buffer) {
+        case nil:
             if peerClosed { drop(fd) }
             return
+        case .refused(let response):
+            respond(connection, response, head: false)
+        case .request(let request):
+            respond(connection, handler(request), head: request.method == "HEAD")
         }
-        let head = String(decoding: connection.buffer[0..<end], as: UTF8.self)
+    }
+
+    /// What a client's bytes ask for.
+    public enum ParsedRequest {
+        case request(Request)
+        /// Not a request this server serves: the answer that says so.
+        case refused(HTTPResponse)
+    }
+
+    /// The request in `buffer`, once its head is complete (nil until then).
+    public static func parse(_ buffer: [UInt8]) -> ParsedRequest? {
+        guard let end = headEnd(buffer) else { return nil }
+        let head = String(decoding: buffer[0..<end], as: UTF8.self)
         let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
-        let parts = lines.first?.split(separator: " ") ?? []
-        guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
-            return respond(connection, HTTPResponse(status: 400, reason: "Bad Request", body: Array("bad request\n".utf8)), head: false)
+        let requestLine = lines.first ?? ""
+        let parts = requestLine.split(separator: " ")
+        // A control character (a bare CR or LF among them) would end up in the path.
+        guard parts.count == 3, parts[2].hasPrefix("HTTP/1."),
+              !requestLine.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            return .refused(HTTPResponse(status: 400, reason: "Bad Request", body: Array("bad request\n".utf8)))
         }
         var headers = HTTPHeaders()
         for line in lines.dropFirst() where !line.isEmpty {
@@ -208,9 +228,9 @@ public final class HTTPServer {
         guard method == "GET" || method == "HEAD" else {
             var response = HTTPResponse(status: 405, reason: "Method Not Allowed", body: Array("GET only\n".utf8))
             response.headers.add("Allow", "GET, HEAD")
-            return respond(connection, response, head: false)
+            return .refused(response)
         }
-        respond(connection, handler(Request(method: method, path: path, headers: headers)), head: method == "HEAD")
+        return .request(Request(method: method, path: path, headers: headers))
     }
 
     private static func headEnd(_ buffer: [UInt8]) -> Int? {

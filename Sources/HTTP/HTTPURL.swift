@@ -79,7 +79,9 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
         self.scheme = scheme
         self.host = host
         self.port = port
-        basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
+        // Every trailing slash: "http://h//" is no base path, not "/" (requests would go to "//api/…").
+        while path.hasSuffix("/") { path.removeLast() }
+        basePath = path
     }
 
     /// Whether `path` is an absolute path of RFC 3986 path characters (unreserved, sub-delims,

@@ -200,6 +200,8 @@ public enum JSONValue: Equatable, Sendable {
                 while let digit = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) { index += 1 }
             }
             guard let number = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else { throw error("invalid number") }
+            // 1e400 reads as infinity, which JSON cannot write back.
+            guard number.isFinite else { throw error("number out of range") }
             return .number(number)
         }
 

@@ -78,6 +78,8 @@ struct TOMLDocument {
             while let scalar = current, scalar != "\n" { advance() }
         }
 
+        /// The rest of the line, shortened, for a message; control characters shown as \x0d,
+        /// so that a bare CR cannot break the message's line.
         func restOfLine() -> String {
             var text = ""
             var position = index
@@ -85,7 +87,15 @@ struct TOMLDocument {
                 text.unicodeScalars.append(scalars[position])
                 position += 1
             }
-            return text.trimmingSpaces
+            var shown = ""
+            for scalar in text.trimmingSpaces.unicodeScalars {
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    shown += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+                } else {
+                    shown.unicodeScalars.append(scalar)
+                }
+            }
+            return shown
         }
 
         static func isBareKeyScalar(_ scalar: Unicode.Scalar) -> Bool {

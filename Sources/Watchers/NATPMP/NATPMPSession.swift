@@ -150,7 +150,8 @@ public struct NATPMPSession {
             guard case .asking(let cycle) = phase, !cycle.collecting else { break }
             // Not all in after twice the round trip: the next renewal measures it again.
             roundTrip = nil
-            nextDeadline = cycle.retransmitAt
+            // Never in the past, however late the shell reports (the fuzz target reports at any time).
+            nextDeadline = cycle.retransmitAt.map { max(now, $0) }
         }
         return effects
     }
