@@ -214,13 +214,22 @@ public final class HTTPServer {
         let requestLine = lines.first ?? ""
         let parts = requestLine.split(separator: " ")
         // A control character (a bare CR or LF among them) would end up in the path.
-        guard parts.count == 3, parts[2].hasPrefix("HTTP/1."),
+        // An origin-form target ("/metrics"), HTTP/1.0 or 1.1 (found by the fuzz target: "GET ?"
+        // was served with an empty path).
+        guard parts.count == 3, parts[1].hasPrefix("/"), parts[2] == "HTTP/1.1" || parts[2] == "HTTP/1.0",
               !requestLine.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
             return .refused(HTTPResponse(status: 400, reason: "Bad Request", body: Array("bad request\n".utf8)))
         }
         var headers = HTTPHeaders()
+        let badRequest = HTTPResponse(status: 400, reason: "Bad Request", body: Array("bad request\n".utf8))
         for line in lines.dropFirst() where !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":") else { continue }
+            // A bare CR or LF, or another control character, inside a header line; a line that
+            // is no "name: value": not HTTP (found by the fuzz target).
+            guard !line.unicodeScalars.contains(where: { ($0.value < 0x20 && $0.value != 0x09) || $0.value == 0x7F }),
+                  let colon = line.firstIndex(of: ":"), colon != line.startIndex,
+                  line[..<colon].unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+                return .refused(badRequest)
+            }
             headers.add(String(line[..<colon]), line[line.index(after: colon)...].trimmingSpaces)
         }
         let method = String(parts[0])

@@ -48,8 +48,10 @@ struct TOMLDocument {
             self.fileName = fileName
         }
 
+        /// Every message one line, whatever character of the file it quotes (an escape of a
+        /// bare CR was the fuzz target's find).
         func fail(_ message: String, line: Int? = nil) -> ConfigurationError {
-            ConfigurationError("\(fileName):\(line ?? self.line)", message)
+            ConfigurationError("\(fileName):\(line ?? self.line)", message.oneLine(limit: 300))
         }
 
         var current: Unicode.Scalar? { index < scalars.count ? scalars[index] : nil }

@@ -14,4 +14,14 @@ import Testing
             (error as? ConfigurationError)?.description == "config.toml:2: expected a key, found \"\\x1b[2J = 1\""
         }
     }
+
+    /// Fuzz/Corpus/TOML/regression-escape-of-a-control-character: "unknown escape \<CR>" put the
+    /// CR itself into the message.
+    @Test(arguments: ["key = \"a\\\rb\"\n", "key = \"a\\\u{1b}b\"\n", "key = \"\\\u{7f}\"\n"])
+    func tomlEscapeErrorsAreOneLine(text: String) {
+        #expect { try TOMLDocument.parse(text, fileName: "config.toml") } throws: { error in
+            guard let message = (error as? ConfigurationError)?.description else { return false }
+            return message.contains("unknown escape") && !message.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+        }
+    }
 }
