@@ -12,8 +12,8 @@ public protocol PortSink: AnyObject {
     var counters: SinkCounters { get }
     /// Called after every status change, from the loop.
     var onStatusChange: ((SinkStatus) -> Void)? { get set }
-    /// Makes the client listen on `port`, verifies it, and keeps it there.
-    func apply(_ port: Port)
+    /// Makes the client listen on the change's port, verifies it, and keeps it there.
+    func apply(_ change: PortChange)
     /// Make the client re-open its listening sockets on the same port.
     func reassert()
     /// The network interfaces changed (the tunnel came back or was recreated): make sure the
@@ -31,4 +31,27 @@ public protocol PortSinkSettings: Sendable {
     /// The client and where it is, for the start line: "qBittorrent at http://127.0.0.1:8080".
     var summary: String { get }
     func makeSink(loop: EventLoop) -> any PortSink
+}
+
+/// A port handed to the clients: the one to listen on, what it was before, and which source
+/// named it (the command hook passes both on; the others only need the port).
+public struct PortChange: Equatable, Sendable {
+    public let port: Port
+    /// The port handed off before this one; nil at the first hand-off.
+    public let previous: Port?
+    /// The source's name as in logs and `status`, e.g. `natpmp`, `proton-file`.
+    public let source: String
+
+    public init(port: Port, previous: Port? = nil, source: String = "") {
+        self.port = port
+        self.previous = previous
+        self.source = source
+    }
+}
+
+extension PortSink {
+    /// Hands over a port with no history (`once`, tests).
+    public func apply(_ port: Port) {
+        apply(PortChange(port: port))
+    }
 }

@@ -1,4 +1,5 @@
 import Reactor
+import Sinks
 import Watchers
 
 /// Decides the port the clients should listen on from what the watchers saw, and when to hand
@@ -25,7 +26,7 @@ struct Coordinator: LoopStateMachine {
 
     enum Effect: Equatable {
         /// Give this port to every client.
-        case apply(Port)
+        case apply(PortChange)
         /// The desired port changed (not a port named again), for the metrics.
         case desiredPortChanged(Port)
         case log(LogLevel, String)
@@ -36,6 +37,8 @@ struct Coordinator: LoopStateMachine {
     private(set) var observations: [PortObservation.Source: PortObservation] = [:]
     private(set) var desired: Port?
     private(set) var desiredSource: PortObservation.Source?
+    /// The port last handed off, for the next hand-off's `previous`.
+    private var handedOff: Port?
     /// No source has named a port since the last decision.
     private var lapsed = true
     private var lastHandOff: Instant?
@@ -104,7 +107,7 @@ struct Coordinator: LoopStateMachine {
         }
         lastHandOff = now
         effects.append(.log(.notice, "port \(port) from \(source.rawValue)\(was)\(why)"))
-        effects.append(.apply(port))
+        effects.append(.apply(change(port, source)))
     }
 
     private mutating func burstSettled(_ now: Instant, _ effects: inout [Effect]) {
@@ -113,7 +116,12 @@ struct Coordinator: LoopStateMachine {
         burstEnds = nil
         guard let desired else { return }
         effects.append(.log(.notice, "port \(desired) from \(desiredSource?.rawValue ?? "?") (the last of a burst)"))
-        effects.append(.apply(desired))
+        effects.append(.apply(change(desired, desiredSource)))
+    }
+
+    private mutating func change(_ port: Port, _ source: PortObservation.Source?) -> PortChange {
+        defer { handedOff = port }
+        return PortChange(port: port, previous: handedOff, source: source?.rawValue ?? "")
     }
 
     /// Names a port and has not expired.

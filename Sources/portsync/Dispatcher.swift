@@ -1,4 +1,5 @@
 import Reactor
+import Sinks
 import Watchers
 
 /// The coordinator's shell: feeds it the observations, hands each port it decides on to every
@@ -38,8 +39,8 @@ final class Dispatcher {
 
     private func perform(_ effect: Coordinator.Effect) {
         switch effect {
-        case .apply(let port):
-            sinks.apply(port)
+        case .apply(let change):
+            sinks.apply(change)
         case .desiredPortChanged:
             portChanges += 1
             lastChange = WallClock.now

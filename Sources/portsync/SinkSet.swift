@@ -27,8 +27,8 @@ final class SinkSet {
         }
     }
 
-    func apply(_ port: Port) {
-        sinks.forEach { $0.sink.apply(port) }
+    func apply(_ change: PortChange) {
+        sinks.forEach { $0.sink.apply(change) }
     }
 
     func interfacesChanged() {

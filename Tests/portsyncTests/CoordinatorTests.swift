@@ -1,4 +1,5 @@
 import Reactor
+import Sinks
 import Testing
 import Watchers
 @testable import portsync
@@ -13,7 +14,7 @@ import Watchers
 
     /// The port handed to the clients, if any.
     func applied(_ effects: [Coordinator.Effect]) -> Port? {
-        let ports = effects.compactMap { if case .apply(let port) = $0 { port } else { nil } }
+        let ports = effects.compactMap { if case .apply(let change) = $0 { change.port } else { nil } }
         #expect(ports.count <= 1, "one hand-off at a time: \(effects)")
         return ports.first
     }
@@ -60,7 +61,8 @@ import Watchers
         #expect(observe(&coordinator, observation(.protonFile, 40000, at: 1)) == nil, "nothing lapsed")
         _ = observe(&coordinator, observation(.protonFile, nil, at: 2))
         let again = coordinator.handle(.observed(observation(.protonFile, 40000, at: 3)), now: start + .seconds(3))
-        #expect(again == [.log(.notice, "port 40000 from proton-file (again)"), .apply(Port(40000)!)], "not a change of port")
+        #expect(again == [.log(.notice, "port 40000 from proton-file (again)"), .apply(PortChange(port: Port(40000)!, previous: Port(40000)!, source: "proton-file"))],
+                "not a change of port; the hook is told the port it had and where it came from")
         #expect(observe(&coordinator, observation(.protonFile, 40000, at: 4)) == nil)
         _ = observe(&coordinator, observation(.natpmp, 40000, at: 5, expiry: 65))
         #expect(observe(&coordinator, observation(.natpmp, 40000, at: 50, expiry: 110)) == nil, "a renewal of the same mapping")

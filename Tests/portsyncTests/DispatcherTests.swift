@@ -14,7 +14,11 @@ final class RecordingSink: PortSink {
     var onStatusChange: ((SinkStatus) -> Void)?
     private(set) var applied: [Port] = []
 
-    func apply(_ port: Port) {
+    private(set) var changes: [PortChange] = []
+
+    func apply(_ change: PortChange) {
+        let port = change.port
+        changes.append(change)
         applied.append(port)
         counters.applies += 1
         status.health = .verified

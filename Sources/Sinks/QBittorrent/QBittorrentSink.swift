@@ -41,8 +41,8 @@ public final class QBittorrentSink: PortSink {
     /// TCP connections the client opened: one per qBittorrent session while keep-alive holds.
     public var connectionsOpened: Int { client.connectionsOpened }
 
-    public func apply(_ port: Port) {
-        handle(.desiredPort(port))
+    public func apply(_ change: PortChange) {
+        handle(.desiredPort(change.port))
     }
 
     public func reassert() {
