@@ -111,12 +111,14 @@ public enum JSONValue: Equatable, Sendable {
             while let byte = current, byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { index += 1 }
         }
 
-        mutating func expect(_ literal: String, _ value: JSONValue) throws(ParseError) -> JSONValue {
-            let expected = Array(literal.utf8)
-            guard index + expected.count <= bytes.count, Array(bytes[index..<index + expected.count]) == expected else {
+        /// A literal (`true`, `false`, `null`), compared byte by byte: no allocation.
+        mutating func expect(_ literal: StaticString, _ value: JSONValue) throws(ParseError) -> JSONValue {
+            let count = literal.utf8CodeUnitCount
+            guard index + count <= bytes.count else { throw error("invalid literal") }
+            for offset in 0..<count where bytes[index + offset] != literal.utf8Start[offset] {
                 throw error("invalid literal")
             }
-            index += expected.count
+            index += count
             return value
         }
 
@@ -199,13 +201,36 @@ public enum JSONValue: Equatable, Sendable {
                 guard let digit = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) else { throw error("invalid number") }
                 while let digit = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) { index += 1 }
             }
+            if let integer = Self.smallInteger(bytes[start..<index]) { return .number(Double(integer)) }
             guard let number = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else { throw error("invalid number") }
             // 1e400 reads as infinity, which JSON cannot write back.
             guard number.isFinite else { throw error("number out of range") }
             return .number(number)
         }
 
+        /// Up to 15 digits with an optional minus sign: exact as a Double, read without making a
+        /// String (most numbers in the answers we read are ports, flags and counts).
+        static func smallInteger(_ digits: ArraySlice<UInt8>) -> Int? {
+            let negative = digits.first == UInt8(ascii: "-")
+            let body = negative ? digits.dropFirst() : digits
+            guard !body.isEmpty, body.count <= 15 else { return nil }
+            var value = 0
+            for digit in body {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) else { return nil }
+                value = value * 10 + Int(digit - UInt8(ascii: "0"))
+            }
+            return negative ? (value == 0 ? nil : -value) : value  // -0 stays a Double's -0.0
+        }
+
         mutating func parseString() throws(ParseError) -> String {
+            // The common case, a string with no escape: one UTF-8 decoding of the bytes in place.
+            var end = index + 1
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\\"), bytes[end] != UInt8(ascii: "\""), bytes[end] >= 0x20 { end += 1 }
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+                let text = String(decoding: bytes[(index + 1)..<end], as: UTF8.self)
+                index = end + 1
+                return text
+            }
             index += 1
             var scalars = String.UnicodeScalarView()
             var run: [UInt8] = []

@@ -162,6 +162,19 @@ import Testing
         #expect(try JSONValue.parse(Array(#""\u00E9\u00e9""#.utf8)) == .string("éé"))
     }
 
+    /// Strings without an escape and short integers take a shortcut: it must read exactly what
+    /// the general path reads.
+    @Test func theShortcutsReadWhatTheGeneralPathReads() throws {
+        #expect(try JSONValue.parse(Array(#"["aé😀b","a\u00e9\ud83d\ude00b"]"#.utf8)) == .array([.string("aé😀b"), .string("aé😀b")]))
+        #expect(try JSONValue.parse([0x22, 0x61, 0xFF, 0x62, 0x22]) == .string("a\u{FFFD}b"), "invalid UTF-8 is repaired, as before")
+        #expect(throws: JSONValue.ParseError.self, "a control character ends the shortcut and is refused") {
+            try JSONValue.parse([0x22, 0x61, 0x09, 0x22])
+        }
+        let numbers = try JSONValue.parse(Array("[0,-0,7,-7,999999999999999,-999999999999999,1234567890123456,51413]".utf8))
+        #expect(numbers == .array([0, -0.0, 7, -7, 999_999_999_999_999, -999_999_999_999_999, 1_234_567_890_123_456, 51413].map { JSONValue.number($0) }))
+        #expect(numbers.array?[1].serialized == JSONValue.number(-0.0).serialized, "-0 keeps its sign")
+    }
+
     @Test func deepNestingIsAnErrorNotACrash() {
         let deep = String(repeating: "[", count: 100_000)
         #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Array(deep.utf8)) }
