@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -168,8 +169,10 @@ class QBittorrent:
 class Portsync:
     """`portsync run` against a QBittorrent, watching a ProtonVPN file in a temporary runtime dir."""
 
-    def __init__(self, binary, qbittorrent, extra_env=None, home=None, arguments=()):
-        """`home`: a directory of the caller's to run in (kept at `stop`), else a new one."""
+    def __init__(self, binary, qbittorrent, extra_env=None, home=None, arguments=(), follow=False):
+        """`home`: a directory of the caller's to run in (kept at `stop`), else a new one.
+        `follow`: read the log through a pipe as it is written, so that `wait_for_line` can tell
+        when a line arrived (to a few microseconds) without asking qBittorrent anything."""
         self.own_home = home is None
         self.home = home or tempfile.mkdtemp(prefix="portsync-bench-")
         self.runtime = os.path.join(self.home, "run")
@@ -188,9 +191,38 @@ class Portsync:
                "PORTSYNC_DAEMON_STATE_FILE": self.state_path}
         env.update(extra_env or {})
         self.started = time.monotonic()
+        self.lines = []
+        self.arrived = threading.Condition()
         with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen([binary, "run", *arguments], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                            env=env, restore_signals=True)
+            output = subprocess.PIPE if follow else log
+            self.process = subprocess.Popen([binary, "run", *arguments], stdin=subprocess.DEVNULL, stdout=output,
+                                            stderr=subprocess.STDOUT, env=env, restore_signals=True)
+        if follow:
+            threading.Thread(target=self._follow, daemon=True).start()
+
+    def _follow(self):
+        """Copies the log to its file and notes when each line arrived."""
+        with open(self.log_path, "ab") as log:
+            for line in self.process.stdout:
+                now = time.perf_counter()
+                log.write(line)
+                log.flush()
+                with self.arrived:
+                    self.lines.append((now, line.decode(errors="replace")))
+                    self.arrived.notify_all()
+
+    def wait_for_line(self, text, after=0, seconds=20):
+        """The perf_counter time at which the first line containing `text`, among the lines from
+        index `after` on, arrived; None after `seconds`."""
+        deadline = time.monotonic() + seconds
+        with self.arrived:
+            while True:
+                for when, line in self.lines[after:]:
+                    if text in line:
+                        return when
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.arrived.wait(left):
+                    return None
 
     def write_port(self, text):
         """Truncate + write + close, as the ProtonVPN app does."""
@@ -253,7 +285,6 @@ class RuleWatcher:
     the namespace this process is in: when the route to the gateway appears to the kernel."""
 
     def __init__(self):
-        import threading
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
         self.sock.bind((0, 0x80))  # RTMGRP_IPV4_RULE
         self.times = []
