@@ -6,7 +6,7 @@ accepted. Faults are switched by a JSON control file, read on every request:
 
   {"mode": "normal" | "blackhole" | "garbage" | "short" | "wrong-opcode" | "error" | "delay",
    "error": 2, "strict": false, "port_base": 40000, "change_port": 0, "reset_epoch": 0,
-   "delay_seconds": 1.0}
+   "delay_seconds": 1.0, "epoch_offset": 0}
 
 "delay" answers normally, but only after "delay_seconds". "wrong-opcode" answers a mapping
 request with an external-address reply (the client asks for UDP and TCP together, so a reply for
@@ -14,7 +14,9 @@ the other protocol would be a right answer).
 
 "strict" refuses internal port 0 with result 2, like miniupnpd. Raising "change_port" or
 "reset_epoch" (a counter) gives every mapping a new port, or restarts the epoch and forgets
-every mapping. Every request is logged as one JSON line."""
+every mapping. "epoch_offset" (seconds) is added to the epoch: a test whose client runs on a
+clock of its own moves the gateway's time along with it. Every request is logged as one JSON
+line."""
 import argparse
 import json
 import os
@@ -58,7 +60,7 @@ def main():
         if control.get("change_port", 0) != seen["change_port"]:
             seen["change_port"] = control.get("change_port", 0)
             mappings.clear()
-        epoch = int(time.monotonic() - started)
+        epoch = int(time.monotonic() - started) + control.get("epoch_offset", 0)
         entry = {"t": time.time(), "from": peer[0], "bytes": len(data), "mode": mode}
 
         def reply(payload, peer=peer, entry=entry):

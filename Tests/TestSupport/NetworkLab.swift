@@ -181,8 +181,22 @@ public final class NetworkLab {
     /// Whether a TCP connection from the gateway's side to 10.2.0.2:`port` is accepted: what a
     /// peer on the internet would see.
     public func acceptsFromGateway(port: UInt16) throws -> Bool {
-        let script = "import socket\ns = socket.socket()\ns.settimeout(2)\ntry:\n    s.connect(('\(clientAddress)', \(port)))\n    print('accepted')\nexcept OSError as e:\n    print('refused', e)\n"
-        return try Self.run(Self.ipCommand!, ["netns", "exec", gateway, Self.python!, "-c", script]).contains("accepted")
+        try reachFromGateway(port: port) == .accepted
+    }
+
+    /// What a TCP connection from the gateway's side to the client's tunnel address meets.
+    public enum Reach: Equatable, Sendable {
+        case accepted
+        /// Reset: the path works and nothing takes the connection.
+        case refused
+        /// No answer within 2 s, or another error: the path does not work (yet).
+        case unanswered
+    }
+
+    public func reachFromGateway(port: UInt16) throws -> Reach {
+        let script = "import socket\ns = socket.socket()\ns.settimeout(2)\ntry:\n    s.connect(('\(clientAddress)', \(port)))\n    print('accepted')\nexcept ConnectionRefusedError:\n    print('refused')\nexcept OSError as e:\n    print('unanswered', e)\n"
+        let answer = try Self.run(Self.ipCommand!, ["netns", "exec", gateway, Self.python!, "-c", script])
+        return answer.hasPrefix("accepted") ? .accepted : answer.hasPrefix("refused") ? .refused : .unanswered
     }
 
     /// Runs `body` on this thread inside the client namespace: processes it starts and sockets
@@ -250,6 +264,13 @@ public final class NATPMPGateway {
     public func changePorts() throws {
         changePort += 1
         control["change_port"] = changePort
+        try write()
+    }
+
+    /// Moves the gateway's epoch on by `seconds` on top of real time, for a client whose clock
+    /// the test moves (an epoch that lags the client's time reads as a gateway that restarted).
+    public func set(epochOffset seconds: Int) throws {
+        control["epoch_offset"] = seconds
         try write()
     }
 
