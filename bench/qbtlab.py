@@ -3,6 +3,7 @@ both started and stopped by PID, traffic on 127.0.0.1 only."""
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -130,6 +131,31 @@ class QBittorrent:
                 self.connection = http.client.HTTPConnection("127.0.0.1", self.webui_port, timeout=5)
                 if attempt == 1:
                     raise
+
+    def apply_raw(self, port):
+        """What portsync does for one change, with as little client work as Python allows: a new
+        connection, setPreferences, the read-back, close. Returns the seconds it took: qBittorrent's
+        own share of a change."""
+        body = urllib.parse.urlencode({"json": json.dumps({"listen_port": port})}).encode()
+        host = f"Host: 127.0.0.1:{self.webui_port}\r\nCookie: {self.cookie}\r\n"
+        post = (f"POST /api/v2/app/setPreferences HTTP/1.1\r\n{host}Content-Type: application/x-www-form-urlencoded\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        get = f"GET /api/v2/app/preferences HTTP/1.1\r\n{host}\r\n".encode()
+        started = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", self.webui_port), timeout=5) as connection:
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for request in (post, get):
+                connection.sendall(request)
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    answer += connection.recv(65536)
+                head, rest = answer.split(b"\r\n\r\n", 1)
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                while len(rest) < length:
+                    rest += connection.recv(65536)
+            if json.loads(rest)["listen_port"] != port:
+                raise RuntimeError(f"qBittorrent did not take port {port}")
+        return time.perf_counter() - started
 
     def failed_logins(self):
         """The failed logins qBittorrent itself logged (every reason), since it was set up."""

@@ -64,6 +64,11 @@ def file_mode(binary, changes=50, idle_seconds=300, rewrites=10_000, applied_cha
             latencies.append((verified - written) * 1000)
             time.sleep(0.1)  # lone changes: closer ones count as a burst and are applied once it settles
         result["latency_ms"] = latencies
+        # qBittorrent's own share: the same two requests from a minimal client, portsync idle.
+        result["qbittorrent_ms"] = [qbittorrent.apply_raw(30000 + changes + index) * 1000 for index in range(changes)]
+        daemon.write_port(str(30000 + 2 * changes - 1))  # agree with qBittorrent again before the idle part
+        if daemon.wait_for_line(f"listen_port {30000 + 2 * changes - 1}", seconds=5) is None:
+            raise RuntimeError("the daemon did not settle:\n" + daemon.log())
 
         # Idle: nothing changes; the only expected wake-up is the drift check (every 300 s).
         before_requests = metrics(metrics_port)["portsync_qbittorrent_requests_total"]
