@@ -1,3 +1,4 @@
+import CLinux
 import Reactor
 
 /// Exit codes, as `portsync once` documents them.
@@ -55,7 +56,14 @@ struct UsageError: Error, Equatable, CustomStringConvertible {
 }
 
 enum CommandLineInterface {
-    static let version = "portsync 0.1.0"
+    /// The release number: the one place it is written (the package and the man pages take it
+    /// from `portsync --version`).
+    static let release = "0.1.0"
+    static let version = "portsync \(release)"
+    /// `--version`: the release and the commit it was built from, when the build said.
+    static var versionWithCommit: String {
+        "\(version) (commit \(clinux_build_commit().map { String(cString: $0) } ?? "unknown: built without scripts/build-release"))"
+    }
 
     static func parse(_ arguments: [String]) throws(UsageError) -> ParsedCommandLine {
         guard let first = arguments.first else { return .help(mainHelp) }

@@ -83,7 +83,7 @@ enum MetricsEndpoint {
         func perClient(_ name: String, _ help: String, _ value: (SinkCounters) -> Int) {
             metric(name, "counter", help, snapshot.clients.map { ("{client=\"\($0.label)\"}", value($0.counters)) })
         }
-        let version = CommandLineInterface.version.split(separator: " ").last.map(String.init) ?? "unknown"
+        let version = CommandLineInterface.release
         metric("portsync_build_info", "gauge", "portsync's version.", [("{version=\"\(version)\"}", 1)])
         metric("portsync_port", "gauge", "The port the clients were last verified on (0: none).", Int(snapshot.port?.value ?? 0))
         metric("portsync_healthy", "gauge", "1 when the port is applied and the lease, if any, is fresh.", snapshot.isHealthy ? 1 : 0)

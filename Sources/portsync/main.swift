@@ -13,7 +13,7 @@ enum Main {
                 ProcessEnvironment.printToStandardOutput(text + "\n")
                 return .success
             case .version:
-                ProcessEnvironment.printToStandardOutput(CommandLineInterface.version + "\n")
+                ProcessEnvironment.printToStandardOutput(CommandLineInterface.versionWithCommit + "\n")
                 return .success
             case .invocation(let parsed):
                 invocation = parsed

@@ -52,4 +52,14 @@ extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flag
 #endif
 static inline int clinux_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 
+// The commit the binary was built from: scripts/build-release passes it as
+// -Xcc -DPORTSYNC_COMMIT="..."; a plain `swift build` has none.
+static inline const char *clinux_build_commit(void) {
+#ifdef PORTSYNC_COMMIT
+    return PORTSYNC_COMMIT;
+#else
+    return 0;
+#endif
+}
+
 #endif
