@@ -48,6 +48,7 @@ enum ParsedCommandLine: Equatable {
     case invocation(Invocation)
     case help(String)
     case version
+    case completions(Completions.Shell)
 }
 
 struct UsageError: Error, Equatable, CustomStringConvertible {
@@ -70,6 +71,11 @@ enum CommandLineInterface {
         switch first {
         case "--help", "-h": return .help(mainHelp)
         case "--version", "-V": return .version
+        case "completions":
+            guard arguments.count == 2, let shell = Completions.Shell(rawValue: arguments[1]) else {
+                throw UsageError(message: "completions takes one shell: \(Completions.Shell.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return .completions(shell)
         case "help":
             guard arguments.count <= 2 else { throw UsageError(message: "help takes at most one command name") }
             guard let name = arguments.dropFirst().first else { return .help(mainHelp) }
@@ -144,7 +150,7 @@ enum CommandLineInterface {
     }
 
     static var mainHelp: String {
-        let commands = Command.allCases.map { "  \($0.rawValue.padded(to: 8)) \($0.summary)" }.joined(separator: "\n")
+        let commands = Command.allCases.map { "  \($0.rawValue.padded(to: 11)) \($0.summary)" }.joined(separator: "\n")
         return """
             portsync keeps qBittorrent's listening port equal to the port your VPN forwards.
 
@@ -152,6 +158,7 @@ enum CommandLineInterface {
 
             Commands:
             \(commands)
+              completions print the completion script for bash, zsh or fish
 
             Options: --help (for a command: portsync <command> --help), --version
 

@@ -15,6 +15,9 @@ enum Main {
             case .version:
                 ProcessEnvironment.printToStandardOutput(CommandLineInterface.versionWithCommit + "\n")
                 return .success
+            case .completions(let shell):
+                ProcessEnvironment.printToStandardOutput(Completions.script(for: shell))
+                return .success
             case .invocation(let parsed):
                 invocation = parsed
             }

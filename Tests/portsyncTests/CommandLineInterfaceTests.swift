@@ -24,6 +24,11 @@ import Testing
         #expect(try CommandLineInterface.parse(["help", "once"]) == .help(CommandLineInterface.help(for: .once)))
         #expect(try CommandLineInterface.parse(["status", "--help"]) == .help(CommandLineInterface.help(for: .status)))
         #expect(CommandLineInterface.help(for: .run).contains("--qbittorrent-url VALUE"))
+        #expect(try CommandLineInterface.parse(["completions", "zsh"]) == .completions(.zsh))
+        #expect(CommandLineInterface.mainHelp.contains("  completions print the completion script for bash, zsh or fish"))
+        #expect(throws: UsageError(message: "completions takes one shell: bash, zsh, fish")) {
+            try CommandLineInterface.parse(["completions", "tcsh"])
+        }
     }
 
     @Test(arguments: [
