@@ -20,9 +20,15 @@ struct UnitFileTests {
         return directory.write(name, text, mode: 0o644)
     }
 
+    /// `verify` looks up the units' Documentation= man pages: the ones in man/, as installed.
     func analyze(_ arguments: [String], runtime: String? = nil) throws -> (Int32?, String) {
         let directory = TemporaryDirectory()
-        var environment = ["PATH": "/usr/bin:/bin", "SYSTEMD_LOG_COLOR": "0", "SYSTEMD_PAGER": ""]
+        for (page, section) in [("portsync.1", "1"), ("portsync.toml.5", "5")] {
+            let text = try String(contentsOfFile: "\(Self.root)/man/\(page)", encoding: .utf8)
+            try FileManager.default.createDirectory(atPath: "\(directory.path)/man/man\(section)", withIntermediateDirectories: true)
+            directory.write("man/man\(section)/\(page)", text, mode: 0o644)
+        }
+        var environment = ["PATH": "/usr/bin:/bin", "SYSTEMD_LOG_COLOR": "0", "SYSTEMD_PAGER": "", "MANPATH": "\(directory.path)/man"]
         if let runtime { environment["XDG_RUNTIME_DIR"] = runtime }
         let child = try ChildProcess(executable: SystemdTools.analyze!, arguments: arguments, environment: environment,
                                      outputPath: "\(directory.path)/output")
@@ -62,11 +68,17 @@ struct UnitFileTests {
                                      outputPath: output)
         #expect(child.wait(seconds: 30) == 0, "\(child.output)")
         let expected = mode == "--user"
-            ? ["/home/someone/.local/bin/portsync", "/home/someone/.config/systemd/user/portsync.service", "/home/someone/.config/portsync/config.toml"]
-            : ["/usr/local/bin/portsync", "/etc/systemd/system/portsync.service", "/etc/portsync/config.toml"]
+            ? ["/home/someone/.local/bin/portsync", "/home/someone/.config/systemd/user/portsync.service", "/home/someone/.config/portsync/config.toml",
+               "/home/someone/.local/share/man/man1/portsync.1.gz", "/home/someone/.local/share/man/man5/portsync.toml.5.gz",
+               "/home/someone/.local/share/bash-completion/completions/portsync", "/home/someone/.local/share/fish/vendor_completions.d/portsync.fish"]
+            : ["/usr/local/bin/portsync", "/etc/systemd/system/portsync.service", "/etc/portsync/config.toml",
+               "/usr/local/share/man/man1/portsync.1.gz", "/usr/local/share/bash-completion/completions/portsync",
+               "/usr/local/share/zsh/vendor-completions/_portsync", "/usr/local/share/doc/portsync/portsync.example.toml"]
         for path in expected {
             #expect(FileManager.default.fileExists(atPath: "\(stage.path)/root\(path)"), "\(path)")
         }
         #expect(FileManager.default.isExecutableFile(atPath: "\(stage.path)/root\(expected[0])"))
+        let unit = try String(contentsOfFile: "\(stage.path)/root\(expected[1])", encoding: .utf8)
+        #expect(unit.contains("\nExecStart=\(expected[0]) run"), "the unit starts the installed binary")
     }
 }
