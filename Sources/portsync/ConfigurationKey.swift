@@ -241,9 +241,9 @@ extension ConfigurationKey {
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
             config.daemon.metricsListen = try listenAddress(try value.string())
         },
-    ]
+    ] + clientKeys
 
-    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "qbittorrent", "daemon"]
+    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "qbittorrent", "transmission", "deluge", "daemon"]
 
     static func named(_ path: String) -> ConfigurationKey? {
         all.first { $0.path == path }
@@ -270,7 +270,7 @@ extension TOMLValue {
     }
 }
 
-private func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(InvalidValue) -> Int {
+func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(InvalidValue) -> Int {
     let seconds = try value.integer()
     guard range.contains(seconds) else {
         throw InvalidValue("\(seconds) is out of range (\(range.lowerBound) to \(range.upperBound) seconds)")
@@ -280,7 +280,7 @@ private func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(Inv
 
 /// An http:// URL. https:// parses, but this build has no TLS: sending the password in clear
 /// to port 443 is refused here rather than discovered on the wire.
-private func url(_ value: TOMLValue) throws(InvalidValue) -> HTTPURL {
+func url(_ value: TOMLValue) throws(InvalidValue) -> HTTPURL {
     do {
         let url = try HTTPURL(parsing: try value.string())
         guard url.scheme == .http else {
@@ -303,7 +303,7 @@ private func absolutePath(_ text: String, _ context: ConfigurationKey.Context) t
     return context.baseDirectory.hasSuffix("/") ? context.baseDirectory + text : "\(context.baseDirectory)/\(text)"
 }
 
-private func optionalPath(_ value: TOMLValue, _ context: ConfigurationKey.Context) throws(InvalidValue) -> String {
+func optionalPath(_ value: TOMLValue, _ context: ConfigurationKey.Context) throws(InvalidValue) -> String {
     let text = try value.string()
     return text.isEmpty ? "" : try absolutePath(text, context)
 }
