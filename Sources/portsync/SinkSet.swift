@@ -9,6 +9,9 @@ final class SinkSet {
 
     private let loop: EventLoop
     private(set) var sinks: [(label: String, sink: any PortSink)] = []
+    private var settings: [any PortSinkSettings] = []
+    /// The last port handed over: a client added by a reload gets it at once.
+    private var lastChange: PortChange?
 
     init(loop: EventLoop, settings: [any PortSinkSettings]) {
         self.loop = loop
@@ -16,18 +19,34 @@ final class SinkSet {
     }
 
     /// Settings from a reloaded configuration: a client with the same label keeps its sink (and
-    /// its session) when the sink takes them; the others are made anew or dropped.
-    func update(_ settings: [any PortSinkSettings]) {
-        let old = sinks
-        sinks = settings.map { entry in
-            if let kept = old.first(where: { $0.label == entry.label })?.sink, kept.update(entry) { return (entry.label, kept) }
+    /// its session), told only when its settings changed and when the sink takes them; the
+    /// others are made anew, and given the current port, or dropped. One client's change never
+    /// touches another's session.
+    func update(_ fresh: [any PortSinkSettings]) {
+        let old = zip(sinks, settings).map { (label: $0.label, sink: $0.sink, settings: $1) }
+        sinks = fresh.map { entry in
+            if let kept = old.first(where: { $0.label == entry.label }) {
+                if Self.same(entry, kept.settings) || kept.sink.update(entry) { return (entry.label, kept.sink) }
+            }
             let sink = entry.makeSink(loop: loop)
             sink.onStatusChange = { [unowned self] status in self.onStatusChange(status) }
+            if let lastChange { sink.apply(lastChange) }
             return (entry.label, sink)
         }
+        settings = fresh
+    }
+
+    private static func same(_ fresh: any PortSinkSettings, _ old: any PortSinkSettings) -> Bool {
+        guard let fresh = fresh as? any Equatable else { return false }
+        return equal(fresh, old)
+    }
+
+    private static func equal<T: Equatable>(_ fresh: T, _ old: any PortSinkSettings) -> Bool {
+        (old as? T) == fresh
     }
 
     func apply(_ change: PortChange) {
+        lastChange = change
         sinks.forEach { $0.sink.apply(change) }
     }
 
