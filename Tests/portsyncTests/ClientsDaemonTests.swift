@@ -25,9 +25,8 @@ final class ClientsDaemonTests {
         close(fd)
     }
 
-    func startDaemon(_ clientSections: String, on loop: EventLoop) throws -> Daemon {
-        directory.write("run/forwarded_port", "")
-        let file = directory.write("config.toml", """
+    func configurationFile(_ clientSections: String) -> String {
+        directory.write("config.toml", """
             [source]
             strategy = "file"
             [proton]
@@ -36,7 +35,11 @@ final class ClientsDaemonTests {
             state_file = "\(directory.path)/state.json"
             \(clientSections)
             """)
-        let configuration = loader(file: file)
+    }
+
+    func startDaemon(_ clientSections: String, on loop: EventLoop) throws -> Daemon {
+        directory.write("run/forwarded_port", "")
+        let configuration = loader(file: configurationFile(clientSections))
         let daemon = Daemon(loop: loop, loader: configuration, loaded: try configuration.load(), environment: [:])
         try daemon.start()
         return daemon
@@ -149,6 +152,49 @@ final class ClientsDaemonTests {
         #expect(sink("qbittorrent") === kept)
         #expect(kept.counters.logins + kept.counters.requests == logins, "not even a read")
         #expect(daemon.sinks.sinks.map(\.label).contains("deluge.gone"))
+    }
+}
+
+extension ClientsDaemonTests {
+    /// `doctor` checks every configured client, each line named by its label, and changes nothing.
+    @Test func doctorChecksEachClient() throws {
+        let deluge = try DelugeInstance()
+        directory.write("transmission-password", TransmissionInstance.password + "\n", mode: 0o600)
+        directory.write("wrong-password", "wrong\n", mode: 0o600)
+        directory.write("deluge-password", DelugeInstance.webPassword + "\n", mode: 0o600)
+        try deluge.namespace.inside {
+            let transmission = try TransmissionInstance()
+            directory.write("run/forwarded_port", String(freePort()))
+            let file = configurationFile("""
+                [transmission]
+                url = "\(transmission.url)"
+                username = "\(TransmissionInstance.username)"
+                password_file = "transmission-password"
+                [transmission.wrong]
+                url = "\(transmission.url)"
+                username = "\(TransmissionInstance.username)"
+                password_file = "wrong-password"
+                [deluge]
+                url = "\(deluge.url)"
+                password_file = "deluge-password"
+                [deluge.absent]
+                url = "http://127.0.0.1:\(freePort())"
+                password_file = "deluge-password"
+                """)
+            let (status, output) = try Child.run(["doctor"], environment: ["PORTSYNC_CONFIG": file])
+            #expect(status == 1, "\(output)")
+            for line in ["✓ transmission: login: accepted \"portsync\" (password from file \(directory.path)/transmission-password)",
+                         "✓ transmission: version: Transmission 3.00 (bb6b5a062e) (rpc-version 16)",
+                         "✓ transmission: settings: peer-port \(transmission.peerPort), random port off, port forwarding off",
+                         "✗ transmission.wrong: login: Transmission refused \"portsync\" and its password (401)",
+                         "✓ deluge: login: deluge-web accepted the password",
+                         "✓ deluge: daemon: deluge-web is not connected to deluged; portsync run connects it (web.connect)",
+                         "✗ deluge.absent: Deluge: http://127.0.0.1:", "2 check(s) failed"] {
+                #expect(output.contains(line), "\(line) in \(output)")
+            }
+            #expect(!output.contains(TransmissionInstance.password) && !output.contains(DelugeInstance.webPassword))
+            #expect(try transmission.currentPeerPort() == Int(transmission.peerPort), "nothing changed")
+        }
     }
 }
 

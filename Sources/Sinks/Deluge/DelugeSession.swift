@@ -105,10 +105,7 @@ public struct DelugeSession {
     }
 
     func httpRequest(for call: DelugeRPC.Call, id: Int) -> HTTPRequest {
-        var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1",
-                                    "Content-Type": DelugeRPC.contentType]
-        if let cookie, call.method != "auth.login" { headers.add("Cookie", cookie) }
-        return HTTPRequest(method: "POST", target: settings.url.target(DelugeRPC.path), headers: headers, body: DelugeRPC.body(call, id: id))
+        DelugeRPC.request(call, id: id, url: settings.url, cookie: cookie)
     }
 
     // MARK: Answers

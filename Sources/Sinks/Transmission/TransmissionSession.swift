@@ -101,13 +101,7 @@ public struct TransmissionSession {
         case .write(let port): body = TransmissionRPC.write(names, port: port, tag: tag)
         case .verify: body = TransmissionRPC.verify(names, tag: tag)
         }
-        var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1",
-                                    "Content-Type": "application/json"]
-        if let password = settings.password {
-            headers.add("Authorization", "Basic " + Base64.encode(Array("\(settings.username):\(password.value)".utf8)))
-        }
-        if let sessionID { headers.add(TransmissionRPC.sessionIDHeader, sessionID) }
-        return HTTPRequest(method: "POST", target: settings.url.target(TransmissionRPC.path), headers: headers, body: body)
+        return TransmissionRPC.request(body, settings: settings, sessionID: sessionID)
     }
 
     // MARK: Answers
