@@ -25,7 +25,15 @@ final class ClientsDaemonTests {
         close(fd)
     }
 
-    func configurationFile(_ clientSections: String) -> String {
+    /// One client table of the configuration file; `password`: the name of its password file.
+    func table(_ header: String, _ url: CustomStringConvertible, username: String? = nil, password: String? = nil) -> String {
+        var lines = ["[\(header)]", "url = \"\(url)\""]
+        if let username { lines.append("username = \"\(username)\"") }
+        if let password { lines.append("password_file = \"\(password)\"") }
+        return lines.joined(separator: "\n")
+    }
+
+    func configurationFile(_ tables: [String]) -> String {
         directory.write("config.toml", """
             [source]
             strategy = "file"
@@ -33,13 +41,13 @@ final class ClientsDaemonTests {
             port_file = "\(portFile)"
             [daemon]
             state_file = "\(directory.path)/state.json"
-            \(clientSections)
+            \(tables.joined(separator: "\n"))
             """)
     }
 
-    func startDaemon(_ clientSections: String, on loop: EventLoop) throws -> Daemon {
+    func startDaemon(_ tables: [String], on loop: EventLoop) throws -> Daemon {
         directory.write("run/forwarded_port", "")
-        let configuration = loader(file: configurationFile(clientSections))
+        let configuration = loader(file: configurationFile(tables))
         let daemon = Daemon(loop: loop, loader: configuration, loaded: try configuration.load(), environment: [:])
         try daemon.start()
         return daemon
@@ -59,21 +67,12 @@ final class ClientsDaemonTests {
             let tv = try QBittorrentInstance(address: "127.0.0.3")
             let transmission = try TransmissionInstance(peerAddress: "127.0.0.4")
             let loop = try EventLoop(logger: log.logger)
-            let daemon = try startDaemon("""
-                [qbittorrent]
-                url = "\(main.url)"
-                password_file = "qbittorrent-password"
-                [qbittorrent.tv]
-                url = "\(tv.url)"
-                password_file = "qbittorrent-password"
-                [transmission]
-                url = "\(transmission.url)"
-                username = "\(TransmissionInstance.username)"
-                password_file = "transmission-password"
-                [deluge]
-                url = "\(deluge.url)"
-                password_file = "deluge-password"
-                """, on: loop)
+            let daemon = try startDaemon([
+                    table("qbittorrent", main.url, password: "qbittorrent-password"),
+                    table("qbittorrent.tv", tv.url, password: "qbittorrent-password"),
+                    table("transmission", transmission.url, username: TransmissionInstance.username, password: "transmission-password"),
+                    table("deluge", deluge.url, password: "deluge-password"),
+                ], on: loop)
             defer { daemon.stop() }
             #expect(daemon.sinks.sinks.map(\.label) == ["qbittorrent", "transmission", "deluge", "qbittorrent.tv"])
             for port in [freePort(), freePort()] {
@@ -113,20 +112,12 @@ final class ClientsDaemonTests {
         directory.write("wrong-password", "wrong\n", mode: 0o600)
         directory.write("qbittorrent-password", QBittorrentInstance.password + "\n", mode: 0o600)
         let loop = try EventLoop(logger: log.logger)
-        let daemon = try startDaemon("""
-            [qbittorrent]
-            url = "\(qbittorrent.url)"
-            password_file = "qbittorrent-password"
-            [transmission.silent]
-            url = "http://127.0.0.1:\(silent.port)"
-            [deluge.down]
-            url = "http://127.0.0.1:\(freePort())"
-            password_file = "wrong-password"
-            [transmission.refusing]
-            url = "\(transmission.url)"
-            username = "\(TransmissionInstance.username)"
-            password_file = "wrong-password"
-            """, on: loop)
+        let daemon = try startDaemon([
+                table("qbittorrent", qbittorrent.url, password: "qbittorrent-password"),
+                table("transmission.silent", "http://127.0.0.1:\(silent.port)"),
+                table("deluge.down", "http://127.0.0.1:\(freePort())", password: "wrong-password"),
+                table("transmission.refusing", transmission.url, username: TransmissionInstance.username, password: "wrong-password"),
+            ], on: loop)
         defer { daemon.stop() }
         let port = freePort()
         let started = ContinuousClock.now
@@ -165,22 +156,12 @@ extension ClientsDaemonTests {
         try deluge.namespace.inside {
             let transmission = try TransmissionInstance()
             directory.write("run/forwarded_port", String(freePort()))
-            let file = configurationFile("""
-                [transmission]
-                url = "\(transmission.url)"
-                username = "\(TransmissionInstance.username)"
-                password_file = "transmission-password"
-                [transmission.wrong]
-                url = "\(transmission.url)"
-                username = "\(TransmissionInstance.username)"
-                password_file = "wrong-password"
-                [deluge]
-                url = "\(deluge.url)"
-                password_file = "deluge-password"
-                [deluge.absent]
-                url = "http://127.0.0.1:\(freePort())"
-                password_file = "deluge-password"
-                """)
+            let file = configurationFile([
+                    table("transmission", transmission.url, username: TransmissionInstance.username, password: "transmission-password"),
+                    table("transmission.wrong", transmission.url, username: TransmissionInstance.username, password: "wrong-password"),
+                    table("deluge", deluge.url, password: "deluge-password"),
+                    table("deluge.absent", "http://127.0.0.1:\(freePort())", password: "deluge-password"),
+                ])
             let (status, output) = try Child.run(["doctor"], environment: ["PORTSYNC_CONFIG": file])
             #expect(status == 1, "\(output)")
             for line in ["✓ transmission: login: accepted \"portsync\" (password from file \(directory.path)/transmission-password)",
