@@ -56,10 +56,13 @@ final class SinkSet {
 
     var statuses: [SinkStatus] { sinks.map(\.sink.status) }
 
-    /// The port every client is verified on, when they agree.
+    /// The port the verified clients agree on; a client that fails does not count (its trouble
+    /// is in the health), so one client down does not keep the others' port out of the state
+    /// file. Nil while a client is still on its way, or when they disagree.
     var verifiedPort: Port? {
-        let ports = Set(statuses.map { $0.health == .verified ? $0.verifiedPort : nil })
-        return ports.count == 1 ? ports.first! : nil
+        guard !statuses.contains(where: \.health.isPending) else { return nil }
+        let ports = Set(statuses.compactMap { $0.health == .verified ? $0.verifiedPort : nil })
+        return ports.count == 1 ? ports.first : nil
     }
 
     var clients: [DaemonSnapshot.Client] {

@@ -34,7 +34,7 @@ final class StateRecorder {
         store = StateStore(path: path)
     }
 
-    /// `verifiedPort`: the port every client is verified on, if they agree. Nothing is written
+    /// `verifiedPort`: the port the verified clients agree on (`SinkSet`). Nothing is written
     /// while a port is on its way to a client: the write waits for the read-back.
     func record(_ snapshot: DaemonSnapshot, desired: Port?, verifiedPort: Port?, sources: SourceSet?) {
         if case .applying = snapshot.health { return }
