@@ -96,11 +96,11 @@ final class Daemon {
         }
         let livePort = coordinator.hasLivePort(now: loop.now)
         let health = Health.assess(desired: coordinator.desired, livePort: livePort, link: sources.link,
-                                   tunnelDecides: sources.tunnelDecides, clients: sinks.clients.map { ($0.label, $0.status) })
+                                   tunnelDecides: sources.tunnelDecides, clients: sinks.clients.map { ($0.label, $0.status, $0.wanted) })
         let clients = sinks.clients.map { client in
             var client = client
             client.health = Health.assess(desired: coordinator.desired, livePort: livePort, link: nil, tunnelDecides: false,
-                                          clients: [(client.label, client.status)])
+                                          clients: [(client.label, client.status, client.wanted)])
             return client
         }
         return DaemonSnapshot(port: sinks.verifiedPort ?? recorder.state?.port, source: coordinator.desiredSource?.rawValue,

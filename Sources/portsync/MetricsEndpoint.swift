@@ -12,7 +12,9 @@ struct DaemonSnapshot {
         var title: String
         var status: SinkStatus
         var counters: SinkCounters
-        /// This client's part of the health: ok when verified on the desired port.
+        /// The port this client should be on: the one handed to all, or its `port_index`'s.
+        var wanted: Port? = nil
+        /// This client's part of the health: ok when verified on `wanted`.
         var health = Health.starting
     }
 

@@ -45,27 +45,53 @@ final class SinkSet {
         (old as? T) == fresh
     }
 
+    /// Hands the change to every client at once, each the port its `port_index` picks.
     func apply(_ change: PortChange) {
         lastChange = change
-        sinks.forEach { $0.sink.apply(change) }
+        for (index, entry) in sinks.enumerated() { hand(change, to: entry.sink, label: entry.label, portIndex: settings[index].portIndex) }
+    }
+
+    private func hand(_ change: PortChange, to sink: any PortSink, label: String, portIndex: Int?) {
+        guard let selected = change.selecting(portIndex) else {
+            return loop.logger.warning("\(label).http", "\(Self.outOfRange(portIndex, change)); this client's port stays")
+        }
+        sink.apply(selected)
+    }
+
+    private static func outOfRange(_ portIndex: Int?, _ change: PortChange) -> String {
+        "port_index \(portIndex ?? 0): \(change.source) forwards \(change.ports.count) port(s)"
     }
 
     func interfacesChanged() {
         sinks.forEach { $0.sink.interfacesChanged() }
     }
 
-    var statuses: [SinkStatus] { sinks.map(\.sink.status) }
+    var statuses: [SinkStatus] { clients.map(\.status) }
 
-    /// The port the verified clients agree on; a client that fails does not count (its trouble
-    /// is in the health), so one client down does not keep the others' port out of the state
-    /// file. Nil while a client is still on its way, or when they disagree.
+    /// The port handed to the clients, once every client that does not fail is verified on its
+    /// own (`wanted`); a client that fails does not count (its trouble is in the health), so one
+    /// client down does not keep the others' port out of the state file. Nil while a client is
+    /// still on its way.
     var verifiedPort: Port? {
-        guard !statuses.contains(where: \.health.isPending) else { return nil }
-        let ports = Set(statuses.compactMap { $0.health == .verified ? $0.verifiedPort : nil })
-        return ports.count == 1 ? ports.first : nil
+        guard let change = lastChange else { return nil }
+        let clients = self.clients
+        guard !clients.contains(where: { $0.status.health.isPending }) else { return nil }
+        let verified = clients.filter { $0.status.health == .verified }
+        return !verified.isEmpty && verified.allSatisfy({ $0.status.verifiedPort == $0.wanted }) ? change.port : nil
     }
 
+    /// Each client as the daemon reports it; one whose `port_index` the source does not forward
+    /// is failing, whatever its session says.
     var clients: [DaemonSnapshot.Client] {
-        sinks.map { DaemonSnapshot.Client(label: $0.label, title: $0.sink.title, status: $0.sink.status, counters: $0.sink.counters) }
+        sinks.indices.map { index in
+            let (label, sink) = sinks[index]
+            var status = sink.status
+            let portIndex = settings[index].portIndex
+            if let change = lastChange, change.selecting(portIndex) == nil {
+                status.health = .failing(Self.outOfRange(portIndex, change))
+            }
+            return DaemonSnapshot.Client(label: label, title: sink.title, status: status, counters: sink.counters,
+                                         wanted: lastChange?.selecting(portIndex)?.port)
+        }
     }
 }

@@ -30,7 +30,7 @@ import Testing
             return status
         }
         func assess(_ clients: [(String, SinkStatus)]) -> Health {
-            Health.assess(desired: Port(6881), livePort: true, link: nil, tunnelDecides: false, clients: clients.map { ($0.0, $0.1) })
+            Health.assess(desired: Port(6881), livePort: true, link: nil, tunnelDecides: false, clients: clients.map { ($0.0, $0.1, nil) })
         }
         #expect(assess([("qbittorrent", status(.verified, 6881)), ("deluge", status(.verified, 6881))]) == .ok)
         #expect(assess([("qbittorrent", status(.applying)), ("deluge", status(.unreachable("down")))]) == .failing("deluge: down"))

@@ -85,10 +85,12 @@ public struct ClientSinkSettings<Session: ClientSinkSession>: PortSinkSettings, 
     /// `transmission` for `[transmission]`, `transmission.NAME` for `[transmission.NAME]`.
     public var label: String
     public var client: ClientSettings
+    public var portIndex: Int?
 
-    public init(label: String, client: ClientSettings) {
+    public init(label: String, client: ClientSettings, portIndex: Int? = nil) {
         self.label = label
         self.client = client
+        self.portIndex = portIndex
     }
 
     public var summary: String {

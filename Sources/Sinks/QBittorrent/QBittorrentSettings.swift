@@ -34,12 +34,15 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
     public var loginRetryDelay: Duration
     /// How long one request may wait for its answer (and a connection for its handshake).
     public var requestTimeout: Duration
+    public var portIndex: Int?
 
     public init(url: HTTPURL, authentication: Authentication, disableUPnP: Bool = true, interface: String? = nil,
                 checkInterval: Duration = .seconds(300), checkListener: Bool? = nil,
                 retryInitial: Duration = .milliseconds(500), retryMax: Duration = .seconds(15),
-                loginRetryDelay: Duration = .seconds(3900), requestTimeout: Duration = .seconds(10), label: String = "qbittorrent") {
+                loginRetryDelay: Duration = .seconds(3900), requestTimeout: Duration = .seconds(10), label: String = "qbittorrent",
+                portIndex: Int? = nil) {
         self.label = label
+        self.portIndex = portIndex
         self.url = url
         self.authentication = authentication
         self.disableUPnP = disableUPnP
