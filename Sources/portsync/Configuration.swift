@@ -54,6 +54,8 @@ struct Configuration: Equatable {
         var bindInterface = false
         var disableUPnP = true
         var checkSeconds = 300
+        /// Which of the source's forwarded ports; nil: the source's own choice.
+        var portIndex: Int?
     }
 
     /// `[transmission]` or `[deluge]`: the same key names as `[qbittorrent]`.
@@ -63,6 +65,8 @@ struct Configuration: Equatable {
         var passwordFile = ""
         var checkSeconds = 300
         var reannounce = true
+        /// Which of the source's forwarded ports; nil: the source's own choice.
+        var portIndex: Int?
     }
 
     struct Daemon: Equatable {

@@ -3,22 +3,46 @@ import HTTP
 // MARK: [transmission] and [deluge]
 
 extension ConfigurationKey {
-    /// The keys of `[transmission]` and `[deluge]`, named as in `[qbittorrent]`. Deluge's Web UI
-    /// has no user name; Transmission re-announces by itself, so it has no `reannounce`.
+    /// The keys of `[transmission]` and `[deluge]`, named as in `[qbittorrent]`, and every
+    /// client's `port_index`. Deluge's Web UI has no user name; Transmission re-announces by
+    /// itself, so it has no `reannounce`.
     static let clientKeys: [ConfigurationKey] = [
+        ConfigurationKey(section: "qbittorrent", name: "port_index", kind: .integer, flag: nil,
+                         current: .optional({ $0.qbittorrent.portIndex.map(String.init) }),
+                         summary: portIndexSummary) { config, value, _ throws(InvalidValue) in
+            config.qbittorrent.portIndex = try portIndex(value)
+        },
         url(.transmission, "Transmission's RPC (its path /transmission/rpc is added)"),
         username(.transmission, "RPC user name"),
         passwordFile(.transmission, "file holding the RPC password"),
         checkSeconds(.transmission),
+        portIndex(.transmission),
         url(.deluge, "Deluge's Web UI (its path /json is added)"),
         passwordFile(.deluge, "file holding the Web UI password"),
         checkSeconds(.deluge),
+        portIndex(.deluge),
         ConfigurationKey(section: "deluge", name: "reannounce", kind: .boolean, flag: nil,
                          current: .plain({ String($0.deluge.reannounce) }),
                          summary: "tell the trackers after a verified change (at most once a minute)") { config, value, _ throws(InvalidValue) in
             config.deluge.reannounce = try value.boolean()
         },
     ]
+
+    private static let portIndexSummary = "which of Gluetun's forwarded ports (0 = the first); unset: the one [gluetun] port_index picks"
+
+    private static func portIndex(_ kind: ClientKind) -> ConfigurationKey {
+        ConfigurationKey(section: kind.rawValue, name: "port_index", kind: .integer, flag: nil,
+                         current: .optional({ $0[client: kind].portIndex.map(String.init) }),
+                         summary: portIndexSummary) { config, value, _ throws(InvalidValue) in
+            config[client: kind].portIndex = try portIndex(value)
+        }
+    }
+
+    private static func portIndex(_ value: TOMLValue) throws(InvalidValue) -> Int {
+        let index = try value.integer()
+        guard (0...15).contains(index) else { throw InvalidValue("\(index) is out of range (0 to 15)") }
+        return index
+    }
 
     private static func url(_ kind: ClientKind, _ summary: String) -> ConfigurationKey {
         return ConfigurationKey(section: kind.rawValue, name: "url", kind: .string, flag: nil,

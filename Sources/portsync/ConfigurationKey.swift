@@ -27,6 +27,8 @@ struct ConfigurationKey: Sendable {
     enum Rendering {
         case quoted(@Sendable (Configuration) -> String)
         case plain(@Sendable (Configuration) -> String)
+        /// A key that may be left unset: nil is written as a comment.
+        case optional(@Sendable (Configuration) -> String?)
     }
 
     let section: String
@@ -39,11 +41,12 @@ struct ConfigurationKey: Sendable {
 
     var path: String { "\(section).\(name)" }
 
-    /// The key's value in `configuration`, as TOML.
-    func renderedValue(in configuration: Configuration) -> String {
+    /// The key's value in `configuration`, as TOML; nil: not set.
+    func renderedValue(in configuration: Configuration) -> String? {
         switch current {
         case .quoted(let read): JSONValue.quoted(read(configuration))  // a JSON string is a TOML basic string
         case .plain(let read): read(configuration)
+        case .optional(let read): read(configuration)
         }
     }
     var environmentName: String { "PORTSYNC_\(section.uppercased())_\(name.uppercased())" }

@@ -176,6 +176,13 @@ struct ConfigurationLoader {
     }
 
     private func checkAcrossKeys(_ configuration: Configuration) throws(ConfigurationError) {
+        // Only Gluetun forwards several ports; the other sources name one.
+        for client in configuration.clients where configuration.source.strategy != .gluetun {
+            let key = "\(client.kind.rawValue).port_index"
+            if let origin = client.view.origins[key] {
+                throw ConfigurationError(origin, "port_index in [\(client.label)] needs [source] strategy = \"gluetun\" (only Gluetun forwards several ports)")
+            }
+        }
         let natpmp = configuration.natpmp
         if natpmp.renewSeconds >= natpmp.leaseSeconds {
             let origin = configuration.origins["natpmp.renew_seconds"] ?? configuration.origins["natpmp.lease_seconds"] ?? ""

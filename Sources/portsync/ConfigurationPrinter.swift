@@ -12,7 +12,11 @@ enum ConfigurationPrinter {
             lines.append("")
             lines.append("[\(header)]")
             for key in ConfigurationKey.all where key.section == section {
-                let assignment = "\(key.name) = \(key.renderedValue(in: view))"
+                guard let value = key.renderedValue(in: view) else {
+                    lines.append("# \(key.name): not set")
+                    continue
+                }
+                let assignment = "\(key.name) = \(value)"
                 lines.append("\(assignment.padded(to: 52))# \(view.origins[key.path] ?? "default")")
             }
         }

@@ -11,9 +11,11 @@ extension Configuration.ClientSection {
         case .qbittorrent:
             QBittorrentSettings(view, label: label, password: credentials.clientPasswords[label], apiKey: credentials.clientAPIKeys[label])
         case .transmission:
-            TransmissionSettings(label: label, client: ClientSettings(view.transmission, password: credentials.clientPasswords[label]))
+            TransmissionSettings(label: label, client: ClientSettings(view.transmission, password: credentials.clientPasswords[label]),
+                                 portIndex: view.transmission.portIndex)
         case .deluge:
-            DelugeSettings(label: label, client: ClientSettings(view.deluge, password: credentials.clientPasswords[label]))
+            DelugeSettings(label: label, client: ClientSettings(view.deluge, password: credentials.clientPasswords[label]),
+                           portIndex: view.deluge.portIndex)
         }
     }
 }
@@ -33,7 +35,7 @@ extension QBittorrentSettings {
         }
         self.init(url: qbittorrent.url, authentication: authentication, disableUPnP: qbittorrent.disableUPnP,
                   interface: qbittorrent.bindInterface ? configuration.natpmp.interface : nil,
-                  checkInterval: .seconds(qbittorrent.checkSeconds), label: label)
+                  checkInterval: .seconds(qbittorrent.checkSeconds), label: label, portIndex: qbittorrent.portIndex)
     }
 }
 

@@ -147,6 +147,45 @@ final class ClientsDaemonTests {
 }
 
 extension ClientsDaemonTests {
+    /// Gluetun forwarding two ports (its file, one per line): `[qbittorrent]` takes the one
+    /// `[gluetun] port_index` picks, `[qbittorrent.tv]` with `port_index = 1` the second; a change
+    /// of the second alone moves only the second client.
+    @Test func eachQBittorrentTakesTheGluetunPortItsPortIndexPicks() throws {
+        let main = try QBittorrentInstance()
+        let tv = try QBittorrentInstance()
+        directory.write("qbittorrent-password", QBittorrentInstance.password + "\n", mode: 0o600)
+        let gluetunFile = "\(directory.path)/gluetun/forwarded_port"
+        let first = freePort(), second = freePort(), third = freePort()
+        directory.write("gluetun/forwarded_port", "\(first)\n\(second)\n")
+        let file = directory.write("config.toml", """
+            [source]
+            strategy = "gluetun"
+            [gluetun]
+            port_file = "\(gluetunFile)"
+            [daemon]
+            state_file = "\(directory.path)/state.json"
+            \(table("qbittorrent", main.url, password: "qbittorrent-password"))
+            \(table("qbittorrent.tv", tv.url, password: "qbittorrent-password"))
+            port_index = 1
+            """)
+        let loop = try EventLoop(logger: log.logger)
+        let configuration = loader(file: file)
+        let daemon = Daemon(loop: loop, loader: configuration, loaded: try configuration.load(), environment: [:])
+        try daemon.start()
+        defer { daemon.stop() }
+        func verified(_ ports: [UInt16]) -> Bool {
+            daemon.sinks.statuses.map { $0.health == .verified ? $0.verifiedPort?.value : nil } == ports
+        }
+        #expect(try runUntil(loop, seconds: 10) { verified([first, second]) }, "\(log.text)")
+        #expect(try main.listenPort() == Int(first) && tv.listenPort() == Int(second))
+        #expect(try runUntil(loop, seconds: 5) { daemon.recorder.state?.port == Port(first) && daemon.snapshot().health == .ok })
+        let applies = daemon.sinks.sinks[0].sink.counters.applies
+        directory.write("gluetun/forwarded_port", "\(first)\n\(third)\n")
+        #expect(try runUntil(loop, seconds: 10) { verified([first, third]) }, "\(log.text)")
+        #expect(try tv.listenPort() == Int(third))
+        #expect(daemon.sinks.sinks[0].sink.counters.applies == applies, "the first client keeps its port")
+    }
+
     /// `doctor` checks every configured client, each line named by its label, and changes nothing.
     @Test func doctorChecksEachClient() throws {
         let deluge = try DelugeInstance()

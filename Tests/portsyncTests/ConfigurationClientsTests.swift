@@ -88,6 +88,20 @@ import Testing
         #expect(loadError(text) == expected)
     }
 
+    @Test func portIndexPerClientNeedsGluetunAndPrintsAsACommentWhenUnset() throws {
+        let directory = TemporaryDirectory()
+        let file = directory.write("config.toml", "[source]\nstrategy = \"gluetun\"\n[qbittorrent]\n[qbittorrent.tv]\nport_index = 1\n[deluge]\nport_index = 2\n")
+        let loaded = try loader(file: file).load()
+        #expect(SyncPlan(loaded).sinks.map(\.portIndex) == [nil, 2, 1])
+        let printed = ConfigurationPrinter.render(loaded)
+        #expect(printed.contains("[qbittorrent]\n") && printed.contains("# port_index: not set\n"))
+        let reloaded = try loader(file: directory.write("printed.toml", printed)).load()
+        #expect(SyncPlan(reloaded).sinks.map(\.portIndex) == [nil, 2, 1])
+        #expect(loadError("[qbittorrent.tv]\nport_index = 1\n")
+                    == "config.toml:2: port_index in [qbittorrent.tv] needs [source] strategy = \"gluetun\" (only Gluetun forwards several ports)")
+        #expect(loadError("[source]\nstrategy = \"gluetun\"\n[transmission]\nport_index = 16\n") == "config.toml:4: port_index 16 is out of range (0 to 15)")
+    }
+
     @Test func passwordsStayOutOfFlagsAndNamedSectionsOutOfTheEnvironment() throws {
         #expect(throws: ConfigurationError("PORTSYNC_QBITTORRENT_TV_URL", "unknown setting (did you mean \"PORTSYNC_QBITTORRENT_URL\"?)")) {
             try loader(environment: ["PORTSYNC_QBITTORRENT_TV_URL": "http://127.0.0.1:1"]).load()
