@@ -10,14 +10,12 @@ public final class ClientSink<Session: ClientSinkSession>: PortSink {
     public var onStatusChange: ((SinkStatus) -> Void)?
 
     private let loop: EventLoop
-    private let label: String
     private var runner: MachineRunner<Session>!
     private let connection: SinkConnection
 
     /// `sourceAddress`: bind the client's socket to it.
     public init(loop: EventLoop, label: String, settings: ClientSettings, sourceAddress: SocketAddress? = nil) {
         self.loop = loop
-        self.label = label
         name = "\(label).http"
         connection = SinkConnection(loop: loop, name: name, url: settings.url, timeout: settings.requestTimeout,
                                     sourceAddress: sourceAddress)
@@ -37,8 +35,6 @@ public final class ClientSink<Session: ClientSinkSession>: PortSink {
     public var status: SinkStatus { session.status }
     public var counters: SinkCounters { session.counters }
     public var settings: ClientSettings { session.settings }
-    /// TCP connections opened: one per client session while keep-alive holds.
-    public var connectionsOpened: Int { connection.connectionsOpened }
 
     public func apply(_ change: PortChange) {
         runner.send(.desiredPort(change.port))
