@@ -199,6 +199,24 @@ extension ClientsDaemonTests {
         #expect(daemon.sinks.sinks[0].sink.counters.applies == applies, "the first client keeps its port")
     }
 
+    /// `once` applies the port to every configured client and waits for each read-back.
+    @Test func onceAppliesToEveryClient() throws {
+        let qbittorrent = try QBittorrentInstance()
+        let transmission = try TransmissionInstance(peerAddress: "127.0.0.2")
+        directory.write("qbittorrent-password", QBittorrentInstance.password + "\n", mode: 0o600)
+        directory.write("transmission-password", TransmissionInstance.password + "\n", mode: 0o600)
+        let port = freePort()
+        directory.write("run/forwarded_port", String(port))
+        let file = configurationFile([
+            table("qbittorrent", qbittorrent.url, password: "qbittorrent-password"),
+            table("transmission", transmission.url, username: TransmissionInstance.username, password: "transmission-password"),
+        ])
+        let (status, output) = try Child.run(["once", "--json"], environment: ["PORTSYNC_CONFIG": file])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains(#""transmission":"3.00 (bb6b5a062e)""#) && output.contains(#""verified":true"#), "\(output)")
+        #expect(try qbittorrent.listenPort() == Int(port) && transmission.currentPeerPort() == Int(port))
+    }
+
     /// `doctor` checks every configured client, each line named by its label, and changes nothing.
     @Test func doctorChecksEachClient() throws {
         let deluge = try DelugeInstance()
