@@ -32,6 +32,8 @@ public struct DelugeSession {
     private var reannouncePending = false
     private var written: Port?
     private var lastID = 0
+    /// "No password configured" was logged (once until the settings change).
+    private var missingPasswordSaid = false
 
     public init(settings: ClientSettings) {
         core = ClientSessionCore(client: "Deluge", settings: settings)
@@ -41,6 +43,7 @@ public struct DelugeSession {
     var isIdle: Bool { inFlight == nil && daemonConnected }
 
     mutating func forgetSession() {
+        missingPasswordSaid = false
         cookie = nil
         loggedIn = false
         sessionConfirmed = false
@@ -78,7 +81,13 @@ public struct DelugeSession {
             return
         }
         guard let password = settings.password else {
-            return effects.append(.log(.error, "deluge-web needs its password: none is configured"))
+            // A configuration mistake, not a transient failure: said once, nothing retried, and the
+            // health says so (not "applying" forever) until the settings change.
+            let problem = "deluge-web needs its password: none is configured"
+            if !missingPasswordSaid { effects.append(.log(.error, problem)) }
+            missingPasswordSaid = true
+            core.status.health = .failing(problem)
+            return
         }
         if !loggedIn {
             send(.login(password), &effects)
