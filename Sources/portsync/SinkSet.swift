@@ -19,18 +19,22 @@ final class SinkSet {
     }
 
     /// Settings from a reloaded configuration: a client with the same label keeps its sink (and
-    /// its session), told only when its settings changed and when the sink takes them; the
-    /// others are made anew, and given the current port, or dropped. One client's change never
-    /// touches another's session.
+    /// its session), told only when its settings changed and when the sink takes them (and given
+    /// its port again when its `port_index` changed); the others are made anew, and given the
+    /// current port, or dropped. One client's change never touches another's session.
     func update(_ fresh: [any PortSinkSettings]) {
         let old = zip(sinks, settings).map { (label: $0.label, sink: $0.sink, settings: $1) }
         sinks = fresh.map { entry in
-            if let kept = old.first(where: { $0.label == entry.label }) {
-                if Self.same(entry, kept.settings) || kept.sink.update(entry) { return (entry.label, kept.sink) }
+            if let kept = old.first(where: { $0.label == entry.label }),
+               Self.same(entry, kept.settings) || kept.sink.update(entry) {
+                if let lastChange, entry.portIndex != kept.settings.portIndex {
+                    hand(lastChange, to: kept.sink, label: entry.label, portIndex: entry.portIndex)
+                }
+                return (entry.label, kept.sink)
             }
             let sink = entry.makeSink(loop: loop)
             sink.onStatusChange = { [unowned self] status in self.onStatusChange(status) }
-            if let lastChange { sink.apply(lastChange) }
+            if let lastChange { hand(lastChange, to: sink, label: entry.label, portIndex: entry.portIndex) }
             return (entry.label, sink)
         }
         settings = fresh

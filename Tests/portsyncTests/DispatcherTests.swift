@@ -117,6 +117,13 @@ struct RecordingSinkSettings: PortSinkSettings {
         #expect(recorded() == [[Port(40000)!, Port(40000)!, Port(40003)!], [Port(40001)!, Port(40002)!]])
         #expect(sinks.clients[1].status.health == .failing("port_index 1: gluetun forwards 1 port(s)"))
         #expect(sinks.verifiedPort == Port(40003), "a failing client does not hold the others back")
+
+        // A reload that changes a kept client's port_index, or adds one with its own, hands each its port.
+        try advance(.seconds(1))
+        dispatcher.observed(gluetun([40004, 40005]))
+        sinks.update([RecordingSinkSettings(label: "main", portIndex: 1), RecordingSinkSettings(label: "tv", portIndex: 1),
+                      RecordingSinkSettings(label: "new", portIndex: 0)])
+        #expect(recorded().map(\.last) == [Port(40005), Port(40005), Port(40004)])
     }
 
     @Test func aReloadKeepsAClientWithTheSameLabelAndDropsTheOthers() throws {
