@@ -42,7 +42,8 @@ public func fuzzTOML(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     for section in ConfigurationKey.sections {
         printed += "[\(section)]\n"
         for key in ConfigurationKey.all where key.section == section {
-            printed += "\(key.name) = \(key.renderedValue(in: configuration))\n"
+            // An unset optional key (a client's port_index) is left out, as `portsync config` does.
+            if let value = key.renderedValue(in: configuration) { printed += "\(key.name) = \(value)\n" }
         }
     }
     guard let reread = try? TOMLDocument.parse(printed, fileName: "printed.toml") else {

@@ -37,7 +37,7 @@ public func fuzzURL(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
         let key = ConfigurationKey.named(path)!
         var configuration = defaults
         guard (try? key.apply(&configuration, .string(text), context)) != nil else { continue }
-        let rendered = key.renderedValue(in: configuration)
+        let rendered = key.renderedValue(in: configuration) ?? "(not set)"
         guard let value = (try? JSONValue.parse(Array(rendered.utf8)))?.string else {
             fatalError("property violated: \(path) renders as \(rendered), not a string")
         }

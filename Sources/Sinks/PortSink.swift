@@ -30,6 +30,9 @@ public protocol PortSinkSettings: Sendable {
     var label: String { get }
     /// The client and where it is, for the start line: "qBittorrent at http://127.0.0.1:8080".
     var summary: String { get }
+    /// Which of the source's forwarded ports this client takes (`PortChange.ports`); nil: the
+    /// source's own choice (`[gluetun] port_index`).
+    var portIndex: Int? { get }
     func makeSink(loop: EventLoop) -> any PortSink
 }
 
@@ -41,11 +44,24 @@ public struct PortChange: Equatable, Sendable {
     public let previous: Port?
     /// The source's name as in logs and `status`, e.g. `natpmp`, `proton-file`.
     public let source: String
+    /// Every port the source forwards (Gluetun can forward several), `port` among them: a
+    /// client with a `port_index` of its own takes its port from here.
+    public let ports: [Port]
 
-    public init(port: Port, previous: Port? = nil, source: String = "") {
+    /// `ports`: nil when the source forwards one port, `port`.
+    public init(port: Port, previous: Port? = nil, source: String = "", ports: [Port]? = nil) {
         self.port = port
         self.previous = previous
         self.source = source
+        self.ports = ports ?? [port]
+    }
+
+    /// The change as a client with `portIndex` sees it: the source's port at that index (with no
+    /// previous one), nil when the source forwards fewer ports; unchanged without an index.
+    public func selecting(_ portIndex: Int?) -> PortChange? {
+        guard let portIndex else { return self }
+        guard portIndex < ports.count else { return nil }
+        return PortChange(port: ports[portIndex], source: source, ports: ports)
     }
 }
 

@@ -19,11 +19,16 @@ public struct PortObservation: Equatable, Sendable {
     public let time: Instant
     /// When the observation stops counting; nil: until the next one.
     public let expiry: Instant?
+    /// Every port the source forwards, in its order, when it forwards several (Gluetun can);
+    /// `port` is the one its `port_index` picks. A client's own `port_index` picks from these.
+    public let ports: [Port]
 
-    public init(source: Source, port: Port?, time: Instant, expiry: Instant? = nil) {
+    /// `ports`: nil when the source forwards one port, `port`.
+    public init(source: Source, port: Port?, time: Instant, expiry: Instant? = nil, ports: [Port]? = nil) {
         self.source = source
         self.port = port
         self.time = time
         self.expiry = expiry
+        self.ports = ports ?? port.map { [$0] } ?? []
     }
 }

@@ -54,6 +54,19 @@ struct Configuration: Equatable {
         var bindInterface = false
         var disableUPnP = true
         var checkSeconds = 300
+        /// Which of the source's forwarded ports; nil: the source's own choice.
+        var portIndex: Int?
+    }
+
+    /// `[transmission]` or `[deluge]`: the same key names as `[qbittorrent]`.
+    struct TorrentClient: Equatable {
+        var url: HTTPURL
+        var username = ""
+        var passwordFile = ""
+        var checkSeconds = 300
+        var reannounce = true
+        /// Which of the source's forwarded ports; nil: the source's own choice.
+        var portIndex: Int?
     }
 
     struct Daemon: Equatable {
@@ -68,7 +81,14 @@ struct Configuration: Equatable {
     var natpmp = NATPMP()
     var gluetun = Gluetun()
     var qbittorrent = QBittorrent()
+    var transmission = TorrentClient(url: try! HTTPURL(parsing: "http://127.0.0.1:9091"))
+    var deluge = TorrentClient(url: try! HTTPURL(parsing: "http://127.0.0.1:8112"))
     var daemon: Daemon
+    /// `[qbittorrent.movies]` and the like, in the file's order.
+    var namedClients: [NamedClient] = []
+    /// The unnamed client sections given in the file (an empty table counts) or by a variable or
+    /// flag: `[transmission]` and `[deluge]` are used only when present.
+    var presentSections: Set<String> = []
 
     /// The configuration file that was read, if any.
     var file: String?
@@ -109,4 +129,8 @@ struct Credentials: Equatable {
     var qbittorrentAPIKey: Secret?
     var gluetunAPIKey: Secret?
     var gluetunPassword: Secret?
+    /// The passwords of the clients other than the unnamed `[qbittorrent]`, by label.
+    var clientPasswords: [String: Secret] = [:]
+    /// The API keys of named qBittorrents, by label.
+    var clientAPIKeys: [String: Secret] = [:]
 }

@@ -27,6 +27,8 @@ struct ConfigurationKey: Sendable {
     enum Rendering {
         case quoted(@Sendable (Configuration) -> String)
         case plain(@Sendable (Configuration) -> String)
+        /// A key that may be left unset: nil is written as a comment.
+        case optional(@Sendable (Configuration) -> String?)
     }
 
     let section: String
@@ -39,11 +41,12 @@ struct ConfigurationKey: Sendable {
 
     var path: String { "\(section).\(name)" }
 
-    /// The key's value in `configuration`, as TOML.
-    func renderedValue(in configuration: Configuration) -> String {
+    /// The key's value in `configuration`, as TOML; nil: not set.
+    func renderedValue(in configuration: Configuration) -> String? {
         switch current {
         case .quoted(let read): JSONValue.quoted(read(configuration))  // a JSON string is a TOML basic string
         case .plain(let read): read(configuration)
+        case .optional(let read): read(configuration)
         }
     }
     var environmentName: String { "PORTSYNC_\(section.uppercased())_\(name.uppercased())" }
@@ -241,9 +244,9 @@ extension ConfigurationKey {
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
             config.daemon.metricsListen = try listenAddress(try value.string())
         },
-    ]
+    ] + clientKeys
 
-    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "qbittorrent", "daemon"]
+    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "qbittorrent", "transmission", "deluge", "daemon"]
 
     static func named(_ path: String) -> ConfigurationKey? {
         all.first { $0.path == path }
@@ -270,7 +273,7 @@ extension TOMLValue {
     }
 }
 
-private func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(InvalidValue) -> Int {
+func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(InvalidValue) -> Int {
     let seconds = try value.integer()
     guard range.contains(seconds) else {
         throw InvalidValue("\(seconds) is out of range (\(range.lowerBound) to \(range.upperBound) seconds)")
@@ -280,7 +283,7 @@ private func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(Inv
 
 /// An http:// URL. https:// parses, but this build has no TLS: sending the password in clear
 /// to port 443 is refused here rather than discovered on the wire.
-private func url(_ value: TOMLValue) throws(InvalidValue) -> HTTPURL {
+func url(_ value: TOMLValue) throws(InvalidValue) -> HTTPURL {
     do {
         let url = try HTTPURL(parsing: try value.string())
         guard url.scheme == .http else {
@@ -303,7 +306,7 @@ private func absolutePath(_ text: String, _ context: ConfigurationKey.Context) t
     return context.baseDirectory.hasSuffix("/") ? context.baseDirectory + text : "\(context.baseDirectory)/\(text)"
 }
 
-private func optionalPath(_ value: TOMLValue, _ context: ConfigurationKey.Context) throws(InvalidValue) -> String {
+func optionalPath(_ value: TOMLValue, _ context: ConfigurationKey.Context) throws(InvalidValue) -> String {
     let text = try value.string()
     return text.isEmpty ? "" : try absolutePath(text, context)
 }

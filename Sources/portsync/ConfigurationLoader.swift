@@ -32,6 +32,7 @@ struct ConfigurationLoader {
     static let configFileVariable = "PORTSYNC_CONFIG"
     static let secretVariables = [
         "PORTSYNC_QBITTORRENT_PASSWORD", "PORTSYNC_QBITTORRENT_API_KEY", "PORTSYNC_GLUETUN_API_KEY", "PORTSYNC_GLUETUN_PASSWORD",
+        "PORTSYNC_TRANSMISSION_PASSWORD", "PORTSYNC_DELUGE_PASSWORD",
     ]
 
     func load() throws(ConfigurationError) -> LoadedConfiguration {
@@ -88,8 +89,8 @@ struct ConfigurationLoader {
             throw ConfigurationError(path, "is not UTF-8 text")
         }
         let document = try TOMLDocument.parse(text, fileName: path)
-        for table in document.tables where !ConfigurationKey.sections.contains(table.name) {
-            throw ConfigurationError("\(path):\(table.line)", "unknown table [\(table.name)]\(Suggestion.text(for: table.name, among: ConfigurationKey.sections, format: { "[\($0)]" }))")
+        for table in document.tables {
+            try addTable(table.name, origin: "\(path):\(table.line)", to: &configuration)
         }
         let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : workingDirectory
         let context = ConfigurationKey.Context(baseDirectory: directory.isEmpty ? "/" : directory)
@@ -98,13 +99,43 @@ struct ConfigurationLoader {
             guard !entry.table.isEmpty else {
                 throw ConfigurationError(origin, "key \"\(entry.key)\" is outside any table\(homeHint(entry.key))")
             }
-            guard let key = ConfigurationKey.named("\(entry.table).\(entry.key)") else {
-                let siblings = ConfigurationKey.all.filter { $0.section == entry.table }.map(\.name)
+            let named = configuration.namedClients.firstIndex { $0.label == entry.table }
+            let section = named.map { configuration.namedClients[$0].kind.rawValue } ?? entry.table
+            guard let key = ConfigurationKey.named("\(section).\(entry.key)") else {
+                let siblings = ConfigurationKey.all.filter { $0.section == section }.map(\.name)
                 let hint = Suggestion.text(for: entry.key, among: siblings)
                 throw ConfigurationError(origin, "unknown key \"\(entry.key)\" in [\(entry.table)]\(hint.isEmpty ? homeHint(entry.key) : hint)")
             }
-            try apply(key, origin: origin, to: &configuration, context: context) { () throws(InvalidValue) in entry.value }
+            if let named {
+                // A named section's keys are those of its kind, applied to its own values.
+                var view = configuration.viewing(configuration.namedClients[named])
+                view.origins = [:]
+                try apply(key, origin: origin, to: &view, context: context) { () throws(InvalidValue) in entry.value }
+                Configuration.storing(view, origins: view.origins, into: &configuration.namedClients[named])
+            } else {
+                try apply(key, origin: origin, to: &configuration, context: context) { () throws(InvalidValue) in entry.value }
+            }
         }
+    }
+
+    /// A table of the file: a section (`[natpmp]`), or a named client (`[qbittorrent.movies]`).
+    private func addTable(_ name: String, origin: String, to configuration: inout Configuration) throws(ConfigurationError) {
+        if ConfigurationKey.sections.contains(name) {
+            if ClientKind(rawValue: name) != nil { configuration.presentSections.insert(name) }
+            return
+        }
+        let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+        let kinds = ClientKind.allCases.map(\.rawValue)
+        guard parts.count == 2, let kind = ClientKind(rawValue: parts[0]) else {
+            let hint = parts.count == 2
+                ? Suggestion.text(for: parts[0], among: kinds, format: { "[\($0).\(parts[1])]" })
+                : Suggestion.text(for: name, among: ConfigurationKey.sections, format: { "[\($0)]" })
+            let what = parts.count == 2 && ConfigurationKey.sections.contains(parts[0])
+                ? "[\(parts[0])] has no named instances; only \(kinds.map { "[\($0).NAME]" }.joined(separator: ", ")) do"
+                : "unknown table [\(name)]\(hint)"
+            throw ConfigurationError(origin, what)
+        }
+        configuration.namedClients.append(NamedClient(kind: kind, name: parts[1], defaults: configuration))
     }
 
     /// " (it belongs in [natpmp])" when the key exists in another section.
@@ -141,9 +172,17 @@ struct ConfigurationLoader {
             throw ConfigurationError(origin, "\(subject)\(error.message)")
         }
         configuration.origins[key.path] = origin
+        if ClientKind(rawValue: key.section) != nil { configuration.presentSections.insert(key.section) }
     }
 
     private func checkAcrossKeys(_ configuration: Configuration) throws(ConfigurationError) {
+        // Only Gluetun forwards several ports; the other sources name one.
+        for client in configuration.clients where configuration.source.strategy != .gluetun {
+            let key = "\(client.kind.rawValue).port_index"
+            if let origin = client.view.origins[key] {
+                throw ConfigurationError(origin, "port_index in [\(client.label)] needs [source] strategy = \"gluetun\" (only Gluetun forwards several ports)")
+            }
+        }
         let natpmp = configuration.natpmp
         if natpmp.renewSeconds >= natpmp.leaseSeconds {
             let origin = configuration.origins["natpmp.renew_seconds"] ?? configuration.origins["natpmp.lease_seconds"] ?? ""
@@ -155,9 +194,10 @@ struct ConfigurationLoader {
 
     private func loadCredentials(_ configuration: Configuration, warnings: inout [String]) throws(ConfigurationError) -> Credentials {
         let credentialsDirectory = environment["CREDENTIALS_DIRECTORY"]
-        func secret(file: String, fileKey: String, credential: String, variable: String) throws(ConfigurationError) -> Secret? {
+        func secret(file: String, fileKey: String, credential: String, variable: String?,
+                    origins: [String: String] = configuration.origins) throws(ConfigurationError) -> Secret? {
             if !file.isEmpty {
-                return try readSecret(at: file, origin: configuration.origins[fileKey] ?? fileKey, warnings: &warnings)
+                return try readSecret(at: file, origin: origins[fileKey] ?? fileKey, warnings: &warnings)
             }
             if let credentialsDirectory {
                 let path = "\(credentialsDirectory)/\(credential)"
@@ -165,12 +205,12 @@ struct ConfigurationLoader {
                     return try readSecret(at: path, origin: "$CREDENTIALS_DIRECTORY", warnings: &warnings)
                 }
             }
-            if let value = environment[variable] {
+            if let variable, let value = environment[variable] {
                 return try checkedSecret(value, origin: variable, file: nil, errorOrigin: variable)
             }
             return nil
         }
-        return Credentials(
+        var credentials = Credentials(
             qbittorrentPassword: try secret(file: configuration.qbittorrent.passwordFile, fileKey: "qbittorrent.password_file",
                                             credential: "qbittorrent-password", variable: "PORTSYNC_QBITTORRENT_PASSWORD"),
             qbittorrentAPIKey: try secret(file: configuration.qbittorrent.apiKeyFile, fileKey: "qbittorrent.api_key_file",
@@ -179,6 +219,26 @@ struct ConfigurationLoader {
                                       credential: "gluetun-api-key", variable: "PORTSYNC_GLUETUN_API_KEY"),
             gluetunPassword: try secret(file: configuration.gluetun.passwordFile, fileKey: "gluetun.password_file",
                                         credential: "gluetun-password", variable: "PORTSYNC_GLUETUN_PASSWORD"))
+        // The other clients' secrets, by label: `password_file`, else
+        // $CREDENTIALS_DIRECTORY/<label>-password; the variable only for unnamed sections.
+        for client in configuration.clients where client.label != ClientKind.qbittorrent.rawValue {
+            let kind = client.kind.rawValue
+            let variable = client.label == kind ? "PORTSYNC_\(kind.uppercased())_PASSWORD" : nil
+            let passwordFile = client.kind == .qbittorrent ? client.view.qbittorrent.passwordFile : client.view[client: client.kind].passwordFile
+            credentials.clientPasswords[client.label] = try secret(file: passwordFile, fileKey: "\(kind).password_file",
+                                                                   credential: "\(client.label)-password", variable: variable,
+                                                                   origins: client.view.origins)
+            if client.kind == .qbittorrent {
+                credentials.clientAPIKeys[client.label] = try secret(file: client.view.qbittorrent.apiKeyFile, fileKey: "qbittorrent.api_key_file",
+                                                                     credential: "\(client.label)-api-key", variable: nil,
+                                                                     origins: client.view.origins)
+            }
+        }
+        // A secret variable of a client that is not configured is not used, but still checked.
+        for variable in Self.secretVariables {
+            if let value = environment[variable] { _ = try checkedSecret(value, origin: variable, file: nil, errorOrigin: variable) }
+        }
+        return credentials
     }
 
     /// Reads a secret file: one line, the trailing newline dropped. Never prints its content.

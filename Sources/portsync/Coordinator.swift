@@ -37,6 +37,9 @@ struct Coordinator: LoopStateMachine {
     private(set) var observations: [PortObservation.Source: PortObservation] = [:]
     private(set) var desired: Port?
     private(set) var desiredSource: PortObservation.Source?
+    /// Every port the winning source forwards (`PortObservation.ports`): a change among them
+    /// alone is handed off too, for the clients with a `port_index` of their own.
+    private(set) var desiredPorts: [Port] = []
     /// The port last handed off, for the next hand-off's `previous`.
     private var handedOff: Port?
     /// No source has named a port since the last decision.
@@ -86,12 +89,16 @@ struct Coordinator: LoopStateMachine {
             return
         }
         desiredSource = winner.source
-        guard port != desired || lapsed else { return }
+        guard port != desired || lapsed || winner.ports != desiredPorts else { return }
+        let again = lapsed
         lapsed = false
         let previous = desired
         desired = port
+        desiredPorts = winner.ports
         if previous != port { effects.append(.desiredPortChanged(port)) }
-        handOff(port, source: winner.source, was: previous == port ? " (again)" : previous.map { " (was \($0))" } ?? "", why: why, now, &effects)
+        let was = previous != port ? previous.map { " (was \($0))" } ?? ""
+            : again ? " (again)" : " (its ports are now \(winner.ports.map(\.description).joined(separator: ", ")))"
+        handOff(port, source: winner.source, was: was, why: why, now, &effects)
     }
 
     /// Gives the port to the clients now, or after a burst of changes has settled.
@@ -121,7 +128,7 @@ struct Coordinator: LoopStateMachine {
 
     private mutating func change(_ port: Port, _ source: PortObservation.Source?) -> PortChange {
         defer { handedOff = port }
-        return PortChange(port: port, previous: handedOff, source: source?.rawValue ?? "")
+        return PortChange(port: port, previous: handedOff, source: source?.rawValue ?? "", ports: desiredPorts)
     }
 
     /// Names a port and has not expired.

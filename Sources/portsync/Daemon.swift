@@ -94,10 +94,17 @@ final class Daemon {
             let left = natpmp?.leaseExpiry.map { ($0 - loop.clock.now()).components.seconds } ?? 0
             leaseLeft = Int(max(0, left))
         }
-        let health = Health.assess(desired: coordinator.desired, livePort: coordinator.hasLivePort(now: loop.now), link: sources.link,
-                                   tunnelDecides: sources.tunnelDecides, clients: sinks.statuses)
+        let livePort = coordinator.hasLivePort(now: loop.now)
+        let health = Health.assess(desired: coordinator.desired, livePort: livePort, link: sources.link,
+                                   tunnelDecides: sources.tunnelDecides, clients: sinks.clients.map { ($0.label, $0.status, $0.wanted) })
+        let clients = sinks.clients.map { client in
+            var client = client
+            client.health = Health.assess(desired: coordinator.desired, livePort: livePort, link: nil, tunnelDecides: false,
+                                          clients: [(client.label, client.status, client.wanted)])
+            return client
+        }
         return DaemonSnapshot(port: sinks.verifiedPort ?? recorder.state?.port, source: coordinator.desiredSource?.rawValue,
-                              health: health, clients: sinks.clients, portChanges: dispatcher.portChanges,
+                              health: health, clients: clients, portChanges: dispatcher.portChanges,
                               lastChange: dispatcher.lastChange, natpmpRenewals: natpmp?.mappingsGranted,
                               natpmpFailures: natpmp == nil ? nil : sources.natpmpFailures, lastRenewal: sources.lastRenewal,
                               linkUp: linkUp, leaseSecondsLeft: leaseLeft)
@@ -127,7 +134,7 @@ final class Daemon {
         }
     }
 
-    private func reload() {
+    func reload() {
         let logger = loop.logger
         systemd.reloading()
         defer { systemd.reloaded() }

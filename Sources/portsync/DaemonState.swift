@@ -13,6 +13,8 @@ struct DaemonState: Equatable {
     var health: Health
     /// Each client's version by its label (`qbittorrent` → "v4.5.2").
     var clientVersions: [String: String] = [:]
+    /// Each client's health by its label, in words ("ok", or what is wrong).
+    var clientHealth: [String: String] = [:]
     /// The NAT-PMP internal port in use, so that a restart keeps the same mapping.
     var natpmpInternalPort: UInt16? = nil
     /// The NAT-PMP gateway in use and the rule that chose it (`GatewayRule`), in words.
@@ -30,7 +32,14 @@ struct DaemonState: Equatable {
         if let port { members["port"] = .number(Double(port.value)) }
         if let source { members["source"] = .string(source) }
         if let appliedAt { members["applied_at"] = .number(Double(appliedAt)) }
-        if !clientVersions.isEmpty { members["clients"] = .object(clientVersions.mapValues { .object(["version": .string($0)]) }) }
+        var clients: [String: JSONValue] = [:]
+        for label in Set(clientVersions.keys).union(clientHealth.keys) {
+            var client: [String: JSONValue] = [:]
+            if let version = clientVersions[label] { client["version"] = .string(version) }
+            if let health = clientHealth[label] { client["health"] = .string(health) }
+            clients[label] = .object(client)
+        }
+        if !clients.isEmpty { members["clients"] = .object(clients) }
         if let natpmpInternalPort { members["natpmp_internal_port"] = .number(Double(natpmpInternalPort)) }
         if let natpmpGateway { members["natpmp_gateway"] = .string(natpmpGateway) }
         if let natpmpGatewayRule { members["natpmp_gateway_rule"] = .string(natpmpGatewayRule) }
@@ -58,13 +67,17 @@ struct DaemonState: Equatable {
             port = valid
         }
         var versions: [String: String] = [:]
+        var clientHealth: [String: String] = [:]
         if case .object(let clients)? = value["clients"] {
-            for (label, client) in clients { versions[label] = client["version"]?.string }
+            for (label, client) in clients {
+                versions[label] = client["version"]?.string
+                clientHealth[label] = client["health"]?.string
+            }
         } else if let version = value["qbittorrent_version"]?.string {
             versions["qbittorrent"] = version  // written by portsync before several clients
         }
         return DaemonState(port: port, source: value["source"]?.string, appliedAt: try integer("applied_at", in: value, as: Int64.self),
-                           health: Health(text: health), clientVersions: versions,
+                           health: Health(text: health), clientVersions: versions, clientHealth: clientHealth,
                            natpmpInternalPort: try integer("natpmp_internal_port", in: value, as: UInt16.self),
                            natpmpGateway: value["natpmp_gateway"]?.string, natpmpGatewayRule: value["natpmp_gateway_rule"]?.string,
                            pid: try integer("pid", in: value, as: Int32.self) ?? 0,

@@ -12,12 +12,14 @@ struct Doctor {
     let loaded: LoadedConfiguration
     let logger: Logger
 
-    private final class Report {
+    final class Report {
         var failures = 0
-        func pass(_ text: String) { ProcessEnvironment.printToStandardOutput("✓ \(text)\n") }
+        /// "qbittorrent.tv: " while that client is checked, when there are several.
+        var prefix = ""
+        func pass(_ text: String) { ProcessEnvironment.printToStandardOutput("✓ \(prefix)\(text)\n") }
         func fail(_ text: String, _ fix: String) {
             failures += 1
-            ProcessEnvironment.printToStandardOutput("✗ \(text)\n    → \(fix)\n")
+            ProcessEnvironment.printToStandardOutput("✗ \(prefix)\(text)\n    → \(fix)\n")
         }
     }
 
@@ -43,7 +45,16 @@ struct Doctor {
             case .gluetun(let settings): checkGluetun(settings, loop, report)
             }
         }
-        for case let settings as QBittorrentSettings in plan.sinks { checkQBittorrent(settings, loop, report) }
+        for sink in plan.sinks {
+            report.prefix = plan.sinks.count > 1 ? "\(sink.label): " : ""
+            switch sink {
+            case let settings as QBittorrentSettings: checkQBittorrent(settings, loop, report)
+            case let settings as TransmissionSettings: checkTransmission(settings, loop, report)
+            case let settings as DelugeSettings: checkDeluge(settings, loop, report)
+            default: report.fail("\(sink.summary): no checks for this client", "report this as a bug")
+            }
+        }
+        report.prefix = ""
         ProcessEnvironment.printToStandardOutput(report.failures == 0 ? "all checks passed\n" : "\(report.failures) check(s) failed\n")
         return report.failures == 0 ? .success : .transientFailure
     }
@@ -171,14 +182,10 @@ struct Doctor {
     private func checkQBittorrent(_ settings: QBittorrentSettings, _ loop: EventLoop, _ report: Report) {
         let url = settings.url
         let api = QBittorrentAPI(settings: settings)
-        let client = HTTPClient(loop: loop, name: "qbittorrent.http", host: url.bareHost, port: url.port,
-                                connectTimeout: .seconds(5), responseTimeout: .seconds(10))
+        let client = Self.client(loop, settings.label, url)
         var cookie: String?
         func call(_ request: HTTPRequest) -> Result<HTTPResponse, HTTPClientError> {
-            var result: Result<HTTPResponse, HTTPClientError>?
-            client.send(request, retryIfStale: request.method == "GET") { result = $0 }
-            _ = try? loop.run(within: .seconds(20)) { result != nil }
-            return result ?? .failure(.timedOut)
+            Self.call(request, client, loop)
         }
         func get(_ endpoint: QBittorrentAPI.Endpoint) -> Result<HTTPResponse, HTTPClientError> {
             call(api.request(endpoint, cookie: cookie))
@@ -186,7 +193,7 @@ struct Doctor {
 
         if case .failure(let error) = get(.webAPIVersion) {
             report.fail("qBittorrent: \(url) is unreachable: \(error)",
-                        "start qBittorrent with its WebUI on, or set [qbittorrent].url (WebUI address and port)")
+                        "start qBittorrent with its WebUI on, or set [\(settings.label)].url (WebUI address and port)")
             return
         }
         report.pass("qBittorrent: \(url) answers")
@@ -204,7 +211,7 @@ struct Doctor {
                 return report.fail("login: qBittorrent rejected \"\(username)\" and its password (\(response.status) \(response.bodyExcerpt))",
                                    "fix the password (\(password.origin)); qBittorrent bans an IP after 5 failures")
             case .failure(let error):
-                return report.fail("login: \(error)", "check [qbittorrent].url")
+                return report.fail("login: \(error)", "check [\(settings.label)].url")
             }
         case .apiKey(let key):
             report.pass("login: an API key (from \(key.origin)), no login needed")
@@ -217,7 +224,7 @@ struct Doctor {
             report.pass("version: qBittorrent \(QBittorrentAPI.version(response) ?? response.bodyExcerpt)")
         case .success(let response) where response.status == 403:
             return report.fail("version: qBittorrent wants a login (403)",
-                               "set [qbittorrent].password_file, or enable \"Bypass authentication for clients on localhost\"")
+                               "set [\(settings.label)].password_file, or enable \"Bypass authentication for clients on localhost\"")
         case .success(let response):
             return report.fail("version: unexpected answer \(response.status) \(response.bodyExcerpt)", "is \(url) qBittorrent's WebUI?")
         case .failure(let error):

@@ -43,22 +43,26 @@ enum Health: Equatable, CustomStringConvertible {
     }
 
     /// The tunnel's trouble comes first when there is no port yet, or when NAT-PMP is the only
-    /// source (`tunnelDecides`); then the first client that is not verified on `desired`.
+    /// source (`tunnelDecides`); then the worst of the clients: the first that fails (named by its
+    /// label when there are several), else applying while one is not verified on its `wanted`
+    /// port (its `port_index`'s; nil: `desired`).
     static func assess(desired: Port?, livePort: Bool, link: TunnelTracker.State?, tunnelDecides: Bool,
-                       clients: [SinkStatus]) -> Health {
+                       clients: [(label: String, status: SinkStatus, wanted: Port?)]) -> Health {
         let tunnelDown: Health? = switch link {
         case .awaitingRoute?, .unusable?: .vpnDown("\(link!)")
         case .usable?, nil: nil
         }
         guard let desired else { return tunnelDown ?? (livePort ? .starting : .waitingForPort) }
         if let tunnelDown, tunnelDecides { return tunnelDown }
-        for status in clients {
+        var pending = false
+        for (label, status, wanted) in clients {
             switch status.health {
-            case .verified where status.verifiedPort == desired: continue
-            case .idle, .applying, .verified: return .applying(desired)
-            case .unreachable(let message), .failing(let message), .loginRefused(let message): return .failing(message)
+            case .verified where status.verifiedPort == wanted ?? desired: continue
+            case .idle, .applying, .verified: pending = true
+            case .unreachable(let message), .failing(let message), .loginRefused(let message):
+                return .failing(clients.count > 1 ? "\(label): \(message)" : message)
             }
         }
-        return .ok
+        return pending ? .applying(desired) : .ok
     }
 }

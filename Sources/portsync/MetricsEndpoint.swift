@@ -12,6 +12,10 @@ struct DaemonSnapshot {
         var title: String
         var status: SinkStatus
         var counters: SinkCounters
+        /// The port this client should be on: the one handed to all, or its `port_index`'s.
+        var wanted: Port? = nil
+        /// This client's part of the health: ok when verified on `wanted`.
+        var health = Health.starting
     }
 
     var port: Port?
@@ -89,6 +93,10 @@ enum MetricsEndpoint {
         metric("portsync_healthy", "gauge", "1 when the port is applied and the lease, if any, is fresh.", snapshot.isHealthy ? 1 : 0)
         metric("portsync_port_changes_total", "counter", "Changes of the desired port.", snapshot.portChanges)
         metric("portsync_last_change_timestamp_seconds", "gauge", "When the port last changed (Unix time).", snapshot.lastChange.map(Int.init))
+        metric("portsync_client_healthy", "gauge", "1 when the client is verified on the desired port.",
+               snapshot.clients.map { ("{client=\"\($0.label)\"}", $0.health.isOK ? 1 : 0) })
+        metric("portsync_client_port", "gauge", "The port the client was last verified on (0: none).",
+               snapshot.clients.map { ("{client=\"\($0.label)\"}", Int($0.status.verifiedPort?.value ?? 0)) })
         perClient("portsync_applies_total", "Writes of the listening port to a client.", \.applies)
         perClient("portsync_apply_failures_total", "Writes that the client's read-back did not confirm.", \.failedApplies)
         perClient("portsync_qbittorrent_requests_total", "HTTP requests sent to a client.", \.requests)

@@ -44,7 +44,7 @@ struct OnceCommand {
         }
         var missingFile: String?
         for (index, source) in plan.sources.enumerated() {
-            let result: Result<Port, Problem>
+            let result: Result<Forwarded, Problem>
             switch source {
             case .portFile(_, let path, let kind, let portIndex):
                 outcome.source = kind
@@ -58,12 +58,13 @@ struct OnceCommand {
                 result = pollGluetun(settings, on: loop)
             case .natpmp(let natpmp):
                 outcome.source = .natpmp
-                result = mapOnce(natpmp, on: loop, &outcome)
+                result = mapOnce(natpmp, on: loop, &outcome).map { Forwarded(port: $0, ports: [$0]) }
             }
             switch result {
-            case .success(let port):
-                outcome.port = port
-                return apply(port, to: plan.sinks, on: loop, &outcome)
+            case .success(let forwarded):
+                outcome.port = forwarded.port
+                let change = PortChange(port: forwarded.port, source: outcome.source.rawValue, ports: forwarded.ports)
+                return apply(change, to: plan.sinks, on: loop, &outcome)
             case .failure(let problem):
                 let prefix = missingFile.map { "no source available: \($0) does not exist, and " } ?? ""
                 return fail(&outcome, problem.code, prefix + problem.message)
@@ -77,8 +78,15 @@ struct OnceCommand {
         let message: String
     }
 
+    /// What a source forwards: the port its `port_index` picks, and all of them (a client's own
+    /// `port_index` picks from these).
+    struct Forwarded {
+        let port: Port
+        let ports: [Port]
+    }
+
     /// One question to Gluetun's control server.
-    private func pollGluetun(_ settings: GluetunSettings, on loop: EventLoop) -> Result<Port, Problem> {
+    private func pollGluetun(_ settings: GluetunSettings, on loop: EventLoop) -> Result<Forwarded, Problem> {
         let poller = GluetunPoller(loop: loop, settings: settings) { _ in }
         defer { poller.stop() }
         poller.start()
@@ -92,13 +100,13 @@ struct OnceCommand {
             guard settings.portIndex < ports.count else {
                 return .failure(Problem(code: .usageOrConfiguration, message: "Gluetun forwards \(ports.count) port(s); port_index \(settings.portIndex) is not among them"))
             }
-            return .success(ports[settings.portIndex])
+            return .success(Forwarded(port: ports[settings.portIndex], ports: ports))
         }
         return .failure(Problem(code: poller.refused ? .usageOrConfiguration : .transientFailure,
                                 message: poller.lastProblem ?? "no answer from Gluetun at \(settings.url)"))
     }
 
-    private func readPortFile(_ path: String, index: Int = 0) -> Result<Port, Problem> {
+    private func readPortFile(_ path: String, index: Int = 0) -> Result<Forwarded, Problem> {
         let bytes: [UInt8]
         do {
             bytes = try FileContents.read(atPath: path, maxBytes: 4096)
@@ -116,7 +124,7 @@ struct OnceCommand {
             guard index < ports.count else {
                 return .failure(Problem(code: .usageOrConfiguration, message: "\(path) lists \(ports.count) port(s); port_index \(index) is not among them"))
             }
-            return .success(ports[index])
+            return .success(Forwarded(port: ports[index], ports: ports))
         } catch {
             return .failure(Problem(code: .transientFailure, message: "\(path): \(error)"))
         }
@@ -167,19 +175,21 @@ struct OnceCommand {
         return .success(mapped)
     }
 
-    /// Applies the port to every client and waits until each has verified it or failed.
-    private func apply(_ port: Port, to clients: [any PortSinkSettings], on loop: EventLoop, _ outcome: inout Outcome) -> Outcome {
-        let sinks = clients.map { (label: $0.label, sink: $0.makeSink(loop: loop)) }
-        sinks.forEach { $0.sink.apply(port) }
+    /// Applies the port to every client (each the one its `port_index` picks) and waits until
+    /// each has verified it or failed.
+    private func apply(_ change: PortChange, to clients: [any PortSinkSettings], on loop: EventLoop, _ outcome: inout Outcome) -> Outcome {
+        let port = change.port
+        let sinks = SinkSet(loop: loop, settings: clients)
+        sinks.apply(change)
         do {
-            try loop.run(within: timeout) { !sinks.contains { $0.sink.status.health.isPending } }
+            try loop.run(within: timeout) { !sinks.statuses.contains { $0.health.isPending } }
         } catch {
             return fail(&outcome, .transientFailure, "\(error)")
         }
-        outcome.clients = sinks.map { ($0.label, $0.sink.title, $0.sink.status.version) }
-        outcome.changed = sinks.contains { $0.sink.counters.applies > 0 }
-        for (_, sink) in sinks {
-            switch sink.status.health {
+        outcome.clients = sinks.clients.map { ($0.label, $0.title, $0.status.version) }
+        outcome.changed = sinks.clients.contains { $0.counters.applies > 0 }
+        for client in sinks.clients {
+            switch client.status.health {
             case .verified:
                 continue
             case .loginRefused(let message):
@@ -187,7 +197,7 @@ struct OnceCommand {
             case .unreachable(let message), .failing(let message):
                 return fail(&outcome, .transientFailure, message)
             case .idle, .applying:
-                return fail(&outcome, .transientFailure, "\(sink.title) did not finish within \(timeout.components.seconds) s")
+                return fail(&outcome, .transientFailure, "\(client.title) did not finish within \(timeout.components.seconds) s")
             }
         }
         outcome.applied = true

@@ -2,22 +2,47 @@ import Reactor
 import Sinks
 import Watchers
 
+extension Configuration.ClientSection {
+    /// The sink's settings for this client, with its secrets.
+    func sinkSettings(_ credentials: Credentials) -> any PortSinkSettings {
+        switch kind {
+        case .qbittorrent where label == ClientKind.qbittorrent.rawValue:
+            QBittorrentSettings(view, label: label, password: credentials.qbittorrentPassword, apiKey: credentials.qbittorrentAPIKey)
+        case .qbittorrent:
+            QBittorrentSettings(view, label: label, password: credentials.clientPasswords[label], apiKey: credentials.clientAPIKeys[label])
+        case .transmission:
+            TransmissionSettings(label: label, client: ClientSettings(view.transmission, password: credentials.clientPasswords[label]),
+                                 portIndex: view.transmission.portIndex)
+        case .deluge:
+            DelugeSettings(label: label, client: ClientSettings(view.deluge, password: credentials.clientPasswords[label]),
+                           portIndex: view.deluge.portIndex)
+        }
+    }
+}
+
 extension QBittorrentSettings {
     /// The sink's settings from the configuration: an API key wins over a password; with
     /// neither, qBittorrent must let this client in without a login.
-    init(_ configuration: Configuration, _ credentials: Credentials) {
+    init(_ configuration: Configuration, label: String, password: Secret?, apiKey: Secret?) {
         let qbittorrent = configuration.qbittorrent
         let authentication: Authentication
-        if let key = credentials.qbittorrentAPIKey {
-            authentication = .apiKey(key)
-        } else if let password = credentials.qbittorrentPassword {
+        if let apiKey {
+            authentication = .apiKey(apiKey)
+        } else if let password {
             authentication = .password(username: qbittorrent.username, password: password)
         } else {
             authentication = .none
         }
         self.init(url: qbittorrent.url, authentication: authentication, disableUPnP: qbittorrent.disableUPnP,
                   interface: qbittorrent.bindInterface ? configuration.natpmp.interface : nil,
-                  checkInterval: .seconds(qbittorrent.checkSeconds))
+                  checkInterval: .seconds(qbittorrent.checkSeconds), label: label, portIndex: qbittorrent.portIndex)
+    }
+}
+
+extension ClientSettings {
+    init(_ client: Configuration.TorrentClient, password: Secret?) {
+        self.init(url: client.url, username: client.username, password: password, checkInterval: .seconds(client.checkSeconds),
+                  reannounce: client.reannounce)
     }
 }
 

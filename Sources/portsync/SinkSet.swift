@@ -9,6 +9,9 @@ final class SinkSet {
 
     private let loop: EventLoop
     private(set) var sinks: [(label: String, sink: any PortSink)] = []
+    private var settings: [any PortSinkSettings] = []
+    /// The last port handed over: a client added by a reload gets it at once.
+    private var lastChange: PortChange?
 
     init(loop: EventLoop, settings: [any PortSinkSettings]) {
         self.loop = loop
@@ -16,34 +19,83 @@ final class SinkSet {
     }
 
     /// Settings from a reloaded configuration: a client with the same label keeps its sink (and
-    /// its session) when the sink takes them; the others are made anew or dropped.
-    func update(_ settings: [any PortSinkSettings]) {
-        let old = sinks
-        sinks = settings.map { entry in
-            if let kept = old.first(where: { $0.label == entry.label })?.sink, kept.update(entry) { return (entry.label, kept) }
+    /// its session), told only when its settings changed and when the sink takes them (and given
+    /// its port again when its `port_index` changed); the others are made anew, and given the
+    /// current port, or dropped. One client's change never touches another's session.
+    func update(_ fresh: [any PortSinkSettings]) {
+        let old = zip(sinks, settings).map { (label: $0.label, sink: $0.sink, settings: $1) }
+        sinks = fresh.map { entry in
+            if let kept = old.first(where: { $0.label == entry.label }),
+               Self.same(entry, kept.settings) || kept.sink.update(entry) {
+                if let lastChange, entry.portIndex != kept.settings.portIndex {
+                    hand(lastChange, to: kept.sink, label: entry.label, portIndex: entry.portIndex)
+                }
+                return (entry.label, kept.sink)
+            }
             let sink = entry.makeSink(loop: loop)
             sink.onStatusChange = { [unowned self] status in self.onStatusChange(status) }
+            if let lastChange { hand(lastChange, to: sink, label: entry.label, portIndex: entry.portIndex) }
             return (entry.label, sink)
         }
+        settings = fresh
     }
 
+    private static func same(_ fresh: any PortSinkSettings, _ old: any PortSinkSettings) -> Bool {
+        guard let fresh = fresh as? any Equatable else { return false }
+        return equal(fresh, old)
+    }
+
+    private static func equal<T: Equatable>(_ fresh: T, _ old: any PortSinkSettings) -> Bool {
+        (old as? T) == fresh
+    }
+
+    /// Hands the change to every client at once, each the port its `port_index` picks.
     func apply(_ change: PortChange) {
-        sinks.forEach { $0.sink.apply(change) }
+        lastChange = change
+        for (index, entry) in sinks.enumerated() { hand(change, to: entry.sink, label: entry.label, portIndex: settings[index].portIndex) }
+    }
+
+    private func hand(_ change: PortChange, to sink: any PortSink, label: String, portIndex: Int?) {
+        guard let selected = change.selecting(portIndex) else {
+            return loop.logger.warning("\(label).http", "\(Self.outOfRange(portIndex, change)); this client's port stays")
+        }
+        sink.apply(selected)
+    }
+
+    private static func outOfRange(_ portIndex: Int?, _ change: PortChange) -> String {
+        "port_index \(portIndex ?? 0): \(change.source) forwards \(change.ports.count) port(s)"
     }
 
     func interfacesChanged() {
         sinks.forEach { $0.sink.interfacesChanged() }
     }
 
-    var statuses: [SinkStatus] { sinks.map(\.sink.status) }
+    var statuses: [SinkStatus] { clients.map(\.status) }
 
-    /// The port every client is verified on, when they agree.
+    /// The port handed to the clients, once every client that does not fail is verified on its
+    /// own (`wanted`); a client that fails does not count (its trouble is in the health), so one
+    /// client down does not keep the others' port out of the state file. Nil while a client is
+    /// still on its way.
     var verifiedPort: Port? {
-        let ports = Set(statuses.map { $0.health == .verified ? $0.verifiedPort : nil })
-        return ports.count == 1 ? ports.first! : nil
+        guard let change = lastChange else { return nil }
+        let clients = self.clients
+        guard !clients.contains(where: { $0.status.health.isPending }) else { return nil }
+        let verified = clients.filter { $0.status.health == .verified }
+        return !verified.isEmpty && verified.allSatisfy({ $0.status.verifiedPort == $0.wanted }) ? change.port : nil
     }
 
+    /// Each client as the daemon reports it; one whose `port_index` the source does not forward
+    /// is failing, whatever its session says.
     var clients: [DaemonSnapshot.Client] {
-        sinks.map { DaemonSnapshot.Client(label: $0.label, title: $0.sink.title, status: $0.sink.status, counters: $0.sink.counters) }
+        sinks.indices.map { index in
+            let (label, sink) = sinks[index]
+            var status = sink.status
+            let portIndex = settings[index].portIndex
+            if let change = lastChange, change.selecting(portIndex) == nil {
+                status.health = .failing(Self.outOfRange(portIndex, change))
+            }
+            return DaemonSnapshot.Client(label: label, title: sink.title, status: status, counters: sink.counters,
+                                         wanted: lastChange?.selecting(portIndex)?.port)
+        }
     }
 }

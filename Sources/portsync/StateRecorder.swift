@@ -34,7 +34,7 @@ final class StateRecorder {
         store = StateStore(path: path)
     }
 
-    /// `verifiedPort`: the port every client is verified on, if they agree. Nothing is written
+    /// `verifiedPort`: the port the verified clients agree on (`SinkSet`). Nothing is written
     /// while a port is on its way to a client: the write waits for the read-back.
     func record(_ snapshot: DaemonSnapshot, desired: Port?, verifiedPort: Port?, sources: SourceSet?) {
         if case .applying = snapshot.health { return }
@@ -43,6 +43,10 @@ final class StateRecorder {
         next.pid = ProcessEnvironment.processID
         next.health = snapshot.health
         for client in snapshot.clients { next.clientVersions[client.label] = client.status.version ?? next.clientVersions[client.label] }
+        // Only the clients configured now: a client dropped by a reload leaves the state file.
+        let labels = Set(snapshot.clients.map(\.label))
+        next.clientVersions = next.clientVersions.filter { labels.contains($0.key) }
+        next.clientHealth = Dictionary(uniqueKeysWithValues: snapshot.clients.map { ($0.label, $0.health.description) })
         next.natpmpInternalPort = sources?.natpmp?.internalPort ?? next.natpmpInternalPort
         if case .usable(let tunnel)? = sources?.link {
             next.natpmpGateway = "\(tunnel.gateway)"

@@ -35,8 +35,10 @@ struct StatusCommand {
             lines.append("no port applied yet")
         }
         lines.append("health: \(state.health.description.oneLine())")
-        for (label, version) in state.clientVersions.sorted(by: { $0.key < $1.key }) {
-            lines.append("\(label.oneLine(limit: 40)) \(version.oneLine(limit: 40))")
+        for label in Set(state.clientVersions.keys).union(state.clientHealth.keys).sorted() {
+            let version = state.clientVersions[label].map { " \($0.oneLine(limit: 40))" } ?? ""
+            let health = state.clientHealth[label].map { ": \($0.oneLine())" } ?? ""
+            lines.append("\(label.oneLine(limit: 40))\(version)\(health)")
         }
         if let gateway = state.natpmpGateway {
             lines.append("NAT-PMP gateway \(gateway.oneLine(limit: 40)) (\((state.natpmpGatewayRule ?? "rule unknown").oneLine()))")

@@ -50,6 +50,6 @@ struct SyncPlan {
                                           recoveryCommand: natpmp.recoveryCommand, recoveryAfter: natpmp.recoveryAfter,
                                           recoveryCooldown: .seconds(natpmp.recoveryCooldownSeconds), tunnelDecides: strategy == .natpmp)))
         }
-        sinks = [QBittorrentSettings(configuration, loaded.credentials)]
+        sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials) }
     }
 }

@@ -17,7 +17,8 @@ enum TOMLValue: Equatable {
     }
 }
 
-/// A parsed configuration file: a strict TOML subset. Tables (`[name]`), bare keys, basic and
+/// A parsed configuration file: a strict TOML subset. Tables (`[name]`, and one level of
+/// dotted headers, `[name.sub]`, named `name.sub`), bare keys, basic and
 /// literal strings, integers, booleans, arrays of strings (one or several lines), comments.
 /// Anything else is an error with the file name and line number.
 struct TOMLDocument {
@@ -135,9 +136,16 @@ struct TOMLDocument {
                     advance()
                     if current == "[" { throw fail("arrays of tables ([[…]]) are not supported") }
                     skipSpaces()
-                    let name = try bareKey(what: "table name")
+                    var name = try bareKey(what: "table name")
                     skipSpaces()
-                    if current == "." { throw fail("nested tables ([\(name).…]) are not supported") }
+                    if current == "." {
+                        // One level: `[qbittorrent.movies]`, a named client of one kind.
+                        advance()
+                        skipSpaces()
+                        name += "." + (try bareKey(what: "table name"))
+                        skipSpaces()
+                        if current == "." { throw fail("tables nest one level at most ([\(name).…]); name a client [kind.name]") }
+                    }
                     guard current == "]" else { throw fail("expected ] after [\(name)") }
                     advance()
                     if let previous = document.tables.first(where: { $0.name == name }) {

@@ -5,21 +5,20 @@ import Reactor
 import Testing
 import TestSupport
 
-/// The Deluge session through a small loop shell against real deluged + deluge-web 2.0.3,
+/// The Deluge session through its production shell against real deluged + deluge-web 2.0.3,
 /// all of it (the session's sockets too) inside a namespace that has nothing but `lo`.
 @Suite(.serialized, .enabled(if: DelugeInstance.available, "needs root, iproute2, deluged and deluge-web (./scripts/test installs them as root)"))
 final class DelugeEndToEndTests {
     let log = LogCapture(trace: true)
 
     func shell(_ deluge: DelugeInstance, loop: EventLoop, password: String = DelugeInstance.webPassword,
-               checkInterval: Duration = .seconds(300)) -> ClientTestShell<DelugeSession> {
+               checkInterval: Duration = .seconds(300)) -> ClientSink<DelugeSession> {
         let settings = ClientSettings(url: deluge.url, password: Secret(value: password, origin: "test"), checkInterval: checkInterval,
                                       retryInitial: .milliseconds(200), retryMax: .seconds(1), requestTimeout: .seconds(3))
-        return ClientTestShell(loop: loop, name: "deluge.http", session: DelugeSession(settings: settings),
-                               url: deluge.url, requestTimeout: settings.requestTimeout)
+        return ClientSink<DelugeSession>(loop: loop, label: "deluge", settings: settings)
     }
 
-    func verified(_ shell: ClientTestShell<DelugeSession>, _ loop: EventLoop, _ port: UInt16, seconds: Double = 20) throws -> Bool {
+    func verified(_ shell: ClientSink<DelugeSession>, _ loop: EventLoop, _ port: UInt16, seconds: Double = 20) throws -> Bool {
         try runUntil(loop, seconds: seconds) { shell.session.status.health == .verified && shell.session.status.verifiedPort?.value == port }
     }
 
@@ -28,7 +27,7 @@ final class DelugeEndToEndTests {
         try deluge.namespace.inside {
             let loop = try EventLoop(logger: log.logger)
             let shell = shell(deluge, loop: loop)
-            shell.send(.desiredPort(Port(6901)!))
+            shell.apply(Port(6901)!)
             #expect(try verified(shell, loop, 6901))
             #expect(log.count("deluge-web connected to its daemon at 127.0.0.1:58846") == 1)
             #expect(log.count("Deluge: port 6901 applied and verified") == 1)
@@ -43,12 +42,12 @@ final class DelugeEndToEndTests {
         try deluge.namespace.inside {
             let loop = try EventLoop(logger: log.logger)
             let shell = shell(deluge, loop: loop, password: "wrong")
-            shell.send(.desiredPort(Port(6901)!))
+            shell.apply(Port(6901)!)
             #expect(try runUntil(loop, seconds: 10) { shell.session.isLoginRefused })
             try runFor(loop, seconds: 1.5)
-            shell.send(.desiredPort(Port(6902)!))
+            shell.apply(Port(6902)!)
             try runFor(loop, seconds: 0.5)
-            #expect(shell.requestsSent == 1)
+            #expect(shell.counters.requests == 1)
             #expect(log.count("deluge-web refused the password (auth.login answered false)") == 1)
         }
     }
@@ -58,12 +57,12 @@ final class DelugeEndToEndTests {
         try deluge.namespace.inside {
             let loop = try EventLoop(logger: log.logger)
             let shell = shell(deluge, loop: loop)
-            shell.send(.desiredPort(Port(6901)!))
+            shell.apply(Port(6901)!)
             #expect(try verified(shell, loop, 6901))
             #expect(log.count("connected to its daemon") == 0, "deluge-web connected by itself (default_daemon)")
 
             deluge.stopDaemon(signal: SIGKILL)
-            shell.send(.desiredPort(Port(6902)!))
+            shell.apply(Port(6902)!)
             #expect(try runUntil(loop, seconds: 15) { shell.session.status.health != .applying })
             #expect(shell.session.status.health != .verified)
             try deluge.startDaemon()
@@ -83,9 +82,8 @@ final class DelugeEndToEndTests {
             let settings = ClientSettings(url: deluge.url, password: Secret(value: DelugeInstance.webPassword, origin: "test"),
                                           checkInterval: .milliseconds(500), reannounce: false,
                                           retryInitial: .milliseconds(200), retryMax: .seconds(1), requestTimeout: .seconds(3))
-            let shell = ClientTestShell(loop: loop, name: "deluge.http", session: DelugeSession(settings: settings),
-                                        url: deluge.url, requestTimeout: settings.requestTimeout)
-            shell.send(.desiredPort(Port(6901)!))
+            let shell = ClientSink<DelugeSession>(loop: loop, label: "deluge", settings: settings)
+            shell.apply(Port(6901)!)
             #expect(try verified(shell, loop, 6901))
             deluge.stopWeb()
             try deluge.startWeb()
@@ -113,7 +111,7 @@ final class DelugeEndToEndTests {
         try deluge.namespace.inside {
             let loop = try EventLoop(logger: log.logger)
             let shell = shell(deluge, loop: loop)
-            shell.send(.desiredPort(Port(6905)!))
+            shell.apply(Port(6905)!)
             #expect(try runUntil(loop, seconds: 20) { shell.session.counters.reannounces == 1 })
             #expect(log.count("told the trackers of 1 Deluge torrent about port 6905") == 1)
             #expect(waitFor(seconds: 5) { tracker.announcedPorts.contains(6905) }, "the tracker hears the new port at once, not after its 30 min interval")

@@ -12,6 +12,19 @@ import Testing
 
     func driver(_ settings: ClientSettings = settings) -> Driver { Driver(DelugeSession(settings: settings)) }
 
+    @Test func noPasswordIsAFailureSaidOnceNotAnApplyForever() {
+        var settings = Self.settings
+        settings.password = nil
+        var driver = driver(settings)
+        driver.feed(.desiredPort(Port(52101)!))
+        driver.feed(.desiredPort(Port(52102)!))
+        #expect(driver.sent.isEmpty)
+        #expect(driver.session.status.health == .failing("deluge-web needs its password: none is configured"))
+        #expect(driver.logs.filter { $0.0 == .error }.count == 1)
+        driver.feed(.settingsChanged(Self.settings))
+        #expect(driver.sent.count == 1, "the login, once a password is configured")
+    }
+
     /// Desired 52101, logged in, deluge-web connected to deluged by portsync: 4 calls.
     func handshake(settings: ClientSettings = settings) -> Driver {
         var driver = driver(settings)

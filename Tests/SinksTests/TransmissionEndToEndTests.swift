@@ -5,7 +5,7 @@ import Reactor
 import Testing
 import TestSupport
 
-/// The Transmission session through a small loop shell against a real transmission-daemon 3.00
+/// The Transmission session through its production shell against a real transmission-daemon 3.00
 /// (locked-down settings, loopback only, checked with ss).
 @Suite(.serialized, .enabled(if: TransmissionInstance.available, "transmission-daemon is not installed (./scripts/test installs it as root)"))
 final class TransmissionEndToEndTests {
@@ -17,15 +17,14 @@ final class TransmissionEndToEndTests {
     }
 
     func shell(_ instance: TransmissionInstance, password: String = TransmissionInstance.password,
-               checkInterval: Duration = .seconds(300)) -> ClientTestShell<TransmissionSession> {
+               checkInterval: Duration = .seconds(300)) -> ClientSink<TransmissionSession> {
         let settings = ClientSettings(url: instance.url, username: TransmissionInstance.username,
                                       password: Secret(value: password, origin: "test"), checkInterval: checkInterval,
                                       retryInitial: .milliseconds(100), retryMax: .milliseconds(500), requestTimeout: .seconds(5))
-        return ClientTestShell(loop: loop, name: "transmission.http", session: TransmissionSession(settings: settings),
-                               url: instance.url, requestTimeout: settings.requestTimeout)
+        return ClientSink<TransmissionSession>(loop: loop, label: "transmission", settings: settings)
     }
 
-    func verified(_ shell: ClientTestShell<TransmissionSession>, _ port: Reactor.Port) throws -> Bool {
+    func verified(_ shell: ClientSink<TransmissionSession>, _ port: Reactor.Port) throws -> Bool {
         try runUntil(loop, seconds: 15) { shell.session.status.health == .verified && shell.session.status.verifiedPort == port }
     }
 
@@ -33,12 +32,12 @@ final class TransmissionEndToEndTests {
         let transmission = try TransmissionInstance()
         let shell = shell(transmission)
         let port = Reactor.Port(freePort())!
-        shell.send(.desiredPort(port))
+        shell.apply(port)
         #expect(try verified(shell, port))
         #expect(try transmission.currentPeerPort() == Int(port.value))
         #expect(shell.session.rpcVersion == 16)
         #expect(shell.session.status.version == "3.00 (bb6b5a062e)")
-        #expect(shell.requestsSent == 4, "the probe, once more with the session id, session-set, the read-back")
+        #expect(shell.counters.requests == 4, "the probe, once more with the session id, session-set, the read-back")
         #expect(log.count("Transmission: port \(port) applied and verified") == 1)
         // Transmission listens on it, still on loopback only.
         let lines = try SocketTable.requireLoopbackOnly([transmission.pid!], what: "transmission-daemon")
@@ -46,7 +45,7 @@ final class TransmissionEndToEndTests {
 
         // A second session (a restart of portsync) finds it set and writes nothing.
         let second = self.shell(transmission)
-        second.send(.desiredPort(port))
+        second.apply(port)
         #expect(try verified(second, port))
         #expect(second.session.counters.applies == 0)
         #expect(!log.text.contains(TransmissionInstance.password))
@@ -55,12 +54,12 @@ final class TransmissionEndToEndTests {
     @Test func aWrongPasswordIsRefusedOnceAndNeverRetriedInALoop() throws {
         let transmission = try TransmissionInstance()
         let shell = shell(transmission, password: "wrong")
-        shell.send(.desiredPort(Reactor.Port(freePort())!))
+        shell.apply(Reactor.Port(freePort())!)
         #expect(try runUntil(loop, seconds: 10) { shell.session.isLoginRefused })
         try runFor(loop, seconds: 1.5)
-        shell.send(.desiredPort(Reactor.Port(freePort())!))
+        shell.apply(Reactor.Port(freePort())!)
         try runFor(loop, seconds: 0.5)
-        #expect(shell.requestsSent == 1)
+        #expect(shell.counters.requests == 1)
         #expect(shell.session.counters.failedLogins == 1)
         #expect(log.count("Transmission refused the login (401)") == 1)
         #expect(!log.text.contains("wrong\""))
@@ -70,7 +69,7 @@ final class TransmissionEndToEndTests {
         let transmission = try TransmissionInstance()
         let shell = shell(transmission, checkInterval: .milliseconds(300))
         let port = Reactor.Port(freePort())!
-        shell.send(.desiredPort(port))
+        shell.apply(port)
         #expect(try verified(shell, port))
         try transmission.setPeerPort(Int(transmission.peerPort))
         #expect(try runUntil(loop, seconds: 10) { log.count("changed behind portsync's back") == 1 && shell.session.status.health == .verified })
@@ -79,8 +78,8 @@ final class TransmissionEndToEndTests {
         // A restart: a new session id (a 409 on the next read), the port kept in settings.json.
         transmission.stop()
         try transmission.start()
-        let requests = shell.requestsSent
-        #expect(try runUntil(loop, seconds: 10) { shell.requestsSent >= requests + 2 && shell.session.status.health == .verified })
+        let requests = shell.counters.requests
+        #expect(try runUntil(loop, seconds: 10) { shell.counters.requests >= requests + 2 && shell.session.status.health == .verified })
         #expect(try transmission.currentPeerPort() == Int(port.value))
     }
 
@@ -93,11 +92,11 @@ final class TransmissionEndToEndTests {
         #expect(waitFor(seconds: 20) { tracker.announcedPorts.contains(Int(transmission.peerPort)) }, "the torrent announces the configured port")
         let shell = shell(transmission)
         let port = Reactor.Port(freePort())!
-        shell.send(.desiredPort(port))
+        shell.apply(port)
         #expect(try verified(shell, port))
         #expect(waitFor(seconds: 5) { tracker.announcedPorts.contains(Int(port.value)) })
         #expect(shell.session.counters.reannounces == 0)
-        #expect(shell.requestsSent == 4)
+        #expect(shell.counters.requests == 4)
         try SocketTable.requireLoopbackOnly([transmission.pid!], what: "transmission-daemon with a torrent")
     }
 }

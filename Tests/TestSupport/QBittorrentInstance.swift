@@ -25,11 +25,17 @@ public final class QBittorrentInstance {
     /// The interface qBittorrent binds its torrent sockets to: `lo` unless a test's network
     /// namespace offers another (traffic stays inside that namespace either way).
     public let interface: String
+    public let address: String
+    public var pid: pid_t? { process?.pid }
     private var process: ChildProcess?
 
     public var url: HTTPURL { try! HTTPURL(parsing: "http://127.0.0.1:\(webUIPort)") }
 
-    public init(localHostAuth: Bool = true, torrentPort: UInt16? = nil, interface: String = "lo") throws {
+    /// `address`: with `lo`, the loopback address the torrent sockets bind to (several clients
+    /// on one port need one address each).
+    public init(localHostAuth: Bool = true, torrentPort: UInt16? = nil, interface: String = "lo", address: String = "127.0.0.1") throws {
+        precondition(address.hasPrefix("127."), "loopback only")
+        self.address = address
         var template = Array("/tmp/portsync-qbt-XXXXXX".utf8CString)
         profile = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
         webUIPort = freePort()
@@ -82,7 +88,7 @@ public final class QBittorrentInstance {
             .replacingOccurrences(of: "{TORRENT_PORT}", with: "\(torrentPort)")
             .replacingOccurrences(of: "{WEBUI_PORT}", with: "\(webUIPort)")
             .replacingOccurrences(of: "{LOCALHOST_AUTH}", with: "\(localHostAuth)")
-            .replacingOccurrences(of: "{INTERFACE_ADDRESS}", with: interface == "lo" ? "127.0.0.1" : "")
+            .replacingOccurrences(of: "{INTERFACE_ADDRESS}", with: interface == "lo" ? address : "")
             .replacingOccurrences(of: "{INTERFACE}", with: interface)
         guard !text.contains("{"), text.contains("DHTEnabled=false") else {
             throw InstanceError(message: "\(Self.profileTemplate) is not the locked-down profile")

@@ -25,13 +25,18 @@ public final class TransmissionInstance {
     public let directory: String
     public let rpcPort: UInt16
     public let peerPort: UInt16
+    public let peerAddress: String
     private var process: ChildProcess?
     private var sessionID = ""
 
     public var url: HTTPURL { try! HTTPURL(parsing: "http://127.0.0.1:\(rpcPort)") }
     public var pid: pid_t? { process?.pid }
 
-    public init() throws {
+    /// `peerAddress`: the loopback address of the peer listener (several clients on one port
+    /// need one address each).
+    public init(peerAddress: String = "127.0.0.1") throws {
+        precondition(peerAddress.hasPrefix("127."), "loopback only")
+        self.peerAddress = peerAddress
         var template = Array("/tmp/portsync-transmission-XXXXXX".utf8CString)
         directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
         rpcPort = freePort()
@@ -58,9 +63,10 @@ public final class TransmissionInstance {
             .replacingOccurrences(of: "{RPC_PORT}", with: "\(rpcPort)")
             .replacingOccurrences(of: "{USERNAME}", with: Self.username)
             .replacingOccurrences(of: "{PASSWORD}", with: Self.password)
+            .replacingOccurrences(of: #""bind-address-ipv4": "127.0.0.1""#, with: #""bind-address-ipv4": "\#(peerAddress)""#)
         guard text.range(of: "\\{[A-Z_]+\\}", options: .regularExpression) == nil,
               let settings = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-              settings["dht-enabled"] as? Bool == false, settings["bind-address-ipv4"] as? String == "127.0.0.1",
+              settings["dht-enabled"] as? Bool == false, (settings["bind-address-ipv4"] as? String)?.hasPrefix("127.") == true,
               settings["rpc-bind-address"] as? String == "127.0.0.1" else {
             throw InstanceError(message: "\(Self.settingsTemplate) is not the locked-down settings")
         }

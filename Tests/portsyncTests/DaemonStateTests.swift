@@ -1,4 +1,5 @@
 import Reactor
+import Sinks
 import Testing
 @testable import portsync
 
@@ -9,6 +10,32 @@ import Testing
         let state = DaemonState(port: Port(51413), source: "natpmp", appliedAt: 1_700_000_000, health: .ok,
                                 clientVersions: ["qbittorrent": "v5.0.1"], natpmpInternalPort: 51413, pid: 4242, updatedAt: 1_700_000_001)
         #expect(try parse(state.json) == state)
+    }
+
+    @Test func eachClientsVersionAndHealthLoadBack() throws {
+        let state = DaemonState(port: Port(51413), health: .failing("transmission: unreachable"),
+                                clientVersions: ["qbittorrent": "v4.5.2", "qbittorrent.tv": "v4.6.0"],
+                                clientHealth: ["qbittorrent": "ok", "qbittorrent.tv": "ok", "transmission": "unreachable"], pid: 1, updatedAt: 2)
+        #expect(try parse(state.json) == state)
+        #expect(state.json.contains(#""transmission":{"health":"unreachable"}"#))
+    }
+
+    /// The overall health is the worst client's: a failure outranks a client still applying,
+    /// and names the client when there are several.
+    @Test func theOverallHealthIsTheWorstClients() {
+        func status(_ health: SinkStatus.Health, _ port: UInt16? = nil) -> SinkStatus {
+            var status = SinkStatus()
+            status.health = health
+            status.verifiedPort = port.flatMap(Port.init)
+            return status
+        }
+        func assess(_ clients: [(String, SinkStatus)]) -> Health {
+            Health.assess(desired: Port(6881), livePort: true, link: nil, tunnelDecides: false, clients: clients.map { ($0.0, $0.1, nil) })
+        }
+        #expect(assess([("qbittorrent", status(.verified, 6881)), ("deluge", status(.verified, 6881))]) == .ok)
+        #expect(assess([("qbittorrent", status(.applying)), ("deluge", status(.unreachable("down")))]) == .failing("deluge: down"))
+        #expect(assess([("qbittorrent", status(.verified, 6881)), ("deluge", status(.verified, 7000))]) == .applying(Port(6881)!))
+        #expect(assess([("qbittorrent", status(.loginRefused("refused")))]) == .failing("refused"), "one client: no label")
     }
 
     @Test func aStateFromBeforeSeveralClientsStillLoads() throws {

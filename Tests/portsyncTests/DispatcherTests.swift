@@ -33,6 +33,7 @@ final class RecordingSink: PortSink {
 
 struct RecordingSinkSettings: PortSinkSettings {
     let label: String
+    var portIndex: Int? = nil
     var summary: String { "a recorder" }
     func makeSink(loop: EventLoop) -> any PortSink { RecordingSink() }
 }
@@ -90,6 +91,39 @@ struct RecordingSinkSettings: PortSinkSettings {
         #expect(recorded[0].count == 2)
         try advance(.seconds(1))
         #expect(recorded[0] == [Port(40000)!, Port(41000)!, Port(40000)!], "the file's port again, exactly at the expiry")
+    }
+
+    /// Gluetun forwarding several ports: a client with a `port_index` of its own takes that one,
+    /// a change among the other ports alone is handed off too, and an index the source does not
+    /// forward leaves that client's port alone and says so in its health.
+    @Test func eachClientTakesThePortItsPortIndexPicks() throws {
+        let sinks = SinkSet(loop: loop, settings: [RecordingSinkSettings(label: "main"), RecordingSinkSettings(label: "tv", portIndex: 1)])
+        let dispatcher = Dispatcher(loop: loop, sinks: sinks)
+        let recorded = { sinks.sinks.map { ($0.sink as! RecordingSink).applied } }
+        func gluetun(_ ports: [Int]) -> PortObservation {
+            let ports = ports.compactMap(Port.init)
+            return PortObservation(source: .gluetun, port: ports.first, time: loop.now, ports: ports)
+        }
+        dispatcher.observed(gluetun([40000, 40001]))
+        #expect(recorded() == [[Port(40000)!], [Port(40001)!]])
+        #expect(sinks.verifiedPort == Port(40000))
+        #expect(sinks.clients.map(\.wanted) == [Port(40000), Port(40001)])
+        try advance(.seconds(1))
+        dispatcher.observed(gluetun([40000, 40002]))
+        #expect(recorded()[1] == [Port(40001)!, Port(40002)!], "the second port alone changed")
+        #expect(dispatcher.portChanges == 1, "the desired port did not")
+        try advance(.seconds(1))
+        dispatcher.observed(gluetun([40003]))
+        #expect(recorded() == [[Port(40000)!, Port(40000)!, Port(40003)!], [Port(40001)!, Port(40002)!]])
+        #expect(sinks.clients[1].status.health == .failing("port_index 1: gluetun forwards 1 port(s)"))
+        #expect(sinks.verifiedPort == Port(40003), "a failing client does not hold the others back")
+
+        // A reload that changes a kept client's port_index, or adds one with its own, hands each its port.
+        try advance(.seconds(1))
+        dispatcher.observed(gluetun([40004, 40005]))
+        sinks.update([RecordingSinkSettings(label: "main", portIndex: 1), RecordingSinkSettings(label: "tv", portIndex: 1),
+                      RecordingSinkSettings(label: "new", portIndex: 0)])
+        #expect(recorded().map(\.last) == [Port(40005), Port(40005), Port(40004)])
     }
 
     @Test func aReloadKeepsAClientWithTheSameLabelAndDropsTheOthers() throws {

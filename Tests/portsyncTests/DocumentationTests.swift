@@ -37,7 +37,8 @@ import Testing
         #expect(Set(documented.keys).subtracting(table).sorted() == [], "documented keys that do not exist")
         let defaults = try loader(environment: [:]).load().configuration
         for key in ConfigurationKey.all {
-            guard let page = documented[key.path], !page.contains("$") else { continue }  // "$XDG_RUNTIME_DIR/…": the machine's
+            // "$XDG_RUNTIME_DIR/…" depends on the machine; "(unset)" is no value at all.
+            guard let page = documented[key.path], !page.contains("$"), !page.hasPrefix("(") else { continue }
             #expect(page == key.renderedValue(in: defaults), "\(key.path): the page says \(page)")
         }
     }

@@ -43,6 +43,10 @@ struct ClientSessionCore {
     var status = SinkStatus()
     var counters = SinkCounters()
     var desired: Port?
+    /// A sync was asked for while a request was in flight: it starts when the answer is in.
+    var syncRequested = false
+    /// The next sync writes the desired port without reading first (see `desire`).
+    var writeWithoutReading = false
     private(set) var refusedUntil: Instant?
     private(set) var retryAt: Instant?
     private(set) var driftCheckAt: Instant?

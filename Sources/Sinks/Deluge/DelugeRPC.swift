@@ -60,6 +60,13 @@ public enum DelugeRPC {
     }
 
     /// `{"id":…,"method":…,"params":[…]}`.
+    /// The POST of `call` with the session cookie (never with the login).
+    public static func request(_ call: Call, id: Int, url: HTTPURL, cookie: String?) -> HTTPRequest {
+        var headers: HTTPHeaders = ["Host": url.hostHeader, "User-Agent": "portsync/0.1", "Content-Type": contentType]
+        if let cookie, call.method != "auth.login" { headers.add("Cookie", cookie) }
+        return HTTPRequest(method: "POST", target: url.target(path), headers: headers, body: body(call, id: id))
+    }
+
     public static func body(_ call: Call, id: Int) -> [UInt8] {
         Array(JSONValue.object(["method": .string(call.method), "params": .array(call.params), "id": .number(Double(id))]).serialized.utf8)
     }

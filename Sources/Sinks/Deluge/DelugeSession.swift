@@ -13,10 +13,11 @@ import Reactor
 /// ends. After a verified change the trackers are told (`core.force_reannounce` with every
 /// torrent's id), at most once a minute: issue 14 saw Deluge 2.0.3 not re-announce by itself
 /// (the tests saw Debian's build, libtorrent 2.0.8, announce a new listen socket on its own).
-public struct DelugeSession: ClientSessionCoreOwner {
+public struct DelugeSession {
     /// The call in flight and its id.
     public private(set) var inFlight: (call: DelugeRPC.Call, id: Int)?
-    private(set) var core: ClientSessionCore
+    public static let clientName = "Deluge"
+    var core: ClientSessionCore
     private var cookie: String?
     private var loggedIn = false
     /// An authenticated call succeeded since the login: a later "Not authenticated" means the
@@ -28,69 +29,65 @@ public struct DelugeSession: ClientSessionCoreOwner {
     private var justConnected = false
     /// The daemon `web.connect` was asked for, for messages.
     private var connecting: DelugeRPC.Host?
-    private var syncRequested = false
-    private var writeWithoutReading = false
     private var reannouncePending = false
     private var written: Port?
     private var lastID = 0
+    /// "No password configured" was logged (once until the settings change).
+    private var missingPasswordSaid = false
 
     public init(settings: ClientSettings) {
         core = ClientSessionCore(client: "Deluge", settings: settings)
     }
 
-    public mutating func handle(_ input: ClientSessionInput, now: Instant) -> [ClientSessionEffect] {
-        var effects: [ClientSessionEffect] = []
-        let before = core.status
-        switch input {
-        case .desiredPort(let port):
-            let next = core.desire(port, idle: inFlight == nil && daemonConnected, &effects)
-            writeWithoutReading = next.skipRead
-            if next.sync { startSync(&effects) }
-        case .settingsChanged(let fresh):
-            if core.update(fresh, &effects) {
-                cookie = nil
-                loggedIn = false
-                sessionConfirmed = false
-                daemonConnected = false
-            }
-            startSync(&effects)
-        case .responseReceived(let response):
-            guard let (call, id) = inFlight else { break }
-            inFlight = nil
-            handle(response, to: call, id: id, now, &effects)
-        case .requestFailed(let error):
-            guard let (call, _) = inFlight else { break }
-            inFlight = nil
-            if call.isCore, error == .timedOut {
-                daemonConnected = false
-                core.fail("deluge-web did not answer \(call.method) in time: its daemon has gone away (deluge-web does not notice, nor reconnect); connecting it again", now, &effects)
-            } else {
-                if error.isUnreachable { daemonConnected = false }
-                core.requestFailed(call.method, error, now, &effects)
-            }
-        case .deadlineReached:
-            let due = core.deadlinesReached(now, &effects)
-            if due.reannounce { reannouncePending = true }
-            if due.sync || due.reannounce { startSync(&effects) }
+    public var isBusy: Bool { inFlight != nil }
+    var isIdle: Bool { inFlight == nil && daemonConnected }
+
+    mutating func forgetSession() {
+        missingPasswordSaid = false
+        cookie = nil
+        loggedIn = false
+        sessionConfirmed = false
+        daemonConnected = false
+    }
+
+    mutating func received(_ response: HTTPResponse, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        guard let (call, id) = inFlight else { return }
+        inFlight = nil
+        handle(response, to: call, id: id, now, &effects)
+    }
+
+    mutating func failed(_ error: HTTPClientError, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        guard let (call, _) = inFlight else { return }
+        inFlight = nil
+        if call.isCore, error == .timedOut {
+            daemonConnected = false
+            core.fail("deluge-web did not answer \(call.method) in time: its daemon has gone away (deluge-web does not notice, nor reconnect); connecting it again", now, &effects)
+        } else {
+            if error.isUnreachable { daemonConnected = false }
+            core.requestFailed(call.method, error, now, &effects)
         }
-        if syncRequested && inFlight == nil {
-            syncRequested = false
-            startSync(&effects)
-        }
-        core.statusChanged(since: before, &effects)
-        return effects
+    }
+
+    mutating func reannounceBecameDue() {
+        reannouncePending = true
     }
 
     // MARK: The sync
 
-    private mutating func startSync(_ effects: inout [ClientSessionEffect]) {
+    mutating func startSync(_ effects: inout [ClientSessionEffect]) {
         guard let wanted = core.desired, !isLoginRefused else { return }
         guard inFlight == nil else {
-            syncRequested = true
+            core.syncRequested = true
             return
         }
         guard let password = settings.password else {
-            return effects.append(.log(.error, "deluge-web needs its password: none is configured"))
+            // A configuration mistake, not a transient failure: said once, nothing retried, and the
+            // health says so (not "applying" forever) until the settings change.
+            let problem = "deluge-web needs its password: none is configured"
+            if !missingPasswordSaid { effects.append(.log(.error, problem)) }
+            missingPasswordSaid = true
+            core.status.health = .failing(problem)
+            return
         }
         if !loggedIn {
             send(.login(password), &effects)
@@ -98,12 +95,12 @@ public struct DelugeSession: ClientSessionCoreOwner {
             send(.connected, &effects)
         } else if reannouncePending && core.status.health == .verified && core.status.verifiedPort == wanted {
             send(.torrents, &effects)
-        } else if writeWithoutReading, let verified = core.status.verifiedPort, verified != wanted {
-            writeWithoutReading = false
+        } else if core.writeWithoutReading, let verified = core.status.verifiedPort, verified != wanted {
+            core.writeWithoutReading = false
             effects.append(.log(.info, "setting Deluge's listen_ports to [\(wanted), \(wanted)] (was \(verified))"))
             send(.writePorts(wanted), &effects)
         } else {
-            writeWithoutReading = false
+            core.writeWithoutReading = false
             send(.readPorts, &effects)
         }
     }
@@ -117,10 +114,7 @@ public struct DelugeSession: ClientSessionCoreOwner {
     }
 
     func httpRequest(for call: DelugeRPC.Call, id: Int) -> HTTPRequest {
-        var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1",
-                                    "Content-Type": DelugeRPC.contentType]
-        if let cookie, call.method != "auth.login" { headers.add("Cookie", cookie) }
-        return HTTPRequest(method: "POST", target: settings.url.target(DelugeRPC.path), headers: headers, body: DelugeRPC.body(call, id: id))
+        DelugeRPC.request(call, id: id, url: settings.url, cookie: cookie)
     }
 
     // MARK: Answers
@@ -220,7 +214,7 @@ public struct DelugeSession: ClientSessionCoreOwner {
 
     private mutating func portsRead(_ result: JSONValue, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         guard let port = core.desired else { return }
-        syncRequested = false
+        core.syncRequested = false
         guard let pair = DelugeRPC.ports(result["listen_ports"]) else {
             return core.fail("answer to core.get_config_values has no listen_ports pair: \(result.excerpt)", now, &effects)
         }
@@ -263,4 +257,4 @@ public struct DelugeSession: ClientSessionCoreOwner {
 extension DelugeRPC.Host {
     var isLoopback: Bool { host == "localhost" || host == "::1" || IPv4Address(host)?.isLoopback == true }
 }
-extension DelugeSession: LoopStateMachine {}
+extension DelugeSession: CoreClientSession {}

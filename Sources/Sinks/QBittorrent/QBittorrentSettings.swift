@@ -12,6 +12,8 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
         case apiKey(Secret)
     }
 
+    /// `qbittorrent` for `[qbittorrent]`, `qbittorrent.movies` for `[qbittorrent.movies]`.
+    public var label: String
     public var url: HTTPURL
     public var authentication: Authentication
     /// Also set `upnp` off: qBittorrent's own UPnP/NAT-PMP cannot reach the VPN gateway.
@@ -32,11 +34,15 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
     public var loginRetryDelay: Duration
     /// How long one request may wait for its answer (and a connection for its handshake).
     public var requestTimeout: Duration
+    public var portIndex: Int?
 
     public init(url: HTTPURL, authentication: Authentication, disableUPnP: Bool = true, interface: String? = nil,
                 checkInterval: Duration = .seconds(300), checkListener: Bool? = nil,
                 retryInitial: Duration = .milliseconds(500), retryMax: Duration = .seconds(15),
-                loginRetryDelay: Duration = .seconds(3900), requestTimeout: Duration = .seconds(10)) {
+                loginRetryDelay: Duration = .seconds(3900), requestTimeout: Duration = .seconds(10), label: String = "qbittorrent",
+                portIndex: Int? = nil) {
+        self.label = label
+        self.portIndex = portIndex
         self.url = url
         self.authentication = authentication
         self.disableUPnP = disableUPnP
@@ -49,8 +55,7 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
         self.requestTimeout = requestTimeout
     }
 
-    public var label: String { "qbittorrent" }
-    public var summary: String { "qBittorrent at \(url)" }
+    public var summary: String { "qBittorrent at \(url)\(label == "qbittorrent" ? "" : " (\(label))")" }
 
     public func makeSink(loop: EventLoop) -> any PortSink {
         QBittorrentSink(loop: loop, settings: self)

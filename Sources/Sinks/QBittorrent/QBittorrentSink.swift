@@ -2,36 +2,36 @@ import HTTP
 import Reactor
 
 /// Keeps qBittorrent's `listen_port` on the desired port: the shell around `QBittorrentSession`.
-/// It owns the HTTP client and the timer, turns their events into inputs and carries out the
+/// It owns the connection and the timer, turns their events into inputs and carries out the
 /// session's effects. Everything runs in the loop; nothing blocks.
 public final class QBittorrentSink: PortSink {
-    public let name = "qbittorrent.http"
+    /// `qbittorrent.http`, `qbittorrent.movies.http`: the label's.
+    public let name: String
     public var onStatusChange: ((SinkStatus) -> Void)?
 
     private let loop: EventLoop
     private var runner: MachineRunner<QBittorrentSession>!
-    private var client: HTTPClient
-    private let sourceAddress: SocketAddress?
+    private let connection: SinkConnection
     private var session: QBittorrentSession { runner.machine }
 
     /// `sourceAddress`: bind the client's socket to it (tests use 127.0.0.2 to keep a ban
     /// away from 127.0.0.1).
     public init(loop: EventLoop, settings: QBittorrentSettings, sourceAddress: SocketAddress? = nil) {
         self.loop = loop
-        self.sourceAddress = sourceAddress
-        client = Self.makeClient(loop: loop, settings: settings, sourceAddress: sourceAddress)
-        runner = MachineRunner(loop: loop, name: "qbittorrent.timer", machine: QBittorrentSession(settings: settings),
+        name = "\(settings.label).http"
+        connection = SinkConnection(loop: loop, name: name, url: settings.url, timeout: settings.requestTimeout,
+                                    sourceAddress: sourceAddress)
+        runner = MachineRunner(loop: loop, name: "\(settings.label).timer", machine: QBittorrentSession(settings: settings),
                                deadlineInput: .deadlineReached)
         runner.perform = { [unowned self] effect in self.perform(effect) }
         runner.afterBatch = { [unowned self] in
             // Done for now: close the connection before qBittorrent closes it (~8 s later) and wakes us.
-            if self.session.inFlight == nil { self.client.closeIdleConnection() }
+            if self.session.inFlight == nil { self.connection.closeIdleConnection() }
         }
     }
 
     deinit {
         runner.stop()
-        client.close()
     }
 
     public var title: String { "qBittorrent\(session.status.version.map { " \($0)" } ?? "")" }
@@ -39,7 +39,7 @@ public final class QBittorrentSink: PortSink {
     public var counters: SinkCounters { session.counters }
     public var settings: QBittorrentSettings { session.settings }
     /// TCP connections the client opened: one per qBittorrent session while keep-alive holds.
-    public var connectionsOpened: Int { client.connectionsOpened }
+    public var connectionsOpened: Int { connection.connectionsOpened }
 
     public func apply(_ change: PortChange) {
         handle(.desiredPort(change.port))
@@ -61,18 +61,8 @@ public final class QBittorrentSink: PortSink {
 
     /// New settings (a reloaded configuration): a changed password or URL ends a login refusal.
     public func update(_ settings: QBittorrentSettings) {
-        if settings.url != session.settings.url || settings.requestTimeout != session.settings.requestTimeout {
-            let abandoned = client.isBusy
-            client.close()
-            client = Self.makeClient(loop: loop, settings: settings, sourceAddress: sourceAddress)
-            if abandoned { handle(.requestFailed(.closed)) }
-        }
+        if connection.update(url: settings.url, timeout: settings.requestTimeout) { handle(.requestFailed(.closed)) }
         handle(.settingsChanged(settings))
-    }
-
-    private static func makeClient(loop: EventLoop, settings: QBittorrentSettings, sourceAddress: SocketAddress?) -> HTTPClient {
-        HTTPClient(loop: loop, name: "qbittorrent.http", host: settings.url.bareHost, port: settings.url.port,
-                   sourceAddress: sourceAddress, connectTimeout: settings.requestTimeout, responseTimeout: settings.requestTimeout)
     }
 
     /// The session cookie in use, for tests that end the session from outside.
@@ -86,17 +76,10 @@ public final class QBittorrentSink: PortSink {
         let logger = loop.logger
         switch effect {
         case .send(let request, let retryIfStale):
-            logger.trace(name, "→ \(request.method) \(request.target)")
-            let started = loop.clock.now()
-            client.send(request, retryIfStale: retryIfStale) { [unowned self] result in
-                let elapsed = (self.loop.clock.now() - started).milliseconds
+            connection.send(request, retryIfStale: retryIfStale) { [unowned self] result in
                 switch result {
-                case .success(let response):
-                    logger.trace(self.name, "← \(response.status) \(request.target) (\(response.body.count) bytes, \(elapsed.formatted) ms)")
-                    self.handle(.responseReceived(response))
-                case .failure(let error):
-                    logger.trace(self.name, "← \(request.target) failed: \(error)")
-                    self.handle(.requestFailed(error))
+                case .success(let response): self.handle(.responseReceived(response))
+                case .failure(let error): self.handle(.requestFailed(error))
                 }
             }
         case .checkListener(let port):
@@ -108,14 +91,6 @@ public final class QBittorrentSink: PortSink {
         case .statusChanged(let status):
             onStatusChange?(status)
         }
-    }
-}
-
-extension Double {
-    /// One decimal: "2.3".
-    var formatted: String {
-        let tenths = (self * 10).rounded()
-        return "\(Int(tenths) / 10).\(abs(Int(tenths) % 10))"
     }
 }
 

@@ -39,6 +39,17 @@ public enum TransmissionRPC {
 
     /// The first call, before the rpc-version is known: kebab-case, which every version
     /// understands. Its answer also holds what a sync reads.
+    /// The POST of `body` with Basic auth (when a password is set) and the session id.
+    public static func request(_ body: [UInt8], settings: ClientSettings, sessionID: String?) -> HTTPRequest {
+        var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1",
+                                    "Content-Type": "application/json"]
+        if let password = settings.password {
+            headers.add("Authorization", "Basic " + Base64.encode(Array("\(settings.username):\(password.value)".utf8)))
+        }
+        if let sessionID { headers.add(sessionIDHeader, sessionID) }
+        return HTTPRequest(method: "POST", target: settings.url.target(path), headers: headers, body: body)
+    }
+
     public static func probe(tag: Int) -> [UInt8] {
         let fields = ["rpc-version", "version", "peer-port", "peer-port-random-on-start", "port-forwarding-enabled"]
         return body(method: "session-get", arguments: ["fields": .array(fields.map { .string($0) })], tag: tag)

@@ -11,7 +11,7 @@ import Reactor
 /// the settings change or the pause ends, and Transmission's lock-out after 100 failed logins is
 /// never approached. Transmission re-announces by itself when its port changes, so there is no
 /// re-announce call.
-public struct TransmissionSession: ClientSessionCoreOwner {
+public struct TransmissionSession {
     /// The request in flight, by what it is for.
     public enum Request: Equatable, Sendable {
         /// `session-get` of the rpc-version and the settings, before the names are known.
@@ -28,14 +28,13 @@ public struct TransmissionSession: ClientSessionCoreOwner {
         }
     }
 
-    private(set) var core: ClientSessionCore
+    public static let clientName = "Transmission"
+    var core: ClientSessionCore
     public private(set) var inFlight: Request?
     /// The session id from the last 409; sent with every request.
     public private(set) var sessionID: String?
     public private(set) var rpcVersion: Int?
     private var retriedAfterConflict = false
-    private var syncRequested = false
-    private var writeWithoutReading = false
     /// The port the last write asked for: its read-back verifies that.
     private var written: Port?
     private var tag = 0
@@ -44,55 +43,42 @@ public struct TransmissionSession: ClientSessionCoreOwner {
         core = ClientSessionCore(client: "Transmission", settings: settings)
     }
 
-    public mutating func handle(_ input: ClientSessionInput, now: Instant) -> [ClientSessionEffect] {
-        var effects: [ClientSessionEffect] = []
-        let before = core.status
-        switch input {
-        case .desiredPort(let port):
-            let next = core.desire(port, idle: inFlight == nil, &effects)
-            writeWithoutReading = next.skipRead
-            if next.sync { startSync(&effects) }
-        case .settingsChanged(let fresh):
-            if core.update(fresh, &effects) {
-                sessionID = nil
-                rpcVersion = nil
-            }
-            startSync(&effects)
-        case .responseReceived(let response):
-            guard let request = inFlight else { break }
-            inFlight = nil
-            handle(response, to: request, now, &effects)
-        case .requestFailed(let error):
-            guard let request = inFlight else { break }
-            inFlight = nil
-            core.requestFailed(request.name, error, now, &effects)
-        case .deadlineReached:
-            if core.deadlinesReached(now, &effects).sync { startSync(&effects) }
-        }
-        if syncRequested && inFlight == nil {
-            syncRequested = false
-            startSync(&effects)
-        }
-        core.statusChanged(since: before, &effects)
-        return effects
+    public var isBusy: Bool { inFlight != nil }
+    var isIdle: Bool { inFlight == nil }
+
+    mutating func forgetSession() {
+        sessionID = nil
+        rpcVersion = nil
+    }
+
+    mutating func received(_ response: HTTPResponse, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        guard let request = inFlight else { return }
+        inFlight = nil
+        handle(response, to: request, now, &effects)
+    }
+
+    mutating func failed(_ error: HTTPClientError, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        guard let request = inFlight else { return }
+        inFlight = nil
+        core.requestFailed(request.name, error, now, &effects)
     }
 
     // MARK: The sync
 
-    private mutating func startSync(_ effects: inout [ClientSessionEffect]) {
+    mutating func startSync(_ effects: inout [ClientSessionEffect]) {
         guard let wanted = core.desired, !isLoginRefused else { return }
         guard inFlight == nil else {
-            syncRequested = true
+            core.syncRequested = true
             return
         }
         if rpcVersion == nil {
             send(.probe, &effects)
-        } else if writeWithoutReading, let verified = core.status.verifiedPort, verified != wanted {
-            writeWithoutReading = false
+        } else if core.writeWithoutReading, let verified = core.status.verifiedPort, verified != wanted {
+            core.writeWithoutReading = false
             effects.append(.log(.info, "setting Transmission's peer-port to \(wanted) (was \(verified))"))
             send(.write(wanted), &effects)
         } else {
-            writeWithoutReading = false
+            core.writeWithoutReading = false
             send(.read, &effects)
         }
     }
@@ -115,13 +101,7 @@ public struct TransmissionSession: ClientSessionCoreOwner {
         case .write(let port): body = TransmissionRPC.write(names, port: port, tag: tag)
         case .verify: body = TransmissionRPC.verify(names, tag: tag)
         }
-        var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1",
-                                    "Content-Type": "application/json"]
-        if let password = settings.password {
-            headers.add("Authorization", "Basic " + Base64.encode(Array("\(settings.username):\(password.value)".utf8)))
-        }
-        if let sessionID { headers.add(TransmissionRPC.sessionIDHeader, sessionID) }
-        return HTTPRequest(method: "POST", target: settings.url.target(TransmissionRPC.path), headers: headers, body: body)
+        return TransmissionRPC.request(body, settings: settings, sessionID: sessionID)
     }
 
     // MARK: Answers
@@ -186,7 +166,7 @@ public struct TransmissionSession: ClientSessionCoreOwner {
 
     private mutating func settingsRead(_ answer: TransmissionRPC.Answer, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         guard let port = core.desired else { return }
-        syncRequested = false
+        core.syncRequested = false
         guard let current = answer.value("peer-port")?.integer else {
             return core.fail("answer to session-get has no peer-port", now, &effects)
         }
@@ -213,4 +193,4 @@ public struct TransmissionSession: ClientSessionCoreOwner {
         send(request, resent: true, &effects)
     }
 }
-extension TransmissionSession: LoopStateMachine {}
+extension TransmissionSession: CoreClientSession {}

@@ -58,7 +58,7 @@ public final class GluetunPoller {
             if !ports.isEmpty && index >= ports.count {
                 loop.logger.warning(name, "Gluetun forwards \(ports.count) port(s); port_index \(index) is not among them")
             }
-            handler(PortObservation(source: .gluetun, port: index < ports.count ? ports[index] : nil, time: loop.now))
+            handler(PortObservation(source: .gluetun, port: index < ports.count ? ports[index] : nil, time: loop.now, ports: ports))
         case .log(let level, let message):
             loop.logger.log(level, name, message)
         }

@@ -34,6 +34,8 @@ public final class PortFileWatcher {
     private var inotify: Registration?
     private var watch: (descriptor: Int32, directory: String)?
     private var lastReported: Port??
+    /// Every port of the last report (a Gluetun file can list several).
+    private var lastPorts: [Port] = []
     private var retryTimer: Timer!
 
     public init(loop: EventLoop, name: String, path: String, source: PortObservation.Source, portIndex: Int = 0,
@@ -209,7 +211,7 @@ public final class PortFileWatcher {
                     loop.logger.warning(name, "\(path) lists \(ports.count) port(s); port_index \(portIndex) is not among them")
                     return report(nil, why: "no port at index \(portIndex)")
                 }
-                report(ports[portIndex], why: "")
+                report(ports[portIndex], ports: ports, why: "")
             }
         } catch {
             loop.logger.warning(name, "\(path): \(error); keeping port \(lastKnownText)")
@@ -223,15 +225,16 @@ public final class PortFileWatcher {
         }
     }
 
-    private func report(_ port: Port?, why: String) {
-        if let lastReported, lastReported == port { return }
+    private func report(_ port: Port?, ports: [Port] = [], why: String) {
+        if let lastReported, lastReported == port, ports == lastPorts { return }
         lastReported = .some(port)
+        lastPorts = ports
         if let port {
             loop.logger.debug(name, "forwarded port \(port) in \(path)")
         } else {
             loop.logger.info(name, "no forwarded port: \(why)")
         }
-        handler(PortObservation(source: source, port: port, time: loop.now))
+        handler(PortObservation(source: source, port: port, time: loop.now, ports: ports.isEmpty ? nil : ports))
     }
 
     // MARK: Paths

@@ -1,0 +1,77 @@
+import HTTP
+import Reactor
+
+/// A sink's way to its client's API, shared by every sink shell: an `HTTPClient` with the
+/// settings' connect and response timeout, made again when the URL or the timeout changes, and
+/// one trace line per request and per answer (method, target, status, size, time; never a body,
+/// a header, a cookie or a password).
+final class SinkConnection {
+    /// The trace name, e.g. `qbittorrent.movies.http`.
+    let name: String
+    private let loop: EventLoop
+    private let sourceAddress: SocketAddress?
+    private var url: HTTPURL
+    private var timeout: Duration
+    private var client: HTTPClient
+
+    init(loop: EventLoop, name: String, url: HTTPURL, timeout: Duration, sourceAddress: SocketAddress? = nil) {
+        self.loop = loop
+        self.name = name
+        self.url = url
+        self.timeout = timeout
+        self.sourceAddress = sourceAddress
+        client = Self.makeClient(loop, name, url, timeout, sourceAddress)
+    }
+
+    deinit { client.close() }
+
+    /// TCP connections opened: one per client session while keep-alive holds.
+    var connectionsOpened: Int { client.connectionsOpened }
+
+    /// A new URL or timeout makes a new HTTP client. True when a request was in flight and is
+    /// abandoned (its completion never runs: the owner says `.requestFailed(.closed)` itself).
+    func update(url: HTTPURL, timeout: Duration) -> Bool {
+        guard url != self.url || timeout != self.timeout else { return false }
+        let abandoned = client.isBusy
+        client.close()
+        self.url = url
+        self.timeout = timeout
+        client = Self.makeClient(loop, name, url, timeout, sourceAddress)
+        return abandoned
+    }
+
+    func send(_ request: HTTPRequest, retryIfStale: Bool, _ completion: @escaping HTTPClient.Completion) {
+        let logger = loop.logger
+        logger.trace(name, "→ \(request.method) \(request.target)")
+        let started = loop.clock.now()
+        client.send(request, retryIfStale: retryIfStale) { [unowned self] result in
+            let elapsed = (self.loop.clock.now() - started).milliseconds
+            switch result {
+            case .success(let response):
+                logger.trace(self.name, "← \(response.status) \(request.target) (\(response.body.count) bytes, \(elapsed.formatted) ms)")
+            case .failure(let error):
+                logger.trace(self.name, "← \(request.target) failed: \(error)")
+            }
+            completion(result)
+        }
+    }
+
+    /// Done for now: close the connection before the client closes it (and wakes us).
+    func closeIdleConnection() {
+        client.closeIdleConnection()
+    }
+
+    private static func makeClient(_ loop: EventLoop, _ name: String, _ url: HTTPURL, _ timeout: Duration,
+                                   _ sourceAddress: SocketAddress?) -> HTTPClient {
+        HTTPClient(loop: loop, name: name, host: url.bareHost, port: url.port, sourceAddress: sourceAddress,
+                   connectTimeout: timeout, responseTimeout: timeout)
+    }
+}
+
+extension Double {
+    /// One decimal: "2.3".
+    var formatted: String {
+        let tenths = (self * 10).rounded()
+        return "\(Int(tenths) / 10).\(abs(Int(tenths) % 10))"
+    }
+}

@@ -1,0 +1,278 @@
+import Foundation
+import Glibc
+import HTTP
+import Reactor
+import Sinks
+import TestSupport
+import Testing
+@testable import portsync
+
+/// One daemon in the test's loop keeping several real clients on the port: two qbittorrent-nox
+/// (`[qbittorrent]`, `[qbittorrent.tv]`), a transmission-daemon and deluged + deluge-web, all
+/// inside the Deluge namespace (nothing but `lo`), each bound to a loopback address of its own
+/// so that all four can listen on the one port.
+@Suite(.serialized, .enabled(if: QBittorrentInstance.available && TransmissionInstance.available && DelugeInstance.available,
+                             "needs root, qbittorrent-nox, transmission-daemon, deluged and deluge-web (./scripts/test installs them as root)"))
+final class ClientsDaemonTests {
+    let directory = TemporaryDirectory()
+    let log = LogCapture(level: .info)
+
+    var portFile: String { "\(directory.path)/run/forwarded_port" }
+
+    func writePort(_ port: UInt16) {
+        let fd = open(portFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        _ = String(port).withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
+    /// One client table of the configuration file; `password`: the name of its password file.
+    func table(_ header: String, _ url: CustomStringConvertible, username: String? = nil, password: String? = nil) -> String {
+        var lines = ["[\(header)]", "url = \"\(url)\""]
+        if let username { lines.append("username = \"\(username)\"") }
+        if let password { lines.append("password_file = \"\(password)\"") }
+        return lines.joined(separator: "\n")
+    }
+
+    func configurationFile(_ tables: [String]) -> String {
+        directory.write("config.toml", """
+            [source]
+            strategy = "file"
+            [proton]
+            port_file = "\(portFile)"
+            [daemon]
+            state_file = "\(directory.path)/state.json"
+            \(tables.joined(separator: "\n"))
+            """)
+    }
+
+    func startDaemon(_ tables: [String], on loop: EventLoop) throws -> Daemon {
+        directory.write("run/forwarded_port", "")
+        let configuration = loader(file: configurationFile(tables))
+        let daemon = Daemon(loop: loop, loader: configuration, loaded: try configuration.load(), environment: [:])
+        try daemon.start()
+        return daemon
+    }
+
+    func allVerified(_ daemon: Daemon, on port: UInt16) -> Bool {
+        daemon.sinks.statuses.allSatisfy { $0.health == .verified && $0.verifiedPort == Port(port) }
+    }
+
+    @Test func oneDaemonKeepsTwoQBittorrentsATransmissionAndADelugeOnThePort() throws {
+        let deluge = try DelugeInstance()
+        directory.write("qbittorrent-password", QBittorrentInstance.password + "\n", mode: 0o600)
+        directory.write("transmission-password", TransmissionInstance.password + "\n", mode: 0o600)
+        directory.write("deluge-password", DelugeInstance.webPassword + "\n", mode: 0o600)
+        try deluge.namespace.inside {
+            let main = try QBittorrentInstance(address: "127.0.0.2")
+            let tv = try QBittorrentInstance(address: "127.0.0.3")
+            let transmission = try TransmissionInstance(peerAddress: "127.0.0.4")
+            let loop = try EventLoop(logger: log.logger)
+            let daemon = try startDaemon([
+                    table("qbittorrent", main.url, password: "qbittorrent-password"),
+                    table("qbittorrent.tv", tv.url, password: "qbittorrent-password"),
+                    table("transmission", transmission.url, username: TransmissionInstance.username, password: "transmission-password"),
+                    table("deluge", deluge.url, password: "deluge-password"),
+                ], on: loop)
+            defer { daemon.stop() }
+            #expect(daemon.sinks.sinks.map(\.label) == ["qbittorrent", "transmission", "deluge", "qbittorrent.tv"])
+            for port in [freePort(), freePort()] {
+                writePort(port)
+                #expect(try runUntil(loop, seconds: 20) { self.allVerified(daemon, on: port) }, "\(log.text)")
+                // Each client says so through its own API, and really listens.
+                #expect(try main.listenPort() == Int(port))
+                #expect(try tv.listenPort() == Int(port))
+                #expect(try transmission.currentPeerPort() == Int(port))
+                #expect(try deluge.listens(on: port))
+                let sockets = try SocketTable.requireLoopbackOnly([main.pid!, tv.pid!, transmission.pid!], what: "the clients")
+                for address in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+                    #expect(sockets.contains { $0.contains("LISTEN") && $0.contains(" \(address)") && $0.contains(":\(port) ") }, "\(sockets)")
+                }
+                #expect(try runUntil(loop, seconds: 5) { daemon.recorder.state?.port == Port(port) })
+            }
+            // Transmission restarting misses a change without holding the others back, then catches up.
+            transmission.stop()
+            let port = freePort()
+            writePort(port)
+            let others = [0, 2, 3].map { daemon.sinks.sinks[$0].sink }
+            #expect(try runUntil(loop, seconds: 5) {
+                others.allSatisfy { $0.status.health == .verified && $0.status.verifiedPort == Port(port) }
+                    && daemon.sinks.sinks[1].sink.status.health != .applying
+            }, "\(log.text)")
+            try transmission.start()
+            #expect(try runUntil(loop, seconds: 20) { self.allVerified(daemon, on: port) }, "\(log.text)")
+            #expect(try transmission.currentPeerPort() == Int(port))
+            #expect(try runUntil(loop, seconds: 5) { daemon.recorder.state?.health == .ok })
+            let state = try #require(daemon.recorder.state)
+            #expect(state.port == Port(port))
+            #expect(Set(state.clientHealth.keys) == ["qbittorrent", "qbittorrent.tv", "transmission", "deluge"])
+            #expect(Set(state.clientVersions.keys) == ["qbittorrent", "qbittorrent.tv", "transmission"], "deluge-web tells no version")
+            #expect(state.clientHealth.values.allSatisfy { $0 == "ok" }, "\(state.clientHealth)")
+            let metrics = MetricsEndpoint.metrics(daemon.snapshot())
+            #expect(metrics.contains("portsync_client_healthy{client=\"qbittorrent.tv\"} 1"))
+            #expect(metrics.contains("portsync_applies_total{client=\"deluge\"} 3"))
+            for secret in [QBittorrentInstance.password, TransmissionInstance.password, DelugeInstance.webPassword] {
+                #expect(!log.text.contains(secret))
+            }
+        }
+    }
+
+    /// A client that never answers, one that is not there and one refusing the login do not
+    /// delay a qBittorrent: it is verified while the silent one still waits for its answer.
+    @Test func aSilentADownAndARefusingClientNeverDelayTheOthers() throws {
+        let qbittorrent = try QBittorrentInstance()
+        let transmission = try TransmissionInstance()
+        let silent = try SilentListener()
+        directory.write("wrong-password", "wrong\n", mode: 0o600)
+        directory.write("qbittorrent-password", QBittorrentInstance.password + "\n", mode: 0o600)
+        let loop = try EventLoop(logger: log.logger)
+        let daemon = try startDaemon([
+                table("qbittorrent", qbittorrent.url, password: "qbittorrent-password"),
+                table("transmission.silent", "http://127.0.0.1:\(silent.port)"),
+                table("deluge.down", "http://127.0.0.1:\(freePort())", password: "wrong-password"),
+                table("transmission.refusing", transmission.url, username: TransmissionInstance.username, password: "wrong-password"),
+            ], on: loop)
+        defer { daemon.stop() }
+        let port = freePort()
+        let started = ContinuousClock.now
+        writePort(port)
+        func sink(_ label: String) -> any PortSink { daemon.sinks.sinks.first { $0.label == label }!.sink }
+        #expect(try runUntil(loop, seconds: 5) { sink("qbittorrent").status.health == .verified }, "\(log.text)")
+        #expect(ContinuousClock.now - started < .seconds(2), "as fast as alone, not after the silent client's 10 s timeout")
+        #expect(sink("transmission.silent").status.health == .applying, "still waiting for its answer")
+        #expect(try runUntil(loop, seconds: 5) {
+            if case .loginRefused = sink("transmission.refusing").status.health { return true }
+            return false
+        })
+        if case .unreachable = sink("deluge.down").status.health {} else { Issue.record("deluge.down: \(sink("deluge.down").status)") }
+        #expect(try qbittorrent.listenPort() == Int(port))
+        #expect(daemon.snapshot().health != .ok, "overall: the worst of the clients")
+
+        // A reload that changes one client leaves the others' sinks and sessions alone.
+        let kept = sink("qbittorrent")
+        let logins = kept.counters.logins + kept.counters.requests
+        directory.write("config.toml", (try String(contentsOfFile: "\(directory.path)/config.toml", encoding: .utf8))
+            .replacingOccurrences(of: "[deluge.down]", with: "[deluge.gone]"))
+        daemon.reload()
+        #expect(sink("qbittorrent") === kept)
+        #expect(kept.counters.logins + kept.counters.requests == logins, "not even a read")
+        #expect(try runUntil(loop, seconds: 5) { sink("deluge.gone").status.health != .idle }, "a new client gets the current port")
+    }
+}
+
+extension ClientsDaemonTests {
+    /// Gluetun forwarding two ports (its file, one per line): `[qbittorrent]` takes the one
+    /// `[gluetun] port_index` picks, `[qbittorrent.tv]` with `port_index = 1` the second; a change
+    /// of the second alone moves only the second client.
+    @Test func eachQBittorrentTakesTheGluetunPortItsPortIndexPicks() throws {
+        let main = try QBittorrentInstance()
+        let tv = try QBittorrentInstance()
+        directory.write("qbittorrent-password", QBittorrentInstance.password + "\n", mode: 0o600)
+        let gluetunFile = "\(directory.path)/gluetun/forwarded_port"
+        let first = freePort(), second = freePort(), third = freePort()
+        directory.write("gluetun/forwarded_port", "\(first)\n\(second)\n")
+        let file = directory.write("config.toml", """
+            [source]
+            strategy = "gluetun"
+            [gluetun]
+            port_file = "\(gluetunFile)"
+            [daemon]
+            state_file = "\(directory.path)/state.json"
+            \(table("qbittorrent", main.url, password: "qbittorrent-password"))
+            \(table("qbittorrent.tv", tv.url, password: "qbittorrent-password"))
+            port_index = 1
+            """)
+        let loop = try EventLoop(logger: log.logger)
+        let configuration = loader(file: file)
+        let daemon = Daemon(loop: loop, loader: configuration, loaded: try configuration.load(), environment: [:])
+        try daemon.start()
+        defer { daemon.stop() }
+        func verified(_ ports: [UInt16]) -> Bool {
+            daemon.sinks.statuses.map { $0.health == .verified ? $0.verifiedPort?.value : nil } == ports
+        }
+        #expect(try runUntil(loop, seconds: 10) { verified([first, second]) }, "\(log.text)")
+        #expect(try main.listenPort() == Int(first) && tv.listenPort() == Int(second))
+        #expect(try runUntil(loop, seconds: 5) { daemon.recorder.state?.port == Port(first) && daemon.snapshot().health == .ok })
+        let applies = daemon.sinks.sinks[0].sink.counters.applies
+        directory.write("gluetun/forwarded_port", "\(first)\n\(third)\n")
+        #expect(try runUntil(loop, seconds: 10) { verified([first, third]) }, "\(log.text)")
+        #expect(try tv.listenPort() == Int(third))
+        #expect(daemon.sinks.sinks[0].sink.counters.applies == applies, "the first client keeps its port")
+    }
+
+    /// `once` applies the port to every configured client and waits for each read-back.
+    @Test func onceAppliesToEveryClient() throws {
+        let qbittorrent = try QBittorrentInstance()
+        let transmission = try TransmissionInstance(peerAddress: "127.0.0.2")
+        directory.write("qbittorrent-password", QBittorrentInstance.password + "\n", mode: 0o600)
+        directory.write("transmission-password", TransmissionInstance.password + "\n", mode: 0o600)
+        let port = freePort()
+        directory.write("run/forwarded_port", String(port))
+        let file = configurationFile([
+            table("qbittorrent", qbittorrent.url, password: "qbittorrent-password"),
+            table("transmission", transmission.url, username: TransmissionInstance.username, password: "transmission-password"),
+        ])
+        let (status, output) = try Child.run(["once", "--json"], environment: ["PORTSYNC_CONFIG": file])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains(#""transmission":"3.00 (bb6b5a062e)""#) && output.contains(#""verified":true"#), "\(output)")
+        #expect(try qbittorrent.listenPort() == Int(port) && transmission.currentPeerPort() == Int(port))
+    }
+
+    /// `doctor` checks every configured client, each line named by its label, and changes nothing.
+    @Test func doctorChecksEachClient() throws {
+        let deluge = try DelugeInstance()
+        directory.write("transmission-password", TransmissionInstance.password + "\n", mode: 0o600)
+        directory.write("wrong-password", "wrong\n", mode: 0o600)
+        directory.write("deluge-password", DelugeInstance.webPassword + "\n", mode: 0o600)
+        try deluge.namespace.inside {
+            let transmission = try TransmissionInstance()
+            directory.write("run/forwarded_port", String(freePort()))
+            let file = configurationFile([
+                    table("transmission", transmission.url, username: TransmissionInstance.username, password: "transmission-password"),
+                    table("transmission.wrong", transmission.url, username: TransmissionInstance.username, password: "wrong-password"),
+                    table("deluge", deluge.url, password: "deluge-password"),
+                    table("deluge.absent", "http://127.0.0.1:\(freePort())", password: "deluge-password"),
+                ])
+            let (status, output) = try Child.run(["doctor"], environment: ["PORTSYNC_CONFIG": file])
+            #expect(status == 1, "\(output)")
+            for line in ["✓ transmission: login: accepted \"portsync\" (password from file \(directory.path)/transmission-password)",
+                         "✓ transmission: version: Transmission 3.00 (bb6b5a062e) (rpc-version 16)",
+                         "✓ transmission: settings: peer-port \(transmission.peerPort), random port off, port forwarding off",
+                         "✗ transmission.wrong: login: Transmission refused \"portsync\" and its password (401)",
+                         "✓ deluge: login: deluge-web accepted the password",
+                         "✓ deluge: daemon: deluge-web is not connected to deluged; portsync run connects it (web.connect)",
+                         "✗ deluge.absent: Deluge: http://127.0.0.1:", "2 check(s) failed"] {
+                #expect(output.contains(line), "\(line) in \(output)")
+            }
+            #expect(!output.contains(TransmissionInstance.password) && !output.contains(DelugeInstance.webPassword))
+            #expect(try transmission.currentPeerPort() == Int(transmission.peerPort), "nothing changed")
+        }
+    }
+}
+
+/// A TCP listener that completes handshakes (the kernel does) and never answers.
+final class SilentListener {
+    let fd: Int32
+    let port: UInt16
+
+    init() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(listener, 16) == 0 else {
+            close(listener)
+            throw SystemCallError(call: "bind/listen", errno: Errno(rawValue: errno))
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        fd = listener
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    deinit { close(fd) }
+}
