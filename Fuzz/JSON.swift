@@ -5,8 +5,9 @@
 ///
 /// Properties: it accepts exactly what an independent reading of RFC 8259 accepts, with the
 /// same value (a lone surrogate escape or invalid UTF-8 may be rejected or replaced by U+FFFD,
-/// never anything else); and every value it returns serialises to text that parses back to
-/// the same value.
+/// never anything else); every value it returns serialises to text that parses back to the
+/// same value; and keeping only some members of an object accepts exactly the same texts and
+/// keeps those members as they are.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzJSON(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     let bytes = FuzzInput(data, count).bytes
@@ -21,6 +22,13 @@ public func fuzzJSON(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
         require(again == parsed, "\(text) does not parse back to the same value")
     } else if expected != nil {
         require(reference.repaired, "JSONValue.parse rejected valid JSON \(expected!.serialized)")
+    }
+    let some = try? JSONValue.parse(bytes, members: ["listen_port", "a", ""])
+    require((some == nil) == (parsed == nil), "keeping some members accepts other texts than parse")
+    if let parsed, case .object(let all) = parsed {
+        require(some == .object(all.filter { ["listen_port", "a", ""].contains($0.key) }), "keeping some members changed them")
+    } else {
+        require(some == parsed, "a value that is not an object is read whole")
     }
     return 0
 }

@@ -175,6 +175,19 @@ import Testing
         #expect(numbers.array?[1].serialized == JSONValue.number(-0.0).serialized, "-0 keeps its sign")
     }
 
+    /// Keeping a few top-level members reads them as `parse` does and checks the rest as strictly.
+    @Test func keepingSomeMembersDropsTheRestButStillChecksIt() throws {
+        let text = #"{"listen_port":51413,"upnp":true,"nested":{"a":[1,"x\u00e9",{"b":null}]},"name":"a\"b","list":[1,2]}"#
+        let kept = try JSONValue.parse(Array(text.utf8), members: ["listen_port", "name", "missing"])
+        #expect(kept == .object(["listen_port": .number(51413), "name": .string("a\"b")]))
+        #expect(try JSONValue.parse(Array(text.utf8), members: nil) == JSONValue.parse(Array(text.utf8)))
+        for broken in [#"{"listen_port":1,"x":{"a":tru}}"#, #"{"listen_port":1,"x":"\q"}"#, #"{"listen_port":1,"x":[1,]}"#,
+                       #"{"listen_port":1,"x":1e400}"#, #"{"listen_port":1,"x":"a"#, "{\"listen_port\":1,\"x\":\"a\u{1}\"}"] {
+            #expect(throws: JSONValue.ParseError.self, "\(broken)") { try JSONValue.parse(Array(broken.utf8), members: ["listen_port"]) }
+        }
+        #expect(try JSONValue.parse(Array("[1,2]".utf8), members: ["a"]) == .array([.number(1), .number(2)]), "not an object: read whole")
+    }
+
     @Test func deepNestingIsAnErrorNotACrash() {
         let deep = String(repeating: "[", count: 100_000)
         #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Array(deep.utf8)) }

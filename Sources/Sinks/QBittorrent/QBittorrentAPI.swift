@@ -85,7 +85,7 @@ public struct QBittorrentAPI: Sendable {
 
     /// The preferences in `/app/preferences`'s answer, or what is wrong with it.
     public static func preferences(_ response: HTTPResponse) -> Result<Preferences, PreferencesError> {
-        guard let object = try? JSONValue.parse(response.body), case .object = object else {
+        guard let object = try? JSONValue.parse(response.body, members: Preferences.members), case .object = object else {
             return .failure(.notAnObject(response.bodyExcerpt))
         }
         guard let listenPort = object["listen_port"]?.integer else { return .failure(.noListenPort) }
@@ -95,6 +95,9 @@ public struct QBittorrentAPI: Sendable {
 
     /// The preferences portsync looks at.
     public struct Preferences: Equatable, Sendable {
+        /// The members of qBittorrent's answer read here; the other 170 are checked, not built.
+        static let members: Set<String> = ["listen_port", "random_port", "upnp", "current_network_interface"]
+
         public var listenPort: Int
         public var randomPort: Bool
         public var upnp: Bool
