@@ -54,6 +54,13 @@ struct Configuration: Equatable {
         var bindInterface = false
         var disableUPnP = true
         var checkSeconds = 300
+        var reannounce = true
+    }
+
+    /// The command hook; unused while `command` is empty.
+    struct Hook: Equatable {
+        var command: [String] = []
+        var timeoutSeconds = 30
     }
 
     struct Daemon: Equatable {
@@ -68,6 +75,7 @@ struct Configuration: Equatable {
     var natpmp = NATPMP()
     var gluetun = Gluetun()
     var qbittorrent = QBittorrent()
+    var hook = Hook()
     var daemon: Daemon
 
     /// The configuration file that was read, if any.

@@ -17,7 +17,17 @@ extension QBittorrentSettings {
         }
         self.init(url: qbittorrent.url, authentication: authentication, disableUPnP: qbittorrent.disableUPnP,
                   interface: qbittorrent.bindInterface ? configuration.natpmp.interface : nil,
-                  checkInterval: .seconds(qbittorrent.checkSeconds))
+                  checkInterval: .seconds(qbittorrent.checkSeconds), reannounce: qbittorrent.reannounce)
+    }
+}
+
+extension HookSettings {
+    /// The hook's settings, with what it inherits of `environment` (`passedOn`); nil without
+    /// a command.
+    init?(_ configuration: Configuration, environment: [String: String]) {
+        let hook = configuration.hook
+        guard !hook.command.isEmpty else { return nil }
+        self.init(command: hook.command, timeout: .seconds(hook.timeoutSeconds), environment: Self.passedOn(environment))
     }
 }
 
