@@ -138,9 +138,7 @@ public final class Subprocess {
     }
 
     private func timedOut() {
-        let (seconds, attoseconds) = timeout.components
-        let limit = attoseconds == 0 ? "\(seconds) s" : "\(seconds * 1000 + attoseconds / 1_000_000_000_000_000) ms"
-        loop.logger.warning(name, "pid \(pid) is still running after \(limit): killing it and its process group")
+        loop.logger.warning(name, "pid \(pid) is still running after \(timeout.limitText): killing it and its process group")
         outlivedTimeout = true
         Self.killGroup(pid)
     }

@@ -17,7 +17,7 @@ public enum HookOutcome: Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .exited(let code): "exited with \(code)"
         case .killed(let signal): "was killed by signal \(signal)"
-        case .timedOut(let limit): "was still running after \(limit.components.seconds) s and was killed"
+        case .timedOut(let limit): "was still running after \(limit.limitText) and was killed"
         case .notStarted(let why): "could not start: \(why)"
         case .unknown(let why): "ended, but \(why)"
         }

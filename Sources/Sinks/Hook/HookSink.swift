@@ -60,7 +60,8 @@ public final class HookSink: PortSink {
     private func run(_ command: [String], environment: [String]) {
         let path = environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? HookSettings.defaultPath
         guard let executable = Self.executable(command[0], searching: path) else {
-            return runner.send(.ended(.notStarted("\"\(command[0].oneLine(limit: 80))\" is not an executable file on PATH (\(path.oneLine(limit: 120)))"), errorLine: nil))
+            let program = "\"\(command[0].oneLine(limit: 80))\" is not an executable file"
+            return runner.send(.ended(.notStarted(command[0].contains("/") ? program : "\(program) on PATH (\(path.oneLine(limit: 120)))"), errorLine: nil))
         }
         do {
             let child = try Subprocess(loop: loop, name: name, executable: executable, arguments: Array(command.dropFirst()),
