@@ -43,6 +43,11 @@ final class SinkSet {
         return ports.count == 1 ? ports.first! : nil
     }
 
+    /// The command hook's last run and totals, when there is a hook and it has run.
+    var hookRecord: HookRecord? {
+        sinks.lazy.compactMap { $0.sink as? HookSink }.first.flatMap { hook in hook.lastRun.map { HookRecord($0, hook.counters) } }
+    }
+
     var clients: [DaemonSnapshot.Client] {
         sinks.map { DaemonSnapshot.Client(label: $0.label, title: $0.sink.title, status: $0.sink.status, counters: $0.sink.counters) }
     }

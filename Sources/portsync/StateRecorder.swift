@@ -44,6 +44,7 @@ final class StateRecorder {
         next.health = snapshot.health
         for client in snapshot.clients { next.clientVersions[client.label] = client.status.version ?? next.clientVersions[client.label] }
         next.natpmpInternalPort = sources?.natpmp?.internalPort ?? next.natpmpInternalPort
+        next.hook = snapshot.hook
         if case .usable(let tunnel)? = sources?.link {
             next.natpmpGateway = "\(tunnel.gateway)"
             next.natpmpGatewayRule = "\(tunnel.gatewayRule)"

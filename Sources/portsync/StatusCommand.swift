@@ -38,6 +38,7 @@ struct StatusCommand {
         for (label, version) in state.clientVersions.sorted(by: { $0.key < $1.key }) {
             lines.append("\(label.oneLine(limit: 40)) \(version.oneLine(limit: 40))")
         }
+        if let hook = state.hook { lines.append(hook.text) }
         if let gateway = state.natpmpGateway {
             lines.append("NAT-PMP gateway \(gateway.oneLine(limit: 40)) (\((state.natpmpGatewayRule ?? "rule unknown").oneLine()))")
         }
