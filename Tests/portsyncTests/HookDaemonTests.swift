@@ -49,4 +49,21 @@ import TestSupport
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 5) == 0)
     }
+
+    @Test func doctorLooksForTheProgramWithoutRunningIt() throws {
+        let directory = TemporaryDirectory()
+        let record = "\(directory.path)/record"
+        for (program, expected) in [("sh", "/sh, run when the port changes (not run by doctor)"),
+                                    ("portsync-no-such-program", #"✗ hook: "portsync-no-such-program" is not an executable file on PATH (/usr/bin:/bin)"#)] {
+            let file = directory.write("config.toml", """
+                [qbittorrent]
+                url = "http://127.0.0.1:\(freePort())"
+                [hook]
+                command = ["\(program)", "\(Self.script)", "\(record)"]
+                """)
+            let (_, output) = try Child.run(["doctor", "--config", file])
+            #expect(output.contains(expected), "\(output)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: record), "doctor did not run the hook")
+    }
 }

@@ -31,6 +31,11 @@ public struct HookSettings: PortSinkSettings, Equatable {
     /// The search path when portsync has none.
     public static let defaultPath = "/usr/local/bin:/usr/bin:/bin"
 
+    /// The hook's `PATH`, where a bare program name is looked up.
+    public var searchPath: String {
+        environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? Self.defaultPath
+    }
+
     /// What the hook gets of portsync's environment: the search path, the home directory, the
     /// locale, the time zone and the runtime directory (for a desktop notification), nothing
     /// else: no password, API key or credentials directory, no systemd notify socket.

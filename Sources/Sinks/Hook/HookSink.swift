@@ -58,10 +58,8 @@ public final class HookSink: PortSink {
     }
 
     private func run(_ command: [String], environment: [String]) {
-        let path = environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? HookSettings.defaultPath
-        guard let executable = Self.executable(command[0], searching: path) else {
-            let program = "\"\(command[0].oneLine(limit: 80))\" is not an executable file"
-            return runner.send(.ended(.notStarted(command[0].contains("/") ? program : "\(program) on PATH (\(path.oneLine(limit: 120)))"), errorLine: nil))
+        guard let executable = Self.executable(command[0], searching: session.settings.searchPath) else {
+            return runner.send(.ended(.notStarted(Self.notFound(command[0], searching: session.settings.searchPath)), errorLine: nil))
         }
         do {
             let child = try Subprocess(loop: loop, name: name, executable: executable, arguments: Array(command.dropFirst()),
@@ -88,9 +86,15 @@ public final class HookSink: PortSink {
 
     /// `name` itself when it is a path (it holds a slash), else the first executable file of
     /// that name in `path`'s directories.
-    static func executable(_ name: String, searching path: String) -> String? {
+    public static func executable(_ name: String, searching path: String) -> String? {
         if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
         return path.split(separator: ":").lazy.map { "\($0)/\(name)" }.first { access($0, X_OK) == 0 }
+    }
+
+    /// Why `executable` found nothing, in one line.
+    public static func notFound(_ name: String, searching path: String) -> String {
+        let program = "\"\(name.oneLine(limit: 80))\" is not an executable file"
+        return name.contains("/") ? program : "\(program) on PATH (\(path.oneLine(limit: 120)))"
     }
 }
 
