@@ -17,9 +17,7 @@ extension ConfigurationKey {
         ConfigurationKey(section: "hook", name: "timeout_seconds", kind: .integer, flag: nil,
                          current: .plain({ String($0.hook.timeoutSeconds) }),
                          summary: "a run still going after this is killed") { config, value, _ throws(InvalidValue) in
-            let seconds = try value.integer()
-            guard (1...3_600).contains(seconds) else { throw InvalidValue("\(seconds) is out of range (1 to 3600 seconds)") }
-            config.hook.timeoutSeconds = seconds
+            config.hook.timeoutSeconds = try duration(value, in: 1...3_600)
         },
     ]
 

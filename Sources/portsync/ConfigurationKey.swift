@@ -273,7 +273,7 @@ extension TOMLValue {
     }
 }
 
-private func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(InvalidValue) -> Int {
+func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(InvalidValue) -> Int {
     let seconds = try value.integer()
     guard range.contains(seconds) else {
         throw InvalidValue("\(seconds) is out of range (\(range.lowerBound) to \(range.upperBound) seconds)")

@@ -12,16 +12,9 @@ struct HookRecord: Equatable {
     var errorLine: String?
     var runs: Int
     var failures: Int
+}
 
-    init(port: Port, outcome: String, succeeded: Bool, errorLine: String?, runs: Int, failures: Int) {
-        self.port = port
-        self.outcome = outcome
-        self.succeeded = succeeded
-        self.errorLine = errorLine
-        self.runs = runs
-        self.failures = failures
-    }
-
+extension HookRecord {
     init(_ run: HookRun, _ counters: SinkCounters) {
         self.init(port: run.port, outcome: "\(run.outcome)", succeeded: run.outcome.succeeded, errorLine: run.errorLine,
                   runs: counters.applies, failures: counters.failedApplies)
