@@ -130,8 +130,9 @@ public struct QBittorrentSession {
             }
         case .deadlineReached:
             if reannounce.deadlineReached(now) {
+                // Sent now when verified; else after the verification under way.
                 reannouncePending = true
-                startSync(now, &effects)
+                if status.health == .verified { startSync(now, &effects) }
             }
             guard let deadline = scheduled, deadline <= now else { break }
             scheduled = nil
