@@ -21,6 +21,12 @@ extension ConfigurationKey {
         },
     ]
 
+    /// The sections `portsync config` prints: `[hook]` only with a command (an empty one would
+    /// not load back).
+    static func printedSections(_ configuration: Configuration) -> [String] {
+        sections.filter { $0 != "hook" || !configuration.hook.command.isEmpty }
+    }
+
     /// An argv: not empty, no NUL, the program an absolute path or a bare name for `PATH`
     /// (a relative path would depend on the directory portsync was started in).
     private static func hookCommand(_ value: TOMLValue) throws(InvalidValue) -> [String] {

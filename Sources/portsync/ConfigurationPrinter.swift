@@ -6,7 +6,7 @@ enum ConfigurationPrinter {
     static func render(_ loaded: LoadedConfiguration) -> String {
         let configuration = loaded.configuration
         var lines = ["# portsync configuration; file: \(configuration.file ?? "none (defaults)")"]
-        for section in ConfigurationKey.sections where section != "hook" || !configuration.hook.command.isEmpty {
+        for section in ConfigurationKey.printedSections(configuration) {
             lines.append("")
             lines.append("[\(section)]")
             for key in ConfigurationKey.all where key.section == section {
