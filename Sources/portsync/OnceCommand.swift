@@ -167,17 +167,21 @@ struct OnceCommand {
         return .success(mapped)
     }
 
-    /// Applies the port to every client and waits until each has verified it or failed.
+    /// Applies the port to every client and waits until each has verified it or failed. The
+    /// port before it is the state file's (for the hook).
     private func apply(_ port: Port, to clients: [any PortSinkSettings], on loop: EventLoop, _ outcome: inout Outcome) -> Outcome {
         let sinks = clients.map { (label: $0.label, sink: $0.makeSink(loop: loop)) }
-        sinks.forEach { $0.sink.apply(port) }
+        let previous = (try? StateStore(path: loaded.configuration.daemon.stateFile).load())??.port
+        let change = PortChange(port: port, previous: previous, source: outcome.source.rawValue)
+        sinks.forEach { $0.sink.apply(change) }
         do {
             try loop.run(within: timeout) { !sinks.contains { $0.sink.status.health.isPending } }
         } catch {
             return fail(&outcome, .transientFailure, "\(error)")
         }
         outcome.clients = sinks.map { ($0.label, $0.sink.title, $0.sink.status.version) }
-        outcome.changed = sinks.contains { $0.sink.counters.applies > 0 }
+        // A hook's run changes no client's port.
+        outcome.changed = sinks.contains { !($0.sink is HookSink) && $0.sink.counters.applies > 0 }
         for (_, sink) in sinks {
             switch sink.status.health {
             case .verified:

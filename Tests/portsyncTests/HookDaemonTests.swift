@@ -66,4 +66,28 @@ import TestSupport
         }
         #expect(!FileManager.default.fileExists(atPath: record), "doctor did not run the hook")
     }
+
+    @Test func onceRunsTheHookWithTheSourceAndTheStateFilesPort() throws {
+        let directory = TemporaryDirectory()
+        directory.write("run/forwarded_port", "51413")
+        directory.write("state.json", #"{"health":"ok","pid":1,"port":40000,"updated_at":0}"#)
+        let record = "\(directory.path)/record"
+        let file = directory.write("config.toml", """
+            [source]
+            strategy = "file"
+            [proton]
+            port_file = "\(directory.path)/run/forwarded_port"
+            [qbittorrent]
+            url = "http://127.0.0.1:\(freePort())"
+            [hook]
+            command = ["sh", "\(Self.script)", "\(record)"]
+            [daemon]
+            state_file = "\(directory.path)/state.json"
+            """)
+        let (status, output) = try Child.run(["once", "--json", "--config", file])
+        #expect(status == 1, "qBittorrent is not there: \(output)")
+        let recorded = try String(contentsOfFile: record, encoding: .utf8)
+        #expect(recorded.contains("PORTSYNC_PORT=51413\nPORTSYNC_PREVIOUS_PORT=40000\nPORTSYNC_SOURCE=proton-file\n"), "\(recorded)")
+        #expect(output.contains(#""changed":false"#), "a hook's run is no change of a client's port: \(output)")
+    }
 }
