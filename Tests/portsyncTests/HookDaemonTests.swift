@@ -12,12 +12,12 @@ import TestSupport
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../Fixtures/hook.sh").standardized.path
 
-    @Test func theDaemonRunsTheHookWithoutItsSecretsAndStatusShowsTheOutcome() throws {
-        let directory = TemporaryDirectory()
+    /// A configuration in `directory`: port 51413 in a port file, qBittorrent nowhere, the hook
+    /// script recording into `directory/record` and doing what `arguments` ask.
+    func configuration(in directory: TemporaryDirectory, _ arguments: [String] = [], daemon: String = "") -> String {
         directory.write("run/forwarded_port", "51413")
-        let record = "\(directory.path)/record"
-        let metrics = freePort()
-        let file = directory.write("config.toml", """
+        let command = (["sh", Self.script, "\(directory.path)/record"] + arguments).map { JSONValue.quoted($0) }.joined(separator: ", ")
+        return directory.write("config.toml", """
             [source]
             strategy = "file"
             [proton]
@@ -25,11 +25,18 @@ import TestSupport
             [qbittorrent]
             url = "http://127.0.0.1:\(freePort())"
             [hook]
-            command = ["sh", "\(Self.script)", "\(record)", "fail", "4", "no route to the firewall"]
+            command = [\(command)]
             [daemon]
             state_file = "\(directory.path)/state.json"
-            metrics_listen = "127.0.0.1:\(metrics)"
+            \(daemon)
             """)
+    }
+
+    @Test func theDaemonRunsTheHookWithoutItsSecretsAndStatusShowsTheOutcome() throws {
+        let directory = TemporaryDirectory()
+        let record = "\(directory.path)/record"
+        let metrics = freePort()
+        let file = configuration(in: directory, ["fail", "4", "no route to the firewall"], daemon: "metrics_listen = \"127.0.0.1:\(metrics)\"")
         let daemon = try Child(["run", "--config", file], environment: ["PORTSYNC_QBITTORRENT_PASSWORD": "hunter2-secret"])
         let output = daemon.waitForOutput(containing: "the hook for port 51413 exited with 4")
         #expect(output.contains("hook.command: the hook for port 51413 exited with 4: no route to the firewall"), "\(output)")
@@ -69,21 +76,9 @@ import TestSupport
 
     @Test func onceRunsTheHookWithTheSourceAndTheStateFilesPort() throws {
         let directory = TemporaryDirectory()
-        directory.write("run/forwarded_port", "51413")
         directory.write("state.json", #"{"health":"ok","pid":1,"port":40000,"updated_at":0}"#)
         let record = "\(directory.path)/record"
-        let file = directory.write("config.toml", """
-            [source]
-            strategy = "file"
-            [proton]
-            port_file = "\(directory.path)/run/forwarded_port"
-            [qbittorrent]
-            url = "http://127.0.0.1:\(freePort())"
-            [hook]
-            command = ["sh", "\(Self.script)", "\(record)"]
-            [daemon]
-            state_file = "\(directory.path)/state.json"
-            """)
+        let file = configuration(in: directory)
         let (status, output) = try Child.run(["once", "--json", "--config", file])
         #expect(status == 1, "qBittorrent is not there: \(output)")
         let recorded = try String(contentsOfFile: record, encoding: .utf8)
