@@ -12,7 +12,9 @@ import Reactor
 /// refused, until the settings change or the pause ends; every request is well-formed (see
 /// checkRequest: no line break in a header, whatever the cookie qBittorrent sent); a login
 /// only with a password; a write sets listen_port to the desired port (or its neighbour, for a
-/// reassert), never 0; "verified" only on the desired port; deadlines never in the past.
+/// reassert), never 0; "verified" only on the desired port; deadlines never in the past; a
+/// re-announce (`hashes=all`) only when verified on the desired port, and two that qBittorrent
+/// accepted never less than the allowance's minute apart.
 ///
 /// Input: a settings byte, then steps of an operation byte and its arguments; a listener check
 /// is answered at once, as the shell does, by the next byte.
@@ -23,6 +25,7 @@ public func fuzzQBittorrentSession(_ data: UnsafePointer<UInt8>?, _ count: Int) 
     var now = Instant(nanoseconds: 1_000_000_000)
     var steps = 0
     var listenerAsked = false
+    var lastReannounce: Instant?
     while !input.isAtEnd && steps < 200 {
         steps += 1
         let sessionInput: QBittorrentSession.Input
@@ -57,7 +60,8 @@ public func fuzzQBittorrentSession(_ data: UnsafePointer<UInt8>?, _ count: Int) 
             }
         }
 
-        let before = (inFlight: session.inFlight, refused: session.isLoginRefused, deadline: session.nextDeadline)
+        let before = (inFlight: session.inFlight, refused: session.isLoginRefused, deadline: session.nextDeadline,
+                      reannounces: session.counters.reannounces)
         let effects = session.handle(sessionInput, now: now)
         let sent = effects.compactMap { effect -> HTTPRequest? in
             if case .send(let request, _) = effect { return request }
@@ -83,6 +87,14 @@ public func fuzzQBittorrentSession(_ data: UnsafePointer<UInt8>?, _ count: Int) 
                 require(!request.headers.contains("Cookie"), "a login that sends a cookie")
             }
             if request.target.hasSuffix("/api/v2/app/setPreferences") { checkWrite(request, desired: session.desired) }
+            if request.target.hasSuffix("/api/v2/torrents/reannounce") {
+                require(String(decoding: request.body, as: UTF8.self) == "hashes=all", "re-announce body")
+                require(session.status.health == .verified && session.status.verifiedPort == session.desired, "a re-announce while not verified")
+            }
+        }
+        if session.counters.reannounces > before.reannounces {
+            require(lastReannounce.map { now >= $0 + .seconds(60) } ?? true, "two re-announces within a minute")
+            lastReannounce = now
         }
         if session.status.health == .verified {
             require(session.status.verifiedPort == session.desired, "verified on \(String(describing: session.status.verifiedPort)), desired \(String(describing: session.desired))")
@@ -129,7 +141,7 @@ func qBittorrentAnswer(to request: QBittorrentSession.Request, _ input: inout Fu
         let interface = input.pick(["wg0", "", "lo"])
         return answer(status, [("Content-Type", "application/json")],
                       #"{"listen_port":\#(port),"random_port":\#(input.bool()),"upnp":\#(input.bool()),"current_network_interface":"\#(interface)","dht":false}"#)
-    case .writePreferences:
+    case .writePreferences, .reannounce:
         return answer(status)
     }
 }

@@ -39,7 +39,7 @@ public func fuzzTOML(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
         try? key.apply(&configuration, entry.value, context)
     }
     var printed = ""
-    for section in ConfigurationKey.sections {
+    for section in ConfigurationKey.printedSections(configuration) {
         printed += "[\(section)]\n"
         for key in ConfigurationKey.all where key.section == section {
             // An unset optional key (a client's port_index) is left out, as `portsync config` does.

@@ -28,6 +28,12 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
 }
 
 extension Duration {
+    /// "30 s", or "300 ms" when not a whole number of seconds: for messages.
+    public var limitText: String {
+        let (seconds, attoseconds) = components
+        return attoseconds == 0 ? "\(seconds) s" : "\(seconds * 1000 + attoseconds / 1_000_000_000_000_000) ms"
+    }
+
     /// Whole nanoseconds, saturating at Int64's range.
     public var nanoseconds: Int64 {
         // Compared first: `components` traps for durations whose seconds do not fit in Int64.

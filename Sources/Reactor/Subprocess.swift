@@ -6,7 +6,9 @@ import Glibc
 /// ours are: signalfd blocks TERM, INT and HUP here), in a process group of its own. Its end is
 /// seen through a pidfd, which the loop watches: readable when the child exits, so nothing
 /// polls and nothing wakes while it runs. It is reaped at once and `onExit` is told how it
-/// ended. One that outlives `timeout` is killed with its whole process group (SIGKILL).
+/// ended. One that outlives `timeout` is killed with its whole process group (SIGKILL). With
+/// `capturesErrorLine`, its stdout goes to /dev/null and its stderr to a pipe in the loop, of
+/// which the first line is kept (`errorLine`), for a one-line report of why it failed.
 public final class Subprocess {
     public enum Termination: Equatable, Sendable, CustomStringConvertible {
         case exited(Int32)
@@ -26,22 +28,32 @@ public final class Subprocess {
     public let pid: pid_t
     public let name: String
     public private(set) var termination: Termination?
+    /// It was killed for outliving its timeout.
+    public private(set) var outlivedTimeout = false
+    /// The first line it wrote to stderr, printable, at most 200 characters; nil when it wrote
+    /// none (or `capturesErrorLine` was off). Complete when `onExit` is called.
+    public var errorLine: String? { errorOutput?.line }
 
     private let loop: EventLoop
     private let timeout: Duration
     private let onExit: (Termination) -> Void
     private var exit: Registration?
     private var deadline: Timer!
+    private var errorOutput: FirstLineReader?
 
     /// `environment`: `NAME=value` entries, all the child gets. Throws when it cannot be
     /// started or watched (a kernel without pidfd_open, before 5.3: the child is killed then).
     public init(loop: EventLoop, name: String, executable: String, arguments: [String], environment: [String],
-                timeout: Duration, onExit: @escaping (Termination) -> Void) throws {
+                timeout: Duration, capturesErrorLine: Bool = false, onExit: @escaping (Termination) -> Void) throws {
         self.loop = loop
         self.name = name
         self.timeout = timeout
         self.onExit = onExit
-        pid = try Self.spawn(executable, arguments: arguments, environment: environment, ownProcessGroup: true)
+        let errorOutput = capturesErrorLine ? try FirstLineReader(loop: loop, name: "\(name).stderr") : nil
+        self.errorOutput = errorOutput
+        pid = try Self.spawn(executable, arguments: arguments, environment: environment, errorOutput: errorOutput?.writeEnd,
+                             ownProcessGroup: true)
+        errorOutput?.closeWriteEnd()
         deadline = loop.makeTimer(name: name) { [unowned self] in self.timedOut() }
         do {
             let pidfd = FileDescriptor(rawValue: try systemCall("pidfd_open") { clinux_pidfd_open(pid, 0) })
@@ -69,9 +81,10 @@ public final class Subprocess {
 
     /// `posix_spawn` of `executable` with only `environment`, stdin on /dev/null, an empty
     /// signal mask and default dispositions. `outputPath`: a file that stdout and stderr append
-    /// to (nil: ours). `ownProcessGroup`: a group of its own, so that it can be killed whole.
+    /// to (nil: ours). `errorOutput`: the child's stderr instead, with stdout on /dev/null.
+    /// `ownProcessGroup`: a group of its own, so that it can be killed whole.
     public static func spawn(_ executable: String, arguments: [String], environment: [String], outputPath: String? = nil,
-                             ownProcessGroup: Bool) throws -> pid_t {
+                             errorOutput: FileDescriptor? = nil, ownProcessGroup: Bool) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -79,6 +92,9 @@ public final class Subprocess {
         if let outputPath {
             posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else if let errorOutput {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, errorOutput.rawValue, 2)
         }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -114,6 +130,7 @@ public final class Subprocess {
 
     private func finish(_ termination: Termination) {
         self.termination = termination
+        errorOutput?.finish()
         deadline.cancel()
         exit?.cancel()
         exit = nil
@@ -121,9 +138,8 @@ public final class Subprocess {
     }
 
     private func timedOut() {
-        let (seconds, attoseconds) = timeout.components
-        let limit = attoseconds == 0 ? "\(seconds) s" : "\(seconds * 1000 + attoseconds / 1_000_000_000_000_000) ms"
-        loop.logger.warning(name, "pid \(pid) is still running after \(limit): killing it and its process group")
+        loop.logger.warning(name, "pid \(pid) is still running after \(timeout.limitText): killing it and its process group")
+        outlivedTimeout = true
         Self.killGroup(pid)
     }
 

@@ -56,6 +56,7 @@ struct Configuration: Equatable {
         var checkSeconds = 300
         /// Which of the source's forwarded ports; nil: the source's own choice.
         var portIndex: Int?
+        var reannounce = true
     }
 
     /// `[transmission]` or `[deluge]`: the same key names as `[qbittorrent]`.
@@ -67,6 +68,12 @@ struct Configuration: Equatable {
         var reannounce = true
         /// Which of the source's forwarded ports; nil: the source's own choice.
         var portIndex: Int?
+    }
+
+    /// The command hook; unused while `command` is empty.
+    struct Hook: Equatable {
+        var command: [String] = []
+        var timeoutSeconds = 30
     }
 
     struct Daemon: Equatable {
@@ -83,6 +90,7 @@ struct Configuration: Equatable {
     var qbittorrent = QBittorrent()
     var transmission = TorrentClient(url: try! HTTPURL(parsing: "http://127.0.0.1:9091"))
     var deluge = TorrentClient(url: try! HTTPURL(parsing: "http://127.0.0.1:8112"))
+    var hook = Hook()
     var daemon: Daemon
     /// `[qbittorrent.movies]` and the like, in the file's order.
     var namedClients: [NamedClient] = []

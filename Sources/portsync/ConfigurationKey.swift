@@ -14,6 +14,7 @@ struct ConfigurationKey: Sendable {
         case string
         case integer
         case boolean
+        case stringArray
     }
 
     /// What `apply` may need besides the value.
@@ -67,6 +68,8 @@ struct ConfigurationKey: Sendable {
             case "false", "no", "0", "off": return .boolean(false)
             default: throw InvalidValue("\"\(text)\" is not true or false")
             }
+        case .stringArray:
+            return try TOMLValue.stringArray(parsing: text)
         }
     }
 }
@@ -244,9 +247,9 @@ extension ConfigurationKey {
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
             config.daemon.metricsListen = try listenAddress(try value.string())
         },
-    ] + clientKeys
+    ] + clientKeys + hookKeys
 
-    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "qbittorrent", "transmission", "deluge", "daemon"]
+    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "qbittorrent", "transmission", "deluge", "hook", "daemon"]
 
     static func named(_ path: String) -> ConfigurationKey? {
         all.first { $0.path == path }

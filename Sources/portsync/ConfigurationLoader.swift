@@ -188,6 +188,9 @@ struct ConfigurationLoader {
             let origin = configuration.origins["natpmp.renew_seconds"] ?? configuration.origins["natpmp.lease_seconds"] ?? ""
             throw ConfigurationError(origin, "renew_seconds (\(natpmp.renewSeconds)) must be shorter than lease_seconds (\(natpmp.leaseSeconds)), or the mapping lapses between renewals")
         }
+        if configuration.hook.command.isEmpty, let origin = configuration.origins["hook.timeout_seconds"] {
+            throw ConfigurationError(origin, "[hook] has timeout_seconds but no command")
+        }
     }
 
     // MARK: Secrets

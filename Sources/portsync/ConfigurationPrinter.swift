@@ -20,7 +20,7 @@ enum ConfigurationPrinter {
                 lines.append("\(assignment.padded(to: 52))# \(view.origins[key.path] ?? "default")")
             }
         }
-        for name in ConfigurationKey.sections {
+        for name in ConfigurationKey.printedSections(configuration) {
             if let kind = ClientKind(rawValue: name), !clients.contains(where: { $0.label == kind.rawValue }) { continue }
             section(name, keysOf: name, in: configuration)
         }

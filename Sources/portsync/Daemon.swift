@@ -107,7 +107,7 @@ final class Daemon {
                               health: health, clients: clients, portChanges: dispatcher.portChanges,
                               lastChange: dispatcher.lastChange, natpmpRenewals: natpmp?.mappingsGranted,
                               natpmpFailures: natpmp == nil ? nil : sources.natpmpFailures, lastRenewal: sources.lastRenewal,
-                              linkUp: linkUp, leaseSecondsLeft: leaseLeft)
+                              linkUp: linkUp, leaseSecondsLeft: leaseLeft, hook: sinks.hookRecord)
     }
 
     private func startMetrics(_ address: SocketAddress?) {

@@ -20,6 +20,8 @@ struct DaemonState: Equatable {
     /// The NAT-PMP gateway in use and the rule that chose it (`GatewayRule`), in words.
     var natpmpGateway: String? = nil
     var natpmpGatewayRule: String? = nil
+    /// The command hook's last run, when there is a hook.
+    var hook: HookRecord? = nil
     var pid: Int32
     var updatedAt: Int64
 
@@ -43,6 +45,7 @@ struct DaemonState: Equatable {
         if let natpmpInternalPort { members["natpmp_internal_port"] = .number(Double(natpmpInternalPort)) }
         if let natpmpGateway { members["natpmp_gateway"] = .string(natpmpGateway) }
         if let natpmpGatewayRule { members["natpmp_gateway_rule"] = .string(natpmpGatewayRule) }
+        if let hook { members["hook"] = hook.jsonValue }
         return .object(members)
     }
 
@@ -80,6 +83,7 @@ struct DaemonState: Equatable {
                            health: Health(text: health), clientVersions: versions, clientHealth: clientHealth,
                            natpmpInternalPort: try integer("natpmp_internal_port", in: value, as: UInt16.self),
                            natpmpGateway: value["natpmp_gateway"]?.string, natpmpGatewayRule: value["natpmp_gateway_rule"]?.string,
+                           hook: value["hook"].flatMap(HookRecord.init),
                            pid: try integer("pid", in: value, as: Int32.self) ?? 0,
                            updatedAt: try integer("updated_at", in: value, as: Int64.self) ?? 0)
     }

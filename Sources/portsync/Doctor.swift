@@ -51,12 +51,23 @@ struct Doctor {
             case let settings as QBittorrentSettings: checkQBittorrent(settings, loop, report)
             case let settings as TransmissionSettings: checkTransmission(settings, loop, report)
             case let settings as DelugeSettings: checkDeluge(settings, loop, report)
+            case let settings as HookSettings: checkHook(settings, report)
             default: report.fail("\(sink.summary): no checks for this client", "report this as a bug")
             }
         }
         report.prefix = ""
         ProcessEnvironment.printToStandardOutput(report.failures == 0 ? "all checks passed\n" : "\(report.failures) check(s) failed\n")
         return report.failures == 0 ? .success : .transientFailure
+    }
+
+    /// The hook's program is there; doctor does not run it.
+    private func checkHook(_ settings: HookSettings, _ report: Report) {
+        let program = settings.command[0]
+        if let path = HookSink.executable(program, searching: settings.searchPath) {
+            report.pass("hook: \(path), run when the port changes (not run by doctor)")
+        } else {
+            report.fail("hook: \(HookSink.notFound(program, searching: settings.searchPath))", "install it, or fix [hook].command")
+        }
     }
 
     // MARK: Sources

@@ -31,6 +31,8 @@ struct DaemonSnapshot {
     var linkUp: Bool?
     /// Seconds left on the NAT-PMP lease of the port in use, when it comes from NAT-PMP.
     var leaseSecondsLeft: Int?
+    /// The command hook's last run, when there is a hook and it has run.
+    var hook: HookRecord? = nil
 
     var isHealthy: Bool { health.isOK && (leaseSecondsLeft.map { $0 > 0 } ?? true) }
 

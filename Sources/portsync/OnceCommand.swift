@@ -63,7 +63,8 @@ struct OnceCommand {
             switch result {
             case .success(let forwarded):
                 outcome.port = forwarded.port
-                let change = PortChange(port: forwarded.port, source: outcome.source.rawValue, ports: forwarded.ports)
+                let previous = (try? StateStore(path: loaded.configuration.daemon.stateFile).load())??.port
+                let change = PortChange(port: forwarded.port, previous: previous, source: outcome.source.rawValue, ports: forwarded.ports)
                 return apply(change, to: plan.sinks, on: loop, &outcome)
             case .failure(let problem):
                 let prefix = missingFile.map { "no source available: \($0) does not exist, and " } ?? ""
@@ -176,7 +177,7 @@ struct OnceCommand {
     }
 
     /// Applies the port to every client (each the one its `port_index` picks) and waits until
-    /// each has verified it or failed.
+    /// each has verified it or failed. The port before it is the state file's (for the hook).
     private func apply(_ change: PortChange, to clients: [any PortSinkSettings], on loop: EventLoop, _ outcome: inout Outcome) -> Outcome {
         let port = change.port
         let sinks = SinkSet(loop: loop, settings: clients)
@@ -187,7 +188,8 @@ struct OnceCommand {
             return fail(&outcome, .transientFailure, "\(error)")
         }
         outcome.clients = sinks.clients.map { ($0.label, $0.title, $0.status.version) }
-        outcome.changed = sinks.clients.contains { $0.counters.applies > 0 }
+        // A hook's run changes no client's port.
+        outcome.changed = sinks.sinks.contains { !($0.sink is HookSink) && $0.sink.counters.applies > 0 }
         for client in sinks.clients {
             switch client.status.health {
             case .verified:

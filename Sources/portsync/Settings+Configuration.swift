@@ -35,7 +35,8 @@ extension QBittorrentSettings {
         }
         self.init(url: qbittorrent.url, authentication: authentication, disableUPnP: qbittorrent.disableUPnP,
                   interface: qbittorrent.bindInterface ? configuration.natpmp.interface : nil,
-                  checkInterval: .seconds(qbittorrent.checkSeconds), label: label, portIndex: qbittorrent.portIndex)
+                  checkInterval: .seconds(qbittorrent.checkSeconds), label: label, portIndex: qbittorrent.portIndex,
+                  reannounce: qbittorrent.reannounce)
     }
 }
 
@@ -43,6 +44,16 @@ extension ClientSettings {
     init(_ client: Configuration.TorrentClient, password: Secret?) {
         self.init(url: client.url, username: client.username, password: password, checkInterval: .seconds(client.checkSeconds),
                   reannounce: client.reannounce)
+    }
+}
+
+extension HookSettings {
+    /// The hook's settings, with what it inherits of `environment` (`passedOn`); nil without
+    /// a command.
+    init?(_ configuration: Configuration, environment: [String: String]) {
+        let hook = configuration.hook
+        guard !hook.command.isEmpty else { return nil }
+        self.init(command: hook.command, timeout: .seconds(hook.timeoutSeconds), environment: Self.passedOn(environment))
     }
 }
 

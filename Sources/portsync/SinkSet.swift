@@ -84,6 +84,11 @@ final class SinkSet {
         return !verified.isEmpty && verified.allSatisfy({ $0.status.verifiedPort == $0.wanted }) ? change.port : nil
     }
 
+    /// The command hook's last run and totals, when there is a hook and it has run.
+    var hookRecord: HookRecord? {
+        sinks.lazy.compactMap { $0.sink as? HookSink }.first.flatMap { hook in hook.lastRun.map { HookRecord($0, hook.counters) } }
+    }
+
     /// Each client as the daemon reports it; one whose `port_index` the source does not forward
     /// is failing, whatever its session says.
     var clients: [DaemonSnapshot.Client] {

@@ -48,6 +48,7 @@ final class StateRecorder {
         next.clientVersions = next.clientVersions.filter { labels.contains($0.key) }
         next.clientHealth = Dictionary(uniqueKeysWithValues: snapshot.clients.map { ($0.label, $0.health.description) })
         next.natpmpInternalPort = sources?.natpmp?.internalPort ?? next.natpmpInternalPort
+        next.hook = snapshot.hook
         if case .usable(let tunnel)? = sources?.link {
             next.natpmpGateway = "\(tunnel.gateway)"
             next.natpmpGatewayRule = "\(tunnel.gatewayRule)"

@@ -40,6 +40,7 @@ struct StatusCommand {
             let health = state.clientHealth[label].map { ": \($0.oneLine())" } ?? ""
             lines.append("\(label.oneLine(limit: 40))\(version)\(health)")
         }
+        if let hook = state.hook { lines.append(hook.text) }
         if let gateway = state.natpmpGateway {
             lines.append("NAT-PMP gateway \(gateway.oneLine(limit: 40)) (\((state.natpmpGatewayRule ?? "rule unknown").oneLine()))")
         }

@@ -51,5 +51,6 @@ struct SyncPlan {
                                           recoveryCooldown: .seconds(natpmp.recoveryCooldownSeconds), tunnelDecides: strategy == .natpmp)))
         }
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials) }
+        if let hook = HookSettings(configuration, environment: ProcessEnvironment.variables()) { sinks.append(hook) }
     }
 }

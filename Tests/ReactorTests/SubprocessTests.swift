@@ -59,4 +59,27 @@ import TestSupport
         }
         #expect(loop.registrationCount == 0)
     }
+
+    @Test func theFirstLineOfStderrIsKeptAndTheRestDrained() throws {
+        let loop = try EventLoop(logger: LogCapture().logger)
+        var ended: Subprocess.Termination?
+        // 200 KiB after the first line: more than a pipe holds, so a reader that stopped
+        // draining would leave the child blocked until its timeout.
+        let script = "echo out; printf '  first\\tline  \\nsecond\\n' >&2; head -c 204800 /dev/zero | tr '\\0' x >&2; exit 4"
+        let child = try Subprocess(loop: loop, name: "test.stderr", executable: "/bin/sh", arguments: ["-c", script],
+                                   environment: ["PATH=/usr/bin:/bin"], timeout: .seconds(20), capturesErrorLine: true) { ended = $0 }
+        try runUntil(loop, seconds: 20) { ended != nil }
+        #expect(ended == .exited(4) && !child.outlivedTimeout)
+        #expect(child.errorLine == "first\\tline")
+        #expect(loop.registrationCount == 0)
+    }
+
+    @Test func aChildThatWritesNothingHasNoErrorLine() throws {
+        let loop = try EventLoop(logger: LogCapture().logger)
+        var ended: Subprocess.Termination?
+        let child = try Subprocess(loop: loop, name: "test.quiet", executable: "/bin/true", arguments: [],
+                                   environment: [], timeout: .seconds(20), capturesErrorLine: true) { ended = $0 }
+        try runUntil(loop, seconds: 20) { ended != nil }
+        #expect(ended == .exited(0) && child.errorLine == nil)
+    }
 }

@@ -10,9 +10,12 @@ import Testing
     static let password = QBittorrentSettings.Authentication.password(username: "admin", password: Secret(value: "s3cr&t=+", origin: "test"))
     let start = Instant(nanoseconds: 5_000_000_000)
 
-    func settings(_ authentication: QBittorrentSettings.Authentication = password, interface: String? = nil) -> QBittorrentSettings {
+    /// The re-announce off unless asked for (`QBittorrentReannounceTests`): the other tests count
+    /// requests without it.
+    func settings(_ authentication: QBittorrentSettings.Authentication = password, interface: String? = nil,
+                  reannounce: Bool = false) -> QBittorrentSettings {
         QBittorrentSettings(url: Self.url, authentication: authentication, interface: interface,
-                            checkInterval: .seconds(300), checkListener: true)
+                            checkInterval: .seconds(300), checkListener: true, reannounce: reannounce)
     }
 
     /// Runs inputs through a session and records what it asked for.

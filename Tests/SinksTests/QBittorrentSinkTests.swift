@@ -16,12 +16,13 @@ final class QBittorrentSinkTests {
         loop = try EventLoop(logger: log.logger)
     }
 
+    /// The re-announce off unless asked for: these tests count requests without it.
     func settings(_ instance: QBittorrentInstance, password: String = QBittorrentInstance.password,
-                  checkInterval: Duration = .seconds(300), interface: String? = nil) -> QBittorrentSettings {
+                  checkInterval: Duration = .seconds(300), interface: String? = nil, reannounce: Bool = false) -> QBittorrentSettings {
         QBittorrentSettings(url: instance.url,
                             authentication: .password(username: QBittorrentInstance.username, password: Secret(value: password, origin: "test")),
                             interface: interface, checkInterval: checkInterval,
-                            retryInitial: .milliseconds(100), retryMax: .milliseconds(500))
+                            retryInitial: .milliseconds(100), retryMax: .milliseconds(500), reannounce: reannounce)
     }
 
     func waitForVerified(_ sink: QBittorrentSink, _ port: Port, seconds: Double = 15) throws -> Bool {

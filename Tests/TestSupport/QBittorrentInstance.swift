@@ -125,6 +125,22 @@ public final class QBittorrentInstance {
                                            contentType: "application/x-www-form-urlencoded")
         guard response.status == 200 else { throw InstanceError(message: "setPreferences answered \(response.status)") }
     }
+
+    /// Adds a torrent, started, saved inside the profile (multipart/form-data, as the WebUI sends it).
+    public func addTorrent(_ torrent: [UInt8]) throws {
+        let boundary = "portsync-test-boundary"
+        func field(_ name: String, _ value: String, file: Bool = false) -> String {
+            let disposition = file ? #"name="\#(name)"; filename="test.torrent"\#r\#nContent-Type: application/x-bittorrent"# : #"name="\#(name)""#
+            return "--\(boundary)\r\nContent-Disposition: form-data; \(disposition)\r\n\r\n\(value)\r\n"
+        }
+        let body = field("torrents", String(decoding: torrent, as: UTF8.self), file: true) + field("savepath", "\(profile)/downloads")
+            + field("paused", "false") + "--\(boundary)--\r\n"
+        let response = try RawHTTP.request(port: webUIPort, "POST", "/api/v2/torrents/add", cookie: try login(), body: body,
+                                           contentType: "multipart/form-data; boundary=\(boundary)")
+        guard response.status == 200, response.text.hasPrefix("Ok") else {
+            throw InstanceError(message: "torrents/add answered \(response.status) \"\(response.text)\"")
+        }
+    }
 }
 
 public struct InstanceError: Error, CustomStringConvertible {

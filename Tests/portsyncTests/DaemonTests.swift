@@ -211,8 +211,12 @@ final class DaemonTests {
 
         let daemon = try daemon()
         #expect(daemon.waitForOutput(containing: "already listens on port \(port)").contains("already"))
-        (status, output) = try Child.run(["status", "--json"], environment: environment())
-        let state = try JSONValue.parse(Array(output.utf8))
+        // The line is logged just before the state file is written: wait for the file.
+        var state = JSONValue.null
+        #expect(waitFor(seconds: 10) {
+            state = (try? JSONValue.parse(Array(Child.run(["status", "--json"], environment: environment()).1.utf8))) ?? .null
+            return state["pid"]?.integer == Int(daemon.process.pid)
+        })
         #expect(state["port"]?.integer == Int(port))
         #expect(state["health"]?.string == "ok")
         #expect(state["daemon_running"]?.bool == true)

@@ -50,17 +50,17 @@ struct ClientSessionCore {
     private(set) var refusedUntil: Instant?
     private(set) var retryAt: Instant?
     private(set) var driftCheckAt: Instant?
-    private(set) var reannounceAt: Instant?
-    private var lastReannounce: Instant?
+    private var allowance: ReannounceAllowance
     private var consecutiveFailures = 0
     private var lastProblem: String?
 
     init(client: String, settings: ClientSettings) {
         self.client = client
         self.settings = settings
+        allowance = ReannounceAllowance(enabled: settings.reannounce, interval: settings.reannounceInterval)
     }
 
-    var nextDeadline: Instant? { [retryAt, driftCheckAt, refusedUntil, reannounceAt].compactMap { $0 }.min() }
+    var nextDeadline: Instant? { [retryAt, driftCheckAt, refusedUntil, allowance.dueAt].compactMap { $0 }.min() }
 
     /// A new desired port. `sync`: whether to sync now (not while a login is refused);
     /// `skipRead`: verified on the old port with nothing in flight (`idle`), so the new port can
@@ -116,18 +116,15 @@ struct ClientSessionCore {
             effects.append(.log(.info, "trying to log in to \(client) again after the pause"))
             sync = true
         }
-        var reannounce = false
-        if let at = reannounceAt, at <= now {
-            reannounceAt = nil
-            reannounce = true
-        }
-        return (sync, reannounce)
+        return (sync, allowance.deadlineReached(now))
     }
 
     /// New settings: a changed URL or account ends a login refusal. Whether it changed.
     mutating func update(_ fresh: ClientSettings, _ effects: inout [ClientSessionEffect]) -> Bool {
         let accountChanged = !fresh.sameAccount(as: settings)
         settings = fresh
+        allowance.enabled = fresh.reannounce
+        allowance.interval = fresh.reannounceInterval
         consecutiveFailures = 0
         lastProblem = nil
         retryAt = nil
@@ -162,7 +159,7 @@ struct ClientSessionCore {
         refusedUntil = until
         retryAt = nil
         driftCheckAt = nil
-        reannounceAt = nil
+        allowance.cancel()
         lastProblem = message
         status.health = .loginRefused(message)
         effects.append(.log(.error, "\(message); no more logins until the configuration is reloaded or \(settings.loginRetryDelay.minutesText) pass"))
@@ -183,17 +180,11 @@ struct ClientSessionCore {
     /// last re-announce, it is put off to the allowance's end instead (the new port still
     /// reaches the trackers, one call a minute at most).
     mutating func reannounceDue(_ now: Instant) -> Bool {
-        guard settings.reannounce else { return false }
-        if let last = lastReannounce, now < last + settings.reannounceInterval {
-            reannounceAt = last + settings.reannounceInterval
-            return false
-        }
-        return true
+        allowance.due(now)
     }
 
     mutating func reannounced(_ now: Instant) {
-        lastReannounce = now
-        reannounceAt = nil
+        allowance.reannounced(now)
         counters.reannounces += 1
     }
 }

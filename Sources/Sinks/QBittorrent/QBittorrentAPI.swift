@@ -12,8 +12,9 @@ public struct QBittorrentAPI: Sendable {
         case interfaces = "/api/v2/app/networkInterfaceList"
         case preferences = "/api/v2/app/preferences"
         case setPreferences = "/api/v2/app/setPreferences"
+        case reannounce = "/api/v2/torrents/reannounce"
 
-        public var method: String { self == .login || self == .setPreferences ? "POST" : "GET" }
+        public var method: String { [.login, .setPreferences, .reannounce].contains(self) ? "POST" : "GET" }
     }
 
     /// What a login answer means.

@@ -30,6 +30,8 @@ extension QBittorrentSession {
         if failed { counters.failedLogins += 1 }
         syncRequested = false
         reassertPending = false
+        reannouncePending = false
+        reannounce.cancel()
         let until = now + settings.loginRetryDelay
         login = .refused(until: until)
         lastProblem = message
@@ -59,7 +61,7 @@ extension QBittorrentSession {
     }
 
     mutating func schedule(_ deadline: Instant, _ purpose: DeadlinePurpose) {
-        nextDeadline = deadline
+        scheduled = deadline
         deadlinePurpose = purpose
     }
 }

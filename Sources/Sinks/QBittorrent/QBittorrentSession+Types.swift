@@ -36,6 +36,8 @@ extension QBittorrentSession {
         case readPreferences(verify: Bool)
         /// `away`: the first half of a reassert (a neighbouring port), then the real one.
         case writePreferences(away: Bool, fields: [String: JSONValue])
+        /// Tell the trackers of every torrent about the port.
+        case reannounce
 
         var endpoint: QBittorrentAPI.Endpoint {
             switch self {
@@ -44,6 +46,7 @@ extension QBittorrentSession {
             case .interfaces: .interfaces
             case .readPreferences: .preferences
             case .writePreferences: .setPreferences
+            case .reannounce: .reannounce
             }
         }
 

@@ -8,22 +8,29 @@ import Reactor
 /// A sync reads the preferences and writes only what differs, then reads them back to verify.
 /// It logs in once per session, re-logs in once when the session expires, and never retries a
 /// refused login until the settings change or `loginRetryDelay` passes: qBittorrent bans an IP
-/// after 5 failed logins, and this way it sees at most one an hour.
+/// after 5 failed logins, and this way it sees at most one an hour. After a verified change of
+/// port it tells the trackers (`torrents/reannounce`), at most once a minute.
 public struct QBittorrentSession {
     public private(set) var settings: QBittorrentSettings
     public internal(set) var status = SinkStatus()
     public internal(set) var counters = SinkCounters()
     public private(set) var desired: Port?
     public private(set) var inFlight: Request?
-    public internal(set) var nextDeadline: Instant?
+    /// The retry, drift check or end of a login refusal, by `deadlinePurpose`.
+    var scheduled: Instant?
     var deadlinePurpose = DeadlinePurpose.retry
+    var reannounce: ReannounceAllowance
+    /// Tell the trackers as soon as qBittorrent is verified on the port with nothing in flight.
+    var reannouncePending = false
+    /// The write in progress moves qBittorrent to another port (not a reassert, not only UPnP).
+    var portMoves = false
 
     var login = Login.loggedOut
     private var interfacesChecked = false
     var reassertPending = false
     /// Why the last reassert for a listener was made (nothing listened, or which deaf
     /// socket): one reassert per cause, not repeated until the listener is fine again.
-    private var reassertedFor: String?
+    var reassertedFor: String?
     /// Look at the listener when the next sync finds the port right: at start, after an
     /// interface change, at every drift check.
     private var checkListenerAfterSync: Bool
@@ -37,7 +44,10 @@ public struct QBittorrentSession {
     public init(settings: QBittorrentSettings) {
         self.settings = settings
         checkListenerAfterSync = settings.checkListener
+        reannounce = ReannounceAllowance(enabled: settings.reannounce, interval: settings.reannounceInterval)
     }
+
+    public var nextDeadline: Instant? { [scheduled, reannounce.dueAt].compactMap { $0 }.min() }
 
     public var isLoginRefused: Bool {
         if case .refused = login { true } else { false }
@@ -86,6 +96,8 @@ public struct QBittorrentSession {
         case .settingsChanged(let fresh):
             let credentialsChanged = fresh.authentication != settings.authentication || fresh.url != settings.url
             settings = fresh
+            reannounce.enabled = fresh.reannounce
+            reannounce.interval = fresh.reannounceInterval
             interfacesChecked = false
             consecutiveFailures = 0
             lastProblem = nil
@@ -117,8 +129,13 @@ public struct QBittorrentSession {
                 fail("\(request.method) \(request.path): \(error)", now, &effects)
             }
         case .deadlineReached:
-            guard let deadline = nextDeadline, deadline <= now else { break }
-            nextDeadline = nil
+            if reannounce.deadlineReached(now) {
+                // Sent now when verified; else after the verification under way.
+                reannouncePending = true
+                if status.health == .verified { startSync(now, &effects) }
+            }
+            guard let deadline = scheduled, deadline <= now else { break }
+            scheduled = nil
             switch deadlinePurpose {
             case .retry:
                 break
@@ -143,7 +160,7 @@ public struct QBittorrentSession {
 
     // MARK: The sync
 
-    private mutating func startSync(_ now: Instant, _ effects: inout [Effect]) {
+    mutating func startSync(_ now: Instant, _ effects: inout [Effect]) {
         guard let wanted = desired, !isLoginRefused else { return }
         guard inFlight == nil else {
             syncRequested = true
@@ -155,10 +172,13 @@ public struct QBittorrentSession {
             send(.version, &effects)
         } else if settings.interface != nil && !interfacesChecked {
             send(.interfaces, &effects)
+        } else if reannouncePending && status.health == .verified && status.verifiedPort == wanted {
+            send(.reannounce, &effects)
         } else if writeWithoutReading, !reassertPending, let verified = status.verifiedPort, verified != desired {
             // qBittorrent was verified on the old port, so the new one needs a write: the read
             // before it is skipped (the read-back still verifies). This is the latency path.
             writeWithoutReading = false
+            portMoves = true
             effects.append(.log(.info, "setting listen_port \(wanted) (was \(verified))"))
             send(.writePreferences(away: false, fields: wantedFields()), &effects)
         } else {
@@ -184,6 +204,8 @@ public struct QBittorrentSession {
             return api.setPreferences(fields, cookie: cookie)
         case .version, .interfaces, .readPreferences:
             return api.request(request.endpoint, cookie: cookie)
+        case .reannounce:
+            return api.request(.reannounce, cookie: cookie, form: [("hashes", "all")])
         }
     }
 
@@ -212,6 +234,7 @@ public struct QBittorrentSession {
     }
 
     private mutating func handle(_ response: HTTPResponse, to request: Request, _ now: Instant, _ effects: inout [Effect]) {
+        if request == .reannounce && response.status != 403 { return reannounceAnswered(response, now, &effects) }
         switch response.status {
         case 200..<300:
             break
@@ -226,8 +249,8 @@ public struct QBittorrentSession {
         }
         if case .loggedIn(let cookie, false) = login { login = .loggedIn(cookie: cookie, confirmed: true) }
         switch request {
-        case .login:
-            preconditionFailure("login answers are handled by handleLogin")
+        case .login, .reannounce:
+            preconditionFailure("login and re-announce answers are handled apart")
         case .version:
             guard let version = QBittorrentAPI.version(response) else {
                 return fail("answer to GET /api/v2/app/version is not a version: \"\(response.bodyExcerpt)\"", now, &effects)
@@ -275,12 +298,14 @@ public struct QBittorrentSession {
         }
         if reassertPending {
             reassertPending = false
+            portMoves = false
             counters.reasserts += 1
             let away = port.value == 65535 ? port.value - 1 : port.value + 1
             effects.append(.log(.info, "reasserting port \(port): moving qBittorrent to \(away) and back so it re-opens its sockets"))
             return send(.writePreferences(away: true, fields: ["listen_port": .number(Double(away)), "random_port": .bool(false)]), &effects)
         }
         guard differences.isEmpty else {
+            portMoves = preferences.listenPort != Int(port.value)
             let drifted = status.verifiedPort == port && status.health == .verified
             effects.append(drifted
                 ? .log(.warning, "qBittorrent's settings changed behind portsync's back (\(differences.joined(separator: ", "))); restoring listen_port \(port)")
@@ -296,32 +321,6 @@ public struct QBittorrentSession {
         verified(port, changed: false, now, &effects)
     }
 
-    /// One reassert per cause (nothing listens; a socket bound to a vanished interface), then
-    /// a clear failure until the listener is fine again.
-    private mutating func listenerChecked(_ check: ListeningSockets.Check, port: Port, _ now: Instant, _ effects: inout [Effect]) {
-        let cause: String
-        switch check {
-        case .listening, .unknown:
-            if case .unknown(let why) = check { effects.append(.log(.debug, "cannot read the socket table (\(why)); taking the listener as fine")) }
-            reassertedFor = nil
-            return verified(port, changed: false, now, &effects)
-        case .absent:
-            cause = "qBittorrent has listen_port \(port) but nothing listens on it"
-        case .stale(let listener):
-            cause = "qBittorrent's socket on port \(port) (\(listener.address)) is bound to interface index \(listener.interfaceIndex), which no longer exists (the tunnel was recreated): it refuses every connection"
-        }
-        if reassertedFor == cause {
-            problem("\(cause), even after a reassert; is qBittorrent bound to an interface that is down?",
-                    health: .failing("not listening on port \(port)"), &effects)
-            schedule(now + settings.checkInterval, .driftCheck)
-        } else {
-            effects.append(.log(.warning, "\(cause); making it re-open its sockets"))
-            reassertedFor = cause
-            reassertPending = true
-            startSync(now, &effects)
-        }
-    }
-
     /// Everything the sink owns in qBittorrent's preferences, as it wants it.
     private func wantedFields() -> [String: JSONValue] {
         var fields: [String: JSONValue] = ["random_port": .bool(false)]
@@ -331,7 +330,9 @@ public struct QBittorrentSession {
         return fields
     }
 
-    private mutating func verified(_ port: Port, changed: Bool, _ now: Instant, _ effects: inout [Effect]) {
+    mutating func verified(_ port: Port, changed: Bool, _ now: Instant, _ effects: inout [Effect]) {
+        let moved = changed && portMoves && status.verifiedPort != port
+        portMoves = false
         if changed {
             effects.append(.log(.notice, "listen_port \(port) applied and verified"))
         } else if status.verifiedPort != port || status.health != .verified {
@@ -343,5 +344,6 @@ public struct QBittorrentSession {
         status.verifiedPort = port
         status.health = .verified
         schedule(now + settings.checkInterval, .driftCheck)
+        reannounceIfDue(afterMove: moved, now, &effects)
     }
 }

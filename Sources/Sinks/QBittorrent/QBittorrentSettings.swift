@@ -35,12 +35,16 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
     /// How long one request may wait for its answer (and a connection for its handshake).
     public var requestTimeout: Duration
     public var portIndex: Int?
+    /// After a change of port, tell the trackers (`torrents/reannounce`), at most once per
+    /// `reannounceInterval`: qBittorrent does not by itself.
+    public var reannounce: Bool
+    public var reannounceInterval: Duration
 
     public init(url: HTTPURL, authentication: Authentication, disableUPnP: Bool = true, interface: String? = nil,
                 checkInterval: Duration = .seconds(300), checkListener: Bool? = nil,
                 retryInitial: Duration = .milliseconds(500), retryMax: Duration = .seconds(15),
                 loginRetryDelay: Duration = .seconds(3900), requestTimeout: Duration = .seconds(10), label: String = "qbittorrent",
-                portIndex: Int? = nil) {
+                portIndex: Int? = nil, reannounce: Bool = true, reannounceInterval: Duration = .seconds(60)) {
         self.label = label
         self.portIndex = portIndex
         self.url = url
@@ -53,6 +57,8 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
         self.retryMax = retryMax
         self.loginRetryDelay = loginRetryDelay
         self.requestTimeout = requestTimeout
+        self.reannounce = reannounce
+        self.reannounceInterval = reannounceInterval
     }
 
     public var summary: String { "qBittorrent at \(url)\(label == "qbittorrent" ? "" : " (\(label))")" }

@@ -1,0 +1,101 @@
+import Glibc
+import Reactor
+
+/// Runs the command hook: the shell around `HookSession`. Each run is a `Subprocess` (stdin
+/// and stdout on /dev/null, stderr's first line kept, a process group of its own), its end seen
+/// through a pidfd in the loop; nothing waits or polls.
+public final class HookSink: PortSink {
+    public let name = "hook.command"
+    public let title = "command hook"
+    public var onStatusChange: ((SinkStatus) -> Void)?
+
+    private let loop: EventLoop
+    private var runner: MachineRunner<HookSession>!
+    /// The last child, kept after it ended (it must not go away inside its own exit report).
+    private var child: Subprocess?
+    private var session: HookSession { runner.machine }
+
+    public init(loop: EventLoop, settings: HookSettings) {
+        self.loop = loop
+        runner = MachineRunner(loop: loop, name: "hook.timer", machine: HookSession(settings: settings), deadlineInput: .deadlineReached)
+        runner.perform = { [unowned self] effect in self.perform(effect) }
+    }
+
+    deinit { runner.stop() }
+
+    public var status: SinkStatus { session.status }
+    public var counters: SinkCounters { session.counters }
+    public var lastRun: HookRun? { session.lastRun }
+    public var settings: HookSettings { session.settings }
+    /// The pid of the hook running now.
+    public var runningPID: pid_t? { child?.isRunning == true ? child?.pid : nil }
+
+    public func apply(_ change: PortChange) {
+        runner.send(.portChanged(change))
+    }
+
+    /// The hook has no sockets to re-open.
+    public func reassert() {}
+
+    /// Nothing to repair: the hook runs when the port changes, not the interfaces.
+    public func interfacesChanged() {}
+
+    public func update(_ settings: any PortSinkSettings) -> Bool {
+        guard let settings = settings as? HookSettings else { return false }
+        runner.send(.settingsChanged(settings))
+        return true
+    }
+
+    private func perform(_ effect: HookSession.Effect) {
+        switch effect {
+        case .run(let command, let environment):
+            run(command, environment: environment)
+        case .log(let level, let message):
+            loop.logger.log(level, name, message)
+        case .statusChanged(let status):
+            onStatusChange?(status)
+        }
+    }
+
+    private func run(_ command: [String], environment: [String]) {
+        guard let executable = Self.executable(command[0], searching: session.settings.searchPath) else {
+            return runner.send(.ended(.notStarted(Self.notFound(command[0], searching: session.settings.searchPath)), errorLine: nil))
+        }
+        do {
+            let child = try Subprocess(loop: loop, name: name, executable: executable, arguments: Array(command.dropFirst()),
+                                       environment: environment, timeout: session.settings.timeout, capturesErrorLine: true) {
+                [unowned self] termination in self.ended(termination)
+            }
+            self.child = child
+            loop.logger.debug(name, "running \(executable) (pid \(child.pid)) for port \(session.running?.port.description ?? "?")")
+        } catch {
+            runner.send(.ended(.notStarted("\(error)"), errorLine: nil))
+        }
+    }
+
+    private func ended(_ termination: Subprocess.Termination) {
+        guard let child else { return }
+        let outcome: HookOutcome = switch termination {
+        case _ where child.outlivedTimeout: .timedOut(session.settings.timeout)
+        case .exited(let code): .exited(code)
+        case .killed(let signal): .killed(signal: signal)
+        case .unknown(let why): .unknown(why)
+        }
+        runner.send(.ended(outcome, errorLine: child.errorLine))
+    }
+
+    /// `name` itself when it is a path (it holds a slash), else the first executable file of
+    /// that name in `path`'s directories.
+    public static func executable(_ name: String, searching path: String) -> String? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        return path.split(separator: ":").lazy.map { "\($0)/\(name)" }.first { access($0, X_OK) == 0 }
+    }
+
+    /// Why `executable` found nothing, in one line.
+    public static func notFound(_ name: String, searching path: String) -> String {
+        let program = "\"\(name.oneLine(limit: 80))\" is not an executable file"
+        return name.contains("/") ? program : "\(program) on PATH (\(path.oneLine(limit: 120)))"
+    }
+}
+
+extension HookSession: LoopStateMachine {}

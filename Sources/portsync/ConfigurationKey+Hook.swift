@@ -1,0 +1,64 @@
+import HTTP
+import Reactor
+
+extension ConfigurationKey {
+    /// `[hook]` and the re-announce switch of `[qbittorrent]`.
+    static let hookKeys: [ConfigurationKey] = [
+        ConfigurationKey(section: "qbittorrent", name: "reannounce", kind: .boolean, flag: nil,
+                         current: .plain({ String($0.qbittorrent.reannounce) }),
+                         summary: "tell the trackers after a change of port (at most once a minute)") { config, value, _ throws(InvalidValue) in
+            config.qbittorrent.reannounce = try value.boolean()
+        },
+        ConfigurationKey(section: "hook", name: "command", kind: .stringArray, flag: nil,
+                         current: .plain({ TOMLValue.rendered($0.hook.command) }),
+                         summary: "program and arguments run when the port changes, e.g. [\"/usr/local/bin/open-port\", \"--tcp\"]") { config, value, _ throws(InvalidValue) in
+            config.hook.command = try hookCommand(value)
+        },
+        ConfigurationKey(section: "hook", name: "timeout_seconds", kind: .integer, flag: nil,
+                         current: .plain({ String($0.hook.timeoutSeconds) }),
+                         summary: "a run still going after this is killed") { config, value, _ throws(InvalidValue) in
+            config.hook.timeoutSeconds = try duration(value, in: 1...3_600)
+        },
+    ]
+
+    /// The sections `portsync config` prints: `[hook]` only with a command (an empty one would
+    /// not load back).
+    static func printedSections(_ configuration: Configuration) -> [String] {
+        sections.filter { $0 != "hook" || !configuration.hook.command.isEmpty }
+    }
+
+    /// An argv: not empty, no NUL, the program an absolute path or a bare name for `PATH`
+    /// (a relative path would depend on the directory portsync was started in).
+    private static func hookCommand(_ value: TOMLValue) throws(InvalidValue) -> [String] {
+        guard case .stringArray(let command) = value else {
+            throw InvalidValue("must be an array of strings (the program and its arguments, no shell), not \(value.kindName)")
+        }
+        guard let program = command.first else { throw InvalidValue("is empty: name the program to run") }
+        guard !command.contains(where: { $0.contains("\0") }) else { throw InvalidValue("must not contain a NUL character") }
+        guard !program.isEmpty, program.hasPrefix("/") || !program.contains("/") else {
+            throw InvalidValue("\"\(program.oneLine(limit: 80))\": the program must be an absolute path or a name found on PATH")
+        }
+        return command
+    }
+}
+
+extension TOMLValue {
+    /// `["a", "b"]`, from an environment variable.
+    static func stringArray(parsing text: String) throws(InvalidValue) -> TOMLValue {
+        let document: TOMLDocument
+        do {
+            document = try TOMLDocument.parse("[value]\nv = \(text)\n", fileName: "value")
+        } catch {
+            throw InvalidValue("\"\(text.oneLine(limit: 80))\" is not an array of strings like [\"/usr/bin/logger\", \"-t\", \"portsync\"]")
+        }
+        guard let entry = document.entries.first, document.entries.count == 1 else {
+            throw InvalidValue("\"\(text.oneLine(limit: 80))\" is not an array of strings")
+        }
+        return entry.value
+    }
+
+    /// A string array as TOML.
+    static func rendered(_ strings: [String]) -> String {
+        "[" + strings.map { JSONValue.quoted($0) }.joined(separator: ", ") + "]"
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Glibc
+import HTTP
+import Reactor
+import Testing
+import TestSupport
+@testable import portsync
+
+/// The hook as the real binary runs it: from `[hook]`, in a scrubbed environment, its outcome
+/// in `status`, its runs in `/metrics`.
+@Suite struct HookDaemonTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../Fixtures/hook.sh").standardized.path
+
+    /// A configuration in `directory`: port 51413 in a port file, qBittorrent nowhere, the hook
+    /// script recording into `directory/record` and doing what `arguments` ask.
+    func configuration(in directory: TemporaryDirectory, _ arguments: [String] = [], daemon: String = "") -> String {
+        directory.write("run/forwarded_port", "51413")
+        let command = (["sh", Self.script, "\(directory.path)/record"] + arguments).map { JSONValue.quoted($0) }.joined(separator: ", ")
+        return directory.write("config.toml", """
+            [source]
+            strategy = "file"
+            [proton]
+            port_file = "\(directory.path)/run/forwarded_port"
+            [qbittorrent]
+            url = "http://127.0.0.1:\(freePort())"
+            [hook]
+            command = [\(command)]
+            [daemon]
+            state_file = "\(directory.path)/state.json"
+            \(daemon)
+            """)
+    }
+
+    @Test func theDaemonRunsTheHookWithoutItsSecretsAndStatusShowsTheOutcome() throws {
+        let directory = TemporaryDirectory()
+        let record = "\(directory.path)/record"
+        let metrics = freePort()
+        let file = configuration(in: directory, ["fail", "4", "no route to the firewall"], daemon: "metrics_listen = \"127.0.0.1:\(metrics)\"")
+        let daemon = try Child(["run", "--config", file], environment: ["PORTSYNC_QBITTORRENT_PASSWORD": "hunter2-secret"])
+        let output = daemon.waitForOutput(containing: "the hook for port 51413 exited with 4")
+        #expect(output.contains("hook.command: the hook for port 51413 exited with 4: no route to the firewall"), "\(output)")
+        let recorded = try String(contentsOfFile: record, encoding: .utf8)
+        #expect(recorded.contains("PORTSYNC_PORT=51413\nPORTSYNC_PREVIOUS_PORT=\nPORTSYNC_SOURCE=proton-file\n"), "\(recorded)")
+        #expect(!recorded.contains("hunter2") && !recorded.contains("PORTSYNC_QBITTORRENT_PASSWORD"), "no secret reaches the hook")
+
+        let line = "hook: port 51413 exited with 4: no route to the firewall (1 run, 1 failed)"
+        #expect(waitFor(seconds: 10) { (try? Child.run(["status", "--config", file]).1.contains(line)) == true })
+        let (_, json) = try Child.run(["status", "--json", "--config", file])
+        let hook = try JSONValue.parse(Array(json.utf8))["hook"]
+        #expect(hook?["stderr"]?.string == "no route to the firewall" && hook?["outcome"]?.string == "exited with 4")
+        #expect(hook?["runs"]?.integer == 1 && hook?["failures"]?.integer == 1 && hook?["succeeded"]?.bool == false)
+        let scraped = try RawHTTP.request(port: metrics, "GET", "/metrics").text
+        #expect(scraped.contains("portsync_applies_total{client=\"hook\"} 1"))
+        #expect(scraped.contains("portsync_apply_failures_total{client=\"hook\"} 1"))
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0)
+    }
+
+    @Test func doctorLooksForTheProgramWithoutRunningIt() throws {
+        let directory = TemporaryDirectory()
+        let record = "\(directory.path)/record"
+        for (program, expected) in [("sh", "/sh, run when the port changes (not run by doctor)"),
+                                    ("portsync-no-such-program", #"✗ hook: "portsync-no-such-program" is not an executable file on PATH (/usr/bin:/bin)"#)] {
+            let file = directory.write("config.toml", """
+                [qbittorrent]
+                url = "http://127.0.0.1:\(freePort())"
+                [hook]
+                command = ["\(program)", "\(Self.script)", "\(record)"]
+                """)
+            let (_, output) = try Child.run(["doctor", "--config", file])
+            #expect(output.contains(expected), "\(output)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: record), "doctor did not run the hook")
+    }
+
+    @Test func onceRunsTheHookWithTheSourceAndTheStateFilesPort() throws {
+        let directory = TemporaryDirectory()
+        directory.write("state.json", #"{"health":"ok","pid":1,"port":40000,"updated_at":0}"#)
+        let record = "\(directory.path)/record"
+        let file = configuration(in: directory)
+        let (status, output) = try Child.run(["once", "--json", "--config", file])
+        #expect(status == 1, "qBittorrent is not there: \(output)")
+        let recorded = try String(contentsOfFile: record, encoding: .utf8)
+        #expect(recorded.contains("PORTSYNC_PORT=51413\nPORTSYNC_PREVIOUS_PORT=40000\nPORTSYNC_SOURCE=proton-file\n"), "\(recorded)")
+        #expect(output.contains(#""changed":false"#), "a hook's run is no change of a client's port: \(output)")
+    }
+}
