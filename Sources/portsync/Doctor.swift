@@ -45,8 +45,10 @@ struct Doctor {
             case .gluetun(let settings): checkGluetun(settings, loop, report)
             }
         }
+        // Each client's lines carry its label when there are several; the hook's name themselves.
+        let clients = plan.sinks.filter { !($0 is HookSettings) }
         for sink in plan.sinks {
-            report.prefix = plan.sinks.count > 1 ? "\(sink.label): " : ""
+            report.prefix = clients.count > 1 && !(sink is HookSettings) ? "\(sink.label): " : ""
             switch sink {
             case let settings as QBittorrentSettings: checkQBittorrent(settings, loop, report)
             case let settings as TransmissionSettings: checkTransmission(settings, loop, report)
