@@ -51,8 +51,11 @@ def file_mode(binary, changes=50, idle_seconds=300, rewrites=10_000, applied_cha
 
         # Close-after-write -> the read-back verified it: the daemon's own line, read through a
         # pipe as it is written, so that nothing asks qBittorrent meanwhile (a poll would queue
-        # in front of portsync's request in qBittorrent's one-threaded Web UI).
-        latencies = []
+        # in front of portsync's request in qBittorrent's one-threaded Web UI). Between two
+        # changes, the same two requests from a minimal client: qBittorrent's own share, taken
+        # at the same moments (the disk's fsync time, which qBittorrent pays on every
+        # setPreferences, moves both alike).
+        latencies, alone = [], []
         for index in range(changes):
             port = 30000 + index
             mark = len(daemon.lines)
@@ -63,11 +66,13 @@ def file_mode(binary, changes=50, idle_seconds=300, rewrites=10_000, applied_cha
                 raise RuntimeError(f"port {port} was not applied:\n" + daemon.log())
             latencies.append((verified - written) * 1000)
             time.sleep(0.1)  # lone changes: closer ones count as a burst and are applied once it settles
+            alone.append(qbittorrent.apply_raw(31000 + index) * 1000)
+            time.sleep(0.1)
         result["latency_ms"] = latencies
-        # qBittorrent's own share: the same two requests from a minimal client, portsync idle.
-        result["qbittorrent_ms"] = [qbittorrent.apply_raw(30000 + changes + index) * 1000 for index in range(changes)]
-        daemon.write_port(str(30000 + 2 * changes - 1))  # agree with qBittorrent again before the idle part
-        if daemon.wait_for_line(f"listen_port {30000 + 2 * changes - 1}", seconds=5) is None:
+        result["qbittorrent_ms"] = alone
+        settle = 30000 + changes
+        daemon.write_port(str(settle))  # agree with qBittorrent again before the idle part
+        if daemon.wait_for_line(f"listen_port {settle}", seconds=5) is None:
             raise RuntimeError("the daemon did not settle:\n" + daemon.log())
 
         # Idle: nothing changes; the only expected wake-up is the drift check (every 300 s).
