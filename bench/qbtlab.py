@@ -69,7 +69,11 @@ class QBittorrent:
     """qbittorrent-nox with the throwaway locked-down profile of
     shared/reference/qbittorrent-test-instance.md, written before it starts."""
 
-    def __init__(self):
+    def __init__(self, address="127.0.0.1"):
+        """`address`: the loopback address the torrent sockets bind to (one each for several
+        clients on one port)."""
+        assert address.startswith("127."), "loopback only"
+        self.address = address
         self.profile = tempfile.mkdtemp(prefix="portsync-bench-qbt-")
         self.webui_port = free_port()
         self.password = PASSWORD
@@ -83,7 +87,7 @@ class QBittorrent:
         with open(os.path.join(ROOT, "Tests", "Fixtures", "qBittorrent.conf")) as template:
             text = (template.read().replace("{TORRENT_PORT}", str(torrent_port))
                     .replace("{WEBUI_PORT}", str(self.webui_port)).replace("{LOCALHOST_AUTH}", "true")
-                    .replace("{INTERFACE}", "lo").replace("{INTERFACE_ADDRESS}", "127.0.0.1"))
+                    .replace("{INTERFACE}", "lo").replace("{INTERFACE_ADDRESS}", self.address))
         if "{" in text or "DHTEnabled=false" not in text:
             raise RuntimeError("Tests/Fixtures/qBittorrent.conf is not the locked-down profile")
         with open(os.path.join(config, "qBittorrent.conf"), "w") as conf:

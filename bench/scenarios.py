@@ -3,12 +3,14 @@ Traffic stays on 127.0.0.1 or inside network namespaces made here."""
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
 import time
 import urllib.request
 
+import clients
 import qbtlab
 
 
@@ -272,3 +274,77 @@ def memcheck(debug_binary):
 def summarize(values):
     return (f"median {statistics.median(values):.1f} ms, p95 {qbtlab.percentile(values, 0.95):.1f} ms, "
             f"max {max(values):.1f} ms ({len(values)} changes)") if values else "no data"
+
+
+def four_clients(binary, changes=20):
+    """Root only: two qbittorrent-nox, a transmission-daemon and deluged + deluge-web, each on a
+    loopback address of its own, and portsync (`--trace`), all in a namespace with nothing but
+    `lo`. Per change: close-after-write -> each client's "applied and verified" line, and when
+    each client's first request went out after the first one's: by when its trace line came
+    through the pipe (lines written together arrive together), by the daemon's own millisecond
+    time stamps, and whether all four went out before any answer came back."""
+    namespace = clients.LoopbackNamespace()
+    home = tempfile.mkdtemp(prefix="portsync-bench-clients-")
+    started, daemon = [], None
+    try:
+        namespace.enter()
+        for make in (lambda: qbtlab.QBittorrent("127.0.0.2"), lambda: qbtlab.QBittorrent("127.0.0.3"),
+                     lambda: clients.Transmission("127.0.0.4"), lambda: clients.Deluge(namespace)):
+            started.append(make())
+        main, tv, transmission, deluge = started
+        for name, secret in [("password", qbtlab.PASSWORD), ("transmission-password", clients.TRANSMISSION_PASSWORD),
+                             ("deluge-password", clients.DELUGE_WEB_PASSWORD)]:
+            with open(os.open(os.path.join(home, name), os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write(secret)
+        with open(os.path.join(home, "config.toml"), "w") as f:
+            f.write(f'[qbittorrent.tv]\nurl = "http://127.0.0.1:{tv.webui_port}"\npassword_file = "{home}/password"\n'
+                    f'[transmission]\nurl = "http://127.0.0.1:{transmission.rpc_port}"\nusername = "{clients.TRANSMISSION_USER}"\n'
+                    f'password_file = "{home}/transmission-password"\n'
+                    f'[deluge]\nurl = "http://127.0.0.1:{deluge.web_port}"\npassword_file = "{home}/deluge-password"\n')
+        daemon = qbtlab.Portsync(binary, main, {"PORTSYNC_SOURCE_STRATEGY": "file", "PORTSYNC_CONFIG": f"{home}/config.toml"},
+                                 home=home, arguments=["--trace"], follow=True)
+        labels = ["qbittorrent", "qbittorrent.tv", "transmission", "deluge"]
+        verified = {"qbittorrent": "qbittorrent.http: listen_port {} applied", "qbittorrent.tv": "qbittorrent.tv.http: listen_port {} applied",
+                    "transmission": "transmission.http: Transmission: port {} applied", "deluge": "deluge.http: Deluge: port {} applied"}
+        result = {"latency_ms": {label: [] for label in labels}, "start_ms": {label: [] for label in labels},
+                  "spread_ms": [], "stamp_spread_ms": [], "sent_before_any_answer": 0}
+        for index in range(changes + 1):  # the first one connects deluge-web to deluged: not counted
+            port = 31000 + index
+            mark = len(daemon.lines)
+            daemon.write_port(str(port))
+            written = time.perf_counter()
+            for label in labels:
+                done = daemon.wait_for_line(verified[label].format(port), after=mark, seconds=20)
+                if done is None:
+                    raise RuntimeError(f"{label} did not verify port {port}:\n" + daemon.log()[-4000:])
+                if index:
+                    result["latency_ms"][label].append((done - written) * 1000)
+            with daemon.arrived:
+                lines = daemon.lines[mark:]
+            first, answered = {}, False
+            for when, line in lines:
+                answered = answered or ".http: ← " in line
+                for label in labels:
+                    if label not in first and f" {label}.http: → " in line:
+                        first[label] = (when, qbtlab.log_time(line), answered)
+            if index and len(first) == len(labels):
+                earliest = min(when for when, _, _ in first.values())
+                for label in labels:
+                    result["start_ms"][label].append((first[label][0] - earliest) * 1000)
+                result["spread_ms"].append((max(when for when, _, _ in first.values()) - earliest) * 1000)
+                stamps = [stamp for _, stamp, _ in first.values()]
+                result["stamp_spread_ms"].append((max(stamps) - min(stamps)) * 1000)
+                result["sent_before_any_answer"] += not any(late for _, _, late in first.values())
+            time.sleep(0.1)  # lone changes, not a burst
+        pids = [main.process.pid, tv.process.pid, transmission.process.pid, deluge.daemon.pid, deluge.web.pid, daemon.process.pid]
+        sockets = clients.require_loopback_only(pids, "the clients and portsync")
+        result["listening"] = all(any(f"pid={pid}," in line and "LISTEN" in line and f":{port} " in line for line in sockets)
+                                  for pid in pids[:4])
+        return result
+    finally:
+        if daemon:
+            daemon.stop()
+        for client in reversed(started):
+            client.stop()
+        namespace.close()
+        shutil.rmtree(home, ignore_errors=True)

@@ -66,8 +66,7 @@ public final class DelugeInstance {
             .replacingOccurrences(of: "{DIRECTORY}", with: directory)
             .replacingOccurrences(of: "{DAEMON_PORT}", with: "\(daemonPort)")
             .replacingOccurrences(of: "{LISTEN_PORT}", with: "\(listenPort)")
-        guard core.range(of: "\\{[A-Z_]+\\}", options: .regularExpression) == nil, core.contains("\"dht\": false"),
-              core.contains("\"listen_interface\": \"127.0.0.1\"") else {
+        guard core.range(of: "\\{[A-Z_]+\\}", options: .regularExpression) == nil, Self.isLockedDown(core) else {
             throw InstanceError(message: "\(Self.coreTemplate) is not the locked-down core.conf")
         }
         try FileManager.default.createDirectory(atPath: "\(directory)/downloads", withIntermediateDirectories: true)
@@ -91,18 +90,36 @@ public final class DelugeInstance {
         try webConf.write(toFile: "\(directory)/web.conf", atomically: true, encoding: .utf8)
     }
 
+    /// DHT, UPnP, NAT-PMP, PEX and LSD off; listening on 127.0.0.1, going out through lo.
+    static func isLockedDown(_ core: String) -> Bool {
+        ["\"dht\": false", "\"upnp\": false", "\"natpmp\": false", "\"utpex\": false", "\"lsd\": false",
+         "\"listen_interface\": \"127.0.0.1\"", "\"outgoing_interface\": \"lo\""].allSatisfy { core.contains($0) }
+    }
+
+    /// The first of core.conf's `listen_ports`: what deluged listens on once it has read the
+    /// file (after a SIGTERM, the port it had; after a SIGKILL, the one saved before).
+    static func savedListenPort(_ core: String) -> UInt16? {
+        guard let range = core.range(of: #""listen_ports":\s*\[\s*[0-9]+"#, options: .regularExpression) else { return nil }
+        return UInt16(core[range].drop { $0 != "[" }.dropFirst().trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
     private var environment: [String: String] { ["HOME": directory, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"] }
 
     /// Starts deluged in the namespace and waits for its UI port and its torrent listener.
+    /// deluged saves core.conf itself (the listen port it had, kept across a restart), so each
+    /// start reads the file again and refuses one that is no longer locked down.
     public func startDaemon() throws {
         precondition(daemon == nil, "already running")
+        guard let core = try? String(contentsOfFile: "\(directory)/core.conf", encoding: .utf8), Self.isLockedDown(core) else {
+            throw InstanceError(message: "no locked-down core.conf: deluged is not started without one")
+        }
         // A deluged killed with SIGKILL leaves its pid file; a reused PID would stop the next start.
         unlink("\(directory)/deluged.pid")
         let child = try namespace.start("/usr/bin/deluged", ["--do-not-daemonize", "--config", directory, "--ui-interface", "127.0.0.1",
                                                             "--interface", "127.0.0.1", "--loglevel", "info", "--logfile", "\(directory)/deluged.log"],
                                         environment: environment, output: "\(directory)/deluged.out")
         daemon = child
-        try waitForSockets(child, ["127.0.0.1:\(daemonPort) ", ":\(listenPort) "], what: "deluged")
+        try waitForSockets(child, ["127.0.0.1:\(daemonPort) ", ":\(Self.savedListenPort(core) ?? listenPort) "], what: "deluged")
     }
 
     /// Starts deluge-web in the namespace and waits for its port.

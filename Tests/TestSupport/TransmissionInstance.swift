@@ -64,20 +64,27 @@ public final class TransmissionInstance {
             .replacingOccurrences(of: "{USERNAME}", with: Self.username)
             .replacingOccurrences(of: "{PASSWORD}", with: Self.password)
             .replacingOccurrences(of: #""bind-address-ipv4": "127.0.0.1""#, with: #""bind-address-ipv4": "\#(peerAddress)""#)
-        guard text.range(of: "\\{[A-Z_]+\\}", options: .regularExpression) == nil,
-              let settings = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-              settings["dht-enabled"] as? Bool == false, (settings["bind-address-ipv4"] as? String)?.hasPrefix("127.") == true,
-              settings["rpc-bind-address"] as? String == "127.0.0.1" else {
+        guard text.range(of: "\\{[A-Z_]+\\}", options: .regularExpression) == nil, Self.isLockedDown(text) else {
             throw InstanceError(message: "\(Self.settingsTemplate) is not the locked-down settings")
         }
         try text.write(toFile: "\(directory)/settings.json", atomically: true, encoding: .utf8)
     }
 
+    /// DHT, PEX, LPD, µTP and port forwarding off; peers and RPC bound to loopback.
+    static func isLockedDown(_ text: String) -> Bool {
+        guard let settings = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return false }
+        let off = ["dht-enabled", "pex-enabled", "lpd-enabled", "utp-enabled", "port-forwarding-enabled"]
+        return off.allSatisfy { settings[$0] as? Bool == false } && (settings["bind-address-ipv4"] as? String)?.hasPrefix("127.") == true
+            && settings["rpc-bind-address"] as? String == "127.0.0.1"
+    }
+
     /// Starts transmission-daemon in the foreground on the settings written before, waits for
-    /// its RPC, then checks its sockets with `ss`.
+    /// its RPC, then checks its sockets with `ss`. transmission-daemon saves its settings.json on
+    /// exit (the peer port it had, kept across a restart), so each start reads the file again and
+    /// refuses one that is no longer locked down.
     public func start() throws {
         precondition(process == nil, "already running")
-        guard FileManager.default.fileExists(atPath: "\(directory)/settings.json") else {
+        guard let saved = try? String(contentsOfFile: "\(directory)/settings.json", encoding: .utf8), Self.isLockedDown(saved) else {
             throw InstanceError(message: "no locked-down settings.json: transmission-daemon is not started without one")
         }
         let child = try ChildProcess(executable: Self.executable!,

@@ -53,6 +53,8 @@ final class ClientsDaemonTests {
         return daemon
     }
 
+    func sink(_ daemon: Daemon, _ label: String) -> any PortSink { daemon.sinks.sinks.first { $0.label == label }!.sink }
+
     func allVerified(_ daemon: Daemon, on port: UInt16) -> Bool {
         daemon.sinks.statuses.allSatisfy { $0.health == .verified && $0.verifiedPort == Port(port) }
     }
@@ -89,19 +91,36 @@ final class ClientsDaemonTests {
                 }
                 #expect(try runUntil(loop, seconds: 5) { daemon.recorder.state?.port == Port(port) })
             }
-            // Transmission restarting misses a change without holding the others back, then catches up.
-            transmission.stop()
-            let port = freePort()
-            writePort(port)
-            let others = [0, 2, 3].map { daemon.sinks.sinks[$0].sink }
-            #expect(try runUntil(loop, seconds: 5) {
-                others.allSatisfy { $0.status.health == .verified && $0.status.verifiedPort == Port(port) }
-                    && daemon.sinks.sinks[1].sink.status.health != .applying
-            }, "\(log.text)")
-            try transmission.start()
-            #expect(try runUntil(loop, seconds: 20) { self.allVerified(daemon, on: port) }, "\(log.text)")
-            #expect(try transmission.currentPeerPort() == Int(port))
+            // Each client in turn restarts (stopped by its PID, started on its locked-down
+            // configuration): it misses a change that the others take at once, then catches up.
+            let restarts: [(label: String, stop: () -> Void, start: () throws -> Void, reports: (UInt16) throws -> Bool)] = [
+                ("qbittorrent", { main.stop() }, { try main.start() }, { try main.listenPort() == Int($0) }),
+                ("qbittorrent.tv", { tv.stop() }, { try tv.start() }, { try tv.listenPort() == Int($0) }),
+                ("transmission", { transmission.stop() }, { try transmission.start() }, { try transmission.currentPeerPort() == Int($0) }),
+                ("deluge", { deluge.stopWeb(); deluge.stopDaemon() }, { try deluge.startDaemon(); try deluge.startWeb() }, { try deluge.listens(on: $0) }),
+            ]
+            var port = UInt16(0)
+            for restart in restarts {
+                restart.stop()
+                port = freePort()
+                let written = ContinuousClock.now
+                writePort(port)
+                let others = daemon.sinks.sinks.filter { $0.label != restart.label }.map(\.sink)
+                #expect(try runUntil(loop, seconds: 5) {
+                    others.allSatisfy { $0.status.health == .verified && $0.status.verifiedPort == Port(port) }
+                }, "\(restart.label) down: \(log.text)")
+                #expect(ContinuousClock.now - written < .seconds(2), "\(restart.label) down: the others as fast as alone")
+                #expect(try runUntil(loop, seconds: 5) { self.sink(daemon, restart.label).status.health != .applying })
+                #expect(sink(daemon, restart.label).status.health != .verified)
+                try restart.start()
+                #expect(try runUntil(loop, seconds: 30) { self.allVerified(daemon, on: port) }, "\(restart.label) back: \(log.text)")
+                #expect(try restart.reports(port), "\(restart.label) says so itself")
+            }
             #expect(try runUntil(loop, seconds: 5) { daemon.recorder.state?.health == .ok })
+            #expect(daemon.sinks.sinks.allSatisfy { $0.sink.counters.applies == 6 }, "one apply per port, none lost, none repeated")
+            #expect(sink(daemon, "qbittorrent").counters.logins == 2 && sink(daemon, "qbittorrent.tv").counters.logins == 2,
+                    "one login again after its restart")
+            #expect(log.count("deluge-web is not connected to its daemon; connecting it") == 2, "at start and after its restart")
             let state = try #require(daemon.recorder.state)
             #expect(state.port == Port(port))
             #expect(Set(state.clientHealth.keys) == ["qbittorrent", "qbittorrent.tv", "transmission", "deluge"])
@@ -109,7 +128,7 @@ final class ClientsDaemonTests {
             #expect(state.clientHealth.values.allSatisfy { $0 == "ok" }, "\(state.clientHealth)")
             let metrics = MetricsEndpoint.metrics(daemon.snapshot())
             #expect(metrics.contains("portsync_client_healthy{client=\"qbittorrent.tv\"} 1"))
-            #expect(metrics.contains("portsync_applies_total{client=\"deluge\"} 3"))
+            #expect(metrics.contains("portsync_applies_total{client=\"deluge\"} 6"))
             for secret in [QBittorrentInstance.password, TransmissionInstance.password, DelugeInstance.webPassword] {
                 #expect(!log.text.contains(secret))
             }
@@ -135,7 +154,7 @@ final class ClientsDaemonTests {
         let port = freePort()
         let started = ContinuousClock.now
         writePort(port)
-        func sink(_ label: String) -> any PortSink { daemon.sinks.sinks.first { $0.label == label }!.sink }
+        func sink(_ label: String) -> any PortSink { self.sink(daemon, label) }
         #expect(try runUntil(loop, seconds: 5) { sink("qbittorrent").status.health == .verified }, "\(log.text)")
         #expect(ContinuousClock.now - started < .seconds(2), "as fast as alone, not after the silent client's 10 s timeout")
         #expect(sink("transmission.silent").status.health == .applying, "still waiting for its answer")
@@ -160,6 +179,53 @@ final class ClientsDaemonTests {
 }
 
 extension ClientsDaemonTests {
+    /// A wrong password for a client of each kind, each pointed at the instance a right client
+    /// uses too: refused once and never tried again (qBittorrent counts one failed login, far
+    /// from its ban after 5), while the four right clients take every change.
+    @Test func aWrongPasswordForEachKindLeavesTheOthersVerified() throws {
+        let deluge = try DelugeInstance()
+        directory.write("qbittorrent-password", QBittorrentInstance.password + "\n", mode: 0o600)
+        directory.write("transmission-password", TransmissionInstance.password + "\n", mode: 0o600)
+        directory.write("deluge-password", DelugeInstance.webPassword + "\n", mode: 0o600)
+        directory.write("wrong-password", "wrong\n", mode: 0o600)
+        try deluge.namespace.inside {
+            let main = try QBittorrentInstance(address: "127.0.0.2")
+            let tv = try QBittorrentInstance(address: "127.0.0.3")
+            let transmission = try TransmissionInstance(peerAddress: "127.0.0.4")
+            let user = TransmissionInstance.username
+            let loop = try EventLoop(logger: log.logger)
+            let daemon = try startDaemon([
+                    table("qbittorrent", main.url, password: "qbittorrent-password"),
+                    table("qbittorrent.tv", tv.url, password: "qbittorrent-password"),
+                    table("qbittorrent.wrong", tv.url, password: "wrong-password"),
+                    table("transmission", transmission.url, username: user, password: "transmission-password"),
+                    table("transmission.wrong", transmission.url, username: user, password: "wrong-password"),
+                    table("deluge", deluge.url, password: "deluge-password"),
+                    table("deluge.wrong", deluge.url, password: "wrong-password"),
+                ], on: loop)
+            defer { daemon.stop() }
+            let right = ["qbittorrent", "qbittorrent.tv", "transmission", "deluge"].map { sink(daemon, $0) }
+            let wrong = ["qbittorrent.wrong", "transmission.wrong", "deluge.wrong"].map { sink(daemon, $0) }
+            for port in [freePort(), freePort(), freePort()] {
+                writePort(port)
+                #expect(try runUntil(loop, seconds: 20) {
+                    right.allSatisfy { $0.status.health == .verified && $0.status.verifiedPort == Port(port) }
+                        && wrong.allSatisfy { if case .loginRefused = $0.status.health { true } else { false } }
+                }, "\(log.text)")
+                #expect(try main.listenPort() == Int(port) && tv.listenPort() == Int(port))
+                #expect(try transmission.currentPeerPort() == Int(port) && deluge.listens(on: port))
+            }
+            #expect(wrong.map(\.counters.failedLogins) == [1, 1, 1], "one try each, no login loop")
+            #expect(right.allSatisfy { $0.counters.failedLogins == 0 && $0.counters.logins == 1 })
+            // qBittorrent's own count (its log is written out every few seconds); not banned.
+            func failures(_ instance: QBittorrentInstance) -> Int { instance.log.components(separatedBy: "WebAPI login failure").count - 1 }
+            #expect(try runUntil(loop, seconds: 10) { failures(tv) > 0 }, "\(tv.log)")
+            #expect(failures(tv) == 1 && failures(main) == 0, "\(tv.log)")
+            #expect(try tv.login() != nil, "tv's qBittorrent still lets a right login in")
+            #expect(!log.text.contains(QBittorrentInstance.password) && !log.text.contains(DelugeInstance.webPassword))
+        }
+    }
+
     /// Gluetun forwarding two ports (its file, one per line): `[qbittorrent]` takes the one
     /// `[gluetun] port_index` picks, `[qbittorrent.tv]` with `port_index = 1` the second; a change
     /// of the second alone moves only the second client.
@@ -247,32 +313,4 @@ extension ClientsDaemonTests {
             #expect(try transmission.currentPeerPort() == Int(transmission.peerPort), "nothing changed")
         }
     }
-}
-
-/// A TCP listener that completes handshakes (the kernel does) and never answers.
-final class SilentListener {
-    let fd: Int32
-    let port: UInt16
-
-    init() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(listener, 16) == 0 else {
-            close(listener)
-            throw SystemCallError(call: "bind/listen", errno: Errno(rawValue: errno))
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
-        }
-        fd = listener
-        port = UInt16(bigEndian: address.sin_port)
-    }
-
-    deinit { close(fd) }
 }
