@@ -171,7 +171,7 @@ struct Doctor {
     private func checkQBittorrent(_ settings: QBittorrentSettings, _ loop: EventLoop, _ report: Report) {
         let url = settings.url
         let api = QBittorrentAPI(settings: settings)
-        let client = HTTPClient(loop: loop, name: "qbittorrent.http", host: url.bareHost, port: url.port,
+        let client = HTTPClient(loop: loop, name: "qbittorrent.http", url: url, tls: settings.tls,
                                 connectTimeout: .seconds(5), responseTimeout: .seconds(10))
         var cookie: String?
         func call(_ request: HTTPRequest) -> Result<HTTPResponse, HTTPClientError> {

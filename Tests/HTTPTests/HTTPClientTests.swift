@@ -19,7 +19,7 @@ import Testing
     }
 
     func client(timeout: Duration = .seconds(5), port: UInt16? = nil) -> HTTPClient {
-        HTTPClient(loop: loop, name: "test.http", host: "127.0.0.1", port: port ?? server.port,
+        HTTPClient(loop: loop, name: "test.http", url: try! HTTPURL(parsing: "http://127.0.0.1:\(port ?? server.port)"),
                    connectTimeout: timeout, responseTimeout: timeout)
     }
 

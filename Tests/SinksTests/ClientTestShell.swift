@@ -16,7 +16,7 @@ final class ClientTestShell<Session: LoopStateMachine> where Session.Input == Cl
     init(loop: EventLoop, name: String, session: Session, url: HTTPURL, requestTimeout: Duration) {
         self.loop = loop
         self.name = name
-        client = HTTPClient(loop: loop, name: name, host: url.bareHost, port: url.port,
+        client = HTTPClient(loop: loop, name: name, url: url,
                             connectTimeout: requestTimeout, responseTimeout: requestTimeout)
         runner = MachineRunner(loop: loop, name: "\(name).timer", machine: session, deadlineInput: .deadlineReached)
         runner.perform = { [unowned self] effect in self.perform(effect) }

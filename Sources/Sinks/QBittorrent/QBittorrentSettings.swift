@@ -13,6 +13,8 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
     }
 
     public var url: HTTPURL
+    /// How an https WebUI's certificate is checked.
+    public var tls: TLSOptions
     public var authentication: Authentication
     /// Also set `upnp` off: qBittorrent's own UPnP/NAT-PMP cannot reach the VPN gateway.
     public var disableUPnP: Bool
@@ -33,11 +35,12 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
     /// How long one request may wait for its answer (and a connection for its handshake).
     public var requestTimeout: Duration
 
-    public init(url: HTTPURL, authentication: Authentication, disableUPnP: Bool = true, interface: String? = nil,
+    public init(url: HTTPURL, tls: TLSOptions = TLSOptions(), authentication: Authentication, disableUPnP: Bool = true, interface: String? = nil,
                 checkInterval: Duration = .seconds(300), checkListener: Bool? = nil,
                 retryInitial: Duration = .milliseconds(500), retryMax: Duration = .seconds(15),
                 loginRetryDelay: Duration = .seconds(3900), requestTimeout: Duration = .seconds(10)) {
         self.url = url
+        self.tls = tls
         self.authentication = authentication
         self.disableUPnP = disableUPnP
         self.interface = interface

@@ -61,7 +61,7 @@ public final class QBittorrentSink: PortSink {
 
     /// New settings (a reloaded configuration): a changed password or URL ends a login refusal.
     public func update(_ settings: QBittorrentSettings) {
-        if settings.url != session.settings.url || settings.requestTimeout != session.settings.requestTimeout {
+        if settings.url != session.settings.url || settings.tls != session.settings.tls || settings.requestTimeout != session.settings.requestTimeout {
             let abandoned = client.isBusy
             client.close()
             client = Self.makeClient(loop: loop, settings: settings, sourceAddress: sourceAddress)
@@ -71,8 +71,7 @@ public final class QBittorrentSink: PortSink {
     }
 
     private static func makeClient(loop: EventLoop, settings: QBittorrentSettings, sourceAddress: SocketAddress?) -> HTTPClient {
-        HTTPClient(loop: loop, name: "qbittorrent.http", host: settings.url.bareHost, port: settings.url.port,
-                   sourceAddress: sourceAddress, connectTimeout: settings.requestTimeout, responseTimeout: settings.requestTimeout)
+        HTTPClient(loop: loop, name: "qbittorrent.http", url: settings.url, tls: settings.tls, sourceAddress: sourceAddress, connectTimeout: settings.requestTimeout, responseTimeout: settings.requestTimeout)
     }
 
     /// The session cookie in use, for tests that end the session from outside.
