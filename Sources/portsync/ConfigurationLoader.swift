@@ -51,7 +51,7 @@ struct ConfigurationLoader {
             }
         }
         try checkAcrossKeys(configuration)
-        var warnings: [String] = []
+        var warnings = tlsWarnings(configuration)
         let credentials = try loadCredentials(configuration, warnings: &warnings)
         return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings)
     }
@@ -149,6 +149,17 @@ struct ConfigurationLoader {
             let origin = configuration.origins["natpmp.renew_seconds"] ?? configuration.origins["natpmp.lease_seconds"] ?? ""
             throw ConfigurationError(origin, "renew_seconds (\(natpmp.renewSeconds)) must be shorter than lease_seconds (\(natpmp.leaseSeconds)), or the mapping lapses between renewals")
         }
+        for (section, tls) in [("gluetun", configuration.gluetun.tls), ("qbittorrent", configuration.qbittorrent.tls)] where tls.settingsCount > 1 {
+            let origin = ["ca_file", "tls_fingerprint", "tls_verify"].compactMap { configuration.origins["\(section).\($0)"] }.last ?? ""
+            throw ConfigurationError(origin, "set only one of [\(section)].ca_file, tls_fingerprint and tls_verify = false")
+        }
+    }
+
+    /// A warning at every start (and reload) for each https server whose certificate is not checked.
+    private func tlsWarnings(_ configuration: Configuration) -> [String] {
+        [("gluetun", configuration.gluetun.url, configuration.gluetun.tls), ("qbittorrent", configuration.qbittorrent.url, configuration.qbittorrent.tls)]
+            .filter { $0.1.scheme == .https && !$0.2.verify }
+            .map { "[\($0.0)].tls_verify = false: the certificate of \($0.1) is not checked; anyone on the path can read the password (set ca_file or tls_fingerprint instead)" }
     }
 
     // MARK: Secrets
