@@ -7,6 +7,8 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
     case timedOut
     /// The server closed the connection before the response was complete.
     case closed
+    /// The server closed a fresh plain connection without a byte: what a TLS-only port does.
+    case closedUnanswered
     case malformed(HTTPParseError)
     /// TLS could not be set up or broke: the handshake, the certificate, OpenSSL missing.
     case tls(TLSError)
@@ -19,6 +21,7 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
         case .connect(let error): error.description
         case .timedOut: "no answer in time"
         case .closed: "connection closed before the answer was complete"
+        case .closedUnanswered: "the server closed the connection without answering (if it serves https, use https:// in the URL)"
         case .malformed(let error): error.description
         case .tls(let error): error.description
         case .invalidRequest(let error): error.description
@@ -260,7 +263,7 @@ public final class HTTPClient {
                 openConnection()
                 return
             }
-            finish(.failure(.closed))
+            finish(.failure(!connectionReused && bytesReceived == 0 && url.scheme == .http ? .closedUnanswered : .closed))
         }
     }
 

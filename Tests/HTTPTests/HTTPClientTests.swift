@@ -43,6 +43,23 @@ import Testing
         #expect(try get(client, "/b").map(\.text) == .success("answer to /b"), "the client goes on")
     }
 
+    @Test func aTLSAlertWhereAStatusLineBelongsSaysToUseHTTPS() throws {
+        let listener = Listener()
+        defer { listener.fd.close() }
+        var result: Result<HTTPResponse, HTTPClientError>?
+        let client = client(port: listener.port)
+        client.send(HTTPRequest(method: "GET", target: "/")) { result = $0 }
+        let server = listener.accept()
+        defer { server.close() }
+        _ = try Socket(server).send([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46])  // alert: protocol version
+        try runUntil(loop, seconds: 10) { result != nil }
+        guard case .failure(.tls(let error)) = result else {
+            Issue.record("expected a TLS failure, got \(String(describing: result))")
+            return
+        }
+        #expect(error.description == "the server answered with TLS: use https:// in the URL")
+    }
+
     @Test func anEndlessBodyFailsAtTheLimitWhileItIsRead() throws {
         let listener = Listener()
         defer { listener.fd.close() }
