@@ -64,6 +64,12 @@ public final class HTTPClient {
     /// The TLS session on `connection` (https only), and the context made at the first one.
     private var tlsSession: TLSSession?
     private var tlsContext: TLSContext?
+    private let resolver: HostResolver
+    /// The host's addresses and the one in use; `connectionEstablished`: the current connection
+    /// got past its connect.
+    private var addresses: [SocketAddress] = []
+    private var addressIndex = 0
+    private var connectionEstablished = false
     private var parser = HTTPResponseParser()
     private var queue: [Pending] = []
     private var inFlight: Pending?
@@ -76,8 +82,9 @@ public final class HTTPClient {
     public private(set) var requestsSent = 0
 
     public init(loop: EventLoop, name: String, url: HTTPURL, tls: TLSOptions = TLSOptions(), sourceAddress: SocketAddress? = nil,
-                connectTimeout: Duration = .seconds(5), responseTimeout: Duration = .seconds(10)) {
+                connectTimeout: Duration = .seconds(5), responseTimeout: Duration = .seconds(10), resolver: ResolverConfiguration = .system) {
         self.loop = loop
+        self.resolver = HostResolver(loop: loop, name: "\(name).dns", configuration: resolver)
         self.name = name
         self.url = url
         self.tls = tls
@@ -110,6 +117,7 @@ public final class HTTPClient {
     /// Drops the connection and forgets every request: their completions never run, so an
     /// owner can call this from its deinit.
     public func close() {
+        resolver.cancel()
         responseTimer.cancel()
         inFlight = nil
         queue.removeAll()
@@ -130,16 +138,34 @@ public final class HTTPClient {
         openConnection()
     }
 
+    /// Connects to the host's address in use: its IP literal, or what a lookup found (kept until
+    /// a connection to every address has failed, then looked up again).
     private func openConnection() {
         dropConnection()
-        let address: SocketAddress
-        do {
-            address = try SocketAddress.resolve(host: url.bareHost, port: url.port)
-        } catch {
-            return finish(.failure(.resolve("\(error)")))
+        if let numeric = SocketAddress(numericHost: url.bareHost, port: url.port) { addresses = [numeric] }
+        guard addresses.isEmpty else { return connect(to: addresses[addressIndex]) }
+        resolver.resolve(url.bareHost, port: url.port) { [unowned self] result in
+            switch result {
+            case .success(let found):
+                addresses = found
+                addressIndex = 0
+                connect(to: found[0])
+            case .failure(let failure):
+                finish(.failure(.resolve("cannot resolve \"\(url.bareHost)\": \(failure)")))
+            }
         }
+    }
+
+    /// Looks the host name up again before the next connection (the configuration was reloaded).
+    public func forgetAddresses() {
+        addresses = []
+        addressIndex = 0
+    }
+
+    private func connect(to address: SocketAddress) {
         let fresh = TCPConnection(loop: loop, name: name) { [unowned self] event in self.handle(event) }
         connection = fresh
+        connectionEstablished = false
         connectionsOpened += 1
         do {
             try fresh.connect(to: address, from: sourceAddress, timeout: connectTimeout)
@@ -226,6 +252,7 @@ public final class HTTPClient {
     private func handle(_ event: TCPConnection.Event) {
         switch event {
         case .connected:
+            connectionEstablished = true
             guard let inFlight, let connection else { return }
             if url.scheme == .https { return startTLS(on: connection) }
             transmit(inFlight.request, on: connection)
@@ -244,6 +271,11 @@ public final class HTTPClient {
         case .closed(let error):
             connection = nil
             defer { tlsSession = nil }
+            if error != nil, !connectionEstablished, inFlight != nil, addressIndex + 1 < addresses.count {
+                // The name has more addresses: the next one.
+                addressIndex += 1
+                return openConnection()
+            }
             if let tlsSession, !tlsSession.isEstablished, inFlight != nil {
                 return finish(.failure(.tls(TLSError("the server closed the connection during the TLS handshake: is this an https port?"))))
             }
@@ -277,7 +309,10 @@ public final class HTTPClient {
         responseTimer.cancel()
         guard let pending = inFlight else { return }
         inFlight = nil
-        if case .failure = result { dropConnection() }
+        if case .failure(let error) = result {
+            dropConnection()
+            if error.isUnreachable { forgetAddresses() }
+        }
         pending.completion(result)
         pump()
     }

@@ -59,13 +59,16 @@ public final class QBittorrentSink: PortSink {
         return true
     }
 
-    /// New settings (a reloaded configuration): a changed password or URL ends a login refusal.
+    /// New settings (a reloaded configuration): a changed password or URL ends a login refusal;
+    /// the host name is looked up again either way.
     public func update(_ settings: QBittorrentSettings) {
         if settings.url != session.settings.url || settings.tls != session.settings.tls || settings.requestTimeout != session.settings.requestTimeout {
             let abandoned = client.isBusy
             client.close()
             client = Self.makeClient(loop: loop, settings: settings, sourceAddress: sourceAddress)
             if abandoned { handle(.requestFailed(.closed)) }
+        } else {
+            client.forgetAddresses()  // a reload looks the host name up again
         }
         handle(.settingsChanged(settings))
     }
