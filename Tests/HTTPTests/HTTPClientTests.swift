@@ -43,6 +43,24 @@ import Testing
         #expect(try get(client, "/b").map(\.text) == .success("answer to /b"), "the client goes on")
     }
 
+    @Test func anIPv6LiteralIsConnectedToWithItsBracketsInTheHostHeader() throws {
+        let listener = Listener(ipv6: true)
+        defer { listener.fd.close() }
+        let url = try HTTPURL(parsing: "http://[::1]:\(listener.port)/qbt/")
+        let client = HTTPClient(loop: loop, name: "test.http", url: url)
+        var result: Result<HTTPResponse, HTTPClientError>?
+        client.send(HTTPRequest(method: "GET", target: url.target("/api/v2/app/version"), headers: ["Host": url.hostHeader])) { result = $0 }
+        try runUntil(loop) { client.requestsSent == 1 }
+        let server = listener.accept()
+        defer { server.close() }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(server.rawValue, &buffer, buffer.count, 0)
+        #expect(String(decoding: buffer[0..<max(count, 0)], as: UTF8.self).hasPrefix("GET /qbt/api/v2/app/version HTTP/1.1\r\nHost: [::1]:\(listener.port)\r\n"))
+        _ = try Socket(server).send(Array("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nv4.5.2".utf8))
+        try runUntil(loop, seconds: 10) { result != nil }
+        #expect(try result?.get().text == "v4.5.2")
+    }
+
     @Test func aTLSAlertWhereAStatusLineBelongsSaysToUseHTTPS() throws {
         let listener = Listener()
         defer { listener.fd.close() }
