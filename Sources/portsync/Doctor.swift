@@ -184,10 +184,17 @@ struct Doctor {
             call(api.request(endpoint, cookie: cookie))
         }
 
-        if case .failure(let error) = get(.webAPIVersion) {
+        let probe = get(.webAPIVersion)
+        if case .failure(let error) = probe {
             report.fail("qBittorrent: \(url) is unreachable: \(error)",
                         "start qBittorrent with its WebUI on, or set [qbittorrent].url (WebUI address and port)")
             return
+        }
+        var anonymousProbe = true
+        if case .apiKey = settings.authentication { anonymousProbe = false }  // a bad key is answered 401 too
+        if case .success(let response) = probe, anonymousProbe,
+           let finding = ProxyDiagnosis.diagnose(probe: response, url: url, path: QBittorrentAPI.Endpoint.webAPIVersion.rawValue) {
+            return report.fail("qBittorrent: \(finding.problem)", finding.fix)
         }
         report.pass("qBittorrent: \(url) answers")
 
