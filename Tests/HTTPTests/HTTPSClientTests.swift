@@ -57,6 +57,12 @@ final class HTTPSClientTests {
             == "the certificate of 127.0.0.1 was refused: unable to get local issuer certificate; set ca_file to its CA (or to the certificate itself), or tls_fingerprint")
     }
 
+    @Test func aSelfSignedCertificateIsRefusedUntilItIsTheCAFile() throws {
+        let server = try server(certificates.selfSigned)
+        #expect(outcome(try get("https://127.0.0.1:\(server.port)", TLSOptions()))
+            == "the certificate of 127.0.0.1 was refused: self-signed certificate; set ca_file to its CA (or to the certificate itself), or tls_fingerprint")
+    }
+
     @Test func anExpiredCertificateIsRefused() throws {
         let server = try server(certificates.expired)
         #expect(outcome(try get("https://127.0.0.1:\(server.port)", trustTestCA)).contains("was refused: certificate has expired;"))
