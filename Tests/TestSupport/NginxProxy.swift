@@ -19,11 +19,11 @@ public final class NginxProxy {
     public let directory: String
     private var process: ChildProcess?
 
-    /// Forwards `https://127.0.0.1:port/qbt/` to `http://127.0.0.1:backendPort/` with
-    /// `locationSettings` in the location block; `stripsPath: false` passes `/qbt/…` on (a
+    /// Forwards `https://127.0.0.1:port/<location>/` to `http://127.0.0.1:backendPort/` with
+    /// `locationSettings` in the location block; `stripsPath: false` passes `/<location>/…` on (a
     /// `proxy_pass` without its trailing slash).
-    public init(backendPort: UInt16, certificate: String, key: String, locationSettings: [String] = recommended,
-                stripsPath: Bool = true) throws {
+    public init(backendPort: UInt16, certificate: String, key: String, location: String = "qbt",
+                locationSettings: [String] = recommended, stripsPath: Bool = true) throws {
         var template = Array("/tmp/portsync-nginx-XXXXXX".utf8CString)
         directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
         port = freePort()
@@ -44,7 +44,7 @@ public final class NginxProxy {
                     listen 127.0.0.1:\(port) ssl;
                     ssl_certificate \(certificate);
                     ssl_certificate_key \(key);
-                    location /qbt/ {
+                    location /\(location)/ {
                         proxy_pass http://127.0.0.1:\(backendPort)\(stripsPath ? "/" : "");
                         proxy_http_version 1.1;
                         \(locationSettings.joined(separator: "\n                "))
