@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 
-/// Debian's nginx as a TLS reverse proxy on 127.0.0.1, started by the test with a private prefix
+/// Debian's nginx as a TLS reverse proxy on 127.0.0.1 and ::1, started by the test with a private prefix
 /// and configuration (pid, logs and temporary files in its own directory), forwarding a
 /// sub-path to a loopback backend. Stopped by its PID.
 public final class NginxProxy {
@@ -42,6 +42,7 @@ public final class NginxProxy {
                 scgi_temp_path \(directory)/scgi;
                 server {
                     listen 127.0.0.1:\(port) ssl;
+                    listen [::1]:\(port) ssl;
                     ssl_certificate \(certificate);
                     ssl_certificate_key \(key);
                     location /\(location)/ {

@@ -21,13 +21,13 @@ final class ReverseProxyTests {
         directory.write("password", QBittorrentInstance.password + "\n")
     }
 
-    func run(_ command: String, through proxy: NginxProxy, port: UInt16) throws -> (Int32?, String) {
+    func run(_ command: String, through proxy: NginxProxy, port: UInt16, host: String = "127.0.0.1") throws -> (Int32?, String) {
         let portFile = "\(directory.path)/run/Proton/VPN/forwarded_port"
         try FileManager.default.createDirectory(atPath: (portFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
         let environment = daemonEnvironment(qbittorrent, in: directory, [
             "XDG_RUNTIME_DIR": "\(directory.path)/run",
-            "PORTSYNC_QBITTORRENT_URL": "https://127.0.0.1:\(proxy.port)/qbt/",
+            "PORTSYNC_QBITTORRENT_URL": "https://\(host):\(proxy.port)/qbt/",
             "PORTSYNC_QBITTORRENT_CA_FILE": certificates.caCertificate,
         ])
         return try Child.run([command], environment: environment)
@@ -42,6 +42,13 @@ final class ReverseProxyTests {
         let doctor = try run("doctor", through: proxy, port: port).1
         #expect(doctor.contains("✓ qBittorrent: https://127.0.0.1:\(proxy.port)/qbt answers"), "\(doctor)")
         #expect(doctor.contains("✓ settings: listen_port \(port)"), "\(doctor)")
+
+        let overIPv6 = freePort()
+        let (status6, output6) = try run("once", through: proxy, port: overIPv6, host: "[::1]")
+        #expect(status6 == 0, "\(output6)")
+        #expect(try qbittorrent.listenPort() == Int(overIPv6))
+        let access = try String(contentsOfFile: "\(proxy.directory)/access.log", encoding: .utf8)
+        #expect(access.contains("::1 - - ["), "reached over IPv6: \(access)")
     }
 
     @Test func theClientsHostPassedThroughIsNamedByDoctor() throws {
