@@ -18,7 +18,7 @@ public func fuzzDNS(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     }
     let servers = ResolverConfiguration.NameServers(servers: [.v4(IPv4Address(10, 0, 0, 1), port: 53)], timeout: .seconds(1), attempts: 2)
     let seed = bytes.count >= 2 ? UInt16(bytes[0]) << 8 | UInt16(bytes[1]) : 0
-    var lookup = NameLookup(name: "nas.test", port: 8080, nameServers: servers, idSeed: seed)
+    var lookup = NameLookup(names: ["nas.lan", "nas"], port: 8080, nameServers: servers, idSeed: seed)
     let now = Instant(nanoseconds: 0)
     _ = lookup.handle(.start, now: now)
     for _ in 0..<2 {

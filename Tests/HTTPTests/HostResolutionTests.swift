@@ -26,9 +26,9 @@ final class HostResolutionTests {
     }
 
     /// A resolver reading the test's hosts file and resolv.conf.
-    func resolver(hosts: String = "", nameServers: [String], timeout: Duration? = nil) throws -> ResolverConfiguration {
+    func resolver(hosts: String = "", nameServers: [String], search: String = "", timeout: Duration? = nil) throws -> ResolverConfiguration {
         try hosts.write(toFile: "\(directory)/hosts", atomically: true, encoding: .utf8)
-        try nameServers.map { "nameserver \($0)\n" }.joined().write(toFile: "\(directory)/resolv.conf", atomically: true, encoding: .utf8)
+        try (nameServers.map { "nameserver \($0)\n" }.joined() + search).write(toFile: "\(directory)/resolv.conf", atomically: true, encoding: .utf8)
         return ResolverConfiguration(hostsPath: "\(directory)/hosts", resolvConfPath: "\(directory)/resolv.conf", timeout: timeout)
     }
 
@@ -57,6 +57,13 @@ final class HostResolutionTests {
         #expect(dns.log.components(separatedBy: "query[A] nas.test").count - 1 == 1, "resolved once, not per request")
         #expect(try get(try self.client("unknown.test", try resolver(nameServers: [dns.address])))
             == "cannot resolve \"unknown.test\": \(dns.address) answered REFUSED")
+    }
+
+    @Test func aShortNameIsAskedWithTheSearchDomain() throws {
+        let dns = try DNSMasq(records: ["nas.home.test": ["127.0.0.1"]])
+        let client = try client("nas", try resolver(nameServers: [dns.address], search: "search home.test\n"))
+        #expect(try get(client) == "Host: nas:\(server.port)", "the Host header keeps the name as written")
+        #expect(dns.log.contains("query[A] nas.home.test"))
     }
 
     @Test func theHostsFileComesFirstAndEachAddressIsTriedInTurn() throws {

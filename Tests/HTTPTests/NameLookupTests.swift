@@ -34,8 +34,8 @@ import Testing
         return bytes
     }
 
-    func lookup(_ servers: [SocketAddress], attempts: Int = 1) -> NameLookup {
-        NameLookup(name: "nas.test", port: 8080, nameServers: .init(servers: servers, timeout: .seconds(2), attempts: attempts), idSeed: 0xFFFF)
+    func lookup(_ servers: [SocketAddress], attempts: Int = 1, names: [String] = ["nas.test"]) -> NameLookup {
+        NameLookup(names: names, port: 8080, nameServers: .init(servers: servers, timeout: .seconds(2), attempts: attempts), idSeed: 0xFFFF)
     }
 
     @Test func aQueryIsRecursiveWithOneQuestion() {
@@ -58,7 +58,30 @@ import Testing
         let servers = ResolverConfiguration.nameServers(inResolvConf: "search lan\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\nnameserver ::1\noptions timeout:1 attempts:3\n")
         #expect(servers.servers.map(\.description) == ["10.0.0.1:53", "[::1]:53"])
         #expect(servers.timeout == .seconds(1) && servers.attempts == 3)
+        #expect(servers.search == ["lan"] && servers.ndots == 1)
         #expect(ResolverConfiguration.nameServers(inResolvConf: "").servers == [.v4(IPv4Address(127, 0, 0, 1), port: 53)])
+    }
+
+    @Test func searchDomainsComeFirstForShortNamesAsGlibcOrdersThem() {
+        let servers = ResolverConfiguration.nameServers(inResolvConf: "domain old\nsearch fritz.box lan.\noptions ndots:2\n")
+        #expect(servers.candidates(for: "nas") == ["nas.fritz.box", "nas.lan", "nas"])
+        #expect(servers.candidates(for: "nas.home") == ["nas.home.fritz.box", "nas.home.lan", "nas.home"])
+        #expect(servers.candidates(for: "qbt.home.example") == ["qbt.home.example", "qbt.home.example.fritz.box", "qbt.home.example.lan"])
+        #expect(servers.candidates(for: "nas.") == ["nas"])
+    }
+
+    @Test func anUnknownNameMovesOnToTheNextCandidate() {
+        var machine = lookup([first], names: ["nas.lan", "nas"])
+        guard case .ask(_, let queries) = machine.handle(.start, now: start).first else { Issue.record("no query"); return }
+        guard case .ask(let server, let again) = machine.handle(.datagramReceived(Self.answer(to: queries[0], code: 3, [])), now: start).first else {
+            Issue.record("the next name was not asked")
+            return
+        }
+        #expect(server == first && machine.name == "nas")
+        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[1], [[10, 9, 9, 9]])), now: start).isEmpty, "a late answer for the first name")
+        _ = machine.handle(.datagramReceived(Self.answer(to: again[1], [])), now: start)
+        #expect(machine.handle(.datagramReceived(Self.answer(to: again[0], code: 3, [])), now: start)
+            == [.finished(.failure(NameLookup.Failure(description: "no such host name (the name server answered NXDOMAIN for nas.lan, nas)")))])
     }
 
     @Test func aAndAAAAAreAskedTogetherAndIPv4ComesFirst() throws {

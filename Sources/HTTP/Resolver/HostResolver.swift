@@ -2,7 +2,8 @@ import Glibc
 import Reactor
 
 /// Resolves host names in the loop, never blocking it: the hosts file first, then the name
-/// servers of resolv.conf over UDP (`NameLookup`), one connected socket per server asked. A dead
+/// servers of resolv.conf over UDP (`NameLookup`), one connected socket per server asked, with
+/// its search domains. A dead
 /// name server costs its timeout, during which the loop serves everything else. One lookup at a
 /// time; a new one replaces the old.
 final class HostResolver {
@@ -41,7 +42,8 @@ final class HostResolver {
         if let timeout = configuration.timeout { servers.timeout = timeout }
         self.completion = completion
         let runner = MachineRunner(loop: loop, name: "\(name).timer",
-                                   machine: NameLookup(name: host, port: port, nameServers: servers, idSeed: UInt16.random(in: 0...UInt16.max)),
+                                   machine: NameLookup(names: servers.candidates(for: host), port: port, nameServers: servers,
+                                                       idSeed: UInt16.random(in: 0...UInt16.max)),
                                    deadlineInput: .deadlineReached)
         self.runner = runner
         runner.perform = { [unowned self] effect in self.perform(effect) }

@@ -2,7 +2,8 @@ import Reactor
 
 /// Looking one name up over UDP, the pure machine: A and AAAA asked together of one name server
 /// at a time; no answer in time, a refusal or a server failure moves on to the next (round
-/// robin, `attempts` rounds); "no such name" ends it. IPv4 addresses come first in the result.
+/// robin, `attempts` rounds). The candidates (the name with resolv.conf's search domains) are
+/// tried in turn: "no such name" or no address moves on to the next. IPv4 addresses come first.
 struct NameLookup: LoopStateMachine {
     enum Input {
         case start
@@ -22,12 +23,19 @@ struct NameLookup: LoopStateMachine {
         let description: String
     }
 
-    let name: String
+    /// The names to try, in order (`NameServers.candidates(for:)`), and the one being asked.
+    let names: [String]
+    private var candidate = 0
+    var name: String { names[candidate] }
     let port: UInt16
     let nameServers: ResolverConfiguration.NameServers
-    /// Query IDs are `idSeed` plus a count: the shell draws the seed at random.
+    /// Query IDs are `idSeed` plus the count of queries sent: the shell draws the seed at random.
     private let idSeed: UInt16
+    private var queriesSent = 0
+    /// Servers asked for the current name.
     private var tries = 0
+    /// Names the servers said do not exist.
+    private var unknown: [String] = []
     private var pending: [UInt16: DNSMessage.RecordType] = [:]
     private var found: [DNSMessage.RecordType: [SocketAddress]] = [:]
     /// The server asked last, and what went wrong with the last one that failed.
@@ -37,8 +45,9 @@ struct NameLookup: LoopStateMachine {
     private(set) var nextDeadline: Instant?
     private(set) var isFinished = false
 
-    init(name: String, port: UInt16, nameServers: ResolverConfiguration.NameServers, idSeed: UInt16) {
-        self.name = name
+    init(names: [String], port: UInt16, nameServers: ResolverConfiguration.NameServers, idSeed: UInt16) {
+        precondition(!names.isEmpty, "a lookup needs a name")
+        self.names = names
         self.port = port
         self.nameServers = nameServers
         self.idSeed = idSeed
@@ -64,7 +73,9 @@ struct NameLookup: LoopStateMachine {
             case 0:
                 found[type] = answer.addresses.compactMap { Self.address($0, port: port) }
             case 3:
-                return finish(.failure(Failure(description: "no such host name (the name server answered NXDOMAIN)")))
+                unknown.append(name)
+                return nextName(now) ?? finish(.failure(Failure(description: "no such host name (the name server answered NXDOMAIN"
+                    + (names.count == 1 ? ")" : " for \(unknown.joined(separator: ", ")))"))))
             default:
                 // Some servers refuse one type and answer the other: only both failing moves on.
                 let code = [2: "SERVFAIL", 5: "REFUSED"][answer.responseCode] ?? "response code \(answer.responseCode)"
@@ -75,8 +86,18 @@ struct NameLookup: LoopStateMachine {
             let all = (found[.a] ?? []) + (found[.aaaa] ?? [])
             if !all.isEmpty { return finish(.success(all)) }
             if roundFailed { return askNext(now) }
-            return finish(.failure(Failure(description: "\(name) has no IPv4 or IPv6 address")))
+            let failure = Failure(description: "\(name) has no IPv4 or IPv6 address")
+            return nextName(now) ?? finish(.failure(failure))
         }
+    }
+
+    /// The next candidate name, from the first server again; nil when none is left.
+    private mutating func nextName(_ now: Instant) -> [Effect]? {
+        guard candidate + 1 < names.count else { return nil }
+        candidate += 1
+        tries = 0
+        lastProblem = nil
+        return askNext(now)
     }
 
     private mutating func askNext(_ now: Instant) -> [Effect] {
@@ -87,7 +108,8 @@ struct NameLookup: LoopStateMachine {
         }
         let server = servers[tries % servers.count]
         self.server = server
-        let ids = (idSeed &+ UInt16(truncatingIfNeeded: 2 * tries), idSeed &+ UInt16(truncatingIfNeeded: 2 * tries + 1))
+        let ids = (idSeed &+ UInt16(truncatingIfNeeded: queriesSent), idSeed &+ UInt16(truncatingIfNeeded: queriesSent + 1))
+        queriesSent += 2
         tries += 1
         guard let queryA = DNSMessage.query(id: ids.0, name: name, type: .a),
               let queryAAAA = DNSMessage.query(id: ids.1, name: name, type: .aaaa) else {

@@ -31,11 +31,22 @@ public struct ResolverConfiguration: Equatable, Sendable {
     }
 
     /// What resolv.conf says: its name servers (at most 3, as glibc; 127.0.0.1 when none),
-    /// `options timeout:` and `attempts:`.
+    /// `options timeout:`, `attempts:` and `ndots:`, and the search domains (`search` or
+    /// `domain`, the last line wins).
     struct NameServers: Equatable, Sendable {
         var servers: [SocketAddress]
         var timeout: Duration
         var attempts: Int
+        var search: [String] = []
+        var ndots = 1
+
+        /// The names to ask for `name`, as glibc orders them: with fewer dots than `ndots`,
+        /// the search domains first; a trailing dot asks for the name alone.
+        func candidates(for name: String) -> [String] {
+            if name.hasSuffix(".") { return [String(name.dropLast())] }
+            let searched = search.map { "\(name).\($0)" }
+            return name.filter { $0 == "." }.count >= ndots ? [name] + searched : searched + [name]
+        }
     }
 
     static func nameServers(inResolvConf text: String) -> NameServers {
@@ -46,12 +57,16 @@ public struct ResolverConfiguration: Equatable, Sendable {
             if keyword == "nameserver", fields.count >= 2, result.servers.count < 3,
                let server = SocketAddress(numericHost: String(fields[1]), port: 53) {
                 result.servers.append(server)
+            } else if keyword == "search" || keyword == "domain" {
+                result.search = fields.dropFirst().map { String($0).hasSuffix(".") ? String($0.dropLast()) : String($0) }
             } else if keyword == "options" {
                 for option in fields.dropFirst() {
                     if option.hasPrefix("timeout:"), let seconds = Int(option.dropFirst(8)), seconds > 0 {
                         result.timeout = .seconds(min(seconds, 30))
                     } else if option.hasPrefix("attempts:"), let count = Int(option.dropFirst(9)), count > 0 {
                         result.attempts = min(count, 5)
+                    } else if option.hasPrefix("ndots:"), let count = Int(option.dropFirst(6)), count >= 0 {
+                        result.ndots = min(count, 15)
                     }
                 }
             }
