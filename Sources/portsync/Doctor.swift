@@ -185,6 +185,10 @@ struct Doctor {
         }
 
         let probe = get(.webAPIVersion)
+        if case .failure(.tls(let error)) = probe {
+            return report.fail("qBittorrent: \(url): \(error)",
+                               "set [qbittorrent].ca_file (its CA, or its certificate itself) or tls_fingerprint; http:// or https:// as its port serves")
+        }
         if case .failure(let error) = probe {
             report.fail("qBittorrent: \(url) is unreachable: \(error)",
                         "start qBittorrent with its WebUI on, or set [qbittorrent].url (WebUI address and port)")

@@ -24,13 +24,13 @@ final class RemoteClientTests {
 
     var portFile: String { "\(directory.path)/run/Proton/VPN/forwarded_port" }
 
-    func once(_ url: String, _ extra: [String: String] = [:], port: UInt16) throws -> (Int32?, String) {
+    func once(_ url: String, _ extra: [String: String] = [:], port: UInt16, command: String = "once") throws -> (Int32?, String) {
         try FileManager.default.createDirectory(atPath: (portFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
         var environment = daemonEnvironment(qbittorrent, in: directory, ["XDG_RUNTIME_DIR": "\(directory.path)/run",
                                                                           "PORTSYNC_QBITTORRENT_URL": url])
         environment.merge(extra) { $1 }
-        return try Child.run(["once"], environment: environment)
+        return try Child.run([command], environment: environment)
     }
 
     var web: String { "127.0.0.1:\(qbittorrent.webUIPort)" }
@@ -73,5 +73,11 @@ final class RemoteClientTests {
             let check = try once("https://\(web)", trustTestCA, port: port)
             #expect(!check.1.contains("already listens"), "nothing was applied: \(check.1)")
         }
+    }
+
+    @Test func doctorSaysWhichKeyToSetForAnUntrustedCertificate() throws {
+        let doctor = try once("https://\(web)", port: freePort(), command: "doctor").1
+        #expect(doctor.contains("✗ qBittorrent: https://\(web): the certificate of 127.0.0.1 was refused: unable to get local issuer certificate;"), "\(doctor)")
+        #expect(doctor.contains("→ set [qbittorrent].ca_file (its CA, or its certificate itself) or tls_fingerprint"), "\(doctor)")
     }
 }
