@@ -77,8 +77,10 @@ public final class HTTPClient {
     private var bytesReceived = 0
     private var responseTimer: Timer!
 
-    /// Connections made and requests sent: the benchmarks and tests read these.
+    /// Connections made, TLS handshakes that resumed a session, and requests sent: the
+    /// benchmarks and tests read these.
     public private(set) var connectionsOpened = 0
+    public private(set) var tlsResumptions = 0
     public private(set) var requestsSent = 0
 
     public init(loop: EventLoop, name: String, url: HTTPURL, tls: TLSOptions = TLSOptions(), sourceAddress: SocketAddress? = nil,
@@ -226,7 +228,10 @@ public final class HTTPClient {
         }
         let output = session.takeOutput()
         if !output.isEmpty { connection?.send(output) }
-        if !wasEstablished && session.isEstablished, let connection { transmit(pending.request, on: connection) }
+        if !wasEstablished && session.isEstablished, let connection {
+            if session.isResumed { tlsResumptions += 1 }
+            transmit(pending.request, on: connection)
+        }
         if !plaintext.isEmpty { parse(plaintext) }
         if session.isClosed && session === tlsSession {
             // close_notify ends the stream as a clean close would; a server may wait for ours

@@ -17,7 +17,11 @@ final class HTTPSClientTests {
 
     func get(_ url: String, _ tls: TLSOptions) throws -> Result<HTTPResponse, HTTPClientError> {
         let url = try HTTPURL(parsing: url)
-        let client = HTTPClient(loop: loop, name: "test.https", url: url, tls: tls, connectTimeout: .seconds(5), responseTimeout: .seconds(5))
+        return try get(HTTPClient(loop: loop, name: "test.https", url: url, tls: tls, connectTimeout: .seconds(5), responseTimeout: .seconds(5)))
+    }
+
+    func get(_ client: HTTPClient) throws -> Result<HTTPResponse, HTTPClientError> {
+        let url = client.url
         var result: Result<HTTPResponse, HTTPClientError>?
         client.send(HTTPRequest(method: "GET", target: url.target("/"), headers: ["Host": url.hostHeader])) { result = $0 }
         try runUntil(loop, seconds: 10) { result != nil }
@@ -42,6 +46,19 @@ final class HTTPSClientTests {
         let server = try server(certificates.server)
         #expect(outcome(try get("https://127.0.0.1:\(server.port)", trustTestCA)) == "200")
         #expect(outcome(try get("https://localhost:\(server.port)/", trustTestCA)) == "200")
+    }
+
+    @Test func theNextConnectionResumesTheSession() throws {
+        let server = try server(certificates.server)
+        let pinned = try #require(TLSOptions.fingerprint(parsing: try certificates.fingerprint(of: certificates.server)))
+        for options in [trustTestCA, TLSOptions(verification: .fingerprint(pinned))] {
+            let client = HTTPClient(loop: loop, name: "test.https", url: try HTTPURL(parsing: "https://localhost:\(server.port)"), tls: options)
+            for _ in 0..<3 {
+                #expect(outcome(try get(client)) == "200")  // s_server -www closes after each answer
+            }
+            #expect(client.connectionsOpened == 3)
+            #expect(client.tlsResumptions == 2, "\(options)")
+        }
     }
 
     @Test func aWrongNameIsRefusedWithTheReasonAndTheKeyToSet() throws {

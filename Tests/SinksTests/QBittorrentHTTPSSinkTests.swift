@@ -27,13 +27,20 @@ final class QBittorrentHTTPSSinkTests {
         func verified(_ port: Port) throws -> Bool {
             try runUntil(loop, seconds: 15) { sink.status.health == .verified && sink.status.verifiedPort == port }
         }
+        // A burst: the second change comes while the first one's login is on its way.
         let first = Port(freePort())!
         sink.apply(first)
-        try runUntil(loop, seconds: 15) { sink.counters.applies == 1 }
+        try runUntil(loop, seconds: 5) { sink.counters.requests >= 1 }
         let second = Port(freePort())!
         sink.apply(second)
         #expect(try verified(second))
-        #expect(sink.counters.applies == 2)
-        #expect(sink.connectionsOpened == 1, "login, version, preferences and both changes on one TLS connection")
+        #expect(sink.connectionsOpened == 1, "login, version, preferences and the change on one TLS connection")
+
+        // Done for now, the sink closed its connection: the next change opens a new one, with a
+        // full handshake (qBittorrent 4.5.2's WebUI issues no session tickets; proxies do).
+        let third = Port(freePort())!
+        sink.apply(third)
+        #expect(try verified(third))
+        #expect(sink.connectionsOpened == 2 && sink.tlsResumptions == 0)
     }
 }

@@ -15,6 +15,7 @@ typedef struct bio_method_st CLINUX_BIO_METHOD;
 typedef struct x509_st CLINUX_X509;
 typedef struct X509_VERIFY_PARAM_st CLINUX_X509_VERIFY_PARAM;
 typedef struct evp_md_st CLINUX_EVP_MD;
+typedef struct ssl_session_st CLINUX_SSL_SESSION;
 
 // Values from ssl.h, x509_vfy.h and tls1.h (stable across OpenSSL 1.1 and 3).
 static const int CLINUX_SSL_ERROR_SSL = 1;
@@ -29,6 +30,8 @@ static const int CLINUX_SSL_CTRL_SET_MIN_PROTO_VERSION = 123;
 static const long CLINUX_TLSEXT_NAMETYPE_host_name = 0;
 static const long CLINUX_TLS1_2_VERSION = 0x0303;
 static const unsigned long CLINUX_X509_V_FLAG_PARTIAL_CHAIN = 0x80000;
+static const int CLINUX_SSL_SENT_SHUTDOWN = 1;
+static const int CLINUX_SSL_RECEIVED_SHUTDOWN = 2;
 
 /// The functions, filled by dlsym. libssl: SSL_*, TLS_client_method; libcrypto: the rest.
 struct clinux_openssl {
@@ -53,6 +56,12 @@ struct clinux_openssl {
     int (*SSL_get_error)(const CLINUX_SSL *ssl, int result);
     long (*SSL_get_verify_result)(const CLINUX_SSL *ssl);
     CLINUX_X509 *(*SSL_get1_peer_certificate)(const CLINUX_SSL *ssl);
+    CLINUX_SSL_SESSION *(*SSL_get1_session)(CLINUX_SSL *ssl);
+    int (*SSL_set_session)(CLINUX_SSL *ssl, CLINUX_SSL_SESSION *session);
+    int (*SSL_session_reused)(const CLINUX_SSL *ssl);
+    int (*SSL_SESSION_is_resumable)(const CLINUX_SSL_SESSION *session);
+    void (*SSL_SESSION_free)(CLINUX_SSL_SESSION *session);
+    void (*SSL_set_shutdown)(CLINUX_SSL *ssl, int mode);
     const CLINUX_BIO_METHOD *(*BIO_s_mem)(void);
     CLINUX_BIO *(*BIO_new)(const CLINUX_BIO_METHOD *method);
     int (*BIO_read)(CLINUX_BIO *bio, void *buffer, int count);

@@ -2,11 +2,14 @@ import CLinux
 
 /// An OpenSSL client context (`SSL_CTX`) set up for one `TLSOptions`: TLS 1.2 at least, and the
 /// CA store and verification mode the options ask for. One per HTTP client, made at its first
-/// https connection.
+/// https connection. It keeps the last resumable session, so that the next connection to the
+/// same server resumes it (an abbreviated handshake: no certificate sent, none to check again).
 final class TLSContext {
     let library: TLSLibrary
     let options: TLSOptions
     let context: OpaquePointer
+    /// An `SSL_SESSION` owned here (one reference), or nil.
+    private(set) var savedSession: OpaquePointer?
 
     init(options: TLSOptions) throws(TLSError) {
         let library = try TLSLibrary.load()
@@ -36,6 +39,13 @@ final class TLSContext {
     }
 
     deinit {
+        if let savedSession { library.functions.SSL_SESSION_free!(savedSession) }
         library.functions.SSL_CTX_free!(context)
+    }
+
+    /// Keeps `session` (a reference the caller hands over) for the next connection.
+    func save(_ session: OpaquePointer) {
+        if let savedSession { library.functions.SSL_SESSION_free!(savedSession) }
+        savedSession = session
     }
 }

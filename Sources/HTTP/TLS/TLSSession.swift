@@ -17,6 +17,8 @@ final class TLSSession {
     private(set) var isEstablished = false
     /// The server sent close_notify: nothing more will come.
     private(set) var isClosed = false
+    /// A read or write failed: the session is not to be resumed.
+    private var failed = false
 
     /// `host`: a name (sent as SNI and checked against the certificate) or an IP literal (checked
     /// against the certificate's IP addresses; no SNI).
@@ -44,11 +46,27 @@ final class TLSSession {
         if SocketAddress(numericHost: host, port: 0) == nil {
             _ = host.withCString { functions.SSL_ctrl!(ssl, CLINUX_SSL_CTRL_SET_TLSEXT_HOSTNAME, CLINUX_TLSEXT_NAMETYPE_host_name, UnsafeMutableRawPointer(mutating: $0)) }
         }
+        if let saved = context.savedSession { _ = functions.SSL_set_session!(ssl, saved) }
     }
 
+    /// Hands the session to the context for the next connection, when it can be resumed (TLS
+    /// 1.3 tickets come after the handshake: by the end of a connection they have arrived).
+    /// The connection ended cleanly for HTTP's purposes, so it is marked shut down: without
+    /// that, SSL_free would mark the session as not resumable.
     deinit {
+        if isEstablished && !failed, let session = functions.SSL_get1_session!(ssl) {
+            if functions.SSL_SESSION_is_resumable!(session) == 1 {
+                functions.SSL_set_shutdown!(ssl, CLINUX_SSL_SENT_SHUTDOWN | CLINUX_SSL_RECEIVED_SHUTDOWN)
+                context.save(session)
+            } else {
+                functions.SSL_SESSION_free!(session)
+            }
+        }
         functions.SSL_free!(ssl)
     }
+
+    /// Whether the handshake resumed an earlier session.
+    var isResumed: Bool { functions.SSL_session_reused!(ssl) == 1 }
 
     /// Starts the handshake: the ClientHello is then in `takeOutput()`.
     func start() throws(TLSError) {
@@ -76,7 +94,9 @@ final class TLSSession {
             switch functions.SSL_get_error!(ssl, count) {
             case CLINUX_SSL_ERROR_WANT_READ: return plaintext
             case CLINUX_SSL_ERROR_ZERO_RETURN: isClosed = true
-            default: throw TLSError("TLS read failed: \(context.library.takeErrorReason() ?? "connection broken")")
+            default:
+                failed = true
+                throw TLSError("TLS read failed: \(context.library.takeErrorReason() ?? "connection broken")")
             }
         }
         return plaintext
@@ -87,6 +107,7 @@ final class TLSSession {
         functions.ERR_clear_error!()
         let written = plaintext.withUnsafeBytes { functions.SSL_write!(ssl, $0.baseAddress, Int32($0.count)) }
         guard written == plaintext.count else {
+            failed = true
             throw TLSError("TLS write failed: \(context.library.takeErrorReason() ?? "connection broken")")
         }
     }

@@ -38,8 +38,11 @@ public final class QBittorrentSink: PortSink {
     public var status: SinkStatus { session.status }
     public var counters: SinkCounters { session.counters }
     public var settings: QBittorrentSettings { session.settings }
-    /// TCP connections the client opened: one per qBittorrent session while keep-alive holds.
+    /// TCP connections the client opened: one per qBittorrent session while keep-alive holds;
+    /// over HTTPS, how many of them resumed the TLS session (none with qBittorrent's own HTTPS,
+    /// which issues no tickets; a proxy's usually does).
     public var connectionsOpened: Int { client.connectionsOpened }
+    public var tlsResumptions: Int { client.tlsResumptions }
 
     public func apply(_ change: PortChange) {
         handle(.desiredPort(change.port))
