@@ -7,6 +7,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -67,9 +68,11 @@ def peak_rss_kib(pid):
 
 class QBittorrent:
     """qbittorrent-nox with the throwaway locked-down profile of
-    shared/reference/qbittorrent-test-instance.md, written before it starts."""
+    shared/reference/qbittorrent-test-instance.md, written before it starts. `https`: its WebUI
+    serves HTTPS with a self-signed certificate for 127.0.0.1 made here by openssl
+    (`certificate`, the file portsync is given as ca_file)."""
 
-    def __init__(self, address="127.0.0.1"):
+    def __init__(self, address="127.0.0.1", https=False):
         """`address`: the loopback address the torrent sockets bind to (one each for several
         clients on one port)."""
         assert address.startswith("127."), "loopback only"
@@ -77,7 +80,24 @@ class QBittorrent:
         self.profile = tempfile.mkdtemp(prefix="portsync-bench-qbt-")
         self.webui_port = free_port()
         self.password = PASSWORD
+        self.certificate = None
+        if https:
+            self.certificate = os.path.join(self.profile, "webui.crt")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                            "-keyout", os.path.join(self.profile, "webui.key"), "-out", self.certificate,
+                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._start(free_port())
+
+    @property
+    def url(self):
+        return f"{'https' if self.certificate else 'http'}://127.0.0.1:{self.webui_port}"
+
+    def _connect(self):
+        if self.certificate:
+            return http.client.HTTPSConnection("127.0.0.1", self.webui_port, timeout=5,
+                                               context=ssl.create_default_context(cafile=self.certificate))
+        return http.client.HTTPConnection("127.0.0.1", self.webui_port, timeout=5)
 
     def _write_profile(self, torrent_port):
         """The locked-down profile, written anew before every start (qBittorrent rewrites its
@@ -90,6 +110,10 @@ class QBittorrent:
                     .replace("{INTERFACE}", "lo").replace("{INTERFACE_ADDRESS}", self.address))
         if "{" in text or "DHTEnabled=false" not in text:
             raise RuntimeError("Tests/Fixtures/qBittorrent.conf is not the locked-down profile")
+        if self.certificate:
+            text = text.replace("[Preferences]\n", "[Preferences]\nWebUI\\HTTPS\\Enabled=true\n"
+                                f"WebUI\\HTTPS\\CertificatePath={self.certificate}\n"
+                                f"WebUI\\HTTPS\\KeyPath={os.path.join(self.profile, 'webui.key')}\n")
         with open(os.path.join(config, "qBittorrent.conf"), "w") as conf:
             conf.write(text)
 
@@ -103,7 +127,7 @@ class QBittorrent:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                self.connection = http.client.HTTPConnection("127.0.0.1", self.webui_port, timeout=5)
+                self.connection = self._connect()
                 self.cookie = self._login()
                 return
             except OSError:
@@ -132,7 +156,7 @@ class QBittorrent:
                 return response.status
             except (http.client.HTTPException, ConnectionError):
                 self.connection.close()
-                self.connection = http.client.HTTPConnection("127.0.0.1", self.webui_port, timeout=5)
+                self.connection = self._connect()
                 if attempt == 1:
                     raise
 
@@ -187,7 +211,7 @@ class QBittorrent:
             except (http.client.HTTPException, ConnectionError):
                 # qBittorrent closes kept-alive connections that sat idle: open a new one.
                 self.connection.close()
-                self.connection = http.client.HTTPConnection("127.0.0.1", self.webui_port, timeout=5)
+                self.connection = self._connect()
                 if attempt == 1:
                     raise
 
@@ -216,9 +240,11 @@ class Portsync:
         self.log_path = os.path.join(self.home, "portsync.log")
         self.state_path = os.path.join(self.home, "state.json")
         env = {"PATH": "/usr/bin:/bin", "HOME": self.home, "XDG_RUNTIME_DIR": self.runtime,
-               "PORTSYNC_QBITTORRENT_URL": f"http://127.0.0.1:{qbittorrent.webui_port}",
+               "PORTSYNC_QBITTORRENT_URL": qbittorrent.url,
                "PORTSYNC_QBITTORRENT_PASSWORD_FILE": password_file,
                "PORTSYNC_DAEMON_STATE_FILE": self.state_path}
+        if qbittorrent.certificate:
+            env["PORTSYNC_QBITTORRENT_CA_FILE"] = qbittorrent.certificate
         env.update(extra_env or {})
         self.started = time.monotonic()
         self.lines = []

@@ -33,6 +33,48 @@ def sizes(binary):
     return result
 
 
+def lone_changes(daemon, qbittorrent, changes, alone=None):
+    """Close-after-write -> the read-back verified it, in ms, for `changes` ports one at a time:
+    the daemon's own line, read through a pipe as it is written, so that nothing asks qBittorrent
+    meanwhile (a poll would queue in front of portsync's request in its one-threaded Web UI).
+    With a list `alone` (plain HTTP only), each change is followed by the same two requests from
+    a minimal client, appended there in ms: qBittorrent's own share, taken at the same moments
+    (the disk's fsync time, which qBittorrent pays in every setPreferences, moves both alike)."""
+    latencies = []
+    for index in range(changes):
+        port = 30000 + index
+        mark = len(daemon.lines)
+        daemon.write_port(str(port))
+        written = time.perf_counter()
+        verified = daemon.wait_for_line(f"listen_port {port} applied and verified", after=mark, seconds=5)
+        if verified is None or qbittorrent.listen_port() != port:
+            raise RuntimeError(f"port {port} was not applied:\n" + daemon.log())
+        latencies.append((verified - written) * 1000)
+        time.sleep(0.1)  # lone changes: closer ones count as a burst and are applied once it settles
+        if alone is not None:
+            alone.append(qbittorrent.apply_raw(31000 + index) * 1000)
+            time.sleep(0.1)
+    return latencies
+
+
+def apply_latency(binary, https, changes=50):
+    """Close-after-write -> verified over plain HTTP or over HTTPS (qBittorrent's own WebUI
+    HTTPS, its certificate as ca_file), lone changes."""
+    qbittorrent = qbtlab.QBittorrent(https=https)
+    daemon = None
+    try:
+        daemon = qbtlab.Portsync(binary, qbittorrent, {"PORTSYNC_SOURCE_STRATEGY": "file"}, follow=True)
+        first = qbtlab.free_port()
+        daemon.write_port(str(first))
+        if not daemon.wait_for_log(f"listen_port {first} applied and verified"):
+            raise RuntimeError("the daemon did not apply the first port:\n" + daemon.log())
+        return {"latency_ms": lone_changes(daemon, qbittorrent, changes)}
+    finally:
+        if daemon:
+            daemon.stop()
+        qbittorrent.stop()
+
+
 def file_mode(binary, changes=50, idle_seconds=300, rewrites=10_000, applied_changes=10_000):
     """Startup, file latency, idle cost, memory after many changes and after a burst."""
     qbittorrent = qbtlab.QBittorrent()
@@ -51,25 +93,8 @@ def file_mode(binary, changes=50, idle_seconds=300, rewrites=10_000, applied_cha
         time.sleep(0.5)
         result["rss_start_kib"] = qbtlab.rss_kib(daemon.process.pid)
 
-        # Close-after-write -> the read-back verified it: the daemon's own line, read through a
-        # pipe as it is written, so that nothing asks qBittorrent meanwhile (a poll would queue
-        # in front of portsync's request in qBittorrent's one-threaded Web UI). Between two
-        # changes, the same two requests from a minimal client: qBittorrent's own share, taken
-        # at the same moments (the disk's fsync time, which qBittorrent pays on every
-        # setPreferences, moves both alike).
-        latencies, alone = [], []
-        for index in range(changes):
-            port = 30000 + index
-            mark = len(daemon.lines)
-            daemon.write_port(str(port))
-            written = time.perf_counter()
-            verified = daemon.wait_for_line(f"listen_port {port} applied and verified", after=mark, seconds=5)
-            if verified is None or qbittorrent.listen_port() != port:
-                raise RuntimeError(f"port {port} was not applied:\n" + daemon.log())
-            latencies.append((verified - written) * 1000)
-            time.sleep(0.1)  # lone changes: closer ones count as a burst and are applied once it settles
-            alone.append(qbittorrent.apply_raw(31000 + index) * 1000)
-            time.sleep(0.1)
+        alone = []
+        latencies = lone_changes(daemon, qbittorrent, changes, alone=alone)
         result["latency_ms"] = latencies
         result["qbittorrent_ms"] = alone
         settle = 30000 + changes

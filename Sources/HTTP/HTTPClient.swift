@@ -7,7 +7,11 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
     case timedOut
     /// The server closed the connection before the response was complete.
     case closed
+    /// The server closed a fresh plain connection without a byte: what a TLS-only port does.
+    case closedUnanswered
     case malformed(HTTPParseError)
+    /// TLS could not be set up or broke: the handshake, the certificate, OpenSSL missing.
+    case tls(TLSError)
     /// The request itself could not go on the wire (a header value with a line break).
     case invalidRequest(HTTPRequestError)
 
@@ -17,7 +21,9 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
         case .connect(let error): error.description
         case .timedOut: "no answer in time"
         case .closed: "connection closed before the answer was complete"
+        case .closedUnanswered: "the server closed the connection without answering (if it serves https, use https:// in the URL)"
         case .malformed(let error): error.description
+        case .tls(let error): error.description
         case .invalidRequest(let error): error.description
         }
     }
@@ -32,9 +38,10 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
 }
 
 /// An HTTP/1.1 client for one server, in the loop: one keep-alive connection, one request in
-/// flight at a time (the rest wait in order), a connect timeout and a response timeout. A
-/// request that finds its reused keep-alive connection closed by the server before any answer
-/// arrived is sent once more on a fresh connection, when the caller allows it.
+/// flight at a time (the rest wait in order), a connect timeout and a response timeout (which
+/// also bounds a TLS handshake). A request that finds its reused keep-alive connection closed by
+/// the server before any answer arrived is sent once more on a fresh connection, when the caller
+/// allows it. An `https` URL puts a `TLSSession` between the connection and the parser.
 public final class HTTPClient {
     public typealias Completion = (Result<HTTPResponse, HTTPClientError>) -> Void
 
@@ -45,14 +52,24 @@ public final class HTTPClient {
     }
 
     public let name: String
-    public let host: String
-    public let port: UInt16
+    /// Where to connect and whether with TLS; requests carry their own target and Host header.
+    public let url: HTTPURL
+    public let tls: TLSOptions
     public var sourceAddress: SocketAddress?
     public var connectTimeout: Duration
     public var responseTimeout: Duration
 
     private let loop: EventLoop
     private var connection: TCPConnection?
+    /// The TLS session on `connection` (https only), and the context made at the first one.
+    private var tlsSession: TLSSession?
+    private var tlsContext: TLSContext?
+    private let resolver: HostResolver
+    /// The host's addresses and the one in use; `connectionEstablished`: the current connection
+    /// got past its connect.
+    private var addresses: [SocketAddress] = []
+    private var addressIndex = 0
+    private var connectionEstablished = false
     private var parser = HTTPResponseParser()
     private var queue: [Pending] = []
     private var inFlight: Pending?
@@ -60,16 +77,19 @@ public final class HTTPClient {
     private var bytesReceived = 0
     private var responseTimer: Timer!
 
-    /// Connections made and requests sent: the benchmarks and tests read these.
+    /// Connections made, TLS handshakes that resumed a session, and requests sent: the
+    /// benchmarks and tests read these.
     public private(set) var connectionsOpened = 0
+    public private(set) var tlsResumptions = 0
     public private(set) var requestsSent = 0
 
-    public init(loop: EventLoop, name: String, host: String, port: UInt16, sourceAddress: SocketAddress? = nil,
-                connectTimeout: Duration = .seconds(5), responseTimeout: Duration = .seconds(10)) {
+    public init(loop: EventLoop, name: String, url: HTTPURL, tls: TLSOptions = TLSOptions(), sourceAddress: SocketAddress? = nil,
+                connectTimeout: Duration = .seconds(5), responseTimeout: Duration = .seconds(10), resolver: ResolverConfiguration = .system) {
         self.loop = loop
+        self.resolver = HostResolver(loop: loop, name: "\(name).dns", configuration: resolver)
         self.name = name
-        self.host = host
-        self.port = port
+        self.url = url
+        self.tls = tls
         self.sourceAddress = sourceAddress
         self.connectTimeout = connectTimeout
         self.responseTimeout = responseTimeout
@@ -99,6 +119,7 @@ public final class HTTPClient {
     /// Drops the connection and forgets every request: their completions never run, so an
     /// owner can call this from its deinit.
     public func close() {
+        resolver.cancel()
         responseTimer.cancel()
         inFlight = nil
         queue.removeAll()
@@ -119,16 +140,34 @@ public final class HTTPClient {
         openConnection()
     }
 
+    /// Connects to the host's address in use: its IP literal, or what a lookup found (kept until
+    /// a connection to every address has failed, then looked up again).
     private func openConnection() {
         dropConnection()
-        let address: SocketAddress
-        do {
-            address = try SocketAddress.resolve(host: host, port: port)
-        } catch {
-            return finish(.failure(.resolve("\(error)")))
+        if let numeric = SocketAddress(numericHost: url.bareHost, port: url.port) { addresses = [numeric] }
+        guard addresses.isEmpty else { return connect(to: addresses[addressIndex]) }
+        resolver.resolve(url.bareHost, port: url.port) { [unowned self] result in
+            switch result {
+            case .success(let found):
+                addresses = found
+                addressIndex = 0
+                connect(to: found[0])
+            case .failure(let failure):
+                finish(.failure(.resolve("cannot resolve \"\(url.bareHost)\": \(failure)")))
+            }
         }
+    }
+
+    /// Looks the host name up again before the next connection (the configuration was reloaded).
+    public func forgetAddresses() {
+        addresses = []
+        addressIndex = 0
+    }
+
+    private func connect(to address: SocketAddress) {
         let fresh = TCPConnection(loop: loop, name: name) { [unowned self] event in self.handle(event) }
         connection = fresh
+        connectionEstablished = false
         connectionsOpened += 1
         do {
             try fresh.connect(to: address, from: sourceAddress, timeout: connectTimeout)
@@ -148,32 +187,103 @@ public final class HTTPClient {
         if request.method == "HEAD" { parser.expectNoBody() }
         requestsSent += 1
         responseTimer.schedule(after: responseTimeout)
-        connection.send(bytes)
+        guard let tlsSession else { return connection.send(bytes) }
+        do {
+            try tlsSession.send(bytes)
+        } catch {
+            return finish(.failure(.tls(error)))
+        }
+        connection.send(tlsSession.takeOutput())
+    }
+
+    /// Starts the TLS handshake on a fresh connection; the request follows once it is done.
+    private func startTLS(on connection: TCPConnection) {
+        do throws(TLSError) {
+            let context: TLSContext
+            if let tlsContext {
+                context = tlsContext
+            } else {
+                context = try TLSContext(options: tls)
+                tlsContext = context
+            }
+            let session = try TLSSession(context: context, host: url.bareHost)
+            tlsSession = session
+            try session.start()
+            responseTimer.schedule(after: responseTimeout)
+            connection.send(session.takeOutput())
+        } catch {
+            finish(.failure(.tls(error)))
+        }
+    }
+
+    /// Bytes from the network through TLS: plaintext for the parser, the handshake's answers
+    /// back to the server, the request once the handshake is done.
+    private func receiveTLS(_ bytes: [UInt8], session: TLSSession, pending: Pending) {
+        let wasEstablished = session.isEstablished
+        let plaintext: [UInt8]
+        do {
+            plaintext = try session.receive(bytes)
+        } catch {
+            return finish(.failure(.tls(error)))
+        }
+        let output = session.takeOutput()
+        if !output.isEmpty { connection?.send(output) }
+        if !wasEstablished && session.isEstablished, let connection {
+            if session.isResumed { tlsResumptions += 1 }
+            transmit(pending.request, on: connection)
+        }
+        if !plaintext.isEmpty { parse(plaintext) }
+        if session.isClosed && session === tlsSession {
+            // close_notify ends the stream as a clean close would; a server may wait for ours
+            // before it closes the connection.
+            dropConnection()
+            handle(.closed(nil))
+        }
+    }
+
+    private func parse(_ bytes: [UInt8]) {
+        bytesReceived += bytes.count
+        do {
+            if let response = try parser.consume(bytes) {
+                if !response.keepAlive { dropConnection() }
+                finish(.success(response))
+            }
+        } catch {
+            dropConnection()
+            finish(.failure(.malformed(error)))
+        }
     }
 
     private func handle(_ event: TCPConnection.Event) {
         switch event {
         case .connected:
+            connectionEstablished = true
             guard let inFlight, let connection else { return }
+            if url.scheme == .https { return startTLS(on: connection) }
             transmit(inFlight.request, on: connection)
         case .received(let bytes):
-            guard inFlight != nil else {
+            guard let inFlight else {
                 // Bytes nobody asked for: the stream is out of step, so it cannot be trusted.
                 dropConnection()
                 return
             }
-            bytesReceived += bytes.count
-            do {
-                if let response = try parser.consume(bytes) {
-                    if !response.keepAlive { dropConnection() }
-                    finish(.success(response))
-                }
-            } catch {
-                dropConnection()
-                finish(.failure(.malformed(error)))
+            if let tlsSession { return receiveTLS(bytes, session: tlsSession, pending: inFlight) }
+            if bytesReceived == 0, let first = bytes.first, (0x14...0x17).contains(first) {
+                // A TLS record (an alert, a handshake) where an HTTP status line belongs.
+                return finish(.failure(.tls(TLSError("the server answered with TLS: use https:// in the URL"))))
             }
+            parse(bytes)
         case .closed(let error):
             connection = nil
+            defer { tlsSession = nil }
+            if error != nil, !connectionEstablished, inFlight != nil, addressIndex + 1 < addresses.count {
+                // The name has more addresses: the next one.
+                addressIndex += 1
+                return openConnection()
+            }
+            if let tlsSession, !tlsSession.isEstablished, inFlight != nil {
+                return finish(.failure(.tls(TLSError("the server closed the connection during the TLS handshake: is this an https port?"))))
+            }
             guard let pending = inFlight else { return }
             if let error, bytesReceived == 0, !connectionReused || !pending.retryIfStale {
                 return finish(.failure(connectionReused ? .closed : .connect(error)))
@@ -190,20 +300,24 @@ public final class HTTPClient {
                 openConnection()
                 return
             }
-            finish(.failure(.closed))
+            finish(.failure(!connectionReused && bytesReceived == 0 && url.scheme == .http ? .closedUnanswered : .closed))
         }
     }
 
     private func dropConnection() {
         connection?.close()
         connection = nil
+        tlsSession = nil
     }
 
     private func finish(_ result: Result<HTTPResponse, HTTPClientError>) {
         responseTimer.cancel()
         guard let pending = inFlight else { return }
         inFlight = nil
-        if case .failure = result { dropConnection() }
+        if case .failure(let error) = result {
+            dropConnection()
+            if error.isUnreachable { forgetAddresses() }
+        }
         pending.completion(result)
         pump()
     }

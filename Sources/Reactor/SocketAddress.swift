@@ -59,32 +59,6 @@ public enum SocketAddress: Hashable, Sendable, CustomStringConvertible {
         self = .v6(bytes: withUnsafeBytes(of: address) { Array($0) }, port: port)
     }
 
-    /// Resolves `host` with getaddrinfo. Blocking: numeric hosts never reach DNS, and names are
-    /// looked up only where a delay is harmless (when a connection is set up, against the local
-    /// resolver: /etc/hosts or Docker's embedded DNS for a service name).
-    public static func resolve(host: String, port: UInt16) throws -> SocketAddress {
-        if let numeric = SocketAddress(numericHost: host, port: port) { return numeric }
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, nil, &hints, &result)
-        guard status == 0, let first = result else {
-            throw ResolutionError(host: host, message: String(cString: gai_strerror(status)))
-        }
-        defer { freeaddrinfo(result) }
-        var entry: UnsafeMutablePointer<addrinfo>? = first
-        var fallback: SocketAddress?
-        while let current = entry {
-            if let address = SocketAddress(current.pointee.ai_addr, port: port) {
-                if case .v4 = address { return address }  // prefer IPv4: qBittorrent listens there by default
-                fallback = fallback ?? address
-            }
-            entry = current.pointee.ai_next
-        }
-        guard let fallback else { throw ResolutionError(host: host, message: "no IPv4 or IPv6 address") }
-        return fallback
-    }
-
     public init?(_ pointer: UnsafePointer<sockaddr>?, port: UInt16? = nil) {
         guard let pointer else { return nil }
         switch Int32(pointer.pointee.sa_family) {
@@ -160,10 +134,4 @@ public enum SocketAddress: Hashable, Sendable, CustomStringConvertible {
             }
         }
     }
-}
-
-public struct ResolutionError: Error, CustomStringConvertible {
-    public let host: String
-    public let message: String
-    public var description: String { "cannot resolve \"\(host)\": \(message)" }
 }

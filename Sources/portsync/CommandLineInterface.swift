@@ -26,6 +26,9 @@ enum Command: String, CaseIterable {
         }
     }
 
+    /// Whether the command talks to the configured servers (and so may need OpenSSL).
+    var connects: Bool { self == .run || self == .once || self == .doctor }
+
     /// Flags of this command beyond the common ones.
     var ownFlags: [(flag: String, help: String)] {
         switch self {

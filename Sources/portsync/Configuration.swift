@@ -36,8 +36,18 @@ struct Configuration: Equatable {
         var recoveryCooldownSeconds = 600
     }
 
+    /// How an https server's certificate is checked (`ca_file`, `tls_fingerprint`, `tls_verify`
+    /// of a section); at most one of the three is set.
+    struct TLS: Equatable {
+        var caFile = ""
+        /// Hex, with or without colons; checked when set.
+        var fingerprint = ""
+        var verify = true
+    }
+
     struct Gluetun: Equatable {
         var url = try! HTTPURL(parsing: "http://127.0.0.1:8000")
+        var tls = TLS()
         var apiKeyFile = ""
         var pollSeconds = 10
         var portFile = ""
@@ -48,6 +58,7 @@ struct Configuration: Equatable {
 
     struct QBittorrent: Equatable {
         var url = try! HTTPURL(parsing: "http://127.0.0.1:8080")
+        var tls = TLS()
         var username = "admin"
         var passwordFile = ""
         var apiKeyFile = ""
@@ -62,6 +73,7 @@ struct Configuration: Equatable {
     /// `[transmission]` or `[deluge]`: the same key names as `[qbittorrent]`.
     struct TorrentClient: Equatable {
         var url: HTTPURL
+        var tls = TLS()
         var username = ""
         var passwordFile = ""
         var checkSeconds = 300
@@ -103,6 +115,9 @@ struct Configuration: Equatable {
     /// Where each key's value came from ("section.key" → "config.toml:12", "PORTSYNC_…", "--flag").
     /// Keys left at their default are absent.
     var origins: [String: String] = [:]
+
+    /// Whether a server is reached over https, so that OpenSSL is needed.
+    var usesHTTPS: Bool { qbittorrent.url.scheme == .https || gluetun.url.scheme == .https }
 
     /// The defaults: right for the desktop ProtonVPN case with no configuration at all.
     static func defaults(environment: [String: String], userID: UInt32) -> Configuration {

@@ -247,7 +247,8 @@ extension ConfigurationKey {
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
             config.daemon.metricsListen = try listenAddress(try value.string())
         },
-    ] + clientKeys + hookKeys
+    ] + clientKeys + hookKeys + tlsKeys(section: "gluetun", \.gluetun.tls) + tlsKeys(section: "qbittorrent", \.qbittorrent.tls)
+        + tlsKeys(section: "transmission", \.transmission.tls) + tlsKeys(section: "deluge", \.deluge.tls)
 
     static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "qbittorrent", "transmission", "deluge", "hook", "daemon"]
 
@@ -284,21 +285,14 @@ func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(InvalidValu
     return seconds
 }
 
-/// An http:// URL. https:// parses, but this build has no TLS: sending the password in clear
-/// to port 443 is refused here rather than discovered on the wire.
+/// An http:// or https:// URL: a host name, an IP address (IPv6 in brackets), a port and a
+/// base path.
 func url(_ value: TOMLValue) throws(InvalidValue) -> HTTPURL {
+    let text = try value.string()
     do {
-        let url = try HTTPURL(parsing: try value.string())
-        guard url.scheme == .http else {
-            throw InvalidValue("URL \"\(url)\": https is not supported by this build (no TLS); use http:// to a local address or a TLS proxy")
-        }
-        return url
-    } catch let error as URLError {
-        throw InvalidValue(error.description)
-    } catch let error as InvalidValue {
-        throw error
+        return try HTTPURL(parsing: text)
     } catch {
-        throw InvalidValue("\(error)")
+        throw InvalidValue(error.description)
     }
 }
 

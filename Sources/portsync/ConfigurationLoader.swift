@@ -52,7 +52,7 @@ struct ConfigurationLoader {
             }
         }
         try checkAcrossKeys(configuration)
-        var warnings: [String] = []
+        var warnings = tlsWarnings(configuration)
         let credentials = try loadCredentials(configuration, warnings: &warnings)
         return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings)
     }
@@ -191,6 +191,30 @@ struct ConfigurationLoader {
         if configuration.hook.command.isEmpty, let origin = configuration.origins["hook.timeout_seconds"] {
             throw ConfigurationError(origin, "[hook] has timeout_seconds but no command")
         }
+        for server in Self.servers(configuration) where server.tls.settingsCount > 1 {
+            let origin = ["ca_file", "tls_fingerprint", "tls_verify"].compactMap { server.origins["\(server.section).\($0)"] }.last ?? ""
+            throw ConfigurationError(origin, "set only one of [\(server.label)].ca_file, tls_fingerprint and tls_verify = false")
+        }
+    }
+
+    /// Every https-capable server in use: its table's label, its key section, URL, TLS keys and
+    /// the origins of its keys.
+    static func servers(_ configuration: Configuration) -> [(label: String, section: String, url: HTTPURL, tls: Configuration.TLS, origins: [String: String])] {
+        var servers = [(label: "gluetun", section: "gluetun", url: configuration.gluetun.url, tls: configuration.gluetun.tls, origins: configuration.origins)]
+        for client in configuration.clients {
+            let view = client.view
+            let (url, tls) = client.kind == .qbittorrent ? (view.qbittorrent.url, view.qbittorrent.tls)
+                                                         : (view[client: client.kind].url, view[client: client.kind].tls)
+            servers.append((client.label, client.kind.rawValue, url, tls, view.origins))
+        }
+        return servers
+    }
+
+    /// A warning at every start (and reload) for each https server whose certificate is not checked.
+    private func tlsWarnings(_ configuration: Configuration) -> [String] {
+        Self.servers(configuration)
+            .filter { $0.url.scheme == .https && !$0.tls.verify }
+            .map { "[\($0.label)].tls_verify = false: the certificate of \($0.url) is not checked; anyone on the path can read the password (set ca_file or tls_fingerprint instead)" }
     }
 
     // MARK: Secrets

@@ -6,8 +6,8 @@ import Sinks
 
 extension Doctor {
     /// One HTTP client per checked client, with the doctor's timeouts.
-    static func client(_ loop: EventLoop, _ label: String, _ url: HTTPURL) -> HTTPClient {
-        HTTPClient(loop: loop, name: "\(label).http", host: url.bareHost, port: url.port, connectTimeout: .seconds(5), responseTimeout: .seconds(10))
+    static func client(_ loop: EventLoop, _ label: String, _ url: HTTPURL, _ tls: TLSOptions) -> HTTPClient {
+        HTTPClient(loop: loop, name: "\(label).http", url: url, tls: tls, connectTimeout: .seconds(5), responseTimeout: .seconds(10))
     }
 
     /// Sends one request and runs the loop until its answer (or 20 s).
@@ -21,7 +21,7 @@ extension Doctor {
     /// Reachable, login, version, port: one `session-get` (twice with the 409's session id).
     func checkTransmission(_ settings: TransmissionSettings, _ loop: EventLoop, _ report: Report) {
         let client = settings.client
-        let http = Self.client(loop, settings.label, client.url)
+        let http = Self.client(loop, settings.label, client.url, client.tls)
         defer { http.close() }
         var sessionID: String?
         var result = Self.call(TransmissionRPC.request(TransmissionRPC.probe(tag: 1), settings: client, sessionID: nil), http, loop)
@@ -69,7 +69,7 @@ extension Doctor {
     /// Reachable and login (`auth.login`), the daemon behind deluge-web, the port.
     func checkDeluge(_ settings: DelugeSettings, _ loop: EventLoop, _ report: Report) {
         let client = settings.client
-        let http = Self.client(loop, settings.label, client.url)
+        let http = Self.client(loop, settings.label, client.url, client.tls)
         defer { http.close() }
         guard let password = client.password else {
             return report.fail("login: no password configured for deluge-web",

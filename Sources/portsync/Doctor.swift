@@ -195,7 +195,7 @@ struct Doctor {
     private func checkQBittorrent(_ settings: QBittorrentSettings, _ loop: EventLoop, _ report: Report) {
         let url = settings.url
         let api = QBittorrentAPI(settings: settings)
-        let client = Self.client(loop, settings.label, url)
+        let client = Self.client(loop, settings.label, url, settings.tls)
         var cookie: String?
         func call(_ request: HTTPRequest) -> Result<HTTPResponse, HTTPClientError> {
             Self.call(request, client, loop)
@@ -204,10 +204,21 @@ struct Doctor {
             call(api.request(endpoint, cookie: cookie))
         }
 
-        if case .failure(let error) = get(.webAPIVersion) {
+        let probe = get(.webAPIVersion)
+        if case .failure(.tls(let error)) = probe {
+            return report.fail("qBittorrent: \(url): \(error)",
+                               "set [qbittorrent].ca_file (its CA, or its certificate itself) or tls_fingerprint; http:// or https:// as its port serves")
+        }
+        if case .failure(let error) = probe {
             report.fail("qBittorrent: \(url) is unreachable: \(error)",
                         "start qBittorrent with its WebUI on, or set [\(settings.label)].url (WebUI address and port)")
             return
+        }
+        var anonymousProbe = true
+        if case .apiKey = settings.authentication { anonymousProbe = false }  // a bad key is answered 401 too
+        if case .success(let response) = probe, anonymousProbe,
+           let finding = ProxyDiagnosis.diagnose(probe: response, url: url, path: QBittorrentAPI.Endpoint.webAPIVersion.rawValue) {
+            return report.fail("qBittorrent: \(finding.problem)", finding.fix)
         }
         report.pass("qBittorrent: \(url) answers")
 

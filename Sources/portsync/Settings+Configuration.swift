@@ -33,7 +33,7 @@ extension QBittorrentSettings {
         } else {
             authentication = .none
         }
-        self.init(url: qbittorrent.url, authentication: authentication, disableUPnP: qbittorrent.disableUPnP,
+        self.init(url: qbittorrent.url, tls: qbittorrent.tls.options, authentication: authentication, disableUPnP: qbittorrent.disableUPnP,
                   interface: qbittorrent.bindInterface ? configuration.natpmp.interface : nil,
                   checkInterval: .seconds(qbittorrent.checkSeconds), label: label, portIndex: qbittorrent.portIndex,
                   reannounce: qbittorrent.reannounce)
@@ -42,7 +42,7 @@ extension QBittorrentSettings {
 
 extension ClientSettings {
     init(_ client: Configuration.TorrentClient, password: Secret?) {
-        self.init(url: client.url, username: client.username, password: password, checkInterval: .seconds(client.checkSeconds),
+        self.init(url: client.url, tls: client.tls.options, username: client.username, password: password, checkInterval: .seconds(client.checkSeconds),
                   reannounce: client.reannounce)
     }
 }
@@ -69,7 +69,7 @@ extension NATPMPSettings {
 extension GluetunSettings {
     init(_ configuration: Configuration, _ credentials: Credentials) {
         let gluetun = configuration.gluetun
-        self.init(url: gluetun.url, apiKey: credentials.gluetunAPIKey, username: gluetun.username.isEmpty ? nil : gluetun.username,
+        self.init(url: gluetun.url, tls: gluetun.tls.options, apiKey: credentials.gluetunAPIKey, username: gluetun.username.isEmpty ? nil : gluetun.username,
                   password: credentials.gluetunPassword, pollInterval: .seconds(gluetun.pollSeconds), portIndex: gluetun.portIndex)
     }
 }

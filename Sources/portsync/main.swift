@@ -1,4 +1,5 @@
 import Glibc
+import HTTP
 import Reactor
 
 exit(Main.run(arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessEnvironment.variables()).rawValue)
@@ -34,6 +35,14 @@ enum Main {
         } catch {
             if invocation.command == .doctor { return Doctor.reportConfigurationError(error) }
             return fail(error.description, .usageOrConfiguration)
+        }
+        if invocation.command.connects && loaded.configuration.usesHTTPS {
+            // Checked here so that a missing OpenSSL stops the start, not every request later.
+            do {
+                try TLSLibrary.check()
+            } catch {
+                return fail(error.description, .usageOrConfiguration)
+            }
         }
         let logger = Logger(level: loaded.configuration.daemon.logLevel, traceEnabled: invocation.trace)
         loaded.warnings.forEach { logger.warning("config", $0) }

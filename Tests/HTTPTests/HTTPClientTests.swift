@@ -19,7 +19,7 @@ import Testing
     }
 
     func client(timeout: Duration = .seconds(5), port: UInt16? = nil) -> HTTPClient {
-        HTTPClient(loop: loop, name: "test.http", host: "127.0.0.1", port: port ?? server.port,
+        HTTPClient(loop: loop, name: "test.http", url: try! HTTPURL(parsing: "http://127.0.0.1:\(port ?? server.port)"),
                    connectTimeout: timeout, responseTimeout: timeout)
     }
 
@@ -41,6 +41,41 @@ import Testing
         }
         #expect(error.description == "request not sent: header Cookie holds a line break or another control character")
         #expect(try get(client, "/b").map(\.text) == .success("answer to /b"), "the client goes on")
+    }
+
+    @Test func anIPv6LiteralIsConnectedToWithItsBracketsInTheHostHeader() throws {
+        let listener = Listener(ipv6: true)
+        defer { listener.fd.close() }
+        let url = try HTTPURL(parsing: "http://[::1]:\(listener.port)/qbt/")
+        let client = HTTPClient(loop: loop, name: "test.http", url: url)
+        var result: Result<HTTPResponse, HTTPClientError>?
+        client.send(HTTPRequest(method: "GET", target: url.target("/api/v2/app/version"), headers: ["Host": url.hostHeader])) { result = $0 }
+        try runUntil(loop) { client.requestsSent == 1 }
+        let server = listener.accept()
+        defer { server.close() }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(server.rawValue, &buffer, buffer.count, 0)
+        #expect(String(decoding: buffer[0..<max(count, 0)], as: UTF8.self).hasPrefix("GET /qbt/api/v2/app/version HTTP/1.1\r\nHost: [::1]:\(listener.port)\r\n"))
+        _ = try Socket(server).send(Array("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nv4.5.2".utf8))
+        try runUntil(loop, seconds: 10) { result != nil }
+        #expect(try result?.get().text == "v4.5.2")
+    }
+
+    @Test func aTLSAlertWhereAStatusLineBelongsSaysToUseHTTPS() throws {
+        let listener = Listener()
+        defer { listener.fd.close() }
+        var result: Result<HTTPResponse, HTTPClientError>?
+        let client = client(port: listener.port)
+        client.send(HTTPRequest(method: "GET", target: "/")) { result = $0 }
+        let server = listener.accept()
+        defer { server.close() }
+        _ = try Socket(server).send([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46])  // alert: protocol version
+        try runUntil(loop, seconds: 10) { result != nil }
+        guard case .failure(.tls(let error)) = result else {
+            Issue.record("expected a TLS failure, got \(String(describing: result))")
+            return
+        }
+        #expect(error.description == "the server answered with TLS: use https:// in the URL")
     }
 
     @Test func anEndlessBodyFailsAtTheLimitWhileItIsRead() throws {

@@ -27,13 +27,16 @@ public final class QBittorrentInstance {
     public let interface: String
     public let address: String
     public var pid: pid_t? { process?.pid }
+    /// The WebUI's own HTTPS: PEM certificate and key paths (`WebUI\HTTPS\*` in the profile).
+    public let https: (certificate: String, key: String)?
     private var process: ChildProcess?
 
-    public var url: HTTPURL { try! HTTPURL(parsing: "http://127.0.0.1:\(webUIPort)") }
+    public var url: HTTPURL { try! HTTPURL(parsing: "\(https == nil ? "http" : "https")://127.0.0.1:\(webUIPort)") }
 
     /// `address`: with `lo`, the loopback address the torrent sockets bind to (several clients
     /// on one port need one address each).
-    public init(localHostAuth: Bool = true, torrentPort: UInt16? = nil, interface: String = "lo", address: String = "127.0.0.1") throws {
+    public init(localHostAuth: Bool = true, torrentPort: UInt16? = nil, interface: String = "lo", address: String = "127.0.0.1",
+                https: (certificate: String, key: String)? = nil) throws {
         precondition(address.hasPrefix("127."), "loopback only")
         self.address = address
         var template = Array("/tmp/portsync-qbt-XXXXXX".utf8CString)
@@ -42,6 +45,7 @@ public final class QBittorrentInstance {
         self.torrentPort = torrentPort ?? freePort()
         self.localHostAuth = localHostAuth
         self.interface = interface
+        self.https = https
         try start()
     }
 
@@ -60,6 +64,15 @@ public final class QBittorrentInstance {
                                      environment: ["HOME": profile, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"],
                                      outputPath: "\(profile)/stdout.log")
         process = child
+        if https != nil {
+            // RawHTTP speaks no TLS: the WebUI's socket accepting connections is the sign.
+            do {
+                return try waitUntilListening(port: webUIPort, process: child)
+            } catch {
+                stop()
+                throw InstanceError(message: "qbittorrent-nox did not start; its output: \(child.output)")
+            }
+        }
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if (try? RawHTTP.request(port: webUIPort, "GET", "/api/v2/app/webapiVersion")) != nil { return }
@@ -84,7 +97,7 @@ public final class QBittorrentInstance {
     private func writeProfile() throws {
         let config = "\(profile)/qBittorrent/config"
         try FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
-        let text = try String(contentsOfFile: Self.profileTemplate, encoding: .utf8)
+        var text = try String(contentsOfFile: Self.profileTemplate, encoding: .utf8)
             .replacingOccurrences(of: "{TORRENT_PORT}", with: "\(torrentPort)")
             .replacingOccurrences(of: "{WEBUI_PORT}", with: "\(webUIPort)")
             .replacingOccurrences(of: "{LOCALHOST_AUTH}", with: "\(localHostAuth)")
@@ -92,6 +105,10 @@ public final class QBittorrentInstance {
             .replacingOccurrences(of: "{INTERFACE}", with: interface)
         guard !text.contains("{"), text.contains("DHTEnabled=false") else {
             throw InstanceError(message: "\(Self.profileTemplate) is not the locked-down profile")
+        }
+        if let https {
+            text = text.replacingOccurrences(of: "[Preferences]\n", with: "[Preferences]\nWebUI\\HTTPS\\Enabled=true\n"
+                + "WebUI\\HTTPS\\CertificatePath=\(https.certificate)\nWebUI\\HTTPS\\KeyPath=\(https.key)\n")
         }
         try text.write(toFile: "\(config)/qBittorrent.conf", atomically: true, encoding: .utf8)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 import Reactor
 import Testing
 @testable import portsync
@@ -93,7 +94,9 @@ import Testing
         ("[qbittorrent]\nurl = \"127.0.0.1:8080\"\n", "config.toml:2: url URL \"127.0.0.1:8080\" has no scheme (expected http:// or https://)"),
         ("[qbittorrent]\nurl = \"http://127.0.0.1:8080/\\r\\nX-Injected: 1\"\n", "config.toml:2: url URL \"http://127.0.0.1:8080/\\r\\nX-Injected: 1\" holds a space, a control character or a non-ASCII character"),
         ("[gluetun]\nurl = \"http://h:80:80\"\n", "config.toml:2: url URL \"http://h:80:80\" has more than one port"),
-        ("[qbittorrent]\nurl = \"https://qbt.example.lan\"\n", "config.toml:2: url URL \"https://qbt.example.lan\": https is not supported by this build (no TLS); use http:// to a local address or a TLS proxy"),
+        ("[qbittorrent]\nurl = \"https://[fd00::5:8080\"\n", "config.toml:2: url URL \"https://[fd00::5:8080\" has an unclosed IPv6 bracket"),
+        ("[qbittorrent]\ntls_fingerprint = \"AB:CD\"\n", "config.toml:2: tls_fingerprint \"AB:CD\" is not a SHA-256 fingerprint (64 hex digits, colons allowed)"),
+        ("[qbittorrent]\nca_file = \"/ca.pem\"\ntls_verify = false\n", "config.toml:3: set only one of [qbittorrent].ca_file, tls_fingerprint and tls_verify = false"),
         ("[qbittorrent]\nbind_interface = \"yes\"\n", "config.toml:2: bind_interface must be true or false, not a string"),
         ("[daemon]\nlog_level = \"loud\"\n", "config.toml:2: log_level \"loud\" is not a log level (error, warning, notice, info or debug)"),
         ("[daemon]\nmetrics_listen = \"localhost:9834\"\n", "config.toml:2: metrics_listen \"localhost\" is not a numeric IP address"),
@@ -106,6 +109,28 @@ import Testing
     ])
     func eachKindOfValueErrorNamesItsLine(text: String, expected: String) {
         #expect(loadError(text) == expected)
+    }
+
+    @Test func httpsURLsLoadWithHowTheirCertificateIsChecked() throws {
+        let directory = TemporaryDirectory()
+        let fingerprint = String(repeating: "ab:", count: 31) + "ab"
+        let file = directory.write("config.toml", """
+            [qbittorrent]
+            url = "https://[fd00::5]:8443/qbt/"
+            ca_file = "ca.pem"
+            [gluetun]
+            url = "https://gluetun.lan"
+            tls_fingerprint = "\(fingerprint)"
+
+            """)
+        let loaded = try loader(file: file).load()
+        #expect(loaded.configuration.qbittorrent.url.description == "https://[fd00::5]:8443/qbt")
+        #expect(loaded.configuration.qbittorrent.tls.options == TLSOptions(verification: .chain(caFile: "\(directory.path)/ca.pem")))
+        #expect(loaded.configuration.gluetun.tls.options == TLSOptions(verification: .fingerprint([UInt8](repeating: 0xAB, count: 32))))
+        #expect(loaded.warnings.isEmpty)
+        let unchecked = directory.write("unchecked.toml", "[qbittorrent]\nurl = \"https://nas.lan:8080\"\ntls_verify = false\n")
+        #expect(try loader(file: unchecked).load().warnings
+            == ["[qbittorrent].tls_verify = false: the certificate of https://nas.lan:8080 is not checked; anyone on the path can read the password (set ca_file or tls_fingerprint instead)"])
     }
 
     @Test func environmentOverridesTheFileAndFlagsOverrideBoth() throws {

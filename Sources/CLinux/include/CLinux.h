@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <dlfcn.h>
+#include "CLinuxOpenSSL.h"
 
 // linux/if.h clashes with glibc's net/if.h; the flags that net/if.h lacks are exported here.
 static const unsigned int CLINUX_IFF_LOWER_UP = 0x10000;

@@ -5,6 +5,8 @@ import Reactor
 /// key names as `[qbittorrent]` where they mean the same thing.
 public struct ClientSettings: Equatable, Sendable {
     public var url: HTTPURL
+    /// How an https server's certificate is checked.
+    public var tls: TLSOptions
     /// Transmission's RPC username; Deluge's Web UI has none, only a password.
     public var username: String
     /// nil: the client asks for no password.
@@ -24,11 +26,12 @@ public struct ClientSettings: Equatable, Sendable {
     /// `.requestFailed(.timedOut)`.
     public var requestTimeout: Duration
 
-    public init(url: HTTPURL, username: String = "", password: Secret?, checkInterval: Duration = .seconds(300),
+    public init(url: HTTPURL, tls: TLSOptions = TLSOptions(), username: String = "", password: Secret?, checkInterval: Duration = .seconds(300),
                 reannounce: Bool = true, reannounceInterval: Duration = .seconds(60),
                 retryInitial: Duration = .milliseconds(500), retryMax: Duration = .seconds(15),
                 loginRetryDelay: Duration = .seconds(3900), requestTimeout: Duration = .seconds(10)) {
         self.url = url
+        self.tls = tls
         self.username = username
         self.password = password
         self.checkInterval = checkInterval

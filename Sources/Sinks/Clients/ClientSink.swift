@@ -17,7 +17,7 @@ public final class ClientSink<Session: ClientSinkSession>: PortSink {
     public init(loop: EventLoop, label: String, settings: ClientSettings, sourceAddress: SocketAddress? = nil) {
         self.loop = loop
         name = "\(label).http"
-        connection = SinkConnection(loop: loop, name: name, url: settings.url, timeout: settings.requestTimeout,
+        connection = SinkConnection(loop: loop, name: name, url: settings.url, tls: settings.tls, timeout: settings.requestTimeout,
                                     sourceAddress: sourceAddress)
         runner = MachineRunner(loop: loop, name: "\(label).timer", machine: Session(settings: settings), deadlineInput: .deadlineReached)
         runner.perform = { [unowned self] effect in self.perform(effect) }
@@ -55,7 +55,7 @@ public final class ClientSink<Session: ClientSinkSession>: PortSink {
 
     /// New settings (a reloaded configuration): a changed URL or account ends a login refusal.
     public func update(_ settings: ClientSettings) {
-        if connection.update(url: settings.url, timeout: settings.requestTimeout) { runner.send(.requestFailed(.closed)) }
+        if connection.update(url: settings.url, tls: settings.tls, timeout: settings.requestTimeout) { runner.send(.requestFailed(.closed)) }
         runner.send(.settingsChanged(settings))
     }
 

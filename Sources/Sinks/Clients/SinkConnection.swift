@@ -2,41 +2,50 @@ import HTTP
 import Reactor
 
 /// A sink's way to its client's API, shared by every sink shell: an `HTTPClient` with the
-/// settings' connect and response timeout, made again when the URL or the timeout changes, and
-/// one trace line per request and per answer (method, target, status, size, time; never a body,
-/// a header, a cookie or a password).
+/// settings' URL, TLS options and connect and response timeout, made again when one of them
+/// changes, and one trace line per request and per answer (method, target, status, size, time;
+/// never a body, a header, a cookie or a password).
 final class SinkConnection {
     /// The trace name, e.g. `qbittorrent.movies.http`.
     let name: String
     private let loop: EventLoop
     private let sourceAddress: SocketAddress?
     private var url: HTTPURL
+    private var tls: TLSOptions
     private var timeout: Duration
     private var client: HTTPClient
 
-    init(loop: EventLoop, name: String, url: HTTPURL, timeout: Duration, sourceAddress: SocketAddress? = nil) {
+    init(loop: EventLoop, name: String, url: HTTPURL, tls: TLSOptions, timeout: Duration, sourceAddress: SocketAddress? = nil) {
         self.loop = loop
         self.name = name
         self.url = url
+        self.tls = tls
         self.timeout = timeout
         self.sourceAddress = sourceAddress
-        client = Self.makeClient(loop, name, url, timeout, sourceAddress)
+        client = Self.makeClient(loop, name, url, tls, timeout, sourceAddress)
     }
 
     deinit { client.close() }
 
     /// TCP connections opened: one per client session while keep-alive holds.
     var connectionsOpened: Int { client.connectionsOpened }
+    /// Connections that resumed a TLS session.
+    var tlsResumptions: Int { client.tlsResumptions }
 
-    /// A new URL or timeout makes a new HTTP client. True when a request was in flight and is
-    /// abandoned (its completion never runs: the owner says `.requestFailed(.closed)` itself).
-    func update(url: HTTPURL, timeout: Duration) -> Bool {
-        guard url != self.url || timeout != self.timeout else { return false }
+    /// A new URL, TLS options or timeout makes a new HTTP client; the same ones look the host
+    /// name up again (a reload). True when a request was in flight and is abandoned (its
+    /// completion never runs: the owner says `.requestFailed(.closed)` itself).
+    func update(url: HTTPURL, tls: TLSOptions, timeout: Duration) -> Bool {
+        guard url != self.url || tls != self.tls || timeout != self.timeout else {
+            client.forgetAddresses()
+            return false
+        }
         let abandoned = client.isBusy
         client.close()
         self.url = url
+        self.tls = tls
         self.timeout = timeout
-        client = Self.makeClient(loop, name, url, timeout, sourceAddress)
+        client = Self.makeClient(loop, name, url, tls, timeout, sourceAddress)
         return abandoned
     }
 
@@ -61,9 +70,9 @@ final class SinkConnection {
         client.closeIdleConnection()
     }
 
-    private static func makeClient(_ loop: EventLoop, _ name: String, _ url: HTTPURL, _ timeout: Duration,
+    private static func makeClient(_ loop: EventLoop, _ name: String, _ url: HTTPURL, _ tls: TLSOptions, _ timeout: Duration,
                                    _ sourceAddress: SocketAddress?) -> HTTPClient {
-        HTTPClient(loop: loop, name: name, host: url.bareHost, port: url.port, sourceAddress: sourceAddress,
+        HTTPClient(loop: loop, name: name, url: url, tls: tls, sourceAddress: sourceAddress,
                    connectTimeout: timeout, responseTimeout: timeout)
     }
 }

@@ -15,6 +15,8 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
     /// `qbittorrent` for `[qbittorrent]`, `qbittorrent.movies` for `[qbittorrent.movies]`.
     public var label: String
     public var url: HTTPURL
+    /// How an https WebUI's certificate is checked.
+    public var tls: TLSOptions
     public var authentication: Authentication
     /// Also set `upnp` off: qBittorrent's own UPnP/NAT-PMP cannot reach the VPN gateway.
     public var disableUPnP: Bool
@@ -40,7 +42,7 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
     public var reannounce: Bool
     public var reannounceInterval: Duration
 
-    public init(url: HTTPURL, authentication: Authentication, disableUPnP: Bool = true, interface: String? = nil,
+    public init(url: HTTPURL, tls: TLSOptions = TLSOptions(), authentication: Authentication, disableUPnP: Bool = true, interface: String? = nil,
                 checkInterval: Duration = .seconds(300), checkListener: Bool? = nil,
                 retryInitial: Duration = .milliseconds(500), retryMax: Duration = .seconds(15),
                 loginRetryDelay: Duration = .seconds(3900), requestTimeout: Duration = .seconds(10), label: String = "qbittorrent",
@@ -48,6 +50,7 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
         self.label = label
         self.portIndex = portIndex
         self.url = url
+        self.tls = tls
         self.authentication = authentication
         self.disableUPnP = disableUPnP
         self.interface = interface

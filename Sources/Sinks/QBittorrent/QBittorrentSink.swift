@@ -19,7 +19,7 @@ public final class QBittorrentSink: PortSink {
     public init(loop: EventLoop, settings: QBittorrentSettings, sourceAddress: SocketAddress? = nil) {
         self.loop = loop
         name = "\(settings.label).http"
-        connection = SinkConnection(loop: loop, name: name, url: settings.url, timeout: settings.requestTimeout,
+        connection = SinkConnection(loop: loop, name: name, url: settings.url, tls: settings.tls, timeout: settings.requestTimeout,
                                     sourceAddress: sourceAddress)
         runner = MachineRunner(loop: loop, name: "\(settings.label).timer", machine: QBittorrentSession(settings: settings),
                                deadlineInput: .deadlineReached)
@@ -38,8 +38,11 @@ public final class QBittorrentSink: PortSink {
     public var status: SinkStatus { session.status }
     public var counters: SinkCounters { session.counters }
     public var settings: QBittorrentSettings { session.settings }
-    /// TCP connections the client opened: one per qBittorrent session while keep-alive holds.
+    /// TCP connections the client opened: one per qBittorrent session while keep-alive holds;
+    /// over HTTPS, how many of them resumed the TLS session (none with qBittorrent's own HTTPS,
+    /// which issues no tickets; a proxy's usually does).
     public var connectionsOpened: Int { connection.connectionsOpened }
+    public var tlsResumptions: Int { connection.tlsResumptions }
 
     public func apply(_ change: PortChange) {
         handle(.desiredPort(change.port))
@@ -59,9 +62,10 @@ public final class QBittorrentSink: PortSink {
         return true
     }
 
-    /// New settings (a reloaded configuration): a changed password or URL ends a login refusal.
+    /// New settings (a reloaded configuration): a changed password or URL ends a login refusal;
+    /// the host name is looked up again either way.
     public func update(_ settings: QBittorrentSettings) {
-        if connection.update(url: settings.url, timeout: settings.requestTimeout) { handle(.requestFailed(.closed)) }
+        if connection.update(url: settings.url, tls: settings.tls, timeout: settings.requestTimeout) { handle(.requestFailed(.closed)) }
         handle(.settingsChanged(settings))
     }
 

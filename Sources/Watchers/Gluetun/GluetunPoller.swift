@@ -13,7 +13,7 @@ public final class GluetunPoller {
     public init(loop: EventLoop, settings: GluetunSettings, handler: @escaping (PortObservation) -> Void) {
         self.loop = loop
         self.handler = handler
-        client = HTTPClient(loop: loop, name: "gluetun.http", host: settings.url.bareHost, port: settings.url.port,
+        client = HTTPClient(loop: loop, name: "gluetun.http", url: settings.url, tls: settings.tls,
                             connectTimeout: settings.requestTimeout, responseTimeout: settings.requestTimeout)
         runner = MachineRunner(loop: loop, name: "gluetun.poll", machine: GluetunSession(settings: settings), deadlineInput: .deadlineReached)
         runner.perform = { [unowned self] effect in self.perform(effect) }

@@ -4,6 +4,8 @@ import Reactor
 /// How the Gluetun poller reaches Gluetun's control server.
 public struct GluetunSettings: Equatable, Sendable {
     public var url: HTTPURL
+    /// How an https server's certificate is checked.
+    public var tls: TLSOptions
     /// Sent as `X-API-Key`.
     public var apiKey: Secret?
     /// HTTP basic authentication, when a user name is set.
@@ -16,10 +18,11 @@ public struct GluetunSettings: Equatable, Sendable {
     public var authRetryDelay: Duration
     public var requestTimeout: Duration
 
-    public init(url: HTTPURL, apiKey: Secret? = nil, username: String? = nil, password: Secret? = nil,
+    public init(url: HTTPURL, tls: TLSOptions = TLSOptions(), apiKey: Secret? = nil, username: String? = nil, password: Secret? = nil,
                 pollInterval: Duration = .seconds(10), portIndex: Int = 0, authRetryDelay: Duration = .seconds(300),
                 requestTimeout: Duration = .seconds(10)) {
         self.url = url
+        self.tls = tls
         self.apiKey = apiKey
         self.username = username
         self.password = password

@@ -1,0 +1,108 @@
+import Glibc
+import Reactor
+
+/// Resolves host names in the loop, never blocking it: the hosts file first, then the name
+/// servers of resolv.conf over UDP (`NameLookup`), one connected socket per server asked, with
+/// its search domains. A dead
+/// name server costs its timeout, during which the loop serves everything else. One lookup at a
+/// time; a new one replaces the old.
+final class HostResolver {
+    typealias Completion = (Result<[SocketAddress], NameLookup.Failure>) -> Void
+
+    let name: String
+    let configuration: ResolverConfiguration
+    private let loop: EventLoop
+    private var runner: MachineRunner<NameLookup>?
+    private var socket: Registration?
+    private var completion: Completion?
+
+    init(loop: EventLoop, name: String, configuration: ResolverConfiguration = .system) {
+        self.loop = loop
+        self.name = name
+        self.configuration = configuration
+    }
+
+    deinit { cancel() }
+
+    var isResolving: Bool { completion != nil }
+
+    /// Looks `host` up; `completion` runs once, from the loop (at once when the hosts file has
+    /// it), unless `cancel()` comes first.
+    func resolve(_ host: String, port: UInt16, completion: @escaping Completion) {
+        cancel()
+        let hosts = (try? FileContents.read(atPath: configuration.hostsPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let listed = ResolverConfiguration.addresses(of: host, inHosts: hosts, port: port)
+        if !listed.isEmpty {
+            loop.logger.debug(name, "\(host) is in \(configuration.hostsPath): \(listed.map(\.hostText).joined(separator: ", "))")
+            return completion(.success(listed))
+        }
+        // A missing resolv.conf means 127.0.0.1, as for glibc.
+        let text = (try? FileContents.read(atPath: configuration.resolvConfPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        var servers = ResolverConfiguration.nameServers(inResolvConf: text)
+        if let timeout = configuration.timeout { servers.timeout = timeout }
+        self.completion = completion
+        let runner = MachineRunner(loop: loop, name: "\(name).timer",
+                                   machine: NameLookup(names: servers.candidates(for: host), port: port, nameServers: servers,
+                                                       idSeed: UInt16.random(in: 0...UInt16.max)),
+                                   deadlineInput: .deadlineReached)
+        self.runner = runner
+        runner.perform = { [unowned self] effect in self.perform(effect) }
+        runner.send(.start)
+    }
+
+    /// Forgets the lookup in progress: its completion never runs.
+    func cancel() {
+        runner?.stop()
+        runner = nil
+        completion = nil
+        closeSocket()
+    }
+
+    private func perform(_ effect: NameLookup.Effect) {
+        switch effect {
+        case .ask(let server, let queries):
+            closeSocket()
+            loop.logger.trace(name, "→ \(server.hostText): A and AAAA \(runner?.machine.name ?? "")")
+            do {
+                let fd = try Socket(family: server.family, kind: .datagram, name: "socket(SOCK_DGRAM)") { socket in
+                    try socket.connect(to: server, name: "connect \(server)")
+                }.fd
+                socket = try Registration(loop: loop, owning: fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
+                for query in queries { _ = try Socket(fd).send(query) }
+            } catch {
+                // No route to this server (an IPv6 one without IPv6): the next one.
+                loop.logger.debug(name, "\(server.hostText): \(error)")
+                runner?.send(.refused)
+            }
+        case .finished(let result):
+            closeSocket()
+            runner?.stop()
+            let completion = self.completion
+            self.completion = nil
+            completion?(result)
+        }
+    }
+
+    private func drain() {
+        guard let fd = socket?.fd else { return }
+        var buffer = [UInt8](repeating: 0, count: 1500)
+        while socket?.fd == fd {
+            do {
+                guard case .done(let count) = try buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }) else { return }
+                runner?.send(.datagramReceived(Array(buffer[0..<count])))
+            } catch let error as SystemCallError where error.errno == .connectionRefused {
+                runner?.send(.refused)
+                return
+            } catch {
+                loop.logger.debug(name, "recv: \(error)")
+                runner?.send(.refused)
+                return
+            }
+        }
+    }
+
+    private func closeSocket() {
+        socket?.cancel()
+        socket = nil
+    }
+}

@@ -1,0 +1,139 @@
+import Reactor
+
+/// Looking one name up over UDP, the pure machine: A and AAAA asked together of one name server
+/// at a time; no answer in time, a refusal or a server failure moves on to the next (round
+/// robin, `attempts` rounds). The candidates (the name with resolv.conf's search domains) are
+/// tried in turn: "no such name" or no address moves on to the next. IPv4 addresses come first.
+struct NameLookup: LoopStateMachine {
+    enum Input {
+        case start
+        case datagramReceived([UInt8])
+        /// The server's port is closed (ICMP port unreachable on the connected socket).
+        case refused
+        case deadlineReached
+    }
+
+    enum Effect: Equatable {
+        /// Open a socket to `server` (closing the previous one) and send each query.
+        case ask(server: SocketAddress, queries: [[UInt8]])
+        case finished(Result<[SocketAddress], Failure>)
+    }
+
+    struct Failure: Error, Equatable, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The names to try, in order (`NameServers.candidates(for:)`), and the one being asked.
+    let names: [String]
+    private var candidate = 0
+    var name: String { names[candidate] }
+    let port: UInt16
+    let nameServers: ResolverConfiguration.NameServers
+    /// Query IDs are `idSeed` plus the count of queries sent: the shell draws the seed at random.
+    private let idSeed: UInt16
+    private var queriesSent = 0
+    /// Servers asked for the current name.
+    private var tries = 0
+    /// Names the servers said do not exist.
+    private var unknown: [String] = []
+    private var pending: [UInt16: DNSMessage.RecordType] = [:]
+    private var found: [DNSMessage.RecordType: [SocketAddress]] = [:]
+    /// The server asked last, and what went wrong with the last one that failed.
+    private var server: SocketAddress?
+    private var lastProblem: String?
+    private var roundFailed = false
+    private(set) var nextDeadline: Instant?
+    private(set) var isFinished = false
+
+    init(names: [String], port: UInt16, nameServers: ResolverConfiguration.NameServers, idSeed: UInt16) {
+        precondition(!names.isEmpty, "a lookup needs a name")
+        self.names = names
+        self.port = port
+        self.nameServers = nameServers
+        self.idSeed = idSeed
+    }
+
+    mutating func handle(_ input: Input, now: Instant) -> [Effect] {
+        guard !isFinished else { return [] }
+        switch input {
+        case .start:
+            return askNext(now)
+        case .refused:
+            lastProblem = "\(server?.hostText ?? "the name server") refused (nothing listens on its port 53)"
+            return askNext(now)
+        case .deadlineReached:
+            guard let nextDeadline, now >= nextDeadline else { return [] }
+            lastProblem = nil
+            return askNext(now)
+        case .datagramReceived(let bytes):
+            guard bytes.count >= 2, let type = pending[UInt16(bytes[0]) << 8 | UInt16(bytes[1])],
+                  let answer = try? DNSMessage.parse(bytes, type: type) else { return [] }  // not ours: ignored
+            pending[answer.id] = nil
+            switch answer.responseCode {
+            case 0:
+                found[type] = answer.addresses.compactMap { Self.address($0, port: port) }
+            case 3:
+                unknown.append(name)
+                return nextName(now) ?? finish(.failure(Failure(description: "no such host name (the name server answered NXDOMAIN"
+                    + (names.count == 1 ? ")" : " for \(unknown.joined(separator: ", ")))"))))
+            default:
+                // Some servers refuse one type and answer the other: only both failing moves on.
+                let code = [2: "SERVFAIL", 5: "REFUSED"][answer.responseCode] ?? "response code \(answer.responseCode)"
+                lastProblem = "\(server?.hostText ?? "the name server") answered \(code)"
+                roundFailed = true
+            }
+            guard pending.isEmpty else { return [] }
+            let all = (found[.a] ?? []) + (found[.aaaa] ?? [])
+            if !all.isEmpty { return finish(.success(all)) }
+            if roundFailed { return askNext(now) }
+            let failure = Failure(description: "\(name) has no IPv4 or IPv6 address")
+            return nextName(now) ?? finish(.failure(failure))
+        }
+    }
+
+    /// The next candidate name, from the first server again; nil when none is left.
+    private mutating func nextName(_ now: Instant) -> [Effect]? {
+        guard candidate + 1 < names.count else { return nil }
+        candidate += 1
+        tries = 0
+        lastProblem = nil
+        return askNext(now)
+    }
+
+    private mutating func askNext(_ now: Instant) -> [Effect] {
+        let servers = nameServers.servers
+        guard tries < servers.count * nameServers.attempts else {
+            let list = servers.map(\.hostText).joined(separator: ", ")
+            return finish(.failure(Failure(description: lastProblem ?? "no answer in time from the name server\(servers.count == 1 ? "" : "s") \(list)")))
+        }
+        let server = servers[tries % servers.count]
+        self.server = server
+        let ids = (idSeed &+ UInt16(truncatingIfNeeded: queriesSent), idSeed &+ UInt16(truncatingIfNeeded: queriesSent + 1))
+        queriesSent += 2
+        tries += 1
+        guard let queryA = DNSMessage.query(id: ids.0, name: name, type: .a),
+              let queryAAAA = DNSMessage.query(id: ids.1, name: name, type: .aaaa) else {
+            return finish(.failure(Failure(description: "\"\(name)\" is not a valid host name")))
+        }
+        pending = [ids.0: .a, ids.1: .aaaa]
+        found = [:]
+        roundFailed = false
+        nextDeadline = now + nameServers.timeout
+        return [.ask(server: server, queries: [queryA, queryAAAA])]
+    }
+
+    private mutating func finish(_ result: Result<[SocketAddress], Failure>) -> [Effect] {
+        isFinished = true
+        nextDeadline = nil
+        pending = [:]
+        return [.finished(result)]
+    }
+
+    static func address(_ bytes: [UInt8], port: UInt16) -> SocketAddress? {
+        switch bytes.count {
+        case 4: .v4(IPv4Address(bytes[0], bytes[1], bytes[2], bytes[3]), port: port)
+        case 16: .v6(bytes: bytes, port: port)
+        default: nil
+        }
+    }
+}

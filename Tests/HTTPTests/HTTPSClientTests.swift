@@ -1,0 +1,148 @@
+@testable import HTTP
+import Reactor
+import TestSupport
+import Testing
+
+/// The HTTP client over TLS against a real TLS server (`openssl s_server`) with certificates
+/// the test makes: each way verification can fail is one clear line, and nothing crashes.
+@Suite(.enabled(if: TestCertificates.available, "needs openssl and libssl3"))
+final class HTTPSClientTests {
+    let loop: EventLoop
+    let certificates: TestCertificates
+
+    init() throws {
+        loop = try EventLoop(logger: LogCapture().logger)
+        certificates = try TestCertificates()
+    }
+
+    func get(_ url: String, _ tls: TLSOptions) throws -> Result<HTTPResponse, HTTPClientError> {
+        let url = try HTTPURL(parsing: url)
+        return try get(HTTPClient(loop: loop, name: "test.https", url: url, tls: tls, connectTimeout: .seconds(5), responseTimeout: .seconds(5)))
+    }
+
+    func get(_ client: HTTPClient) throws -> Result<HTTPResponse, HTTPClientError> {
+        let url = client.url
+        var result: Result<HTTPResponse, HTTPClientError>?
+        client.send(HTTPRequest(method: "GET", target: url.target("/"), headers: ["Host": url.hostHeader])) { result = $0 }
+        try runUntil(loop, seconds: 10) { result != nil }
+        return try #require(result)
+    }
+
+    func server(_ certificate: String) throws -> TLSTestServer {
+        try TLSTestServer(certificate: certificate, key: certificates.key, directory: certificates.directory)
+    }
+
+    /// "200", or why there is no answer.
+    func outcome(_ result: Result<HTTPResponse, HTTPClientError>) -> String {
+        switch result {
+        case .success(let response): "\(response.status)"
+        case .failure(let error): error.description
+        }
+    }
+
+    var trustTestCA: TLSOptions { TLSOptions(verification: .chain(caFile: certificates.caCertificate)) }
+
+    @Test func aCertificateFromTheConfiguredCAIsAcceptedForAnIPAddressAndAName() throws {
+        let server = try server(certificates.server)
+        #expect(outcome(try get("https://127.0.0.1:\(server.port)", trustTestCA)) == "200")
+        #expect(outcome(try get("https://localhost:\(server.port)/", trustTestCA)) == "200")
+    }
+
+    @Test func theNextConnectionResumesTheSession() throws {
+        let server = try server(certificates.server)
+        let pinned = try #require(TLSOptions.fingerprint(parsing: try certificates.fingerprint(of: certificates.server)))
+        for options in [trustTestCA, TLSOptions(verification: .fingerprint(pinned))] {
+            let client = HTTPClient(loop: loop, name: "test.https", url: try HTTPURL(parsing: "https://localhost:\(server.port)"), tls: options)
+            for _ in 0..<3 {
+                #expect(outcome(try get(client)) == "200")  // s_server -www closes after each answer
+            }
+            #expect(client.connectionsOpened == 3)
+            #expect(client.tlsResumptions == 2, "\(options)")
+        }
+    }
+
+    @Test func aWrongNameIsRefusedWithTheReasonAndTheKeyToSet() throws {
+        let server = try server(certificates.wrongName)
+        #expect(outcome(try get("https://127.0.0.1:\(server.port)", trustTestCA))
+            == "the certificate of 127.0.0.1 was refused: IP address mismatch; set ca_file to its CA (or to the certificate itself), or tls_fingerprint")
+        #expect(outcome(try get("https://localhost:\(server.port)", trustTestCA)).contains("the certificate of localhost was refused: hostname mismatch"))
+    }
+
+    @Test func anUnknownIssuerIsRefusedAgainstTheSystemStore() throws {
+        let server = try server(certificates.server)
+        #expect(outcome(try get("https://127.0.0.1:\(server.port)", TLSOptions()))
+            == "the certificate of 127.0.0.1 was refused: unable to get local issuer certificate; set ca_file to its CA (or to the certificate itself), or tls_fingerprint")
+    }
+
+    @Test func aSelfSignedCertificateIsRefusedUntilItIsTheCAFile() throws {
+        let server = try server(certificates.selfSigned)
+        #expect(outcome(try get("https://127.0.0.1:\(server.port)", TLSOptions()))
+            == "the certificate of 127.0.0.1 was refused: self-signed certificate; set ca_file to its CA (or to the certificate itself), or tls_fingerprint")
+    }
+
+    @Test func anExpiredCertificateIsRefused() throws {
+        let server = try server(certificates.expired)
+        #expect(outcome(try get("https://127.0.0.1:\(server.port)", trustTestCA)).contains("was refused: certificate has expired;"))
+    }
+
+    @Test func theServersOwnSelfSignedCertificateCanBeTheCAFile() throws {
+        let server = try server(certificates.selfSigned)
+        let options = TLSOptions(verification: .chain(caFile: certificates.selfSigned))
+        #expect(outcome(try get("https://127.0.0.1:\(server.port)", options)) == "200")
+    }
+
+    @Test func aPinnedFingerprintIsAllThatCounts() throws {
+        let server = try server(certificates.wrongName)
+        let right = try #require(TLSOptions.fingerprint(parsing: try certificates.fingerprint(of: certificates.wrongName)))
+        #expect(outcome(try get("https://127.0.0.1:\(server.port)", TLSOptions(verification: .fingerprint(right)))) == "200")
+        let wrong = [UInt8](repeating: 0xAB, count: 32)
+        let message = outcome(try get("https://127.0.0.1:\(server.port)", TLSOptions(verification: .fingerprint(wrong))))
+        #expect(message == "the certificate of 127.0.0.1 does not match tls_fingerprint: it is \(try certificates.fingerprint(of: certificates.wrongName))")
+    }
+
+    @Test func withoutVerificationAnyCertificateIsAccepted() throws {
+        let server = try server(certificates.expired)
+        #expect(outcome(try get("https://127.0.0.1:\(server.port)", TLSOptions(verification: .none))) == "200")
+    }
+
+    @Test func tlsToAPlainHTTPPortSaysSo() throws {
+        // A plain HTTP server answers a ClientHello with 400, as qBittorrent and nginx do.
+        let listener = Listener()
+        defer { listener.fd.close() }
+        let url = try HTTPURL(parsing: "https://127.0.0.1:\(listener.port)")
+        let client = HTTPClient(loop: loop, name: "test.https", url: url, tls: trustTestCA)
+        var result: Result<HTTPResponse, HTTPClientError>?
+        client.send(HTTPRequest(method: "GET", target: "/", headers: ["Host": url.hostHeader])) { result = $0 }
+        let server = listener.accept()
+        defer { server.close() }
+        _ = try Socket(server).send(Array("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".utf8))
+        try runUntil(loop, seconds: 10) { result != nil }
+        #expect(outcome(try #require(result)) == "the server answered in plain text, not TLS: is this an http:// port?")
+    }
+
+    @Test func plainHTTPToATLSPortFailsCleanly() throws {
+        // openssl s_server and qBittorrent close without a word; a server that sends an alert
+        // gets "the server answered with TLS: use https:// in the URL".
+        let server = try server(certificates.server)
+        #expect(outcome(try get("http://127.0.0.1:\(server.port)", TLSOptions()))
+            == "the server closed the connection without answering (if it serves https, use https:// in the URL)")
+    }
+
+    @Test func aMissingLibraryNamesThePackage() {
+        #expect(throws: TLSError.self) { try TLSLibrary.load(ssl: "libssl.so.99", crypto: "libcrypto.so.99") }
+        do {
+            _ = try TLSLibrary.load(ssl: "libssl.so.99", crypto: "libcrypto.so.99")
+        } catch {
+            #expect(error.description.hasPrefix("https needs OpenSSL 3, which is not installed ("))
+            #expect(error.description.hasSuffix("): install the package libssl3"))
+        }
+    }
+
+    @Test func fingerprintsAreReadWithOrWithoutColons() {
+        let hex = String(repeating: "0a", count: 32)
+        #expect(TLSOptions.fingerprint(parsing: hex) == [UInt8](repeating: 10, count: 32))
+        #expect(TLSOptions.fingerprint(parsing: TLSOptions.text(ofFingerprint: [UInt8](repeating: 10, count: 32))) == [UInt8](repeating: 10, count: 32))
+        #expect(TLSOptions.fingerprint(parsing: String(hex.dropLast())) == nil)
+        #expect(TLSOptions.fingerprint(parsing: String(repeating: "zz", count: 32)) == nil)
+    }
+}

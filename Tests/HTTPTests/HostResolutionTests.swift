@@ -1,0 +1,112 @@
+import Foundation
+@testable import HTTP
+import Reactor
+import TestSupport
+import Testing
+
+/// Names resolved in the loop: a hosts file the test writes, Debian's dnsmasq on a loopback
+/// address, and a name server that never answers while the loop goes on serving.
+@Suite(.enabled(if: DNSMasq.available, "needs dnsmasq and root (port 53 on 127.53.x.y)"))
+final class HostResolutionTests {
+    let loop: EventLoop
+    let server: FakeHTTPServer
+    let directory: String
+
+    init() throws {
+        loop = try EventLoop(logger: LogCapture().logger)
+        server = try FakeHTTPServer(loop: loop) { request in
+            .answer(HTTPResponse(status: 200, body: Array("Host: \(request.headers["Host"] ?? "")".utf8)))
+        }
+        var template = Array("/tmp/portsync-resolver-XXXXXX".utf8CString)
+        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// A resolver reading the test's hosts file and resolv.conf.
+    func resolver(hosts: String = "", nameServers: [String], search: String = "", timeout: Duration? = nil) throws -> ResolverConfiguration {
+        try hosts.write(toFile: "\(directory)/hosts", atomically: true, encoding: .utf8)
+        try (nameServers.map { "nameserver \($0)\n" }.joined() + search).write(toFile: "\(directory)/resolv.conf", atomically: true, encoding: .utf8)
+        return ResolverConfiguration(hostsPath: "\(directory)/hosts", resolvConfPath: "\(directory)/resolv.conf", timeout: timeout)
+    }
+
+    func client(_ host: String, _ resolver: ResolverConfiguration) throws -> HTTPClient {
+        HTTPClient(loop: loop, name: "test.http", url: try HTTPURL(parsing: "http://\(host):\(server.port)/base/"),
+                   connectTimeout: .seconds(2), responseTimeout: .seconds(5), resolver: resolver)
+    }
+
+    func get(_ client: HTTPClient, seconds: Double = 10) throws -> String {
+        var result: Result<HTTPResponse, HTTPClientError>?
+        client.send(HTTPRequest(method: "GET", target: client.url.target("/api"), headers: ["Host": client.url.hostHeader])) { result = $0 }
+        try runUntil(loop, seconds: seconds) { result != nil }
+        switch try #require(result) {
+        case .success(let response): return response.text
+        case .failure(let error): return error.description
+        }
+    }
+
+    @Test func aNameIsAskedOfTheNameServerOnceAndKept() throws {
+        let dns = try DNSMasq(records: ["nas.test": ["127.0.0.1", "::1"]])
+        let client = try client("nas.test", try resolver(nameServers: [dns.address]))
+        #expect(try get(client) == "Host: nas.test:\(server.port)")
+        #expect(server.requests.last?.target == "/base/api")
+        client.closeIdleConnection()
+        #expect(try get(client) == "Host: nas.test:\(server.port)")
+        #expect(dns.log.components(separatedBy: "query[A] nas.test").count - 1 == 1, "resolved once, not per request")
+        #expect(try get(try self.client("unknown.test", try resolver(nameServers: [dns.address])))
+            == "cannot resolve \"unknown.test\": \(dns.address) answered REFUSED")
+    }
+
+    @Test func aShortNameIsAskedWithTheSearchDomain() throws {
+        let dns = try DNSMasq(records: ["nas.home.test": ["127.0.0.1"]])
+        let client = try client("nas", try resolver(nameServers: [dns.address], search: "search home.test\n"))
+        #expect(try get(client) == "Host: nas:\(server.port)", "the Host header keeps the name as written")
+        #expect(dns.log.contains("query[A] nas.home.test"))
+    }
+
+    @Test func theHostsFileComesFirstAndEachAddressIsTriedInTurn() throws {
+        let silent = try SilentNameServer()
+        // Nothing listens on 127.0.0.3: refused there, answered on 127.0.0.1; no DNS asked.
+        let client = try client("multi.test", try resolver(hosts: "127.0.0.3 multi.test\n127.0.0.1 other multi.test\n", nameServers: [silent.address]))
+        #expect(try get(client, seconds: 2) == "Host: multi.test:\(server.port)")
+        #expect(client.connectionsOpened == 2)
+    }
+
+    @Test func aFailedConnectionMakesTheNameLookedUpAgain() throws {
+        let silent = try SilentNameServer()
+        let configuration = try resolver(hosts: "127.0.0.3 moved.test\n", nameServers: [silent.address])
+        let client = try client("moved.test", configuration)
+        #expect(try get(client, seconds: 3) == "connection refused")
+        try "127.0.0.1 moved.test\n".write(toFile: configuration.hostsPath, atomically: true, encoding: .utf8)
+        #expect(try get(client, seconds: 3) == "Host: moved.test:\(server.port)")
+    }
+
+    @Test func aDeadNameServerDoesNotHoldTheLoop() throws {
+        let silent = try SilentNameServer()
+        let dns = try DNSMasq(records: ["nas.test": ["127.0.0.1"]])
+        let named = try client("nas.test", try resolver(nameServers: [silent.address, dns.address], timeout: .seconds(1)))
+        let other = try client("127.0.0.1", .system)
+        let started = ContinuousClock.now
+        var namedAnswer: String?
+        var namedAt: Duration?
+        named.send(HTTPRequest(method: "GET", target: "/named", headers: ["Host": named.url.hostHeader])) { result in
+            namedAnswer = (try? result.get().text) ?? "\(result)"
+            namedAt = ContinuousClock.now - started
+        }
+        var otherAnswers: [Duration] = []
+        var timerFired: Duration?
+        let timer = loop.makeTimer(name: "test.tick") { timerFired = ContinuousClock.now - started }
+        timer.schedule(after: .milliseconds(200))
+        for _ in 0..<5 {
+            #expect(try get(other) == "Host: 127.0.0.1:\(server.port)")
+            otherAnswers.append(ContinuousClock.now - started)
+        }
+        try runUntil(loop, seconds: 5) { namedAnswer != nil }
+        #expect(namedAnswer == "Host: nas.test:\(server.port)", "the second name server answered")
+        #expect(try #require(namedAt) >= .milliseconds(900), "after the silent server's timeout (1 s from the loop's cached now)")
+        #expect(otherAnswers.allSatisfy { $0 < .milliseconds(900) }, "the other client was served meanwhile: \(otherAnswers)")
+        #expect(try #require(timerFired) < .milliseconds(900), "timers fired meanwhile")
+    }
+}

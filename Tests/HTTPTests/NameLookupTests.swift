@@ -1,0 +1,142 @@
+@testable import HTTP
+import Reactor
+import Testing
+
+/// The resolver's pure parts: DNS messages, the hosts file, resolv.conf and the lookup machine,
+/// on byte fixtures and an explicit clock.
+@Suite struct NameLookupTests {
+    let start = Instant(nanoseconds: 1_000_000_000)
+    let first = SocketAddress.v4(IPv4Address(10, 0, 0, 1), port: 53)
+    let second = SocketAddress.v4(IPv4Address(10, 0, 0, 2), port: 53)
+
+    static func bytes(_ hex: String) -> [UInt8] {
+        var result: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            result.append(UInt8(hex[index..<next], radix: 16)!)
+            index = next
+        }
+        return result
+    }
+
+    /// dnsmasq 2.90's answer to AAAA nas.test (id 0x1234): ::1, its name a compression pointer.
+    static let dnsmasqAAAA = bytes("123485800001000100000000036e6173047465737400001c0001c00c001c000100000000001000000000000000000000000000000001")
+    /// dnsmasq's answer to A other.test with no upstream: REFUSED.
+    static let dnsmasqRefused = bytes("123581850001000000000000056f7468657204746573740000010001")
+
+    /// An answer with `addresses` (4 or 16 bytes each) to the query `query`.
+    static func answer(to query: [UInt8], code: UInt8 = 0, _ addresses: [[UInt8]]) -> [UInt8] {
+        var bytes = Array(query[0..<2]) + [0x81, 0x80 | code, 0, 1, 0, UInt8(addresses.count), 0, 0, 0, 0] + query[12...]
+        for address in addresses {
+            bytes += [0xC0, 0x0C, 0, address.count == 4 ? 1 : 28, 0, 1, 0, 0, 0, 60, 0, UInt8(address.count)] + address
+        }
+        return bytes
+    }
+
+    func lookup(_ servers: [SocketAddress], attempts: Int = 1, names: [String] = ["nas.test"]) -> NameLookup {
+        NameLookup(names: names, port: 8080, nameServers: .init(servers: servers, timeout: .seconds(2), attempts: attempts), idSeed: 0xFFFF)
+    }
+
+    @Test func aQueryIsRecursiveWithOneQuestion() {
+        #expect(DNSMessage.query(id: 0x1234, name: "nas.test", type: .aaaa) == Self.bytes("123401000001000000000000036e6173047465737400001c0001"))
+        #expect(DNSMessage.query(id: 1, name: "a..b", type: .a) == nil)
+        #expect(DNSMessage.query(id: 1, name: String(repeating: "x", count: 64), type: .a) == nil)
+    }
+
+    @Test func answersAreReadWithCompressedNames() throws {
+        let answer = try DNSMessage.parse(Self.dnsmasqAAAA, type: .aaaa)
+        #expect(answer == DNSMessage.Answer(id: 0x1234, responseCode: 0, addresses: [[UInt8](repeating: 0, count: 15) + [1]]))
+        #expect(try DNSMessage.parse(Self.dnsmasqRefused, type: .a).responseCode == 5)
+        #expect(throws: DNSMessage.ParseError.self) { try DNSMessage.parse(Array(Self.dnsmasqAAAA.dropLast(3)), type: .aaaa) }
+    }
+
+    @Test func theHostsFileAndResolvConfAreReadAsGlibcDoes() {
+        let hosts = "127.0.0.1 localhost\n# 10.9.9.9 nas.test\n192.168.1.5\tNAS.test nas # the NAS\nfd00::5 nas.test\n"
+        #expect(ResolverConfiguration.addresses(of: "nas.test", inHosts: hosts, port: 80).map(\.description) == ["192.168.1.5:80", "[fd00::5]:80"])
+        #expect(ResolverConfiguration.addresses(of: "other", inHosts: hosts, port: 80).isEmpty)
+        let servers = ResolverConfiguration.nameServers(inResolvConf: "search lan\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\nnameserver ::1\noptions timeout:1 attempts:3\n")
+        #expect(servers.servers.map(\.description) == ["10.0.0.1:53", "[::1]:53"])
+        #expect(servers.timeout == .seconds(1) && servers.attempts == 3)
+        #expect(servers.search == ["lan"] && servers.ndots == 1)
+        #expect(ResolverConfiguration.nameServers(inResolvConf: "").servers == [.v4(IPv4Address(127, 0, 0, 1), port: 53)])
+    }
+
+    @Test func searchDomainsComeFirstForShortNamesAsGlibcOrdersThem() {
+        let servers = ResolverConfiguration.nameServers(inResolvConf: "domain old\nsearch fritz.box lan.\noptions ndots:2\n")
+        #expect(servers.candidates(for: "nas") == ["nas.fritz.box", "nas.lan", "nas"])
+        #expect(servers.candidates(for: "nas.home") == ["nas.home.fritz.box", "nas.home.lan", "nas.home"])
+        #expect(servers.candidates(for: "qbt.home.example") == ["qbt.home.example", "qbt.home.example.fritz.box", "qbt.home.example.lan"])
+        #expect(servers.candidates(for: "nas.") == ["nas"])
+    }
+
+    @Test func anUnknownNameMovesOnToTheNextCandidate() {
+        var machine = lookup([first], names: ["nas.lan", "nas"])
+        guard case .ask(_, let queries) = machine.handle(.start, now: start).first else { Issue.record("no query"); return }
+        guard case .ask(let server, let again) = machine.handle(.datagramReceived(Self.answer(to: queries[0], code: 3, [])), now: start).first else {
+            Issue.record("the next name was not asked")
+            return
+        }
+        #expect(server == first && machine.name == "nas")
+        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[1], [[10, 9, 9, 9]])), now: start).isEmpty, "a late answer for the first name")
+        _ = machine.handle(.datagramReceived(Self.answer(to: again[1], [])), now: start)
+        #expect(machine.handle(.datagramReceived(Self.answer(to: again[0], code: 3, [])), now: start)
+            == [.finished(.failure(NameLookup.Failure(description: "no such host name (the name server answered NXDOMAIN for nas.lan, nas)")))])
+    }
+
+    @Test func aAndAAAAAreAskedTogetherAndIPv4ComesFirst() throws {
+        var machine = lookup([first])
+        guard case .ask(let server, let queries) = machine.handle(.start, now: start).first else { Issue.record("no query"); return }
+        #expect(server == first && queries.count == 2)
+        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[1], [[0xFD] + [UInt8](repeating: 0, count: 14) + [5]])), now: start).isEmpty)
+        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[0], [[192, 168, 1, 5]])), now: start)
+            == [.finished(.success([.v4(IPv4Address(192, 168, 1, 5), port: 8080), SocketAddress(numericHost: "fd00::5", port: 8080)!]))])
+    }
+
+    @Test func aSilentServerIsLeftForTheNextAfterItsTimeout() {
+        var machine = lookup([first, second])
+        _ = machine.handle(.start, now: start)
+        #expect(machine.handle(.deadlineReached, now: start + .seconds(1)).isEmpty, "not yet")
+        guard case .ask(let server, let queries) = machine.handle(.deadlineReached, now: start + .seconds(2)).first else {
+            Issue.record("the second server was not asked")
+            return
+        }
+        #expect(server == second)
+        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[0], [[10, 1, 1, 1]])), now: start + .seconds(2)).isEmpty)
+        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[1], [])), now: start + .seconds(2))
+            == [.finished(.success([.v4(IPv4Address(10, 1, 1, 1), port: 8080)]))])
+    }
+
+    @Test func failuresSayWhatHappened() {
+        var machine = lookup([first, second])
+        guard case .ask(_, let queries) = machine.handle(.start, now: start).first else { return }
+        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[0], code: 3, [])), now: start)
+            == [.finished(.failure(NameLookup.Failure(description: "no such host name (the name server answered NXDOMAIN)")))])
+
+        machine = lookup([first, second])
+        _ = machine.handle(.start, now: start)
+        _ = machine.handle(.deadlineReached, now: start + .seconds(2))
+        #expect(machine.handle(.deadlineReached, now: start + .seconds(4))
+            == [.finished(.failure(NameLookup.Failure(description: "no answer in time from the name servers 10.0.0.1, 10.0.0.2")))])
+
+        machine = lookup([first])
+        guard case .ask(_, let asked) = machine.handle(.start, now: start).first else { return }
+        #expect(machine.handle(.datagramReceived(Self.answer(to: asked[1], code: 5, [])), now: start).isEmpty)
+        #expect(machine.handle(.datagramReceived(Self.answer(to: asked[0], code: 2, [])), now: start)
+            == [.finished(.failure(NameLookup.Failure(description: "10.0.0.1 answered SERVFAIL")))])
+
+        machine = lookup([first])
+        guard case .ask(_, let refusedOne) = machine.handle(.start, now: start).first else { return }
+        _ = machine.handle(.datagramReceived(Self.answer(to: refusedOne[1], code: 5, [])), now: start)
+        #expect(machine.handle(.datagramReceived(Self.answer(to: refusedOne[0], [[10, 1, 1, 1]])), now: start)
+            == [.finished(.success([.v4(IPv4Address(10, 1, 1, 1), port: 8080)]))], "AAAA refused, A answered: enough")
+    }
+
+    @Test func datagramsThatAreNotAnswersToThisLookupAreIgnored() {
+        var machine = lookup([first])
+        _ = machine.handle(.start, now: start)
+        #expect(machine.handle(.datagramReceived(Self.dnsmasqAAAA), now: start).isEmpty, "another ID")
+        #expect(machine.handle(.datagramReceived([1]), now: start).isEmpty)
+        #expect(!machine.isFinished)
+    }
+}

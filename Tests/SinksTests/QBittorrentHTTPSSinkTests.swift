@@ -1,0 +1,46 @@
+import HTTP
+import Reactor
+import Testing
+import TestSupport
+@testable import Sinks
+
+/// The sink against a real qbittorrent-nox serving its WebUI over HTTPS: the latency path keeps
+/// one TLS connection for a burst, as it does over plain HTTP.
+@Suite(.serialized, .enabled(if: QBittorrentInstance.available && TestCertificates.available,
+                             "needs qbittorrent-nox, openssl and libssl3 (./scripts/test installs them as root)"))
+final class QBittorrentHTTPSSinkTests {
+    let loop: EventLoop
+    let certificates: TestCertificates
+    let qbittorrent: QBittorrentInstance
+
+    init() throws {
+        loop = try EventLoop(logger: LogCapture().logger)
+        certificates = try TestCertificates()
+        qbittorrent = try QBittorrentInstance(https: (certificate: certificates.server, key: certificates.key))
+    }
+
+    @Test func aBurstOfChangesGoesOverOneTLSConnection() throws {
+        let settings = QBittorrentSettings(url: qbittorrent.url, tls: TLSOptions(verification: .chain(caFile: certificates.caCertificate)),
+                                           authentication: .password(username: QBittorrentInstance.username,
+                                                                     password: Secret(value: QBittorrentInstance.password, origin: "test")))
+        let sink = QBittorrentSink(loop: loop, settings: settings)
+        func verified(_ port: Port) throws -> Bool {
+            try runUntil(loop, seconds: 15) { sink.status.health == .verified && sink.status.verifiedPort == port }
+        }
+        // A burst: the second change comes while the first one's login is on its way.
+        let first = Port(freePort())!
+        sink.apply(first)
+        try runUntil(loop, seconds: 5) { sink.counters.requests >= 1 }
+        let second = Port(freePort())!
+        sink.apply(second)
+        #expect(try verified(second))
+        #expect(sink.connectionsOpened == 1, "login, version, preferences and the change on one TLS connection")
+
+        // Done for now, the sink closed its connection: the next change opens a new one, with a
+        // full handshake (qBittorrent 4.5.2's WebUI issues no session tickets; proxies do).
+        let third = Port(freePort())!
+        sink.apply(third)
+        #expect(try verified(third))
+        #expect(sink.connectionsOpened == 2 && sink.tlsResumptions == 0)
+    }
+}

@@ -1,0 +1,22 @@
+import HTTP
+import Testing
+@testable import portsync
+
+/// The doctor's reading of qBittorrent's first anonymous answer.
+@Suite struct ProxyDiagnosisTests {
+    let path = "/api/v2/app/webapiVersion"
+
+    @Test func a401WithoutAProxyNamesTheHostHeader() throws {
+        let url = try HTTPURL(parsing: "http://192.168.1.5:8081")
+        let finding = ProxyDiagnosis.diagnose(probe: HTTPResponse(status: 401), url: url, path: path)
+        #expect(finding?.problem == "http://192.168.1.5:8081 answered 401 before any login: qBittorrent's Host-header check refused Host 192.168.1.5:8081")
+    }
+
+    @Test func notLoggedInAndOtherAnswersSayNothing() throws {
+        let proxied = try HTTPURL(parsing: "https://home.example/qbt/")
+        for status in [200, 403, 500] {
+            #expect(ProxyDiagnosis.diagnose(probe: HTTPResponse(status: status), url: proxied, path: path) == nil)
+        }
+        #expect(ProxyDiagnosis.diagnose(probe: HTTPResponse(status: 404), url: try HTTPURL(parsing: "http://nas:8080"), path: path) == nil)
+    }
+}
