@@ -82,7 +82,8 @@ import Testing
         ("[qbittorrent.tv]\nbind = true\n", "config.toml:2: unknown key \"bind\" in [qbittorrent.tv]"),
         ("[deluge.box]\nbind_interface = true\n", "config.toml:2: unknown key \"bind_interface\" in [deluge.box] (it belongs in [qbittorrent])"),
         ("[transmission.a]\ncheck_seconds = 1\n", "config.toml:2: check_seconds 1 is out of range (10 to 86400 seconds)"),
-        ("[deluge]\nurl = \"https://127.0.0.1\"\n", "config.toml:2: url URL \"https://127.0.0.1\": https is not supported by this build (no TLS); use http:// to a local address or a TLS proxy"),
+        ("[deluge.box]\nurl = \"https://nas.lan/deluge/\"\ntls_verify = false\ntls_fingerprint = \"\(String(repeating: "ab", count: 32))\"\n",
+         "config.toml:3: set only one of [deluge.box].ca_file, tls_fingerprint and tls_verify = false"),
     ])
     func mistakesAreOneLineWithFileAndLine(text: String, expected: String) {
         #expect(loadError(text) == expected)
