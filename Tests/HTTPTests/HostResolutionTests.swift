@@ -17,8 +17,7 @@ final class HostResolutionTests {
         server = try FakeHTTPServer(loop: loop) { request in
             .answer(HTTPResponse(status: 200, body: Array("Host: \(request.headers["Host"] ?? "")".utf8)))
         }
-        var template = Array("/tmp/portsync-resolver-XXXXXX".utf8CString)
-        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        directory = makeTemporaryDirectory("resolver")
     }
 
     deinit {

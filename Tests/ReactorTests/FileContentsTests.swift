@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 @testable import Reactor
 
@@ -7,8 +8,7 @@ import Testing
     let directory: String
 
     init() {
-        var template = Array("/tmp/portsync-files-XXXXXX".utf8CString)
-        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        directory = makeTemporaryDirectory("files")
     }
 
     func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }

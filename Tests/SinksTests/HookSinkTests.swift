@@ -16,8 +16,7 @@ import Testing
     let loop: EventLoop
 
     init() throws {
-        var template = Array("/tmp/portsync-hook-XXXXXX".utf8CString)
-        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        directory = makeTemporaryDirectory("hook")
         loop = try EventLoop(logger: log.logger)
     }
 

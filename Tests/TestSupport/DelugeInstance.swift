@@ -39,8 +39,7 @@ public final class DelugeInstance {
     /// client must `web.connect`.
     public init(listenPort: UInt16 = 6900, autoConnect: Bool = false) throws {
         namespace = try LoopbackNamespace()
-        var template = Array("/tmp/portsync-deluge-XXXXXX".utf8CString)
-        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        directory = makeTemporaryDirectory("deluge")
         self.listenPort = listenPort
         self.autoConnect = autoConnect
         do {

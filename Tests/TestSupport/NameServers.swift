@@ -21,8 +21,7 @@ public final class DNSMasq {
 
     /// `records`: name → addresses (IPv4 or IPv6).
     public init(records: [String: [String]]) throws {
-        var template = Array("/tmp/portsync-dns-XXXXXX".utf8CString)
-        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        directory = makeTemporaryDirectory("dns")
         let answers = records.flatMap { name, addresses in addresses.map { "--address=/\(name)/\($0)" } }
         let child = try ChildProcess(executable: Self.executable!,
                                      arguments: ["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",

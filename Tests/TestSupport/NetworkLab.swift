@@ -60,8 +60,7 @@ public final class NetworkLab {
         let tag = "\(getpid() % 100_000)-\(Self.counter)"
         client = "psync-c\(tag)"
         gateway = "psync-g\(tag)"
-        var template = Array("/tmp/portsync-lab-XXXXXX".utf8CString)
-        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        directory = makeTemporaryDirectory("lab")
         self.style = style
         do {
             try ip("netns", "add", client)
@@ -304,8 +303,7 @@ public final class FakeGluetun {
     private var control: [String: Any] = ["version": "3.41", "ports": [Int](), "auth": "none", "mode": "normal"]
 
     public init(script: String) throws {
-        var template = Array("/tmp/portsync-gluetun-XXXXXX".utf8CString)
-        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        directory = makeTemporaryDirectory("gluetun")
         port = freePort()
         let data = try JSONSerialization.data(withJSONObject: control)
         try data.write(to: URL(fileURLWithPath: "\(directory)/control.json"))

@@ -24,8 +24,7 @@ public final class NginxProxy {
     /// `proxy_pass` without its trailing slash).
     public init(backendPort: UInt16, certificate: String, key: String, location: String = "qbt",
                 locationSettings: [String] = recommended, stripsPath: Bool = true) throws {
-        var template = Array("/tmp/portsync-nginx-XXXXXX".utf8CString)
-        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        directory = makeTemporaryDirectory("nginx")
         port = freePort()
         let configuration = """
             worker_processes 1;

@@ -39,8 +39,7 @@ public final class QBittorrentInstance {
                 https: (certificate: String, key: String)? = nil) throws {
         precondition(address.hasPrefix("127."), "loopback only")
         self.address = address
-        var template = Array("/tmp/portsync-qbt-XXXXXX".utf8CString)
-        profile = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        profile = makeTemporaryDirectory("qbt")
         webUIPort = freePort()
         self.torrentPort = torrentPort ?? freePort()
         self.localHostAuth = localHostAuth

@@ -20,8 +20,7 @@ public final class TestCertificates {
     public var selfSigned: String { "\(directory)/self-signed.pem" }
 
     public init() throws {
-        var template = Array("/tmp/portsync-tls-XXXXXX".utf8CString)
-        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        directory = makeTemporaryDirectory("tls")
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
         try openssl(["req", "-x509"] + ec + ["-keyout", path("ca.key"), "-out", caCertificate, "-days", "30", "-subj", "/CN=portsync test CA"])
         try openssl(["req"] + ec + ["-keyout", key, "-out", path("server.csr"), "-subj", "/CN=nas.test"])

@@ -37,8 +37,7 @@ public final class TransmissionInstance {
     public init(peerAddress: String = "127.0.0.1") throws {
         precondition(peerAddress.hasPrefix("127."), "loopback only")
         self.peerAddress = peerAddress
-        var template = Array("/tmp/portsync-transmission-XXXXXX".utf8CString)
-        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        directory = makeTemporaryDirectory("transmission")
         rpcPort = freePort()
         peerPort = freePort()
         do {

@@ -19,8 +19,7 @@ typealias Port = Reactor.Port
 
     init() throws {
         loop = try EventLoop(logger: log.logger)
-        var template = Array("/tmp/portsync-watch-XXXXXX".utf8CString)
-        root = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        root = makeTemporaryDirectory("watch")
     }
 
     deinit {

@@ -7,8 +7,7 @@ final class TemporaryDirectory {
     let path: String
 
     init() {
-        var template = Array("/tmp/portsync-test-XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        path = makeTemporaryDirectory("test")
     }
 
     deinit {
