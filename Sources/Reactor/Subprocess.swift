@@ -63,18 +63,19 @@ public final class Subprocess {
             }
         } catch {
             // Unwatched, it could neither be reaped nor timed out: it goes now.
-            Self.killGroup(pid)
-            var status: Int32 = 0
-            _ = try? systemCall("waitpid") { waitpid(pid, &status, 0) }  // killed: this returns at once
+            Self.killAndReap(pid)
             throw error
         }
         deadline.schedule(after: timeout)
     }
 
-    /// Stops watching. A child still running is left to run (its end is no longer reported).
+    /// Stops watching. A child still running goes with its owner (a reload that drops the hook,
+    /// the daemon stopping): killed with its process group and reaped here, so that no zombie
+    /// is left behind, as systemd would kill it on stop anyway.
     deinit {
         deadline.cancel()
         exit?.cancel()
+        if isRunning { Self.killAndReap(pid) }
     }
 
     public var isRunning: Bool { termination == nil }
@@ -144,6 +145,12 @@ public final class Subprocess {
     }
 
     /// SIGKILL to the child's process group. The child is not reaped yet, so the group exists.
+    private static func killAndReap(_ pid: pid_t) {
+        killGroup(pid)
+        var status: Int32 = 0
+        _ = try? systemCall("waitpid") { waitpid(pid, &status, 0) }  // killed: this returns at once
+    }
+
     private static func killGroup(_ pid: pid_t) {
         // ESRCH, the only possible failure, would mean the group is gone already: nothing to kill.
         _ = try? systemCall("kill") { kill(-pid, SIGKILL) }

@@ -99,8 +99,8 @@ enum MetricsEndpoint {
                snapshot.clients.map { ("{client=\"\($0.label)\"}", $0.health.isOK ? 1 : 0) })
         metric("portsync_client_port", "gauge", "The port the client was last verified on (0: none).",
                snapshot.clients.map { ("{client=\"\($0.label)\"}", Int($0.status.verifiedPort?.value ?? 0)) })
-        perClient("portsync_applies_total", "Writes of the listening port to a client.", \.applies)
-        perClient("portsync_apply_failures_total", "Writes that the client's read-back did not confirm.", \.failedApplies)
+        perClient("portsync_applies_total", "Writes of the listening port to a client (for the hook: its runs).", \.applies)
+        perClient("portsync_apply_failures_total", "Writes that the client's read-back did not confirm (for the hook: failed runs).", \.failedApplies)
         perClient("portsync_qbittorrent_requests_total", "HTTP requests sent to a client.", \.requests)
         perClient("portsync_qbittorrent_logins_total", "Successful logins to a client.", \.logins)
         perClient("portsync_qbittorrent_login_failures_total", "Refused logins to a client.", \.failedLogins)

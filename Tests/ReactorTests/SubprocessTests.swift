@@ -41,6 +41,21 @@ import TestSupport
         }, "the background sleep went with the group")
     }
 
+    /// Its owner let go while it ran (a reload dropped the hook, the daemon stops): the child is
+    /// killed and reaped, not left running or as a zombie.
+    @Test func aChildStillRunningGoesWithItsOwner() throws {
+        let loop = try EventLoop(logger: LogCapture().logger)
+        var child: Subprocess? = try Subprocess(loop: loop, name: "test.dropped", executable: "/bin/sleep", arguments: ["30"],
+                                                environment: [], timeout: .seconds(60)) { _ in Issue.record("no report after it is dropped") }
+        let pid = child!.pid
+        #expect(kill(pid, 0) == 0, "running")
+        child = nil
+        var status: Int32 = 0
+        #expect(waitpid(pid, &status, WNOHANG) == -1 && errno == ECHILD, "reaped already: no zombie left")
+        #expect(loop.registrationCount == 0)
+        try loop.runOnce(timeout: .milliseconds(10))
+    }
+
     @Test func theChildGetsOnlyTheEnvironmentItIsGiven() throws {
         let loop = try EventLoop(logger: LogCapture().logger)
         var ended: Subprocess.Termination?
