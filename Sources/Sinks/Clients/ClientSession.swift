@@ -47,6 +47,15 @@ struct ClientSessionCore {
     var syncRequested = false
     /// The next sync writes the desired port without reading first (see `desire`).
     var writeWithoutReading = false
+
+    /// The latency path: when the client was verified on another port, the new one is written
+    /// at once, without the read before it (the read-back still verifies). Returns the port it
+    /// had then, nil when a read comes first; either way the shortcut is used up.
+    mutating func writeAtOnce(_ wanted: Port) -> Port? {
+        defer { writeWithoutReading = false }
+        guard writeWithoutReading, let verified = status.verifiedPort, verified != wanted else { return nil }
+        return verified
+    }
     private(set) var refusedUntil: Instant?
     private(set) var retryAt: Instant?
     private(set) var driftCheckAt: Instant?

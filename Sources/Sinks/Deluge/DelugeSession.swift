@@ -95,12 +95,10 @@ public struct DelugeSession {
             send(.connected, &effects)
         } else if reannouncePending && core.status.health == .verified && core.status.verifiedPort == wanted {
             send(.torrents, &effects)
-        } else if core.writeWithoutReading, let verified = core.status.verifiedPort, verified != wanted {
-            core.writeWithoutReading = false
+        } else if let verified = core.writeAtOnce(wanted) {
             effects.append(.log(.info, "setting Deluge's listen_ports to [\(wanted), \(wanted)] (was \(verified))"))
             send(.writePorts(wanted), &effects)
         } else {
-            core.writeWithoutReading = false
             send(.readPorts, &effects)
         }
     }

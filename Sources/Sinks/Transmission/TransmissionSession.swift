@@ -73,12 +73,10 @@ public struct TransmissionSession {
         }
         if rpcVersion == nil {
             send(.probe, &effects)
-        } else if core.writeWithoutReading, let verified = core.status.verifiedPort, verified != wanted {
-            core.writeWithoutReading = false
+        } else if let verified = core.writeAtOnce(wanted) {
             effects.append(.log(.info, "setting Transmission's peer-port to \(wanted) (was \(verified))"))
             send(.write(wanted), &effects)
         } else {
-            core.writeWithoutReading = false
             send(.read, &effects)
         }
     }
