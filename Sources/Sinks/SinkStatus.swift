@@ -1,3 +1,4 @@
+import HTTP
 import Reactor
 
 /// What a sink says about itself: for logs, `status`, systemd's STATUS= and metrics.
@@ -21,6 +22,20 @@ public struct SinkStatus: Equatable, Sendable {
     public var version: String?
 
     public init() {}
+
+    /// With every secret taken out of the texts quoted from the client (its messages, its
+    /// version): what leaves the session.
+    func redacted(by redaction: Redaction) -> SinkStatus {
+        var copy = self
+        switch health {
+        case .unreachable(let message): copy.health = .unreachable(redaction(message))
+        case .failing(let message): copy.health = .failing(redaction(message))
+        case .loginRefused(let message): copy.health = .loginRefused(redaction(message))
+        case .idle, .applying, .verified: break
+        }
+        copy.version = version.map { redaction($0) }
+        return copy
+    }
 }
 
 /// Running totals, for metrics and tests.

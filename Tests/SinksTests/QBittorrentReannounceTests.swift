@@ -106,14 +106,4 @@ extension QBittorrentSessionTests {
         #expect(driver.sent.count == sent && driver.session.counters.reannounces == 0)
         #expect(driver.session.nextDeadline == start + .seconds(300))
     }
-
-    @Test func anExpiredSessionLogsInAgainAndThenTellsTheTrackers() {
-        var driver = movedAndVerified()
-        driver.answer(403, "Forbidden")
-        #expect(driver.lastTarget == "POST /api/v2/auth/login")
-        driver.answer(200, "Ok.", headers: ["Set-Cookie": "SID=def456"])
-        #expect(driver.lastTarget == reannounceTarget && driver.sent.last?.headers["Cookie"] == "SID=def456")
-        driver.answer(200)
-        #expect(driver.session.counters.reannounces == 1)
-    }
 }

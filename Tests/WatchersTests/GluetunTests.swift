@@ -220,6 +220,26 @@ import Testing
         #expect(driver.sent.last?.headers["Authorization"] == "Basic cG9ydHN5bmM6czNjcmV0")
     }
 
+    /// Issue 20: an answer that echoes the request's headers (a proxy's error page) does not
+    /// put the API key or the basic-auth password into a log line or the last problem.
+    @Test(arguments: [true, false])
+    func anEchoedKeyOrPasswordIsRedacted(apiKey: Bool) throws {
+        let settings = apiKey ? GluetunSettings(url: url, apiKey: Secret(value: "k3y/with+chars", origin: "test"))
+                              : GluetunSettings(url: url, username: "portsync", password: Secret(value: "pa ss@word", origin: "test"))
+        var driver = driver(settings)
+        let request = try #require(driver.sent.last)
+        let echoed = request.headers.map { "\($0.name): \($0.value)" }.reversed().joined(separator: "\r\n")
+        // Echoed: the key as it is, the password as Basic credentials; quoted later: each as it is.
+        let secrets = apiKey ? ["k3y/with+chars"] : [try #require(request.headers["Authorization"]).dropFirst(6).description, "pa ss@word"]
+        #expect(echoed.contains(secrets[0]))
+        driver.answer(500, echoed)
+        driver.poll()
+        driver.answer(200, "{\"error\": \"\(secrets.last!)\"}")
+        let texts = driver.logs.map(\.1) + [driver.session.lastProblem ?? ""]
+        #expect(driver.logs.filter { $0.1.contains("<redacted>") }.count == 2, "\(texts)")
+        #expect(!texts.contains { text in secrets.contains { text.contains($0) } }, "\(texts)")
+    }
+
     @Test func pollsAreSpreadByJitter() {
         var late = Driver(session: GluetunSession(settings: GluetunSettings(url: url), jitter: { 1 }), now: start)
         late.feed(.start)

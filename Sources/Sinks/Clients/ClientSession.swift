@@ -61,11 +61,15 @@ struct ClientSessionCore {
     private(set) var driftCheckAt: Instant?
     private var allowance: ReannounceAllowance
     private var consecutiveFailures = 0
+    /// The kind of the last problem (see `fail`), or the message of a refusal.
     private var lastProblem: String?
+    /// The settings' secrets in every form a peer may echo them.
+    private var redaction: Redaction
 
     init(client: String, settings: ClientSettings) {
         self.client = client
         self.settings = settings
+        redaction = Self.redaction(settings)
         allowance = ReannounceAllowance(enabled: settings.reannounce, interval: settings.reannounceInterval)
     }
 
@@ -104,9 +108,19 @@ struct ClientSessionCore {
             : .log(.info, "\(client) has \(listed); setting \(wanted)"))
     }
 
-    /// Ends a `handle`: a status that differs from `before` is announced.
-    func statusChanged(since before: SinkStatus, _ effects: inout [ClientSessionEffect]) {
+    /// Ends a `handle`: every secret is taken out of what the session says (its log lines and
+    /// its status quote the client), and a status that differs from `before` is announced.
+    mutating func finish(since before: SinkStatus, _ effects: inout [ClientSessionEffect]) {
+        status = status.redacted(by: redaction)
+        effects = effects.map { effect in
+            guard case .log(let level, let message) = effect else { return effect }
+            return .log(level, redaction(message))
+        }
         if status != before { effects.append(.statusChanged(status)) }
+    }
+
+    private static func redaction(_ settings: ClientSettings) -> Redaction {
+        Redaction([settings.password], basicUser: settings.username)
     }
 
     /// Which deadlines have passed, each cleared; a refusal that ended is logged.
@@ -132,6 +146,7 @@ struct ClientSessionCore {
     mutating func update(_ fresh: ClientSettings, _ effects: inout [ClientSessionEffect]) -> Bool {
         let accountChanged = !fresh.sameAccount(as: settings)
         settings = fresh
+        redaction = Self.redaction(fresh)
         allowance.enabled = fresh.reannounce
         allowance.interval = fresh.reannounceInterval
         consecutiveFailures = 0
@@ -175,11 +190,13 @@ struct ClientSessionCore {
     }
 
     /// A transient failure: retried with capped exponential back-off, logged once per change
-    /// of problem, not once per retry.
-    mutating func fail(_ message: String, unreachable: Bool = false, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+    /// of problem, not once per retry. `kind` names the problem when the message quotes the
+    /// client (whose text may change on every retry); by default the message is the kind.
+    mutating func fail(_ message: String, kind: String? = nil, unreachable: Bool = false, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         consecutiveFailures += 1
-        effects.append(message == lastProblem ? .log(.debug, "still: \(message)") : .log(.error, message))
-        lastProblem = message
+        let kind = kind ?? message
+        effects.append(kind == lastProblem ? .log(.debug, "still: \(message)") : .log(.error, message))
+        lastProblem = kind
         status.health = unreachable ? .unreachable(message) : .failing(message)
         let exponent = min(consecutiveFailures - 1, 20)
         retryAt = now + min(settings.retryInitial * (1 << exponent), settings.retryMax)

@@ -65,7 +65,7 @@ extension CoreClientSession {
             core.syncRequested = false
             startSync(&effects)
         }
-        core.statusChanged(since: before, &effects)
+        core.finish(since: before, &effects)
         return effects
     }
 }

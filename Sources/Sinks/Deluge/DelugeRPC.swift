@@ -82,20 +82,25 @@ public enum DelugeRPC {
     /// most an excerpt.
     public static func parse(_ body: [UInt8], id: Int) -> Result<Answer, AnswerError> {
         guard let json = try? JSONValue.parse(body), case .object(let members) = json else {
-            return .failure(AnswerError("is not a JSON object: \"\(String(decoding: body.prefix(1024), as: UTF8.self).oneLine(limit: 80))\""))
+            return .failure(AnswerError("is not a JSON object: \"\(String(decoding: body.prefix(1024), as: UTF8.self).oneLine(limit: 80))\"", kind: "not JSON"))
         }
         if let error = members["error"], error != .null {
             return .success(.error(code: error["code"]?.integer ?? 0, message: (error["message"]?.string ?? error.excerpt).oneLine(limit: 120)))
         }
         guard members["id"]?.integer == id else {
-            return .failure(AnswerError("has id \(members["id"]?.excerpt ?? "(none)"), not \(id)"))
+            return .failure(AnswerError("has id \(members["id"]?.excerpt ?? "(none)"), not \(id)", kind: "another id"))
         }
         return .success(.result(members["result"] ?? .null))
     }
 
     public struct AnswerError: Error, Equatable, CustomStringConvertible {
         public let description: String
-        init(_ description: String) { self.description = description }
+        /// What is wrong, without the quote: the same for every answer wrong the same way.
+        public let kind: String
+        init(_ description: String, kind: String) {
+            self.description = description
+            self.kind = kind
+        }
     }
 
     /// A daemon in deluge-web's host list: `web.get_hosts` answers `[[id, host, port, user], …]`.

@@ -9,7 +9,10 @@ import Reactor
 /// `web.get_hosts` and `web.connect`), then read `listen_ports`, write only what differs and read
 /// it back. A deluge-web without its daemon answers "Unknown method" to every `core.*` call; one
 /// whose daemon went away unnoticed does not answer at all (the shell's timeout): both mean
-/// "connect again". A refused password stops all logins until the settings change or the pause
+/// "connect again", once: when `web.connected` then says it is connected all the same, the
+/// "Unknown method" is a failure with back-off. A call refused as "Not authenticated" on a
+/// session that works gets one fresh login; refused again before a sync verifies, it is not the
+/// session, and fails with back-off instead (no login storm). A refused password stops all logins until the settings change or the pause
 /// ends. After a verified change the trackers are told (`core.force_reannounce` with every
 /// torrent's id), at most once a minute: issue 14 saw Deluge 2.0.3 not re-announce by itself
 /// (the tests saw Debian's build, libtorrent 2.0.8, announce a new listen socket on its own).
@@ -23,8 +26,15 @@ public struct DelugeSession {
     /// An authenticated call succeeded since the login: a later "Not authenticated" means the
     /// session ended (deluge-web restarted), and one fresh login is made.
     private var sessionConfirmed = false
+    /// The calls refused as "Not authenticated" on a session that worked, for each of which one
+    /// fresh login was made; until a sync verifies, such a call refused again is not the
+    /// session but that call (a proxy, a broken deluge-web): a failure, no further login.
+    private var refusedDespiteLogin: Set<String> = []
     /// deluge-web said it is connected to its daemon (and has not failed a core call since).
     private var daemonConnected = false
+    /// A core call answered "Unknown method" and `web.connected` was asked again; until a core
+    /// call succeeds, another "Unknown method" is a failure, not another round of asking.
+    private var unknownMethodChecked = false
     /// `web.connect` just succeeded: an "Unknown method" now is not a missing connection.
     private var justConnected = false
     /// The daemon `web.connect` was asked for, for messages.
@@ -48,6 +58,8 @@ public struct DelugeSession {
         loggedIn = false
         sessionConfirmed = false
         daemonConnected = false
+        refusedDespiteLogin = []
+        unknownMethodChecked = false
     }
 
     mutating func received(_ response: HTTPResponse, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
@@ -120,7 +132,8 @@ public struct DelugeSession {
     private mutating func handle(_ response: HTTPResponse, to call: DelugeRPC.Call, id: Int, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         guard response.status == 200 else {
             let hint = response.status == 404 ? ": is \(settings.url) deluge-web?" : ""
-            return core.fail("unexpected answer to \(call.method): \(response.status) \"\(response.bodyExcerpt)\"\(hint)", now, &effects)
+            return core.fail("unexpected answer to \(call.method): \(response.status) \"\(response.bodyExcerpt)\"\(hint)",
+                             kind: "\(call.method) answered \(response.status)", now, &effects)
         }
         if let fresh = response.cookies.first(where: { $0.name == DelugeRPC.cookieName }) {
             cookie = "\(fresh.name)=\(fresh.value)"
@@ -128,7 +141,7 @@ public struct DelugeSession {
         let result: JSONValue
         switch DelugeRPC.parse(response.body, id: id) {
         case .failure(let error):
-            return core.fail("answer to \(call.method) \(error)", now, &effects)
+            return core.fail("answer to \(call.method) \(error)", kind: "answer to \(call.method) \(error.kind)", now, &effects)
         case .success(.error(let code, let message)):
             return rejected(call, code: code, message: message, now, &effects)
         case .success(.result(let value)):
@@ -138,6 +151,7 @@ public struct DelugeSession {
             return loginAnswered(result, now, &effects)
         }
         sessionConfirmed = true
+        if call.isCore { unknownMethodChecked = false }
         switch call {
         case .login:
             preconditionFailure("login answers are handled by loginAnswered")
@@ -151,7 +165,8 @@ public struct DelugeSession {
             }
         case .hosts:
             guard let hosts = DelugeRPC.Host.list(result), let host = hosts.first(where: \.isLoopback) ?? hosts.first else {
-                return core.fail("deluge-web has no daemon in its host list (web.get_hosts answered \(result.excerpt)); add deluged in its Connection Manager", now, &effects)
+                return core.fail("deluge-web has no daemon in its host list (web.get_hosts answered \(result.excerpt)); add deluged in its Connection Manager",
+                                 kind: "no daemon in the host list", now, &effects)
             }
             connecting = host
             send(.connect(hostID: host.id), &effects)
@@ -175,10 +190,11 @@ public struct DelugeSession {
             guard let written, let port = core.desired else { return }
             guard let pair = DelugeRPC.ports(result), pair == (Int(written.value), Int(written.value)) else {
                 core.counters.failedApplies += 1
-                return core.fail("Deluge still has listen_ports \(result.excerpt) after being set to [\(written), \(written)]", now, &effects)
+                return core.fail("Deluge still has listen_ports \(result.excerpt) after being set to [\(written), \(written)]",
+                                 kind: "listen_ports not set", now, &effects)
             }
             guard written == port else { return startSync(&effects) }
-            core.verified(port, changed: true, now, &effects)
+            verified(port, changed: true, now, &effects)
             if core.reannounceDue(now) {
                 reannouncePending = true
                 startSync(&effects)
@@ -214,7 +230,7 @@ public struct DelugeSession {
         guard let port = core.desired else { return }
         core.syncRequested = false
         guard let pair = DelugeRPC.ports(result["listen_ports"]) else {
-            return core.fail("answer to core.get_config_values has no listen_ports pair: \(result.excerpt)", now, &effects)
+            return core.fail("answer to core.get_config_values has no listen_ports pair: \(result.excerpt)", kind: "no listen_ports pair", now, &effects)
         }
         var differences: [String] = []
         if pair != (Int(port.value), Int(port.value)) { differences.append("listen_ports [\(pair.low), \(pair.high)]") }
@@ -223,13 +239,23 @@ public struct DelugeSession {
             core.differs(differences, setting: "listen_ports [\(port), \(port)]", &effects)
             return send(.writePorts(port), &effects)
         }
-        core.verified(port, changed: false, now, &effects)
+        verified(port, changed: false, now, &effects)
+    }
+
+    /// A sync verified: whatever was refused before may be the session again.
+    private mutating func verified(_ port: Port, changed: Bool, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        refusedDespiteLogin = []
+        core.verified(port, changed: changed, now, &effects)
     }
 
     private mutating func rejected(_ call: DelugeRPC.Call, code: Int, message: String, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         switch code {
+        case 1 where sessionConfirmed && refusedDespiteLogin.contains(call.method):
+            core.fail("deluge-web refuses \(call.method) (\"\(message)\") even with a fresh session, while the session's other calls work",
+                      kind: "\(call.method) not authenticated", now, &effects)
         case 1 where sessionConfirmed:
             // deluge-web restarted or the session expired: one fresh login.
+            refusedDespiteLogin.insert(call.method)
             effects.append(.log(.info, "deluge-web ended the session (\(call.method): \"\(message)\"); logging in again"))
             cookie = nil
             loggedIn = false
@@ -238,7 +264,12 @@ public struct DelugeSession {
             startSync(&effects)
         case 1:
             core.refuse("deluge-web accepted the password but refused the session (\(call.method): \"\(message)\")", failed: true, now, &effects)
+        case 2 where call.isCore && !justConnected && unknownMethodChecked:
+            daemonConnected = false
+            core.fail("deluge-web says it is connected to its daemon, yet answers \"Unknown method\" to \(call.method)",
+                      kind: "\(call.method) unknown although connected", now, &effects)
         case 2 where call.isCore && !justConnected:
+            unknownMethodChecked = true
             effects.append(.log(.warning, "deluge-web is not connected to its daemon: it answers \"Unknown method\" to \(call.method); connecting it"))
             daemonConnected = false
             startSync(&effects)
@@ -247,7 +278,7 @@ public struct DelugeSession {
             daemonConnected = false
             core.fail("deluge-web answers \"Unknown method\" to \(call.method) even right after connecting to its daemon: is it Deluge 2?", now, &effects)
         default:
-            core.fail("deluge-web answered \(call.method) with error \(code) \"\(message)\"", now, &effects)
+            core.fail("deluge-web answered \(call.method) with error \(code) \"\(message)\"", kind: "\(call.method) error \(code)", now, &effects)
         }
     }
 }

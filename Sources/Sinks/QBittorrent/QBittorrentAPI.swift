@@ -126,5 +126,13 @@ public struct QBittorrentAPI: Sendable {
             case .noListenPort: "answer to GET \(Endpoint.preferences.rawValue) has no listen_port"
             }
         }
+
+        /// What is wrong, without the quote: the same for every answer wrong the same way.
+        public var kind: String {
+            switch self {
+            case .notAnObject: "preferences not an object"
+            case .noListenPort: "preferences without listen_port"
+            }
+        }
     }
 }

@@ -10,8 +10,14 @@ extension QBittorrentSession {
         }
         switch settings.authentication {
         case .password:
-            if case .loggedIn(_, confirmed: true) = login {
+            if case .loggedIn(_, confirmed: true) = login, refusedDespiteLogin.contains(request.endpoint) {
+                // Refused again with a fresh session that works for other calls: that call is
+                // refused (a proxy's rule), not the session. Another login would change nothing.
+                fail("qBittorrent (or a proxy in front of it) refuses \(request.method) \(request.path) with 403 even with a fresh session, while the session's other calls work",
+                     kind: "\(request.path) forbidden", now, &effects)
+            } else if case .loggedIn(_, confirmed: true) = login {
                 // The session expired or qBittorrent restarted: log in again, once.
+                refusedDespiteLogin.insert(request.endpoint)
                 effects.append(.log(.info, "qBittorrent session expired (403 on \(request.path)); logging in again"))
                 login = .loggedOut
                 send(.login, &effects)
@@ -41,22 +47,24 @@ extension QBittorrentSession {
     }
 
     /// A transient failure: retried with capped exponential back-off. Logged once per change
-    /// of problem, not once per retry.
-    mutating func fail(_ message: String, unreachable: Bool = false, _ now: Instant, _ effects: inout [Effect]) {
+    /// of problem, not once per retry. `kind` names the problem when the message quotes
+    /// qBittorrent (whose text may change on every retry); by default the message is the kind.
+    mutating func fail(_ message: String, kind: String? = nil, unreachable: Bool = false, _ now: Instant, _ effects: inout [Effect]) {
         consecutiveFailures += 1
-        problem(message, health: unreachable ? .unreachable(message) : .failing(message), &effects)
+        problem(message, kind: kind, health: unreachable ? .unreachable(message) : .failing(message), &effects)
         let exponent = min(consecutiveFailures - 1, 20)
         let delay = min(settings.retryInitial * (1 << exponent), settings.retryMax)
         schedule(now + delay, .retry)
     }
 
-    mutating func problem(_ message: String, health: SinkStatus.Health, _ effects: inout [Effect]) {
-        if message != lastProblem {
+    mutating func problem(_ message: String, kind: String? = nil, health: SinkStatus.Health, _ effects: inout [Effect]) {
+        let kind = kind ?? message
+        if kind != lastProblem {
             effects.append(.log(.error, message))
         } else {
             effects.append(.log(.debug, "still: \(message)"))
         }
-        lastProblem = message
+        lastProblem = kind
         status.health = health
     }
 

@@ -6,7 +6,8 @@ import Reactor
 /// port until their next interval. After a verified change of port (not a check that found it
 /// right, not a reassert of the same port) one `torrents/reannounce` with `hashes=all`, at
 /// most once per `reannounceInterval`; a change inside it is told when it ends, once. It is
-/// best effort: a refusal is logged, not retried (a 403 is the session expiring, as anywhere).
+/// best effort: a refusal of any kind, a 403 too, is a warning, not retried, and never taken for
+/// the session expiring (a proxy may forbid the call alone; the next sync finds a real expiry).
 extension QBittorrentSession {
     /// After `verified`: `afterMove`, the verified port differs from the one before.
     mutating func reannounceIfDue(afterMove: Bool, _ now: Instant, _ effects: inout [Effect]) {

@@ -6,7 +6,9 @@ import Reactor
 /// (`QBittorrentSink`) carries the effects out and arms a timer to `nextDeadline`.
 ///
 /// A sync reads the preferences and writes only what differs, then reads them back to verify.
-/// It logs in once per session, re-logs in once when the session expires, and never retries a
+/// It logs in once per session, re-logs in once when the session expires (once per call that
+/// was refused: a call refused again right after a fresh login is not the session but that
+/// call, a failure with back-off), and never retries a
 /// refused login until the settings change or `loginRetryDelay` passes: qBittorrent bans an IP
 /// after 5 failed logins, and this way it sees at most one an hour. After a verified change of
 /// port it tells the trackers (`torrents/reannounce`), at most once a minute.
@@ -39,11 +41,18 @@ public struct QBittorrentSession {
     private var writtenPort: Port?
     private var writeWithoutReading = false
     var consecutiveFailures = 0
+    /// The kind of the last problem (see `fail`), or the message of a refusal.
     var lastProblem: String?
+    /// The calls refused (403) on a session that worked, for each of which one fresh login was
+    /// made; until a sync verifies, such a call refused again is not the session.
+    var refusedDespiteLogin: Set<QBittorrentAPI.Endpoint> = []
+    /// The settings' secrets in every form a peer may echo them.
+    private var redaction: Redaction
 
     public init(settings: QBittorrentSettings) {
         self.settings = settings
         checkListenerAfterSync = settings.checkListener
+        redaction = Self.redaction(settings)
         reannounce = ReannounceAllowance(enabled: settings.reannounce, interval: settings.reannounceInterval)
     }
 
@@ -96,6 +105,8 @@ public struct QBittorrentSession {
         case .settingsChanged(let fresh):
             let credentialsChanged = fresh.authentication != settings.authentication || fresh.url != settings.url
             settings = fresh
+            redaction = Self.redaction(fresh)
+            refusedDespiteLogin = []
             reannounce.enabled = fresh.reannounce
             reannounce.interval = fresh.reannounceInterval
             interfacesChecked = false
@@ -154,8 +165,27 @@ public struct QBittorrentSession {
             syncRequested = false
             startSync(now, &effects)
         }
+        return finish(effects, since: before)
+    }
+
+    /// Every secret taken out of what the session says (its log lines and its status quote
+    /// qBittorrent), and a status that differs from `before` announced.
+    private mutating func finish(_ effects: [Effect], since before: SinkStatus) -> [Effect] {
+        status = status.redacted(by: redaction)
+        var effects = effects.map { effect in
+            guard case .log(let level, let message) = effect else { return effect }
+            return .log(level, redaction(message))
+        }
         if status != before { effects.append(.statusChanged(status)) }
         return effects
+    }
+
+    private static func redaction(_ settings: QBittorrentSettings) -> Redaction {
+        switch settings.authentication {
+        case .password(_, let password): Redaction([password])
+        case .apiKey(let key): Redaction([key])
+        case .none: .none
+        }
     }
 
     // MARK: The sync
@@ -229,12 +259,12 @@ public struct QBittorrentSession {
         case .refused:
             refuseLogin("login refused (403 \"\(response.bodyExcerpt)\")", failed: false, now, &effects)
         case .unexpected:
-            fail("unexpected answer to POST /api/v2/auth/login: \(response.status) \"\(response.bodyExcerpt)\"", now, &effects)
+            fail("unexpected answer to POST /api/v2/auth/login: \(response.status) \"\(response.bodyExcerpt)\"", kind: "login answered \(response.status)", now, &effects)
         }
     }
 
     private mutating func handle(_ response: HTTPResponse, to request: Request, _ now: Instant, _ effects: inout [Effect]) {
-        if request == .reannounce && response.status != 403 { return reannounceAnswered(response, now, &effects) }
+        if request == .reannounce { return reannounceAnswered(response, now, &effects) }
         switch response.status {
         case 200..<300:
             break
@@ -245,7 +275,8 @@ public struct QBittorrentSession {
         case 404:
             return fail("\(request.method) \(request.path) answered 404: is \(settings.url) qBittorrent's WebUI (4.1 or newer)?", now, &effects)
         default:
-            return fail("unexpected answer to \(request.method) \(request.path): \(response.status) \"\(response.bodyExcerpt)\"", now, &effects)
+            return fail("unexpected answer to \(request.method) \(request.path): \(response.status) \"\(response.bodyExcerpt)\"",
+                        kind: "\(request.path) answered \(response.status)", now, &effects)
         }
         if case .loggedIn(let cookie, false) = login { login = .loggedIn(cookie: cookie, confirmed: true) }
         switch request {
@@ -253,14 +284,14 @@ public struct QBittorrentSession {
             preconditionFailure("login and re-announce answers are handled apart")
         case .version:
             guard let version = QBittorrentAPI.version(response) else {
-                return fail("answer to GET /api/v2/app/version is not a version: \"\(response.bodyExcerpt)\"", now, &effects)
+                return fail("answer to GET /api/v2/app/version is not a version: \"\(response.bodyExcerpt)\"", kind: "not a version", now, &effects)
             }
             status.version = version
             effects.append(.log(.info, "connected to qBittorrent \(version) at \(settings.url)"))
             startSync(now, &effects)
         case .interfaces:
             guard let names = QBittorrentAPI.interfaceNames(response) else {
-                return fail("answer to GET /api/v2/app/networkInterfaceList is not a JSON array: \"\(response.bodyExcerpt)\"", now, &effects)
+                return fail("answer to GET /api/v2/app/networkInterfaceList is not a JSON array: \"\(response.bodyExcerpt)\"", kind: "interfaces not a list", now, &effects)
             }
             interfacesChecked = true
             if let interface = settings.interface, !names.contains(interface) {
@@ -270,7 +301,7 @@ public struct QBittorrentSession {
         case .readPreferences(let verify):
             switch QBittorrentAPI.preferences(response) {
             case .success(let preferences): preferencesRead(preferences, verify: verify, now, &effects)
-            case .failure(let error): fail("\(error)", now, &effects)
+            case .failure(let error): fail("\(error)", kind: error.kind, now, &effects)
             }
         case .writePreferences(let away, _):
             if away {
@@ -341,6 +372,7 @@ public struct QBittorrentSession {
         if lastProblem != nil { effects.append(.log(.info, "qBittorrent is fine again")) }
         consecutiveFailures = 0
         lastProblem = nil
+        refusedDespiteLogin = []
         status.verifiedPort = port
         status.health = .verified
         schedule(now + settings.checkInterval, .driftCheck)

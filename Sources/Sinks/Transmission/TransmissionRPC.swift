@@ -87,9 +87,9 @@ public enum TransmissionRPC {
     /// Parses an answer body; the error says what is wrong with it, quoting at most an excerpt.
     public static func parse(_ body: [UInt8]) -> Result<Answer, AnswerError> {
         guard let json = try? JSONValue.parse(body), case .object(let members) = json else {
-            return .failure(AnswerError("is not a JSON object: \"\(String(decoding: body.prefix(1024), as: UTF8.self).oneLine(limit: 80))\""))
+            return .failure(AnswerError("is not a JSON object: \"\(String(decoding: body.prefix(1024), as: UTF8.self).oneLine(limit: 80))\"", kind: "not JSON"))
         }
-        guard let result = members["result"]?.string else { return .failure(AnswerError("has no \"result\"")) }
+        guard let result = members["result"]?.string else { return .failure(AnswerError("has no \"result\"", kind: "no result")) }
         var arguments: [String: JSONValue] = [:]
         if case .object(let fields)? = members["arguments"] { arguments = fields }
         return .success(Answer(result: result, arguments: arguments, tag: members["tag"]?.integer))
@@ -97,7 +97,12 @@ public enum TransmissionRPC {
 
     public struct AnswerError: Error, Equatable, CustomStringConvertible {
         public let description: String
-        init(_ description: String) { self.description = description }
+        /// What is wrong, without the quote: the same for every answer wrong the same way.
+        public let kind: String
+        init(_ description: String, kind: String) {
+            self.description = description
+            self.kind = kind
+        }
     }
 }
 

@@ -122,15 +122,16 @@ public struct TransmissionSession {
         case 404:
             return core.fail("POST \(settings.url.target(TransmissionRPC.path)) answered 404: is \(settings.url) Transmission's RPC?", now, &effects)
         default:
-            return core.fail("unexpected answer to \(request.name): \(response.status) \"\(response.bodyExcerpt)\"", now, &effects)
+            return core.fail("unexpected answer to \(request.name): \(response.status) \"\(response.bodyExcerpt)\"",
+                             kind: "\(request.name) answered \(response.status)", now, &effects)
         }
         let answer: TransmissionRPC.Answer
         switch TransmissionRPC.parse(response.body) {
         case .success(let parsed): answer = parsed
-        case .failure(let error): return core.fail("answer to \(request.name) \(error)", now, &effects)
+        case .failure(let error): return core.fail("answer to \(request.name) \(error)", kind: "answer to \(request.name) \(error.kind)", now, &effects)
         }
         guard answer.result == "success" else {
-            return core.fail("Transmission answered \(request.name) with \"\(answer.result.oneLine(limit: 80))\"", now, &effects)
+            return core.fail("Transmission answered \(request.name) with \"\(answer.result.oneLine(limit: 80))\"", kind: "\(request.name) unsuccessful", now, &effects)
         }
         switch request {
         case .probe:
@@ -152,7 +153,8 @@ public struct TransmissionSession {
             guard let written, let port = core.desired else { return }
             guard let current = answer.value("peer-port")?.integer, current == Int(written.value) else {
                 core.counters.failedApplies += 1
-                return core.fail("Transmission still has peer-port \(answer.value("peer-port")?.excerpt ?? "(none)") after being set to \(written)", now, &effects)
+                return core.fail("Transmission still has peer-port \(answer.value("peer-port")?.excerpt ?? "(none)") after being set to \(written)",
+                                 kind: "peer-port not set", now, &effects)
             }
             if written == port {
                 core.verified(port, changed: true, now, &effects)

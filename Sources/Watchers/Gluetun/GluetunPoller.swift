@@ -46,7 +46,7 @@ public final class GluetunPoller {
             client.send(request) { [unowned self] result in
                 switch result {
                 case .success(let response):
-                    self.loop.logger.trace(self.name, "← \(response.status) \(response.bodyExcerpt)")
+                    self.loop.logger.trace(self.name, "← \(response.status) \(self.session.redaction(response.bodyExcerpt))")
                     self.handle(.responseReceived(response))
                 case .failure(let error):
                     self.loop.logger.trace(self.name, "← failed: \(error)")

@@ -91,6 +91,8 @@ public struct GluetunSession {
     public static let legacyRoute = "/v1/openvpn/portforwarded"
 
     public let settings: GluetunSettings
+    /// The API key and password in every form a server may echo them: out of every message.
+    public let redaction: Redaction
     /// The route each poll asks first: the one that last answered.
     public private(set) var route = GluetunSession.currentRoute
     public private(set) var nextDeadline: Instant?
@@ -101,6 +103,7 @@ public struct GluetunSession {
     /// The route that last answered with the ports (nil: none yet).
     private var answeredOn: String?
     public private(set) var lastProblem: String?
+    private var lastProblemKind: String?
     /// The last answer's ports (nil: no answer yet).
     public private(set) var lastPorts: [Port]?
     /// The last poll ended in a refusal (401/403).
@@ -110,6 +113,7 @@ public struct GluetunSession {
     /// `jitter`: a number in -1...1 for each wait (spreads polls by up to ±10 %).
     public init(settings: GluetunSettings, jitter: @escaping () -> Double = { Double.random(in: -1...1) }) {
         self.settings = settings
+        redaction = Redaction([settings.apiKey, settings.password], basicUser: settings.username)
         self.jitter = jitter
     }
 
@@ -132,7 +136,10 @@ public struct GluetunSession {
             problem("Gluetun's control server at \(settings.url) \(error.isUnreachable ? "is unreachable" : "failed"): \(error)", &effects)
             schedule(now, settings.pollInterval)
         }
-        return effects
+        return effects.map { effect in
+            guard case .log(let level, let message) = effect else { return effect }
+            return .log(level, redaction(message))
+        }
     }
 
     private mutating func poll(_ effects: inout [Effect]) {
@@ -160,6 +167,7 @@ public struct GluetunSession {
                 let ports = try GluetunAnswer.ports(response.body)
                 if lastProblem != nil { effects.append(.log(.info, "Gluetun's control server answers again")) }
                 lastProblem = nil
+                lastProblemKind = nil
                 remember(path, &effects)
                 if ports != lastPorts {
                     lastPorts = ports
@@ -168,7 +176,7 @@ public struct GluetunSession {
                     effects.append(.ports(ports))
                 }
             } catch {
-                problem("GET \(path): \(error)", &effects)
+                problem("GET \(path): \(error)", kind: "GET \(path) unreadable", &effects)
             }
             schedule(now, settings.pollInterval)
         case 301, 302, 307, 308:
@@ -193,7 +201,8 @@ public struct GluetunSession {
             // The route that exists refused; the one that is missing says nothing about the credentials.
             refuse(now, &effects)
         default:
-            problem("GET \(path) answered \(response.status) \"\(response.bodyExcerpt)\"; is \(settings.url) Gluetun's control server?", &effects)
+            problem("GET \(path) answered \(response.status) \"\(response.bodyExcerpt)\"; is \(settings.url) Gluetun's control server?",
+                    kind: "GET \(path) answered \(response.status)", &effects)
             schedule(now, settings.pollInterval)
         }
     }
@@ -241,9 +250,13 @@ public struct GluetunSession {
         response.status == 404 || (response.status == 400 && response.text.trimmingSpaces.hasSuffix("not found"))
     }
 
-    private mutating func problem(_ message: String, _ effects: inout [Effect]) {
-        effects.append(.log(message == lastProblem ? .debug : .error, message))
-        lastProblem = message
+    /// Said once per problem: `kind` names it when the message quotes Gluetun (whose text may
+    /// change from one poll to the next); by default the message is the kind.
+    private mutating func problem(_ message: String, kind: String? = nil, _ effects: inout [Effect]) {
+        let kind = kind ?? message
+        effects.append(.log(kind == lastProblemKind ? .debug : .error, message))
+        lastProblem = redaction(message)
+        lastProblemKind = kind
     }
 
     private mutating func schedule(_ now: Instant, _ base: Duration) {
