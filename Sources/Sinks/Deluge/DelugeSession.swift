@@ -119,8 +119,9 @@ public struct DelugeSession {
 
     private mutating func handle(_ response: HTTPResponse, to call: DelugeRPC.Call, id: Int, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         guard response.status == 200 else {
-            let hint = response.status == 404 ? ": is \(settings.url) deluge-web?" : ""
-            return core.fail("unexpected answer to \(call.method): \(response.status) \"\(response.bodyExcerpt)\"\(hint)", now, &effects)
+            let address = settings.url.address(of: DelugeRPC.target(settings.url))
+            let hint = response.status == 404 ? ": is that deluge-web?" : ""
+            return core.fail("unexpected answer to \(call.method) from \(address): \(response.status) \"\(response.bodyExcerpt)\"\(hint)", now, &effects)
         }
         if let fresh = response.cookies.first(where: { $0.name == DelugeRPC.cookieName }) {
             cookie = "\(fresh.name)=\(fresh.value)"
