@@ -314,6 +314,29 @@ extension ClientsDaemonTests {
         }
     }
 
+    /// `[qbittorrent].url` pointed at another client's web server: `doctor` and `run` name the
+    /// application that answered, not the password.
+    @Test func anotherWebApplicationAsQBittorrentIsNamed() throws {
+        let deluge = try DelugeInstance()
+        directory.write("qbittorrent-password", "whatever\n", mode: 0o600)
+        try deluge.namespace.inside {
+            let transmission = try TransmissionInstance()
+            for (url, name) in [(transmission.url.description, "Transmission"), (deluge.url.description, "deluge-web")] {
+                let file = configurationFile([table("qbittorrent", url, password: "qbittorrent-password")])
+                let (status, output) = try Child.run(["doctor"], environment: ["PORTSYNC_CONFIG": file])
+                #expect(status != 0)
+                #expect(output.contains("qBittorrent: \(url) answered as \(name)"), "\(output)")
+
+                let loop = try EventLoop(logger: log.logger)
+                let daemon = try startDaemon([table("qbittorrent", url, password: "qbittorrent-password")], on: loop)
+                writePort(freePort())
+                #expect(try runUntil(loop, seconds: 10) { self.log.count("\(url) answered as \(name)") > 0 }, "\(log.text)")
+                daemon.stop()
+                #expect(log.count("password") == 0, "not taken for a wrong password: \(log.text)")
+            }
+        }
+    }
+
     /// `doctor` checks every configured client, each line named by its label, and changes nothing.
     @Test func doctorChecksEachClient() throws {
         let deluge = try DelugeInstance()
