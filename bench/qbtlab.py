@@ -1,5 +1,6 @@
 """Shared pieces of portsync's benchmarks: a locked-down qbittorrent-nox and a portsync daemon,
 both started and stopped by PID, traffic on 127.0.0.1 only."""
+import datetime
 import http.client
 import json
 import os
@@ -328,12 +329,8 @@ def cpu_seconds(pid):
 
 
 def log_time(line):
-    """The wall-clock time of a plain log line ("HH:MM:SS.mmm ..."), today, as a Unix time."""
-    clock = line.split()[0]
-    hours, minutes, seconds = clock.split(":")
-    now = time.localtime()
-    midnight = time.mktime((now.tm_year, now.tm_mon, now.tm_mday, 0, 0, 0, 0, 0, -1))
-    return midnight + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    """The wall-clock time of a plain log line ("2026-12-06T14:09:32.123+01:00 ..."), as a Unix time."""
+    return datetime.datetime.fromisoformat(line.split()[0]).timestamp()
 
 
 class RuleWatcher:

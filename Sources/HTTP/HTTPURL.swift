@@ -127,6 +127,9 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
     /// `basePath` joined with an absolute API path.
     public func target(_ path: String) -> String { basePath + path }
 
+    /// The URL of a request target on this server, for messages: `http://nas:8112/json`.
+    public func address(of target: String) -> String { "\(scheme.rawValue)://\(hostHeader)\(target)" }
+
     /// The host without IPv6 brackets, for address resolution.
     public var bareHost: String {
         host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host

@@ -28,7 +28,7 @@ public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
 }
 
 /// Writes one line per message to fd 2: with the `<N>` priority prefix when stderr is the
-/// journal, with a local time stamp and the level name on a terminal or in a file.
+/// journal, with the local date and time (ISO 8601) and the level name on a terminal or in a file.
 /// Every line names its source (`proton.file`, `qbittorrent.http`, …).
 public final class Logger {
     public enum Style: Sendable {
@@ -102,17 +102,29 @@ public final class Logger {
         try? FileDescriptor(rawValue: 2).writeAll(Array(line.utf8))
     }
 
-    /// Local wall-clock time, `HH:MM:SS.mmm`.
+    /// Local wall-clock date and time in ISO 8601 with the zone's offset,
+    /// `2026-12-06T14:09:32.123+01:00`: a file or a terminal kept across midnight still says when.
     static func timestamp() -> String {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
-        var seconds = spec.tv_sec
+        return timestamp(seconds: spec.tv_sec, nanoseconds: Int(spec.tv_nsec))
+    }
+
+    /// `seconds` since the epoch in the local zone (`TZ`), as `timestamp()` writes it.
+    static func timestamp(seconds: Int, nanoseconds: Int) -> String {
+        var seconds = seconds
         var parts = tm()
         localtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let millis = spec.tv_nsec / 1_000_000
-        let millisText = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
-        return "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(millisText)"
+        func digits(_ value: Int, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        let offset = parts.tm_gmtoff / 60
+        let sign = offset < 0 ? "-" : "+"
+        let date = "\(digits(Int(parts.tm_year) + 1900, 4))-\(digits(Int(parts.tm_mon) + 1, 2))-\(digits(Int(parts.tm_mday), 2))"
+        let time = "\(digits(Int(parts.tm_hour), 2)):\(digits(Int(parts.tm_min), 2)):\(digits(Int(parts.tm_sec), 2))"
+        let zone = "\(sign)\(digits(abs(offset) / 60, 2)):\(digits(abs(offset) % 60, 2))"
+        return "\(date)T\(time).\(digits(nanoseconds / 1_000_000, 3))\(zone)"
     }
 }
 

@@ -17,13 +17,22 @@ public enum ListeningSockets {
     }
 
     /// What the socket table says about the listeners on one port.
-    public enum Check: Equatable, Sendable {
+    public enum Check: Equatable, Sendable, CustomStringConvertible {
         case listening
         case absent
         /// Listed, but bound to an interface that is gone: a reassert makes a new socket.
         case stale(Listener)
         /// The table could not be read; nothing to conclude.
         case unknown(String)
+
+        public var description: String {
+            switch self {
+            case .listening: "listening"
+            case .absent: "no listener"
+            case .stale(let listener): "only a listener on \(listener), an interface that is gone"
+            case .unknown(let why): "unknown (\(why))"
+            }
+        }
     }
 
     /// Looks at IPv4 and IPv6. `interfaceExists` is asked for each bound listener.

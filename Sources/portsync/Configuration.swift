@@ -116,8 +116,9 @@ struct Configuration: Equatable {
     /// Keys left at their default are absent.
     var origins: [String: String] = [:]
 
-    /// Whether a server is reached over https, so that OpenSSL is needed.
-    var usesHTTPS: Bool { qbittorrent.url.scheme == .https || gluetun.url.scheme == .https }
+    /// Whether a server is reached over https, so that OpenSSL is needed: any of the servers
+    /// whose TLS keys are checked (every client in use, named or not, and Gluetun).
+    var usesHTTPS: Bool { ConfigurationLoader.servers(self).contains { $0.url.scheme == .https } }
 
     /// The defaults: right for the desktop ProtonVPN case with no configuration at all.
     static func defaults(environment: [String: String], userID: UInt32) -> Configuration {

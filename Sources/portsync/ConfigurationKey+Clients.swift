@@ -17,7 +17,7 @@ extension ConfigurationKey {
         passwordFile(.transmission, "file holding the RPC password"),
         checkSeconds(.transmission),
         portIndex(.transmission),
-        url(.deluge, "Deluge's Web UI (its path /json is added)"),
+        url(.deluge, "Deluge's Web UI (its path /json is added unless the URL ends in it)"),
         passwordFile(.deluge, "file holding the Web UI password"),
         checkSeconds(.deluge),
         portIndex(.deluge),

@@ -29,7 +29,24 @@ struct Coordinator: LoopStateMachine {
         case apply(PortChange)
         /// The desired port changed (not a port named again), for the metrics.
         case desiredPortChanged(Port)
+        /// A file's port is not applied because a live mapping outranks it.
+        case outranked(Outranking)
         case log(LogLevel, String)
+    }
+
+    /// A port one source names that is not applied because another's live mapping outranks it.
+    struct Outranking: Equatable, CustomStringConvertible {
+        let hint: Port
+        let hintSource: PortObservation.Source
+        let winner: Port
+        let winnerSource: PortObservation.Source
+        /// The first time this pair of ports is seen in a row: the log says so once, the
+        /// trace every time.
+        let isNew: Bool
+
+        var description: String {
+            "\(hintSource.spokenName) says \(hint); \(winnerSource.possessiveName) live mapping \(winner) outranks it"
+        }
     }
 
     let window: Duration
@@ -45,6 +62,8 @@ struct Coordinator: LoopStateMachine {
     /// No source has named a port since the last decision.
     private var lapsed = true
     private var lastHandOff: Instant?
+    /// The (hint, winner) pair last reported as outranked; nil when no port was.
+    private var outranked: (hint: Port, winner: Port)?
     /// The first change of the burst being held back, and when it is to be handed off.
     private var waitingSince: Instant?
     private var burstEnds: Instant?
@@ -86,8 +105,10 @@ struct Coordinator: LoopStateMachine {
         let pool = authorities.isEmpty ? live : authorities
         guard let winner = pool.max(by: { $0.time < $1.time }), let port = winner.port else {
             lapsed = true
+            outranked = nil
             return
         }
+        reportOutranked(live: live, winner: winner, port: port, &effects)
         desiredSource = winner.source
         guard port != desired || lapsed || winner.ports != desiredPorts else { return }
         let again = lapsed
@@ -99,6 +120,21 @@ struct Coordinator: LoopStateMachine {
         let was = previous != port ? previous.map { " (was \($0))" } ?? ""
             : again ? " (again)" : " (its ports are now \(winner.ports.map(\.description).joined(separator: ", ")))"
         handOff(port, source: winner.source, was: was, why: why, now, &effects)
+    }
+
+    /// A live port of a source the winner outranks that differs from the winner's: said once per
+    /// pair of ports in a row, and every time to the trace.
+    private mutating func reportOutranked(live: [PortObservation], winner: PortObservation, port: Port,
+                                          _ effects: inout [Effect]) {
+        let overruled = live.filter { !$0.source.isAuthority && $0.port != port }.max { $0.time < $1.time }
+        guard winner.source.isAuthority, let overruled, let hint = overruled.port else {
+            outranked = nil
+            return
+        }
+        let isNew = outranked.map { $0.hint != hint || $0.winner != port } ?? true
+        outranked = (hint, port)
+        effects.append(.outranked(Outranking(hint: hint, hintSource: overruled.source, winner: port,
+                                             winnerSource: winner.source, isNew: isNew)))
     }
 
     /// Gives the port to the clients now, or after a burst of changes has settled.
@@ -134,5 +170,26 @@ struct Coordinator: LoopStateMachine {
     /// Names a port and has not expired.
     private static func isLive(_ observation: PortObservation, _ now: Instant) -> Bool {
         observation.port != nil && (observation.expiry.map { $0 > now } ?? true)
+    }
+}
+
+private extension PortObservation.Source {
+    /// How a person names the source at the start of a sentence.
+    var spokenName: String {
+        switch self {
+        case .protonFile: "the ProtonVPN file"
+        case .natpmp: "NAT-PMP"
+        case .gluetun: "Gluetun's control server"
+        case .gluetunFile: "Gluetun's port file"
+        }
+    }
+
+    var possessiveName: String {
+        switch self {
+        case .protonFile: "the ProtonVPN file's"
+        case .natpmp: "NAT-PMP's"
+        case .gluetun: "Gluetun's"
+        case .gluetunFile: "Gluetun's port file's"
+        }
     }
 }

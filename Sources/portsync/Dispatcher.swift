@@ -44,6 +44,12 @@ final class Dispatcher {
         case .desiredPortChanged:
             portChanges += 1
             lastChange = WallClock.now
+        case .outranked(let outranking):
+            if outranking.isNew {
+                loop.logger.info("portsync", outranking.description)
+            } else {
+                loop.logger.trace("portsync", outranking.description)
+            }
         case .log(let level, let message):
             loop.logger.log(level, "portsync", message)
         }

@@ -85,7 +85,9 @@ extension Doctor {
                 return (nil, "\(rpc.method): \(error)")
             case .success(let response):
                 if let fresh = response.cookies.first(where: { $0.name == DelugeRPC.cookieName }) { cookie = "\(fresh.name)=\(fresh.value)" }
-                guard response.status == 200 else { return (nil, "\(rpc.method): \(response.status) \(response.bodyExcerpt)") }
+                guard response.status == 200 else {
+                    return (nil, "\(rpc.method) to \(client.url.address(of: DelugeRPC.target(client.url))): \(response.status) \(response.bodyExcerpt)")
+                }
                 switch DelugeRPC.parse(response.body, id: id) {
                 case .success(let answer): return (answer, "")
                 case .failure(let error): return (nil, "\(rpc.method): \(error)")

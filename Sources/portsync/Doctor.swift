@@ -214,6 +214,10 @@ struct Doctor {
                         "start qBittorrent with its WebUI on, or set [\(settings.label)].url (WebUI address and port)")
             return
         }
+        if case .success(let response) = probe, let other = ForeignServer.identify(response, expected: "qBittorrent") {
+            return report.fail("qBittorrent: \(url) answered as \(other), not qBittorrent (\(response.status))",
+                               "set [\(settings.label)].url to qBittorrent's WebUI address and port")
+        }
         var anonymousProbe = true
         if case .apiKey = settings.authentication { anonymousProbe = false }  // a bad key is answered 401 too
         if case .success(let response) = probe, anonymousProbe,

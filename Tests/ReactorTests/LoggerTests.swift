@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import Reactor
 import TestSupport
@@ -22,7 +23,41 @@ import TestSupport
         let line = lines[0]
         #expect(line.hasSuffix("warning proton.file: garbage \"abc\\nxyz\" in forwarded_port\n"))
         #expect(line.filter { $0 == "\n" }.count == 1)
-        #expect(line.prefix(12).allSatisfy { $0.isNumber || $0 == ":" || $0 == "." })
+        #expect(Self.isISO8601(String(line.prefix(29))), "\(line)")
+        #expect(line.dropFirst(29).hasPrefix(" warning "))
+    }
+
+    /// A plain line's stamp names the day too, and its offset: read back as UTC it is the
+    /// instant it was made from, in whatever zone the test runs.
+    @Test func timestampsAreISO8601DatesWithTheLocalOffset() throws {
+        let seconds = 1_796_652_572 // 2026-12-06T14:09:32Z
+        let stamp = Logger.timestamp(seconds: seconds, nanoseconds: 123_456_789)
+        #expect(Self.isISO8601(stamp), "\(stamp)")
+        let characters = Array(stamp)
+        func number(_ range: Range<Int>) -> Int { Int(String(characters[range]))! }
+        var parts = tm()
+        parts.tm_year = Int32(number(0..<4) - 1900)
+        parts.tm_mon = Int32(number(5..<7) - 1)
+        parts.tm_mday = Int32(number(8..<10))
+        parts.tm_hour = Int32(number(11..<13))
+        parts.tm_min = Int32(number(14..<16))
+        parts.tm_sec = Int32(number(17..<19))
+        let offset = (number(24..<26) * 3600 + number(27..<29) * 60) * (characters[23] == "-" ? -1 : 1)
+        #expect(timegm(&parts) - offset == seconds)
+        #expect(stamp.dropFirst(19).prefix(4) == ".123")
+    }
+
+    static func isISO8601(_ text: String) -> Bool {
+        let pattern = Array("dddd-dd-ddTdd:dd:dd.ddd+dd:dd")
+        let characters = Array(text)
+        guard characters.count == pattern.count else { return false }
+        return zip(characters, pattern).allSatisfy { character, expected in
+            switch expected {
+            case "d": character.isASCII && character.isNumber
+            case "+": character == "+" || character == "-"
+            default: character == expected
+            }
+        }
     }
 
     @Test func aCarriageReturnOrControlCharacterCannotForgeALine() {

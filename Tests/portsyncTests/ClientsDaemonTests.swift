@@ -283,6 +283,60 @@ extension ClientsDaemonTests {
         #expect(try qbittorrent.listenPort() == Int(port) && transmission.currentPeerPort() == Int(port))
     }
 
+    /// A Deluge URL ending in `/json`, as Deluge's JSON-RPC documentation writes it, is the
+    /// endpoint itself for `run` and `once` (not `/json/json`); a wrong path's error names the
+    /// URL that was requested.
+    @Test func aDelugeURLEndingInJSONIsTheEndpointItself() throws {
+        let deluge = try DelugeInstance()
+        directory.write("deluge-password", DelugeInstance.webPassword + "\n", mode: 0o600)
+        try deluge.namespace.inside {
+            let loop = try EventLoop(logger: log.logger)
+            let daemon = try startDaemon([
+                    table("deluge", "\(deluge.url)/json", password: "deluge-password"),
+                    table("deluge.wrong", "\(deluge.url)/nope", password: "deluge-password"),
+                ], on: loop)
+            defer { daemon.stop() }
+            let port = freePort()
+            writePort(port)
+            #expect(try runUntil(loop, seconds: 20) {
+                self.sink(daemon, "deluge").status.health == .verified && self.sink(daemon, "deluge").status.verifiedPort == Port(port)
+            }, "\(log.text)")
+            #expect(try runUntil(loop, seconds: 10) { self.log.count("deluge.wrong.http") > 0 && self.sink(daemon, "deluge.wrong").status.health != .applying })
+            #expect(log.count("unexpected answer to auth.login from \(deluge.url)/nope/json: 404") == 1, "\(log.text)")
+            #expect(log.count("/json/json") == 0, "\(log.text)")
+
+            let next = freePort()
+            writePort(next)
+            let file = configurationFile([table("deluge", "\(deluge.url)/json", password: "deluge-password")])
+            let (status, output) = try Child.run(["once"], environment: ["PORTSYNC_CONFIG": file])
+            #expect(status == 0, "\(output)")
+            #expect(try deluge.listens(on: next), "\(output)")
+        }
+    }
+
+    /// `[qbittorrent].url` pointed at another client's web server: `doctor` and `run` name the
+    /// application that answered, not the password.
+    @Test func anotherWebApplicationAsQBittorrentIsNamed() throws {
+        let deluge = try DelugeInstance()
+        directory.write("qbittorrent-password", "whatever\n", mode: 0o600)
+        try deluge.namespace.inside {
+            let transmission = try TransmissionInstance()
+            for (url, name) in [(transmission.url.description, "Transmission"), (deluge.url.description, "deluge-web")] {
+                let file = configurationFile([table("qbittorrent", url, password: "qbittorrent-password")])
+                let (status, output) = try Child.run(["doctor"], environment: ["PORTSYNC_CONFIG": file])
+                #expect(status != 0)
+                #expect(output.contains("qBittorrent: \(url) answered as \(name)"), "\(output)")
+
+                let loop = try EventLoop(logger: log.logger)
+                let daemon = try startDaemon([table("qbittorrent", url, password: "qbittorrent-password")], on: loop)
+                writePort(freePort())
+                #expect(try runUntil(loop, seconds: 10) { self.log.count("\(url) answered as \(name)") > 0 }, "\(log.text)")
+                daemon.stop()
+                #expect(log.count("password") == 0, "not taken for a wrong password: \(log.text)")
+            }
+        }
+    }
+
     /// `doctor` checks every configured client, each line named by its label, and changes nothing.
     @Test func doctorChecksEachClient() throws {
         let deluge = try DelugeInstance()

@@ -33,6 +33,32 @@ import Watchers
         #expect(effects.contains(.log(.notice, "port 43000 from natpmp (was 41000)")) && effects.contains(.desiredPortChanged(Port(43000)!)))
     }
 
+    /// "Why didn't my port change?": a file's port a live mapping outranks is reported with both
+    /// ports, as new the first time for each pair in a row, and again on every decision after.
+    @Test func aFilePortALiveMappingOutranksIsReportedWithBothPorts() {
+        var coordinator = Coordinator()
+        func outrankings(_ effects: [Coordinator.Effect]) -> [Coordinator.Outranking] {
+            effects.compactMap { if case .outranked(let outranking) = $0 { outranking } else { nil } }
+        }
+        func outranking(_ hint: Int, _ winner: Int, isNew: Bool) -> Coordinator.Outranking {
+            Coordinator.Outranking(hint: Port(hint)!, hintSource: .protonFile, winner: Port(winner)!, winnerSource: .natpmp, isNew: isNew)
+        }
+        func observe(_ observation: PortObservation) -> [Coordinator.Outranking] {
+            outrankings(coordinator.handle(.observed(observation), now: observation.time))
+        }
+        #expect(observe(observation(.natpmp, 51413, at: 0, expiry: 60)) == [])
+        #expect(observe(observation(.protonFile, 40000, at: 1)) == [outranking(40000, 51413, isNew: true)])
+        #expect(observe(observation(.protonFile, 40000, at: 2)) == [outranking(40000, 51413, isNew: false)], "the same pair: trace only")
+        #expect(observe(observation(.natpmp, 51413, at: 30, expiry: 90)) == [outranking(40000, 51413, isNew: false)], "a renewal")
+        #expect(observe(observation(.protonFile, 40001, at: 31)) == [outranking(40001, 51413, isNew: true)], "another pair")
+        #expect(observe(observation(.protonFile, 51413, at: 32)) == [], "the file agrees: the episode ends")
+        #expect(observe(observation(.protonFile, 40001, at: 33)) == [outranking(40001, 51413, isNew: true)], "a new episode")
+        #expect(outrankings(coordinator.handle(.deadlineReached, now: start + .seconds(90))) == [], "the mapping expired: the file's port wins")
+        #expect(coordinator.desired == Port(40001))
+        #expect(outranking(40000, 51413, isNew: true).description
+                == "the ProtonVPN file says 40000; NAT-PMP's live mapping 51413 outranks it")
+    }
+
     @Test func anExpiredMappingGivesWayToTheFile() {
         var coordinator = Coordinator()
         _ = observe(&coordinator, observation(.protonFile, 40000, at: 0))

@@ -93,6 +93,20 @@ struct RecordingSinkSettings: PortSinkSettings {
         #expect(recorded[0] == [Port(40000)!, Port(41000)!, Port(40000)!], "the file's port again, exactly at the expiry")
     }
 
+    /// The outranked file port is logged once per pair of ports, and traced every time after.
+    @Test func anOutrankedFilePortIsLoggedOnceAndTracedEachTime() throws {
+        let log = LogCapture(level: .info, trace: true)
+        let loop = try EventLoop(clock: clock, logger: log.logger)
+        let sinks = SinkSet(loop: loop, settings: [RecordingSinkSettings(label: "one")])
+        let dispatcher = Dispatcher(loop: loop, sinks: sinks)
+        dispatcher.observed(PortObservation(source: .natpmp, port: Port(51413), time: loop.now, expiry: loop.now + .seconds(60)))
+        for _ in 1...3 { dispatcher.observed(PortObservation(source: .protonFile, port: Port(40000), time: loop.now)) }
+        let line = "portsync: the ProtonVPN file says 40000; NAT-PMP's live mapping 51413 outranks it"
+        #expect(log.lines.filter { $0.contains("info    " + line) }.count == 1, "\(log.text)")
+        #expect(log.lines.filter { $0.contains("trace   " + line) }.count == 2, "\(log.text)")
+        #expect((sinks.sinks[0].sink as! RecordingSink).applied == [Port(51413)!])
+    }
+
     /// Gluetun forwarding several ports: a client with a `port_index` of its own takes that one,
     /// a change among the other ports alone is handed off too, and an index the source does not
     /// forward leaves that client's port alone and says so in its health.

@@ -80,6 +80,42 @@ final class NATPMPDaemonTests {
         stop(daemon)
     }
 
+    /// `--trace` through a mapping, a renewal, a reconnect of the tunnel and a reload: every line
+    /// reads as a person writes, with no Swift debug text (`Optional(…)`, `Port(value: …)`,
+    /// `route(Watchers.NetlinkRoute(…))`).
+    @Test func traceLinesCarryNoSwiftDebugText() throws {
+        try setUp(style: .wgQuick(routeDelay: 0))
+        let daemon = try startDaemon(arguments: ["--trace"])
+        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        _ = try lab.recreateTunnel(routeDelay: 0.2)
+        let requests = gateway.requests.count
+        #expect(waitFor(seconds: 5) { self.gateway.requests.count >= requests + 2 }, "\(daemon.output)")
+        daemon.signal(SIGHUP)
+        #expect(waitFor(seconds: 5) { daemon.output.contains("SIGHUP: configuration") }, "\(daemon.output)")
+        stop(daemon)
+        let lines = daemon.output.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.contains(" trace ") && $0.contains("link.netlink: ") }, "the scenario traced netlink")
+        let debugText = lines.filter(Self.looksLikeSwiftDebugText)
+        #expect(debugText.isEmpty, "\(debugText.joined(separator: "\n"))")
+    }
+
+    /// `Optional(`, a module-qualified type (`Watchers.NetlinkRoute`), or Swift's reflection of a
+    /// struct or enum case: `name(label: …`, `name(5)`, `name("…")`.
+    static func looksLikeSwiftDebugText(_ line: String) -> Bool {
+        if line.contains("Optional(") { return true }
+        for module in ["Reactor.", "Watchers.", "Sinks.", "HTTP.", "portsync.", "Swift."] where line.contains(module) {
+            if line.contains(" \(module)") || line.contains("(\(module)") { return true }
+        }
+        let characters = Array(line)
+        for index in characters.indices where characters[index] == "(" && index > 0 && characters[index - 1].isLetter {
+            let rest = characters[(index + 1)...].prefix { $0 != ")" }
+            let label = rest.prefix { $0.isLetter }
+            if !label.isEmpty, rest.dropFirst(label.count).starts(with: [":", " "]) { return true }
+            if rest.first == "\"" || (!rest.isEmpty && rest.allSatisfy({ $0.isNumber || $0 == "-" })) { return true }
+        }
+        return false
+    }
+
     @Test func aPortChangeAtTheGatewayIsFollowedWithinOneRenewal() throws {
         try setUp()
         let daemon = try startDaemon()

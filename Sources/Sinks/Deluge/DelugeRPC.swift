@@ -64,7 +64,13 @@ public enum DelugeRPC {
     public static func request(_ call: Call, id: Int, url: HTTPURL, cookie: String?) -> HTTPRequest {
         var headers: HTTPHeaders = ["Host": url.hostHeader, "User-Agent": "portsync/0.1", "Content-Type": contentType]
         if let cookie, call.method != "auth.login" { headers.add("Cookie", cookie) }
-        return HTTPRequest(method: "POST", target: url.target(path), headers: headers, body: body(call, id: id))
+        return HTTPRequest(method: "POST", target: target(url), headers: headers, body: body(call, id: id))
+    }
+
+    /// `/json` under the URL's base path; a URL that already ends in `/json` (as Deluge's own
+    /// JSON-RPC documentation writes it) is the endpoint itself.
+    public static func target(_ url: HTTPURL) -> String {
+        url.basePath.hasSuffix(path) ? url.basePath : url.target(path)
     }
 
     public static func body(_ call: Call, id: Int) -> [UInt8] {

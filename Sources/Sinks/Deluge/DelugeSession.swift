@@ -131,8 +131,9 @@ public struct DelugeSession {
 
     private mutating func handle(_ response: HTTPResponse, to call: DelugeRPC.Call, id: Int, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         guard response.status == 200 else {
-            let hint = response.status == 404 ? ": is \(settings.url) deluge-web?" : ""
-            return core.fail("unexpected answer to \(call.method): \(response.status) \"\(response.bodyExcerpt)\"\(hint)",
+            let address = settings.url.address(of: DelugeRPC.target(settings.url))
+            let hint = response.status == 404 ? ": is that deluge-web?" : ""
+            return core.fail("unexpected answer to \(call.method) from \(address): \(response.status) \"\(response.bodyExcerpt)\"\(hint)",
                              kind: "\(call.method) answered \(response.status)", now, &effects)
         }
         if let fresh = response.cookies.first(where: { $0.name == DelugeRPC.cookieName }) {

@@ -241,9 +241,17 @@ public struct QBittorrentSession {
 
     // MARK: Answers
 
+    /// Another web application answered, not qBittorrent: said as such, not as a wrong password.
+    private func foreignServer(_ response: HTTPResponse) -> String? {
+        ForeignServer.identify(response, expected: "qBittorrent").map {
+            "\(settings.url) answered as \($0), not qBittorrent (\(response.status)): [qbittorrent].url must be qBittorrent's WebUI"
+        }
+    }
+
     private mutating func handleLogin(_ response: HTTPResponse, _ now: Instant, _ effects: inout [Effect]) {
         let user: String
         if case .password(let username, _) = settings.authentication { user = username } else { user = "" }
+        if let other = foreignServer(response) { return fail(other, kind: "another application", now, &effects) }
         switch QBittorrentAPI.loginOutcome(response) {
         case .loggedIn(let cookie):
             counters.logins += 1
@@ -265,6 +273,7 @@ public struct QBittorrentSession {
 
     private mutating func handle(_ response: HTTPResponse, to request: Request, _ now: Instant, _ effects: inout [Effect]) {
         if request == .reannounce { return reannounceAnswered(response, now, &effects) }
+        if !(200..<300).contains(response.status), let other = foreignServer(response) { return fail(other, kind: "another application", now, &effects) }
         switch response.status {
         case 200..<300:
             break

@@ -47,7 +47,7 @@ public enum NATPMP {
         }
     }
 
-    public enum Response: Equatable, Sendable {
+    public enum Response: Equatable, Sendable, CustomStringConvertible {
         case externalAddress(result: ResultCode, epoch: UInt32, address: IPv4Address)
         case mapping(MappingProtocol, result: ResultCode, epoch: UInt32, internalPort: UInt16, externalPort: UInt16, lifetime: UInt32)
         /// The 8-byte answer of a gateway that does not speak version 0.
@@ -56,6 +56,17 @@ public enum NATPMP {
         public var epoch: UInt32 {
             switch self {
             case .externalAddress(_, let epoch, _), .mapping(_, _, let epoch, _, _, _), .unsupportedVersion(let epoch): epoch
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .mapping(let mappingProtocol, let result, let epoch, let internalPort, let external, let lifetime):
+                "\(mappingProtocol) mapping: \(result), internal \(internalPort), external \(external), lifetime \(lifetime) s, epoch \(epoch)"
+            case .externalAddress(let result, let epoch, let address):
+                "external address \(address): \(result), epoch \(epoch)"
+            case .unsupportedVersion(let epoch):
+                "unsupported version, epoch \(epoch)"
             }
         }
     }

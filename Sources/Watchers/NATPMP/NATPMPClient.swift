@@ -188,14 +188,7 @@ public final class NATPMPClient {
 
     static func describe(response bytes: [UInt8]) -> String {
         do {
-            switch try NATPMP.decode(bytes) {
-            case .mapping(let mappingProtocol, let result, let epoch, let internalPort, let external, let lifetime):
-                return "\(mappingProtocol) mapping: \(result), internal \(internalPort), external \(external), lifetime \(lifetime) s, epoch \(epoch)"
-            case .externalAddress(let result, let epoch, let address):
-                return "external address \(address): \(result), epoch \(epoch)"
-            case .unsupportedVersion(let epoch):
-                return "unsupported version, epoch \(epoch)"
-            }
+            return try NATPMP.decode(bytes).description
         } catch {
             return "\(bytes.count) bytes: \(error)"
         }

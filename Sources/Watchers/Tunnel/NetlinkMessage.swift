@@ -128,3 +128,26 @@ public enum NetlinkMessage: Equatable, Sendable {
         return nil
     }
 }
+
+extension NetlinkMessage: CustomStringConvertible {
+    /// As the trace shows it, in the words of `ip monitor`.
+    public var description: String {
+        switch self {
+        case .link(let index, let name, let flags, let removed):
+            let state = flags & UInt32(IFF_UP) != 0 ? "up" : "down"
+            return "\(removed ? "deleted " : "")link \(index): \(name) \(state) (flags 0x\(String(flags, radix: 16)))"
+        case .address(let index, let address, let peer, let removed):
+            return "\(removed ? "deleted " : "")address \(address)\(peer.map { " peer \($0)" } ?? "") on link \(index)"
+        case .route(let route, let removed):
+            return "\(removed ? "deleted " : "")route \(route)"
+        case .ruleChanged:
+            return "a routing rule changed"
+        case .done(let sequence, let interrupted):
+            return "end of dump \(sequence)\(interrupted ? " (interrupted: the state changed meanwhile)" : "")"
+        case .error(let code):
+            return code == 0 ? "acknowledged" : "error: \(Errno(rawValue: -code))"
+        case .overrun:
+            return "overrun"
+        }
+    }
+}

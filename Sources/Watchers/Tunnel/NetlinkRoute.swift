@@ -49,3 +49,13 @@ public struct NetlinkRoute: Hashable, Sendable {
         NetlinkRoute(table: table, destination: destination, prefixLength: prefixLength, outputInterface: outputInterface, metric: metric)
     }
 }
+
+extension NetlinkRoute: CustomStringConvertible {
+    /// `ip route`'s words: `default via 10.2.0.1 dev #2 table 51820 metric 0`.
+    public var description: String {
+        let destination = prefixLength == 0 ? "default" : "\(self.destination)/\(prefixLength)"
+        let via = gateway.map { " via \($0)" } ?? ""
+        let device = outputInterface.map { " dev #\($0)" } ?? ""
+        return "\(destination)\(via)\(device) table \(table) metric \(metric)"
+    }
+}

@@ -33,9 +33,16 @@ public struct TunnelTracker: Equatable, Sendable {
     }
 
     /// The kernel's answer: the output interface, or why there is no route.
-    public enum RouteAnswer: Equatable, Sendable {
+    public enum RouteAnswer: Equatable, Sendable, CustomStringConvertible {
         case through(Int32)
         case none(String)
+
+        public var description: String {
+            switch self {
+            case .through(let index): "through link \(index)"
+            case .none(let why): "no route: \(why)"
+            }
+        }
     }
 
     struct InterfaceAddress: Hashable, Sendable {
