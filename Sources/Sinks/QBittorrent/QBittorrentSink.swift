@@ -90,6 +90,10 @@ public final class QBittorrentSink: PortSink {
             let check = ListeningSockets.check(port: port.value)
             logger.debug(name, "socket table, port \(port): \(check)")
             runner.send(.listenerChecked(check))
+        case .checkListenerBeforeAnnouncing(let port):
+            let check = ListeningSockets.check(port: port.value)
+            logger.trace(name, "socket table before telling the trackers, port \(port): \(check)")
+            runner.send(.listenerCheckedBeforeAnnouncing(check))
         case .log(let level, let message):
             logger.log(level, name, message)
         case .statusChanged(let status):
