@@ -72,6 +72,10 @@ public final class ClientSink<Session: ClientSinkSession>: PortSink {
             loop.logger.log(level, name, message)
         case .statusChanged(let status):
             onStatusChange?(status)
+        case .checkListener(let port):
+            let check = ListeningSockets.check(port: port.value)
+            loop.logger.trace(name, "socket table before telling the trackers, port \(port): \(check)")
+            runner.send(.listenerChecked(check))
         }
     }
 }

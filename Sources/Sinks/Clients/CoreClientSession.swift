@@ -60,6 +60,11 @@ extension CoreClientSession {
             let due = core.deadlinesReached(now, &effects)
             if due.reannounce { reannounceBecameDue() }
             if due.sync || due.reannounce { startSync(&effects) }
+        case .listenerChecked(let check):
+            if core.listenerChecked(check, now, &effects) {
+                reannounceBecameDue()
+                startSync(&effects)
+            }
         }
         if core.syncRequested && !isBusy {
             core.syncRequested = false

@@ -195,7 +195,7 @@ public struct DelugeSession {
             }
             guard written == port else { return startSync(&effects) }
             verified(port, changed: true, now, &effects)
-            if core.reannounceDue(now) {
+            if core.reannounceDue(port, now, &effects) {
                 reannouncePending = true
                 startSync(&effects)
             }
@@ -206,8 +206,10 @@ public struct DelugeSession {
             }
             send(.reannounce(ids), &effects)
         case .reannounce(let ids):
-            core.reannounced(now)
-            effects.append(.log(.info, "told the trackers of \(ids.count) Deluge torrent\(ids.count == 1 ? "" : "s") about port \(core.status.verifiedPort.map(String.init(describing:)) ?? "?")"))
+            guard let port = core.status.verifiedPort else { return }
+            core.reannounced(port, now)
+            let when = core.announcedListener.map { " \($0)" } ?? ""
+            effects.append(.log(.info, "asked Deluge to tell the trackers of \(ids.count) torrent\(ids.count == 1 ? "" : "s") about port \(port)\(when)"))
         }
     }
 

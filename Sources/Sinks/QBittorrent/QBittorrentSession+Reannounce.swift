@@ -72,6 +72,7 @@ extension QBittorrentSession {
         }
         reannounce.reannounced(port, now)
         counters.reannounces += 1
+        announced = (port, listener)
         let when = listener.map { " \($0)" } ?? ""
         effects.append(.log(.info, "asked qBittorrent to tell the trackers of every torrent about port \(port)\(when)"))
         trackerCheck = (now + Self.trackerCheckDelay, port)

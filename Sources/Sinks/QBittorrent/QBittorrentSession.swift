@@ -32,6 +32,8 @@ public struct QBittorrentSession {
     var trackerCheckDue: Port?
     /// What one torrent's trackers said after the last re-announce.
     public internal(set) var trackerReport: QBittorrentAPI.TrackerReport?
+    /// The last re-announce qBittorrent accepted: the port, and what was known of its listener.
+    var announced: (port: Port, listener: ListenerGate.Listener?)?
     /// The write in progress moves qBittorrent to another port (not a reassert, not only UPnP).
     var portMoves = false
 
