@@ -3,6 +3,8 @@ import Reactor
 
 /// The inputs of a client session (`TransmissionSession`, `DelugeSession`): what happened.
 public enum ClientSessionInput {
+    /// Reach the client now, before any port (the daemon's start): its handshake and login.
+    case connect
     case desiredPort(Port)
     case settingsChanged(ClientSettings)
     case responseReceived(HTTPResponse)
@@ -50,6 +52,10 @@ struct ClientSessionCore {
     var desired: Port?
     /// A sync was asked for while a request was in flight: it starts when the answer is in.
     var syncRequested = false
+    /// Reach the client before any port is wanted (`.connect`), until its handshake is done.
+    var connectRequested = false
+    /// A sync has something to do: a port is wanted, or the client is to be reached.
+    var hasWork: Bool { desired != nil || connectRequested }
     /// The next sync writes the desired port without reading first (see `desire`).
     var writeWithoutReading = false
 

@@ -45,6 +45,10 @@ public final class ClientSink<Session: ClientSinkSession>: PortSink {
     /// The drift check still reads the port back.
     public func reassert() {}
 
+    public func connect() {
+        runner.send(.connect)
+    }
+
     public func interfacesChanged() {}
 
     public func update(_ settings: any PortSinkSettings) -> Bool {

@@ -45,6 +45,9 @@ extension CoreClientSession {
         var effects: [ClientSessionEffect] = []
         let before = core.status
         switch input {
+        case .connect:
+            core.connectRequested = true
+            startSync(&effects)
         case .desiredPort(let port):
             let next = core.desire(port, idle: isIdle, &effects)
             core.writeWithoutReading = next.skipRead

@@ -87,7 +87,7 @@ public struct DelugeSession {
     // MARK: The sync
 
     mutating func startSync(_ effects: inout [ClientSessionEffect]) {
-        guard let wanted = core.desired, !isLoginRefused else { return }
+        guard core.hasWork, !isLoginRefused else { return }
         guard inFlight == nil else {
             core.syncRequested = true
             return
@@ -101,11 +101,14 @@ public struct DelugeSession {
             core.status.health = .failing(problem)
             return
         }
-        if !loggedIn {
-            send(.login(password), &effects)
-        } else if !daemonConnected {
-            send(.connected, &effects)
-        } else if reannouncePending && core.status.health == .verified && core.status.verifiedPort == wanted {
+        guard loggedIn else { return send(.login(password), &effects) }
+        guard daemonConnected else { return send(.connected, &effects) }
+        guard let wanted = core.desired else {
+            // Connected before any port: nothing more until one comes.
+            core.connectRequested = false
+            return
+        }
+        if reannouncePending && core.status.health == .verified && core.status.verifiedPort == wanted {
             send(.torrents, &effects)
         } else if let verified = core.writeAtOnce(wanted) {
             effects.append(.log(.info, "setting Deluge's listen_ports to [\(wanted), \(wanted)] (was \(verified))"))

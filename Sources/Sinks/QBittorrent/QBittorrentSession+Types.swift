@@ -3,6 +3,8 @@ import Reactor
 
 extension QBittorrentSession {
     public enum Input {
+        /// Log in and read the version now, before any port (the daemon's start).
+        case connect
         case desiredPort(Port)
         /// Make qBittorrent re-open its listening sockets.
         case reassert

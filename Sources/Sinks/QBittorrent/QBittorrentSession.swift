@@ -47,6 +47,8 @@ public struct QBittorrentSession {
     /// interface change, at every drift check.
     private var checkListenerAfterSync: Bool
     var syncRequested = false
+    /// Reach qBittorrent before any port is wanted: log in, read the version.
+    private var connectRequested = false
     /// The port the last write asked for: a read-back verifies only that.
     private var writtenPort: Port?
     private var writeWithoutReading = false
@@ -82,6 +84,9 @@ public struct QBittorrentSession {
         var effects: [Effect] = []
         let before = status
         switch input {
+        case .connect:
+            connectRequested = true
+            startSync(now, &effects)
         case .desiredPort(let port):
             if port == desired && status.verifiedPort == port && status.health == .verified && inFlight == nil && !reassertPending {
                 // The same port again (a source that had none names it anew): qBittorrent may
@@ -200,7 +205,7 @@ public struct QBittorrentSession {
     // MARK: The sync
 
     mutating func startSync(_ now: Instant, _ effects: inout [Effect]) {
-        guard let wanted = desired, !isLoginRefused else { return }
+        guard !isLoginRefused, desired != nil || connectRequested else { return }
         guard inFlight == nil else {
             syncRequested = true
             return
@@ -209,7 +214,17 @@ public struct QBittorrentSession {
             send(.login, &effects)
         } else if status.version == nil {
             send(.version, &effects)
-        } else if settings.interface != nil && !interfacesChecked {
+        } else if let wanted = desired {
+            sync(wanted, &effects)
+        } else {
+            // Connected before any port: nothing more until one comes.
+            connectRequested = false
+        }
+    }
+
+    /// The rest of a sync, logged in and with the version known.
+    private mutating func sync(_ wanted: Port, _ effects: inout [Effect]) {
+        if settings.interface != nil && !interfacesChecked {
             send(.interfaces, &effects)
         } else if reannouncePending && status.health == .verified && status.verifiedPort == wanted {
             send(.reannounce, &effects)

@@ -56,6 +56,10 @@ public final class QBittorrentSink: PortSink {
         handle(.reassert)
     }
 
+    public func connect() {
+        handle(.connect)
+    }
+
     public func interfacesChanged() {
         handle(.interfacesChanged)
     }
