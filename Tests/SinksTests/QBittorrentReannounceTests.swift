@@ -7,9 +7,11 @@ import Testing
 /// clock: once per change of port, once qBittorrent listens on it, never after a check or a
 /// reassert; then one torrent's trackers are read.
 extension QBittorrentSessionTests {
-    /// Logged in, qBittorrent on 6881, moved to 51413 and verified: the re-announce just sent.
-    func movedAndVerified() -> Driver {
-        var driver = loggedIn(settings(reannounce: true))
+    /// Logged in, qBittorrent on 6881, moved to 51413 and verified: the re-announce just sent
+    /// (when the socket table answers `listener` at once; nil: the test answers).
+    func movedAndVerified(_ settings: QBittorrentSettings? = nil, listener: ListeningSockets.Check? = .listening) -> Driver {
+        var driver = loggedIn(settings ?? self.settings(reannounce: true))
+        driver.announceListener = listener
         driver.answer(200, Self.preferences(port: 6881))
         driver.answer(200)
         driver.answer(200, Self.preferences(port: 51413))
@@ -42,11 +44,7 @@ extension QBittorrentSessionTests {
     /// qBittorrent answers and reads back the new port before libtorrent listens on it: the
     /// re-announce waits for the listener, looking every 5 ms.
     @Test func theReannounceWaitsForTheNewListener() {
-        var driver = loggedIn(settings(reannounce: true))
-        driver.announceListener = nil
-        driver.answer(200, Self.preferences(port: 6881))
-        driver.answer(200)
-        driver.answer(200, Self.preferences(port: 51413))
+        var driver = movedAndVerified(listener: nil)
         #expect(driver.announceListenerChecks == [Port(51413)!] && driver.session.inFlight == nil)
         driver.feed(.listenerCheckedBeforeAnnouncing(.absent))
         #expect(driver.session.nextDeadline == start + ListenerGate.pollInterval && driver.session.inFlight == nil)
@@ -65,11 +63,7 @@ extension QBittorrentSessionTests {
     }
 
     @Test func aListenerThatNeverComesIsAnnouncedAnywayAfterTwoSecondsAndSaidSo() {
-        var driver = loggedIn(settings(reannounce: true))
-        driver.announceListener = .absent
-        driver.answer(200, Self.preferences(port: 6881))
-        driver.answer(200)
-        driver.answer(200, Self.preferences(port: 51413))
+        var driver = movedAndVerified(listener: .absent)
         while !driver.sent.contains(where: { $0.target.hasSuffix("reannounce") }), let deadline = driver.session.nextDeadline, deadline < start + .seconds(3) {
             driver.now = deadline
             driver.feed(.deadlineReached)
@@ -82,10 +76,7 @@ extension QBittorrentSessionTests {
 
     @Test func aRemoteQBittorrentIsGivenASecondToListen() {
         let remote = QBittorrentSettings(url: Self.url, authentication: Self.password, checkInterval: .seconds(300), checkListener: false, reannounce: true)
-        var driver = loggedIn(remote)
-        driver.answer(200, Self.preferences(port: 6881))
-        driver.answer(200)
-        driver.answer(200, Self.preferences(port: 51413))
+        var driver = movedAndVerified(remote)
         #expect(driver.announceListenerChecks.isEmpty && driver.session.inFlight == nil)
         #expect(driver.session.nextDeadline == start + ListenerGate.remoteSettle)
         driver.now = start + ListenerGate.remoteSettle
@@ -96,11 +87,7 @@ extension QBittorrentSessionTests {
     }
 
     @Test func aPortThatMovesOnWhileWaitingIsNotAnnouncedButTheNextIs() {
-        var driver = loggedIn(settings(reannounce: true))
-        driver.announceListener = nil
-        driver.answer(200, Self.preferences(port: 6881))
-        driver.answer(200)
-        driver.answer(200, Self.preferences(port: 51413))
+        var driver = movedAndVerified(listener: nil)
         driver.feed(.listenerCheckedBeforeAnnouncing(.absent))
         driver.announceListener = .listening
         move(&driver, to: 40000)
