@@ -64,6 +64,7 @@ public func fuzzDelugeSession(_ data: UnsafePointer<UInt8>?, _ count: Int) -> In
             case .send(let request, _): sent.append(request)
             case .log(_, let message): checkNoSecret(message, session.settings)
             case .statusChanged(let status): checkNoSecret(status, session.settings)
+            case .checkListener: break
             }
         }
         checkNoSecret(session.status, session.settings)

@@ -186,6 +186,24 @@ class QBittorrent:
                 raise RuntimeError(f"qBittorrent did not take port {port}")
         return time.perf_counter() - started
 
+    def add_torrent(self, announce_url, name="portsync-bench"):
+        """A single-file torrent with no data anywhere, announcing to `announce_url` (a loopback
+        tracker: qBittorrent lets one through only with the path /announce)."""
+        info = f"d6:lengthi16384e4:name{len(name)}:{name}12:piece lengthi16384e6:pieces20:{'p' * 20}e"
+        torrent = f"d8:announce{len(announce_url)}:{announce_url}4:info{info}e"
+        boundary = "portsync-bench-boundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"torrents\"; filename=\"bench.torrent\"\r\n"
+                f"Content-Type: application/x-bittorrent\r\n\r\n{torrent}\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"savepath\"\r\n\r\n{self.profile}/downloads\r\n"
+                f"--{boundary}--\r\n")
+        connection = self._connect()
+        connection.request("POST", "/api/v2/torrents/add", body,
+                           {"Content-Type": f"multipart/form-data; boundary={boundary}", "Cookie": self.cookie})
+        response = connection.getresponse()
+        if response.status != 200 or not response.read().startswith(b"Ok"):
+            raise RuntimeError(f"torrents/add answered {response.status}")
+        connection.close()
+
     def failed_logins(self):
         """The failed logins qBittorrent itself logged (every reason), since it was set up."""
         path = os.path.join(self.profile, "qBittorrent", "data", "logs", "qbittorrent.log")

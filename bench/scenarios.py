@@ -373,3 +373,74 @@ def four_clients(binary, changes=20):
             client.stop()
         namespace.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+class Tracker:
+    """The tests' tracker (Tests/Fixtures/tracker.py: interval 1800, min interval 60, as real
+    trackers answer) on 127.0.0.1, logging the time and port of every announce."""
+
+    def __init__(self, directory):
+        self.port = qbtlab.free_port()
+        self.log_path = os.path.join(directory, "tracker.log")
+        script = os.path.join(qbtlab.ROOT, "Tests", "Fixtures", "tracker.py")
+        self.process = subprocess.Popen(["python3", script, "--port", str(self.port), "--log", self.log_path],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "ready" not in self._text():
+            time.sleep(0.02)
+
+    @property
+    def announce_url(self):
+        return f"http://127.0.0.1:{self.port}/announce"
+
+    def _text(self):
+        try:
+            with open(self.log_path) as log:
+                return log.read()
+        except OSError:
+            return ""
+
+    def announces(self):
+        return [json.loads(line) for line in self._text().splitlines() if '"port"' in line]
+
+    def stop(self):
+        qbtlab.terminate(self.process, grace=2)
+
+
+def tracker_latency(binary, changes=10, spacing=4.0):
+    """Close-after-write -> the tracker hears the new port (its announce with `port=`), in ms,
+    for `changes` ports `spacing` seconds apart: each within the tracker's min interval of the
+    one before, the case where an early re-announce is lost."""
+    qbittorrent = qbtlab.QBittorrent()
+    tracker = Tracker(qbittorrent.profile)
+    daemon = None
+    try:
+        qbittorrent.add_torrent(tracker.announce_url)
+        deadline = time.monotonic() + 20
+        while not tracker.announces() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        daemon = qbtlab.Portsync(binary, qbittorrent, {"PORTSYNC_SOURCE_STRATEGY": "file"}, follow=True)
+        latencies, missed = [], 0
+        for index in range(changes + 1):
+            port = qbtlab.free_port()
+            seen = len(tracker.announces())
+            daemon.write_port(str(port))
+            written = time.time()
+            heard = None
+            deadline = time.monotonic() + 10
+            while heard is None and time.monotonic() < deadline:
+                heard = next((a["time"] for a in tracker.announces()[seen:] if a["port"] == port), None)
+                time.sleep(0.002)
+            if index > 0:  # the first change only starts the series
+                if heard is None:
+                    missed += 1
+                else:
+                    latencies.append((heard - written) * 1000)
+            time.sleep(spacing)
+        return {"latency_ms": latencies, "missed": missed, "changes": changes}
+    finally:
+        if daemon:
+            daemon.stop()
+        tracker.stop()
+        qbittorrent.stop()
+

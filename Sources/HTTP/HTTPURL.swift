@@ -136,6 +136,13 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(scheme.rawValue)://\(hostHeader)\(basePath)" }
+
+    /// Whether the URL points at this host (loopback), so that the server's sockets are in our
+    /// socket table.
+    public var isThisHost: Bool {
+        let host = bareHost.lowercased()
+        return host == "localhost" || host == "::1" || IPv4Address(host)?.isLoopback == true
+    }
 }
 
 public struct URLError: Error, Equatable, CustomStringConvertible {

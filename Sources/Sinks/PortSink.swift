@@ -12,6 +12,9 @@ public protocol PortSink: AnyObject {
     var counters: SinkCounters { get }
     /// Called after every status change, from the loop.
     var onStatusChange: ((SinkStatus) -> Void)? { get set }
+    /// Checks the client at once, before there is a port: reachable, logged in, its version;
+    /// each result is logged in one line and shows in `status`. A refused login is not retried.
+    func connect()
     /// Makes the client listen on the change's port, verifies it, and keeps it there.
     func apply(_ change: PortChange)
     /// Make the client re-open its listening sockets on the same port.

@@ -58,6 +58,7 @@ final class Daemon {
         let clients = SyncPlan(loaded).sinks.map(\.summary).joined(separator: ", ")
         loop.logger.info("portsync", "\(CommandLineInterface.version) running (pid \(ProcessEnvironment.processID)); strategy \(configuration.source.strategy.rawValue), \(clients), configuration \(configuration.file ?? "defaults")")
         try sources.start(preferred: recorder.state?.port, internalPort: recorder.state?.natpmpInternalPort)
+        sinks.connect()
         startMetrics(configuration.daemon.metricsListen)
         systemd.start()
         systemd.update(settled: settled)

@@ -52,7 +52,19 @@ enum Health: Equatable, CustomStringConvertible {
         case .awaitingRoute?, .unusable?: .vpnDown("\(link!)")
         case .usable?, nil: nil
         }
-        guard let desired else { return tunnelDown ?? (livePort ? .starting : .waitingForPort) }
+        guard let desired else {
+            // No port yet: the tunnel's trouble, else a client that cannot be reached or logged in
+            // to (checked at start), else waiting.
+            if let tunnelDown { return tunnelDown }
+            for (label, status, _) in clients {
+                switch status.health {
+                case .unreachable(let message), .failing(let message), .loginRefused(let message):
+                    return .failing(clients.count > 1 ? "\(label): \(message)" : message)
+                case .idle, .applying, .verified: continue
+                }
+            }
+            return livePort ? .starting : .waitingForPort
+        }
         if let tunnelDown, tunnelDecides { return tunnelDown }
         var pending = false
         for (label, status, wanted) in clients {

@@ -12,6 +12,8 @@ final class SinkSet {
     private var settings: [any PortSinkSettings] = []
     /// The last port handed over: a client added by a reload gets it at once.
     private var lastChange: PortChange?
+    /// The clients were reached at start (`connect`): one added by a reload before any port is too.
+    private var connected = false
 
     init(loop: EventLoop, settings: [any PortSinkSettings]) {
         self.loop = loop
@@ -34,7 +36,11 @@ final class SinkSet {
             }
             let sink = entry.makeSink(loop: loop)
             sink.onStatusChange = { [unowned self] status in self.onStatusChange(status) }
-            if let lastChange { hand(lastChange, to: sink, label: entry.label, portIndex: entry.portIndex) }
+            if let lastChange {
+                hand(lastChange, to: sink, label: entry.label, portIndex: entry.portIndex)
+            } else if connected {
+                sink.connect()
+            }
             return (entry.label, sink)
         }
         settings = fresh
@@ -47,6 +53,13 @@ final class SinkSet {
 
     private static func equal<T: Equatable>(_ fresh: T, _ old: any PortSinkSettings) -> Bool {
         (old as? T) == fresh
+    }
+
+    /// Reaches every client now, before any port: a wrong URL or password shows at start, not
+    /// when the VPN first forwards a port.
+    func connect() {
+        connected = true
+        if lastChange == nil { sinks.forEach { $0.sink.connect() } }
     }
 
     /// Hands the change to every client at once, each the port its `port_index` picks.

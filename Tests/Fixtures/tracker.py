@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""A BitTorrent tracker for the tests: answers GET /announce with an empty bencoded peer list
-(interval 1800 s, so a later announce is a forced one) and logs, one JSON line each, the time
-and the `port=` of every announce. Loopback only; it stops when its parent test stops it."""
+"""A BitTorrent tracker for the tests: answers GET /announce as opentracker and private-tracker
+software do, with an empty bencoded peer list, `interval` 1800 s and `min interval` 60 s (so a
+later announce is a forced one, and a client that honours the min interval holds back a forced
+announce on an endpoint that announced within the minute), and logs, one JSON line each, the
+time, the `port=` and the `event=` of every announce. Loopback only; it stops when its parent
+test stops it."""
 import argparse
 import json
 import time
@@ -25,7 +28,7 @@ def main():
             record = {"time": time.time(), "port": int(query.get("port", ["0"])[0]), "event": query.get("event", [""])[0]}
             with open(options.log, "a") as log:
                 log.write(json.dumps(record) + "\n")
-            body = b"d8:intervali1800e5:peerslee"
+            body = b"d8:intervali1800e12:min intervali60e5:peerslee"
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))

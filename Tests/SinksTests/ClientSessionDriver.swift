@@ -7,6 +7,9 @@ struct ClientSessionDriver<Session: LoopStateMachine> where Session.Input == Cli
     var session: Session
     var now = Instant(nanoseconds: 5_000_000_000)
     var sent: [HTTPRequest] = []
+    /// The socket table's answer to a listener check, given at once; nil: the test answers.
+    var listener: ListeningSockets.Check? = .listening
+    var listenerChecks: [Port] = []
     var logs: [(LogLevel, String)] = []
     var statuses: [SinkStatus] = []
 
@@ -20,6 +23,9 @@ struct ClientSessionDriver<Session: LoopStateMachine> where Session.Input == Cli
             case .send(let request, _): sent.append(request)
             case .log(let level, let message): logs.append((level, message))
             case .statusChanged(let status): statuses.append(status)
+            case .checkListener(let port):
+                listenerChecks.append(port)
+                if let listener { feed(.listenerChecked(listener)) }
             }
         }
     }

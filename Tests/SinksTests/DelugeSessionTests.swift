@@ -94,25 +94,29 @@ import Testing
         #expect(driver.lastBody.contains("core.set_config"))
     }
 
-    @Test func afterAVerifiedChangeTheTrackersAreToldOnceAMinuteAtMost() {
+    @Test func afterAVerifiedChangeTheTrackersAreToldOnceItListensAndANewPortAtOnce() {
         var driver = verified()
+        #expect(driver.listenerChecks == [Port(52101)!], "the socket table is looked at first")
         #expect(driver.lastBody == #"{"id":8,"method":"core.get_session_state","params":[]}"#)
         driver.answer(Recorded.delugeTorrents(["aa11", "bb22"], id: 8))
         #expect(driver.lastBody == #"{"id":9,"method":"core.force_reannounce","params":[["aa11","bb22"]]}"#)
         driver.answer(Recorded.delugeNull(id: 9))
         #expect(driver.session.counters.reannounces == 1)
-        #expect(driver.logged("told the trackers of 2 Deluge torrents about port 52101"))
         driver.advance(.seconds(10))
+        driver.listener = nil
         driver.feed(.desiredPort(Port(52102)!))
         driver.answer(Recorded.delugeNull(id: 10))
         driver.answer(Recorded.delugeListenPorts(52102, id: 11))
-        #expect(driver.sent.count == 11, "no second re-announce within the minute")
-        #expect(driver.session.nextDeadline == driver.now + .seconds(50))
+        #expect(driver.sent.count == 11 && driver.listenerChecks.last == Port(52102), "waiting for the listener")
+        driver.feed(.listenerChecked(.absent))
+        #expect(driver.session.nextDeadline == driver.now + ListenerGate.pollInterval)
         driver.reachDeadline()
-        #expect(driver.lastBody.contains("core.get_session_state"))
+        driver.feed(.listenerChecked(.listening))
+        #expect(driver.lastBody.contains("core.get_session_state"), "a new port within the minute: at once")
         driver.answer(Recorded.delugeTorrents(["aa11"], id: 12))
         driver.answer(Recorded.delugeNull(id: 13))
         #expect(driver.session.counters.reannounces == 2)
+        #expect(driver.logged("about port 52102 once it listened on it (5 ms after it took the port)"))
     }
 
     @Test func reannounceOffMakesNoCall() {

@@ -27,6 +27,9 @@ import Testing
         var listenerChecks: [Port] = []
         /// The socket table's answer to a listener check, given at once; nil: the test answers.
         var listener: ListeningSockets.Check? = .listening
+        /// The same before telling the trackers of a new port.
+        var announceListener: ListeningSockets.Check? = .listening
+        var announceListenerChecks: [Port] = []
 
         mutating func feed(_ input: QBittorrentSession.Input) {
             for effect in session.handle(input, now: now) {
@@ -36,6 +39,9 @@ import Testing
                 case .checkListener(let port):
                     listenerChecks.append(port)
                     if let listener { feed(.listenerChecked(listener)) }
+                case .checkListenerBeforeAnnouncing(let port):
+                    announceListenerChecks.append(port)
+                    if let announceListener { feed(.listenerCheckedBeforeAnnouncing(announceListener)) }
                 case .statusChanged: break
                 }
             }

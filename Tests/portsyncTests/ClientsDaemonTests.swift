@@ -206,6 +206,20 @@ extension ClientsDaemonTests {
             defer { daemon.stop() }
             let right = ["qbittorrent", "qbittorrent.tv", "transmission", "deluge"].map { sink(daemon, $0) }
             let wrong = ["qbittorrent.wrong", "transmission.wrong", "deluge.wrong"].map { sink(daemon, $0) }
+            // Issue 21: every client is reached at start, before the VPN forwards any port; a wrong
+            // password shows then (in the health too), tried once.
+            func refused(_ sink: any PortSink) -> Bool { if case .loginRefused = sink.status.health { true } else { false } }
+            // qBittorrent's and Transmission's versions (deluge-web tells none).
+            #expect(try runUntil(loop, seconds: 5) {
+                right.allSatisfy { $0.counters.logins == 1 } && right.filter { $0.status.version != nil }.count == 3 && wrong.allSatisfy(refused)
+            }, "\(log.text)")
+            #expect(right.allSatisfy { $0.status.health == .idle && $0.counters.applies == 0 })
+            #expect(wrong.map(\.counters.failedLogins) == [1, 1, 1])
+            if case .failing(let why) = daemon.snapshot().health {
+                #expect(why.hasPrefix("qbittorrent.wrong: "), "\(why)")
+            } else {
+                Issue.record("health before any port: \(daemon.snapshot().health)")
+            }
             for port in [freePort(), freePort(), freePort()] {
                 writePort(port)
                 #expect(try runUntil(loop, seconds: 20) {

@@ -26,6 +26,7 @@ final class RecordingSink: PortSink {
         onStatusChange?(status)
     }
 
+    func connect() {}
     func reassert() {}
     func interfacesChanged() {}
     func update(_ settings: any PortSinkSettings) -> Bool { settings is RecordingSinkSettings }

@@ -3,11 +3,15 @@ import Reactor
 
 /// The inputs of a client session (`TransmissionSession`, `DelugeSession`): what happened.
 public enum ClientSessionInput {
+    /// Reach the client now, before any port (the daemon's start): its handshake and login.
+    case connect
     case desiredPort(Port)
     case settingsChanged(ClientSettings)
     case responseReceived(HTTPResponse)
     case requestFailed(HTTPClientError)
     case deadlineReached
+    /// The answer to `.checkListener`.
+    case listenerChecked(ListeningSockets.Check)
 }
 
 /// What a client session asks its shell to do.
@@ -17,6 +21,9 @@ public enum ClientSessionEffect: Equatable {
     case send(HTTPRequest, retryIfStale: Bool)
     case log(LogLevel, String)
     case statusChanged(SinkStatus)
+    /// Look in the socket table for a listener on the port before telling the trackers of it
+    /// (`ListenerGate`); answer with `.listenerChecked`.
+    case checkListener(Port)
 }
 
 /// A session built around a `ClientSessionCore`: what it says about itself comes from there.
@@ -45,6 +52,10 @@ struct ClientSessionCore {
     var desired: Port?
     /// A sync was asked for while a request was in flight: it starts when the answer is in.
     var syncRequested = false
+    /// Reach the client before any port is wanted (`.connect`), until its handshake is done.
+    var connectRequested = false
+    /// A sync has something to do: a port is wanted, or the client is to be reached.
+    var hasWork: Bool { desired != nil || connectRequested }
     /// The next sync writes the desired port without reading first (see `desire`).
     var writeWithoutReading = false
 
@@ -60,6 +71,9 @@ struct ClientSessionCore {
     private(set) var retryAt: Instant?
     private(set) var driftCheckAt: Instant?
     private var allowance: ReannounceAllowance
+    private var gate: ListenerGate
+    /// What the gate knew of the listener when the trackers were told (for the log line).
+    private(set) var announcedListener: ListenerGate.Listener?
     private var consecutiveFailures = 0
     /// The kind of the last problem (see `fail`), or the message of a refusal.
     private var lastProblem: String?
@@ -71,9 +85,10 @@ struct ClientSessionCore {
         self.settings = settings
         redaction = Self.redaction(settings)
         allowance = ReannounceAllowance(enabled: settings.reannounce, interval: settings.reannounceInterval)
+        gate = ListenerGate(canSeeListener: settings.url.isThisHost)
     }
 
-    var nextDeadline: Instant? { [retryAt, driftCheckAt, refusedUntil, allowance.dueAt].compactMap { $0 }.min() }
+    var nextDeadline: Instant? { [retryAt, driftCheckAt, refusedUntil, allowance.dueAt, gate.wakeAt].compactMap { $0 }.min() }
 
     /// A new desired port. `sync`: whether to sync now (not while a login is refused);
     /// `skipRead`: verified on the old port with nothing in flight (`idle`), so the new port can
@@ -139,7 +154,11 @@ struct ClientSessionCore {
             effects.append(.log(.info, "trying to log in to \(client) again after the pause"))
             sync = true
         }
-        return (sync, allowance.deadlineReached(now))
+        var reannounce = take(gate.deadlineReached(now), &effects)
+        if allowance.deadlineReached(now), let port = status.verifiedPort, status.health == .verified {
+            reannounce = take(gate.open(port, now), &effects) || reannounce
+        }
+        return (sync, reannounce)
     }
 
     /// New settings: a changed URL or account ends a login refusal. Whether it changed.
@@ -149,6 +168,7 @@ struct ClientSessionCore {
         redaction = Self.redaction(fresh)
         allowance.enabled = fresh.reannounce
         allowance.interval = fresh.reannounceInterval
+        gate.canSeeListener = fresh.url.isThisHost
         consecutiveFailures = 0
         lastProblem = nil
         retryAt = nil
@@ -184,6 +204,7 @@ struct ClientSessionCore {
         retryAt = nil
         driftCheckAt = nil
         allowance.cancel()
+        gate.cancel()
         lastProblem = message
         status.health = .loginRefused(message)
         effects.append(.log(.error, "\(message); no more logins until the configuration is reloaded or \(settings.loginRetryDelay.minutesText) pass"))
@@ -202,15 +223,35 @@ struct ClientSessionCore {
         retryAt = now + min(settings.retryInitial * (1 << exponent), settings.retryMax)
     }
 
-    /// After a verified change: whether to tell the trackers now. Within the allowance of the
-    /// last re-announce, it is put off to the allowance's end instead (the new port still
-    /// reaches the trackers, one call a minute at most).
-    mutating func reannounceDue(_ now: Instant) -> Bool {
-        allowance.due(now)
+    /// After a verified change of port: whether to tell the trackers now. A new port is told
+    /// once the client listens on it (`ListenerGate`: the socket table is looked at first, or a
+    /// remote client given its settling time); the same port again at most once per allowance.
+    mutating func reannounceDue(_ port: Port, _ now: Instant, _ effects: inout [ClientSessionEffect]) -> Bool {
+        guard allowance.due(port, now) else { return false }
+        return take(gate.open(port, now), &effects)
     }
 
-    mutating func reannounced(_ now: Instant) {
-        allowance.reannounced(now)
+    /// The socket table's answer: whether to tell the trackers now.
+    mutating func listenerChecked(_ check: ListeningSockets.Check, _ now: Instant, _ effects: inout [ClientSessionEffect]) -> Bool {
+        take(gate.listenerChecked(check, now), &effects)
+    }
+
+    private mutating func take(_ step: ListenerGate.Step, _ effects: inout [ClientSessionEffect]) -> Bool {
+        switch step {
+        case .wait:
+            return false
+        case .checkListener(let port):
+            effects.append(.checkListener(port))
+            return false
+        case .announce(let port, let listener):
+            guard status.verifiedPort == port else { return false }
+            announcedListener = listener
+            return true
+        }
+    }
+
+    mutating func reannounced(_ port: Port, _ now: Instant) {
+        allowance.reannounced(port, now)
         counters.reannounces += 1
     }
 }

@@ -45,6 +45,10 @@ public final class ClientSink<Session: ClientSinkSession>: PortSink {
     /// The drift check still reads the port back.
     public func reassert() {}
 
+    public func connect() {
+        runner.send(.connect)
+    }
+
     public func interfacesChanged() {}
 
     public func update(_ settings: any PortSinkSettings) -> Bool {
@@ -72,6 +76,10 @@ public final class ClientSink<Session: ClientSinkSession>: PortSink {
             loop.logger.log(level, name, message)
         case .statusChanged(let status):
             onStatusChange?(status)
+        case .checkListener(let port):
+            let check = ListeningSockets.check(port: port.value)
+            loop.logger.trace(name, "socket table before telling the trackers, port \(port): \(check)")
+            runner.send(.listenerChecked(check))
         }
     }
 }

@@ -45,6 +45,9 @@ extension CoreClientSession {
         var effects: [ClientSessionEffect] = []
         let before = core.status
         switch input {
+        case .connect:
+            core.connectRequested = true
+            startSync(&effects)
         case .desiredPort(let port):
             let next = core.desire(port, idle: isIdle, &effects)
             core.writeWithoutReading = next.skipRead
@@ -60,6 +63,11 @@ extension CoreClientSession {
             let due = core.deadlinesReached(now, &effects)
             if due.reannounce { reannounceBecameDue() }
             if due.sync || due.reannounce { startSync(&effects) }
+        case .listenerChecked(let check):
+            if core.listenerChecked(check, now, &effects) {
+                reannounceBecameDue()
+                startSync(&effects)
+            }
         }
         if core.syncRequested && !isBusy {
             core.syncRequested = false

@@ -1,28 +1,30 @@
 import Reactor
 
-/// When a client may tell its trackers about a new port: at once after a change, but never
-/// twice within `interval`; a change inside the interval is told when it ends, once. Every
-/// session that re-announces keeps one (`ClientSessionCore` for Deluge, `QBittorrentSession`).
+/// When a client may tell its trackers about a port: a new port at once, whatever the last
+/// announce was (the trackers would otherwise hand out a dead port); the same port again never
+/// twice within `interval`, a repeat inside it being told when it ends, once. Every session that
+/// re-announces keeps one (`ClientSessionCore` for Deluge, `QBittorrentSession`).
 struct ReannounceAllowance {
     var enabled: Bool
     var interval: Duration
     /// When a put-off re-announce is due.
     private(set) var dueAt: Instant?
-    private var last: Instant?
+    private var last: (port: Port, at: Instant)?
 
     init(enabled: Bool, interval: Duration) {
         self.enabled = enabled
         self.interval = interval
     }
 
-    /// After a verified change: whether to tell the trackers now. Within the interval of the
-    /// last re-announce, it is put off to the interval's end instead (`dueAt`).
-    mutating func due(_ now: Instant) -> Bool {
+    /// After a verified change to `port`: whether to tell the trackers now. The port they were
+    /// last told of, within the interval, is put off to the interval's end instead (`dueAt`).
+    mutating func due(_ port: Port, _ now: Instant) -> Bool {
         guard enabled else { return false }
-        if let last, now < last + interval {
-            dueAt = last + interval
+        if let last, last.port == port, now < last.at + interval {
+            dueAt = last.at + interval
             return false
         }
+        dueAt = nil
         return true
     }
 
@@ -33,8 +35,8 @@ struct ReannounceAllowance {
         return enabled
     }
 
-    mutating func reannounced(_ now: Instant) {
-        last = now
+    mutating func reannounced(_ port: Port, _ now: Instant) {
+        last = (port, now)
         dueAt = nil
     }
 

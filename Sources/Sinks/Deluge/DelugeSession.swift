@@ -87,7 +87,7 @@ public struct DelugeSession {
     // MARK: The sync
 
     mutating func startSync(_ effects: inout [ClientSessionEffect]) {
-        guard let wanted = core.desired, !isLoginRefused else { return }
+        guard core.hasWork, !isLoginRefused else { return }
         guard inFlight == nil else {
             core.syncRequested = true
             return
@@ -101,11 +101,14 @@ public struct DelugeSession {
             core.status.health = .failing(problem)
             return
         }
-        if !loggedIn {
-            send(.login(password), &effects)
-        } else if !daemonConnected {
-            send(.connected, &effects)
-        } else if reannouncePending && core.status.health == .verified && core.status.verifiedPort == wanted {
+        guard loggedIn else { return send(.login(password), &effects) }
+        guard daemonConnected else { return send(.connected, &effects) }
+        guard let wanted = core.desired else {
+            // Connected before any port: nothing more until one comes.
+            core.connectRequested = false
+            return
+        }
+        if reannouncePending && core.status.health == .verified && core.status.verifiedPort == wanted {
             send(.torrents, &effects)
         } else if let verified = core.writeAtOnce(wanted) {
             effects.append(.log(.info, "setting Deluge's listen_ports to [\(wanted), \(wanted)] (was \(verified))"))
@@ -196,7 +199,7 @@ public struct DelugeSession {
             }
             guard written == port else { return startSync(&effects) }
             verified(port, changed: true, now, &effects)
-            if core.reannounceDue(now) {
+            if core.reannounceDue(port, now, &effects) {
                 reannouncePending = true
                 startSync(&effects)
             }
@@ -207,8 +210,10 @@ public struct DelugeSession {
             }
             send(.reannounce(ids), &effects)
         case .reannounce(let ids):
-            core.reannounced(now)
-            effects.append(.log(.info, "told the trackers of \(ids.count) Deluge torrent\(ids.count == 1 ? "" : "s") about port \(core.status.verifiedPort.map(String.init(describing:)) ?? "?")"))
+            guard let port = core.status.verifiedPort else { return }
+            core.reannounced(port, now)
+            let when = core.announcedListener.map { " \($0)" } ?? ""
+            effects.append(.log(.info, "asked Deluge to tell the trackers of \(ids.count) torrent\(ids.count == 1 ? "" : "s") about port \(port)\(when)"))
         }
     }
 

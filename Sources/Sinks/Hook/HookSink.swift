@@ -37,6 +37,9 @@ public final class HookSink: PortSink {
     /// The hook has no sockets to re-open.
     public func reassert() {}
 
+    /// Nothing to reach before a port: the hook is a program run with it.
+    public func connect() {}
+
     /// Nothing to repair: the hook runs when the port changes, not the interfaces.
     public func interfacesChanged() {}
 

@@ -13,6 +13,8 @@ public struct QBittorrentAPI: Sendable {
         case preferences = "/api/v2/app/preferences"
         case setPreferences = "/api/v2/app/setPreferences"
         case reannounce = "/api/v2/torrents/reannounce"
+        case torrents = "/api/v2/torrents/info"
+        case trackers = "/api/v2/torrents/trackers"
 
         public var method: String { [.login, .setPreferences, .reannounce].contains(self) ? "POST" : "GET" }
     }
@@ -36,12 +38,13 @@ public struct QBittorrentAPI: Sendable {
         self.settings = settings
     }
 
-    /// A request to `endpoint`; `form` for a POST; `cookie` is the session's (never on a login).
-    public func request(_ endpoint: Endpoint, cookie: String?, form: [(String, String)] = []) -> HTTPRequest {
+    /// A request to `endpoint`; `form` for a POST, `query` (already encoded) for a GET;
+    /// `cookie` is the session's (never on a login).
+    public func request(_ endpoint: Endpoint, cookie: String?, form: [(String, String)] = [], query: String = "") -> HTTPRequest {
         var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1"]
         if case .apiKey(let key) = settings.authentication { headers.add("Authorization", "Bearer \(key.value)") }
         if let cookie, endpoint != .login { headers.add("Cookie", cookie) }
-        let target = settings.url.target(endpoint.rawValue)
+        let target = settings.url.target(endpoint.rawValue) + (query.isEmpty ? "" : "?\(query)")
         return endpoint.method == "POST" ? .form(target, fields: form, headers: headers)
                                          : HTTPRequest(method: "GET", target: target, headers: headers)
     }
@@ -133,6 +136,66 @@ public struct QBittorrentAPI: Sendable {
             case .notAnObject: "preferences not an object"
             case .noListenPort: "preferences without listen_port"
             }
+        }
+    }
+
+    /// One torrent of `/torrents/info?limit=1`'s answer: whose trackers to look at after a
+    /// re-announce. nil when the answer is not a list; `.none` inside when there are no torrents.
+    public static func firstTorrent(_ response: HTTPResponse) -> (hash: String, name: String)?? {
+        guard let list = (try? JSONValue.parse(response.body))?.array else { return nil }
+        guard let first = list.first else { return .some(nil) }
+        guard let hash = first["hash"]?.string, !hash.isEmpty, hash.utf8.allSatisfy(Self.isHexDigit) else { return nil }
+        return (hash, (first["name"]?.string ?? hash).oneLine(limit: 60))
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+    }
+
+    /// `/torrents/trackers`'s answer summed up; nil when it is not a list of trackers.
+    public static func trackerReport(_ response: HTTPResponse, torrent: String, port: Port) -> TrackerReport? {
+        guard let list = (try? JSONValue.parse(response.body))?.array else { return nil }
+        var report = TrackerReport(port: port, torrent: torrent)
+        for tracker in list {
+            // DHT, PeX and LSD are listed as pseudo-trackers of tier -1 (and "** [DHT] **" URLs).
+            guard let status = tracker["status"]?.integer else { return nil }
+            if tracker["tier"]?.integer == -1 || tracker["url"]?.string?.hasPrefix("** [") == true { continue }
+            switch status {
+            case 2: report.working += 1
+            case 3: report.updating += 1
+            case 4:
+                report.notWorking += 1
+                if report.message == nil, let message = tracker["msg"]?.string, !message.isEmpty { report.message = message.oneLine(limit: 120) }
+            default: report.notContacted += 1
+            }
+        }
+        return report
+    }
+
+    /// What one torrent's trackers said a few seconds after they were told of `port`.
+    public struct TrackerReport: Equatable, Sendable, CustomStringConvertible {
+        public var port: Port
+        public var torrent: String
+        public var working = 0
+        public var updating = 0
+        public var notWorking = 0
+        public var notContacted = 0
+        /// The first not-working tracker's message.
+        public var message: String?
+
+        public init(port: Port, torrent: String) {
+            self.port = port
+            self.torrent = torrent
+        }
+
+        public var trackers: Int { working + updating + notWorking + notContacted }
+
+        public var description: String {
+            guard trackers > 0 else { return "torrent \"\(torrent)\" has no trackers to tell of port \(port)" }
+            let parts = [(working, "working"), (updating, "still updating"), (notWorking, "not working"), (notContacted, "not contacted")]
+                .filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
+            let message = message.map { " (\"\($0)\")" } ?? ""
+            return "the trackers of \"\(torrent)\" after being told of port \(port): \(parts.joined(separator: ", "))\(message)"
         }
     }
 }

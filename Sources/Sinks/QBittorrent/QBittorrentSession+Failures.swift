@@ -36,8 +36,7 @@ extension QBittorrentSession {
         if failed { counters.failedLogins += 1 }
         syncRequested = false
         reassertPending = false
-        reannouncePending = false
-        reannounce.cancel()
+        cancelAnnouncements()
         let until = now + settings.loginRetryDelay
         login = .refused(until: until)
         lastProblem = message

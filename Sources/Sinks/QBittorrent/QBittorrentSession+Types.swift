@@ -3,6 +3,8 @@ import Reactor
 
 extension QBittorrentSession {
     public enum Input {
+        /// Log in and read the version now, before any port (the daemon's start).
+        case connect
         case desiredPort(Port)
         /// Make qBittorrent re-open its listening sockets.
         case reassert
@@ -15,6 +17,8 @@ extension QBittorrentSession {
         case deadlineReached
         /// The answer to `.checkListener`.
         case listenerChecked(ListeningSockets.Check)
+        /// The answer to `.checkListenerBeforeAnnouncing`.
+        case listenerCheckedBeforeAnnouncing(ListeningSockets.Check)
     }
 
     public enum Effect: Equatable {
@@ -24,6 +28,9 @@ extension QBittorrentSession {
         /// Look in the socket table whether something listens on the port, on an interface
         /// that exists; answer with `.listenerChecked`.
         case checkListener(Port)
+        /// The same look, to tell the trackers once the new port's listener exists; answer
+        /// with `.listenerCheckedBeforeAnnouncing`.
+        case checkListenerBeforeAnnouncing(Port)
         case log(LogLevel, String)
         case statusChanged(SinkStatus)
     }
@@ -38,6 +45,9 @@ extension QBittorrentSession {
         case writePreferences(away: Bool, fields: [String: JSONValue])
         /// Tell the trackers of every torrent about the port.
         case reannounce
+        /// After a re-announce: one torrent, and then what its trackers say.
+        case torrentSample
+        case trackers(hash: String, torrent: String)
 
         var endpoint: QBittorrentAPI.Endpoint {
             switch self {
@@ -47,6 +57,15 @@ extension QBittorrentSession {
             case .readPreferences: .preferences
             case .writePreferences: .setPreferences
             case .reannounce: .reannounce
+            case .torrentSample: .torrents
+            case .trackers: .trackers
+            }
+        }
+
+        var isTrackerRead: Bool {
+            switch self {
+            case .torrentSample, .trackers: true
+            default: false
             }
         }
 

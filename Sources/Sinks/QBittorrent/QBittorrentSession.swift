@@ -11,7 +11,7 @@ import Reactor
 /// call, a failure with back-off), and never retries a
 /// refused login until the settings change or `loginRetryDelay` passes: qBittorrent bans an IP
 /// after 5 failed logins, and this way it sees at most one an hour. After a verified change of
-/// port it tells the trackers (`torrents/reannounce`), at most once a minute.
+/// port it tells the trackers (`torrents/reannounce`) once qBittorrent listens on it.
 public struct QBittorrentSession {
     public private(set) var settings: QBittorrentSettings
     public internal(set) var status = SinkStatus()
@@ -24,6 +24,16 @@ public struct QBittorrentSession {
     var reannounce: ReannounceAllowance
     /// Tell the trackers as soon as qBittorrent is verified on the port with nothing in flight.
     var reannouncePending = false
+    var listenerGate: ListenerGate
+    /// What the gate knew of the listener when the re-announce went out.
+    var announcedListener: ListenerGate.Listener?
+    /// When to read what the trackers heard of a port; then due, read when nothing is in flight.
+    var trackerCheck: (at: Instant, port: Port)?
+    var trackerCheckDue: Port?
+    /// What one torrent's trackers said after the last re-announce.
+    public internal(set) var trackerReport: QBittorrentAPI.TrackerReport?
+    /// The last re-announce qBittorrent accepted: the port, and what was known of its listener.
+    var announced: (port: Port, listener: ListenerGate.Listener?)?
     /// The write in progress moves qBittorrent to another port (not a reassert, not only UPnP).
     var portMoves = false
 
@@ -37,6 +47,8 @@ public struct QBittorrentSession {
     /// interface change, at every drift check.
     private var checkListenerAfterSync: Bool
     var syncRequested = false
+    /// Reach qBittorrent before any port is wanted: log in, read the version.
+    private var connectRequested = false
     /// The port the last write asked for: a read-back verifies only that.
     private var writtenPort: Port?
     private var writeWithoutReading = false
@@ -54,9 +66,10 @@ public struct QBittorrentSession {
         checkListenerAfterSync = settings.checkListener
         redaction = Self.redaction(settings)
         reannounce = ReannounceAllowance(enabled: settings.reannounce, interval: settings.reannounceInterval)
+        listenerGate = ListenerGate(canSeeListener: settings.checkListener)
     }
 
-    public var nextDeadline: Instant? { [scheduled, reannounce.dueAt].compactMap { $0 }.min() }
+    public var nextDeadline: Instant? { [scheduled, reannounce.dueAt, listenerGate.wakeAt, trackerCheck?.at].compactMap { $0 }.min() }
 
     public var isLoginRefused: Bool {
         if case .refused = login { true } else { false }
@@ -71,6 +84,9 @@ public struct QBittorrentSession {
         var effects: [Effect] = []
         let before = status
         switch input {
+        case .connect:
+            connectRequested = true
+            startSync(now, &effects)
         case .desiredPort(let port):
             if port == desired && status.verifiedPort == port && status.health == .verified && inFlight == nil && !reassertPending {
                 // The same port again (a source that had none names it anew): qBittorrent may
@@ -140,11 +156,7 @@ public struct QBittorrentSession {
                 fail("\(request.method) \(request.path): \(error)", now, &effects)
             }
         case .deadlineReached:
-            if reannounce.deadlineReached(now) {
-                // Sent now when verified; else after the verification under way.
-                reannouncePending = true
-                if status.health == .verified { startSync(now, &effects) }
-            }
+            announcementDeadlines(now, &effects)
             guard let deadline = scheduled, deadline <= now else { break }
             scheduled = nil
             switch deadlinePurpose {
@@ -160,6 +172,8 @@ public struct QBittorrentSession {
         case .listenerChecked(let check):
             guard let port = desired else { break }
             listenerChecked(check, port: port, now, &effects)
+        case .listenerCheckedBeforeAnnouncing(let check):
+            take(listenerGate.listenerChecked(check, now), now, &effects)
         }
         if syncRequested && inFlight == nil && !isLoginRefused {
             syncRequested = false
@@ -191,7 +205,7 @@ public struct QBittorrentSession {
     // MARK: The sync
 
     mutating func startSync(_ now: Instant, _ effects: inout [Effect]) {
-        guard let wanted = desired, !isLoginRefused else { return }
+        guard !isLoginRefused, desired != nil || connectRequested else { return }
         guard inFlight == nil else {
             syncRequested = true
             return
@@ -200,10 +214,23 @@ public struct QBittorrentSession {
             send(.login, &effects)
         } else if status.version == nil {
             send(.version, &effects)
-        } else if settings.interface != nil && !interfacesChecked {
+        } else if let wanted = desired {
+            sync(wanted, &effects)
+        } else {
+            // Connected before any port: nothing more until one comes.
+            connectRequested = false
+        }
+    }
+
+    /// The rest of a sync, logged in and with the version known.
+    private mutating func sync(_ wanted: Port, _ effects: inout [Effect]) {
+        if settings.interface != nil && !interfacesChecked {
             send(.interfaces, &effects)
         } else if reannouncePending && status.health == .verified && status.verifiedPort == wanted {
             send(.reannounce, &effects)
+        } else if let port = trackerCheckDue, status.health == .verified && status.verifiedPort == port && !writeWithoutReading {
+            trackerCheckDue = nil
+            send(.torrentSample, &effects)
         } else if writeWithoutReading, !reassertPending, let verified = status.verifiedPort, verified != desired {
             // qBittorrent was verified on the old port, so the new one needs a write: the read
             // before it is skipped (the read-back still verifies). This is the latency path.
@@ -236,6 +263,10 @@ public struct QBittorrentSession {
             return api.request(request.endpoint, cookie: cookie)
         case .reannounce:
             return api.request(.reannounce, cookie: cookie, form: [("hashes", "all")])
+        case .torrentSample:
+            return api.request(.torrents, cookie: cookie, query: "limit=1")
+        case .trackers(let hash, _):
+            return api.request(.trackers, cookie: cookie, query: "hash=\(hash)")
         }
     }
 
@@ -272,7 +303,9 @@ public struct QBittorrentSession {
     }
 
     private mutating func handle(_ response: HTTPResponse, to request: Request, _ now: Instant, _ effects: inout [Effect]) {
+        // Best effort, whatever the answer: never taken for the session's state.
         if request == .reannounce { return reannounceAnswered(response, now, &effects) }
+        if request.isTrackerRead { return trackerAnswer(response, to: request, now, &effects) }
         if !(200..<300).contains(response.status), let other = foreignServer(response) { return fail(other, kind: "another application", now, &effects) }
         switch response.status {
         case 200..<300:
@@ -289,8 +322,8 @@ public struct QBittorrentSession {
         }
         if case .loggedIn(let cookie, false) = login { login = .loggedIn(cookie: cookie, confirmed: true) }
         switch request {
-        case .login, .reannounce:
-            preconditionFailure("login and re-announce answers are handled apart")
+        case .login, .reannounce, .torrentSample, .trackers:
+            preconditionFailure("login, re-announce and tracker answers are handled apart")
         case .version:
             guard let version = QBittorrentAPI.version(response) else {
                 return fail("answer to GET /api/v2/app/version is not a version: \"\(response.bodyExcerpt)\"", kind: "not a version", now, &effects)
@@ -385,6 +418,6 @@ public struct QBittorrentSession {
         status.verifiedPort = port
         status.health = .verified
         schedule(now + settings.checkInterval, .driftCheck)
-        reannounceIfDue(afterMove: moved, now, &effects)
+        reannounceIfDue(afterMove: moved, port, now, &effects)
     }
 }

@@ -55,7 +55,7 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
         self.disableUPnP = disableUPnP
         self.interface = interface
         self.checkInterval = checkInterval
-        self.checkListener = checkListener ?? Self.isLocal(url)
+        self.checkListener = checkListener ?? url.isThisHost
         self.retryInitial = retryInitial
         self.retryMax = retryMax
         self.loginRetryDelay = loginRetryDelay
@@ -68,11 +68,5 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
 
     public func makeSink(loop: EventLoop) -> any PortSink {
         QBittorrentSink(loop: loop, settings: self)
-    }
-
-    /// Whether the URL points at this host, so that its sockets are in our socket table.
-    public static func isLocal(_ url: HTTPURL) -> Bool {
-        let host = url.bareHost.lowercased()
-        return host == "localhost" || host == "::1" || IPv4Address(host)?.isLoopback == true
     }
 }

@@ -38,6 +38,10 @@ public final class QBittorrentSink: PortSink {
     public var status: SinkStatus { session.status }
     public var counters: SinkCounters { session.counters }
     public var settings: QBittorrentSettings { session.settings }
+    /// What one torrent's trackers said after the last re-announce.
+    public var trackerReport: QBittorrentAPI.TrackerReport? { session.trackerReport }
+    /// The last re-announce qBittorrent accepted, and what was known of its listener then.
+    var announced: (port: Port, listener: ListenerGate.Listener?)? { session.announced }
     /// TCP connections the client opened: one per qBittorrent session while keep-alive holds;
     /// over HTTPS, how many of them resumed the TLS session (none with qBittorrent's own HTTPS,
     /// which issues no tickets; a proxy's usually does).
@@ -50,6 +54,10 @@ public final class QBittorrentSink: PortSink {
 
     public func reassert() {
         handle(.reassert)
+    }
+
+    public func connect() {
+        handle(.connect)
     }
 
     public func interfacesChanged() {
@@ -90,6 +98,10 @@ public final class QBittorrentSink: PortSink {
             let check = ListeningSockets.check(port: port.value)
             logger.debug(name, "socket table, port \(port): \(check)")
             runner.send(.listenerChecked(check))
+        case .checkListenerBeforeAnnouncing(let port):
+            let check = ListeningSockets.check(port: port.value)
+            logger.trace(name, "socket table before telling the trackers, port \(port): \(check)")
+            runner.send(.listenerCheckedBeforeAnnouncing(check))
         case .log(let level, let message):
             logger.log(level, name, message)
         case .statusChanged(let status):

@@ -66,14 +66,18 @@ public struct TransmissionSession {
     // MARK: The sync
 
     mutating func startSync(_ effects: inout [ClientSessionEffect]) {
-        guard let wanted = core.desired, !isLoginRefused else { return }
+        guard core.hasWork, !isLoginRefused else { return }
         guard inFlight == nil else {
             core.syncRequested = true
             return
         }
-        if rpcVersion == nil {
-            send(.probe, &effects)
-        } else if let verified = core.writeAtOnce(wanted) {
+        guard rpcVersion != nil else { return send(.probe, &effects) }
+        guard let wanted = core.desired else {
+            // Connected before any port: nothing more until one comes.
+            core.connectRequested = false
+            return
+        }
+        if let verified = core.writeAtOnce(wanted) {
             effects.append(.log(.info, "setting Transmission's peer-port to \(wanted) (was \(verified))"))
             send(.write(wanted), &effects)
         } else {
