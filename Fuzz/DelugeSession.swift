@@ -54,7 +54,7 @@ public func fuzzDelugeSession(_ data: UnsafePointer<UInt8>?, _ count: Int) -> In
         switch sessionInput {
         case .responseReceived, .requestFailed: isAnswer = before.inFlight != nil
         case .settingsChanged, .deadlineReached: isUnblocking = true
-        case .desiredPort: break
+        case .desiredPort, .connect, .listenerChecked: break
         }
         if !isAnswer { loginsThisRound = 0 }
         let effects = session.handle(sessionInput, now: now)

@@ -25,16 +25,20 @@ public func fuzzQBittorrentSession(_ data: UnsafePointer<UInt8>?, _ count: Int) 
     var now = Instant(nanoseconds: 1_000_000_000)
     var steps = 0
     var listenerAsked = false
-    var lastReannounce: Instant?
+    var announceListenerAsked = false
+    var lastReannounce: (port: Port, at: Instant)?
     while !input.isAtEnd && steps < 200 {
         steps += 1
         let sessionInput: QBittorrentSession.Input
         // The shell answers a listener check at once, before anything else happens.
-        if listenerAsked {
-            sessionInput = .listenerChecked(input.pick([.listening, .absent, .stale(ListeningSockets.Listener(address: "10.2.0.2", interfaceIndex: 2)),
-                                                         .stale(ListeningSockets.Listener(address: "10.2.0.2", interfaceIndex: 3)), .unknown("fuzz")]))
+        if listenerAsked || announceListenerAsked {
+            let check: ListeningSockets.Check = input.pick([.listening, .absent, .stale(ListeningSockets.Listener(address: "10.2.0.2", interfaceIndex: 2)),
+                                                            .stale(ListeningSockets.Listener(address: "10.2.0.2", interfaceIndex: 3)), .unknown("fuzz")])
+            sessionInput = listenerAsked ? .listenerChecked(check) : .listenerCheckedBeforeAnnouncing(check)
         } else {
-            switch input.byte() % 9 {
+            switch input.byte() % 10 {
+            case 9:
+                sessionInput = .connect
             case 0:
                 guard let port = Port(input.uint16()) else { continue }
                 sessionInput = .desiredPort(port)
@@ -69,6 +73,7 @@ public func fuzzQBittorrentSession(_ data: UnsafePointer<UInt8>?, _ count: Int) 
         }
         require(sent.count <= 1, "\(sent.count) requests at once")
         listenerAsked = effects.contains { if case .checkListener = $0 { true } else { false } }
+        announceListenerAsked = effects.contains { if case .checkListenerBeforeAnnouncing = $0 { true } else { false } }
         var isAnswer = false
         var isUnblocking = false
         switch sessionInput {
@@ -92,9 +97,10 @@ public func fuzzQBittorrentSession(_ data: UnsafePointer<UInt8>?, _ count: Int) 
                 require(session.status.health == .verified && session.status.verifiedPort == session.desired, "a re-announce while not verified")
             }
         }
-        if session.counters.reannounces > before.reannounces {
-            require(lastReannounce.map { now >= $0 + .seconds(60) } ?? true, "two re-announces within a minute")
-            lastReannounce = now
+        if session.counters.reannounces > before.reannounces, let port = session.status.verifiedPort {
+            // A new port at once; the same port again at most once a minute.
+            require(lastReannounce.map { $0.port != port || now >= $0.at + .seconds(60) } ?? true, "the same port re-announced twice within a minute")
+            lastReannounce = (port, now)
         }
         if session.status.health == .verified {
             require(session.status.verifiedPort == session.desired, "verified on \(String(describing: session.status.verifiedPort)), desired \(String(describing: session.desired))")
@@ -143,6 +149,11 @@ func qBittorrentAnswer(to request: QBittorrentSession.Request, _ input: inout Fu
                       #"{"listen_port":\#(port),"random_port":\#(input.bool()),"upnp":\#(input.bool()),"current_network_interface":"\#(interface)","dht":false}"#)
     case .writePreferences, .reannounce:
         return answer(status)
+    case .torrentSample:
+        return answer(status, [], input.pick([#"[{"hash":"8c4f3e2a","name":"x"}]"#, "[]", "{}", #"[{"hash":"../x"}]"#, String(decoding: input.bytes(8), as: UTF8.self)]))
+    case .trackers:
+        return answer(status, [], input.pick([#"[{"msg":"","status":0,"tier":-1,"url":"** [DHT] **"},{"msg":"m","status":\#(input.byte() % 6),"tier":0,"url":"u"}]"#,
+                                              "[]", "{}", #"[{"status":"x"}]"#]))
     }
 }
 

@@ -54,7 +54,7 @@ public func fuzzTransmissionSession(_ data: UnsafePointer<UInt8>?, _ count: Int)
         switch sessionInput {
         case .responseReceived, .requestFailed: isAnswer = before.inFlight != nil
         case .settingsChanged, .deadlineReached: isUnblocking = true
-        case .desiredPort: break
+        case .desiredPort, .connect, .listenerChecked: break
         }
         if !isAnswer { requestsThisRound = 0 }
         let effects = session.handle(sessionInput, now: now)
