@@ -1,12 +1,21 @@
 import CLinux
 import Reactor
 
-/// Exit codes, as `portsync once` documents them.
-enum ExitCode: Int32 {
-    case success = 0
-    case transientFailure = 1
-    case usageOrConfiguration = 2
-    case unsupported = 3
+/// Exit codes, as `portsync once` documents them; `portsync status` has its own (LSB's).
+struct ExitCode: Equatable, Sendable {
+    let rawValue: Int32
+
+    static let success = ExitCode(rawValue: 0)
+    static let transientFailure = ExitCode(rawValue: 1)
+    static let usageOrConfiguration = ExitCode(rawValue: 2)
+    static let unsupported = ExitCode(rawValue: 3)
+
+    /// `status`: the daemon runs but its health is not ok.
+    static let daemonUnhealthy = ExitCode(rawValue: 1)
+    /// `status`: no portsync runs with the state file's pid.
+    static let daemonNotRunning = ExitCode(rawValue: 3)
+    /// `status`: no state file, or one that cannot be read.
+    static let noState = ExitCode(rawValue: 4)
 }
 
 enum Command: String, CaseIterable {
@@ -28,6 +37,14 @@ enum Command: String, CaseIterable {
 
     /// Whether the command talks to the configured servers (and so may need OpenSSL).
     var connects: Bool { self == .run || self == .once || self == .doctor }
+
+    /// What the command's exit codes mean, when they are its own.
+    var exitCodes: String? {
+        switch self {
+        case .status: "Exit codes: 0 running and healthy, 1 running and unhealthy, 3 not running, 4 no state (none, or unreadable)."
+        case .run, .once, .doctor, .config: nil
+        }
+    }
 
     /// Flags of this command beyond the common ones.
     var ownFlags: [(flag: String, help: String)] {
@@ -194,6 +211,6 @@ enum CommandLineInterface {
 
             Secrets are never options: use password_file, $CREDENTIALS_DIRECTORY/qbittorrent-password
             or PORTSYNC_QBITTORRENT_PASSWORD.
-            """
+            """ + (command.exitCodes.map { "\n\n" + $0 } ?? "")
     }
 }

@@ -3,7 +3,8 @@ import HTTP
 import Reactor
 
 /// `portsync status`: the state file in words (or as JSON), and whether the daemon that wrote
-/// it still runs. Exit 0 when the last known health is ok, 1 otherwise.
+/// it still runs. Exit codes as LSB's `status`: 0 running and healthy, 1 running and unhealthy,
+/// 3 not running (whatever the health it last wrote), 4 no state (none, or unreadable).
 struct StatusCommand {
     let loaded: LoadedConfiguration
     let json: Bool
@@ -14,18 +15,19 @@ struct StatusCommand {
         do {
             state = try store.load()
         } catch {
-            return report("state file \(store.path): \(error)", ["error": .string("\(error)")], .transientFailure)
+            return report("state file \(store.path): \(error)", ["error": .string("\(error)")], .noState)
         }
         guard let state else {
             return report("no state yet: portsync has not applied a port here (no \(store.path))",
-                          ["error": .string("no state file")], .transientFailure)
+                          ["error": .string("no state file")], .noState)
         }
         let running = Self.isPortsync(state.pid)
+        let code: ExitCode = !running ? .daemonNotRunning : state.health.isOK ? .success : .daemonUnhealthy
         if json {
-            guard case .object(var members) = state.jsonValue else { return .transientFailure }
+            guard case .object(var members) = state.jsonValue else { return .noState }
             members["daemon_running"] = .bool(running)
             ProcessEnvironment.printToStandardOutput(JSONValue.object(members).serialized + "\n")
-            return state.health.isOK ? .success : .transientFailure
+            return code
         }
         var lines: [String] = []
         if let port = state.port {
@@ -34,7 +36,8 @@ struct StatusCommand {
         } else {
             lines.append("no port applied yet")
         }
-        lines.append("health: \(state.health.description.oneLine())")
+        // A daemon that is gone is not healthy, whatever it last wrote.
+        lines.append("\(running ? "health" : "last health"): \(state.health.description.oneLine())")
         for label in Set(state.clientVersions.keys).union(state.clientHealth.keys).sorted() {
             let version = state.clientVersions[label].map { " \($0.oneLine(limit: 40))" } ?? ""
             let health = state.clientHealth[label].map { ": \($0.oneLine())" } ?? ""
@@ -46,7 +49,7 @@ struct StatusCommand {
         }
         lines.append(running ? "daemon: running (pid \(state.pid))" : "daemon: not running (last pid \(state.pid))")
         ProcessEnvironment.printToStandardOutput(lines.joined(separator: "\n") + "\n")
-        return state.health.isOK ? .success : .transientFailure
+        return code
     }
 
     private func report(_ text: String, _ members: [String: JSONValue], _ code: ExitCode) -> ExitCode {
@@ -58,10 +61,30 @@ struct StatusCommand {
         return code
     }
 
-    /// Whether `pid` is alive and is a portsync.
+    /// Whether `pid` is alive (not a zombie) and is a portsync: the same executable as this one,
+    /// or, when that cannot be told (another user's process, a binary replaced by an upgrade),
+    /// a process named exactly portsync (not the test runner, `portsyncPackageTests`).
     static func isPortsync(_ pid: Int32) -> Bool {
-        guard pid > 0, isAlive(pid), let comm = try? FileContents.read(atPath: "/proc/\(pid)/comm", maxBytes: 64) else { return false }
-        return String(decoding: comm, as: UTF8.self).hasPrefix("portsync")
+        guard pid > 0, isAlive(pid), !isZombie(pid) else { return false }
+        if let theirs = executable("/proc/\(pid)/exe"), theirs == executable("/proc/self/exe") { return true }
+        guard let comm = try? FileContents.read(atPath: "/proc/\(pid)/comm", maxBytes: 64) else { return false }
+        return String(decoding: comm, as: UTF8.self) == "portsync\n"
+    }
+
+    /// A killed process not yet reaped by its parent still answers `kill(pid, 0)`: its state
+    /// in `/proc/PID/stat` (after the parenthesized name) is `Z`.
+    private static func isZombie(_ pid: Int32) -> Bool {
+        guard let bytes = try? FileContents.read(atPath: "/proc/\(pid)/stat", maxBytes: 4096),
+              let close = bytes.lastIndex(of: UInt8(ascii: ")")), close + 2 < bytes.count else { return false }
+        return bytes[close + 2] == UInt8(ascii: "Z")
+    }
+
+    /// The target of a `/proc/PID/exe` link, nil when it cannot be read.
+    private static func executable(_ link: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(link, &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }  // EACCES for another user's process: the name decides
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// `kill(pid, 0)`: EPERM means alive, owned by someone else.

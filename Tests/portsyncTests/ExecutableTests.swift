@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 import Reactor
 import Testing
 import TestSupport
@@ -43,13 +44,66 @@ import TestSupport
         let file = directory.write("state.json", #"{"health":"ok","pid":4294967296,"port":51413,"updated_at":0}"#)
         let environment = ["PORTSYNC_DAEMON_STATE_FILE": file]
         let (status, output) = try Child.run(["status"], environment: environment)
-        #expect(status == 1)
+        #expect(status == 4)
         #expect(output == "portsync: state file \(file): \"pid\" is not a whole number in range: 4294967296\n")
 
         let daemon = try Child(["run"], environment: environment)
         #expect(daemon.waitForOutput(containing: "running").contains("state file \(file): \"pid\" is not a whole number in range: 4294967296; starting without it"))
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 5) == 0)
+    }
+
+    /// `status` answers like LSB's: 0 running and healthy, 1 running and unhealthy, 3 not
+    /// running (a daemon killed while its last state said ok, reaped or still a zombie), 4 no state.
+    @Test func statusExitCodesSayWhetherTheDaemonRuns() throws {
+        let directory = TemporaryDirectory()
+        let stateFile = "\(directory.path)/state.json"
+        let environment = ["PORTSYNC_DAEMON_STATE_FILE": stateFile]
+        func status(_ arguments: [String] = []) throws -> (Int32?, String) { try Child.run(["status"] + arguments, environment: environment) }
+        func writeState(pid: pid_t, health: String) {
+            directory.write("state.json", #"{"health":"\#(health)","pid":\#(pid),"port":51413,"source":"proton-file","updated_at":0}"#)
+        }
+
+        var (code, output) = try status()
+        #expect(code == 4 && output.contains("no state yet"), "\(output)")
+        #expect(try status(["--json"]).0 == 4)
+
+        // The daemon writes its own state elsewhere: this test writes the one `status` reads.
+        let daemon = try Child(["run"], environment: ["PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/daemon/state.json"])
+        #expect(daemon.waitForOutput(containing: "running (pid").contains("running (pid"))
+        let pid = daemon.process.pid
+        writeState(pid: pid, health: "ok")
+        (code, output) = try status()
+        #expect(code == 0, "\(output)")
+        #expect(output.contains("health: ok\n") && output.contains("daemon: running (pid \(pid))"), "\(output)")
+        writeState(pid: pid, health: "qBittorrent is unreachable")
+        #expect(try status().0 == 1)
+        #expect(try status(["--json"]).0 == 1)
+
+        // Killed, not yet reaped: a zombie still answers kill(pid, 0).
+        writeState(pid: pid, health: "ok")
+        daemon.signal(SIGKILL)
+        #expect(waitFor(seconds: 10) {
+            let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+            return stat.split(separator: ")").last?.hasPrefix(" Z") == true
+        })
+        (code, output) = try status()
+        #expect(code == 3, "\(output)")
+        #expect(output.contains("last health: ok\n") && output.contains("daemon: not running (last pid \(pid))"), "\(output)")
+        #expect(daemon.wait(seconds: 5) == 128 + SIGKILL, "reaped")
+        (code, output) = try status()
+        #expect(code == 3 && output.contains("daemon: not running (last pid \(pid))"), "\(output)")
+        (code, output) = try status(["--json"])
+        #expect(code == 3)
+        #expect(try JSONValue.parse(Array(output.utf8))["daemon_running"]?.bool == false)
+
+        // A live process that is not portsync (this test) does not count.
+        writeState(pid: getpid(), health: "ok")
+        #expect(try status().0 == 3)
+
+        directory.write("state.json", "{not json")
+        #expect(try status().0 == 4)
+        #expect(try status(["--help"]).1.contains("Exit codes: 0 running and healthy, 1 running and unhealthy, 3 not running, 4 no state"))
     }
 
     @Test func aStateFileThatCannotBeReplacedIsOneLineAndTheDaemonRuns() throws {
