@@ -3,18 +3,15 @@ import Glibc
 @testable import Reactor
 import TestSupport
 
-/// A non-blocking pipe; closed by the test.
+/// A non-blocking pipe; closed by the test. Close-on-exec from the start (`pipe2`): a child
+/// spawned by a test running alongside would otherwise inherit the ends and keep them open.
 struct Pipe {
     let readEnd: FileDescriptor
     let writeEnd: FileDescriptor
 
     init() {
         var fds: [Int32] = [0, 0]
-        precondition(pipe(&fds) == 0)
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        }
+        precondition(pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0)
         readEnd = FileDescriptor(rawValue: fds[0])
         writeEnd = FileDescriptor(rawValue: fds[1])
     }

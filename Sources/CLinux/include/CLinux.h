@@ -46,9 +46,10 @@ static const int CLINUX_EPOLLRDHUP = EPOLLRDHUP;
 static inline int clinux_sigaddset(sigset_t *set, int signo) { return sigaddset(set, signo); }
 static inline int clinux_sigemptyset(sigset_t *set) { return sigemptyset(set); }
 
-// accept4 is declared only under _GNU_SOURCE; pidfd_open has no glibc wrapper before 2.36
+// accept4 and pipe2 are declared only under _GNU_SOURCE; pidfd_open has no glibc wrapper before 2.36
 // (system call 434 on x86_64 and aarch64 alike).
 extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+extern int pipe2(int fds[2], int flags);
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
