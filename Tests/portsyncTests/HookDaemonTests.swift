@@ -57,6 +57,31 @@ import TestSupport
         #expect(daemon.wait(seconds: 5) == 0)
     }
 
+    /// In a foreground run there is no cgroup to end what a hook left running: portsync ends it
+    /// when it stops.
+    @Test func whatTheHookLeftRunningEndsWithTheDaemon() throws {
+        let directory = TemporaryDirectory()
+        let pidFile = "\(directory.path)/background"
+        let file = configuration(in: directory, ["background", pidFile])
+        let daemon = try Child(["run", "--config", file])
+        _ = daemon.waitForOutput(containing: "hook.command")
+        #expect(waitFor(seconds: 10) { FileManager.default.fileExists(atPath: pidFile) })
+        let text = try String(contentsOfFile: pidFile, encoding: .utf8)
+        let background = try #require(pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(background, SIGKILL) }
+        #expect(Self.isRunning(background), "the hook's sleep outlives the hook")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0)
+        #expect(waitFor(seconds: 5) { !Self.isRunning(background) }, "it ended with the daemon")
+    }
+
+    /// Whether `pid` is a process that has not ended (a zombie has).
+    static func isRunning(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[close...].hasPrefix(") Z")
+    }
+
     @Test func doctorLooksForTheProgramWithoutRunningIt() throws {
         let directory = TemporaryDirectory()
         let record = "\(directory.path)/record"
