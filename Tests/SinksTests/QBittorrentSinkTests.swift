@@ -256,7 +256,7 @@ final class QBittorrentSinkTests {
         let sink = sink(password("right-password"))
         sink.apply(Port(51413)!)
         #expect(try runUntil(loop, seconds: 5) {
-            sink.status.health == .failing("answer to GET /api/v2/app/preferences is not a JSON object: \"<html><body>Unauthorized proxy</body></html>\"")
+            sink.status.health == .failing("answer to GET /api/v2/app/preferences is not a JSON object (unexpected character at byte 0): \"<html><body>Unauthorized proxy</body></html>\"")
         })
         try runFor(loop, seconds: 0.5)
         #expect(log.count("error   qbittorrent.http: answer to GET /api/v2/app/preferences is not a JSON object") == 1,
