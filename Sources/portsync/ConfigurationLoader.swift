@@ -52,7 +52,7 @@ struct ConfigurationLoader {
             }
         }
         try checkAcrossKeys(configuration)
-        var warnings = tlsWarnings(configuration)
+        var warnings = tlsWarnings(configuration) + metricsWarnings(configuration)
         let credentials = try loadCredentials(configuration, warnings: &warnings)
         return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings)
     }
@@ -217,6 +217,13 @@ struct ConfigurationLoader {
             .map { "[\($0.label)].tls_verify = false: the certificate of \($0.url) is not checked; anyone on the path can read the password (set ca_file or tls_fingerprint instead)" }
     }
 
+    /// A warning at every start (and reload) when the metrics endpoint listens beyond this
+    /// machine: it answers without a login, and `/healthz` quotes what the clients answered.
+    private func metricsWarnings(_ configuration: Configuration) -> [String] {
+        guard let address = configuration.daemon.metricsListen, !address.isLoopback else { return [] }
+        return ["metrics_listen \(address) is reachable from other machines: /metrics and /healthz answer without a login and quote what the clients answered; listen on 127.0.0.1 unless a firewall keeps it private"]
+    }
+
     // MARK: Secrets
 
     private func loadCredentials(_ configuration: Configuration, warnings: inout [String]) throws(ConfigurationError) -> Credentials {
@@ -229,7 +236,7 @@ struct ConfigurationLoader {
             if let credentialsDirectory {
                 let path = "\(credentialsDirectory)/\(credential)"
                 if FileContents.exists(path) {
-                    return try readSecret(at: path, origin: "$CREDENTIALS_DIRECTORY", warnings: &warnings)
+                    return try readSecret(at: path, origin: "$CREDENTIALS_DIRECTORY", warnings: &warnings, groupChecked: false)
                 }
             }
             if let variable, let value = environment[variable] {
@@ -269,7 +276,11 @@ struct ConfigurationLoader {
     }
 
     /// Reads a secret file: one line, the trailing newline dropped. Never prints its content.
-    private func readSecret(at path: String, origin: String, warnings: inout [String]) throws(ConfigurationError) -> Secret {
+    /// A file others can read is warned about: every user, or (`groupChecked`) a group that
+    /// portsync is not in, since that group's readability serves nobody but its members; a
+    /// group of portsync's own (`root:portsync 0640`) is how a service is given a secret. systemd's
+    /// credentials are its business.
+    private func readSecret(at path: String, origin: String, warnings: inout [String], groupChecked: Bool = true) throws(ConfigurationError) -> Secret {
         let bytes: [UInt8]
         do {
             bytes = try FileContents.read(atPath: path, maxBytes: 64 * 1024)
@@ -280,8 +291,13 @@ struct ConfigurationLoader {
         while text.hasSuffix("\n") || text.hasSuffix("\r") || text.hasSuffix("\r\n") { text.removeLast() }
         let secret = try checkedSecret(text, origin: "file \(path)", file: path, errorOrigin: origin)
         var info = stat()
-        if stat(path, &info) == 0 && info.st_mode & 0o004 != 0 {
-            warnings.append("secret file \(path) is readable by every user (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it")
+        if stat(path, &info) == 0 {
+            let mode = String(info.st_mode & 0o777, radix: 8)
+            if info.st_mode & 0o004 != 0 {
+                warnings.append("secret file \(path) is readable by every user (mode \(mode)); chmod 600 it")
+            } else if groupChecked && info.st_mode & 0o040 != 0 && !ProcessEnvironment.groups.contains(info.st_gid) {
+                warnings.append("secret file \(path) is readable by group \(info.st_gid) (mode \(mode)), which portsync does not run in; chmod 600 it, or chgrp it to a group of portsync's")
+            }
         }
         return secret
     }

@@ -223,6 +223,35 @@ import Testing
         #expect(printed.contains("# qBittorrent password: set (file \(open))"))
     }
 
+    /// 0640 with a group of portsync's own is how a service is given a secret; with a group
+    /// portsync is not in, that group reads the password for nothing. Root only: chown to a
+    /// group the process is not in.
+    @Test func aSecretReadableByAGroupPortsyncIsNotInIsWarnedAbout() throws {
+        guard getuid() == 0 else { return print("skipped: needs root to give a file to another group") }
+        let directory = TemporaryDirectory()
+        let ours = directory.write("ours", "hunter2\n", mode: 0o640)
+        let theirs = directory.write("theirs", "hunter2\n", mode: 0o640)
+        let stranger = (40_000...60_000).map { gid_t($0) }.first { !ProcessEnvironment.groups.contains($0) }!
+        #expect(chown(theirs, 0, stranger) == 0)
+        func warnings(_ path: String) throws -> [String] {
+            try loader(flags: [FlagSetting(keyPath: "qbittorrent.password_file", text: path, origin: "--password-file")]).load().warnings
+        }
+        #expect(try warnings(ours) == [])
+        #expect(try warnings(theirs) == ["secret file \(theirs) is readable by group \(stranger) (mode 640), which portsync does not run in; chmod 600 it, or chgrp it to a group of portsync's"])
+        let credentials = directory.path + "/credentials"
+        try FileManager.default.createDirectory(atPath: credentials, withIntermediateDirectories: false)
+        let credential = directory.write("credentials/qbittorrent-password", "hunter2\n", mode: 0o640)
+        #expect(chown(credential, 0, stranger) == 0)
+        #expect(try loader(environment: ["CREDENTIALS_DIRECTORY": credentials]).load().warnings == [], "systemd's credentials are its business")
+    }
+
+    @Test(arguments: [("127.0.0.1:9834", false), ("127.4.5.6:9834", false), ("[::1]:9834", false),
+                      ("0.0.0.0:9834", true), ("10.0.0.5:9834", true), ("[::]:9834", true)])
+    func metricsBeyondThisMachineAreWarnedAbout(listen: String, warned: Bool) throws {
+        let loaded = try loader(flags: [FlagSetting(keyPath: "daemon.metrics_listen", text: listen, origin: "--metrics-listen")]).load()
+        #expect(loaded.warnings.contains { $0.hasPrefix("metrics_listen \(listen) is reachable from other machines") } == warned, "\(loaded.warnings)")
+    }
+
     @Test func aByteOrderMarkAtTheStartIsAccepted() throws {
         let directory = TemporaryDirectory()
         let file = directory.write("config.toml", "\u{FEFF}[natpmp]\ninterface = \"wg0\"\n")
