@@ -292,6 +292,10 @@ final class DaemonTests {
                                                                            "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"]))
         #expect(status == 1 && output.contains("is unreachable: connection refused"), "\(output)")
 
+        (status, output) = try Child.run(["doctor"], environment: environment(["PORTSYNC_SOURCE_STRATEGY": "file",
+                                                                           "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(qbittorrent.torrentPort)"]))
+        #expect(status == 1 && output.contains("is unreachable: port \(qbittorrent.torrentPort) is a BitTorrent port"), "\(output)")
+
         writePort("")
         (status, output) = try Child.run(["doctor", "--set", "qbittorrent.check_seconds=1"], environment: environment(file))
         #expect(status == 1 && output.contains("✗ configuration: --set qbittorrent.check_seconds: 1 is out of range"), "\(output)")
