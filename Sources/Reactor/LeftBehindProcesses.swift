@@ -51,14 +51,7 @@ public final class LeftBehindProcesses {
 
     /// Every process the kernel lists in /proc.
     private static func processes() -> [Member] {
-        guard let directory = opendir("/proc") else { return [] }
-        defer { closedir(directory) }
-        var found: [Member] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if let pid = pid_t(name), let member = process(pid) { found.append(member) }
-        }
-        return found
+        FileContents.names(inDirectory: "/proc").compactMap { pid_t($0).flatMap(process) }
     }
 
     /// /proc/PID/stat's process group (field 5) and start time (field 22). The command name

@@ -15,6 +15,8 @@ struct LoadedConfiguration: Equatable {
     var credentials: Credentials
     /// Problems that do not stop the daemon (a secret file others can read).
     var warnings: [String]
+    /// The systemd unit whose credentials were used in place of `$CREDENTIALS_DIRECTORY`.
+    var serviceCredentials: ServiceCredentials? = nil
 }
 
 /// Builds the configuration: defaults, then the file, then `PORTSYNC_*` variables, then flags;
@@ -27,6 +29,9 @@ struct ConfigurationLoader {
     /// `--config`.
     var explicitFile: String?
     var flags: [FlagSetting] = []
+    /// What a systemd unit hands its service, used as `$CREDENTIALS_DIRECTORY` when that is not
+    /// set: `doctor` run by root checks with the service's secrets.
+    var serviceCredentials: ServiceCredentials?
 
     /// Variables under PORTSYNC_ that are not configuration keys.
     static let configFileVariable = "PORTSYNC_CONFIG"
@@ -54,7 +59,8 @@ struct ConfigurationLoader {
         try checkAcrossKeys(configuration)
         var warnings = tlsWarnings(configuration) + metricsWarnings(configuration)
         let credentials = try loadCredentials(configuration, warnings: &warnings)
-        return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings)
+        return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings,
+                                   serviceCredentials: environment["CREDENTIALS_DIRECTORY"] == nil ? serviceCredentials : nil)
     }
 
     // MARK: The file
@@ -238,6 +244,8 @@ struct ConfigurationLoader {
                 if FileContents.exists(path) {
                     return try readSecret(at: path, origin: "$CREDENTIALS_DIRECTORY", warnings: &warnings, groupChecked: false)
                 }
+            } else if let service = serviceCredentials, let path = service.path(of: credential), FileContents.exists(path) {
+                return try readSecret(at: path, origin: "\(service.unitFile) LoadCredential=\(credential)", warnings: &warnings, groupChecked: false)
             }
             if let variable, let value = environment[variable] {
                 return try checkedSecret(value, origin: variable, file: nil, errorOrigin: variable)
@@ -284,6 +292,9 @@ struct ConfigurationLoader {
         let bytes: [UInt8]
         do {
             bytes = try FileContents.read(atPath: path, maxBytes: 64 * 1024)
+        } catch let error as SystemCallError where error.errno == .permissionDenied && environment["CREDENTIALS_DIRECTORY"] != nil {
+            // A service whose unit hands it credentials runs as a user of its own (DynamicUser).
+            throw ConfigurationError(origin, "cannot read secret file \(path): \(error); the service's own user (uid \(userID)) cannot read it: hand it over with LoadCredential= in the unit instead")
         } catch {
             throw ConfigurationError(origin, "cannot read secret file \(path): \(error)")
         }

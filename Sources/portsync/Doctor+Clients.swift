@@ -74,8 +74,7 @@ extension Doctor {
         let http = Self.client(loop, settings.label, client.url, client.tls)
         defer { http.close() }
         guard let password = client.password else {
-            return report.fail("login: no password configured for deluge-web",
-                               "set [\(settings.label)].password_file (or $CREDENTIALS_DIRECTORY/\(settings.label)-password)")
+            return report.fail("login: no password configured for deluge-web", passwordFix(settings.label))
         }
         var cookie: String?
         var id = 0
