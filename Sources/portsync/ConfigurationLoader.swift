@@ -57,7 +57,7 @@ struct ConfigurationLoader {
             }
         }
         try checkAcrossKeys(configuration)
-        var warnings = tlsWarnings(configuration) + metricsWarnings(configuration)
+        var warnings = tlsWarnings(configuration) + metricsWarnings(configuration) + sudoWarnings(configuration)
         let credentials = try loadCredentials(configuration, warnings: &warnings)
         return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings,
                                    serviceCredentials: environment["CREDENTIALS_DIRECTORY"] == nil ? serviceCredentials : nil)
@@ -228,6 +228,16 @@ struct ConfigurationLoader {
     private func metricsWarnings(_ configuration: Configuration) -> [String] {
         guard let address = configuration.daemon.metricsListen, !address.isLoopback else { return [] }
         return ["metrics_listen \(address) is reachable from other machines: /metrics and /healthz answer without a login and quote what the clients answered; listen on 127.0.0.1 unless a firewall keeps it private"]
+    }
+
+    /// Root through sudo with the ProtonVPN file's default path: the app writes its file in the
+    /// desktop user's runtime directory, never in root's, so say where it is and that the desktop
+    /// setup runs as that user.
+    private func sudoWarnings(_ configuration: Configuration) -> [String] {
+        guard userID == 0, let sudoUser = environment["SUDO_UID"].flatMap(UInt32.init), sudoUser != 0,
+              [.auto, .file].contains(configuration.source.strategy), configuration.origins["proton.port_file"] == nil else { return [] }
+        let theirs = Configuration.defaultProtonPortFile(environment: [:], userID: sudoUser)
+        return ["running as root through sudo: the ProtonVPN app of user \(sudoUser) writes \(theirs), not \(configuration.proton.portFile); the desktop setup runs as that user (systemctl --user enable --now portsync), not as root"]
     }
 
     // MARK: Secrets

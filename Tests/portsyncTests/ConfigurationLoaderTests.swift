@@ -252,6 +252,18 @@ import Testing
         #expect(loaded.warnings.contains { $0.hasPrefix("metrics_listen \(listen) is reachable from other machines") } == warned, "\(loaded.warnings)")
     }
 
+    @Test func rootThroughSudoIsToldWhereTheDesktopAppsFileIs() throws {
+        func warnings(_ environment: [String: String], userID: UInt32 = 0, flags: [FlagSetting] = []) throws -> [String] {
+            try ConfigurationLoader(environment: environment, userID: userID, workingDirectory: "/", explicitFile: nil, flags: flags).load().warnings
+        }
+        #expect(try warnings(["SUDO_UID": "1000"]) == ["running as root through sudo: the ProtonVPN app of user 1000 writes /run/user/1000/Proton/VPN/forwarded_port, not /run/Proton/VPN/forwarded_port; the desktop setup runs as that user (systemctl --user enable --now portsync), not as root"])
+        #expect(try warnings([:]) == [], "root without sudo: a system setup")
+        #expect(try warnings(["SUDO_UID": "1000"], userID: 1000) == [])
+        #expect(try warnings(["SUDO_UID": "1000"], flags: [FlagSetting(keyPath: "proton.port_file", text: "/run/x/forwarded_port", origin: "--port-file")]) == [],
+                "a port file chosen on purpose")
+        #expect(try warnings(["SUDO_UID": "1000"], flags: [FlagSetting(keyPath: "source.strategy", text: "natpmp", origin: "--strategy")]) == [])
+    }
+
     @Test func aByteOrderMarkAtTheStartIsAccepted() throws {
         let directory = TemporaryDirectory()
         let file = directory.write("config.toml", "\u{FEFF}[natpmp]\ninterface = \"wg0\"\n")
