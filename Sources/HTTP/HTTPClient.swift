@@ -14,6 +14,9 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
     case tls(TLSError)
     /// The request itself could not go on the wire (a header value with a line break).
     case invalidRequest(HTTPRequestError)
+    /// What answered speaks another protocol; the text says which and what to do (a caller that
+    /// knows more than the connection, such as a BitTorrent port found in the socket table).
+    case otherProtocol(String)
 
     public var description: String {
         switch self {
@@ -25,13 +28,14 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
         case .malformed(let error): error.description
         case .tls(let error): error.description
         case .invalidRequest(let error): error.description
+        case .otherProtocol(let why): why
         }
     }
 
     /// Whether the server is simply not there (down, restarting, wrong port).
     public var isUnreachable: Bool {
         switch self {
-        case .resolve, .connect: true
+        case .resolve, .connect, .otherProtocol: true
         default: false
         }
     }

@@ -19,17 +19,19 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
     /// 1-5 digits, 1-65535; the path holds only the characters RFC 3986 allows in one. No
     /// credentials, query, fragment, space or control character.
     public init(parsing text: String) throws(URLError) {
+        // Every refusal quotes the URL; a password in it is never quoted.
+        let shown = Self.hidingPassword(text)
         guard text.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
-            throw URLError(text, "holds a space, a control character or a non-ASCII character")
+            throw URLError(shown, "holds a space, a control character or a non-ASCII character")
         }
         // "://" found by hand: a string separator would bring _StringProcessing's searchers (and
         // their pages of code) into every start.
         let bytes = Array(text.utf8)
         guard let separator = bytes.indices.dropLast(2).first(where: { bytes[$0...$0 + 2].elementsEqual("://".utf8) }) else {
-            throw URLError(text, "has no scheme (expected http:// or https://)")
+            throw URLError(shown, "has no scheme (expected http:// or https://)")
         }
         guard let scheme = Scheme(rawValue: String(decoding: bytes[..<separator], as: UTF8.self).lowercased()) else {
-            throw URLError(text, "scheme must be http or https")
+            throw URLError(shown, "scheme must be http or https")
         }
         var authority = Substring(String(decoding: bytes[(separator + 3)...], as: UTF8.self))
         var path = "/"
@@ -37,42 +39,42 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
             path = String(authority[slash...])
             authority = authority[..<slash]
         }
-        if authority.contains("@") { throw URLError(text, "must not carry credentials; use the password or API key settings") }
+        if authority.contains("@") { throw URLError(shown, "must not carry credentials; use the password or API key settings") }
         if authority.contains("?") || authority.contains("#") || path.contains("?") || path.contains("#") {
-            throw URLError(text, "must not have a query or fragment")
+            throw URLError(shown, "must not have a query or fragment")
         }
-        guard Self.isValidPath(path) else { throw URLError(text, "has a bad path") }
+        guard Self.isValidPath(path) else { throw URLError(shown, "has a bad path") }
         var host: String
         var portText: Substring?
         if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw URLError(text, "has an unclosed IPv6 bracket") }
+            guard let close = authority.firstIndex(of: "]") else { throw URLError(shown, "has an unclosed IPv6 bracket") }
             let address = authority[authority.index(after: authority.startIndex)..<close]
             guard !address.isEmpty, SocketAddress(numericHost: String(address), port: 1)?.family == AF_INET6 else {
-                throw URLError(text, "has a bad IPv6 address")
+                throw URLError(shown, "has a bad IPv6 address")
             }
             host = String(authority[...close])
             let after = authority[authority.index(after: close)...]
             if after.hasPrefix(":") {
                 portText = after.dropFirst()
             } else if !after.isEmpty {
-                throw URLError(text, "has junk after the IPv6 address")
+                throw URLError(shown, "has junk after the IPv6 address")
             }
         } else {
             let parts = authority.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count <= 2 else { throw URLError(text, "has more than one port") }
+            guard parts.count <= 2 else { throw URLError(shown, "has more than one port") }
             host = String(parts[0])
             portText = parts.count == 2 ? parts[1] : nil
-            guard !host.isEmpty else { throw URLError(text, "has no host") }
-            guard host.utf8.allSatisfy({ Self.isHostByte($0) }) else { throw URLError(text, "has a bad host name") }
+            guard !host.isEmpty else { throw URLError(shown, "has no host") }
+            guard host.utf8.allSatisfy({ Self.isHostByte($0) }) else { throw URLError(shown, "has a bad host name") }
             if host.allSatisfy({ $0.isNumber || $0 == "." }) && IPv4Address(host) == nil {
-                throw URLError(text, "has a bad IPv4 address")
+                throw URLError(shown, "has a bad IPv4 address")
             }
         }
         var port: UInt16 = scheme == .https ? 443 : 80
         if let portText {
             guard !portText.isEmpty, portText.count <= 5, portText.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
                   let value = Int(portText), (1...65535).contains(value) else {
-                throw URLError(text, "has a bad port (1-65535)")
+                throw URLError(shown, "has a bad port (1-65535)")
             }
             port = UInt16(value)
         }
@@ -82,6 +84,19 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
         // Every trailing slash: "http://h//" is no base path, not "/" (requests would go to "//api/…").
         while path.hasSuffix("/") { path.removeLast() }
         basePath = path
+    }
+
+    /// `text` with the password of any `user:password@` in its authority as `***`: what a
+    /// refusal may quote (the user name stays, so the person sees which part was meant).
+    static func hidingPassword(_ text: String) -> String {
+        var bytes = Array(text.utf8)
+        let separator = bytes.indices.dropLast(2).first { bytes[$0...$0 + 2].elementsEqual("://".utf8) }
+        let authorityStart = separator.map { $0 + 3 } ?? 0
+        let authorityEnd = bytes[authorityStart...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
+        guard let at = bytes[authorityStart..<authorityEnd].lastIndex(of: UInt8(ascii: "@")),
+              let colon = bytes[authorityStart..<at].firstIndex(of: UInt8(ascii: ":")) else { return text }
+        bytes.replaceSubrange(colon + 1..<at, with: "***".utf8)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Whether `path` is an absolute path of RFC 3986 path characters (unreserved, sub-delims,

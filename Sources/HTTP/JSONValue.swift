@@ -32,6 +32,30 @@ public enum JSONValue: Equatable, Sendable {
         return value
     }
 
+    /// A top-level object (of which only `members` are kept, when named), or why the bytes are
+    /// none, in a few words: "number out of range at byte 9", "an array". What every client
+    /// says of an answer that should have been an object.
+    public static func object(_ bytes: [UInt8], members: Set<String>? = nil) -> Result<[String: JSONValue], NotAnObject> {
+        do throws(ParseError) {
+            switch try parse(bytes, members: members) {
+            case .object(let members): return .success(members)
+            case .array: return .failure(NotAnObject(reason: "an array"))
+            case .string: return .failure(NotAnObject(reason: "a string"))
+            case .number: return .failure(NotAnObject(reason: "a number"))
+            case .bool: return .failure(NotAnObject(reason: "a boolean"))
+            case .null: return .failure(NotAnObject(reason: "null"))
+            }
+        } catch {
+            return .failure(NotAnObject(reason: error.description))
+        }
+    }
+
+    public struct NotAnObject: Error, Equatable, CustomStringConvertible {
+        /// What the bytes are instead, or where they stop being JSON.
+        public let reason: String
+        public var description: String { "is not a JSON object (\(reason))" }
+    }
+
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members[key]

@@ -14,6 +14,7 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
 
     public static let notPermitted = Errno(rawValue: EPERM)
     public static let noSuchFileOrDirectory = Errno(rawValue: ENOENT)
+    public static let permissionDenied = Errno(rawValue: EACCES)
     public static let interrupted = Errno(rawValue: EINTR)
     public static let badFileDescriptor = Errno(rawValue: EBADF)
     /// EAGAIN, which is EWOULDBLOCK on Linux.
@@ -32,7 +33,7 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let inProgress = Errno(rawValue: EINPROGRESS)
 
     private static let names: [Errno: String] = [
-        .notPermitted: "EPERM", .noSuchFileOrDirectory: "ENOENT", .interrupted: "EINTR", .badFileDescriptor: "EBADF",
+        .notPermitted: "EPERM", .noSuchFileOrDirectory: "ENOENT", .permissionDenied: "EACCES", .interrupted: "EINTR", .badFileDescriptor: "EBADF",
         .wouldBlock: "EAGAIN", .fileExists: "EEXIST", .notDirectory: "ENOTDIR", .fileTooLarge: "EFBIG", .brokenPipe: "EPIPE",
         .connectionAborted: "ECONNABORTED", .connectionReset: "ECONNRESET", .noBufferSpace: "ENOBUFS", .timedOut: "ETIMEDOUT",
         .connectionRefused: "ECONNREFUSED", .networkUnreachable: "ENETUNREACH", .hostUnreachable: "EHOSTUNREACH",

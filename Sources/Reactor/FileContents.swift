@@ -1,6 +1,7 @@
 import Glibc
 
-/// Whole-file reads for small files (configuration, secrets, port files, state).
+/// Whole-file reads for small files (configuration, secrets, port files, state), and the
+/// names in a directory.
 public enum FileContents {
     /// The bytes of the regular file at `path`, at most `maxBytes` (more is an error: EFBIG).
     /// Anything else (a FIFO, a device, a directory) is refused with `NotARegularFileError`
@@ -27,6 +28,19 @@ public enum FileContents {
     /// Whether something exists at `path`.
     public static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
+    }
+
+    /// The names in the directory at `path` (not `.` and `..`), in the order the kernel lists
+    /// them; none when it cannot be read.
+    public static func names(inDirectory path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 }
 

@@ -10,6 +10,9 @@ public final class FirstLineReader {
     private var bytes: [UInt8] = []
     private var lineComplete = false
     private let limit: Int
+    /// Reads per wakeup, at most, as `TCPConnection`'s: a child that writes without end (a
+    /// `yes >&2`) cannot hold the loop; level-triggered epoll reports the rest next time.
+    static let readsPerWakeup = 16
 
     public init(loop: EventLoop, name: String, limit: Int = 512) throws {
         self.limit = limit
@@ -48,7 +51,8 @@ public final class FirstLineReader {
         return text.isEmpty ? nil : text.oneLine(limit: 200)
     }
 
-    /// Reads what is in the pipe now and stops watching it: the writer has ended.
+    /// Reads what is in the pipe now (one wakeup's worth: whatever the child left behind may
+    /// still be writing) and stops watching it: the writer has ended.
     public func finish() {
         // A read that fails leaves the line as it is: the report goes on without the rest.
         try? drain()
@@ -58,7 +62,8 @@ public final class FirstLineReader {
 
     private func drain() throws {
         guard let fd = source?.fd else { return }
-        while case .done(let chunk) = try fd.read(upTo: 4096) {
+        for _ in 0..<Self.readsPerWakeup {
+            guard case .done(let chunk) = try fd.read(upTo: 4096) else { return }
             guard !chunk.isEmpty else {
                 source?.cancel()  // end of file: every writer closed it
                 source = nil

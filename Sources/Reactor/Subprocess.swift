@@ -40,12 +40,16 @@ public final class Subprocess {
     private var exit: Registration?
     private var deadline: Timer!
     private var errorOutput: FirstLineReader?
+    private let leftBehind: LeftBehindProcesses?
 
-    /// `environment`: `NAME=value` entries, all the child gets. Throws when it cannot be
-    /// started or watched (a kernel without pidfd_open, before 5.3: the child is killed then).
+    /// `environment`: `NAME=value` entries, all the child gets. `leftBehind`: where what the
+    /// child leaves running in its process group when it ends is noted. Throws when it cannot
+    /// be started or watched (a kernel without pidfd_open, before 5.3: the child is killed then).
     public init(loop: EventLoop, name: String, executable: String, arguments: [String], environment: [String],
-                timeout: Duration, capturesErrorLine: Bool = false, onExit: @escaping (Termination) -> Void) throws {
+                timeout: Duration, capturesErrorLine: Bool = false, leftBehind: LeftBehindProcesses? = nil,
+                onExit: @escaping (Termination) -> Void) throws {
         self.loop = loop
+        self.leftBehind = leftBehind
         self.name = name
         self.timeout = timeout
         self.onExit = onExit
@@ -121,8 +125,10 @@ public final class Subprocess {
         return pid
     }
 
-    /// The pidfd became readable: the child has ended.
+    /// The pidfd became readable: the child has ended. What it left in its group is noted
+    /// before it is reaped, while the group's id cannot have been reused.
     private func reap() throws {
+        leftBehind?.note(groupOf: pid)
         var status: Int32 = 0
         guard try systemCall("waitpid", { waitpid(pid, &status, WNOHANG) }) == pid else { return }
         // WIFEXITED: the low 7 bits are 0, and the code is in bits 8-15; else they are the signal.

@@ -2,7 +2,7 @@ import CLinux
 import Glibc
 import Reactor
 
-/// The TCP sockets that listen on a port, from the kernel's socket diagnostics
+/// The TCP sockets that listen on a port (and the UDP sockets bound to one), from the kernel's socket diagnostics
 /// (`NETLINK_SOCK_DIAG`, what `ss -tl` reads; no privilege needed), with the interface each is
 /// bound to. A listener bound to an interface index that no longer exists is deaf: qBittorrent
 /// bound to the tunnel keeps such a socket after the tunnel is recreated (a new index), and it
@@ -53,22 +53,28 @@ public enum ListeningSockets {
         return if_indextoname(index, &name) != nil
     }
 
-    /// Two dumps (AF_INET, AF_INET6) of TCP sockets in LISTEN on `port`. The kernel writes
-    /// the first part of a dump while `sendto` runs and the rest as `recv` reads it, so
-    /// reading at once never blocks.
-    public static func query(port: UInt16) throws -> [Listener] {
+    /// The UDP sockets bound to `port` (what `ss -ul` lists): a BitTorrent client binds one
+    /// beside its TCP listener (µTP, UDP trackers, DHT); a web server never does.
+    public static func udpSockets(port: UInt16) throws -> [Listener] {
+        try query(port: port, protocol: UInt8(IPPROTO_UDP), state: 7)  // TCP_CLOSE: a bound, unconnected socket
+    }
+
+    /// Two dumps (AF_INET, AF_INET6) of TCP sockets in LISTEN on `port` (or of `protocol`'s in
+    /// `state`). The kernel writes the first part of a dump while `sendto` runs and the rest as
+    /// `recv` reads it, so reading at once never blocks.
+    public static func query(port: UInt16, protocol: UInt8 = UInt8(IPPROTO_TCP), state: UInt8 = 10) throws -> [Listener] {
         let fd = try Netlink.socket(NETLINK_SOCK_DIAG)
         defer { fd.close() }
         var listeners: [Listener] = []
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         for (sequence, family) in [(UInt32(1), UInt8(AF_INET)), (2, UInt8(AF_INET6))] {
-            try Netlink.send(request(family: family, port: port, sequence: sequence), on: fd)
+            try Netlink.send(request(family: family, protocol: `protocol`, state: state, port: port, sequence: sequence), on: fd)
             var done = false
             while !done {
                 guard case .done(let count) = try buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }), count > 0 else {
                     throw SystemCallError(call: "recv(NETLINK_SOCK_DIAG)", errno: .wouldBlock)
                 }
-                let answer = parse(Array(buffer[0..<count]), port: port, sequence: sequence)
+                let answer = parse(Array(buffer[0..<count]), port: port, state: state, sequence: sequence)
                 listeners += answer.listeners
                 done = answer.done
             }
@@ -76,11 +82,11 @@ public enum ListeningSockets {
         return listeners
     }
 
-    /// `inet_diag_req_v2` (56 bytes): family, IPPROTO_TCP, no extensions, states = LISTEN,
-    /// the source port in the socket id (the kernel filters listeners by it).
-    static func request(family: UInt8, port: UInt16, sequence: UInt32) -> [UInt8] {
-        var body: [UInt8] = [family, UInt8(IPPROTO_TCP), 0, 0]
-        body += Netlink.littleEndian(UInt32(1) << 10)  // 1 << TCP_LISTEN
+    /// `inet_diag_req_v2` (56 bytes): family, protocol, no extensions, the states (TCP_LISTEN
+    /// by default), the source port in the socket id (the kernel filters sockets by it).
+    static func request(family: UInt8, protocol: UInt8 = UInt8(IPPROTO_TCP), state: UInt8 = 10, port: UInt16, sequence: UInt32) -> [UInt8] {
+        var body: [UInt8] = [family, `protocol`, 0, 0]
+        body += Netlink.littleEndian(UInt32(1) << state)
         body += [UInt8(port >> 8), UInt8(port & 0xff)]
         body += [UInt8](repeating: 0, count: 56 - body.count)
         return Netlink.message(type: CLINUX_SOCK_DIAG_BY_FAMILY, flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), sequence: sequence, body: body)
@@ -88,7 +94,7 @@ public enum ListeningSockets {
 
     /// `inet_diag_msg`: family, state, timer, retrans, then the socket id (source port big
     /// endian at 4, source address at 8, interface at 40), …; 72 bytes in all.
-    static func parse(_ bytes: [UInt8], port: UInt16, sequence: UInt32) -> (listeners: [Listener], done: Bool) {
+    static func parse(_ bytes: [UInt8], port: UInt16, state: UInt8 = 10, sequence: UInt32) -> (listeners: [Listener], done: Bool) {
         var listeners: [Listener] = []
         for message in Netlink.messages(in: bytes) where message.sequence == sequence {
             switch Int32(message.type) {
@@ -96,7 +102,7 @@ public enum ListeningSockets {
                 return (listeners, true)
             case Int32(CLINUX_SOCK_DIAG_BY_FAMILY):
                 let body = message.body
-                guard body.count >= 72, body[1] == 10, UInt16(body[4]) << 8 | UInt16(body[5]) == port else { continue }
+                guard body.count >= 72, body[1] == state, UInt16(body[4]) << 8 | UInt16(body[5]) == port else { continue }
                 let family = Int32(body[0])
                 let address = family == AF_INET ? Array(body[8..<12]) : Array(body[8..<24])
                 listeners.append(Listener(address: text(address, family: family), interfaceIndex: Netlink.u32(body, 40)))

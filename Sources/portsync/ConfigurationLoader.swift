@@ -15,6 +15,8 @@ struct LoadedConfiguration: Equatable {
     var credentials: Credentials
     /// Problems that do not stop the daemon (a secret file others can read).
     var warnings: [String]
+    /// The systemd unit whose credentials were used in place of `$CREDENTIALS_DIRECTORY`.
+    var serviceCredentials: ServiceCredentials? = nil
 }
 
 /// Builds the configuration: defaults, then the file, then `PORTSYNC_*` variables, then flags;
@@ -27,6 +29,9 @@ struct ConfigurationLoader {
     /// `--config`.
     var explicitFile: String?
     var flags: [FlagSetting] = []
+    /// What a systemd unit hands its service, used as `$CREDENTIALS_DIRECTORY` when that is not
+    /// set: `doctor` run by root checks with the service's secrets.
+    var serviceCredentials: ServiceCredentials?
 
     /// Variables under PORTSYNC_ that are not configuration keys.
     static let configFileVariable = "PORTSYNC_CONFIG"
@@ -52,9 +57,10 @@ struct ConfigurationLoader {
             }
         }
         try checkAcrossKeys(configuration)
-        var warnings = tlsWarnings(configuration)
+        var warnings = tlsWarnings(configuration) + metricsWarnings(configuration) + sudoWarnings(configuration)
         let credentials = try loadCredentials(configuration, warnings: &warnings)
-        return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings)
+        return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings,
+                                   serviceCredentials: environment["CREDENTIALS_DIRECTORY"] == nil ? serviceCredentials : nil)
     }
 
     // MARK: The file
@@ -217,6 +223,23 @@ struct ConfigurationLoader {
             .map { "[\($0.label)].tls_verify = false: the certificate of \($0.url) is not checked; anyone on the path can read the password (set ca_file or tls_fingerprint instead)" }
     }
 
+    /// A warning at every start (and reload) when the metrics endpoint listens beyond this
+    /// machine: it answers without a login, and `/healthz` quotes what the clients answered.
+    private func metricsWarnings(_ configuration: Configuration) -> [String] {
+        guard let address = configuration.daemon.metricsListen, !address.isLoopback else { return [] }
+        return ["metrics_listen \(address) is reachable from other machines: /metrics and /healthz answer without a login and quote what the clients answered; listen on 127.0.0.1 unless a firewall keeps it private"]
+    }
+
+    /// Root through sudo with the ProtonVPN file's default path: the app writes its file in the
+    /// desktop user's runtime directory, never in root's, so say where it is and that the desktop
+    /// setup runs as that user.
+    private func sudoWarnings(_ configuration: Configuration) -> [String] {
+        guard userID == 0, let sudoUser = environment["SUDO_UID"].flatMap(UInt32.init), sudoUser != 0,
+              [.auto, .file].contains(configuration.source.strategy), configuration.origins["proton.port_file"] == nil else { return [] }
+        let theirs = Configuration.defaultProtonPortFile(environment: [:], userID: sudoUser)
+        return ["running as root through sudo: the ProtonVPN app of user \(sudoUser) writes \(theirs), not \(configuration.proton.portFile); the desktop setup runs as that user (systemctl --user enable --now portsync), not as root"]
+    }
+
     // MARK: Secrets
 
     private func loadCredentials(_ configuration: Configuration, warnings: inout [String]) throws(ConfigurationError) -> Credentials {
@@ -229,8 +252,10 @@ struct ConfigurationLoader {
             if let credentialsDirectory {
                 let path = "\(credentialsDirectory)/\(credential)"
                 if FileContents.exists(path) {
-                    return try readSecret(at: path, origin: "$CREDENTIALS_DIRECTORY", warnings: &warnings)
+                    return try readSecret(at: path, origin: "$CREDENTIALS_DIRECTORY", warnings: &warnings, groupChecked: false)
                 }
+            } else if let service = serviceCredentials, let path = service.path(of: credential), FileContents.exists(path) {
+                return try readSecret(at: path, origin: "\(service.unitFile) LoadCredential=\(credential)", warnings: &warnings, groupChecked: false)
             }
             if let variable, let value = environment[variable] {
                 return try checkedSecret(value, origin: variable, file: nil, errorOrigin: variable)
@@ -269,10 +294,17 @@ struct ConfigurationLoader {
     }
 
     /// Reads a secret file: one line, the trailing newline dropped. Never prints its content.
-    private func readSecret(at path: String, origin: String, warnings: inout [String]) throws(ConfigurationError) -> Secret {
+    /// A file others can read is warned about: every user, or (`groupChecked`) a group that
+    /// portsync is not in, since that group's readability serves nobody but its members; a
+    /// group of portsync's own (`root:portsync 0640`) is how a service is given a secret. systemd's
+    /// credentials are its business.
+    private func readSecret(at path: String, origin: String, warnings: inout [String], groupChecked: Bool = true) throws(ConfigurationError) -> Secret {
         let bytes: [UInt8]
         do {
             bytes = try FileContents.read(atPath: path, maxBytes: 64 * 1024)
+        } catch let error as SystemCallError where error.errno == .permissionDenied && environment["CREDENTIALS_DIRECTORY"] != nil {
+            // A service whose unit hands it credentials runs as a user of its own (DynamicUser).
+            throw ConfigurationError(origin, "cannot read secret file \(path): \(error); the service's own user (uid \(userID)) cannot read it: hand it over with LoadCredential= in the unit instead")
         } catch {
             throw ConfigurationError(origin, "cannot read secret file \(path): \(error)")
         }
@@ -280,8 +312,13 @@ struct ConfigurationLoader {
         while text.hasSuffix("\n") || text.hasSuffix("\r") || text.hasSuffix("\r\n") { text.removeLast() }
         let secret = try checkedSecret(text, origin: "file \(path)", file: path, errorOrigin: origin)
         var info = stat()
-        if stat(path, &info) == 0 && info.st_mode & 0o004 != 0 {
-            warnings.append("secret file \(path) is readable by every user (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it")
+        if stat(path, &info) == 0 {
+            let mode = String(info.st_mode & 0o777, radix: 8)
+            if info.st_mode & 0o004 != 0 {
+                warnings.append("secret file \(path) is readable by every user (mode \(mode)); chmod 600 it")
+            } else if groupChecked && info.st_mode & 0o040 != 0 && !ProcessEnvironment.groups.contains(info.st_gid) {
+                warnings.append("secret file \(path) is readable by group \(info.st_gid) (mode \(mode)), which portsync does not run in; chmod 600 it, or chgrp it to a group of portsync's")
+            }
         }
         return secret
     }

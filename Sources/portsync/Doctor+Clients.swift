@@ -10,11 +10,13 @@ extension Doctor {
         HTTPClient(loop: loop, name: "\(label).http", url: url, tls: tls, connectTimeout: .seconds(5), responseTimeout: .seconds(10))
     }
 
-    /// Sends one request and runs the loop until its answer (or 20 s).
+    /// Sends one request and runs the loop until its answer (or 20 s). A BitTorrent port given
+    /// as the URL is said as such, as the daemon says it.
     static func call(_ request: HTTPRequest, _ client: HTTPClient, _ loop: EventLoop) -> Result<HTTPResponse, HTTPClientError> {
         var result: Result<HTTPResponse, HTTPClientError>?
         client.send(request, retryIfStale: true) { result = $0 }
         _ = try? loop.run(within: .seconds(20)) { result != nil }
+        if case .failure(let error) = result, let diagnosis = BitTorrentPort.diagnosis(client.url, error) { return .failure(diagnosis) }
         return result ?? .failure(.timedOut)
     }
 
@@ -72,8 +74,7 @@ extension Doctor {
         let http = Self.client(loop, settings.label, client.url, client.tls)
         defer { http.close() }
         guard let password = client.password else {
-            return report.fail("login: no password configured for deluge-web",
-                               "set [\(settings.label)].password_file (or $CREDENTIALS_DIRECTORY/\(settings.label)-password)")
+            return report.fail("login: no password configured for deluge-web", passwordFix(settings.label))
         }
         var cookie: String?
         var id = 0

@@ -34,6 +34,7 @@ struct Doctor {
         let configuration = loaded.configuration
         let plan = SyncPlan(loaded)
         report.pass("configuration: \(configuration.file ?? "none found, using the defaults") (strategy \(configuration.source.strategy.rawValue))")
+        if let service = loaded.serviceCredentials { checkServiceCredentials(service, report) }
         guard let loop = try? EventLoop(logger: logger) else {
             report.fail("cannot create the event loop", "this system lacks epoll/timerfd: portsync needs Linux")
             return .unsupported
@@ -60,6 +61,33 @@ struct Doctor {
         report.prefix = ""
         ProcessEnvironment.printToStandardOutput(report.failures == 0 ? "all checks passed\n" : "\(report.failures) check(s) failed\n")
         return report.failures == 0 ? .success : .transientFailure
+    }
+
+    /// The secrets the system unit hands the service, which doctor (run by root) used: each
+    /// file must exist, or systemd does not start the service.
+    private func checkServiceCredentials(_ service: ServiceCredentials, _ report: Report) {
+        for (id, path) in service.sources {
+            if FileContents.exists(path) {
+                report.pass("credentials: \(id) from \(path), as \(service.unitFile) hands it to the service")
+            } else {
+                report.fail("credentials: \(service.unitFile) loads \(id) from \(path), which does not exist: systemd will not start the service",
+                            "install -Dm600 /dev/stdin \(path)   (type the secret, then Ctrl-D)")
+            }
+        }
+    }
+
+    /// Where a client's password goes, for the setup at hand. The hardened system service runs
+    /// as a throwaway user that cannot read /etc/portsync: its secrets go through systemd
+    /// (`LoadCredential=`), never `password_file`, so the advice must not say `password_file`.
+    func passwordFix(_ label: String) -> String {
+        let id = "\(label)-password"
+        if let service = loaded.serviceCredentials, let path = service.path(of: id) {
+            return "put the Web UI password in \(path) (root's, chmod 600): \(service.unitFile) hands it to the service; leave password_file unset, the service's own user cannot read it"
+        }
+        if ProcessEnvironment.userID == 0, loaded.configuration.file?.hasPrefix("/etc/") == true {
+            return "put the Web UI password in /etc/portsync/\(id) (chmod 600) and add LoadCredential=\(id):/etc/portsync/\(id) to the service's unit; leave password_file unset, the hardened service's own user cannot read it"
+        }
+        return "set [\(label)].password_file (or $CREDENTIALS_DIRECTORY/\(id))"
     }
 
     /// The hook's program is there; doctor does not run it.
@@ -252,7 +280,7 @@ struct Doctor {
             report.pass("version: qBittorrent \(QBittorrentAPI.version(response) ?? response.bodyExcerpt)")
         case .success(let response) where response.status == 403:
             return report.fail("version: qBittorrent wants a login (403)",
-                               "set [\(settings.label)].password_file, or enable \"Bypass authentication for clients on localhost\"")
+                               "\(passwordFix(settings.label)), or enable \"Bypass authentication for clients on localhost\"")
         case .success(let response):
             return report.fail("version: unexpected answer \(response.status) \(response.bodyExcerpt)", "is \(url) qBittorrent's WebUI?")
         case .failure(let error):

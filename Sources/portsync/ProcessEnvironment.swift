@@ -35,6 +35,14 @@ enum ProcessEnvironment {
     static var userID: UInt32 { getuid() }
     static var processID: Int32 { getpid() }
 
+    /// The groups the process runs in: its effective group and its supplementary groups.
+    static var groups: [gid_t] {
+        let count = getgroups(0, nil)
+        var list = [gid_t](repeating: 0, count: Int(max(count, 0)))
+        let filled = list.isEmpty ? 0 : getgroups(Int32(list.count), &list)
+        return [getegid()] + list.prefix(Int(max(filled, 0)))
+    }
+
     /// Writes to fd 1 (Glibc's `stdout` global is not usable from Swift 6).
     static func printToStandardOutput(_ text: String) {
         write(to: 1, text)

@@ -69,7 +69,7 @@ struct TOMLDocument {
         /// Spaces, then an optional comment, then the end of the line (or of the file).
         mutating func expectLineEnd(after what: String) throws(ConfigurationError) {
             skipSpaces()
-            if current == "#" { skipComment() }
+            if current == "#" { try skipComment() }
             if current == "\r" { advance() }
             guard current == nil || current == "\n" else {
                 throw fail("unexpected text after \(what): \"\(restOfLine())\"")
@@ -77,8 +77,16 @@ struct TOMLDocument {
             if current == "\n" { advance() }
         }
 
-        mutating func skipComment() {
-            while let scalar = current, scalar != "\n" { advance() }
+        /// A comment, up to the line's end (its CR too, when a LF follows). TOML allows no
+        /// control character in it but the tab: a NUL or a bare CR is an error, not a comment.
+        mutating func skipComment() throws(ConfigurationError) {
+            while let scalar = current, scalar != "\n" {
+                if scalar == "\r", index + 1 < scalars.count, scalars[index + 1] == "\n" { return }
+                if (scalar.value < 0x20 && scalar != "\t") || scalar.value == 0x7F {
+                    throw fail("control character U+\(String(scalar.value, radix: 16, uppercase: true)) in a comment")
+                }
+                advance()
+            }
         }
 
         /// The rest of the line, shortened, for a message; control characters shown as \x0d,
@@ -277,7 +285,7 @@ struct TOMLDocument {
                 if scalar == " " || scalar == "\t" || scalar == "\r" || scalar == "\n" {
                     advance()
                 } else if scalar == "#" {
-                    skipComment()
+                    try skipComment()
                 } else {
                     return
                 }

@@ -26,9 +26,13 @@ enum Main {
             return fail(error.description, .usageOrConfiguration)
         }
 
-        let loader = ConfigurationLoader(environment: environment, userID: ProcessEnvironment.userID,
+        var loader = ConfigurationLoader(environment: environment, userID: ProcessEnvironment.userID,
                                          workingDirectory: ProcessEnvironment.workingDirectory,
                                          explicitFile: invocation.configFile, flags: invocation.flags)
+        if invocation.command == .doctor && ProcessEnvironment.userID == 0 {
+            // Root's doctor checks with the secrets the system service is given.
+            loader.serviceCredentials = ServiceCredentials.find(unit: "portsync.service", searchPath: ServiceCredentials.searchPath(environment: environment))
+        }
         let loaded: LoadedConfiguration
         do {
             loaded = try loader.load()

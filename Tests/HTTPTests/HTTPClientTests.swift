@@ -177,6 +177,16 @@ import Testing
         #expect(value["list"]?.array?.count == 3)
     }
 
+    /// What an answer that should be an object is instead: the reason every client quotes.
+    @Test(arguments: [
+        (#"{"port":1e999}"#, "number out of range at byte 13"),
+        ("[1,2]", "an array"), (#""ok""#, "a string"), ("51413", "a number"), ("true", "a boolean"), ("null", "null"),
+        ("<html>", "unexpected character at byte 0"), ("", "unexpected end of input at byte 0"),
+    ])
+    func whatIsNotAnObjectSaysWhatItIs(text: String, reason: String) {
+        #expect(JSONValue.object(Array(text.utf8)) == .failure(JSONValue.NotAnObject(reason: reason)))
+    }
+
     @Test func serializesStablyAndRoundTrips() throws {
         let value = JSONValue.object(["listen_port": .number(51413), "random_port": .bool(false), "iface": .string("w\"g\n0")])
         #expect(value.serialized == #"{"iface":"w\"g\n0","listen_port":51413,"random_port":false}"#)

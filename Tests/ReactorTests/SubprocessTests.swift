@@ -98,3 +98,22 @@ import TestSupport
         #expect(ended == .exited(0) && child.errorLine == nil)
     }
 }
+
+@Suite struct FirstLineReaderTests {
+    /// A writer that never stops (`yes >&2`) cannot keep one wakeup reading: each takes at most
+    /// `readsPerWakeup` reads and leaves the rest in the pipe for the next.
+    @Test func oneWakeupReadsABoundedAmount() throws {
+        let loop = try EventLoop(logger: LogCapture().logger)
+        let reader = try FirstLineReader(loop: loop, name: "test.stderr")
+        let writeEnd = try #require(reader.writeEnd)
+        let size = 1 << 20
+        #expect(fcntl(writeEnd.rawValue, 1031 /* F_SETPIPE_SZ */, Int32(size)) >= Int32(size))
+        let written = [UInt8](repeating: UInt8(ascii: "y"), count: 256 * 1024)
+        try writeEnd.writeAll(Array("why it failed\n".utf8) + written)
+        try loop.runOnce(timeout: .seconds(5))
+        var left: Int32 = 0
+        #expect(ioctl(writeEnd.rawValue, UInt(FIONREAD), &left) == 0)
+        #expect(Int(left) == 14 + written.count - FirstLineReader.readsPerWakeup * 4096, "one wakeup's reads, the rest still in the pipe")
+        #expect(reader.line == "why it failed")
+    }
+}

@@ -99,4 +99,42 @@ import Testing
         #expect(try runUntil(loop, seconds: 10) { absolute.lastRun != nil })
         #expect(absolute.lastRun?.outcome == .notStarted(#""/nonexistent/hook" is not an executable file"#))
     }
+
+    /// A relative entry of the hook's PATH (`.` or `bin`) is resolved against the daemon's
+    /// working directory: a program planted there must not be found.
+    @Test func relativeSearchPathEntriesAreSkipped() throws {
+        let program = "portsync-planted-hook"
+        let planted = "\(directory)/\(program)"
+        #expect(FileManager.default.createFile(atPath: planted, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755]))
+        // The directory as seen from the working directory, without a leading slash.
+        let depth = FileManager.default.currentDirectoryPath.split(separator: "/").count
+        let relative = String(repeating: "../", count: depth) + directory.dropFirst()
+        #expect(access("\(relative)/\(program)", X_OK) == 0, "the relative entry does reach the planted program")
+        #expect(HookSink.executable(program, searching: "\(relative):/nonexistent") == nil)
+        #expect(HookSink.executable(program, searching: "/nonexistent:\(directory)") == planted)
+    }
+
+    /// A hook that leaves a process behind (`sleep &`): it lives on after the hook has ended,
+    /// and goes, with its process group, when the sink does (the daemon stopping).
+    @Test func whatAHookLeftRunningIsKilledWhenTheSinkGoes() throws {
+        let pidFile = "\(directory)/background"
+        var hook: HookSink? = HookSink(loop: loop, settings: HookSettings(
+            command: ["/bin/sh", "-c", "sleep 300 & echo $! > \(pidFile)"], environment: HookSettings.passedOn(["PATH": "/usr/bin:/bin"])))
+        hook?.apply(change(51413))
+        #expect(try runUntil(loop, seconds: 10) { hook?.lastRun != nil })
+        #expect(hook?.lastRun?.outcome == .exited(0))
+        let text = try String(contentsOfFile: pidFile, encoding: .utf8)
+        let background = try #require(pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(background, SIGKILL) }
+        #expect(Self.isRunning(background), "the background sleep outlives the hook")
+        hook = nil
+        #expect(waitFor(seconds: 5) { !Self.isRunning(background) }, "it went with the sink")
+    }
+
+    /// Whether `pid` is a process that has not ended (a zombie has).
+    static func isRunning(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[close...].hasPrefix(") Z")
+    }
 }

@@ -239,10 +239,12 @@ import Testing
     }
 
     @Test(arguments: [
-        ("<html>Login</html>", "answer to GET /api/v2/app/preferences is not a JSON object: \"<html>Login</html>\""),
+        ("<html>Login</html>", "answer to GET /api/v2/app/preferences is not a JSON object (unexpected character at byte 0): \"<html>Login</html>\""),
+        (#"{"listen_port":1e999}"#, #"answer to GET /api/v2/app/preferences is not a JSON object (number out of range at byte 20): "{"listen_port":1e999}""#),
+        ("[51413]", "answer to GET /api/v2/app/preferences is not a JSON object (an array): \"[51413]\""),
         (#"{"dht":true}"#, "answer to GET /api/v2/app/preferences has no listen_port"),
         (#"{"listen_port":"51413"}"#, "answer to GET /api/v2/app/preferences has no listen_port"),
-        ("", "answer to GET /api/v2/app/preferences is not a JSON object: \"\""),
+        ("", "answer to GET /api/v2/app/preferences is not a JSON object (unexpected end of input at byte 0): \"\""),
     ])
     func badPreferencesAnswersAreClearErrors(body: String, message: String) {
         var driver = loggedIn()

@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 import Reactor
 import Testing
 import TestSupport
@@ -256,7 +257,7 @@ final class QBittorrentSinkTests {
         let sink = sink(password("right-password"))
         sink.apply(Port(51413)!)
         #expect(try runUntil(loop, seconds: 5) {
-            sink.status.health == .failing("answer to GET /api/v2/app/preferences is not a JSON object: \"<html><body>Unauthorized proxy</body></html>\"")
+            sink.status.health == .failing("answer to GET /api/v2/app/preferences is not a JSON object (unexpected character at byte 0): \"<html><body>Unauthorized proxy</body></html>\"")
         })
         try runFor(loop, seconds: 0.5)
         #expect(log.count("error   qbittorrent.http: answer to GET /api/v2/app/preferences is not a JSON object") == 1,
@@ -286,5 +287,37 @@ final class QBittorrentSinkTests {
         })
         fake.silent = false
         #expect(try runUntil(loop, seconds: 5) { sink.status.health == .verified })
+    }
+}
+
+extension QBittorrentSinkTests {
+    /// The BitTorrent port given as the Web UI's URL: qBittorrent resets the HTTP request, and
+    /// the UDP socket beside the port says what it is.
+    @Test func itsBitTorrentPortAsTheURLIsNamedAsSuch() throws {
+        let qbittorrent = try QBittorrentInstance()
+        var wrong = settings(qbittorrent)
+        wrong.url = try HTTPURL(parsing: "http://127.0.0.1:\(qbittorrent.torrentPort)")
+        let sink = QBittorrentSink(loop: loop, settings: wrong)
+        sink.connect()
+        #expect(try runUntil(loop, seconds: 10) { if case .unreachable = sink.status.health { true } else { false } })
+        #expect(sink.status.health == .unreachable("qBittorrent at http://127.0.0.1:\(qbittorrent.torrentPort) is unreachable: port \(qbittorrent.torrentPort) is a BitTorrent port (peers connect there; a UDP socket shares it and it dropped the HTTP request), not the Web UI: set url to the Web UI's address and port"))
+    }
+}
+
+@Suite struct BitTorrentPortTests {
+    static let wildcard = [ListeningSockets.Listener(address: "0.0.0.0", interfaceIndex: 0)]
+
+    @Test func aDroppedRequestToALocalPortWithAUDPSocketIsABitTorrentPort() throws {
+        let local = try HTTPURL(parsing: "http://localhost:51413")
+        #expect(BitTorrentPort.diagnosis(local, .connect(.reset)) { _ in Self.wildcard } != nil)
+        #expect(BitTorrentPort.diagnosis(local, .closedUnanswered) { _ in Self.wildcard } != nil)
+        #expect(BitTorrentPort.diagnosis(local, .connect(.refused)) { _ in Self.wildcard } == nil, "nothing listens: not a BitTorrent port")
+        #expect(BitTorrentPort.diagnosis(local, .connect(.reset)) { _ in [] } == nil, "no UDP socket: some other server")
+        let remote = try HTTPURL(parsing: "http://192.0.2.7:51413")
+        #expect(BitTorrentPort.diagnosis(remote, .connect(.reset)) { _ in Self.wildcard } == nil, "a local wildcard says nothing of another machine")
+        let bound = [ListeningSockets.Listener(address: "192.0.2.7", interfaceIndex: 0)]
+        #expect(BitTorrentPort.diagnosis(remote, .connect(.reset)) { _ in bound } != nil, "this machine's address, bound")
+        let v6 = try HTTPURL(parsing: "http://[::1]:51413")
+        #expect(BitTorrentPort.diagnosis(v6, .connect(.reset)) { _ in [ListeningSockets.Listener(address: "[::]", interfaceIndex: 0)] } != nil)
     }
 }

@@ -1,3 +1,4 @@
+import CTestSupport
 import Foundation
 import Glibc
 import Reactor
@@ -21,6 +22,19 @@ public final class ChildProcess {
             kill(pid, SIGKILL)
             _ = wait(seconds: 5)
         }
+    }
+
+    /// Sets the child's soft limit of open files (its hard limit kept); returns the one it had.
+    @discardableResult
+    public func setOpenFileLimit(_ soft: Int) -> Int? {
+        let old = ctestsupport_set_open_file_limit(pid, UInt64(soft))
+        return old < 0 ? nil : Int(old)
+    }
+
+    /// The lowest fd number the child has free: with it as the limit, every open fails.
+    public var lowestFreeFD: Int {
+        let open = Set(((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { Int($0) })
+        return (0...).first { !open.contains($0) }!
     }
 
     public var isRunning: Bool {

@@ -30,7 +30,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("<html>", "not a JSON object"), (#"{"status":"ok"}"#, "neither \"port\" nor \"ports\""),
+        ("<html>", "not a JSON object"), (#"{"port":1e999}"#, "not a JSON object (number out of range at byte 13)"), (#"{"status":"ok"}"#, "neither \"port\" nor \"ports\""),
         (#"{"port":70000}"#, "\"port\" is not a port"), (#"{"port":"40000"}"#, "\"port\" is not a port"),
         (#"{"ports":["a"]}"#, "\"ports\" holds something that is not a port"),
     ])

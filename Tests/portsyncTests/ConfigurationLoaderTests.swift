@@ -93,6 +93,9 @@ import Testing
         ("[natpmp]\ninterface = \"a very long name\"\n", "config.toml:2: interface \"a very long name\" is longer than 15 bytes, the kernel's limit"),
         ("[qbittorrent]\nurl = \"127.0.0.1:8080\"\n", "config.toml:2: url URL \"127.0.0.1:8080\" has no scheme (expected http:// or https://)"),
         ("[qbittorrent]\nurl = \"http://127.0.0.1:8080/\\r\\nX-Injected: 1\"\n", "config.toml:2: url URL \"http://127.0.0.1:8080/\\r\\nX-Injected: 1\" holds a space, a control character or a non-ASCII character"),
+        ("[qbittorrent]\nurl = \"http://admin:hunter2@127.0.0.1:8080\"\n", "config.toml:2: url URL \"http://admin:***@127.0.0.1:8080\" must not carry credentials; use the password or API key settings"),
+        ("[qbittorrent]\nurl = \"http://admin:hunter 2@127.0.0.1\"\n", "config.toml:2: url URL \"http://admin:***@127.0.0.1\" holds a space, a control character or a non-ASCII character"),
+        ("[qbittorrent]\nurl = \"admin:hunter2@127.0.0.1:8080\"\n", "config.toml:2: url URL \"admin:***@127.0.0.1:8080\" has no scheme (expected http:// or https://)"),
         ("[gluetun]\nurl = \"http://h:80:80\"\n", "config.toml:2: url URL \"http://h:80:80\" has more than one port"),
         ("[qbittorrent]\nurl = \"https://[fd00::5:8080\"\n", "config.toml:2: url URL \"https://[fd00::5:8080\" has an unclosed IPv6 bracket"),
         ("[qbittorrent]\ntls_fingerprint = \"AB:CD\"\n", "config.toml:2: tls_fingerprint \"AB:CD\" is not a SHA-256 fingerprint (64 hex digits, colons allowed)"),
@@ -218,6 +221,47 @@ import Testing
         let printed = ConfigurationPrinter.render(loaded)
         #expect(!printed.contains("hunter2"))
         #expect(printed.contains("# qBittorrent password: set (file \(open))"))
+    }
+
+    /// 0640 with a group of portsync's own is how a service is given a secret; with a group
+    /// portsync is not in, that group reads the password for nothing. Root only: chown to a
+    /// group the process is not in.
+    @Test func aSecretReadableByAGroupPortsyncIsNotInIsWarnedAbout() throws {
+        guard getuid() == 0 else { return print("skipped: needs root to give a file to another group") }
+        let directory = TemporaryDirectory()
+        let ours = directory.write("ours", "hunter2\n", mode: 0o640)
+        let theirs = directory.write("theirs", "hunter2\n", mode: 0o640)
+        let stranger = (40_000...60_000).map { gid_t($0) }.first { !ProcessEnvironment.groups.contains($0) }!
+        #expect(chown(theirs, 0, stranger) == 0)
+        func warnings(_ path: String) throws -> [String] {
+            try loader(flags: [FlagSetting(keyPath: "qbittorrent.password_file", text: path, origin: "--password-file")]).load().warnings
+        }
+        #expect(try warnings(ours) == [])
+        #expect(try warnings(theirs) == ["secret file \(theirs) is readable by group \(stranger) (mode 640), which portsync does not run in; chmod 600 it, or chgrp it to a group of portsync's"])
+        let credentials = directory.path + "/credentials"
+        try FileManager.default.createDirectory(atPath: credentials, withIntermediateDirectories: false)
+        let credential = directory.write("credentials/qbittorrent-password", "hunter2\n", mode: 0o640)
+        #expect(chown(credential, 0, stranger) == 0)
+        #expect(try loader(environment: ["CREDENTIALS_DIRECTORY": credentials]).load().warnings == [], "systemd's credentials are its business")
+    }
+
+    @Test(arguments: [("127.0.0.1:9834", false), ("127.4.5.6:9834", false), ("[::1]:9834", false),
+                      ("0.0.0.0:9834", true), ("10.0.0.5:9834", true), ("[::]:9834", true)])
+    func metricsBeyondThisMachineAreWarnedAbout(listen: String, warned: Bool) throws {
+        let loaded = try loader(flags: [FlagSetting(keyPath: "daemon.metrics_listen", text: listen, origin: "--metrics-listen")]).load()
+        #expect(loaded.warnings.contains { $0.hasPrefix("metrics_listen \(listen) is reachable from other machines") } == warned, "\(loaded.warnings)")
+    }
+
+    @Test func rootThroughSudoIsToldWhereTheDesktopAppsFileIs() throws {
+        func warnings(_ environment: [String: String], userID: UInt32 = 0, flags: [FlagSetting] = []) throws -> [String] {
+            try ConfigurationLoader(environment: environment, userID: userID, workingDirectory: "/", explicitFile: nil, flags: flags).load().warnings
+        }
+        #expect(try warnings(["SUDO_UID": "1000"]) == ["running as root through sudo: the ProtonVPN app of user 1000 writes /run/user/1000/Proton/VPN/forwarded_port, not /run/Proton/VPN/forwarded_port; the desktop setup runs as that user (systemctl --user enable --now portsync), not as root"])
+        #expect(try warnings([:]) == [], "root without sudo: a system setup")
+        #expect(try warnings(["SUDO_UID": "1000"], userID: 1000) == [])
+        #expect(try warnings(["SUDO_UID": "1000"], flags: [FlagSetting(keyPath: "proton.port_file", text: "/run/x/forwarded_port", origin: "--port-file")]) == [],
+                "a port file chosen on purpose")
+        #expect(try warnings(["SUDO_UID": "1000"], flags: [FlagSetting(keyPath: "source.strategy", text: "natpmp", origin: "--strategy")]) == [])
     }
 
     @Test func aByteOrderMarkAtTheStartIsAccepted() throws {

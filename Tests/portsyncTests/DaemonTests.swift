@@ -292,9 +292,61 @@ final class DaemonTests {
                                                                            "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"]))
         #expect(status == 1 && output.contains("is unreachable: connection refused"), "\(output)")
 
+        (status, output) = try Child.run(["doctor"], environment: environment(["PORTSYNC_SOURCE_STRATEGY": "file",
+                                                                           "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(qbittorrent.torrentPort)"]))
+        #expect(status == 1 && output.contains("is unreachable: port \(qbittorrent.torrentPort) is a BitTorrent port"), "\(output)")
+
         writePort("")
         (status, output) = try Child.run(["doctor", "--set", "qbittorrent.check_seconds=1"], environment: environment(file))
         #expect(status == 1 && output.contains("✗ configuration: --set qbittorrent.check_seconds: 1 is out of range"), "\(output)")
+    }
+
+    /// `sudo portsync doctor` checks with the secret the system unit hands the service (its
+    /// `LoadCredential=`), says so, and when that file is missing says where the secret goes,
+    /// never `password_file`, which the hardened service's own user cannot read.
+    @Test func rootsDoctorUsesTheCredentialsTheSystemUnitHandsTheService() throws {
+        guard getuid() == 0 else { return print("skipped: doctor reads the system unit only as root") }
+        writePort(String(freePort()))
+        let secret = "\(directory.path)/etc/qbittorrent-password"
+        let shipped = try String(contentsOfFile: "\(UnitFileTests.root)/systemd/portsync-system.service", encoding: .utf8)
+        #expect(shipped.contains("LoadCredential=qbittorrent-password:/etc/portsync/qbittorrent-password"))
+        directory.write("units/portsync.service", shipped.replacingOccurrences(of: "/etc/portsync/qbittorrent-password", with: secret))
+        let environment = ["XDG_RUNTIME_DIR": runtime, "PORTSYNC_DAEMON_STATE_FILE": stateFile, "PORTSYNC_SOURCE_STRATEGY": "file",
+                           "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(qbittorrent.webUIPort)",
+                           "SYSTEMD_UNIT_PATH": "\(directory.path)/units"]
+        let unit = "\(directory.path)/units/portsync.service"
+
+        var (status, output) = try Child.run(["doctor"], environment: environment)
+        #expect(status == 1, "\(output)")
+        #expect(output.contains("✗ credentials: \(unit) loads qbittorrent-password from \(secret), which does not exist"), "\(output)")
+        #expect(output.contains("→ put the Web UI password in \(secret) (root's, chmod 600): \(unit) hands it to the service; leave password_file unset"), "\(output)")
+
+        directory.write("etc/qbittorrent-password", QBittorrentInstance.password + "\n", mode: 0o600)
+        (status, output) = try Child.run(["doctor"], environment: environment)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("✓ credentials: qbittorrent-password from \(secret), as \(unit) hands it to the service"), "\(output)")
+        #expect(output.contains("✓ login: logged in as \"admin\" (password from file \(secret))"), "\(output)")
+    }
+
+    /// A service handed credentials by systemd runs as a user of its own: a password_file it
+    /// cannot read says to hand the secret over with LoadCredential= instead. Run as nobody.
+    @Test func anUnreadableSecretFileInAServiceSaysToUseLoadCredential() throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            return print("skipped: needs root and setpriv to run portsync as another user")
+        }
+        let secret = directory.write("etc/secret", "hunter2\n", mode: 0o600)
+        let credentials = "\(directory.path)/credentials"
+        try FileManager.default.createDirectory(atPath: credentials, withIntermediateDirectories: true)
+        chmod(directory.path, 0o755)
+        let output = "\(directory.path)/output"
+        let child = try ChildProcess(executable: "/usr/bin/setpriv",
+                                     arguments: ["--reuid=65534", "--regid=65534", "--clear-groups", portsyncBinary, "config"],
+                                     environment: ["PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "CREDENTIALS_DIRECTORY": credentials,
+                                                   "PORTSYNC_QBITTORRENT_PASSWORD_FILE": secret],
+                                     outputPath: output)
+        #expect(child.wait(seconds: 10) == 2)
+        #expect(child.output.contains("cannot read secret file \(secret): open: Permission denied (errno 13); the service's own user (uid 65534) cannot read it: hand it over with LoadCredential= in the unit instead"), "\(child.output)")
+        #expect(!child.output.contains("hunter2"))
     }
 
     @Test func sighupSwitchesToANewSourceWithoutARestart() throws {

@@ -57,6 +57,49 @@ import TestSupport
         #expect(daemon.wait(seconds: 5) == 0)
     }
 
+    /// In a foreground run there is no cgroup to end what a hook left running: portsync ends it
+    /// when it stops.
+    @Test func whatTheHookLeftRunningEndsWithTheDaemon() throws {
+        let directory = TemporaryDirectory()
+        let pidFile = "\(directory.path)/background"
+        let file = configuration(in: directory, ["background", pidFile])
+        let daemon = try Child(["run", "--config", file])
+        _ = daemon.waitForOutput(containing: "hook.command")
+        #expect(waitFor(seconds: 10) { FileManager.default.fileExists(atPath: pidFile) })
+        let text = try String(contentsOfFile: pidFile, encoding: .utf8)
+        let background = try #require(pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(background, SIGKILL) }
+        #expect(Self.isRunning(background), "the hook's sleep outlives the hook")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0)
+        #expect(waitFor(seconds: 5) { !Self.isRunning(background) }, "it ended with the daemon")
+    }
+
+    /// With no fd free, the port file cannot be opened when it changes: the read is tried
+    /// again, and the port arrives once an fd is free, with no further change of the file.
+    @Test func aPortFileReadThatFailsForWantOfAnFDIsTriedAgain() throws {
+        let directory = TemporaryDirectory()
+        let record = "\(directory.path)/record"
+        let file = configuration(in: directory)
+        let daemon = try Child(["run", "--config", file])
+        #expect(waitFor(seconds: 10) { ((try? String(contentsOfFile: record, encoding: .utf8)) ?? "").contains("PORTSYNC_PORT=51413") })
+        let saved = try #require(daemon.process.setOpenFileLimit(daemon.process.lowestFreeFD))
+        directory.write("run/forwarded_port", "51414")
+        #expect(daemon.waitForOutput(containing: "Too many open files").contains("keeping port 51413, reading again in 1 s"))
+        #expect(daemon.process.setOpenFileLimit(saved) != nil)
+        #expect(waitFor(seconds: 10) { ((try? String(contentsOfFile: record, encoding: .utf8)) ?? "").contains("PORTSYNC_PORT=51414") },
+                "\(daemon.output)")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 5) == 0)
+    }
+
+    /// Whether `pid` is a process that has not ended (a zombie has).
+    static func isRunning(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[close...].hasPrefix(") Z")
+    }
+
     @Test func doctorLooksForTheProgramWithoutRunningIt() throws {
         let directory = TemporaryDirectory()
         let record = "\(directory.path)/record"

@@ -21,13 +21,13 @@ final class ReverseProxyTests {
         directory.write("password", QBittorrentInstance.password + "\n")
     }
 
-    func run(_ command: String, through proxy: NginxProxy, port: UInt16, host: String = "127.0.0.1") throws -> (Int32?, String) {
+    func run(_ command: String, through proxy: NginxProxy, port: UInt16, host: String = "127.0.0.1", path: String = "/qbt/") throws -> (Int32?, String) {
         let portFile = "\(directory.path)/run/Proton/VPN/forwarded_port"
         try FileManager.default.createDirectory(atPath: (portFile as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try String(port).write(toFile: portFile, atomically: true, encoding: .utf8)
         let environment = daemonEnvironment(qbittorrent, in: directory, [
             "XDG_RUNTIME_DIR": "\(directory.path)/run",
-            "PORTSYNC_QBITTORRENT_URL": "https://\(host):\(proxy.port)/qbt/",
+            "PORTSYNC_QBITTORRENT_URL": "https://\(host):\(proxy.port)\(path)",
             "PORTSYNC_QBITTORRENT_CA_FILE": certificates.caCertificate,
         ])
         return try Child.run([command], environment: environment)
@@ -49,6 +49,18 @@ final class ReverseProxyTests {
         #expect(try qbittorrent.listenPort() == Int(overIPv6))
         let access = try String(contentsOfFile: "\(proxy.directory)/access.log", encoding: .utf8)
         #expect(access.contains("::1 - - ["), "reached over IPv6: \(access)")
+    }
+
+    /// The proxy's address without the sub-path: nginx answers with its own 404 page, which
+    /// is named as nginx's, not taken for a wrong password.
+    @Test func theProxysOwnPageIsNamedAsNginxs() throws {
+        let proxy = try NginxProxy(backendPort: qbittorrent.webUIPort, certificate: certificates.server, key: certificates.key)
+        let port = freePort()
+        let doctor = try run("doctor", through: proxy, port: port, path: "/")
+        #expect(doctor.0 == 1 && doctor.1.contains("✗ qBittorrent: https://127.0.0.1:\(proxy.port) answered as nginx (its own page), not qBittorrent (404)"), "\(doctor.1)")
+        let once = try run("once", through: proxy, port: port, path: "/")
+        #expect(once.0 != 0 && once.1.contains("answered as nginx (its own page)") && !once.1.contains("password"), "\(once.1)")
+        #expect(try qbittorrent.listenPort() != Int(port))
     }
 
     @Test func theClientsHostPassedThroughIsNamedByDoctor() throws {

@@ -67,6 +67,9 @@ import Testing
         ("[natpmp]\nx = \"bad \\q escape\"\n", "config.toml:2: unknown escape \\q in a string"),
         ("[natpmp]\nx = \"\"\"multi\"\"\"\n", "config.toml:2: multi-line strings are not supported"),
         ("[natpmp]\nx = tru\n", "config.toml:2: \"x\" has an unquoted value \"tru\"; strings need quotes"),
+        ("[natpmp]\n# a comment \u{0} with a NUL\n", "config.toml:2: control character U+0 in a comment"),
+        ("[natpmp]\ninterface = \"wg0\" # bare \r CR\n", "config.toml:2: control character U+D in a comment"),
+        ("[natpmp]\nlist = [ # \u{7F}\n\"a\"]\n", "config.toml:2: control character U+7F in a comment"),
     ])
     func syntaxErrorsNameTheLine(text: String, expected: String) {
         #expect(throws: ConfigurationError.self) { try TOMLDocument.parse(text, fileName: "config.toml") }
@@ -75,6 +78,11 @@ import Testing
         } catch {
             #expect(error.description == expected)
         }
+    }
+
+    @Test func commentsMayEndInCRLFAndHoldTabs() throws {
+        let document = try TOMLDocument.parse("[natpmp] # the\ttunnel\r\ninterface = \"wg0\" # \u{e9}t\u{e9}\r\n#\r\n", fileName: "config.toml")
+        #expect(document.entries == [TOMLDocument.Entry(table: "natpmp", key: "interface", value: .string("wg0"), line: 2)])
     }
 
     @Test func garbageNeverCrashes() {

@@ -4,7 +4,8 @@ import Reactor
 /// A sink's way to its client's API, shared by every sink shell: an `HTTPClient` with the
 /// settings' URL, TLS options and connect and response timeout, made again when one of them
 /// changes, and one trace line per request and per answer (method, target, status, size, time;
-/// never a body, a header, a cookie or a password).
+/// never a body, a header, a cookie or a password). A failure that a BitTorrent port explains
+/// is reported as that (`BitTorrentPort`).
 final class SinkConnection {
     /// The trace name, e.g. `qbittorrent.movies.http`.
     let name: String
@@ -60,6 +61,7 @@ final class SinkConnection {
                 logger.trace(self.name, "← \(response.status) \(request.target) (\(response.body.count) bytes, \(elapsed.formatted) ms)")
             case .failure(let error):
                 logger.trace(self.name, "← \(request.target) failed: \(error)")
+                if let diagnosis = BitTorrentPort.diagnosis(self.url, error) { return completion(.failure(diagnosis)) }
             }
             completion(result)
         }

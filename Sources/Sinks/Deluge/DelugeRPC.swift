@@ -87,8 +87,11 @@ public enum DelugeRPC {
     /// Parses an answer to the call with `id`; the error says what is wrong with it, quoting at
     /// most an excerpt.
     public static func parse(_ body: [UInt8], id: Int) -> Result<Answer, AnswerError> {
-        guard let json = try? JSONValue.parse(body), case .object(let members) = json else {
-            return .failure(AnswerError("is not a JSON object: \"\(String(decoding: body.prefix(1024), as: UTF8.self).oneLine(limit: 80))\"", kind: "not JSON"))
+        let members: [String: JSONValue]
+        switch JSONValue.object(body) {
+        case .success(let object): members = object
+        case .failure(let why):
+            return .failure(AnswerError("\(why): \"\(String(decoding: body.prefix(1024), as: UTF8.self).oneLine(limit: 80))\"", kind: "not JSON"))
         }
         if let error = members["error"], error != .null {
             return .success(.error(code: error["code"]?.integer ?? 0, message: (error["message"]?.string ?? error.excerpt).oneLine(limit: 120)))

@@ -13,6 +13,9 @@ public final class HookSink: PortSink {
     private var runner: MachineRunner<HookSession>!
     /// The last child, kept after it ended (it must not go away inside its own exit report).
     private var child: Subprocess?
+    /// What the runs left in the background: killed when this sink goes (the daemon stopping,
+    /// a reload dropping the hook).
+    private let leftBehind = LeftBehindProcesses()
     private var session: HookSession { runner.machine }
 
     public init(loop: EventLoop, settings: HookSettings) {
@@ -66,7 +69,8 @@ public final class HookSink: PortSink {
         }
         do {
             let child = try Subprocess(loop: loop, name: name, executable: executable, arguments: Array(command.dropFirst()),
-                                       environment: environment, timeout: session.settings.timeout, capturesErrorLine: true) {
+                                       environment: environment, timeout: session.settings.timeout, capturesErrorLine: true,
+                                       leftBehind: leftBehind) {
                 [unowned self] termination in self.ended(termination)
             }
             self.child = child
@@ -88,10 +92,11 @@ public final class HookSink: PortSink {
     }
 
     /// `name` itself when it is a path (it holds a slash), else the first executable file of
-    /// that name in `path`'s directories.
+    /// that name in `path`'s absolute directories: an empty or relative entry (`.`, `bin`) would
+    /// find a program by the daemon's working directory, so it is skipped.
     public static func executable(_ name: String, searching path: String) -> String? {
         if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-        return path.split(separator: ":").lazy.map { "\($0)/\(name)" }.first { access($0, X_OK) == 0 }
+        return path.split(separator: ":").lazy.filter { $0.hasPrefix("/") }.map { "\($0)/\(name)" }.first { access($0, X_OK) == 0 }
     }
 
     /// Why `executable` found nothing, in one line.

@@ -89,8 +89,10 @@ public struct QBittorrentAPI: Sendable {
 
     /// The preferences in `/app/preferences`'s answer, or what is wrong with it.
     public static func preferences(_ response: HTTPResponse) -> Result<Preferences, PreferencesError> {
-        guard let object = try? JSONValue.parse(response.body, members: Preferences.members), case .object = object else {
-            return .failure(.notAnObject(response.bodyExcerpt))
+        let object: JSONValue
+        switch JSONValue.object(response.body, members: Preferences.members) {
+        case .success(let members): object = .object(members)
+        case .failure(let why): return .failure(.notAnObject(why, response.bodyExcerpt))
         }
         guard let listenPort = object["listen_port"]?.integer else { return .failure(.noListenPort) }
         return .success(Preferences(listenPort: listenPort, randomPort: object["random_port"]?.bool == true,
@@ -120,12 +122,12 @@ public struct QBittorrentAPI: Sendable {
     }
 
     public enum PreferencesError: Error, Equatable, CustomStringConvertible {
-        case notAnObject(String)
+        case notAnObject(JSONValue.NotAnObject, String)
         case noListenPort
 
         public var description: String {
             switch self {
-            case .notAnObject(let excerpt): "answer to GET \(Endpoint.preferences.rawValue) is not a JSON object: \"\(excerpt)\""
+            case .notAnObject(let why, let excerpt): "answer to GET \(Endpoint.preferences.rawValue) \(why): \"\(excerpt)\""
             case .noListenPort: "answer to GET \(Endpoint.preferences.rawValue) has no listen_port"
             }
         }

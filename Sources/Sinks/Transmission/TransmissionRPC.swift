@@ -86,8 +86,11 @@ public enum TransmissionRPC {
 
     /// Parses an answer body; the error says what is wrong with it, quoting at most an excerpt.
     public static func parse(_ body: [UInt8]) -> Result<Answer, AnswerError> {
-        guard let json = try? JSONValue.parse(body), case .object(let members) = json else {
-            return .failure(AnswerError("is not a JSON object: \"\(String(decoding: body.prefix(1024), as: UTF8.self).oneLine(limit: 80))\"", kind: "not JSON"))
+        let members: [String: JSONValue]
+        switch JSONValue.object(body) {
+        case .success(let object): members = object
+        case .failure(let why):
+            return .failure(AnswerError("\(why): \"\(String(decoding: body.prefix(1024), as: UTF8.self).oneLine(limit: 80))\"", kind: "not JSON"))
         }
         guard let result = members["result"]?.string else { return .failure(AnswerError("has no \"result\"", kind: "no result")) }
         var arguments: [String: JSONValue] = [:]

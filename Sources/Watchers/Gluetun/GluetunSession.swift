@@ -42,8 +42,10 @@ public enum GluetunAnswer {
     }
 
     public static func ports(_ body: [UInt8]) throws(ParseError) -> [Port] {
-        guard let value = try? JSONValue.parse(body), case .object = value else {
-            throw ParseError(message: "not a JSON object: \"\(HTTPResponse(status: 200, body: body).bodyExcerpt)\"")
+        let value: JSONValue
+        switch JSONValue.object(body) {
+        case .success(let members): value = .object(members)
+        case .failure(let why): throw ParseError(message: "\(why): \"\(HTTPResponse(status: 200, body: body).bodyExcerpt)\"")
         }
         if let list = value["ports"]?.array {
             let ports = list.compactMap { $0.integer.flatMap(Port.init) }

@@ -37,6 +37,11 @@ public final class PortFileWatcher {
     /// Every port of the last report (a Gluetun file can list several).
     private var lastPorts: [Port] = []
     private var retryTimer: Timer!
+    /// A read that failed for want of a resource (no free fd, no memory, a permission) is tried
+    /// again, 1 s after the first failure and doubling to 30 s, until it works or an event
+    /// reads the file anyway: no change is lost to a moment's shortage.
+    private var readRetryTimer: Timer!
+    private var failedReads = 0
 
     public init(loop: EventLoop, name: String, path: String, source: PortObservation.Source, portIndex: Int = 0,
                 handler: @escaping (PortObservation) -> Void) {
@@ -50,6 +55,7 @@ public final class PortFileWatcher {
         directory = slash == path.startIndex ? "/" : String(path[..<slash])
         fileName = String(path[path.index(after: slash)...])
         retryTimer = loop.makeTimer(name: name) { [unowned self] in self.retry() }
+        readRetryTimer = loop.makeTimer(name: "\(name).read") { [unowned self] in self.readFile() }
     }
 
     deinit { stop() }
@@ -65,6 +71,7 @@ public final class PortFileWatcher {
 
     public func stop() {
         retryTimer.cancel()
+        readRetryTimer.cancel()
         inotify?.cancel()
         inotify = nil
         watch = nil
@@ -189,16 +196,25 @@ public final class PortFileWatcher {
     // MARK: Reading
 
     private func readFile() {
+        readRetryTimer.cancel()
         let bytes: [UInt8]
         do {
             bytes = try FileContents.read(atPath: path, maxBytes: 4096)
+            failedReads = 0
         } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
+            failedReads = 0
             return report(nil, why: "no file")
         } catch let error as NotARegularFileError {
+            failedReads = 0
             loop.logger.warning(name, "\(error); keeping port \(lastKnownText)")
             return
         } catch {
-            loop.logger.warning(name, "cannot read \(path): \(error); keeping port \(lastKnownText)")
+            let delay = Duration.seconds(min(1 << min(failedReads, 5), 30))
+            // Said once per run of failures; each retry is in the trace.
+            let message = "cannot read \(path): \(error); keeping port \(lastKnownText), reading again in \(delay.limitText)"
+            if failedReads == 0 { loop.logger.warning(name, message) } else { loop.logger.trace(name, message) }
+            failedReads += 1
+            readRetryTimer.schedule(after: delay)
             return
         }
         loop.logger.trace(name, "read \(bytes.count) bytes: \"\(String(decoding: bytes, as: UTF8.self).oneLine(limit: 32))\"")
