@@ -51,7 +51,8 @@ enum Command: String, CaseIterable {
         switch self {
         case .run: [("--trace", "print one line for every event the loop dispatches")]
         case .once, .status: [("--json", "print one JSON object instead of a sentence")]
-        case .doctor, .config: []
+        case .config: [("--from", "FILE: print portsync's equivalent of qb-port-sync's or qbouncer's configuration FILE")]
+        case .doctor: []
         }
     }
 }
@@ -62,6 +63,8 @@ struct Invocation: Equatable {
     var flags: [FlagSetting] = []
     var trace = false
     var json = false
+    /// `config --from FILE`: another tool's configuration to translate.
+    var from: String?
 }
 
 enum ParsedCommandLine: Equatable {
@@ -143,6 +146,8 @@ enum CommandLineInterface {
             case "--trace" where command == .run:
                 try noValue()
                 invocation.trace = true
+            case "--from" where command == .config:
+                invocation.from = try value()
             case "--json" where command == .once || command == .status:
                 try noValue()
                 invocation.json = true

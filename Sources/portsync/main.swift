@@ -26,6 +26,14 @@ enum Main {
             return fail(error.description, .usageOrConfiguration)
         }
 
+        if let from = invocation.from {
+            do {
+                ProcessEnvironment.printToStandardOutput(try ForeignConfiguration.convert(path: from))
+                return .success
+            } catch {
+                return fail(error.description, .usageOrConfiguration)
+            }
+        }
         var loader = ConfigurationLoader(environment: environment, userID: ProcessEnvironment.userID,
                                          workingDirectory: ProcessEnvironment.workingDirectory,
                                          explicitFile: invocation.configFile, flags: invocation.flags)
