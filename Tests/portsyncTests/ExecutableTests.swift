@@ -106,6 +106,23 @@ import TestSupport
         #expect(try status(["--help"]).1.contains("Exit codes: 0 running and healthy, 1 running and unhealthy, 3 not running, 4 no state"))
     }
 
+    /// A state directory others may write to (no sticky bit) is said at start; a sticky one,
+    /// as /tmp is, is not: others cannot replace a file there.
+    @Test func aStateDirectoryOthersCanWriteIsWarnedAbout() throws {
+        let directory = TemporaryDirectory()
+        for (mode, warned) in [(mode_t(0o777), true), (0o770, true), (0o1777, false), (0o700, false)] {
+            let state = "\(directory.path)/state-\(String(mode, radix: 8))"
+            #expect(mkdir(state, 0o700) == 0 && chmod(state, mode) == 0)
+            let daemon = try Child(["run"], environment: ["PORTSYNC_DAEMON_STATE_FILE": "\(state)/state.json",
+                                                          "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"])
+            let output = daemon.waitForOutput(containing: "running (pid")
+            let who = mode & 0o002 != 0 ? "every user" : "its group"
+            #expect(output.contains("state directory \(state) can be written by \(who) (mode \(String(mode, radix: 8))): another user could replace the state file; chmod 700 it") == warned, "\(output)")
+            daemon.signal(SIGTERM)
+            #expect(daemon.wait(seconds: 5) == 0)
+        }
+    }
+
     @Test func aStateFileThatCannotBeReplacedIsOneLineAndTheDaemonRuns() throws {
         let directory = TemporaryDirectory()
         directory.write("state.json/inside", "")  // state.json is a directory, and not empty
