@@ -12,7 +12,8 @@ struct OnceCommand {
     let loaded: LoadedConfiguration
     let logger: Logger
     let json: Bool
-    /// How long qBittorrent gets to answer in all.
+    /// How long it may take in all (`--timeout`), the source and every client together: a
+    /// client that keeps refusing ends it then, named.
     var timeout: Duration = .seconds(30)
 
     struct Outcome {
@@ -42,6 +43,7 @@ struct OnceCommand {
         } catch {
             return fail(&outcome, .transientFailure, "\(error)")
         }
+        let deadline = loop.clock.now() + timeout
         var missingFile: String?
         for (index, source) in plan.sources.enumerated() {
             let result: Result<Forwarded, Problem>
@@ -55,17 +57,17 @@ struct OnceCommand {
                 }
             case .gluetun(let settings):
                 outcome.source = .gluetun
-                result = pollGluetun(settings, on: loop)
+                result = pollGluetun(settings, on: loop, until: deadline)
             case .natpmp(let natpmp):
                 outcome.source = .natpmp
-                result = mapOnce(natpmp, on: loop, &outcome).map { Forwarded(port: $0, ports: [$0]) }
+                result = mapOnce(natpmp, on: loop, until: deadline, &outcome).map { Forwarded(port: $0, ports: [$0]) }
             }
             switch result {
             case .success(let forwarded):
                 outcome.port = forwarded.port
                 let previous = (try? StateStore(path: loaded.configuration.daemon.stateFile).load())??.port
                 let change = PortChange(port: forwarded.port, previous: previous, source: outcome.source.rawValue, ports: forwarded.ports)
-                return apply(change, to: plan.sinks, on: loop, &outcome)
+                return apply(change, to: plan.sinks, on: loop, until: deadline, &outcome)
             case .failure(let problem):
                 let prefix = missingFile.map { "no source available: \($0) does not exist, and " } ?? ""
                 return fail(&outcome, problem.code, prefix + problem.message)
@@ -87,12 +89,12 @@ struct OnceCommand {
     }
 
     /// One question to Gluetun's control server.
-    private func pollGluetun(_ settings: GluetunSettings, on loop: EventLoop) -> Result<Forwarded, Problem> {
+    private func pollGluetun(_ settings: GluetunSettings, on loop: EventLoop, until deadline: Instant) -> Result<Forwarded, Problem> {
         let poller = GluetunPoller(loop: loop, settings: settings) { _ in }
         defer { poller.stop() }
         poller.start()
         do {
-            try loop.run(within: timeout) { poller.lastPorts != nil || poller.lastProblem != nil }
+            try loop.run(within: deadline - loop.clock.now()) { poller.lastPorts != nil || poller.lastProblem != nil }
         } catch {
             return .failure(Problem(code: .transientFailure, message: "\(error)"))
         }
@@ -133,7 +135,7 @@ struct OnceCommand {
 
     /// One NAT-PMP mapping on the configured interface. Its lease is not renewed afterwards:
     /// that is what `portsync run` is for.
-    private func mapOnce(_ plan: SyncPlan.NATPMP, on loop: EventLoop, _ outcome: inout Outcome) -> Result<Port, Problem> {
+    private func mapOnce(_ plan: SyncPlan.NATPMP, on loop: EventLoop, until deadline: Instant, _ outcome: inout Outcome) -> Result<Port, Problem> {
         var link: TunnelTracker.State?
         var mapped: Port?
         var failed = false
@@ -154,7 +156,7 @@ struct OnceCommand {
         }
         do {
             try watcher.start()
-            try loop.run(within: timeout) {
+            try loop.run(within: deadline - loop.clock.now()) {
                 if case .unusable? = link { return true }
                 return mapped != nil || failed
             }
@@ -178,28 +180,32 @@ struct OnceCommand {
 
     /// Applies the port to every client (each the one its `port_index` picks) and waits until
     /// each has verified it or failed. The port before it is the state file's (for the hook).
-    private func apply(_ change: PortChange, to clients: [any PortSinkSettings], on loop: EventLoop, _ outcome: inout Outcome) -> Outcome {
+    private func apply(_ change: PortChange, to clients: [any PortSinkSettings], on loop: EventLoop, until deadline: Instant,
+                       _ outcome: inout Outcome) -> Outcome {
         let port = change.port
         let sinks = SinkSet(loop: loop, settings: clients)
         sinks.apply(change)
         do {
-            try loop.run(within: timeout) { !sinks.statuses.contains { $0.health.isPending } }
+            try loop.run(within: deadline - loop.clock.now()) { !sinks.statuses.contains { $0.health.isPending } }
         } catch {
             return fail(&outcome, .transientFailure, "\(error)")
         }
         outcome.clients = sinks.clients.map { ($0.label, $0.title, $0.status.version) }
         // A hook's run changes no client's port.
         outcome.changed = sinks.sinks.contains { !($0.sink is HookSink) && $0.sink.counters.applies > 0 }
+        let unfinished = sinks.clients.filter { $0.status.health.isPending }
+        if !unfinished.isEmpty {
+            let names = unfinished.map { "\($0.title) (\($0.label))" }.joined(separator: ", ")
+            return fail(&outcome, .transientFailure, "no answer within \(timeout.components.seconds) s (--timeout) from \(names)")
+        }
         for client in sinks.clients {
             switch client.status.health {
-            case .verified:
+            case .verified, .idle, .applying:
                 continue
             case .loginRefused(let message):
                 return fail(&outcome, .usageOrConfiguration, message)
             case .unreachable(let message), .failing(let message):
                 return fail(&outcome, .transientFailure, message)
-            case .idle, .applying:
-                return fail(&outcome, .transientFailure, "\(client.title) did not finish within \(timeout.components.seconds) s")
             }
         }
         outcome.applied = true

@@ -73,7 +73,9 @@ enum Main {
             }
         case .once:
             if loaded.configuration.daemon.logLevel == .info && !invocation.trace { logger.level = .warning }
-            return OnceCommand(loaded: loaded, logger: logger, json: invocation.json).run()
+            var once = OnceCommand(loaded: loaded, logger: logger, json: invocation.json)
+            if let timeout = invocation.timeout { once.timeout = timeout }
+            return once.run()
         case .status:
             return StatusCommand(loaded: loaded, json: invocation.json).run()
         case .doctor:
