@@ -29,6 +29,16 @@ struct OnceCommand {
     }
 
     func run() -> ExitCode {
+        // Beside a running daemon, once would fight it over the same clients: refused, naming it.
+        let lock: StateLock?
+        switch try? StateLock.acquire(stateFile: loaded.configuration.daemon.stateFile) {
+        case .success(let held)?: lock = held
+        case .failure(let held)?:
+            ProcessEnvironment.printToStandardError("portsync: portsync run\(held.pid.map { " (pid \($0))" } ?? "") keeps the port for the state file \(loaded.configuration.daemon.stateFile): once would fight it; see portsync status, or stop the daemon first\n")
+            return .usageOrConfiguration
+        case nil: lock = nil  // no lock to be had (a read-only directory): nothing to fight over
+        }
+        defer { withExtendedLifetime(lock) {} }
         let outcome = execute()
         ProcessEnvironment.printToStandardOutput((json ? render(json: outcome) : render(text: outcome)) + "\n")
         return outcome.code
