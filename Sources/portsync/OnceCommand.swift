@@ -44,6 +44,12 @@ struct OnceCommand {
         return outcome.code
     }
 
+    /// One line on stderr for each step, so that a wait is never silent (stdout keeps the
+    /// result alone, for scripts).
+    private func progress(_ step: String) {
+        ProcessEnvironment.printToStandardError("portsync once: \(step)\n")
+    }
+
     func execute() -> Outcome {
         let plan = SyncPlan(loaded)
         var outcome = Outcome(code: .success, source: .protonFile)
@@ -60,6 +66,7 @@ struct OnceCommand {
             switch source {
             case .portFile(_, let path, let kind, let portIndex):
                 outcome.source = kind
+                progress("reading \(path)")
                 result = readPortFile(path, index: portIndex)
                 if case .failure(let problem) = result, problem.code == .unsupported, index < plan.sources.count - 1 {
                     missingFile = path  // auto: no file; NAT-PMP may still have a port
@@ -67,9 +74,11 @@ struct OnceCommand {
                 }
             case .gluetun(let settings):
                 outcome.source = .gluetun
+                progress("asking Gluetun's control server at \(settings.url)")
                 result = pollGluetun(settings, on: loop, until: deadline)
             case .natpmp(let natpmp):
                 outcome.source = .natpmp
+                progress("waiting for \(natpmp.interface) to be up, with an address and a route")
                 result = mapOnce(natpmp, on: loop, until: deadline, &outcome).map { Forwarded(port: $0, ports: [$0]) }
             }
             switch result {
@@ -156,7 +165,12 @@ struct OnceCommand {
         let previous = (try? StateStore(path: loaded.configuration.daemon.stateFile).load()) ?? nil
         if let port = previous?.port { client.prefer(port) }
         if let internalPort = previous?.natpmpInternalPort { client.restore(internalPort: internalPort) }
+        var asked = false
         let watcher = TunnelWatcher(loop: loop, interface: plan.interface, gateway: plan.gateway) { state in
+            if case .usable(let tunnel) = state, !asked {
+                asked = true
+                progress("asking the NAT-PMP gateway \(tunnel.gateway) (UDP 5351) for a port, from \(tunnel.address)")
+            }
             link = state
             client.tunnelChanged(state)
         }
@@ -183,7 +197,12 @@ struct OnceCommand {
         }
         outcome.natpmpInternalPort = client.internalPort
         guard let mapped else {
-            return .failure(Problem(code: .transientFailure, message: "no NAT-PMP mapping from \(client.gateway.map { "\($0)" } ?? "the gateway") (see the log above)"))
+            let gateway = client.gateway.map { "\($0)" } ?? "the gateway"
+            if failed {
+                return .failure(Problem(code: .transientFailure, message: "no NAT-PMP mapping from \(gateway): see the warning above"))
+            }
+            // Silence: the server does not forward ports for this connection.
+            return .failure(Problem(code: .transientFailure, message: "no answer from the NAT-PMP gateway \(gateway) to \(client.requestsSent) request(s) in \(timeout.components.seconds) s: this connection forwards no ports. ProtonVPN: connect to a P2P server with port forwarding on; a WireGuard configuration must be made with NAT-PMP (port forwarding) on"))
         }
         return .success(mapped)
     }
@@ -194,6 +213,7 @@ struct OnceCommand {
                        _ outcome: inout Outcome) -> Outcome {
         let port = change.port
         let sinks = SinkSet(loop: loop, settings: clients)
+        progress("port \(port) from \(outcome.source.rawValue); setting it on \(sinks.clients.map { "\($0.title) (\($0.label))" }.joined(separator: ", "))")
         sinks.apply(change)
         do {
             try loop.run(within: deadline - loop.clock.now()) { !sinks.statuses.contains { $0.health.isPending } }
