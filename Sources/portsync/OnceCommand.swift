@@ -44,10 +44,32 @@ struct OnceCommand {
         return outcome.code
     }
 
-    /// One line on stderr for each step, so that a wait is never silent (stdout keeps the
-    /// result alone, for scripts).
+    /// Says on stderr each step still going after a second, so that a wait is never silent;
+    /// a quick run prints its result alone (stdout, for scripts).
+    final class Progress {
+        static let patience = Duration.seconds(1)
+        private var step = ""
+        private var timer: Timer?
+
+        func attach(_ loop: EventLoop) {
+            timer = loop.makeTimer(name: "once.progress") { [unowned self] in
+                ProcessEnvironment.printToStandardError("portsync once: \(self.step)\n")
+            }
+        }
+
+        func begin(_ step: String) {
+            self.step = step
+            timer?.schedule(after: Self.patience)
+        }
+
+        func end() {
+            timer?.cancel()
+        }
+    }
+    private let steps = Progress()
+
     private func progress(_ step: String) {
-        ProcessEnvironment.printToStandardError("portsync once: \(step)\n")
+        steps.begin(step)
     }
 
     func execute() -> Outcome {
@@ -60,6 +82,8 @@ struct OnceCommand {
             return fail(&outcome, .transientFailure, "\(error)")
         }
         let deadline = loop.clock.now() + timeout
+        steps.attach(loop)
+        defer { steps.end() }
         var missingFile: String?
         for (index, source) in plan.sources.enumerated() {
             let result: Result<Forwarded, Problem>
