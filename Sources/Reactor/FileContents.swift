@@ -48,13 +48,13 @@ extension FileContents {
     /// Replaces the file at `path` with `bytes` so that a reader sees either the old or the new
     /// content, never a mix, even across a crash: a temporary file in the same directory,
     /// fsync, rename over, fsync of the directory. Missing parent directories are created 0700.
+    /// The temporary file has a random name and is created exclusively, never through a
+    /// symbolic link: one planted by another user in a directory it can write makes the open
+    /// fail, never a write to the file it points at.
     public static func writeAtomically(_ bytes: [UInt8], toPath path: String, mode: mode_t = 0o644) throws {
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         try makeDirectories(directory.isEmpty ? "/" : directory)
-        let temporary = "\(path).tmp.\(getpid())"
-        let fd = FileDescriptor(rawValue: try systemCall("open \(temporary)") {
-            open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        })
+        let (temporary, fd) = try createTemporary(besides: path, mode: mode)
         // The descriptor is closed exactly once, and the temporary file never outlives a failure
         // (a rename refused in a sticky directory, a path that is a directory).
         do {
@@ -76,6 +76,25 @@ extension FileContents {
             // Makes the rename itself durable; a failure here loses nothing already written.
             fsync(directoryFD)
             Glibc.close(directoryFD)
+        }
+    }
+
+    /// `path.tmp.` and 64 random bits (the kernel's getrandom), in hex.
+    static func temporaryName(besides path: String) -> String {
+        "\(path).tmp.\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
+    }
+
+    /// `path.tmp.<random>`, created exclusively (a name that exists, planted or left over, is
+    /// passed over for another), never through a symbolic link.
+    private static func createTemporary(besides path: String, mode: mode_t) throws -> (String, FileDescriptor) {
+        var attempts = 0
+        while true {
+            let temporary = temporaryName(besides: path)
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+            if fd >= 0 { return (temporary, FileDescriptor(rawValue: fd)) }
+            let error = Errno(rawValue: errno)
+            attempts += 1
+            guard error == .fileExists, attempts < 8 else { throw SystemCallError(call: "open \(temporary)", errno: error) }
         }
     }
 

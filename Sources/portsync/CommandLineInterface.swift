@@ -50,8 +50,11 @@ enum Command: String, CaseIterable {
     var ownFlags: [(flag: String, help: String)] {
         switch self {
         case .run: [("--trace", "print one line for every event the loop dispatches")]
-        case .once, .status: [("--json", "print one JSON object instead of a sentence")]
-        case .doctor, .config: []
+        case .once: [("--json", "print one JSON object instead of a sentence"),
+                     ("--timeout", "SECONDS: give up after this long in all, naming what did not answer (default 30)")]
+        case .status: [("--json", "print one JSON object instead of a sentence")]
+        case .config: [("--from", "FILE: print portsync's equivalent of qb-port-sync's or qbouncer's configuration FILE")]
+        case .doctor: []
         }
     }
 }
@@ -62,6 +65,10 @@ struct Invocation: Equatable {
     var flags: [FlagSetting] = []
     var trace = false
     var json = false
+    /// `config --from FILE`: another tool's configuration to translate.
+    var from: String?
+    /// `once --timeout SECONDS`.
+    var timeout: Duration?
 }
 
 enum ParsedCommandLine: Equatable {
@@ -143,6 +150,14 @@ enum CommandLineInterface {
             case "--trace" where command == .run:
                 try noValue()
                 invocation.trace = true
+            case "--timeout" where command == .once:
+                let text = try value()
+                guard let seconds = Int(text), (1...3600).contains(seconds) else {
+                    throw UsageError(message: "--timeout takes whole seconds from 1 to 3600, not \"\(text.oneLine(limit: 20))\"")
+                }
+                invocation.timeout = .seconds(seconds)
+            case "--from" where command == .config:
+                invocation.from = try value()
             case "--json" where command == .once || command == .status:
                 try noValue()
                 invocation.json = true

@@ -95,6 +95,9 @@ struct ConfigurationLoader {
             throw ConfigurationError(path, "is not UTF-8 text")
         }
         let document = try TOMLDocument.parse(text, fileName: path)
+        if let format = ForeignConfiguration.detect(document) {
+            throw ConfigurationError(path, ForeignConfiguration.refusal(format, path: path))
+        }
         for table in document.tables {
             try addTable(table.name, origin: "\(path):\(table.line)", to: &configuration)
         }
@@ -107,6 +110,9 @@ struct ConfigurationLoader {
             }
             let named = configuration.namedClients.firstIndex { $0.label == entry.table }
             let section = named.map { configuration.namedClients[$0].kind.rawValue } ?? entry.table
+            if ["password", "api_key"].contains(entry.key), ConfigurationKey.named("\(section).\(entry.key)_file") != nil {
+                throw ConfigurationError(origin, "a secret is not read from the configuration file, which more than its owner may read: put it alone in a file (chmod 600) and set \(entry.key)_file, or use $CREDENTIALS_DIRECTORY\(entry.table == section ? " or PORTSYNC_\(section.uppercased())_\(entry.key.uppercased())" : "")")
+            }
             guard let key = ConfigurationKey.named("\(section).\(entry.key)") else {
                 let siblings = ConfigurationKey.all.filter { $0.section == section }.map(\.name)
                 let hint = Suggestion.text(for: entry.key, among: siblings)

@@ -42,8 +42,24 @@ final class Daemon {
         }
     }
 
-    /// Runs until SIGTERM or SIGINT.
+    /// Runs until SIGTERM or SIGINT. A second daemon on the same state file is refused, naming
+    /// the first: both would set the same clients. (The lock stays with the state file the
+    /// daemon started with; a reload that moves the file keeps it.)
     func run() throws -> ExitCode {
+        let stateFile = loaded.configuration.daemon.stateFile
+        let lock: StateLock?
+        do {
+            switch try StateLock.acquire(stateFile: stateFile) {
+            case .success(let held): lock = held
+            case .failure(let held):
+                loop.logger.error("portsync", "another portsync\(held.pid.map { " (pid \($0))" } ?? "") already runs on the state file \(stateFile) (its lock \(held.path)); one daemon per state: stop it first, or give this one its own [daemon] state_file")
+                return .usageOrConfiguration
+            }
+        } catch {
+            lock = nil
+            loop.logger.warning("portsync", "cannot lock the state file: \(error); a second daemon on it would not be stopped")
+        }
+        defer { withExtendedLifetime(lock) {} }
         let signals = try SignalSource(loop: loop) { [unowned self] signal in self.handle(signal) }
         defer { signals.close() }
         try start()

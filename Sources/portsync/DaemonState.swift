@@ -116,6 +116,17 @@ struct StateStore {
     func save(_ state: DaemonState) throws {
         try FileContents.writeAtomically(Array(state.json.utf8), toPath: path, mode: 0o600)
     }
+
+    /// Why the state directory is unsafe, when others may write to it without the sticky bit:
+    /// they could put a file of theirs in the state file's place. (The temporary file is safe
+    /// either way: it is created exclusively, never through a link.)
+    func directoryWarning() -> String? {
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        var info = stat()
+        guard stat(directory.isEmpty ? "/" : directory, &info) == 0, info.st_mode & 0o022 != 0, info.st_mode & S_ISVTX == 0 else { return nil }
+        let who = info.st_mode & 0o002 != 0 ? "every user" : "its group"
+        return "state directory \(directory) can be written by \(who) (mode \(String(info.st_mode & 0o7777, radix: 8))): another user could replace the state file; chmod 700 it"
+    }
 }
 
 enum WallClock {

@@ -12,7 +12,8 @@ struct OnceCommand {
     let loaded: LoadedConfiguration
     let logger: Logger
     let json: Bool
-    /// How long qBittorrent gets to answer in all.
+    /// How long it may take in all (`--timeout`), the source and every client together: a
+    /// client that keeps refusing ends it then, named.
     var timeout: Duration = .seconds(30)
 
     struct Outcome {
@@ -28,9 +29,47 @@ struct OnceCommand {
     }
 
     func run() -> ExitCode {
+        // Beside a running daemon, once would fight it over the same clients: refused, naming it.
+        let lock: StateLock?
+        switch try? StateLock.acquire(stateFile: loaded.configuration.daemon.stateFile) {
+        case .success(let held)?: lock = held
+        case .failure(let held)?:
+            ProcessEnvironment.printToStandardError("portsync: portsync run\(held.pid.map { " (pid \($0))" } ?? "") keeps the port for the state file \(loaded.configuration.daemon.stateFile): once would fight it; see portsync status, or stop the daemon first\n")
+            return .usageOrConfiguration
+        case nil: lock = nil  // no lock to be had (a read-only directory): nothing to fight over
+        }
+        defer { withExtendedLifetime(lock) {} }
         let outcome = execute()
         ProcessEnvironment.printToStandardOutput((json ? render(json: outcome) : render(text: outcome)) + "\n")
         return outcome.code
+    }
+
+    /// Says on stderr each step still going after a second, so that a wait is never silent;
+    /// a quick run prints its result alone (stdout, for scripts).
+    final class Progress {
+        static let patience = Duration.seconds(1)
+        private var step = ""
+        private var timer: Timer?
+
+        func attach(_ loop: EventLoop) {
+            timer = loop.makeTimer(name: "once.progress") { [unowned self] in
+                ProcessEnvironment.printToStandardError("portsync once: \(self.step)\n")
+            }
+        }
+
+        func begin(_ step: String) {
+            self.step = step
+            timer?.schedule(after: Self.patience)
+        }
+
+        func end() {
+            timer?.cancel()
+        }
+    }
+    private let steps = Progress()
+
+    private func progress(_ step: String) {
+        steps.begin(step)
     }
 
     func execute() -> Outcome {
@@ -42,12 +81,16 @@ struct OnceCommand {
         } catch {
             return fail(&outcome, .transientFailure, "\(error)")
         }
+        let deadline = loop.clock.now() + timeout
+        steps.attach(loop)
+        defer { steps.end() }
         var missingFile: String?
         for (index, source) in plan.sources.enumerated() {
             let result: Result<Forwarded, Problem>
             switch source {
             case .portFile(_, let path, let kind, let portIndex):
                 outcome.source = kind
+                progress("reading \(path)")
                 result = readPortFile(path, index: portIndex)
                 if case .failure(let problem) = result, problem.code == .unsupported, index < plan.sources.count - 1 {
                     missingFile = path  // auto: no file; NAT-PMP may still have a port
@@ -55,17 +98,19 @@ struct OnceCommand {
                 }
             case .gluetun(let settings):
                 outcome.source = .gluetun
-                result = pollGluetun(settings, on: loop)
+                progress("asking Gluetun's control server at \(settings.url)")
+                result = pollGluetun(settings, on: loop, until: deadline)
             case .natpmp(let natpmp):
                 outcome.source = .natpmp
-                result = mapOnce(natpmp, on: loop, &outcome).map { Forwarded(port: $0, ports: [$0]) }
+                progress("waiting for \(natpmp.interface) to be up, with an address and a route")
+                result = mapOnce(natpmp, on: loop, until: deadline, &outcome).map { Forwarded(port: $0, ports: [$0]) }
             }
             switch result {
             case .success(let forwarded):
                 outcome.port = forwarded.port
                 let previous = (try? StateStore(path: loaded.configuration.daemon.stateFile).load())??.port
                 let change = PortChange(port: forwarded.port, previous: previous, source: outcome.source.rawValue, ports: forwarded.ports)
-                return apply(change, to: plan.sinks, on: loop, &outcome)
+                return apply(change, to: plan.sinks, on: loop, until: deadline, &outcome)
             case .failure(let problem):
                 let prefix = missingFile.map { "no source available: \($0) does not exist, and " } ?? ""
                 return fail(&outcome, problem.code, prefix + problem.message)
@@ -87,12 +132,12 @@ struct OnceCommand {
     }
 
     /// One question to Gluetun's control server.
-    private func pollGluetun(_ settings: GluetunSettings, on loop: EventLoop) -> Result<Forwarded, Problem> {
+    private func pollGluetun(_ settings: GluetunSettings, on loop: EventLoop, until deadline: Instant) -> Result<Forwarded, Problem> {
         let poller = GluetunPoller(loop: loop, settings: settings) { _ in }
         defer { poller.stop() }
         poller.start()
         do {
-            try loop.run(within: timeout) { poller.lastPorts != nil || poller.lastProblem != nil }
+            try loop.run(within: deadline - loop.clock.now()) { poller.lastPorts != nil || poller.lastProblem != nil }
         } catch {
             return .failure(Problem(code: .transientFailure, message: "\(error)"))
         }
@@ -133,7 +178,7 @@ struct OnceCommand {
 
     /// One NAT-PMP mapping on the configured interface. Its lease is not renewed afterwards:
     /// that is what `portsync run` is for.
-    private func mapOnce(_ plan: SyncPlan.NATPMP, on loop: EventLoop, _ outcome: inout Outcome) -> Result<Port, Problem> {
+    private func mapOnce(_ plan: SyncPlan.NATPMP, on loop: EventLoop, until deadline: Instant, _ outcome: inout Outcome) -> Result<Port, Problem> {
         var link: TunnelTracker.State?
         var mapped: Port?
         var failed = false
@@ -144,7 +189,12 @@ struct OnceCommand {
         let previous = (try? StateStore(path: loaded.configuration.daemon.stateFile).load()) ?? nil
         if let port = previous?.port { client.prefer(port) }
         if let internalPort = previous?.natpmpInternalPort { client.restore(internalPort: internalPort) }
+        var asked = false
         let watcher = TunnelWatcher(loop: loop, interface: plan.interface, gateway: plan.gateway) { state in
+            if case .usable(let tunnel) = state, !asked {
+                asked = true
+                progress("asking the NAT-PMP gateway \(tunnel.gateway) (UDP 5351) for a port, from \(tunnel.address)")
+            }
             link = state
             client.tunnelChanged(state)
         }
@@ -154,7 +204,7 @@ struct OnceCommand {
         }
         do {
             try watcher.start()
-            try loop.run(within: timeout) {
+            try loop.run(within: deadline - loop.clock.now()) {
                 if case .unusable? = link { return true }
                 return mapped != nil || failed
             }
@@ -171,35 +221,45 @@ struct OnceCommand {
         }
         outcome.natpmpInternalPort = client.internalPort
         guard let mapped else {
-            return .failure(Problem(code: .transientFailure, message: "no NAT-PMP mapping from \(client.gateway.map { "\($0)" } ?? "the gateway") (see the log above)"))
+            let gateway = client.gateway.map { "\($0)" } ?? "the gateway"
+            if failed {
+                return .failure(Problem(code: .transientFailure, message: "no NAT-PMP mapping from \(gateway): see the warning above"))
+            }
+            // Silence: the server does not forward ports for this connection.
+            return .failure(Problem(code: .transientFailure, message: "no answer from the NAT-PMP gateway \(gateway) to \(client.requestsSent) request(s) in \(timeout.components.seconds) s: this connection forwards no ports. ProtonVPN: connect to a P2P server with port forwarding on; a WireGuard configuration must be made with NAT-PMP (port forwarding) on"))
         }
         return .success(mapped)
     }
 
     /// Applies the port to every client (each the one its `port_index` picks) and waits until
     /// each has verified it or failed. The port before it is the state file's (for the hook).
-    private func apply(_ change: PortChange, to clients: [any PortSinkSettings], on loop: EventLoop, _ outcome: inout Outcome) -> Outcome {
+    private func apply(_ change: PortChange, to clients: [any PortSinkSettings], on loop: EventLoop, until deadline: Instant,
+                       _ outcome: inout Outcome) -> Outcome {
         let port = change.port
         let sinks = SinkSet(loop: loop, settings: clients)
+        progress("port \(port) from \(outcome.source.rawValue); setting it on \(sinks.clients.map { "\($0.title) (\($0.label))" }.joined(separator: ", "))")
         sinks.apply(change)
         do {
-            try loop.run(within: timeout) { !sinks.statuses.contains { $0.health.isPending } }
+            try loop.run(within: deadline - loop.clock.now()) { !sinks.statuses.contains { $0.health.isPending } }
         } catch {
             return fail(&outcome, .transientFailure, "\(error)")
         }
         outcome.clients = sinks.clients.map { ($0.label, $0.title, $0.status.version) }
         // A hook's run changes no client's port.
         outcome.changed = sinks.sinks.contains { !($0.sink is HookSink) && $0.sink.counters.applies > 0 }
+        let unfinished = sinks.clients.filter { $0.status.health.isPending }
+        if !unfinished.isEmpty {
+            let names = unfinished.map { "\($0.title) (\($0.label))" }.joined(separator: ", ")
+            return fail(&outcome, .transientFailure, "no answer within \(timeout.components.seconds) s (--timeout) from \(names)")
+        }
         for client in sinks.clients {
             switch client.status.health {
-            case .verified:
+            case .verified, .idle, .applying:
                 continue
             case .loginRefused(let message):
                 return fail(&outcome, .usageOrConfiguration, message)
             case .unreachable(let message), .failing(let message):
                 return fail(&outcome, .transientFailure, message)
-            case .idle, .applying:
-                return fail(&outcome, .transientFailure, "\(client.title) did not finish within \(timeout.components.seconds) s")
             }
         }
         outcome.applied = true

@@ -19,6 +19,7 @@ final class StateRecorder {
     }
 
     func load() {
+        if let warning = store.directoryWarning() { logger.warning("portsync", warning) }
         do {
             state = try store.load()
             if let state, let port = state.port {

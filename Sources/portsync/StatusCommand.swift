@@ -9,8 +9,23 @@ struct StatusCommand {
     let loaded: LoadedConfiguration
     let json: Bool
 
+    /// Where the system unit keeps its state (`StateDirectory=portsync`).
+    static let systemServiceStateFile = "/var/lib/portsync/state.json"
+
+    /// The state file to read: the configured one, or, for root with none of its own and no
+    /// state_file set, the system service's, when that exists (`sudo portsync status` next to
+    /// the hardened unit). The second value says the service's was taken.
+    static func stateFile(_ configuration: Configuration, userID: UInt32,
+                          systemService: String = systemServiceStateFile) -> (path: String, isSystemService: Bool) {
+        let configured = configuration.daemon.stateFile
+        guard userID == 0, configuration.origins["daemon.state_file"] == nil, !FileContents.exists(configured),
+              FileContents.exists(systemService) else { return (configured, false) }
+        return (systemService, true)
+    }
+
     func run() -> ExitCode {
-        let store = StateStore(path: loaded.configuration.daemon.stateFile)
+        let (path, isSystemService) = Self.stateFile(loaded.configuration, userID: ProcessEnvironment.userID)
+        let store = StateStore(path: path)
         let state: DaemonState?
         do {
             state = try store.load()
@@ -26,10 +41,11 @@ struct StatusCommand {
         if json {
             guard case .object(var members) = state.jsonValue else { return .noState }
             members["daemon_running"] = .bool(running)
+            members["state_file"] = .string(path)
             ProcessEnvironment.printToStandardOutput(JSONValue.object(members).serialized + "\n")
             return code
         }
-        var lines: [String] = []
+        var lines: [String] = isSystemService ? ["the system service's state (\(path))"] : []
         if let port = state.port {
             let when = state.appliedAt.map { "\(WallClock.text($0)) (\(WallClock.age($0)))" } ?? "at an unknown time"
             lines.append("port \(port) from \(state.source?.oneLine() ?? "an unknown source"), applied \(when)")

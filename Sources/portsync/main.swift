@@ -26,6 +26,14 @@ enum Main {
             return fail(error.description, .usageOrConfiguration)
         }
 
+        if let from = invocation.from {
+            do {
+                ProcessEnvironment.printToStandardOutput(try ForeignConfiguration.convert(path: from))
+                return .success
+            } catch {
+                return fail(error.description, .usageOrConfiguration)
+            }
+        }
         var loader = ConfigurationLoader(environment: environment, userID: ProcessEnvironment.userID,
                                          workingDirectory: ProcessEnvironment.workingDirectory,
                                          explicitFile: invocation.configFile, flags: invocation.flags)
@@ -65,7 +73,9 @@ enum Main {
             }
         case .once:
             if loaded.configuration.daemon.logLevel == .info && !invocation.trace { logger.level = .warning }
-            return OnceCommand(loaded: loaded, logger: logger, json: invocation.json).run()
+            var once = OnceCommand(loaded: loaded, logger: logger, json: invocation.json)
+            if let timeout = invocation.timeout { once.timeout = timeout }
+            return once.run()
         case .status:
             return StatusCommand(loaded: loaded, json: invocation.json).run()
         case .doctor:

@@ -19,7 +19,7 @@ import Testing
         mkdir(target, 0o700)
         mkdir("\(target)/inside", 0o700)  // a non-empty directory: rename(2) over it fails
         #expect { try FileContents.writeAtomically(Array("{}".utf8), toPath: target) } throws: { error in
-            "\(error)".hasPrefix("rename \(target).tmp.\(getpid()) to \(target): ")
+            "\(error)".hasPrefix("rename \(target).tmp.") && "\(error)".contains(" to \(target): ")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["state.json"])
         try FileContents.writeAtomically(Array("{}".utf8), toPath: "\(directory)/other.json")
@@ -43,5 +43,23 @@ import Testing
         try FileContents.writeAtomically(Array("51413".utf8), toPath: file)
         #expect(symlink(file, "\(directory)/link") == 0)
         #expect(try FileContents.read(atPath: "\(directory)/link") == Array("51413".utf8), "a symbolic link to a regular file is followed")
+    }
+
+    /// A symbolic link planted where the temporary file goes (the old name, `state.json.tmp.<pid>`)
+    /// is never written through: the file it points at stays as it was.
+    @Test func aPlantedSymlinkIsNeverWrittenThrough() throws {
+        defer { cleanUp() }
+        let victim = "\(directory)/root-only"
+        try FileContents.writeAtomically(Array("secret".utf8), toPath: victim, mode: 0o600)
+        let target = "\(directory)/state.json"
+        #expect(symlink(victim, "\(target).tmp.\(getpid())") == 0)
+        try FileContents.writeAtomically(Array("{}".utf8), toPath: target)
+        #expect(try FileContents.read(atPath: victim) == Array("secret".utf8))
+        #expect(try FileContents.read(atPath: target) == Array("{}".utf8))
+        var info = stat()
+        #expect(lstat(target, &info) == 0 && info.st_mode & S_IFMT == S_IFREG, "the state file itself is a new regular file")
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        #expect(names == ["root-only", "state.json", "state.json.tmp.\(getpid())"], "no temporary file left, the planted link untouched")
+        #expect(Set((0..<16).map { _ in FileContents.temporaryName(besides: target) }).count == 16, "every temporary name is drawn anew")
     }
 }

@@ -135,6 +135,26 @@ final class ClientsDaemonTests {
         }
     }
 
+    /// `once` has one deadline for everything (`--timeout`): a client that never answers ends
+    /// it then, named, while the one that answered is verified.
+    @Test func onceGivesUpAtItsTimeoutNamingTheClientThatDidNotAnswer() throws {
+        let qbittorrent = try QBittorrentInstance()
+        let silent = try SilentListener()
+        directory.write("qbittorrent-password", QBittorrentInstance.password + "\n", mode: 0o600)
+        let file = configurationFile([table("qbittorrent", qbittorrent.url, password: "qbittorrent-password"),
+                                      table("transmission.silent", "http://127.0.0.1:\(silent.port)")])
+        let port = freePort()
+        directory.write("run/forwarded_port", String(port))
+        let started = ContinuousClock.now
+        let (status, output) = try Child.run(["once", "--timeout", "2"], environment: ["PORTSYNC_CONFIG": file])
+        let took = ContinuousClock.now - started
+        #expect(status == 1 && output == "portsync once: port \(port) from proton-file; setting it on qBittorrent (qbittorrent), Transmission (transmission.silent)\nportsync: no answer within 2 s (--timeout) from Transmission (transmission.silent)\n", "the step it waited on, then what did not answer: \(output)")
+        #expect(try qbittorrent.listenPort() == Int(port), "the client that answered got the port")
+        print("once --timeout 2 returned after \(took)")
+        let (usage, message) = try Child.run(["once", "--timeout", "0"], environment: ["PORTSYNC_CONFIG": file])
+        #expect(usage == 2 && message.contains("--timeout takes whole seconds from 1 to 3600, not \"0\""), "\(message)")
+    }
+
     /// A client that never answers, one that is not there and one refusing the login do not
     /// delay a qBittorrent: it is verified while the silent one still waits for its answer.
     @Test func aSilentADownAndARefusingClientNeverDelayTheOthers() throws {

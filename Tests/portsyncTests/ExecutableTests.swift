@@ -106,6 +106,67 @@ import TestSupport
         #expect(try status(["--help"]).1.contains("Exit codes: 0 running and healthy, 1 running and unhealthy, 3 not running, 4 no state"))
     }
 
+    /// One daemon per state file: a second `run` is refused naming the first's pid, `once`
+    /// beside it is refused too, and `status` still shows the daemon that runs.
+    @Test func aSecondDaemonAndAOnceBesideTheDaemonAreRefusedAndStatusStaysTrue() throws {
+        let directory = TemporaryDirectory()
+        directory.write("run/forwarded_port", "51413")
+        let environment = ["PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json", "PORTSYNC_SOURCE_STRATEGY": "file",
+                           "PORTSYNC_PROTON_PORT_FILE": "\(directory.path)/run/forwarded_port",
+                           "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"]
+        let first = try Child(["run"], environment: environment)
+        _ = first.waitForOutput(containing: "running (pid")
+        #expect(waitFor(seconds: 10) { FileManager.default.fileExists(atPath: "\(directory.path)/state.json") })
+        let pid = first.process.pid
+
+        let second = try Child(["run"], environment: environment)
+        #expect(second.wait(seconds: 10) == 2)
+        #expect(second.output.contains("another portsync (pid \(pid)) already runs on the state file \(directory.path)/state.json"), "\(second.output)")
+
+        let (onceStatus, once) = try Child.run(["once"], environment: environment)
+        #expect(onceStatus == 2 && once.contains("portsync run (pid \(pid)) keeps the port for the state file \(directory.path)/state.json: once would fight it"), "\(once)")
+
+        let (statusCode, status) = try Child.run(["status"], environment: environment)
+        #expect(status.contains("daemon: running (pid \(pid))") && statusCode == 1, "running, unhealthy (no qBittorrent): \(status)")
+
+        first.signal(SIGTERM)
+        #expect(first.wait(seconds: 5) == 0)
+        let third = try Child(["run"], environment: environment)
+        #expect(third.waitForOutput(containing: "running (pid").contains("running (pid"), "the lock went with the first daemon")
+        third.signal(SIGTERM)
+        #expect(third.wait(seconds: 5) == 0)
+    }
+
+    @Test func rootsStatusFindsTheSystemServicesState() {
+        let directory = TemporaryDirectory()
+        let service = directory.write("var-lib-portsync/state.json", "{}")
+        var configuration = Configuration.defaults(environment: ["HOME": "\(directory.path)/home"], userID: 0)
+        #expect(StatusCommand.stateFile(configuration, userID: 0, systemService: service) == (path: service, isSystemService: true))
+        #expect(StatusCommand.stateFile(configuration, userID: 1000, systemService: service).isSystemService == false, "a user's is its own")
+        configuration.origins["daemon.state_file"] = "--state-file"
+        #expect(StatusCommand.stateFile(configuration, userID: 0, systemService: service).isSystemService == false, "a state file chosen on purpose")
+        configuration.origins = [:]
+        configuration.daemon.stateFile = directory.write("own/state.json", "{}")
+        #expect(StatusCommand.stateFile(configuration, userID: 0, systemService: service).isSystemService == false, "root's own state first")
+    }
+
+    /// A state directory others may write to (no sticky bit) is said at start; a sticky one,
+    /// as /tmp is, is not: others cannot replace a file there.
+    @Test func aStateDirectoryOthersCanWriteIsWarnedAbout() throws {
+        let directory = TemporaryDirectory()
+        for (mode, warned) in [(mode_t(0o777), true), (0o770, true), (0o1777, false), (0o700, false)] {
+            let state = "\(directory.path)/state-\(String(mode, radix: 8))"
+            #expect(mkdir(state, 0o700) == 0 && chmod(state, mode) == 0)
+            let daemon = try Child(["run"], environment: ["PORTSYNC_DAEMON_STATE_FILE": "\(state)/state.json",
+                                                          "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"])
+            let output = daemon.waitForOutput(containing: "running (pid")
+            let who = mode & 0o002 != 0 ? "every user" : "its group"
+            #expect(output.contains("state directory \(state) can be written by \(who) (mode \(String(mode, radix: 8))): another user could replace the state file; chmod 700 it") == warned, "\(output)")
+            daemon.signal(SIGTERM)
+            #expect(daemon.wait(seconds: 5) == 0)
+        }
+    }
+
     @Test func aStateFileThatCannotBeReplacedIsOneLineAndTheDaemonRuns() throws {
         let directory = TemporaryDirectory()
         directory.write("state.json/inside", "")  // state.json is a directory, and not empty
@@ -117,7 +178,7 @@ import TestSupport
         #expect(daemon.wait(seconds: 5) == 0)
         // Listed once the daemon has stopped: a later attempt (the tunnel's state, a moment
         // after) may still be between its open and its unlink while the daemon runs.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["state.json"], "no temporary file left")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted() == ["state.json", "state.json.lock"], "no temporary file left, the lock kept")
     }
 
     @Test func aFIFOAsThePortFileIsRefusedWithoutBlocking() throws {

@@ -314,6 +314,20 @@ final class NATPMPDaemonTests {
         #expect(output.contains("the VPN interface is not usable: wg9 does not exist"))
     }
 
+    /// A gateway that never answers: `once` says the step it waits on (after a second), and ends
+    /// with what it tried and the likely cause, not "see the log above" with nothing above.
+    @Test func onceOnASilentGatewaySaysWhatItTriedAndWhy() throws {
+        try setUp()
+        try gateway.set(mode: "blackhole")
+        let (status, output) = try lab.inClient { try Child.run(["once", "--timeout", "3"], environment: environment()) }
+        #expect(status == 1, "\(output)")
+        #expect(output.contains("portsync once: asking the NAT-PMP gateway 10.2.0.1 (UDP 5351) for a port, from 10.2.0.2\n"), "\(output)")
+        let sent = gateway.requests.count
+        #expect(sent >= 2)
+        #expect(output.contains("portsync: no answer from the NAT-PMP gateway 10.2.0.1 to \(sent) request(s) in 3 s: this connection forwards no ports. ProtonVPN: connect to a P2P server with port forwarding on"), "\(output)")
+        #expect(!output.contains("see the log above"))
+    }
+
     @Test func aRestartKeepsTheMappingAndTheQBittorrentPort() throws {
         try setUp()
         let first = try startDaemon()
