@@ -12,13 +12,15 @@ public func fuzzDNS(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     let input = FuzzInput(data, count)
     let bytes = input.bytes
     for type in [DNSMessage.RecordType.a, .aaaa] {
-        if let answer = try? DNSMessage.parse(bytes, type: type) {
+        if let answer = try? DNSMessage.parse(bytes, name: "nas.lan", type: type) {
             require(answer.addresses.allSatisfy { $0.count == (type == .a ? 4 : 16) }, "\(type) answer with \(answer.addresses)")
         }
     }
     let servers = ResolverConfiguration.NameServers(servers: [.v4(IPv4Address(10, 0, 0, 1), port: 53)], timeout: .seconds(1), attempts: 2)
     let seed = bytes.count >= 2 ? UInt16(bytes[0]) << 8 | UInt16(bytes[1]) : 0
-    var lookup = NameLookup(names: ["nas.lan", "nas"], port: 8080, nameServers: servers, idSeed: seed)
+    // The IDs drawn count up from the datagram's own, so that it answers the first query.
+    var next = seed
+    var lookup = NameLookup(names: ["nas.lan", "nas"], port: 8080, nameServers: servers, drawID: { defer { next &+= 1 }; return next })
     let now = Instant(nanoseconds: 0)
     _ = lookup.handle(.start, now: now)
     for _ in 0..<2 {

@@ -108,4 +108,46 @@ final class HostResolutionTests {
         #expect(otherAnswers.allSatisfy { $0 < .milliseconds(900) }, "the other client was served meanwhile: \(otherAnswers)")
         #expect(try #require(timerFired) < .milliseconds(900), "timers fired meanwhile")
     }
+
+    /// A response with the query's ID to `question` (the query's own when nil) with A records
+    /// (owner, address) and CNAMEs (owner, target).
+    static func response(to query: [UInt8], code: UInt8 = 0, question: String? = nil,
+                         _ records: [(owner: String, type: UInt16, data: [UInt8])] = []) -> [UInt8] {
+        var bytes = Array(query[0..<2]) + [0x81, 0x80 | code, 0, 1, 0, UInt8(records.count), 0, 0, 0, 0]
+        bytes += question.map { NameLookupTests.encoded($0) + query[(query.count - 4)...] } ?? Array(query[12...])
+        for record in records {
+            bytes += NameLookupTests.encoded(record.owner) + [0, UInt8(record.type), 0, 1, 0, 0, 0, 60, 0, UInt8(record.data.count)] + record.data
+        }
+        return bytes
+    }
+
+    @Test func anAnswerForAnotherNameIsNotFollowed() throws {
+        // Each A query gets two answers with its ID: one to another question, then one to the
+        // question that lists a record of another name first, then the alias of nas.test and
+        // its address, 127.0.0.1. 127.0.0.9 is where the login would go: nothing listens there.
+        let hostile = try ScriptedNameServer(loop: loop) { query in
+            guard query[query.count - 3] == 1 else { return [Self.response(to: query)] }
+            return [
+                Self.response(to: query, question: "evil.test", [("evil.test", 1, [127, 0, 0, 9])]),
+                Self.response(to: query, [("evil.test", 1, [127, 0, 0, 9]), ("nas.test", 5, NameLookupTests.encoded("alias.test")),
+                                          ("alias.test", 1, [127, 0, 0, 1])]),
+            ]
+        }
+        let client = try client("nas.test", try resolver(nameServers: [hostile.address], timeout: .seconds(1)))
+        #expect(try get(client, seconds: 5) == "Host: nas.test:\(server.port)")
+        #expect(client.connectionsOpened == 1 && server.requests.count == 1, "no connection to the foreign address first")
+    }
+
+    @Test func everyQueryIDIsDrawnAtRandom() throws {
+        let dns = try ScriptedNameServer(loop: loop) { query in
+            let name = NameLookupTests.encoded("nas.d.test")
+            let asked = Array(query[12..<(query.count - 4)])
+            return [Self.response(to: query, code: asked == name ? 0 : 3, asked == name && query[query.count - 3] == 1 ? [("nas.d.test", 1, [127, 0, 0, 1])] : [])]
+        }
+        let client = try client("nas", try resolver(nameServers: [dns.address], search: "search a.test b.test c.test d.test\n", timeout: .seconds(1)))
+        #expect(try get(client, seconds: 5) == "Host: nas:\(server.port)")
+        let ids = dns.queries.map { UInt16($0[0]) << 8 | UInt16($0[1]) }
+        #expect(ids.count == 8)
+        #expect(zip(ids, ids.dropFirst()).contains { $1 != $0 &+ 1 }, "not a counter from one seed: \(ids)")
+    }
 }

@@ -34,8 +34,26 @@ import Testing
         return bytes
     }
 
-    func lookup(_ servers: [SocketAddress], attempts: Int = 1, names: [String] = ["nas.test"]) -> NameLookup {
-        NameLookup(names: names, port: 8080, nameServers: .init(servers: servers, timeout: .seconds(2), attempts: attempts), idSeed: 0xFFFF)
+    func lookup(_ servers: [SocketAddress], attempts: Int = 1, names: [String] = ["nas.test"], ids: [UInt16] = Array(0x4000..<0x4100)) -> NameLookup {
+        var next = ids.makeIterator()
+        return NameLookup(names: names, port: 8080, nameServers: .init(servers: servers, timeout: .seconds(2), attempts: attempts), drawID: { next.next()! })
+    }
+
+    /// A name in a message: its labels, uncompressed.
+    static func encoded(_ name: String) -> [UInt8] {
+        name.split(separator: ".").flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) } + [0]
+    }
+
+    /// A response with ID `id` to the question `name`, `type`, `class`, and `records` (owner,
+    /// type, data), every name written out.
+    static func response(id: UInt16, question name: String, type: UInt16 = 1, class recordClass: UInt16 = 1,
+                         _ records: [(owner: String, type: UInt16, data: [UInt8])]) -> [UInt8] {
+        var bytes: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0x81, 0x80, 0, 1, 0, UInt8(records.count), 0, 0, 0, 0]
+        bytes += encoded(name) + [UInt8(type >> 8), UInt8(type & 0xFF), UInt8(recordClass >> 8), UInt8(recordClass & 0xFF)]
+        for record in records {
+            bytes += encoded(record.owner) + [0, UInt8(record.type), 0, 1, 0, 0, 0, 60, 0, UInt8(record.data.count)] + record.data
+        }
+        return bytes
     }
 
     @Test func aQueryIsRecursiveWithOneQuestion() {
@@ -45,10 +63,52 @@ import Testing
     }
 
     @Test func answersAreReadWithCompressedNames() throws {
-        let answer = try DNSMessage.parse(Self.dnsmasqAAAA, type: .aaaa)
+        let answer = try DNSMessage.parse(Self.dnsmasqAAAA, name: "nas.test", type: .aaaa)
         #expect(answer == DNSMessage.Answer(id: 0x1234, responseCode: 0, addresses: [[UInt8](repeating: 0, count: 15) + [1]]))
-        #expect(try DNSMessage.parse(Self.dnsmasqRefused, type: .a).responseCode == 5)
-        #expect(throws: DNSMessage.ParseError.self) { try DNSMessage.parse(Array(Self.dnsmasqAAAA.dropLast(3)), type: .aaaa) }
+        #expect(try DNSMessage.parse(Self.dnsmasqRefused, name: "other.test", type: .a).responseCode == 5)
+        #expect(throws: DNSMessage.ParseError.self) { try DNSMessage.parse(Array(Self.dnsmasqAAAA.dropLast(3)), name: "nas.test", type: .aaaa) }
+    }
+
+    @Test func anAnswerToAnotherQuestionIsNoAnswer() throws {
+        let error = DNSMessage.ParseError(description: "an answer to another question")
+        #expect(throws: error) { try DNSMessage.parse(Self.dnsmasqAAAA, name: "evil.test", type: .aaaa) }
+        #expect(throws: error) { try DNSMessage.parse(Self.dnsmasqAAAA, name: "nas.test", type: .a) }
+        #expect(throws: error) { try DNSMessage.parse(Self.response(id: 1, question: "nas.test", class: 3, []), name: "nas.test", type: .a) }
+        #expect(throws: error) { try DNSMessage.parse(Self.response(id: 1, question: "nas.test.evil", []), name: "nas.test", type: .a) }
+        let upper = Self.response(id: 1, question: "NaS.TeSt", [("nas.TEST", 1, [10, 1, 1, 1])])
+        #expect(try DNSMessage.parse(upper, name: "nas.test.", type: .a).addresses == [[10, 1, 1, 1]], "names compare without case")
+    }
+
+    @Test func onlyTheRecordsOfTheNameAndItsAliasChainCount() throws {
+        let answer = Self.response(id: 7, question: "nas.test", [
+            ("evil.test", 1, [10, 6, 6, 6]),
+            ("alias.test", 1, [10, 2, 2, 2]),
+            ("nas.test", 5, Self.encoded("Alias.test")),
+            ("nas.test", 1, [10, 1, 1, 1]),
+            ("other.test", 5, Self.encoded("evil.test")),
+            ("alias.test", 5, Self.encoded("nas.test")),
+        ])
+        #expect(try DNSMessage.parse(answer, name: "nas.test", type: .a).addresses == [[10, 2, 2, 2], [10, 1, 1, 1]],
+                "the alias listed after its record counts, a record of a name nobody pointed to does not; a CNAME loop ends")
+        let foreign = Self.response(id: 7, question: "nas.test", [("evil.test", 1, [10, 6, 6, 6])])
+        #expect(try DNSMessage.parse(foreign, name: "nas.test", type: .a).addresses.isEmpty)
+    }
+
+    @Test func aLookupTakesNoAnswerToAnotherQuestionAndNoForeignRecord() {
+        var machine = lookup([first], ids: [0x9A3C, 0x17F2])
+        guard case .ask(_, let queries) = machine.handle(.start, now: start).first else { Issue.record("no query"); return }
+        #expect(queries.map { UInt16($0[0]) << 8 | UInt16($0[1]) } == [0x9A3C, 0x17F2], "each query's ID is drawn")
+        let spoofed = Self.response(id: 0x9A3C, question: "evil.test", [("evil.test", 1, [10, 6, 6, 6])])
+        #expect(machine.handle(.datagramReceived(spoofed), now: start).isEmpty, "the ID matches, the question does not")
+        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[0], [[10, 1, 1, 1]])), now: start).isEmpty, "the real answer still counts")
+        let foreign = Self.response(id: 0x17F2, question: "nas.test", type: 28, [("evil.test", 28, [0xFD] + [UInt8](repeating: 6, count: 15))])
+        #expect(machine.handle(.datagramReceived(foreign), now: start) == [.finished(.success([.v4(IPv4Address(10, 1, 1, 1), port: 8080)]))])
+    }
+
+    @Test func theTwoQueriesOfARoundNeverShareAnID() {
+        var machine = lookup([first], ids: [5, 5, 5, 9])
+        guard case .ask(_, let queries) = machine.handle(.start, now: start).first else { Issue.record("no query"); return }
+        #expect(queries.map { UInt16($0[0]) << 8 | UInt16($0[1]) } == [5, 9])
     }
 
     @Test func theHostsFileAndResolvConfAreReadAsGlibcDoes() {

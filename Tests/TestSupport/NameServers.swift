@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import Glibc
+import Reactor
 
 /// A loopback address of its own for each test's name server (port 53 is fixed by resolv.conf):
 /// 127.53.x.y, bound only by root.
@@ -70,4 +71,53 @@ public final class SilentNameServer {
     }
 
     deinit { close(fd) }
+}
+
+/// A name server in the loop under test that answers each query with the datagrams the test
+/// makes of it (none, one, several, hostile ones): a UDP socket on a loopback address, port 53.
+/// The queries are recorded.
+public final class ScriptedNameServer {
+    public let address = nameServerAddress()
+    public private(set) var queries: [[UInt8]] = []
+    private let loop: EventLoop
+    private let fd: Int32
+    private var registration: RegistrationID?
+    private let answers: ([UInt8]) -> [[UInt8]]
+
+    public init(loop: EventLoop, answers: @escaping (_ query: [UInt8]) -> [[UInt8]]) throws {
+        self.loop = loop
+        self.answers = answers
+        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0)
+        guard let local = SocketAddress(numericHost: address, port: 53), local.withSockAddr({ bind(fd, $0, $1) }) == 0 else {
+            close(fd)
+            throw ChildProcessError(message: "bind \(address):53: errno \(errno)")
+        }
+        registration = try loop.register(FileDescriptor(rawValue: fd), interest: .readable, name: "scripted.dns") { [unowned self] _ in
+            self.answerAll()
+        }
+    }
+
+    deinit {
+        if let registration { loop.deregister(registration) }
+        close(fd)
+    }
+
+    private func answerAll() {
+        var buffer = [UInt8](repeating: 0, count: 1500)
+        var peer = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        while true {
+            let count = withUnsafeMutablePointer(to: &peer) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &length) }
+            }
+            guard count > 0 else { return }
+            let query = Array(buffer[0..<count])
+            queries.append(query)
+            for answer in answers(query) {
+                _ = withUnsafePointer(to: &peer) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, answer, answer.count, 0, $0, length) }
+                }
+            }
+        }
+    }
 }

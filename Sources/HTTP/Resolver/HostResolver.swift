@@ -43,7 +43,7 @@ final class HostResolver {
         self.completion = completion
         let runner = MachineRunner(loop: loop, name: "\(name).timer",
                                    machine: NameLookup(names: servers.candidates(for: host), port: port, nameServers: servers,
-                                                       idSeed: UInt16.random(in: 0...UInt16.max)),
+                                                       drawID: { UInt16.random(in: 0...UInt16.max) }),
                                    deadlineInput: .deadlineReached)
         self.runner = runner
         runner.perform = { [unowned self] effect in self.perform(effect) }

@@ -4,6 +4,8 @@ import Reactor
 /// at a time; no answer in time, a refusal or a server failure moves on to the next (round
 /// robin, `attempts` rounds). The candidates (the name with resolv.conf's search domains) are
 /// tried in turn: "no such name" or no address moves on to the next. IPv4 addresses come first.
+/// An answer counts only when its ID is a pending query's and its question is that query's
+/// (name, type and class); every query gets an ID of its own, drawn at random.
 struct NameLookup: LoopStateMachine {
     enum Input {
         case start
@@ -29,9 +31,8 @@ struct NameLookup: LoopStateMachine {
     var name: String { names[candidate] }
     let port: UInt16
     let nameServers: ResolverConfiguration.NameServers
-    /// Query IDs are `idSeed` plus the count of queries sent: the shell draws the seed at random.
-    private let idSeed: UInt16
-    private var queriesSent = 0
+    /// Draws each query's ID: the shell's draws come from the kernel's random source.
+    private let drawID: () -> UInt16
     /// Servers asked for the current name.
     private var tries = 0
     /// Names the servers said do not exist.
@@ -45,12 +46,12 @@ struct NameLookup: LoopStateMachine {
     private(set) var nextDeadline: Instant?
     private(set) var isFinished = false
 
-    init(names: [String], port: UInt16, nameServers: ResolverConfiguration.NameServers, idSeed: UInt16) {
+    init(names: [String], port: UInt16, nameServers: ResolverConfiguration.NameServers, drawID: @escaping () -> UInt16) {
         precondition(!names.isEmpty, "a lookup needs a name")
         self.names = names
         self.port = port
         self.nameServers = nameServers
-        self.idSeed = idSeed
+        self.drawID = drawID
     }
 
     mutating func handle(_ input: Input, now: Instant) -> [Effect] {
@@ -67,7 +68,7 @@ struct NameLookup: LoopStateMachine {
             return askNext(now)
         case .datagramReceived(let bytes):
             guard bytes.count >= 2, let type = pending[UInt16(bytes[0]) << 8 | UInt16(bytes[1])],
-                  let answer = try? DNSMessage.parse(bytes, type: type) else { return [] }  // not ours: ignored
+                  let answer = try? DNSMessage.parse(bytes, name: name, type: type) else { return [] }  // not ours: ignored
             pending[answer.id] = nil
             switch answer.responseCode {
             case 0:
@@ -108,8 +109,10 @@ struct NameLookup: LoopStateMachine {
         }
         let server = servers[tries % servers.count]
         self.server = server
-        let ids = (idSeed &+ UInt16(truncatingIfNeeded: queriesSent), idSeed &+ UInt16(truncatingIfNeeded: queriesSent + 1))
-        queriesSent += 2
+        let first = drawID()
+        var second = drawID()
+        while second == first { second = drawID() }
+        let ids = (first, second)
         tries += 1
         guard let queryA = DNSMessage.query(id: ids.0, name: name, type: .a),
               let queryAAAA = DNSMessage.query(id: ids.1, name: name, type: .aaaa) else {
