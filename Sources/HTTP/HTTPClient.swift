@@ -9,6 +9,9 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
     case closed
     /// The server closed a fresh plain connection without a byte: what a TLS-only port does.
     case closedUnanswered
+    /// Over TLS, a body delimited by the connection's end ended with a bare TCP close, without
+    /// close_notify: it may have been cut anywhere, so it is not taken.
+    case truncated
     case malformed(HTTPParseError)
     /// TLS could not be set up or broke: the handshake, the certificate, OpenSSL missing.
     case tls(TLSError)
@@ -22,6 +25,7 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
         case .timedOut: "no answer in time"
         case .closed: "connection closed before the answer was complete"
         case .closedUnanswered: "the server closed the connection without answering (if it serves https, use https:// in the URL)"
+        case .truncated: "the answer was cut short: the connection ended without TLS close_notify inside a body that runs until the close"
         case .malformed(let error): error.description
         case .tls(let error): error.description
         case .invalidRequest(let error): error.description
@@ -289,7 +293,12 @@ public final class HTTPClient {
                 return finish(.failure(connectionReused ? .closed : .connect(error)))
             }
             do {
-                if let response = try parser.finish() { return finish(.success(response)) }
+                if let response = try parser.finish() {
+                    // A body that runs until the close is whole only when TLS said so (close_notify
+                    // makes the session drop itself first, so it is gone here when it came).
+                    if let tlsSession, tlsSession.isEstablished { return finish(.failure(.truncated)) }
+                    return finish(.success(response))
+                }
             } catch {
                 return finish(.failure(.malformed(error)))
             }

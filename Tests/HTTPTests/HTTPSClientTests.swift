@@ -105,6 +105,19 @@ final class HTTPSClientTests {
         #expect(outcome(try get("https://127.0.0.1:\(server.port)", TLSOptions(verification: .none))) == "200")
     }
 
+    @Test(.enabled(if: NetworkLab.python != nil, "needs python3"))
+    func aBodyEndedByABareCloseWithoutCloseNotifyIsTruncation() throws {
+        // s_server -www above ends its close-delimited answers with close_notify: those count.
+        let server = try TruncatingTLSServer(certificate: certificates.server, key: certificates.key, body: "v4.",
+                                             directory: certificates.directory)
+        let result = try get("https://127.0.0.1:\(server.port)", trustTestCA)
+        guard case .failure(let error) = result else {
+            Issue.record("the cut body was taken: \(outcome(result))")
+            return
+        }
+        #expect(error == .truncated)
+    }
+
     @Test func tlsToAPlainHTTPPortSaysSo() throws {
         // A plain HTTP server answers a ClientHello with 400, as qBittorrent and nginx do.
         let listener = Listener()
