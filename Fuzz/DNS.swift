@@ -24,7 +24,7 @@ public func fuzzDNS(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     let now = Instant(nanoseconds: 0)
     _ = lookup.handle(.start, now: now)
     for _ in 0..<2 {
-        for effect in lookup.handle(.datagramReceived(bytes), now: now) {
+        for effect in lookup.handle(.answerReceived(bytes), now: now) {
             if case .finished(.success(let addresses)) = effect {
                 require(!addresses.isEmpty && addresses.allSatisfy { $0.port == 8080 }, "success with \(addresses)")
             }

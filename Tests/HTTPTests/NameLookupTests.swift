@@ -25,9 +25,21 @@ import Testing
     /// dnsmasq's answer to A other.test with no upstream: REFUSED.
     static let dnsmasqRefused = bytes("123581850001000000000000056f7468657204746573740000010001")
 
+    /// The question of a query (its name, type and class): after the header, before the OPT
+    /// record (11 bytes) that ends it when the header counts an additional record.
+    static func question(of query: [UInt8]) -> [UInt8] {
+        Array(query[12..<(query.count - (query[11] == 1 ? 11 : 0))])
+    }
+
+    /// The record type a query asks for.
+    static func type(of query: [UInt8]) -> UInt16 {
+        let question = question(of: query)
+        return UInt16(question[question.count - 4]) << 8 | UInt16(question[question.count - 3])
+    }
+
     /// An answer with `addresses` (4 or 16 bytes each) to the query `query`.
-    static func answer(to query: [UInt8], code: UInt8 = 0, _ addresses: [[UInt8]]) -> [UInt8] {
-        var bytes = Array(query[0..<2]) + [0x81, 0x80 | code, 0, 1, 0, UInt8(addresses.count), 0, 0, 0, 0] + query[12...]
+    static func answer(to query: [UInt8], code: UInt8 = 0, truncated: Bool = false, _ addresses: [[UInt8]]) -> [UInt8] {
+        var bytes = Array(query[0..<2]) + [truncated ? 0x83 : 0x81, 0x80 | code, 0, 1, 0, UInt8(addresses.count), 0, 0, 0, 0] + question(of: query)
         for address in addresses {
             bytes += [0xC0, 0x0C, 0, address.count == 4 ? 1 : 28, 0, 1, 0, 0, 0, 60, 0, UInt8(address.count)] + address
         }
@@ -57,7 +69,8 @@ import Testing
     }
 
     @Test func aQueryIsRecursiveWithOneQuestion() {
-        #expect(DNSMessage.query(id: 0x1234, name: "nas.test", type: .aaaa) == Self.bytes("123401000001000000000000036e6173047465737400001c0001"))
+        #expect(DNSMessage.query(id: 0x1234, name: "nas.test", type: .aaaa) == Self.bytes("123401000001000000000001036e6173047465737400001c000100002904d0000000000000"),
+                "with EDNS0's OPT record: a UDP payload of 1232 bytes")
         #expect(DNSMessage.query(id: 1, name: "a..b", type: .a) == nil)
         #expect(DNSMessage.query(id: 1, name: String(repeating: "x", count: 64), type: .a) == nil)
     }
@@ -99,10 +112,35 @@ import Testing
         guard case .ask(_, let queries) = machine.handle(.start, now: start).first else { Issue.record("no query"); return }
         #expect(queries.map { UInt16($0[0]) << 8 | UInt16($0[1]) } == [0x9A3C, 0x17F2], "each query's ID is drawn")
         let spoofed = Self.response(id: 0x9A3C, question: "evil.test", [("evil.test", 1, [10, 6, 6, 6])])
-        #expect(machine.handle(.datagramReceived(spoofed), now: start).isEmpty, "the ID matches, the question does not")
-        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[0], [[10, 1, 1, 1]])), now: start).isEmpty, "the real answer still counts")
+        #expect(machine.handle(.answerReceived(spoofed), now: start).isEmpty, "the ID matches, the question does not")
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[0], [[10, 1, 1, 1]])), now: start).isEmpty, "the real answer still counts")
         let foreign = Self.response(id: 0x17F2, question: "nas.test", type: 28, [("evil.test", 28, [0xFD] + [UInt8](repeating: 6, count: 15))])
-        #expect(machine.handle(.datagramReceived(foreign), now: start) == [.finished(.success([.v4(IPv4Address(10, 1, 1, 1), port: 8080)]))])
+        #expect(machine.handle(.answerReceived(foreign), now: start) == [.finished(.success([.v4(IPv4Address(10, 1, 1, 1), port: 8080)]))])
+    }
+
+    @Test func aTruncatedAnswerIsAskedAgainOverTCPWithAFreshTimeout() {
+        var machine = lookup([first])
+        guard case .ask(_, let queries) = machine.handle(.start, now: start).first else { Issue.record("no query"); return }
+        let later = start + .seconds(1)
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[0], truncated: true, [])), now: later)
+            == [.askOverTCP(server: first, query: queries[0])])
+        #expect(machine.nextDeadline == later + .seconds(2))
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[1], [])), now: later).isEmpty, "the A answer is still due")
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[0], [[10, 1, 1, 1]])), now: later)
+            == [.finished(.success([.v4(IPv4Address(10, 1, 1, 1), port: 8080)]))])
+    }
+
+    @Test func overTCPATruncatedAnswerIsTakenAsItIsAndAFailedStreamMovesOn() {
+        var machine = lookup([first, second])
+        guard case .ask(_, let queries) = machine.handle(.start, now: start).first else { Issue.record("no query"); return }
+        #expect(machine.handle(.streamFailed, now: start).isEmpty, "no TCP asked: nothing to fail")
+        _ = machine.handle(.answerReceived(Self.answer(to: queries[0], truncated: true, [])), now: start)
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[1], truncated: true, [])), now: start)
+            == [.askOverTCP(server: first, query: queries[1])])
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[1], truncated: true, [])), now: start).isEmpty,
+                "asked once over TCP: the second truncated AAAA answer is an answer with no address")
+        guard case .ask(let next, _) = machine.handle(.streamFailed, now: start).first else { Issue.record("not moved on"); return }
+        #expect(next == second)
     }
 
     @Test func theTwoQueriesOfARoundNeverShareAnID() {
@@ -133,14 +171,14 @@ import Testing
     @Test func anUnknownNameMovesOnToTheNextCandidate() {
         var machine = lookup([first], names: ["nas.lan", "nas"])
         guard case .ask(_, let queries) = machine.handle(.start, now: start).first else { Issue.record("no query"); return }
-        guard case .ask(let server, let again) = machine.handle(.datagramReceived(Self.answer(to: queries[0], code: 3, [])), now: start).first else {
+        guard case .ask(let server, let again) = machine.handle(.answerReceived(Self.answer(to: queries[0], code: 3, [])), now: start).first else {
             Issue.record("the next name was not asked")
             return
         }
         #expect(server == first && machine.name == "nas")
-        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[1], [[10, 9, 9, 9]])), now: start).isEmpty, "a late answer for the first name")
-        _ = machine.handle(.datagramReceived(Self.answer(to: again[1], [])), now: start)
-        #expect(machine.handle(.datagramReceived(Self.answer(to: again[0], code: 3, [])), now: start)
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[1], [[10, 9, 9, 9]])), now: start).isEmpty, "a late answer for the first name")
+        _ = machine.handle(.answerReceived(Self.answer(to: again[1], [])), now: start)
+        #expect(machine.handle(.answerReceived(Self.answer(to: again[0], code: 3, [])), now: start)
             == [.finished(.failure(NameLookup.Failure(description: "no such host name (the name server answered NXDOMAIN for nas.lan, nas)")))])
     }
 
@@ -148,8 +186,8 @@ import Testing
         var machine = lookup([first])
         guard case .ask(let server, let queries) = machine.handle(.start, now: start).first else { Issue.record("no query"); return }
         #expect(server == first && queries.count == 2)
-        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[1], [[0xFD] + [UInt8](repeating: 0, count: 14) + [5]])), now: start).isEmpty)
-        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[0], [[192, 168, 1, 5]])), now: start)
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[1], [[0xFD] + [UInt8](repeating: 0, count: 14) + [5]])), now: start).isEmpty)
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[0], [[192, 168, 1, 5]])), now: start)
             == [.finished(.success([.v4(IPv4Address(192, 168, 1, 5), port: 8080), SocketAddress(numericHost: "fd00::5", port: 8080)!]))])
     }
 
@@ -162,15 +200,15 @@ import Testing
             return
         }
         #expect(server == second)
-        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[0], [[10, 1, 1, 1]])), now: start + .seconds(2)).isEmpty)
-        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[1], [])), now: start + .seconds(2))
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[0], [[10, 1, 1, 1]])), now: start + .seconds(2)).isEmpty)
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[1], [])), now: start + .seconds(2))
             == [.finished(.success([.v4(IPv4Address(10, 1, 1, 1), port: 8080)]))])
     }
 
     @Test func failuresSayWhatHappened() {
         var machine = lookup([first, second])
         guard case .ask(_, let queries) = machine.handle(.start, now: start).first else { return }
-        #expect(machine.handle(.datagramReceived(Self.answer(to: queries[0], code: 3, [])), now: start)
+        #expect(machine.handle(.answerReceived(Self.answer(to: queries[0], code: 3, [])), now: start)
             == [.finished(.failure(NameLookup.Failure(description: "no such host name (the name server answered NXDOMAIN)")))])
 
         machine = lookup([first, second])
@@ -181,22 +219,22 @@ import Testing
 
         machine = lookup([first])
         guard case .ask(_, let asked) = machine.handle(.start, now: start).first else { return }
-        #expect(machine.handle(.datagramReceived(Self.answer(to: asked[1], code: 5, [])), now: start).isEmpty)
-        #expect(machine.handle(.datagramReceived(Self.answer(to: asked[0], code: 2, [])), now: start)
+        #expect(machine.handle(.answerReceived(Self.answer(to: asked[1], code: 5, [])), now: start).isEmpty)
+        #expect(machine.handle(.answerReceived(Self.answer(to: asked[0], code: 2, [])), now: start)
             == [.finished(.failure(NameLookup.Failure(description: "10.0.0.1 answered SERVFAIL")))])
 
         machine = lookup([first])
         guard case .ask(_, let refusedOne) = machine.handle(.start, now: start).first else { return }
-        _ = machine.handle(.datagramReceived(Self.answer(to: refusedOne[1], code: 5, [])), now: start)
-        #expect(machine.handle(.datagramReceived(Self.answer(to: refusedOne[0], [[10, 1, 1, 1]])), now: start)
+        _ = machine.handle(.answerReceived(Self.answer(to: refusedOne[1], code: 5, [])), now: start)
+        #expect(machine.handle(.answerReceived(Self.answer(to: refusedOne[0], [[10, 1, 1, 1]])), now: start)
             == [.finished(.success([.v4(IPv4Address(10, 1, 1, 1), port: 8080)]))], "AAAA refused, A answered: enough")
     }
 
     @Test func datagramsThatAreNotAnswersToThisLookupAreIgnored() {
         var machine = lookup([first])
         _ = machine.handle(.start, now: start)
-        #expect(machine.handle(.datagramReceived(Self.dnsmasqAAAA), now: start).isEmpty, "another ID")
-        #expect(machine.handle(.datagramReceived([1]), now: start).isEmpty)
+        #expect(machine.handle(.answerReceived(Self.dnsmasqAAAA), now: start).isEmpty, "another ID")
+        #expect(machine.handle(.answerReceived([1]), now: start).isEmpty)
         #expect(!machine.isFinished)
     }
 }

@@ -1,5 +1,7 @@
 /// The two DNS messages a stub resolver needs (RFC 1035): a recursive query for one name and
-/// type, and what its answer holds. Pure functions from values to bytes and back.
+/// type, and what its answer holds. Pure functions from values to bytes and back. Queries carry
+/// EDNS0's OPT record (RFC 6891), so that answers up to `udpPayloadSize` come whole over UDP;
+/// a bigger one comes truncated (TC), to be asked again over TCP.
 enum DNSMessage {
     enum RecordType: UInt16, Sendable {
         case a = 1
@@ -9,6 +11,8 @@ enum DNSMessage {
     /// The record type of an alias (RFC 1035 3.2.2) and the class of the internet.
     private static let cname: UInt16 = 5
     private static let internet: UInt16 = 1
+    /// The UDP payload size offered: DNS flag day 2020's, which fits any path's MTU unfragmented.
+    static let udpPayloadSize: UInt16 = 1232
 
     /// The useful part of an answer: its code and the addresses (4 or 16 bytes each) of the
     /// asked type, in the order sent, that belong to the asked name or to the chain of CNAMEs
@@ -19,21 +23,26 @@ enum DNSMessage {
         /// 0 no error, 2 server failure, 3 no such name, 5 refused.
         var responseCode: UInt8
         var addresses: [[UInt8]]
+        /// The server cut the answer short (TC): none of its records are read.
+        var truncated = false
     }
 
     struct ParseError: Error, Equatable, CustomStringConvertible {
         let description: String
     }
 
-    /// A recursive query (RD set) for `name` (dotted, at most 253 bytes, labels of 1-63 bytes).
+    /// A recursive query (RD set) for `name` (dotted, at most 253 bytes, labels of 1-63 bytes),
+    /// with an OPT record offering `udpPayloadSize`. Over TCP, the same bytes after their length.
     static func query(id: UInt16, name: String, type: RecordType) -> [UInt8]? {
         guard let labels = labels(of: name) else { return nil }
-        var bytes: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+        var bytes: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]
         for label in labels {
             bytes.append(UInt8(label.count))
             bytes += label
         }
         bytes += [0, UInt8(type.rawValue >> 8), UInt8(type.rawValue & 0xFF), 0, 1]
+        // OPT: the root name, type 41, the payload size as its class, version 0, no flags, no data.
+        bytes += [0, 0, 41, UInt8(udpPayloadSize >> 8), UInt8(udpPayloadSize & 0xFF), 0, 0, 0, 0, 0, 0]
         return bytes
     }
 
@@ -53,6 +62,9 @@ enum DNSMessage {
             throw ParseError(description: "an answer to another question")
         }
         offset += 4
+        if bytes[2] & 0x02 != 0 {
+            return Answer(id: id, responseCode: bytes[3] & 0x0F, addresses: [], truncated: true)
+        }
         var owners: Set<[[UInt8]]> = [asked]
         var aliases: [(owner: [[UInt8]], target: [[UInt8]])] = []
         var records: [(owner: [[UInt8]], data: [UInt8])] = []
