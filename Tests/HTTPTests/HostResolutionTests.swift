@@ -174,4 +174,23 @@ final class HostResolutionTests {
         #expect(try get(client, seconds: 5) == "Host: nas.test:\(server.port)")
         #expect(dns.streamQueries.map { NameLookupTests.type(of: $0) } == [1], "the A query, once")
     }
+
+    @Test func aFloodIsReadAFewDatagramsAWakeupAndTheLookupStillEnds() throws {
+        // 100 datagrams with the A query's ID and another question, then the answers.
+        let dns = try ScriptedNameServer(loop: loop) { query in
+            guard NameLookupTests.type(of: query) == 1 else { return [Self.response(to: query)] }
+            return Array(repeating: Self.response(to: query, question: "flood.test"), count: 100) + [Self.response(to: query, [("nas.test", 1, [127, 0, 0, 1])])]
+        }
+        let resolver = HostResolver(loop: loop, name: "test.dns", configuration: try resolver(nameServers: [dns.address], timeout: .seconds(5)))
+        var result: Result<[SocketAddress], NameLookup.Failure>?
+        resolver.resolve("nas.test", port: 80) { result = $0 }
+        var wakeups = 0
+        while result == nil && wakeups < 50 {
+            try loop.runOnce(timeout: .milliseconds(100))
+            wakeups += 1
+        }
+        #expect(result == .success([.v4(IPv4Address(127, 0, 0, 1), port: 80)]))
+        let cap = HostResolver.datagramsPerWakeup
+        #expect(wakeups == 1 + (102 + cap - 1) / cap, "one wakeup for the server to send the 102 datagrams, then \(cap) read in each")
+    }
 }

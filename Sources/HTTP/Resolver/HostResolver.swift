@@ -102,11 +102,15 @@ final class HostResolver {
         }
     }
 
+    /// Datagrams read per wakeup, at most, as `TCPConnection` caps its reads: a flood cannot
+    /// hold the loop; level-triggered epoll reports the rest at the next wakeup.
+    static let datagramsPerWakeup = 16
+
     private func drain() {
         guard let fd = socket?.fd else { return }
         // The largest datagram: a server may ignore the payload size offered.
         var buffer = [UInt8](repeating: 0, count: 65_536)
-        while socket?.fd == fd {
+        for _ in 0..<Self.datagramsPerWakeup where socket?.fd == fd {
             do {
                 guard case .done(let count) = try buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }) else { return }
                 runner?.send(.answerReceived(Array(buffer[0..<count])))
