@@ -9,6 +9,9 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
     case closed
     /// The server closed a fresh plain connection without a byte: what a TLS-only port does.
     case closedUnanswered
+    /// Over TLS, a body delimited by the connection's end ended with a bare TCP close, without
+    /// close_notify: it may have been cut anywhere, so it is not taken.
+    case truncated
     case malformed(HTTPParseError)
     /// TLS could not be set up or broke: the handshake, the certificate, OpenSSL missing.
     case tls(TLSError)
@@ -25,6 +28,7 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
         case .timedOut: "no answer in time"
         case .closed: "connection closed before the answer was complete"
         case .closedUnanswered: "the server closed the connection without answering (if it serves https, use https:// in the URL)"
+        case .truncated: "the answer was cut short: the connection ended without TLS close_notify inside a body that runs until the close"
         case .malformed(let error): error.description
         case .tls(let error): error.description
         case .invalidRequest(let error): error.description
@@ -42,7 +46,8 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
 }
 
 /// An HTTP/1.1 client for one server, in the loop: one keep-alive connection, one request in
-/// flight at a time (the rest wait in order), a connect timeout and a response timeout (which
+/// flight at a time (the rest wait in order), a connect timeout (one deadline for all of a
+/// name's addresses, tried as `ConnectionRacer` staggers them) and a response timeout (which
 /// also bounds a TLS handshake). A request that finds its reused keep-alive connection closed by
 /// the server before any answer arrived is sent once more on a fresh connection, when the caller
 /// allows it. An `https` URL puts a `TLSSession` between the connection and the parser.
@@ -64,16 +69,13 @@ public final class HTTPClient {
     public var responseTimeout: Duration
 
     private let loop: EventLoop
-    private var connection: TCPConnection?
+    private var connection: ConnectionRacer?
     /// The TLS session on `connection` (https only), and the context made at the first one.
     private var tlsSession: TLSSession?
     private var tlsContext: TLSContext?
     private let resolver: HostResolver
-    /// The host's addresses and the one in use; `connectionEstablished`: the current connection
-    /// got past its connect.
+    /// The host's addresses, kept until a connection to none of them could be made.
     private var addresses: [SocketAddress] = []
-    private var addressIndex = 0
-    private var connectionEstablished = false
     private var parser = HTTPResponseParser()
     private var queue: [Pending] = []
     private var inFlight: Pending?
@@ -81,8 +83,8 @@ public final class HTTPClient {
     private var bytesReceived = 0
     private var responseTimer: Timer!
 
-    /// Connections made, TLS handshakes that resumed a session, and requests sent: the
-    /// benchmarks and tests read these.
+    /// Connections made (each address tried counts), TLS handshakes that resumed a session, and
+    /// requests sent: the benchmarks and tests read these.
     public private(set) var connectionsOpened = 0
     public private(set) var tlsResumptions = 0
     public private(set) var requestsSent = 0
@@ -105,6 +107,9 @@ public final class HTTPClient {
     }
 
     public var isBusy: Bool { inFlight != nil || !queue.isEmpty }
+
+    /// The address the connection in use went to.
+    public var peer: SocketAddress? { connection?.peer }
 
     /// Sends `request`; `completion` runs once, from the loop, with the response or the reason
     /// there is none.
@@ -144,18 +149,17 @@ public final class HTTPClient {
         openConnection()
     }
 
-    /// Connects to the host's address in use: its IP literal, or what a lookup found (kept until
-    /// a connection to every address has failed, then looked up again).
+    /// Connects to the host: its IP literal, or the addresses a lookup found (kept until no
+    /// connection to any of them could be made, then looked up again).
     private func openConnection() {
         dropConnection()
         if let numeric = SocketAddress(numericHost: url.bareHost, port: url.port) { addresses = [numeric] }
-        guard addresses.isEmpty else { return connect(to: addresses[addressIndex]) }
+        guard addresses.isEmpty else { return connect(to: addresses) }
         resolver.resolve(url.bareHost, port: url.port) { [unowned self] result in
             switch result {
             case .success(let found):
                 addresses = found
-                addressIndex = 0
-                connect(to: found[0])
+                connect(to: found)
             case .failure(let failure):
                 finish(.failure(.resolve("cannot resolve \"\(url.bareHost)\": \(failure)")))
             }
@@ -165,22 +169,16 @@ public final class HTTPClient {
     /// Looks the host name up again before the next connection (the configuration was reloaded).
     public func forgetAddresses() {
         addresses = []
-        addressIndex = 0
     }
 
-    private func connect(to address: SocketAddress) {
-        let fresh = TCPConnection(loop: loop, name: name) { [unowned self] event in self.handle(event) }
+    private func connect(to addresses: [SocketAddress]) {
+        let fresh = ConnectionRacer(loop: loop, name: name) { [unowned self] event in self.handle(event) }
+        fresh.attemptStarted = { [unowned self] in connectionsOpened += 1 }
         connection = fresh
-        connectionEstablished = false
-        connectionsOpened += 1
-        do {
-            try fresh.connect(to: address, from: sourceAddress, timeout: connectTimeout)
-        } catch {
-            finish(.failure(.connect(.system(error as! SystemCallError))))
-        }
+        fresh.connect(to: addresses, from: sourceAddress, timeout: connectTimeout)
     }
 
-    private func transmit(_ request: HTTPRequest, on connection: TCPConnection) {
+    private func transmit(_ request: HTTPRequest, on connection: ConnectionRacer) {
         let bytes: [UInt8]
         do {
             bytes = try request.serialized()
@@ -201,7 +199,7 @@ public final class HTTPClient {
     }
 
     /// Starts the TLS handshake on a fresh connection; the request follows once it is done.
-    private func startTLS(on connection: TCPConnection) {
+    private func startTLS(on connection: ConnectionRacer) {
         do throws(TLSError) {
             let context: TLSContext
             if let tlsContext {
@@ -261,7 +259,6 @@ public final class HTTPClient {
     private func handle(_ event: TCPConnection.Event) {
         switch event {
         case .connected:
-            connectionEstablished = true
             guard let inFlight, let connection else { return }
             if url.scheme == .https { return startTLS(on: connection) }
             transmit(inFlight.request, on: connection)
@@ -280,11 +277,6 @@ public final class HTTPClient {
         case .closed(let error):
             connection = nil
             defer { tlsSession = nil }
-            if error != nil, !connectionEstablished, inFlight != nil, addressIndex + 1 < addresses.count {
-                // The name has more addresses: the next one.
-                addressIndex += 1
-                return openConnection()
-            }
             if let tlsSession, !tlsSession.isEstablished, inFlight != nil {
                 return finish(.failure(.tls(TLSError("the server closed the connection during the TLS handshake: is this an https port?"))))
             }
@@ -293,7 +285,12 @@ public final class HTTPClient {
                 return finish(.failure(connectionReused ? .closed : .connect(error)))
             }
             do {
-                if let response = try parser.finish() { return finish(.success(response)) }
+                if let response = try parser.finish() {
+                    // A body that runs until the close is whole only when TLS said so (close_notify
+                    // makes the session drop itself first, so it is gone here when it came).
+                    if let tlsSession, tlsSession.isEstablished { return finish(.failure(.truncated)) }
+                    return finish(.success(response))
+                }
             } catch {
                 return finish(.failure(.malformed(error)))
             }

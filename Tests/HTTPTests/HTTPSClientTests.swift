@@ -61,11 +61,21 @@ final class HTTPSClientTests {
         }
     }
 
-    @Test func aWrongNameIsRefusedWithTheReasonAndTheKeyToSet() throws {
+    @Test func aWrongNameIsRefusedWithTheNamesTheCertificateIsFor() throws {
         let server = try server(certificates.wrongName)
         #expect(outcome(try get("https://127.0.0.1:\(server.port)", trustTestCA))
-            == "the certificate of 127.0.0.1 was refused: IP address mismatch; set ca_file to its CA (or to the certificate itself), or tls_fingerprint")
-        #expect(outcome(try get("https://localhost:\(server.port)", trustTestCA)).contains("the certificate of localhost was refused: hostname mismatch"))
+            == "the certificate of 127.0.0.1 was refused: it is for elsewhere.test (its subject alt names), not 127.0.0.1; put one of its names in the URL, or set tls_fingerprint")
+        #expect(outcome(try get("https://localhost:\(server.port)", trustTestCA))
+            == "the certificate of localhost was refused: it is for elsewhere.test (its subject alt names), not localhost; put one of its names in the URL, or set tls_fingerprint")
+    }
+
+    @Test func theNamesQuotedAreTheFirstFiveAltNamesOrElseTheCommonName() throws {
+        let many = try server(certificates.otherNames)
+        #expect(outcome(try get("https://localhost:\(many.port)", trustTestCA))
+            == "the certificate of localhost was refused: it is for a.test, 10.0.0.1, fd00::1, b.test, c.test and 2 more (its subject alt names), not localhost; put one of its names in the URL, or set tls_fingerprint")
+        let commonName = try server(certificates.commonNameOnly)
+        #expect(outcome(try get("https://localhost:\(commonName.port)", trustTestCA))
+            == "the certificate of localhost was refused: it is for nas.test (its subject's common name; it has no subject alt names), not localhost; put one of its names in the URL, or set tls_fingerprint")
     }
 
     @Test func anUnknownIssuerIsRefusedAgainstTheSystemStore() throws {
@@ -103,6 +113,19 @@ final class HTTPSClientTests {
     @Test func withoutVerificationAnyCertificateIsAccepted() throws {
         let server = try server(certificates.expired)
         #expect(outcome(try get("https://127.0.0.1:\(server.port)", TLSOptions(verification: .none))) == "200")
+    }
+
+    @Test(.enabled(if: NetworkLab.python != nil, "needs python3"))
+    func aBodyEndedByABareCloseWithoutCloseNotifyIsTruncation() throws {
+        // s_server -www above ends its close-delimited answers with close_notify: those count.
+        let server = try TruncatingTLSServer(certificate: certificates.server, key: certificates.key, body: "v4.",
+                                             directory: certificates.directory)
+        let result = try get("https://127.0.0.1:\(server.port)", trustTestCA)
+        guard case .failure(let error) = result else {
+            Issue.record("the cut body was taken: \(outcome(result))")
+            return
+        }
+        #expect(error == .truncated)
     }
 
     @Test func tlsToAPlainHTTPPortSaysSo() throws {

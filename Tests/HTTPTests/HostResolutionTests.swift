@@ -108,4 +108,89 @@ final class HostResolutionTests {
         #expect(otherAnswers.allSatisfy { $0 < .milliseconds(900) }, "the other client was served meanwhile: \(otherAnswers)")
         #expect(try #require(timerFired) < .milliseconds(900), "timers fired meanwhile")
     }
+
+    /// A response with the query's ID to `question` (the query's own when nil) with A records
+    /// (owner, address) and CNAMEs (owner, target).
+    static func response(to query: [UInt8], code: UInt8 = 0, question: String? = nil, truncated: Bool = false,
+                         _ records: [(owner: String, type: UInt16, data: [UInt8])] = []) -> [UInt8] {
+        var bytes = Array(query[0..<2]) + [truncated ? 0x83 : 0x81, 0x80 | code, 0, 1, 0, UInt8(records.count), 0, 0, 0, 0]
+        let asked = NameLookupTests.question(of: query)
+        bytes += question.map { NameLookupTests.encoded($0) + asked.suffix(4) } ?? asked
+        for record in records {
+            bytes += NameLookupTests.encoded(record.owner) + [0, UInt8(record.type), 0, 1, 0, 0, 0, 60, 0, UInt8(record.data.count)] + record.data
+        }
+        return bytes
+    }
+
+    @Test func anAnswerForAnotherNameIsNotFollowed() throws {
+        // Each A query gets two answers with its ID: one to another question, then one to the
+        // question that lists a record of another name first, then the alias of nas.test and
+        // its address, 127.0.0.1. 127.0.0.9 is where the login would go: nothing listens there.
+        let hostile = try ScriptedNameServer(loop: loop) { query in
+            guard NameLookupTests.type(of: query) == 1 else { return [Self.response(to: query)] }
+            return [
+                Self.response(to: query, question: "evil.test", [("evil.test", 1, [127, 0, 0, 9])]),
+                Self.response(to: query, [("evil.test", 1, [127, 0, 0, 9]), ("nas.test", 5, NameLookupTests.encoded("alias.test")),
+                                          ("alias.test", 1, [127, 0, 0, 1])]),
+            ]
+        }
+        let client = try client("nas.test", try resolver(nameServers: [hostile.address], timeout: .seconds(1)))
+        #expect(try get(client, seconds: 5) == "Host: nas.test:\(server.port)")
+        #expect(client.connectionsOpened == 1 && server.requests.count == 1, "no connection to the foreign address first")
+    }
+
+    @Test func everyQueryIDIsDrawnAtRandom() throws {
+        let dns = try ScriptedNameServer(loop: loop) { query in
+            let name = NameLookupTests.encoded("nas.d.test")
+            let asked = Array(NameLookupTests.question(of: query).dropLast(4))
+            return [Self.response(to: query, code: asked == name ? 0 : 3, asked == name && NameLookupTests.type(of: query) == 1 ? [("nas.d.test", 1, [127, 0, 0, 1])] : [])]
+        }
+        let client = try client("nas", try resolver(nameServers: [dns.address], search: "search a.test b.test c.test d.test\n", timeout: .seconds(1)))
+        #expect(try get(client, seconds: 5) == "Host: nas:\(server.port)")
+        let ids = dns.queries.map { UInt16($0[0]) << 8 | UInt16($0[1]) }
+        #expect(ids.count == 8)
+        #expect(zip(ids, ids.dropFirst()).contains { $1 != $0 &+ 1 }, "not a counter from one seed: \(ids)")
+    }
+
+    @Test func anAnswerBiggerThanAnEthernetFrameIsReadWhole() throws {
+        // 120 addresses: about 2,900 bytes in one datagram, as a server that ignores the payload
+        // size offered sends them.
+        let records = [("nas.test", UInt16(1), [UInt8]([127, 0, 0, 1]))] + (1...119).map { ("nas.test", UInt16(1), [UInt8]([127, 0, 1, UInt8($0)])) }
+        let dns = try ScriptedNameServer(loop: loop) { query in
+            [Self.response(to: query, NameLookupTests.type(of: query) == 1 ? records : [])]
+        }
+        let client = try client("nas.test", try resolver(nameServers: [dns.address], timeout: .seconds(1)))
+        #expect(try get(client, seconds: 5) == "Host: nas.test:\(server.port)")
+        #expect(dns.queries.allSatisfy { $0.suffix(11) == [0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0] }, "EDNS0 offers 1232 bytes")
+    }
+
+    @Test func aTruncatedAnswerIsAskedAgainOverTCP() throws {
+        let dns = try ScriptedNameServer(loop: loop, answers: { query in
+            [Self.response(to: query, truncated: NameLookupTests.type(of: query) == 1)]
+        }, streamAnswers: { query in
+            Self.response(to: query, [("nas.test", 1, [127, 0, 0, 1])])
+        })
+        let client = try client("nas.test", try resolver(nameServers: [dns.address], timeout: .seconds(1)))
+        #expect(try get(client, seconds: 5) == "Host: nas.test:\(server.port)")
+        #expect(dns.streamQueries.map { NameLookupTests.type(of: $0) } == [1], "the A query, once")
+    }
+
+    @Test func aFloodIsReadAFewDatagramsAWakeupAndTheLookupStillEnds() throws {
+        // 100 datagrams with the A query's ID and another question, then the answers.
+        let dns = try ScriptedNameServer(loop: loop) { query in
+            guard NameLookupTests.type(of: query) == 1 else { return [Self.response(to: query)] }
+            return Array(repeating: Self.response(to: query, question: "flood.test"), count: 100) + [Self.response(to: query, [("nas.test", 1, [127, 0, 0, 1])])]
+        }
+        let resolver = HostResolver(loop: loop, name: "test.dns", configuration: try resolver(nameServers: [dns.address], timeout: .seconds(5)))
+        var result: Result<[SocketAddress], NameLookup.Failure>?
+        resolver.resolve("nas.test", port: 80) { result = $0 }
+        var wakeups = 0
+        while result == nil && wakeups < 50 {
+            try loop.runOnce(timeout: .milliseconds(100))
+            wakeups += 1
+        }
+        #expect(result == .success([.v4(IPv4Address(127, 0, 0, 1), port: 80)]))
+        let cap = HostResolver.datagramsPerWakeup
+        #expect(wakeups == 1 + (102 + cap - 1) / cap, "one wakeup for the server to send the 102 datagrams, then \(cap) read in each")
+    }
 }

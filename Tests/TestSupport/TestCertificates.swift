@@ -3,8 +3,9 @@ import Foundation
 import Glibc
 
 /// Certificates made by `openssl` in a throwaway directory: a test CA, a server certificate it
-/// signed for `127.0.0.1`, `::1`, `localhost` and `nas.test`, the same with a wrong name, an
-/// expired one, and a self-signed one. Keys are P-256 (fast to make). Removed on deinit.
+/// signed for `127.0.0.1`, `::1`, `localhost` and `nas.test`, the same with a wrong name, with
+/// seven other names, with no subject alt name (its common name `nas.test` alone), an expired
+/// one, and a self-signed one. Keys are P-256 (fast to make). Removed on deinit.
 public final class TestCertificates {
     public static let opensslPath = ["/usr/bin/openssl", "/usr/local/bin/openssl"].first { FileManager.default.isExecutableFile(atPath: $0) }
     /// The openssl tool and the library portsync opens.
@@ -16,6 +17,8 @@ public final class TestCertificates {
     public var key: String { "\(directory)/server.key" }
     public var server: String { "\(directory)/server.pem" }
     public var wrongName: String { "\(directory)/wrong-name.pem" }
+    public var otherNames: String { "\(directory)/other-names.pem" }
+    public var commonNameOnly: String { "\(directory)/common-name-only.pem" }
     public var expired: String { "\(directory)/expired.pem" }
     public var selfSigned: String { "\(directory)/self-signed.pem" }
 
@@ -26,6 +29,8 @@ public final class TestCertificates {
         try openssl(["req"] + ec + ["-keyout", key, "-out", path("server.csr"), "-subj", "/CN=nas.test"])
         try sign("server.pem", names: "IP:127.0.0.1,IP:::1,DNS:localhost,DNS:nas.test", days: "30")
         try sign("wrong-name.pem", names: "DNS:elsewhere.test", days: "30")
+        try sign("other-names.pem", names: "DNS:a.test,IP:10.0.0.1,IP:fd00::1,DNS:b.test,DNS:c.test,DNS:d.test,DNS:e.test", days: "30")
+        try sign("common-name-only.pem", names: nil, days: "30")
         // -days -1: notAfter a day before notBefore (now), so expired (openssl 3.0 has no -not_after).
         try sign("expired.pem", names: "IP:127.0.0.1,DNS:nas.test", days: "-1")
         try openssl(["req", "-x509", "-key", key, "-out", selfSigned, "-days", "30", "-subj", "/CN=nas.test",
@@ -45,10 +50,15 @@ public final class TestCertificates {
 
     private func path(_ name: String) -> String { "\(directory)/\(name)" }
 
-    private func sign(_ output: String, names: String, days: String) throws {
-        try "subjectAltName=\(names)\n".write(toFile: path("\(output).ext"), atomically: true, encoding: .utf8)
+    /// Signs the server key's request (CN=nas.test) with the test CA; `names`: its subjectAltName.
+    private func sign(_ output: String, names: String?, days: String) throws {
+        var extensions: [String] = []
+        if let names {
+            try "subjectAltName=\(names)\n".write(toFile: path("\(output).ext"), atomically: true, encoding: .utf8)
+            extensions = ["-extfile", path("\(output).ext")]
+        }
         try openssl(["x509", "-req", "-in", path("server.csr"), "-CA", caCertificate, "-CAkey", path("ca.key"), "-CAcreateserial",
-                     "-days", days, "-extfile", path("\(output).ext"), "-out", path(output)])
+                     "-days", days] + extensions + ["-out", path(output)])
     }
 
     /// Runs openssl; its output alone (each run writes a fresh file).

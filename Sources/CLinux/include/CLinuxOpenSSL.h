@@ -16,6 +16,17 @@ typedef struct x509_st CLINUX_X509;
 typedef struct X509_VERIFY_PARAM_st CLINUX_X509_VERIFY_PARAM;
 typedef struct evp_md_st CLINUX_EVP_MD;
 typedef struct ssl_session_st CLINUX_SSL_SESSION;
+typedef struct stack_st CLINUX_STACK;
+typedef struct asn1_string_st CLINUX_ASN1_STRING;
+typedef struct X509_name_st CLINUX_X509_NAME;
+typedef struct X509_name_entry_st CLINUX_X509_NAME_ENTRY;
+
+/// x509v3.h's GENERAL_NAME: a type and, for the types read here (GEN_DNS, GEN_IPADD), an
+/// ASN1_STRING in its union of pointers.
+struct clinux_general_name {
+    int type;
+    CLINUX_ASN1_STRING *value;
+};
 
 // Values from ssl.h, x509_vfy.h and tls1.h (stable across OpenSSL 1.1 and 3).
 static const int CLINUX_SSL_ERROR_SSL = 1;
@@ -32,6 +43,13 @@ static const long CLINUX_TLS1_2_VERSION = 0x0303;
 static const unsigned long CLINUX_X509_V_FLAG_PARTIAL_CHAIN = 0x80000;
 static const int CLINUX_SSL_SENT_SHUTDOWN = 1;
 static const int CLINUX_SSL_RECEIVED_SHUTDOWN = 2;
+// x509_vfy.h, obj_mac.h and x509v3.h: the name checks' failures, the NIDs and name types read.
+static const long CLINUX_X509_V_ERR_HOSTNAME_MISMATCH = 62;
+static const long CLINUX_X509_V_ERR_IP_ADDRESS_MISMATCH = 64;
+static const int CLINUX_NID_commonName = 13;
+static const int CLINUX_NID_subject_alt_name = 85;
+static const int CLINUX_GEN_DNS = 2;
+static const int CLINUX_GEN_IPADD = 7;
 
 /// The functions, filled by dlsym. libssl: SSL_*, TLS_client_method; libcrypto: the rest.
 struct clinux_openssl {
@@ -62,6 +80,7 @@ struct clinux_openssl {
     int (*SSL_SESSION_is_resumable)(const CLINUX_SSL_SESSION *session);
     void (*SSL_SESSION_free)(CLINUX_SSL_SESSION *session);
     void (*SSL_set_shutdown)(CLINUX_SSL *ssl, int mode);
+    CLINUX_STACK *(*SSL_get_peer_cert_chain)(const CLINUX_SSL *ssl);
     const CLINUX_BIO_METHOD *(*BIO_s_mem)(void);
     CLINUX_BIO *(*BIO_new)(const CLINUX_BIO_METHOD *method);
     int (*BIO_read)(CLINUX_BIO *bio, void *buffer, int count);
@@ -71,6 +90,16 @@ struct clinux_openssl {
     const char *(*X509_verify_cert_error_string)(long code);
     int (*X509_digest)(const CLINUX_X509 *certificate, const CLINUX_EVP_MD *type, unsigned char *digest, unsigned int *length);
     void (*X509_free)(CLINUX_X509 *certificate);
+    void *(*X509_get_ext_d2i)(const CLINUX_X509 *certificate, int nid, int *critical, int *index);
+    CLINUX_X509_NAME *(*X509_get_subject_name)(const CLINUX_X509 *certificate);
+    int (*X509_NAME_get_index_by_NID)(const CLINUX_X509_NAME *name, int nid, int lastPosition);
+    CLINUX_X509_NAME_ENTRY *(*X509_NAME_get_entry)(const CLINUX_X509_NAME *name, int location);
+    CLINUX_ASN1_STRING *(*X509_NAME_ENTRY_get_data)(const CLINUX_X509_NAME_ENTRY *entry);
+    void (*GENERAL_NAMES_free)(CLINUX_STACK *names);
+    const unsigned char *(*ASN1_STRING_get0_data)(const CLINUX_ASN1_STRING *string);
+    int (*ASN1_STRING_length)(const CLINUX_ASN1_STRING *string);
+    int (*OPENSSL_sk_num)(const CLINUX_STACK *stack);
+    void *(*OPENSSL_sk_value)(const CLINUX_STACK *stack, int index);
     const CLINUX_EVP_MD *(*EVP_sha256)(void);
     unsigned long (*ERR_get_error)(void);
     const char *(*ERR_reason_error_string)(unsigned long code);

@@ -3,7 +3,8 @@ import Reactor
 
 /// Resolves host names in the loop, never blocking it: the hosts file first, then the name
 /// servers of resolv.conf over UDP (`NameLookup`), one connected socket per server asked, with
-/// its search domains. A dead
+/// its search domains; an answer too big for UDP over TCP to the same server, non-blocking
+/// like every connection. A dead
 /// name server costs its timeout, during which the loop serves everything else. One lookup at a
 /// time; a new one replaces the old.
 final class HostResolver {
@@ -14,6 +15,10 @@ final class HostResolver {
     private let loop: EventLoop
     private var runner: MachineRunner<NameLookup>?
     private var socket: Registration?
+    /// The TCP connection for truncated answers, and what it brought that is not a whole
+    /// message yet (each comes after its two-byte length).
+    private var stream: TCPConnection?
+    private var streamInput: [UInt8] = []
     private var completion: Completion?
 
     init(loop: EventLoop, name: String, configuration: ResolverConfiguration = .system) {
@@ -43,7 +48,7 @@ final class HostResolver {
         self.completion = completion
         let runner = MachineRunner(loop: loop, name: "\(name).timer",
                                    machine: NameLookup(names: servers.candidates(for: host), port: port, nameServers: servers,
-                                                       idSeed: UInt16.random(in: 0...UInt16.max)),
+                                                       drawID: { UInt16.random(in: 0...UInt16.max) }),
                                    deadlineInput: .deadlineReached)
         self.runner = runner
         runner.perform = { [unowned self] effect in self.perform(effect) }
@@ -74,6 +79,20 @@ final class HostResolver {
                 loop.logger.debug(name, "\(server.hostText): \(error)")
                 runner?.send(.refused)
             }
+        case .askOverTCP(let server, let query):
+            loop.logger.debug(name, "\(server.hostText) truncated its answer: asking again over TCP")
+            if stream == nil {
+                let fresh = TCPConnection(loop: loop, name: "\(name).tcp") { [unowned self] event in self.handle(event) }
+                stream = fresh
+                streamInput = []
+                do {
+                    try fresh.connect(to: server, timeout: runner?.machine.nameServers.timeout ?? .seconds(5))
+                } catch {
+                    loop.logger.debug(name, "\(server.hostText) over TCP: \(error)")
+                    return closeStream(reporting: true)
+                }
+            }
+            stream?.send([UInt8(query.count >> 8), UInt8(query.count & 0xFF)] + query)
         case .finished(let result):
             closeSocket()
             runner?.stop()
@@ -83,13 +102,18 @@ final class HostResolver {
         }
     }
 
+    /// Datagrams read per wakeup, at most, as `TCPConnection` caps its reads: a flood cannot
+    /// hold the loop; level-triggered epoll reports the rest at the next wakeup.
+    static let datagramsPerWakeup = 16
+
     private func drain() {
         guard let fd = socket?.fd else { return }
-        var buffer = [UInt8](repeating: 0, count: 1500)
-        while socket?.fd == fd {
+        // The largest datagram: a server may ignore the payload size offered.
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        for _ in 0..<Self.datagramsPerWakeup where socket?.fd == fd {
             do {
                 guard case .done(let count) = try buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }) else { return }
-                runner?.send(.datagramReceived(Array(buffer[0..<count])))
+                runner?.send(.answerReceived(Array(buffer[0..<count])))
             } catch let error as SystemCallError where error.errno == .connectionRefused {
                 runner?.send(.refused)
                 return
@@ -101,8 +125,38 @@ final class HostResolver {
         }
     }
 
+    private func handle(_ event: TCPConnection.Event) {
+        switch event {
+        case .connected:
+            break
+        case .received(let bytes):
+            streamInput += bytes
+            while streamInput.count >= 2 {
+                let length = Int(streamInput[0]) << 8 | Int(streamInput[1])
+                guard streamInput.count >= 2 + length else { return }
+                let message = Array(streamInput[2..<2 + length])
+                streamInput.removeFirst(2 + length)
+                runner?.send(.answerReceived(message))
+                guard stream != nil else { return }  // the lookup ended with it
+            }
+        case .closed(let error):
+            if let error { loop.logger.debug(name, "TCP: \(error)") }
+            stream = nil
+            runner?.send(.streamFailed)
+        }
+    }
+
+    /// Closes the UDP socket and the TCP connection.
     private func closeSocket() {
         socket?.cancel()
         socket = nil
+        closeStream(reporting: false)
+    }
+
+    private func closeStream(reporting: Bool) {
+        stream?.close()
+        stream = nil
+        streamInput = []
+        if reporting { runner?.send(.streamFailed) }
     }
 }

@@ -4,18 +4,27 @@ import Reactor
 /// at a time; no answer in time, a refusal or a server failure moves on to the next (round
 /// robin, `attempts` rounds). The candidates (the name with resolv.conf's search domains) are
 /// tried in turn: "no such name" or no address moves on to the next. IPv4 addresses come first.
+/// An answer counts only when its ID is a pending query's and its question is that query's
+/// (name, type and class); every query gets an ID of its own, drawn at random. A truncated
+/// answer (TC) has its query asked again of the same server over TCP, once, with a fresh
+/// timeout.
 struct NameLookup: LoopStateMachine {
     enum Input {
         case start
-        case datagramReceived([UInt8])
+        /// A message from the server: a datagram, or one read off the TCP stream.
+        case answerReceived([UInt8])
         /// The server's port is closed (ICMP port unreachable on the connected socket).
         case refused
+        /// The TCP connection to the server failed or closed.
+        case streamFailed
         case deadlineReached
     }
 
     enum Effect: Equatable {
         /// Open a socket to `server` (closing the previous one) and send each query.
         case ask(server: SocketAddress, queries: [[UInt8]])
+        /// Send `query` to `server` over TCP (one connection for the round, opened at the first).
+        case askOverTCP(server: SocketAddress, query: [UInt8])
         case finished(Result<[SocketAddress], Failure>)
     }
 
@@ -29,14 +38,15 @@ struct NameLookup: LoopStateMachine {
     var name: String { names[candidate] }
     let port: UInt16
     let nameServers: ResolverConfiguration.NameServers
-    /// Query IDs are `idSeed` plus the count of queries sent: the shell draws the seed at random.
-    private let idSeed: UInt16
-    private var queriesSent = 0
+    /// Draws each query's ID: the shell's draws come from the kernel's random source.
+    private let drawID: () -> UInt16
     /// Servers asked for the current name.
     private var tries = 0
     /// Names the servers said do not exist.
     private var unknown: [String] = []
     private var pending: [UInt16: DNSMessage.RecordType] = [:]
+    /// The pending queries asked again over TCP.
+    private var askedOverTCP: Set<UInt16> = []
     private var found: [DNSMessage.RecordType: [SocketAddress]] = [:]
     /// The server asked last, and what went wrong with the last one that failed.
     private var server: SocketAddress?
@@ -45,12 +55,12 @@ struct NameLookup: LoopStateMachine {
     private(set) var nextDeadline: Instant?
     private(set) var isFinished = false
 
-    init(names: [String], port: UInt16, nameServers: ResolverConfiguration.NameServers, idSeed: UInt16) {
+    init(names: [String], port: UInt16, nameServers: ResolverConfiguration.NameServers, drawID: @escaping () -> UInt16) {
         precondition(!names.isEmpty, "a lookup needs a name")
         self.names = names
         self.port = port
         self.nameServers = nameServers
-        self.idSeed = idSeed
+        self.drawID = drawID
     }
 
     mutating func handle(_ input: Input, now: Instant) -> [Effect] {
@@ -65,9 +75,19 @@ struct NameLookup: LoopStateMachine {
             guard let nextDeadline, now >= nextDeadline else { return [] }
             lastProblem = nil
             return askNext(now)
-        case .datagramReceived(let bytes):
+        case .streamFailed:
+            guard askedOverTCP.contains(where: { pending[$0] != nil }) else { return [] }  // its answers had come
+            lastProblem = "\(server?.hostText ?? "the name server") truncated its answer, and TCP to it failed"
+            return askNext(now)
+        case .answerReceived(let bytes):
             guard bytes.count >= 2, let type = pending[UInt16(bytes[0]) << 8 | UInt16(bytes[1])],
-                  let answer = try? DNSMessage.parse(bytes, type: type) else { return [] }  // not ours: ignored
+                  let answer = try? DNSMessage.parse(bytes, name: name, type: type) else { return [] }  // not ours: ignored
+            if answer.truncated, !askedOverTCP.contains(answer.id), let server,
+               let query = DNSMessage.query(id: answer.id, name: name, type: type) {
+                askedOverTCP.insert(answer.id)
+                nextDeadline = now + nameServers.timeout
+                return [.askOverTCP(server: server, query: query)]
+            }
             pending[answer.id] = nil
             switch answer.responseCode {
             case 0:
@@ -108,14 +128,17 @@ struct NameLookup: LoopStateMachine {
         }
         let server = servers[tries % servers.count]
         self.server = server
-        let ids = (idSeed &+ UInt16(truncatingIfNeeded: queriesSent), idSeed &+ UInt16(truncatingIfNeeded: queriesSent + 1))
-        queriesSent += 2
+        let first = drawID()
+        var second = drawID()
+        while second == first { second = drawID() }
+        let ids = (first, second)
         tries += 1
         guard let queryA = DNSMessage.query(id: ids.0, name: name, type: .a),
               let queryAAAA = DNSMessage.query(id: ids.1, name: name, type: .aaaa) else {
             return finish(.failure(Failure(description: "\"\(name)\" is not a valid host name")))
         }
         pending = [ids.0: .a, ids.1: .aaaa]
+        askedOverTCP = []
         found = [:]
         roundFailed = false
         nextDeadline = now + nameServers.timeout

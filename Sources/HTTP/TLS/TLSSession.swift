@@ -150,8 +150,19 @@ final class TLSSession {
         guard code != 0, reason == "certificate verify failed" else {
             return TLSError("TLS handshake failed: \(reason ?? "the server closed the connection")")
         }
+        if code == CLINUX_X509_V_ERR_HOSTNAME_MISMATCH || code == CLINUX_X509_V_ERR_IP_ADDRESS_MISMATCH, let names = peerCertificateNames() {
+            return TLSError("the certificate of \(host) was refused: it is for \(names), not \(host); put one of its names in the URL, or set tls_fingerprint")
+        }
         let why = functions.X509_verify_cert_error_string!(code).map { String(cString: $0) } ?? "error \(code)"
         return TLSError("the certificate of \(host) was refused: \(why); set ca_file to its CA (or to the certificate itself), or tls_fingerprint")
+    }
+
+    /// The names of the certificate the server sent. Its chain, not the peer certificate: a
+    /// handshake that failed verification never sets that.
+    private func peerCertificateNames() -> CertificateNames? {
+        guard let chain = functions.SSL_get_peer_cert_chain!(ssl), functions.OPENSSL_sk_num!(chain) > 0,
+              let leaf = functions.OPENSSL_sk_value!(chain, 0) else { return nil }
+        return CertificateNames(of: OpaquePointer(leaf), functions)
     }
 
     private func checkFingerprint() throws(TLSError) {
