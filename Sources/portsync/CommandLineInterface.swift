@@ -53,7 +53,8 @@ enum Command: String, CaseIterable {
         case .once: [("--json", "print one JSON object instead of a sentence"),
                      ("--timeout", "SECONDS: give up after this long in all, naming what did not answer (default 30)")]
         case .status: [("--json", "print one JSON object instead of a sentence")]
-        case .config: [("--from", "FILE: print portsync's equivalent of qb-port-sync's or qbouncer's configuration FILE")]
+        case .config: [("--from", "FILE: print portsync's equivalent of qb-port-sync's or qbouncer's configuration FILE"),
+                       ("--from-env", "print portsync's equivalent of qSticky's QBITTORRENT_* and GLUETUN_* variables")]
         case .doctor: []
         }
     }
@@ -67,6 +68,8 @@ struct Invocation: Equatable {
     var json = false
     /// `config --from FILE`: another tool's configuration to translate.
     var from: String?
+    /// `config --from-env`: qSticky's variables to translate.
+    var fromEnvironment = false
     /// `once --timeout SECONDS`.
     var timeout: Duration?
 }
@@ -158,6 +161,9 @@ enum CommandLineInterface {
                 invocation.timeout = .seconds(seconds)
             case "--from" where command == .config:
                 invocation.from = try value()
+            case "--from-env" where command == .config:
+                try noValue()
+                invocation.fromEnvironment = true
             case "--json" where command == .once || command == .status:
                 try noValue()
                 invocation.json = true

@@ -58,6 +58,7 @@ struct ConfigurationLoader {
         }
         try checkAcrossKeys(configuration)
         var warnings = tlsWarnings(configuration) + metricsWarnings(configuration) + sudoWarnings(configuration)
+            + [ForeignEnvironment.warning(environment)].compactMap { $0 }
         let credentials = try loadCredentials(configuration, warnings: &warnings)
         return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings,
                                    serviceCredentials: environment["CREDENTIALS_DIRECTORY"] == nil ? serviceCredentials : nil)

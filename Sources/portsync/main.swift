@@ -26,9 +26,14 @@ enum Main {
             return fail(error.description, .usageOrConfiguration)
         }
 
-        if let from = invocation.from {
+        if invocation.from != nil || invocation.fromEnvironment {
             do {
-                ProcessEnvironment.printToStandardOutput(try ForeignConfiguration.convert(path: from))
+                let translation = if let from = invocation.from {
+                    try ForeignConfiguration.convert(path: from)
+                } else {
+                    try ForeignEnvironment.convert(environment)
+                }
+                ProcessEnvironment.printToStandardOutput(translation)
                 return .success
             } catch {
                 return fail(error.description, .usageOrConfiguration)

@@ -79,4 +79,71 @@ import Testing
         let (refused, message) = try Child.run(["config", "--from", "/nonexistent/qb.toml"])
         #expect(refused == 2 && message == "portsync: --from: cannot read /nonexistent/qb.toml: open: No such file or directory (errno 2)\n", "\(message)")
     }
+
+    /// qSticky's compose recipe, as its README writes it, with its secrets.
+    static let qStickyEnvironment = [
+        "QBITTORRENT_HOST": "localhost", "QBITTORRENT_HTTPS": "false", "QBITTORRENT_PORT": "8080", "QBITTORRENT_USER": "admin",
+        "QBITTORRENT_PASS": "hunter2-qb", "GLUETUN_AUTH_TYPE": "apikey", "GLUETUN_APIKEY": "hunter2-gluetun", "LOG_LEVEL": "INFO",
+        "CHECK_INTERVAL": "20", "HEALTH_FILE": "/tmp/health/status.json",
+    ]
+
+    /// The printed variables, with each secret given as the notes say, loaded as portsync's own.
+    @Test func qStickysEnvironmentBecomesPortsyncs() throws {
+        let text = try ForeignEnvironment.convert(Self.qStickyEnvironment)
+        #expect(!text.contains("hunter2"), "a secret's value is never printed")
+        var variables: [String: String] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            try #require(parts.count == 2, "\(line)")
+            variables[parts[0]] = parts[1]
+        }
+        #expect(text.contains("# - QBITTORRENT_PASS: a secret, not printed: give its value to PORTSYNC_QBITTORRENT_PASSWORD"))
+        #expect(text.contains("# - GLUETUN_APIKEY: a secret, not printed: give its value to PORTSYNC_GLUETUN_API_KEY"))
+        #expect(text.contains("# - HEALTH_FILE: no equivalent"))
+        #expect(text.contains("# - GLUETUN_HOST: unset: qSticky's default, gluetun"))
+        variables["PORTSYNC_QBITTORRENT_PASSWORD"] = "hunter2-qb"
+        variables["PORTSYNC_GLUETUN_API_KEY"] = "hunter2-gluetun"
+        let loaded = try loader(environment: variables).load()
+        let configuration = loaded.configuration
+        #expect(configuration.source.strategy == .gluetun)
+        #expect(configuration.qbittorrent.url.description == "http://localhost:8080" && configuration.qbittorrent.username == "admin")
+        #expect(configuration.gluetun.url.description == "http://gluetun:8000" && configuration.gluetun.pollSeconds == 20)
+        #expect(configuration.daemon.logLevel == .info)
+        #expect(loaded.credentials.qbittorrentPassword?.value == "hunter2-qb")
+        #expect(loaded.credentials.gluetunAPIKey?.value == "hunter2-gluetun")
+    }
+
+    @Test func qStickysHTTPSBasicAuthAndBadValuesAreEachNamed() throws {
+        let text = try ForeignEnvironment.convert([
+            "QBITTORRENT_HOST": "fd00::5", "QBITTORRENT_PORT": "99999", "QBITTORRENT_HTTPS": "yes", "QBITTORRENT_VERIFY_SSL": "off",
+            "GLUETUN_HOST": "127.0.0.1", "GLUETUN_PORT": "8001", "GLUETUN_AUTH_TYPE": "basic", "GLUETUN_USERNAME": "qsticky",
+            "GLUETUN_PASSWORD": "hunter2", "GLUETUN_APIKEY": "unused", "LOG_LEVEL": "loud",
+        ])
+        #expect(text.contains("\nPORTSYNC_QBITTORRENT_URL=https://[fd00::5]:8080\n"), "a port out of range: qSticky's default")
+        #expect(text.contains("# - QBITTORRENT_PORT: \"99999\" is not a port"))
+        #expect(text.contains("\nPORTSYNC_QBITTORRENT_TLS_VERIFY=false\n"))
+        #expect(text.contains("\nPORTSYNC_GLUETUN_URL=http://127.0.0.1:8001\nPORTSYNC_GLUETUN_USERNAME=qsticky\n"))
+        #expect(text.contains("# - GLUETUN_PASSWORD: a secret, not printed: give its value to PORTSYNC_GLUETUN_PASSWORD"))
+        #expect(text.contains("# - GLUETUN_APIKEY: not used: GLUETUN_AUTH_TYPE is basic"))
+        #expect(text.contains("# - QBITTORRENT_PASS: unset: qSticky tried adminadmin"))
+        #expect(text.contains("# - LOG_LEVEL: \"loud\" is not a log level"))
+        #expect(!text.contains("hunter2"))
+    }
+
+    @Test func portsyncSaysOnceThatItDoesNotReadThem() throws {
+        let warnings = try loader(environment: ["QBITTORRENT_PASS": "hunter2", "GLUETUN_APIKEY": "k", "LOG_LEVEL": "INFO"]).load().warnings
+        #expect(warnings.filter { $0.contains("qSticky") } == [
+            "the environment holds qSticky's variables (QBITTORRENT_PASS, GLUETUN_APIKEY, LOG_LEVEL), which portsync does not read: `portsync config --from-env` prints the PORTSYNC_* equivalent",
+        ])
+        #expect(try loader(environment: ["LOG_LEVEL": "INFO", "CHECK_INTERVAL": "30", "GLUETUN_HTTP_CONTROL_SERVER_PORT": "8000"]).load()
+            .warnings.allSatisfy { !$0.contains("qSticky") }, "names too common, or Gluetun's own, alone say nothing")
+    }
+
+    @Test func configFromEnvPrintsItAndSaysWhenThereIsNothing() throws {
+        let (status, output) = try Child.run(["config", "--from-env"], environment: Self.qStickyEnvironment)
+        #expect(status == 0 && output.hasPrefix("# portsync's equivalent of qSticky's environment\nPORTSYNC_SOURCE_STRATEGY=gluetun\n"), "\(output)")
+        #expect(!output.contains("hunter2"))
+        let (refused, message) = try Child.run(["config", "--from-env"])
+        #expect(refused == 2 && message.hasPrefix("portsync: --from-env: the environment holds none of qSticky's"), "\(message)")
+    }
 }
