@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import socket
 import ssl
 import subprocess
@@ -38,6 +39,13 @@ def build(static=False):
     subprocess.run(["swift", "build", "-c", "release", "--product", "portsync", "--scratch-path", scratch],
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return os.path.join(scratch, "release", "portsync")
+
+
+def clean_up_on_signals():
+    """SIGTERM and SIGINT end the script through its `finally` blocks (Python's default for
+    SIGTERM ends it at once, leaving the lab's namespaces and processes behind)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
 
 
 def terminate(process, grace):
