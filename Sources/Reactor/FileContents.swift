@@ -52,8 +52,8 @@ extension FileContents {
     /// symbolic link: one planted by another user in a directory it can write makes the open
     /// fail, never a write to the file it points at.
     public static func writeAtomically(_ bytes: [UInt8], toPath path: String, mode: mode_t = 0o644) throws {
-        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-        try makeDirectories(directory.isEmpty ? "/" : directory)
+        let directory = directory(of: path)
+        try makeDirectories(directory)
         let (temporary, fd) = try createTemporary(besides: path, mode: mode)
         // The descriptor is closed exactly once, and the temporary file never outlives a failure
         // (a rename refused in a sticky directory, a path that is a directory).
@@ -96,6 +96,12 @@ extension FileContents {
             attempts += 1
             guard error == .fileExists, attempts < 8 else { throw SystemCallError(call: "open \(temporary)", errno: error) }
         }
+    }
+
+    /// The directory that holds `path`: `.` for a bare name, `/` for a file at the root.
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// `mkdir -p` with mode 0700 for what it creates.

@@ -53,16 +53,21 @@ public enum ListeningSockets {
         return if_indextoname(index, &name) != nil
     }
 
+    /// The kernel's socket states asked for: TCP_LISTEN, and TCP_CLOSE (what a bound,
+    /// unconnected UDP socket reports).
+    public static let tcpListenState: UInt8 = 10
+    public static let udpBoundState: UInt8 = 7
+
     /// The UDP sockets bound to `port` (what `ss -ul` lists): a BitTorrent client binds one
     /// beside its TCP listener (µTP, UDP trackers, DHT); a web server never does.
     public static func udpSockets(port: UInt16) throws -> [Listener] {
-        try query(port: port, protocol: UInt8(IPPROTO_UDP), state: 7)  // TCP_CLOSE: a bound, unconnected socket
+        try query(port: port, protocol: UInt8(IPPROTO_UDP), state: udpBoundState)
     }
 
     /// Two dumps (AF_INET, AF_INET6) of TCP sockets in LISTEN on `port` (or of `protocol`'s in
     /// `state`). The kernel writes the first part of a dump while `sendto` runs and the rest as
     /// `recv` reads it, so reading at once never blocks.
-    public static func query(port: UInt16, protocol: UInt8 = UInt8(IPPROTO_TCP), state: UInt8 = 10) throws -> [Listener] {
+    public static func query(port: UInt16, protocol: UInt8 = UInt8(IPPROTO_TCP), state: UInt8 = tcpListenState) throws -> [Listener] {
         let fd = try Netlink.socket(NETLINK_SOCK_DIAG)
         defer { fd.close() }
         var listeners: [Listener] = []
@@ -84,7 +89,7 @@ public enum ListeningSockets {
 
     /// `inet_diag_req_v2` (56 bytes): family, protocol, no extensions, the states (TCP_LISTEN
     /// by default), the source port in the socket id (the kernel filters sockets by it).
-    static func request(family: UInt8, protocol: UInt8 = UInt8(IPPROTO_TCP), state: UInt8 = 10, port: UInt16, sequence: UInt32) -> [UInt8] {
+    static func request(family: UInt8, protocol: UInt8 = UInt8(IPPROTO_TCP), state: UInt8 = tcpListenState, port: UInt16, sequence: UInt32) -> [UInt8] {
         var body: [UInt8] = [family, `protocol`, 0, 0]
         body += Netlink.littleEndian(UInt32(1) << state)
         body += [UInt8(port >> 8), UInt8(port & 0xff)]
@@ -94,7 +99,7 @@ public enum ListeningSockets {
 
     /// `inet_diag_msg`: family, state, timer, retrans, then the socket id (source port big
     /// endian at 4, source address at 8, interface at 40), …; 72 bytes in all.
-    static func parse(_ bytes: [UInt8], port: UInt16, state: UInt8 = 10, sequence: UInt32) -> (listeners: [Listener], done: Bool) {
+    static func parse(_ bytes: [UInt8], port: UInt16, state: UInt8 = tcpListenState, sequence: UInt32) -> (listeners: [Listener], done: Bool) {
         var listeners: [Listener] = []
         for message in Netlink.messages(in: bytes) where message.sequence == sequence {
             switch Int32(message.type) {

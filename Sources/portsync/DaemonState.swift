@@ -121,9 +121,9 @@ struct StateStore {
     /// they could put a file of theirs in the state file's place. (The temporary file is safe
     /// either way: it is created exclusively, never through a link.)
     func directoryWarning() -> String? {
-        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let directory = FileContents.directory(of: path)
         var info = stat()
-        guard stat(directory.isEmpty ? "/" : directory, &info) == 0, info.st_mode & 0o022 != 0, info.st_mode & S_ISVTX == 0 else { return nil }
+        guard stat(directory, &info) == 0, info.st_mode & 0o022 != 0, info.st_mode & S_ISVTX == 0 else { return nil }
         let who = info.st_mode & 0o002 != 0 ? "every user" : "its group"
         return "state directory \(directory) can be written by \(who) (mode \(String(info.st_mode & 0o7777, radix: 8))): another user could replace the state file; chmod 700 it"
     }

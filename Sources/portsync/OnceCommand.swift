@@ -68,10 +68,6 @@ struct OnceCommand {
     }
     private let steps = Progress()
 
-    private func progress(_ step: String) {
-        steps.begin(step)
-    }
-
     func execute() -> Outcome {
         let plan = SyncPlan(loaded)
         var outcome = Outcome(code: .success, source: .protonFile)
@@ -90,7 +86,7 @@ struct OnceCommand {
             switch source {
             case .portFile(_, let path, let kind, let portIndex):
                 outcome.source = kind
-                progress("reading \(path)")
+                steps.begin("reading \(path)")
                 result = readPortFile(path, index: portIndex)
                 if case .failure(let problem) = result, problem.code == .unsupported, index < plan.sources.count - 1 {
                     missingFile = path  // auto: no file; NAT-PMP may still have a port
@@ -98,11 +94,11 @@ struct OnceCommand {
                 }
             case .gluetun(let settings):
                 outcome.source = .gluetun
-                progress("asking Gluetun's control server at \(settings.url)")
+                steps.begin("asking Gluetun's control server at \(settings.url)")
                 result = pollGluetun(settings, on: loop, until: deadline)
             case .natpmp(let natpmp):
                 outcome.source = .natpmp
-                progress("waiting for \(natpmp.interface) to be up, with an address and a route")
+                steps.begin("waiting for \(natpmp.interface) to be up, with an address and a route")
                 result = mapOnce(natpmp, on: loop, until: deadline, &outcome).map { Forwarded(port: $0, ports: [$0]) }
             }
             switch result {
@@ -193,7 +189,7 @@ struct OnceCommand {
         let watcher = TunnelWatcher(loop: loop, interface: plan.interface, gateway: plan.gateway) { state in
             if case .usable(let tunnel) = state, !asked {
                 asked = true
-                progress("asking the NAT-PMP gateway \(tunnel.gateway) (UDP 5351) for a port, from \(tunnel.address)")
+                steps.begin("asking the NAT-PMP gateway \(tunnel.gateway) (UDP 5351) for a port, from \(tunnel.address)")
             }
             link = state
             client.tunnelChanged(state)
@@ -237,7 +233,7 @@ struct OnceCommand {
                        _ outcome: inout Outcome) -> Outcome {
         let port = change.port
         let sinks = SinkSet(loop: loop, settings: clients)
-        progress("port \(port) from \(outcome.source.rawValue); setting it on \(sinks.clients.map { "\($0.title) (\($0.label))" }.joined(separator: ", "))")
+        steps.begin("port \(port) from \(outcome.source.rawValue); setting it on \(sinks.clients.map { "\($0.title) (\($0.label))" }.joined(separator: ", "))")
         sinks.apply(change)
         do {
             try loop.run(within: deadline - loop.clock.now()) { !sinks.statuses.contains { $0.health.isPending } }

@@ -28,8 +28,7 @@ final class StateLock {
     /// read-only directory) throws: the daemon runs on without the state file anyway.
     static func acquire(stateFile: String) throws -> Result<StateLock, Held> {
         let path = path(forStateFile: stateFile)
-        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-        try FileContents.makeDirectories(directory.isEmpty ? "/" : directory)
+        try FileContents.makeDirectories(FileContents.directory(of: path))
         let fd = FileDescriptor(rawValue: try systemCall("open \(path)") { open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600) })
         do {
             _ = try systemCall("flock \(path)") { flock(fd.rawValue, LOCK_EX | LOCK_NB) }

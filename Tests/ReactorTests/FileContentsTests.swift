@@ -62,4 +62,10 @@ import Testing
         #expect(names == ["root-only", "state.json", "state.json.tmp.\(getpid())"], "no temporary file left, the planted link untouched")
         #expect(Set((0..<16).map { _ in FileContents.temporaryName(besides: target) }).count == 16, "every temporary name is drawn anew")
     }
+
+    @Test func theDirectoryOfAPathIsWhereItsFileIsMade() {
+        #expect(FileContents.directory(of: "/var/lib/portsync/state.json") == "/var/lib/portsync")
+        #expect(FileContents.directory(of: "/state.json") == "/")
+        #expect(FileContents.directory(of: "state.json") == ".")
+    }
 }
