@@ -44,6 +44,19 @@ import Testing
         #expect(driver.sent[1].body.count == first.body.count)
     }
 
+    /// Found by the fuzzer: a request that fails long after the last verify (a suspend while it
+    /// was in flight) is retried after its back-off, not at once by the drift check that fell
+    /// due meanwhile.
+    @Test func aFailureAfterTheDriftCheckFellDueWaitsItsBackOff() {
+        var driver = verified()
+        driver.feed(.desiredPort(Port(52002)!))
+        let sent = driver.sent.count
+        driver.advance(.seconds(900))
+        driver.feed(.requestFailed(.timedOut))
+        #expect(driver.session.nextDeadline == driver.now + .milliseconds(500))
+        #expect(driver.sent.count == sent)
+    }
+
     @Test func aDifferentPortIsWrittenWithTheTwoSettingsThatMoveItThenReadBack() {
         var driver = probed()
         #expect(driver.session.rpcVersion == 16)

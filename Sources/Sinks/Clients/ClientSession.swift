@@ -221,6 +221,9 @@ struct ClientSessionCore {
         status.health = unreachable ? .unreachable(message) : .failing(message)
         let exponent = min(consecutiveFailures - 1, 20)
         retryAt = now + min(settings.retryInitial * (1 << exponent), settings.retryMax)
+        // The retry reads the port again: a drift check armed before the failure would only
+        // come first (past, after a suspend) and cut the back-off short.
+        driftCheckAt = nil
     }
 
     /// After a verified change of port: whether to tell the trackers now. A new port is told
