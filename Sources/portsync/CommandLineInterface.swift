@@ -87,8 +87,8 @@ struct UsageError: Error, Equatable, CustomStringConvertible {
 }
 
 enum CommandLineInterface {
-    /// The release number: the one place it is written (the package and the man pages take it
-    /// from `portsync --version`).
+    /// The release number: the package takes it from `portsync --version`; the man pages' title
+    /// lines carry it too (DocumentationTests holds them to it).
     static let release = "0.1.0"
     static let version = "portsync \(release)"
     /// `--version`: the release and the commit it was built from, when the build said.

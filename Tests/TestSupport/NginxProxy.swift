@@ -8,7 +8,7 @@ public final class NginxProxy {
     public static let executable = ["/usr/sbin/nginx", "/usr/bin/nginx"].first { FileManager.default.isExecutableFile(atPath: $0) }
     public static var available: Bool { executable != nil }
 
-    /// The settings of the `location` block, as the README recommends them.
+    /// The settings of the `location` block, as docs/how-it-works.md recommends them.
     public static let recommended = [
         "proxy_set_header Host $proxy_host;",
         "proxy_set_header X-Forwarded-Host $http_host;",

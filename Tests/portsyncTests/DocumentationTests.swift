@@ -57,6 +57,13 @@ import Testing
         }
     }
 
+    /// The footer names the release, read from the tree (`man ./man/portsync.1`) as installed.
+    @Test(arguments: ["portsync.1", "portsync.toml.5"])
+    func theTitleLineNamesTheRelease(name: String) throws {
+        let title = try #require(try Self.page(name).split(separator: "\n").first)
+        #expect(title.contains("\"\(CommandLineInterface.version)\""), "\(name): \(title)")
+    }
+
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/man"), "man-db is not installed"),
           arguments: ["portsync.1", "portsync.toml.5"])
     func manRendersThePageWithoutAWarning(name: String) throws {

@@ -7,7 +7,7 @@ import Testing
 @testable import portsync
 
 /// qbittorrent-nox behind Debian's nginx as a TLS reverse proxy at /qbt/: the settings the
-/// README gives work with `portsync once`, and `doctor` names the one that is missing.
+/// docs/how-it-works.md gives work with `portsync once`, and `doctor` names the one that is missing.
 @Suite(.serialized, .enabled(if: QBittorrentInstance.available && TestCertificates.available && NginxProxy.available,
                              "needs qbittorrent-nox, openssl, libssl3 and nginx (./scripts/test installs them as root)"))
 final class ReverseProxyTests {
