@@ -1,6 +1,7 @@
+import Domain
+@testable import HTTP
 import Reactor
 @testable import Watchers
-@testable import HTTP
 
 /// GluetunSession, started and then driven through a sequence of inputs: deadlines, the
 /// passing of time, failed requests and answers, each answer bytes that go through the HTTP

@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 @testable import Watchers
 

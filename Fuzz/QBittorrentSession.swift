@@ -1,6 +1,7 @@
+import Domain
+@testable import HTTP
 import Reactor
 @testable import Sinks
-@testable import HTTP
 
 /// QBittorrentSession, driven through a sequence of inputs: desired ports, reasserts, interface
 /// changes, new

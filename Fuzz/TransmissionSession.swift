@@ -1,6 +1,7 @@
+import Domain
+@testable import HTTP
 import Reactor
 @testable import Sinks
-@testable import HTTP
 
 /// TransmissionSession, driven through a sequence of inputs: desired ports, new settings,
 /// deadlines, the passing of time, failed requests and answers, each answer bytes that go

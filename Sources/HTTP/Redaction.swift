@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 
 /// Takes the configured secrets out of text quoted from a peer, before it reaches a log line,

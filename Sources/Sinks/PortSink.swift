@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 
 /// A client whose listening port portsync keeps equal to the desired port. The daemon holds a

@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 
 /// What a watcher saw: a port (or none right now) from one source at one time. A NAT-PMP

@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 
 /// `portsync config`: the effective configuration as a valid TOML file, each value annotated

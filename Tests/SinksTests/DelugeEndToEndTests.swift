@@ -1,9 +1,10 @@
+import Domain
 import Foundation
 import HTTP
 import Reactor
 @testable import Sinks
-import Testing
 import TestSupport
+import Testing
 
 /// The Deluge session through its production shell against real deluged + deluge-web 2.0.3,
 /// all of it (the session's sockets too) inside a namespace that has nothing but `lo`.

@@ -1,8 +1,9 @@
+import Domain
 import HTTP
 import Reactor
-import Testing
-import TestSupport
 @testable import Sinks
+import TestSupport
+import Testing
 
 /// The sink against a real qbittorrent-nox serving its WebUI over HTTPS: the latency path keeps
 /// one TLS connection for a burst, as it does over plain HTTP.

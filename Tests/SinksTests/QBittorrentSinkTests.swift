@@ -1,11 +1,12 @@
+import Domain
 import Foundation
 import HTTP
 import Reactor
-import Testing
-import TestSupport
 @testable import Sinks
+import TestSupport
+import Testing
 
-typealias Port = Reactor.Port
+typealias Port = Domain.Port
 
 /// The sink in a real loop against a real qbittorrent-nox 4.5.2 (locked-down profile).
 @Suite(.serialized, .enabled(if: QBittorrentInstance.available, "qbittorrent-nox is not installed (./scripts/test installs it as root)"))

@@ -1,8 +1,9 @@
+import Domain
 import Foundation
 import Reactor
-import Testing
-import TestSupport
 @testable import Sinks
+import TestSupport
+import Testing
 
 /// The re-announce against a real qbittorrent-nox 4.5.2 (locked-down profile) with a torrent
 /// whose tracker is the test tracker on 127.0.0.1 (`/announce`: qBittorrent's SSRF mitigation

@@ -1,8 +1,9 @@
+import Domain
 import HTTP
 import Reactor
-import Testing
-import TestSupport
 @testable import Sinks
+import TestSupport
+import Testing
 
 /// Issue 20's storms end to end: the real shells (`DelugeSink`, `QBittorrentSink`) in a loop on
 /// a clock that moves only when told, against a stand-in on loopback that answers as

@@ -1,9 +1,10 @@
+import Domain
 import Foundation
 import HTTP
 import Reactor
 @testable import Sinks
-import Testing
 import TestSupport
+import Testing
 
 /// The Transmission session through its production shell against a real transmission-daemon 3.00
 /// (locked-down settings, loopback only, checked with ss).
@@ -24,14 +25,14 @@ final class TransmissionEndToEndTests {
         return ClientSink<TransmissionSession>(loop: loop, label: "transmission", settings: settings)
     }
 
-    func verified(_ shell: ClientSink<TransmissionSession>, _ port: Reactor.Port) throws -> Bool {
+    func verified(_ shell: ClientSink<TransmissionSession>, _ port: Domain.Port) throws -> Bool {
         try runUntil(loop, seconds: 15) { shell.session.status.health == .verified && shell.session.status.verifiedPort == port }
     }
 
     @Test func setsAndVerifiesThePortThroughThe409Handshake() throws {
         let transmission = try TransmissionInstance()
         let shell = shell(transmission)
-        let port = Reactor.Port(freePort())!
+        let port = Domain.Port(freePort())!
         shell.apply(port)
         #expect(try verified(shell, port))
         #expect(try transmission.currentPeerPort() == Int(port.value))
@@ -54,10 +55,10 @@ final class TransmissionEndToEndTests {
     @Test func aWrongPasswordIsRefusedOnceAndNeverRetriedInALoop() throws {
         let transmission = try TransmissionInstance()
         let shell = shell(transmission, password: "wrong")
-        shell.apply(Reactor.Port(freePort())!)
+        shell.apply(Domain.Port(freePort())!)
         #expect(try runUntil(loop, seconds: 10) { shell.session.isLoginRefused })
         try runFor(loop, seconds: 1.5)
-        shell.apply(Reactor.Port(freePort())!)
+        shell.apply(Domain.Port(freePort())!)
         try runFor(loop, seconds: 0.5)
         #expect(shell.counters.requests == 1)
         #expect(shell.session.counters.failedLogins == 1)
@@ -68,7 +69,7 @@ final class TransmissionEndToEndTests {
     @Test func aPortChangedBehindItsBackIsRestoredAndARestartedDaemonIsFoundAgain() throws {
         let transmission = try TransmissionInstance()
         let shell = shell(transmission, checkInterval: .milliseconds(300))
-        let port = Reactor.Port(freePort())!
+        let port = Domain.Port(freePort())!
         shell.apply(port)
         #expect(try verified(shell, port))
         try transmission.setPeerPort(Int(transmission.peerPort))
@@ -93,13 +94,13 @@ final class TransmissionEndToEndTests {
         try transmission.addTorrent(tracker.torrent(name: "portsync-test"))
         #expect(waitFor(seconds: 20) { tracker.announcedPorts.contains(Int(transmission.peerPort)) }, "the torrent announces the configured port")
         let shell = shell(transmission)
-        let port = Reactor.Port(freePort())!
+        let port = Domain.Port(freePort())!
         shell.apply(port)
         #expect(try verified(shell, port))
         #expect(waitFor(seconds: 5) { tracker.announcedPorts.contains(Int(port.value)) })
         #expect(shell.session.counters.reannounces == 0)
         #expect(shell.counters.requests == 4)
-        let second = Reactor.Port(freePort())!
+        let second = Domain.Port(freePort())!
         shell.apply(second)
         #expect(try verified(shell, second))
         #expect(waitFor(seconds: 5) { tracker.announcedPorts.contains(Int(second.value)) }, "within the minute: \(tracker.log)")

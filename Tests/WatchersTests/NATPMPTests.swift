@@ -1,4 +1,5 @@
 import CLinux
+import Domain
 import Reactor
 import Testing
 @testable import Watchers

@@ -1,12 +1,13 @@
 import CLinux
+import Domain
 import Foundation
 import Glibc
 import Reactor
-import Testing
 import TestSupport
+import Testing
 @testable import Watchers
 
-typealias Port = Reactor.Port
+typealias Port = Domain.Port
 
 /// Real inotify on a temporary directory, driven through a real loop.
 @Suite final class PortFileWatcherTests {

@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 import Sinks
 import Testing

@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 
 /// When a verified new port may be told to the trackers: once the client listens on it.

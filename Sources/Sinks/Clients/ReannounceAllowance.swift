@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 
 /// When a client may tell its trackers about a port: a new port at once, whatever the last

@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 
 /// How a run of the hook ended.

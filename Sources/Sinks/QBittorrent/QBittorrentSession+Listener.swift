@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 
 /// The look at the kernel's socket table that ends a drift check (qBittorrent on this host).

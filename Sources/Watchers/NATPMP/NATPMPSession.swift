@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 
 /// The NAT-PMP client's logic (RFC 6886), with no I/O: each cycle asks for the UDP and the TCP

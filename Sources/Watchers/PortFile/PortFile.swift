@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 
 /// The content of a forwarded-port file: ProtonVPN's app writes ASCII digits with no newline,
