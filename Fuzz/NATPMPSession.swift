@@ -102,7 +102,7 @@ public func fuzzNATPMPSession(_ data: UnsafePointer<UInt8>?, _ count: Int) -> In
                 internalPort = key
                 if request[1] == 2 { grantedTCP = [] }
                 requests = (requests.filter { $0[1] != request[1] } + [request])
-            case .mapped(let port, let expiry):
+            case .mapped(let port, let expiry, _):
                 require(grantedTCP.contains(port.value), "mapped \(port), TCP answers since the request granted \(grantedTCP.sorted())")
                 require(expiry > now, "a lease that has expired already")
             case .unmapped, .failed, .log, .listen, .collectAnswers:

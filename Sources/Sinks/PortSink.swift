@@ -51,13 +51,16 @@ public struct PortChange: Equatable, Sendable {
     /// Every port the source forwards (Gluetun can forward several), `port` among them: a
     /// client with a `port_index` of its own takes its port from here.
     public let ports: [Port]
+    /// Why the port is handed over (the hook passes it on as `PORTSYNC_REASON`).
+    public let reason: ChangeReason
 
     /// `ports`: nil when the source forwards one port, `port`.
-    public init(port: Port, previous: Port? = nil, source: String = "", ports: [Port]? = nil) {
+    public init(port: Port, previous: Port? = nil, source: String = "", ports: [Port]? = nil, reason: ChangeReason = .started) {
         self.port = port
         self.previous = previous
         self.source = source
         self.ports = ports ?? [port]
+        self.reason = reason
     }
 
     /// The change as a client with `portIndex` sees it: the source's port at that index (with no
@@ -65,7 +68,7 @@ public struct PortChange: Equatable, Sendable {
     public func selecting(_ portIndex: Int?) -> PortChange? {
         guard let portIndex else { return self }
         guard portIndex < ports.count else { return nil }
-        return PortChange(port: ports[portIndex], source: source, ports: ports)
+        return PortChange(port: ports[portIndex], source: source, ports: ports, reason: reason)
     }
 }
 

@@ -51,6 +51,11 @@ public struct SinkCounters: Equatable, Sendable {
     public var requests = 0
     /// Trackers told of a new port (a client that does not re-announce by itself).
     public var reannounces = 0
+    /// The client's port changed behind portsync's back and was set back.
+    public var driftRepairs = 0
+    /// The client's listener was dead (nothing listened, or it was bound to a vanished
+    /// interface) and the client was made to re-open its sockets.
+    public var listenerRepairs = 0
 
     public init() {}
 }

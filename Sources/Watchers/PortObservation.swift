@@ -23,13 +23,20 @@ public struct PortObservation: Equatable, Sendable {
     /// Every port the source forwards, in its order, when it forwards several (Gluetun can);
     /// `port` is the one its `port_index` picks. A client's own `port_index` picks from these.
     public let ports: [Port]
+    /// Why the source names this port (or none) if it differs from the one before: a file or
+    /// Gluetun only knows that it changed or emptied; NAT-PMP knows a renewal from a lapse, a
+    /// restarted gateway and a recreated tunnel.
+    public let reason: ChangeReason
 
-    /// `ports`: nil when the source forwards one port, `port`.
-    public init(source: Source, port: Port?, time: Instant, expiry: Instant? = nil, ports: [Port]? = nil) {
+    /// `ports`: nil when the source forwards one port, `port`. `reason`: nil for "changed", or
+    /// "emptied" when there is no port.
+    public init(source: Source, port: Port?, time: Instant, expiry: Instant? = nil, ports: [Port]? = nil,
+                reason: ChangeReason? = nil) {
         self.source = source
         self.port = port
         self.time = time
         self.expiry = expiry
         self.ports = ports ?? port.map { [$0] } ?? []
+        self.reason = reason ?? (port == nil ? .sourceEmptied : .sourceChanged)
     }
 }

@@ -23,6 +23,7 @@ enum Command: String, CaseIterable {
     case once
     case doctor
     case status
+    case history
     case config
 
     var summary: String {
@@ -31,6 +32,7 @@ enum Command: String, CaseIterable {
         case .once: "detect the port once, apply it, verify, and exit"
         case .doctor: "check each piece of the setup and say what to fix"
         case .status: "show the last applied port and the daemon's health"
+        case .history: "list the last changes of port: when, from which to which, and why"
         case .config: "print the effective configuration and where each value came from"
         }
     }
@@ -42,6 +44,7 @@ enum Command: String, CaseIterable {
     var exitCodes: String? {
         switch self {
         case .status: "Exit codes: 0 running and healthy, 1 running and unhealthy, 3 not running, 4 no state (none, or unreadable)."
+        case .history: "Exit codes: 0 history shown, 4 no history (none yet, or unreadable)."
         case .run, .once, .doctor, .config: nil
         }
     }
@@ -53,6 +56,7 @@ enum Command: String, CaseIterable {
         case .once: [("--json", "print one JSON object instead of a sentence"),
                      ("--timeout", "SECONDS: give up after this long in all, naming what did not answer (default 30)")]
         case .status: [("--json", "print one JSON object instead of a sentence")]
+        case .history: [("--json", "print one JSON object with every change instead of lines")]
         case .config: [("--from", "FILE: print portsync's equivalent of qb-port-sync's or qbouncer's configuration FILE"),
                        ("--from-env", "print portsync's equivalent of qSticky's QBITTORRENT_* and GLUETUN_* variables")]
         case .doctor: []
@@ -164,7 +168,7 @@ enum CommandLineInterface {
             case "--from-env" where command == .config:
                 try noValue()
                 invocation.fromEnvironment = true
-            case "--json" where command == .once || command == .status:
+            case "--json" where command == .once || command == .status || command == .history:
                 try noValue()
                 invocation.json = true
             case "--password", "--api-key":

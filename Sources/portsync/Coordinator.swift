@@ -17,6 +17,10 @@ import Watchers
 /// ports change seconds apart at the most; a program rewriting the file in a loop does so every
 /// fraction of a millisecond: 25 ms tells them apart.
 ///
+/// Every hand-off says why (`ChangeReason`): the winning source's reason, except for the first
+/// port of a run (or of a reload), and a third new port within `rotationWindow`, which is a rapid
+/// rotation whatever the source says.
+///
 /// Pure: `Dispatcher` feeds it and hands `.apply` to every client.
 struct Coordinator: LoopStateMachine {
     enum Input: Equatable {
@@ -32,6 +36,9 @@ struct Coordinator: LoopStateMachine {
         case desiredPortChanged(Port)
         /// A file's port is not applied because a live mapping outranks it.
         case outranked(Outranking)
+        /// The winning source stopped naming a port (its file was emptied, its lease lapsed):
+        /// the clients keep theirs. Not said for a tunnel that went down.
+        case withdrawn(source: PortObservation.Source, reason: ChangeReason)
         case log(LogLevel, String)
     }
 
@@ -52,9 +59,17 @@ struct Coordinator: LoopStateMachine {
 
     let window: Duration
     let longest: Duration
+    /// Three new ports within this long are a rapid rotation.
+    let rotationWindow: Duration
+    /// The reason of the first hand-off: the start of a run, or a reload.
+    private let firstReason: ChangeReason
     private(set) var observations: [PortObservation.Source: PortObservation] = [:]
     private(set) var desired: Port?
     private(set) var desiredSource: PortObservation.Source?
+    /// Why the desired port is what it is.
+    private(set) var desiredReason: ChangeReason?
+    /// When the recent new ports were decided (not the first of a run), for rapid rotation.
+    private var recentChanges: [Instant] = []
     /// Every port the winning source forwards (`PortObservation.ports`): a change among them
     /// alone is handed off too, for the clients with a `port_index` of their own.
     private(set) var desiredPorts: [Port] = []
@@ -70,9 +85,12 @@ struct Coordinator: LoopStateMachine {
     private var burstEnds: Instant?
     private var now: Instant?
 
-    init(window: Duration = .milliseconds(25), longest: Duration = .seconds(1)) {
+    init(window: Duration = .milliseconds(25), longest: Duration = .seconds(1), rotationWindow: Duration = .seconds(600),
+         firstReason: ChangeReason = .started) {
         self.window = window
         self.longest = longest
+        self.rotationWindow = rotationWindow
+        self.firstReason = firstReason
     }
 
     mutating func handle(_ input: Input, now: Instant) -> [Effect] {
@@ -81,10 +99,10 @@ struct Coordinator: LoopStateMachine {
         switch input {
         case .observed(let observation):
             observations[observation.source] = observation
-            decide(now, why: "", &effects)
+            decide(now, why: "", withdrawal: observation.reason, &effects)
         case .deadlineReached:
             if let burstEnds, burstEnds <= now { burstSettled(now, &effects) }
-            decide(now, why: " (an observation expired)", &effects)
+            decide(now, why: " (an observation expired)", withdrawal: .leaseLapsed, &effects)
         }
         return effects
     }
@@ -100,11 +118,15 @@ struct Coordinator: LoopStateMachine {
         observations.values.contains { Self.isLive($0, now) }
     }
 
-    private mutating func decide(_ now: Instant, why: String, _ effects: inout [Effect]) {
+    /// `withdrawal`: why, if no source names a port any more.
+    private mutating func decide(_ now: Instant, why: String, withdrawal: ChangeReason, _ effects: inout [Effect]) {
         let live = observations.values.filter { Self.isLive($0, now) }
         let authorities = live.filter(\.source.isAuthority)
         let pool = authorities.isEmpty ? live : authorities
         guard let winner = pool.max(by: { $0.time < $1.time }), let port = winner.port else {
+            if !lapsed, let desiredSource, withdrawal == .sourceEmptied || withdrawal == .leaseLapsed {
+                effects.append(.withdrawn(source: desiredSource, reason: withdrawal))
+            }
             lapsed = true
             outranked = nil
             return
@@ -117,6 +139,7 @@ struct Coordinator: LoopStateMachine {
         let previous = desired
         desired = port
         desiredPorts = winner.ports
+        desiredReason = winner.reason
         if previous != port { effects.append(.desiredPortChanged(port)) }
         let was = previous != port ? previous.map { " (was \($0))" } ?? ""
             : again ? " (again)" : " (its ports are now \(winner.ports.map(\.description).joined(separator: ", ")))"
@@ -151,7 +174,7 @@ struct Coordinator: LoopStateMachine {
         }
         lastHandOff = now
         effects.append(.log(.notice, "port \(port) from \(source.rawValue)\(was)\(why)"))
-        effects.append(.apply(change(port, source)))
+        effects.append(.apply(change(port, source, now, &effects)))
     }
 
     private mutating func burstSettled(_ now: Instant, _ effects: inout [Effect]) {
@@ -160,12 +183,24 @@ struct Coordinator: LoopStateMachine {
         burstEnds = nil
         guard let desired else { return }
         effects.append(.log(.notice, "port \(desired) from \(desiredSource?.rawValue ?? "?") (the last of a burst)"))
-        effects.append(.apply(change(desired, desiredSource)))
+        effects.append(.apply(change(desired, desiredSource, now, &effects)))
     }
 
-    private mutating func change(_ port: Port, _ source: PortObservation.Source?) -> PortChange {
+    /// The hand-off of `port`, with its reason: the first of the run (or reload) has
+    /// `firstReason`; the third new port handed off within `rotationWindow` is a rapid rotation,
+    /// said once per rotation; any other has the source's reason.
+    private mutating func change(_ port: Port, _ source: PortObservation.Source?, _ now: Instant,
+                                 _ effects: inout [Effect]) -> PortChange {
         defer { handedOff = port }
-        return PortChange(port: port, previous: handedOff, source: source?.rawValue ?? "", ports: desiredPorts)
+        var reason = handedOff == nil ? firstReason : desiredReason ?? firstReason
+        if let handedOff, handedOff != port {
+            recentChanges = recentChanges.filter { now - $0 < rotationWindow } + [now]
+            if recentChanges.count >= 3 { reason = .rapidRotation }
+            if recentChanges.count == 3 {
+                effects.append(.log(.warning, "\(recentChanges.count) new ports within \(rotationWindow.components.seconds / 60) minutes: two tunnels that share one WireGuard key (two devices with one configuration file) take the forwarded port from each other; give each device a configuration of its own"))
+            }
+        }
+        return PortChange(port: port, previous: handedOff, source: source?.rawValue ?? "", ports: desiredPorts, reason: reason)
     }
 
     /// Names a port and has not expired.

@@ -14,6 +14,7 @@ final class Daemon {
     let sinks: SinkSet
     let sources: SourceSet
     let recorder: StateRecorder
+    let history: HistoryRecorder
     private let dispatcher: Dispatcher
     private var systemd: SystemdService!
     private var metricsServer: HTTPServer?
@@ -26,9 +27,14 @@ final class Daemon {
         sinks = SinkSet(loop: loop, settings: plan.sinks)
         sources = SourceSet(loop: loop, sources: plan.sources)
         recorder = StateRecorder(path: loaded.configuration.daemon.stateFile, logger: loop.logger)
+        history = HistoryRecorder(stateFile: loaded.configuration.daemon.stateFile, logger: loop.logger)
         dispatcher = Dispatcher(loop: loop, sinks: sinks)
         systemd = SystemdService(loop: loop, environment: environment) { [unowned self] in self.snapshot().statusLine }
         dispatcher.afterBatch = { [unowned self] in self.recordOutcome() }
+        dispatcher.onHandOff = { [unowned self] change in self.history.handedOff(change, clients: self.sinks.clients, now: self.loop.now) }
+        dispatcher.onWithdrawn = { [unowned self] source, reason in
+            self.history.withdrawn(source: source.rawValue, reason: reason, clients: self.sinks.clients)
+        }
         sources.onObservation = { [unowned self] observation in self.dispatcher.observed(observation) }
         sources.onChange = { [unowned self] in self.recordOutcome() }
         sources.onTunnelBack = { [unowned self] tunnel in
@@ -71,6 +77,7 @@ final class Daemon {
     func start() throws {
         let configuration = loaded.configuration
         recorder.load()
+        history.load()
         let clients = SyncPlan(loaded).sinks.map(\.summary).joined(separator: ", ")
         loop.logger.info("portsync", "\(CommandLineInterface.version) running (pid \(ProcessEnvironment.processID)); strategy \(configuration.source.strategy.rawValue), \(clients), configuration \(configuration.file ?? "defaults")")
         try sources.start(preferred: recorder.state?.port, internalPort: recorder.state?.natpmpInternalPort)
@@ -90,6 +97,7 @@ final class Daemon {
     /// After every change: the state file, then systemd.
     private func recordOutcome() {
         let snapshot = snapshot()
+        history.observe(snapshot.clients, now: loop.now)
         recorder.record(snapshot, desired: dispatcher.coordinator.desired, verifiedPort: sinks.verifiedPort, sources: sources)
         systemd.update(settled: settled)
     }
@@ -124,7 +132,8 @@ final class Daemon {
                               health: health, clients: clients, portChanges: dispatcher.portChanges,
                               lastChange: dispatcher.lastChange, natpmpRenewals: natpmp?.mappingsGranted,
                               natpmpFailures: natpmp == nil ? nil : sources.natpmpFailures, lastRenewal: sources.lastRenewal,
-                              linkUp: linkUp, leaseSecondsLeft: leaseLeft, hook: sinks.hookRecord)
+                              linkUp: linkUp, leaseSecondsLeft: leaseLeft, hook: sinks.hookRecord,
+                              lastRecord: history.last, changesByReason: history.counts)
     }
 
     private func startMetrics(_ address: SocketAddress?) {
@@ -173,10 +182,11 @@ final class Daemon {
         let plan = SyncPlan(fresh)
         logger.level = configuration.daemon.logLevel
         recorder.move(to: configuration.daemon.stateFile)
+        history.move(toStateFile: configuration.daemon.stateFile)
         if plan.sources != sources.sources {
             sources.stop()
             sources.sources = plan.sources
-            dispatcher.reset()
+            dispatcher.reset(firstReason: .reload)
             do {
                 try sources.start(preferred: recorder.state?.port, internalPort: recorder.state?.natpmpInternalPort)
             } catch {

@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 import Sinks
 import Watchers
@@ -7,6 +8,10 @@ import Watchers
 final class Dispatcher {
     /// Runs after each observation or deadline has been dealt with.
     var afterBatch: () -> Void = {}
+    /// A port was handed to the clients (after they were given it).
+    var onHandOff: (PortChange) -> Void = { _ in }
+    /// The winning source named no port any more (`Coordinator.Effect.withdrawn`).
+    var onWithdrawn: (PortObservation.Source, ChangeReason) -> Void = { _, _ in }
     private(set) var portChanges = 0
     /// When the desired port last changed (wall clock).
     private(set) var lastChange: Int64?
@@ -29,10 +34,11 @@ final class Dispatcher {
         runner.send(.observed(observation))
     }
 
-    /// Forgets every observation (the sources were replaced).
-    func reset() {
+    /// Forgets every observation (the sources were replaced); the next hand-off has `firstReason`.
+    func reset(firstReason: ChangeReason = .started) {
         runner?.stop()
-        runner = MachineRunner(loop: loop, name: "coordinator.timer", machine: Coordinator(), deadlineInput: .deadlineReached)
+        runner = MachineRunner(loop: loop, name: "coordinator.timer", machine: Coordinator(firstReason: firstReason),
+                               deadlineInput: .deadlineReached)
         runner.perform = { [unowned self] effect in self.perform(effect) }
         runner.afterBatch = { [unowned self] in self.afterBatch() }
     }
@@ -41,9 +47,12 @@ final class Dispatcher {
         switch effect {
         case .apply(let change):
             sinks.apply(change)
+            onHandOff(change)
         case .desiredPortChanged:
             portChanges += 1
             lastChange = WallClock.now
+        case .withdrawn(let source, let reason):
+            onWithdrawn(source, reason)
         case .outranked(let outranking):
             if outranking.isNew {
                 loop.logger.info("portsync", outranking.description)

@@ -34,16 +34,21 @@ struct DaemonSnapshot {
     var leaseSecondsLeft: Int?
     /// The command hook's last run, when there is a hook and it has run.
     var hook: HookRecord? = nil
+    /// The last change in the history, and the changes since the start by reason.
+    var lastRecord: ChangeRecord? = nil
+    var changesByReason: [ChangeReason: Int] = [:]
 
     var isHealthy: Bool { health.isOK && (leaseSecondsLeft.map { $0 > 0 } ?? true) }
 
-    /// In words: "port 51413 on qBittorrent v4.5.2 via natpmp; lease renewed at 16:31:02".
+    /// In words: "port 51413 on qBittorrent v4.5.2 via natpmp; lease renewed at 16:31:02; last
+    /// change 16:10:03 (gateway-restarted)".
     var statusLine: String {
         guard health.isOK, let port, let source else { return health.description }
         var line = "port \(port) on \(clients.map(\.title).joined(separator: ", ")) via \(source)"
         if source == PortObservation.Source.natpmp.rawValue, let lastRenewal {
             line += "; lease renewed at \(WallClock.text(lastRenewal).suffix(8))"
         }
+        if let lastRecord { line += "; last change \(WallClock.text(lastRecord.time).suffix(8)) (\(lastRecord.reason.rawValue))" }
         return line
     }
 }
@@ -95,6 +100,8 @@ enum MetricsEndpoint {
         metric("portsync_port", "gauge", "The port the clients were last verified on (0: none).", Int(snapshot.port?.value ?? 0))
         metric("portsync_healthy", "gauge", "1 when the port is applied and the lease, if any, is fresh.", snapshot.isHealthy ? 1 : 0)
         metric("portsync_port_changes_total", "counter", "Changes of the desired port.", snapshot.portChanges)
+        metric("portsync_changes_total", "counter", "Changes recorded in the history since the start, by reason (a repair too).",
+               ChangeReason.allCases.map { ("{reason=\"\($0.rawValue)\"}", snapshot.changesByReason[$0, default: 0]) })
         metric("portsync_last_change_timestamp_seconds", "gauge", "When the port last changed (Unix time).", snapshot.lastChange.map(Int.init))
         metric("portsync_client_healthy", "gauge", "1 when the client is verified on the desired port.",
                snapshot.clients.map { ("{client=\"\($0.label)\"}", $0.health.isOK ? 1 : 0) })

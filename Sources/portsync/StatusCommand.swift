@@ -36,12 +36,16 @@ struct StatusCommand {
             return report("no state yet: portsync has not applied a port here (no \(store.path))",
                           ["error": .string("no state file")], .noState)
         }
+        // The last change, when the history beside the state file has one (an unreadable history
+        // is `portsync history`'s to report).
+        let lastChange = (try? ChangeHistory.load(path: ChangeHistory.path(besideStateFile: path)))??.history.records.last
         let running = Self.isPortsync(state.pid)
         let code: ExitCode = !running ? .daemonNotRunning : state.health.isOK ? .success : .daemonUnhealthy
         if json {
             guard case .object(var members) = state.jsonValue else { return .noState }
             members["daemon_running"] = .bool(running)
             members["state_file"] = .string(path)
+            if let lastChange { members["last_change"] = lastChange.jsonValue }
             ProcessEnvironment.printToStandardOutput(JSONValue.object(members).serialized + "\n")
             return code
         }
@@ -52,6 +56,7 @@ struct StatusCommand {
         } else {
             lines.append("no port applied yet")
         }
+        if let lastChange { lines.append("last change: \(lastChange.text)\n  why: \(lastChange.reason.explanation)") }
         // A daemon that is gone is not healthy, whatever it last wrote.
         lines.append("\(running ? "health" : "last health"): \(state.health.description.oneLine())")
         for label in Set(state.clientVersions.keys).union(state.clientHealth.keys).sorted() {

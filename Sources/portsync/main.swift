@@ -83,6 +83,8 @@ enum Main {
             return once.run()
         case .status:
             return StatusCommand(loaded: loaded, json: invocation.json).run()
+        case .history:
+            return HistoryCommand(loaded: loaded, json: invocation.json).run()
         case .doctor:
             if loaded.configuration.daemon.logLevel == .info && !invocation.trace { logger.level = .error }
             return Doctor(loaded: loaded, logger: logger).run()

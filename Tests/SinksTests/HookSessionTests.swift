@@ -17,7 +17,7 @@ import Testing
     }
 
     static func change(_ port: UInt16, previous: UInt16? = nil) -> PortChange {
-        PortChange(port: Port(port)!, previous: previous.flatMap(Port.init), source: "natpmp")
+        PortChange(port: Port(port)!, previous: previous.flatMap(Port.init), source: "natpmp", reason: .gatewayRestarted)
     }
 
     static func runs(_ effects: [HookSession.Effect]) -> [[String]] {
@@ -28,6 +28,7 @@ import Testing
         let effects = feed(.portChanged(Self.change(51413, previous: 40000)))
         #expect(effects.contains(.run(command: ["/usr/local/bin/open-port", "--tcp"], environment: [
             "HOME=/root", "PATH=/usr/bin:/bin", "PORTSYNC_PORT=51413", "PORTSYNC_PREVIOUS_PORT=40000", "PORTSYNC_SOURCE=natpmp",
+            "PORTSYNC_REASON=gateway-restarted",
         ])))
         #expect(session.status.health == .applying)
         _ = feed(.ended(.exited(0), errorLine: nil))

@@ -38,7 +38,7 @@ import Testing
     }
 
     func change(_ port: UInt16, previous: UInt16? = nil) -> PortChange {
-        PortChange(port: Port(port)!, previous: previous.flatMap(Port.init), source: "proton-file")
+        PortChange(port: Port(port)!, previous: previous.flatMap(Port.init), source: "proton-file", reason: .sourceChanged)
     }
 
     @Test func itRunsWithTheChangeInAScrubbedEnvironment() throws {
@@ -52,7 +52,7 @@ import Testing
         #expect(run.first == "argv: extra argument")
         let environment = run.dropFirst().filter { !$0.hasPrefix("PWD=") && !$0.hasPrefix("SHLVL=") && !$0.hasPrefix("_=") }
         #expect(environment == ["LANG=C.UTF-8", "PATH=/usr/bin:/bin", "PORTSYNC_PORT=51413", "PORTSYNC_PREVIOUS_PORT=40000",
-                                "PORTSYNC_SOURCE=proton-file"], "only what is named, no secret: \(run)")
+                                "PORTSYNC_REASON=source-changed", "PORTSYNC_SOURCE=proton-file"], "only what is named, no secret: \(run)")
         #expect(hook.status.verifiedPort == Port(51413) && hook.counters.applies == 1 && hook.counters.failedApplies == 0)
         #expect(hook.lastRun == HookRun(port: Port(51413)!, outcome: .exited(0)))
     }

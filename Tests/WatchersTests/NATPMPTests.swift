@@ -18,6 +18,8 @@ import Testing
         var listening = true
         var queued: [[UInt8]] = []
         var observations: [Port?] = []
+        /// Why each mapping (or its end) came, with its port.
+        var reasons: [(port: Port?, reason: ChangeReason)] = []
         var logs: [(LogLevel, String)] = []
         var failures: [Int] = []
         var sockets: [IPv4Address] = []
@@ -38,8 +40,12 @@ import Testing
                 case .send(let bytes):
                     sent.append(bytes)
                     round.append(bytes)
-                case .mapped(let port, _): observations.append(port)
-                case .unmapped: observations.append(nil)
+                case .mapped(let port, _, let reason):
+                    observations.append(port)
+                    reasons.append((port, reason))
+                case .unmapped(_, let reason):
+                    observations.append(nil)
+                    reasons.append((nil, reason))
                 case .failed(let streak): failures.append(streak)
                 case .log(let level, let message): logs.append((level, message))
                 }
@@ -108,6 +114,36 @@ import Testing
         driver.answer(port: 40000)
         #expect(driver.observations == [Port(40000)])
         #expect(driver.session.nextDeadline == driver.now + .seconds(45))
+    }
+
+    /// Each mapping says why its port may differ from the last: the first of the session, a
+    /// renewal, a tunnel that came back, a lease that ran out while the machine slept or the
+    /// gateway was silent, a gateway that restarted.
+    @Test func eachMappingSaysWhyItsPortMayDiffer() {
+        var driver = mapped()
+        driver.advance(to: start + .seconds(45))
+        driver.answer(port: 40001)
+        driver.collect()
+        driver.feed(.linkDown("wg0 is down"))
+        driver.feed(.tunnelUp(tunnel))
+        driver.answer(port: 40002)
+        // Suspended for ten minutes: the renewal comes long after the lease ended.
+        driver.advance(to: driver.now + .seconds(600))
+        driver.answer(port: 40003)
+        // The gateway goes silent past the lease, then answers.
+        driver.advance(to: driver.session.nextDeadline!)
+        while driver.session.port != nil { driver.advance(to: driver.session.nextDeadline!) }
+        driver.answer(port: 40004)
+        // The gateway restarts: an epoch that went back, and a mapping made again at once.
+        driver.advance(to: driver.session.nextDeadline!)
+        driver.answer(port: 40004, epoch: 3, only: .udp)
+        if !driver.listening { driver.collect() }
+        driver.answer(port: 40005, epoch: 3)
+        let expected: [(UInt16?, ChangeReason)] = [(40000, .started), (40001, .renewedToNewPort), (nil, .tunnelRecreated),
+                                                   (40002, .tunnelRecreated), (40003, .leaseLapsed), (nil, .leaseLapsed),
+                                                   (40004, .leaseLapsed), (40005, .gatewayRestarted)]
+        #expect(driver.reasons.map { "\($0.port.map { "\($0)" } ?? "none") \($0.reason)" }
+                == expected.map { "\($0.0.map { "\($0)" } ?? "none") \($0.1)" }, "\(driver.logs)")
     }
 
     @Test func renewalsKeepTheInternalPortAndSuggestTheMappedOne() {

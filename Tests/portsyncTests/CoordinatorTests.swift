@@ -74,7 +74,8 @@ import Watchers
     @Test func noPortNeverBecomesAPort() {
         var coordinator = Coordinator()
         _ = observe(&coordinator, observation(.protonFile, 40000, at: 0))
-        #expect(coordinator.handle(.observed(observation(.protonFile, nil, at: 1)), now: start + .seconds(1)).isEmpty)
+        #expect(coordinator.handle(.observed(observation(.protonFile, nil, at: 1)), now: start + .seconds(1))
+                == [.withdrawn(source: .protonFile, reason: .sourceEmptied)], "said, and nothing handed off")
         #expect(coordinator.desired == Port(40000), "the last desired port stands")
         #expect(!coordinator.hasLivePort(now: start + .seconds(1)))
     }
@@ -88,7 +89,7 @@ import Watchers
         #expect(observe(&coordinator, observation(.protonFile, 40000, at: 1)) == nil, "nothing lapsed")
         _ = observe(&coordinator, observation(.protonFile, nil, at: 2))
         let again = coordinator.handle(.observed(observation(.protonFile, 40000, at: 3)), now: start + .seconds(3))
-        #expect(again == [.log(.notice, "port 40000 from proton-file (again)"), .apply(PortChange(port: Port(40000)!, previous: Port(40000)!, source: "proton-file"))],
+        #expect(again == [.log(.notice, "port 40000 from proton-file (again)"), .apply(PortChange(port: Port(40000)!, previous: Port(40000)!, source: "proton-file", reason: .sourceChanged))],
                 "not a change of port; the hook is told the port it had and where it came from")
         #expect(observe(&coordinator, observation(.protonFile, 40000, at: 4)) == nil)
         _ = observe(&coordinator, observation(.natpmp, 40000, at: 5, expiry: 65))
@@ -125,5 +126,47 @@ import Watchers
             _ = observe(&coordinator, PortObservation(source: .protonFile, port: Port(40000 + step), time: now))
         }
         Issue.record("the burst was never handed off")
+    }
+
+    /// The reasons of the hand-offs: the first of a run (or of a reload), then the source's, and
+    /// the third new port within ten minutes a rapid rotation, warned of once; past the window a
+    /// new port is ordinary again. A source that stops naming a port says so for an emptied file
+    /// and a lapsed lease, not for a tunnel that went down.
+    @Test(arguments: [ChangeReason.started, .reload])
+    func eachHandOffCarriesItsReason(first: ChangeReason) {
+        var coordinator = Coordinator(firstReason: first)
+        var now = start
+        func handOff(_ port: Int, _ reason: ChangeReason, after seconds: Int) -> (reason: ChangeReason?, warned: Bool) {
+            now = now + .seconds(seconds)
+            let effects = coordinator.handle(.observed(PortObservation(source: .natpmp, port: Port(port), time: now, reason: reason)), now: now)
+            let change = effects.compactMap { if case .apply(let change) = $0 { change } else { nil } }.first
+            let warned = effects.contains { if case .log(.warning, let text) = $0 { text.contains("share one WireGuard key") } else { false } }
+            return (change?.reason, warned)
+        }
+        #expect(handOff(40000, .renewedToNewPort, after: 0) == (first, false), "the first port of the run")
+        #expect(handOff(40001, .renewedToNewPort, after: 60) == (.renewedToNewPort, false))
+        #expect(handOff(40001, .renewedToNewPort, after: 45) == (nil, false), "the same port is no hand-off")
+        #expect(handOff(40002, .gatewayRestarted, after: 60) == (.gatewayRestarted, false))
+        #expect(handOff(40003, .renewedToNewPort, after: 60) == (.rapidRotation, true), "three new ports in under ten minutes")
+        #expect(handOff(40004, .renewedToNewPort, after: 60) == (.rapidRotation, false), "warned once per rotation")
+        #expect(handOff(40005, .tunnelRecreated, after: 601) == (.tunnelRecreated, false), "past the window")
+
+        func withdrawal(_ observation: PortObservation) -> [Coordinator.Effect] {
+            coordinator.handle(.observed(observation), now: observation.time).filter { if case .withdrawn = $0 { true } else { false } }
+        }
+        now = now + .seconds(1)
+        #expect(withdrawal(PortObservation(source: .natpmp, port: nil, time: now, reason: .tunnelRecreated)).isEmpty, "a tunnel down is not said")
+        #expect(handOff(40005, .tunnelRecreated, after: 1).reason == .tunnelRecreated, "the same port again after none")
+        #expect(withdrawal(PortObservation(source: .natpmp, port: nil, time: now, reason: .leaseLapsed))
+                == [.withdrawn(source: .natpmp, reason: .leaseLapsed)])
+        #expect(withdrawal(PortObservation(source: .natpmp, port: nil, time: now, reason: .leaseLapsed)).isEmpty, "said once")
+        var file = Coordinator()
+        _ = file.handle(.observed(PortObservation(source: .protonFile, port: Port(40000), time: start)), now: start)
+        #expect(file.handle(.observed(PortObservation(source: .protonFile, port: nil, time: start)), now: start)
+                .contains(.withdrawn(source: .protonFile, reason: .sourceEmptied)))
+        var expiring = Coordinator()
+        _ = expiring.handle(.observed(PortObservation(source: .natpmp, port: Port(40000), time: start, expiry: start + .seconds(4))), now: start)
+        #expect(expiring.handle(.deadlineReached, now: start + .seconds(4)).contains(.withdrawn(source: .natpmp, reason: .leaseLapsed)),
+                "a lease that ran out unrenewed")
     }
 }

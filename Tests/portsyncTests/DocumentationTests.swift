@@ -85,7 +85,7 @@ import Testing
             #expect(status == 0, "\(output)")
             return output.split(separator: "\n").map(String.init)
         }
-        #expect(try complete(["portsync", ""]).starts(with: ["run", "once", "doctor", "status", "config", "completions", "help"]))
+        #expect(try complete(["portsync", ""]).starts(with: ["run", "once", "doctor", "status", "history", "config", "completions", "help"]))
         #expect(try complete(["portsync", "run", "--set", "natpmp.le"]) == ["natpmp.lease_seconds="])
         #expect(try complete(["portsync", "once", "--js"]) == ["--json"])
         #expect(try complete(["portsync", "run", "--js"]) == [], "--json is not run's")

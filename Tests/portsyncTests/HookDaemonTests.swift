@@ -41,7 +41,7 @@ import TestSupport
         let output = daemon.waitForOutput(containing: "the hook for port 51413 exited with 4")
         #expect(output.contains("hook.command: the hook for port 51413 exited with 4: no route to the firewall"), "\(output)")
         let recorded = try String(contentsOfFile: record, encoding: .utf8)
-        #expect(recorded.contains("PORTSYNC_PORT=51413\nPORTSYNC_PREVIOUS_PORT=\nPORTSYNC_SOURCE=proton-file\n"), "\(recorded)")
+        #expect(recorded.contains("PORTSYNC_PORT=51413\nPORTSYNC_PREVIOUS_PORT=\nPORTSYNC_REASON=start\nPORTSYNC_SOURCE=proton-file\n"), "\(recorded)")
         #expect(!recorded.contains("hunter2") && !recorded.contains("PORTSYNC_QBITTORRENT_PASSWORD"), "no secret reaches the hook")
 
         let line = "hook: port 51413 exited with 4: no route to the firewall (1 run, 1 failed)"
@@ -125,7 +125,7 @@ import TestSupport
         let (status, output) = try Child.run(["once", "--json", "--config", file])
         #expect(status == 1, "qBittorrent is not there: \(output)")
         let recorded = try String(contentsOfFile: record, encoding: .utf8)
-        #expect(recorded.contains("PORTSYNC_PORT=51413\nPORTSYNC_PREVIOUS_PORT=40000\nPORTSYNC_SOURCE=proton-file\n"), "\(recorded)")
+        #expect(recorded.contains("PORTSYNC_PORT=51413\nPORTSYNC_PREVIOUS_PORT=40000\nPORTSYNC_REASON=start\nPORTSYNC_SOURCE=proton-file\n"), "\(recorded)")
         #expect(output.contains(#""changed":false"#), "a hook's run is no change of a client's port: \(output)")
     }
 }

@@ -124,6 +124,45 @@ final class NATPMPDaemonTests {
         try gateway.changePorts()
         #expect(waitFor(seconds: 3.5) { self.qBittorrentPort() == 40001 }, "\(daemon.output)")
         #expect(daemon.output.contains("changed the forwarded port from 40000 to 40001"))
+        let expected = [ListedChange(reason: "start", previous: nil, port: 40000, clients: ["qbittorrent": "set"], verifiedAfterMilliseconds: nil),
+                        ListedChange(reason: "renewed-new-port", previous: 40000, port: 40001, clients: ["qbittorrent": "set"], verifiedAfterMilliseconds: nil)]
+        var changes: [ListedChange] = []
+        #expect(waitFor(seconds: 5) {
+            changes = (try? listedChanges(self.environment())) ?? []
+            return changes.count == 2
+        }, "\(changes)")
+        #expect(changes.map { ListedChange(reason: $0.reason, previous: $0.previous, port: $0.port, clients: $0.clients, verifiedAfterMilliseconds: nil) } == expected)
+        #expect(changes.allSatisfy { ($0.verifiedAfterMilliseconds ?? -1) >= 0 }, "each verified, with the time it took: \(changes)")
+        stop(daemon)
+    }
+
+    /// The lease lapses while the gateway is silent and comes back with another port; then the
+    /// tunnel goes down and comes back with yet another: the history names both reasons, and the
+    /// lapse itself, with qBittorrent keeping its port meanwhile.
+    @Test func aLapsedLeaseAndARecreatedTunnelAreTheReasonsTheHistoryGives() throws {
+        try setUp()
+        let daemon = try startDaemon()
+        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        try gateway.set(mode: "blackhole")
+        #expect(waitFor(seconds: 8) { daemon.output.contains("is no longer forwarded") }, "\(daemon.output)")
+        try gateway.changePorts()
+        try gateway.set(mode: "normal")
+        #expect(waitFor(seconds: 15) { self.qBittorrentPort() == 40001 }, "\(daemon.output)")
+        try lab.setTunnel(up: false)
+        #expect(waitFor(seconds: 5) { daemon.output.contains("NAT-PMP paused") }, "\(daemon.output)")
+        try gateway.changePorts()
+        try lab.setTunnel(up: true)
+        #expect(waitFor(seconds: 10) { self.qBittorrentPort() == 40002 }, "\(daemon.output)")
+        var changes: [ListedChange] = []
+        #expect(waitFor(seconds: 5) {
+            changes = (try? listedChanges(self.environment())) ?? []
+            return changes.count == 4
+        }, "\(changes)")
+        #expect(changes.map(\.reason) == ["start", "lease-lapsed", "lease-lapsed", "tunnel-recreated"], "\(changes)")
+        #expect(changes.map(\.port) == [40000, nil, 40001, 40002] && changes.map(\.previous) == [nil, 40000, 40000, 40001], "\(changes)")
+        #expect(changes[1].clients == ["qbittorrent": "kept"], "the lapse moves no client: \(changes)")
+        let (_, status) = try Child.run(["status"], environment: environment())
+        #expect(status.contains("last change: ") && status.contains("40001 → 40002") && status.contains("tunnel-recreated"), "\(status)")
         stop(daemon)
     }
 
@@ -146,6 +185,8 @@ final class NATPMPDaemonTests {
         #expect(after.count >= 3)
         if after.count >= 3 { #expect(after[2] - after[0] < 0.5, "re-mapped at once, not at the next renewal") }
         #expect(waitFor { self.qBittorrentPort() != nil && self.qBittorrentPort()! > 40000 })
+        #expect(waitFor(seconds: 5) { (try? listedChanges(self.environment()))?.last?.reason == "gateway-restarted" },
+                "\((try? listedChanges(self.environment())) ?? [])")
         stop(daemon)
     }
 
@@ -393,6 +434,12 @@ final class NATPMPDaemonTests {
         #expect(waitFor(seconds: 5) { daemon.output.components(separatedBy: "which no longer exists").count - 1 == 2 }, "\(daemon.output)")
         #expect(waitFor(seconds: 5) { (try? self.lab.acceptsFromGateway(port: 40000)) == true }, "cured again")
         #expect(daemon.output.components(separatedBy: "moving qBittorrent to").count - 1 == 2, "once per cause: \(daemon.output)")
+        var repairs: [ListedChange] = []
+        #expect(waitFor(seconds: 5) {
+            repairs = ((try? listedChanges(self.environment())) ?? []).filter { $0.reason == "stale-listener" }
+            return repairs.count == 2
+        }, "\(repairs)")
+        #expect(repairs.allSatisfy { $0.previous == 40000 && $0.port == 40000 && $0.clients == ["qbittorrent": "repaired"] }, "\(repairs)")
         stop(daemon)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 import TestSupport
 @testable import portsync
 
@@ -106,3 +107,32 @@ func daemonEnvironment(_ qbittorrent: QBittorrentInstance, in directory: Tempora
     return variables
 }
 
+
+/// One change as `portsync history --json` lists it.
+struct ListedChange: Equatable, CustomStringConvertible {
+    let reason: String
+    let previous: Int?
+    let port: Int?
+    /// Each client's result (`set`, `already`, `repaired`, `kept`, …) by label.
+    let clients: [String: String]
+    let verifiedAfterMilliseconds: Int?
+
+    var description: String { "\(reason) \(previous.map(String.init) ?? "none")→\(port.map(String.init) ?? "none") \(clients)" }
+}
+
+/// `portsync history --json` run with `environment` (its state file says where the history is):
+/// every change listed, oldest first; empty when there is no history yet.
+func listedChanges(_ environment: [String: String]) throws -> [ListedChange] {
+    let (status, output) = try Child.run(["history", "--json"], environment: environment)
+    guard status == 0 else { return [] }
+    guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+          case .array(let changes)? = try JSONValue.parse(Array(line.utf8))["changes"] else { return [] }
+    return changes.map { change in
+        var clients: [String: String] = [:]
+        if case .object(let members)? = change["clients"] {
+            for (label, member) in members { clients[label] = member["result"]?.string ?? "?" }
+        }
+        return ListedChange(reason: change["reason"]?.string ?? "?", previous: change["previous"]?.integer, port: change["port"]?.integer,
+                            clients: clients, verifiedAfterMilliseconds: change["verified_after_ms"]?.integer)
+    }
+}

@@ -117,9 +117,15 @@ struct ClientSessionCore {
 
     /// Says what differs before a write that restores `wanted`: a warning when the port was
     /// verified (someone changed it behind portsync's back), plain information otherwise.
-    func differs(_ differences: [String], setting wanted: String, _ effects: inout [ClientSessionEffect]) {
+    mutating func differs(_ differences: [String], setting wanted: String, _ effects: inout [ClientSessionEffect]) {
         let listed = differences.joined(separator: ", ")
-        effects.append(status.verifiedPort == desired && status.health == .verified
+        let drifted = status.verifiedPort == desired && status.health == .verified
+        if drifted {
+            // Off its port until the write is read back: a repair in progress, as the status says.
+            counters.driftRepairs += 1
+            status.health = .applying
+        }
+        effects.append(drifted
             ? .log(.warning, "\(client)'s settings changed behind portsync's back (\(listed)); restoring \(wanted)")
             : .log(.info, "\(client) has \(listed); setting \(wanted)"))
     }

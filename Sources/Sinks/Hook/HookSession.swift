@@ -94,6 +94,7 @@ public struct HookSession {
             "PORTSYNC_PORT=\(change.port)",
             "PORTSYNC_PREVIOUS_PORT=\(change.previous.map { "\($0)" } ?? "")",
             "PORTSYNC_SOURCE=\(change.source)",
+            "PORTSYNC_REASON=\(change.reason.rawValue)",
         ]
     }
 

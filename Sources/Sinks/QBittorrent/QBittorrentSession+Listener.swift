@@ -25,6 +25,8 @@ extension QBittorrentSession {
             effects.append(.log(.warning, "\(cause); making it re-open its sockets"))
             reassertedFor = cause
             reassertPending = true
+            counters.listenerRepairs += 1
+            status.health = .applying
             startSync(now, &effects)
         }
     }

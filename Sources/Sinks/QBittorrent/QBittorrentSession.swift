@@ -381,6 +381,11 @@ public struct QBittorrentSession {
         guard differences.isEmpty else {
             portMoves = preferences.listenPort != Int(port.value)
             let drifted = status.verifiedPort == port && status.health == .verified
+            if drifted {
+                // Off its port until the write is read back: a repair in progress, as the status says.
+                counters.driftRepairs += 1
+                status.health = .applying
+            }
             effects.append(drifted
                 ? .log(.warning, "qBittorrent's settings changed behind portsync's back (\(differences.joined(separator: ", "))); restoring listen_port \(port)")
                 : .log(.info, "qBittorrent has \(differences.joined(separator: ", ")); setting listen_port \(port)"))

@@ -110,10 +110,10 @@ public final class NATPMPClient {
         case .collectAnswers:
             drain()
             runner.send(.answersCollected)
-        case .mapped(let port, let expiry):
-            handler(PortObservation(source: .natpmp, port: port, time: loop.now, expiry: expiry))
-        case .unmapped:
-            handler(PortObservation(source: .natpmp, port: nil, time: loop.now))
+        case .mapped(let port, let expiry, let reason):
+            handler(PortObservation(source: .natpmp, port: port, time: loop.now, expiry: expiry, reason: reason))
+        case .unmapped(_, let reason):
+            handler(PortObservation(source: .natpmp, port: nil, time: loop.now, reason: reason))
         case .failed(let streak):
             onFailure?(streak)
         case .log(let level, let message):

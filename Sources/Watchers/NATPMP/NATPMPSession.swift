@@ -39,10 +39,12 @@ public struct NATPMPSession {
         case listen(Bool)
         /// Read the answers queued on the socket now, then say `.answersCollected`.
         case collectAnswers
-        /// The gateway forwards `port` until `expiry`.
-        case mapped(Port, expiry: Instant)
-        /// No mapping any more, and why.
-        case unmapped(String)
+        /// The gateway forwards `port` until `expiry`; `reason`: why it is another port than
+        /// the one before, if it is.
+        case mapped(Port, expiry: Instant, reason: ChangeReason)
+        /// No mapping any more, and why: in words, and `.leaseLapsed` for a lease that ran out,
+        /// `.tunnelRecreated` for a tunnel that went away.
+        case unmapped(String, ChangeReason)
         /// A cycle failed; `streak` failures in a row while the link is up.
         case failed(streak: Int)
         case log(LogLevel, String)
@@ -97,6 +99,9 @@ public struct NATPMPSession {
     /// The last round trip watched as it happened, on this tunnel.
     private var roundTrip: Duration?
     private var failureStreak = 0
+    /// Why the next mapping, if it grants another port than the last, does: a renewal, unless
+    /// the tunnel came back, the gateway restarted or the lease lapsed since.
+    private var cause = ChangeReason.started
     private var lastProblem: String?
     private var warnedMismatch = false
 
@@ -112,6 +117,7 @@ public struct NATPMPSession {
         case .tunnelUp(let tunnel):
             if phase != .down && tunnel == self.tunnel { break }
             let fresh = phase == .down
+            if self.tunnel != nil { cause = .tunnelRecreated }
             self.tunnel = tunnel
             lastEpoch = nil
             roundTrip = nil
@@ -128,7 +134,7 @@ public struct NATPMPSession {
             roundTrip = nil
             effects.append(.closeSocket)
             effects.append(.log(.warning, "\(reason): NAT-PMP paused"))
-            if port != nil { effects.append(.unmapped(reason)) }
+            if port != nil { effects.append(.unmapped(reason, .tunnelRecreated)) }
             port = nil
             leaseExpiry = nil
         case .preferredPort(let port):
@@ -181,6 +187,9 @@ public struct NATPMPSession {
                 sessionInternalPort = UInt16.random(in: 49152...65535)
             }
         }
+        // A renewal after the lease ran out unseen (the machine was suspended): the gateway
+        // may give another port, for that reason.
+        if cause == .renewedToNewPort, let leaseExpiry, leaseExpiry <= now { cause = .leaseLapsed }
         phase = .asking(Cycle(startedAt: now, protecting: leaseExpiry.flatMap { $0 > now ? $0 : nil }))
         sendRequests(now, &effects)
     }
@@ -241,9 +250,10 @@ public struct NATPMPSession {
 
     private mutating func leaseLapsed(_ reason: String, _ now: Instant, _ effects: inout [Effect]) {
         lastProblem = reason
+        cause = .leaseLapsed
         if port != nil {
             effects.append(.log(.warning, "\(reason); port \(port!) is no longer forwarded"))
-            effects.append(.unmapped(reason))
+            effects.append(.unmapped(reason, .leaseLapsed))
         }
         port = nil
         leaseExpiry = nil
@@ -284,6 +294,7 @@ public struct NATPMPSession {
         if gatewayLostState(response.epoch, now) {
             effects.append(.log(.warning, "the gateway lost its mappings (its epoch went from \(lastEpoch!.epoch) to \(response.epoch)); mapping again"))
             lastEpoch = (response.epoch, now)
+            cause = .gatewayRestarted
             startCycle(now, &effects)
             return
         }
@@ -335,7 +346,8 @@ public struct NATPMPSession {
         } else {
             effects.append(.log(.debug, "mapping of port \(newPort) renewed for \(lifetime) s"))
         }
-        effects.append(.mapped(newPort, expiry: leaseExpiry!))
+        effects.append(.mapped(newPort, expiry: leaseExpiry!, reason: cause))
+        cause = .renewedToNewPort
         phase = .mapped
         nextDeadline = now + min(settings.renewInterval, granted * 3 / 4)
     }
