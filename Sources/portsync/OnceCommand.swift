@@ -235,12 +235,17 @@ struct OnceCommand {
         let port = change.port
         let sinks = SinkSet(loop: loop, settings: clients)
         steps.begin("port \(port) from \(outcome.source.rawValue); setting it on \(sinks.clients.map { "\($0.title) (\($0.label))" }.joined(separator: ", "))")
+        // The change goes into the history as the daemon's do, once every client has answered.
+        let history = HistoryRecorder(stateFile: loaded.configuration.daemon.stateFile, logger: logger)
+        history.load()
         sinks.apply(change)
+        history.handedOff(change, clients: sinks.clients, now: loop.now)
         do {
             try loop.run(within: deadline - loop.clock.now()) { !sinks.statuses.contains { $0.health.isPending } }
         } catch {
             return fail(&outcome, .transientFailure, "\(error)")
         }
+        history.observe(sinks.clients, now: loop.now)
         outcome.clients = sinks.clients.map { ($0.label, $0.title, $0.status.version) }
         // A hook's run changes no client's port.
         outcome.changed = sinks.sinks.contains { !($0.sink is HookSink) && $0.sink.counters.applies > 0 }

@@ -350,6 +350,8 @@ final class NATPMPDaemonTests {
         }
         #expect(status == 0, "\(output)")
         #expect(output.contains("already listens on port 40000 (natpmp)"))
+        #expect(try listedChanges(environment()).map(\.description) == ["start none→40000 [\"qbittorrent\": \"set\"]"],
+                "once's change is in the history; the second, on the same port, is no change")
 
         (status, output) = try lab.inClient { try Child.run(["once"], environment: environment(["PORTSYNC_NATPMP_INTERFACE": "wg9"])) }
         #expect(status == 3)
