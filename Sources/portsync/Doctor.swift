@@ -312,5 +312,9 @@ struct Doctor {
             report.fail("settings: listen_port \(preferences.listenPort); \(notes.joined(separator: ", "))",
                         "portsync run turns these off when it applies the port; or turn them off in qBittorrent now")
         }
+        if preferences.announcePort != 0 {
+            report.fail("trackers: announce_port is \(preferences.announcePort), so trackers hear of that port, whatever portsync sets",
+                        "set Advanced → \"Port reported to trackers\" to 0 in qBittorrent and restart it")
+        }
     }
 }

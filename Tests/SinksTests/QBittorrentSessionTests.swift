@@ -137,6 +137,32 @@ import Testing
         #expect(driver.lastTarget == "POST /api/v2/app/setPreferences", "listen_port 0 is drift, repaired")
     }
 
+    /// qBittorrent 5.1's `announce_port` (5.1.0's preferences answer carries it; 4.x's does not):
+    /// when not 0 trackers hear of it, not of `listen_port`. Said once per value and port, and
+    /// again when it changes; the port is applied either way.
+    @Test func anAnnouncePortThatOverridesTheListenPortIsSaidOnce() {
+        func preferences(port: Int, announce: Int) -> String {
+            #"{"listen_port":\#(port),"random_port":false,"upnp":false,"current_network_interface":"","announce_port":\#(announce)}"#
+        }
+        func warnings(_ driver: Driver) -> [String] { driver.logs.filter { $0.0 == .warning && $0.1.contains("announce_port") }.map(\.1) }
+        var driver = loggedIn()
+        driver.answer(200, preferences(port: 51413, announce: 6881))
+        #expect(driver.session.status.health == .verified)
+        #expect(warnings(driver) == [#"qBittorrent's announce_port is 6881: trackers are told that port, not 51413 (Advanced → "Port reported to trackers"); set it to 0 and restart qBittorrent"#])
+        driver.feed(.desiredPort(Port(51413)!))
+        driver.answer(200, preferences(port: 51413, announce: 6881))
+        #expect(warnings(driver).count == 1, "said once")
+        driver.feed(.desiredPort(Port(40000)!))
+        driver.answer(200)
+        driver.answer(200, preferences(port: 40000, announce: 6881))
+        #expect(warnings(driver).count == 2 && warnings(driver).last!.contains("not 40000"), "a new port: said again")
+        driver.feed(.desiredPort(Port(40000)!))
+        driver.answer(200, preferences(port: 40000, announce: 0))
+        driver.feed(.desiredPort(Port(40000)!))
+        driver.answer(200, preferences(port: 40000, announce: 40000))
+        #expect(warnings(driver).count == 2, "0, or the port itself, is fine")
+    }
+
     @Test func aNewPortAfterAVerifiedOneIsWrittenWithoutReadingFirst() {
         var driver = loggedIn()
         driver.answer(200, Self.preferences(port: 51413))

@@ -97,19 +97,30 @@ public struct QBittorrentAPI: Sendable {
         }
         guard let listenPort = object["listen_port"]?.integer else { return .failure(.noListenPort) }
         return .success(Preferences(listenPort: listenPort, randomPort: object["random_port"]?.bool == true,
-                                    upnp: object["upnp"]?.bool == true, interface: object["current_network_interface"]?.string))
+                                    upnp: object["upnp"]?.bool == true, interface: object["current_network_interface"]?.string,
+                                    announcePort: object["announce_port"]?.integer ?? 0))
     }
 
     /// The preferences portsync looks at.
     public struct Preferences: Equatable, Sendable {
         /// The members of qBittorrent's answer read here; the other 170 are checked, not built.
-        static let members: Set<String> = ["listen_port", "random_port", "upnp", "current_network_interface"]
+        static let members: Set<String> = ["listen_port", "random_port", "upnp", "current_network_interface", "announce_port"]
 
         public var listenPort: Int
         public var randomPort: Bool
         public var upnp: Bool
         /// `current_network_interface`; "" or nil: any.
         public var interface: String?
+        /// `announce_port` (qBittorrent 5.1+, Advanced: "Port reported to trackers"): when not 0,
+        /// trackers are told this port instead of `listen_port`. 0 when absent (older versions).
+        public var announcePort: Int = 0
+
+        /// Why trackers would hear of another port than `port`, when they would: portsync does
+        /// not own `announce_port` (it takes effect only after a restart of qBittorrent), so it says so.
+        public func announceProblem(port: Port) -> String? {
+            guard announcePort != 0, announcePort != Int(port.value) else { return nil }
+            return "qBittorrent's announce_port is \(announcePort): trackers are told that port, not \(port) (Advanced → \"Port reported to trackers\"); set it to 0 and restart qBittorrent"
+        }
 
         /// What differs from what the settings want on `port`, in words ("listen_port 8999").
         public func differences(from settings: QBittorrentSettings, port: Port) -> [String] {

@@ -44,6 +44,8 @@ public struct QBittorrentSession {
     /// Why the last reassert for a listener was made (nothing listened, or which deaf
     /// socket): one reassert per cause, not repeated until the listener is fine again.
     var reassertedFor: String?
+    /// The `announce_port` warning last given, so it is given once per value and port.
+    var saidAnnounceProblem: String?
     /// Look at the listener when the next sync finds the port right: at start, after an
     /// interface change, at every drift check.
     private var checkListenerAfterSync: Bool
@@ -363,6 +365,11 @@ public struct QBittorrentSession {
         syncRequested = false
         let verify = verify && writtenPort == port
         let differences = preferences.differences(from: settings, port: port)
+        let announceProblem = preferences.announceProblem(port: port)
+        if announceProblem != saidAnnounceProblem {
+            if let announceProblem { effects.append(.log(.warning, announceProblem)) }
+            saidAnnounceProblem = announceProblem
+        }
         if verify {
             guard differences.isEmpty else {
                 counters.failedApplies += 1
