@@ -1,0 +1,53 @@
+import Domain
+import Reactor
+import Sinks
+import Watchers
+
+/// What `/metrics`, `/healthz` and STATUS= report, taken from the daemon when asked.
+struct DaemonSnapshot {
+    struct Client {
+        /// The client's configuration label (`qbittorrent`), the metrics' `client` label.
+        var label: String
+        /// "qBittorrent v4.5.2"
+        var title: String
+        var status: SinkStatus
+        var counters: SinkCounters
+        /// The port this client should be on: the one handed to all, or its `port_index`'s.
+        var wanted: Port? = nil
+        /// This client's part of the health: ok when verified on `wanted`.
+        var health = Health.starting
+    }
+
+    var port: Port?
+    var source: String?
+    var health: Health
+    var clients: [Client]
+    var portChanges: Int
+    var lastChange: Int64?
+    var natpmpRenewals: Int?
+    var natpmpFailures: Int?
+    /// When the NAT-PMP lease was last granted or renewed (wall clock).
+    var lastRenewal: Int64?
+    var linkUp: Bool?
+    /// Seconds left on the NAT-PMP lease of the port in use, when it comes from NAT-PMP.
+    var leaseSecondsLeft: Int?
+    /// The command hook's last run, when there is a hook and it has run.
+    var hook: HookRecord? = nil
+    /// The last change in the history, and the changes since the start by reason.
+    var lastRecord: ChangeRecord? = nil
+    var changesByReason: [ChangeReason: Int] = [:]
+
+    var isHealthy: Bool { health.isOK && (leaseSecondsLeft.map { $0 > 0 } ?? true) }
+
+    /// In words: "port 51413 on qBittorrent v4.5.2 via natpmp; lease renewed at 16:31:02; last
+    /// change 16:10:03 (gateway-restarted)".
+    var statusLine: String {
+        guard health.isOK, let port, let source else { return health.description }
+        var line = "port \(port) on \(clients.map(\.title).joined(separator: ", ")) via \(source)"
+        if source == PortObservation.Source.natpmp.rawValue, let lastRenewal {
+            line += "; lease renewed at \(WallClock.text(lastRenewal).suffix(8))"
+        }
+        if let lastRecord { line += "; last change \(WallClock.text(lastRecord.time).suffix(8)) (\(lastRecord.reason.rawValue))" }
+        return line
+    }
+}
