@@ -76,12 +76,9 @@ import TestSupport
         var fired = false
         let timer = loop.makeTimer(name: "real") { fired = true }
         timer.schedule(after: .milliseconds(20))
-        let started = loop.clock.now()
-        // One wakeup with a 10 s ceiling: the timerfd must end it long before, and the timer
-        // must be what ended it.
+        // One wakeup with a 10 s ceiling: the timer must be what ended it.
         try loop.runOnce(timeout: .seconds(10))
-        #expect(fired)
-        #expect(loop.clock.now() - started < .seconds(5), "woken by the timerfd, not by the timeout")
+        #expect(fired && loop.dispatches == 1, "woken by the timerfd, not by the timeout")
     }
 
     @Test func runWithinStopsWhenTheConditionHoldsOrTheTimeIsUp() throws {

@@ -11,11 +11,9 @@ import TestSupport
         let child = try Subprocess(loop: loop, name: "test.child", executable: "/bin/sh", arguments: ["-c", "sleep 0.3; exit 3"],
                                    environment: [], timeout: .seconds(60)) { ended.append($0) }
         #expect(child.isRunning)
-        let started = loop.clock.now()
         try loop.runOnce(timeout: .seconds(20))
         #expect(ended == [.exited(3)], "one wakeup, woken by the child's end")
         #expect(loop.dispatches == 1, "nothing else ran while the child did: no timer, no poll")
-        #expect(loop.clock.now() - started < .seconds(10))
         #expect(!child.isRunning && loop.registrationCount == 0)
     }
 

@@ -104,13 +104,11 @@ final class ClientsDaemonTests {
             for restart in restarts {
                 restart.stop()
                 port = freePort()
-                let written = ContinuousClock.now
                 writePort(port)
                 let others = daemon.sinks.sinks.filter { $0.label != restart.label }.map(\.sink)
                 #expect(try runUntil(loop, seconds: 5) {
                     others.allSatisfy { $0.status.health == .verified && $0.status.verifiedPort == Port(port) }
                 }, "\(restart.label) down: \(log.text)")
-                #expect(ContinuousClock.now - written < .seconds(2), "\(restart.label) down: the others as fast as alone")
                 #expect(try runUntil(loop, seconds: 5) { self.sink(daemon, restart.label).status.health != .applying })
                 #expect(sink(daemon, restart.label).status.health != .verified)
                 try restart.start()
@@ -173,12 +171,10 @@ final class ClientsDaemonTests {
             ], on: loop)
         defer { daemon.stop() }
         let port = freePort()
-        let started = ContinuousClock.now
         writePort(port)
         func sink(_ label: String) -> any PortSink { self.sink(daemon, label) }
         #expect(try runUntil(loop, seconds: 5) { sink("qbittorrent").status.health == .verified }, "\(log.text)")
-        #expect(ContinuousClock.now - started < .seconds(2), "as fast as alone, not after the silent client's 10 s timeout")
-        #expect(sink("transmission.silent").status.health == .applying, "still waiting for its answer")
+        #expect(sink("transmission.silent").status.health == .applying, "verified while the silent one still waits for its answer (10 s)")
         #expect(try runUntil(loop, seconds: 5) {
             if case .loginRefused = sink("transmission.refusing").status.health { return true }
             return false

