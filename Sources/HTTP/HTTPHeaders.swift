@@ -43,3 +43,21 @@ public struct HTTPHeaders: Sequence, Equatable, Sendable, ExpressibleByDictionar
         lhs.fields.elementsEqual(rhs.fields) { $0.name == $1.name && $0.value == $1.value }
     }
 }
+
+extension HTTPHeaders {
+    /// What names portsync to the servers it asks.
+    public static let userAgent = "portsync/0.1"
+
+    /// The headers every API request starts with: `Host` for `url` (brackets for IPv6, the port
+    /// when not the scheme's default) and portsync's `User-Agent`; `extra` after them.
+    public static func request(to url: HTTPURL, _ extra: KeyValuePairs<String, String> = [:]) -> HTTPHeaders {
+        var headers: HTTPHeaders = ["Host": url.hostHeader, "User-Agent": userAgent]
+        for (name, value) in extra { headers.add(name, value) }
+        return headers
+    }
+
+    /// HTTP Basic authentication (RFC 7617) for `user` and `password`.
+    public mutating func addBasicAuthorization(user: String, password: String) {
+        add("Authorization", "Basic " + Base64.encode(Array("\(user):\(password)".utf8)))
+    }
+}

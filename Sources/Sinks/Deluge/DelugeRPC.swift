@@ -63,7 +63,7 @@ public enum DelugeRPC {
     /// `{"id":…,"method":…,"params":[…]}`.
     /// The POST of `call` with the session cookie (never with the login).
     public static func request(_ call: Call, id: Int, url: HTTPURL, cookie: String?) -> HTTPRequest {
-        var headers: HTTPHeaders = ["Host": url.hostHeader, "User-Agent": "portsync/0.1", "Content-Type": contentType]
+        var headers = HTTPHeaders.request(to: url, ["Content-Type": contentType])
         if let cookie, call.method != "auth.login" { headers.add("Cookie", cookie) }
         return HTTPRequest(method: "POST", target: target(url), headers: headers, body: body(call, id: id))
     }

@@ -42,7 +42,7 @@ public struct QBittorrentAPI: Sendable {
     /// A request to `endpoint`; `form` for a POST, `query` (already encoded) for a GET;
     /// `cookie` is the session's (never on a login).
     public func request(_ endpoint: Endpoint, cookie: String?, form: [(String, String)] = [], query: String = "") -> HTTPRequest {
-        var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1"]
+        var headers = HTTPHeaders.request(to: settings.url)
         if case .apiKey(let key) = settings.authentication { headers.add("Authorization", "Bearer \(key.value)") }
         if let cookie, endpoint != .login { headers.add("Cookie", cookie) }
         let target = settings.url.target(endpoint.rawValue) + (query.isEmpty ? "" : "?\(query)")

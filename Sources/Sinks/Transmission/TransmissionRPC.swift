@@ -42,11 +42,8 @@ public enum TransmissionRPC {
     /// understands. Its answer also holds what a sync reads.
     /// The POST of `body` with Basic auth (when a password is set) and the session id.
     public static func request(_ body: [UInt8], settings: ClientSettings, sessionID: String?) -> HTTPRequest {
-        var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1",
-                                    "Content-Type": "application/json"]
-        if let password = settings.password {
-            headers.add("Authorization", "Basic " + Base64.encode(Array("\(settings.username):\(password.value)".utf8)))
-        }
+        var headers = HTTPHeaders.request(to: settings.url, ["Content-Type": "application/json"])
+        if let password = settings.password { headers.addBasicAuthorization(user: settings.username, password: password.value) }
         if let sessionID { headers.add(sessionIDHeader, sessionID) }
         return HTTPRequest(method: "POST", target: settings.url.target(path), headers: headers, body: body)
     }

@@ -153,11 +153,9 @@ public struct GluetunSession {
 
     private mutating func ask(_ path: String, _ effects: inout [Effect]) {
         inFlight = path
-        var headers: HTTPHeaders = ["Host": settings.url.hostHeader, "User-Agent": "portsync/0.1", "Accept": "application/json"]
+        var headers = HTTPHeaders.request(to: settings.url, ["Accept": "application/json"])
         if let key = settings.apiKey { headers.add("X-API-Key", key.value) }
-        if let username = settings.username {
-            headers.add("Authorization", "Basic " + Base64.encode(Array("\(username):\(settings.password?.value ?? "")".utf8)))
-        }
+        if let username = settings.username { headers.addBasicAuthorization(user: username, password: settings.password?.value ?? "") }
         effects.append(.send(HTTPRequest(method: "GET", target: settings.url.target(path), headers: headers)))
     }
 
