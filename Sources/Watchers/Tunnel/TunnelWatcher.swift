@@ -7,8 +7,8 @@ import Reactor
 /// and rule events. After each batch it asks the kernel which way a packet from the tunnel's
 /// address to the gateway would go (`ip route get GATEWAY from ADDRESS`, on a second socket
 /// that the kernel answers at once), so the tunnel counts as usable only once that way is the
-/// tunnel. When events were lost (ENOBUFS) it says so and dumps again. Reports the state
-/// whenever it changes.
+/// tunnel. When to dump again (lost events, an interrupted dump) is `DumpSchedule`'s to say.
+/// Reports the state whenever it changes.
 public final class TunnelWatcher {
     public let name = "link.netlink"
     private let loop: EventLoop
@@ -16,13 +16,9 @@ public final class TunnelWatcher {
     private var tracker: TunnelTracker
     private var events: Registration?
     private var lookupFD: FileDescriptor?
-    /// The dumps still to make, and the sequence number of the one in flight.
-    private var pendingDumps: [UInt16] = []
-    private var dumpSequence: UInt32?
-    private var sequence: UInt32 = 0
+    private var dumps = DumpSchedule()
     private var reported: TunnelTracker.State?
-    private var resyncRequested = false
-    public private(set) var resyncs = 0
+    public var resyncs: Int { dumps.resyncs }
     /// Route lookups made, for tests and the benchmark.
     public private(set) var lookups = 0
 
@@ -53,7 +49,7 @@ public final class TunnelWatcher {
             [unowned self] _ in try self.drain()
         }
         lookupFD = try Netlink.socket(NETLINK_ROUTE)
-        try dumpAll()
+        try perform(dumps.start())
     }
 
     public func stop() {
@@ -63,20 +59,16 @@ public final class TunnelWatcher {
         lookupFD = nil
     }
 
-    private func dumpAll() throws {
-        tracker.reset()
-        pendingDumps = [UInt16(RTM_GETLINK), UInt16(RTM_GETADDR), UInt16(RTM_GETROUTE)]
-        try nextDump()
-    }
-
-    private func nextDump() throws {
-        guard let fd = events?.fd, !pendingDumps.isEmpty else {
-            dumpSequence = nil
-            return
+    private func perform(_ effects: [DumpSchedule.Effect]) throws {
+        for effect in effects {
+            switch effect {
+            case .resetTracker: tracker.reset()
+            case .sendDump(let type, let sequence):
+                guard let fd = events?.fd else { return }
+                try Netlink.send(NetlinkMessage.dumpRequest(type: type, sequence: sequence), on: fd)
+            case .log(let level, let message): loop.logger.log(level, name, message)
+            }
         }
-        sequence += 1
-        dumpSequence = sequence
-        try Netlink.send(NetlinkMessage.dumpRequest(type: pendingDumps.removeFirst(), sequence: sequence), on: fd)
     }
 
     private func drain() throws {
@@ -87,35 +79,23 @@ public final class TunnelWatcher {
             do {
                 result = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
             } catch let error as SystemCallError where error.errno == .noBufferSpace {
-                // A socket runs one dump at a time: one in flight is redone when it ends.
-                if dumpSequence == nil {
-                    resyncs += 1
-                    loop.logger.warning(name, "netlink events were lost (ENOBUFS); reading the state of \(tracker.interface) again")
-                    try dumpAll()
-                } else {
-                    resyncRequested = true
-                }
+                try perform(dumps.eventsLost(interface: tracker.interface))
                 continue
             }
             guard case .done(let count) = result, count > 0 else { break }
             for message in NetlinkMessage.parse(Array(buffer[0..<count])) {
                 loop.logger.trace(name, "\(message)")
                 switch message {
-                case .done(let done, let interrupted) where done == dumpSequence:
-                    if interrupted || resyncRequested {
-                        resyncRequested = false
-                        try dumpAll()
-                    } else {
-                        try nextDump()
-                    }
+                case .done(let done, let interrupted) where done == dumps.inFlight:
+                    try perform(dumps.dumpEnded(sequence: done, interrupted: interrupted))
                 case .overrun:
-                    try dumpAll()
+                    try perform(dumps.overrun())
                 default:
                     tracker.apply(message)
                 }
             }
         }
-        guard dumpSequence == nil else { return }
+        guard dumps.isSettled else { return }
         if let query = tracker.pendingLookup { tracker.routeLookedUp(query, lookUp(query)) }
         report()
     }
@@ -125,8 +105,7 @@ public final class TunnelWatcher {
     private func lookUp(_ query: TunnelTracker.RouteQuery) -> TunnelTracker.RouteAnswer {
         guard let lookupFD else { return .none("no netlink socket") }
         lookups += 1
-        sequence += 1
-        let asked = sequence
+        let asked = dumps.nextSequence()
         do {
             try Netlink.send(NetlinkMessage.routeLookup(to: query.destination, from: query.source, sequence: asked), on: lookupFD)
             var buffer = [UInt8](repeating: 0, count: 4096)
