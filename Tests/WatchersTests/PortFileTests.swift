@@ -1,4 +1,5 @@
 import Domain
+import Glibc
 import Reactor
 import Testing
 @testable import Watchers
@@ -45,5 +46,24 @@ import Testing
         } catch {
             #expect("\(error)".count < 60)
         }
+    }
+
+    /// The one reading the watcher, `once` and `doctor` share: each outcome a case of its own.
+    @Test func aReadingNamesWhatItFound() throws {
+        let ports = [Port(40000)!, Port(40001)!]
+        #expect(PortFile.reading(Array("40000\n40001\n".utf8), portIndex: 1) == .port(Port(40001)!, all: ports))
+        #expect(PortFile.reading(Array("40000\n40001\n".utf8), portIndex: 2) == .noPortAtIndex(count: 2))
+        #expect(PortFile.reading([]) == .empty)
+        #expect(PortFile.reading(Array("51413x".utf8)) == .garbage(PortFile.ParseError(message: "not a port number: \"51413x\"")))
+        let directory = "/tmp/portsync-portfile-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        mkdir(directory, 0o700)
+        defer { unlink("\(directory)/fifo"); rmdir(directory) }
+        #expect(PortFile.read(atPath: "\(directory)/forwarded_port") == .missing)
+        mkfifo("\(directory)/fifo", 0o600)
+        guard case .notARegularFile(let why) = PortFile.read(atPath: "\(directory)/fifo") else {
+            Issue.record("a FIFO is not read")
+            return
+        }
+        #expect(why.contains("\(directory)/fifo"), "\(why)")
     }
 }

@@ -198,18 +198,8 @@ public final class PortFileWatcher {
 
     private func readFile() {
         readRetryTimer.cancel()
-        let bytes: [UInt8]
-        do {
-            bytes = try FileContents.read(atPath: path, maxBytes: 4096)
-            failedReads = 0
-        } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
-            failedReads = 0
-            return report(nil, why: "no file")
-        } catch let error as NotARegularFileError {
-            failedReads = 0
-            loop.logger.warning(name, "\(error); keeping port \(lastKnownText)")
-            return
-        } catch {
+        let reading = PortFile.read(atPath: path, portIndex: portIndex)
+        if case .unreadable(let error) = reading {
             let delay = Duration.seconds(min(1 << min(failedReads, 5), 30))
             // Said once per run of failures; each retry is in the trace.
             let message = "cannot read \(path): \(error); keeping port \(lastKnownText), reading again in \(delay.limitText)"
@@ -218,20 +208,24 @@ public final class PortFileWatcher {
             readRetryTimer.schedule(after: delay)
             return
         }
-        loop.logger.trace(name, "read \(bytes.count) bytes: \"\(String(decoding: bytes, as: UTF8.self).oneLine(limit: 32))\"")
-        do {
-            switch try PortFile.parse(bytes) {
-            case .noPort:
-                report(nil, why: "\(fileName) is empty")
-            case .ports(let ports):
-                guard portIndex < ports.count else {
-                    loop.logger.warning(name, "\(path) lists \(ports.count) port(s); port_index \(portIndex) is not among them")
-                    return report(nil, why: "no port at index \(portIndex)")
-                }
-                report(ports[portIndex], ports: ports, why: "")
-            }
-        } catch {
+        failedReads = 0
+        loop.logger.trace(name, "read \(path): \(reading)")
+        switch reading {
+        case .missing:
+            report(nil, why: "no file")
+        case .notARegularFile(let error):
+            loop.logger.warning(name, "\(error); keeping port \(lastKnownText)")
+        case .unreadable:
+            break
+        case .empty:
+            report(nil, why: "\(fileName) is empty")
+        case .garbage(let error):
             loop.logger.warning(name, "\(path): \(error); keeping port \(lastKnownText)")
+        case .noPortAtIndex(let count):
+            loop.logger.warning(name, "\(path) lists \(count) port(s); port_index \(portIndex) is not among them")
+            report(nil, why: "no port at index \(portIndex)")
+        case .port(let port, let all):
+            report(port, ports: all, why: "")
         }
     }
 

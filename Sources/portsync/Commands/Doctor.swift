@@ -41,7 +41,7 @@ struct Doctor {
         }
         for source in plan.sources {
             switch source {
-            case .portFile(_, let path, _, _): checkPortFile(path, report)
+            case .portFile(_, let path, _, let portIndex): checkPortFile(path, portIndex: portIndex, report)
             case .natpmp(let natpmp): checkTunnel(natpmp, loop, report)
             case .gluetun(let settings): checkGluetun(settings, loop, report)
             }
@@ -102,24 +102,27 @@ struct Doctor {
 
     // MARK: Sources
 
-    private func checkPortFile(_ path: String, _ report: Report) {
+    private func checkPortFile(_ path: String, portIndex: Int, _ report: Report) {
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "/"
         guard PortFileWatcher.isDirectory(directory) else {
             return report.fail("port file: \(directory) does not exist",
                                "start the ProtonVPN app and connect (P2P server, port forwarding on); portsync run waits for it")
         }
-        do {
-            switch try PortFile.parse(try FileContents.read(atPath: path, maxBytes: 4096)) {
-            case .ports(let ports): report.pass("port file: \(path) says \(ports[0])")
-            case .noPort: report.fail("port file: \(path) is empty: no forwarded port right now",
-                                      "connect to a P2P server with port forwarding on")
-            }
-        } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
+        switch PortFile.read(atPath: path, portIndex: portIndex) {
+        case .port(let port, _):
+            report.pass("port file: \(path) says \(port)")
+        case .empty:
+            report.fail("port file: \(path) is empty: no forwarded port right now", "connect to a P2P server with port forwarding on")
+        case .missing:
             report.fail("port file: \(path) does not exist", "connect with port forwarding on in the ProtonVPN app")
-        } catch let error as NotARegularFileError {
+        case .notARegularFile(let error):
             report.fail("port file: \(error)", "point the setting at the file the VPN writes")
-        } catch {
+        case .unreadable(let error):
             report.fail("port file: \(path): \(error)", "check what writes this file")
+        case .garbage(let error):
+            report.fail("port file: \(path): \(error)", "check what writes this file")
+        case .noPortAtIndex(let count):
+            report.fail("port file: \(path) lists \(count) port(s); port_index \(portIndex) is not among them", "set port_index below \(count)")
         }
     }
 

@@ -150,26 +150,21 @@ struct OnceCommand {
     }
 
     private func readPortFile(_ path: String, index: Int = 0) -> Result<Forwarded, Problem> {
-        let bytes: [UInt8]
-        do {
-            bytes = try FileContents.read(atPath: path, maxBytes: 4096)
-        } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
-            return .failure(Problem(code: .unsupported, message: "no source available: \(path) does not exist (is the VPN connected, with port forwarding on?)"))
-        } catch let error as NotARegularFileError {
-            return .failure(Problem(code: .transientFailure, message: "\(error)"))
-        } catch {
-            return .failure(Problem(code: .transientFailure, message: "cannot read \(path): \(error)"))
-        }
-        do {
-            guard case .ports(let ports) = try PortFile.parse(bytes) else {
-                return .failure(Problem(code: .transientFailure, message: "no forwarded port right now: \(path) is empty"))
-            }
-            guard index < ports.count else {
-                return .failure(Problem(code: .usageOrConfiguration, message: "\(path) lists \(ports.count) port(s); port_index \(index) is not among them"))
-            }
-            return .success(Forwarded(port: ports[index], ports: ports))
-        } catch {
-            return .failure(Problem(code: .transientFailure, message: "\(path): \(error)"))
+        switch PortFile.read(atPath: path, portIndex: index) {
+        case .missing:
+            .failure(Problem(code: .unsupported, message: "no source available: \(path) does not exist (is the VPN connected, with port forwarding on?)"))
+        case .notARegularFile(let error):
+            .failure(Problem(code: .transientFailure, message: error))
+        case .unreadable(let error):
+            .failure(Problem(code: .transientFailure, message: "cannot read \(path): \(error)"))
+        case .empty:
+            .failure(Problem(code: .transientFailure, message: "no forwarded port right now: \(path) is empty"))
+        case .garbage(let error):
+            .failure(Problem(code: .transientFailure, message: "\(path): \(error)"))
+        case .noPortAtIndex(let count):
+            .failure(Problem(code: .usageOrConfiguration, message: "\(path) lists \(count) port(s); port_index \(index) is not among them"))
+        case .port(let port, let all):
+            .success(Forwarded(port: port, ports: all))
         }
     }
 
