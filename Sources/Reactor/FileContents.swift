@@ -79,6 +79,18 @@ extension FileContents {
         }
     }
 
+    /// Appends `bytes` to `path` in one write (`O_APPEND`: whole, after whatever is there),
+    /// creating it with `mode` (and missing parent directories 0700); never through a symbolic
+    /// link. No fsync: for a log whose last line may be lost in a crash, not for state.
+    public static func append(_ bytes: [UInt8], toPath path: String, mode: mode_t = 0o600) throws {
+        try makeDirectories(directory(of: path))
+        let fd = FileDescriptor(rawValue: try systemCall("open \(path)") {
+            open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode)
+        })
+        defer { fd.close() }
+        try fd.writeAll(bytes)
+    }
+
     /// `path.tmp.` and 64 random bits (the kernel's getrandom), in hex.
     static func temporaryName(besides path: String) -> String {
         "\(path).tmp.\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"

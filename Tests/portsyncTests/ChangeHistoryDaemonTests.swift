@@ -46,7 +46,7 @@ final class ChangeHistoryDaemonTests {
 
     /// The history as `portsync history --json` lists it, once it has `count` changes.
     func changes(_ loop: EventLoop, _ daemon: Daemon, count: Int) throws -> [ListedChange] {
-        #expect(try runUntil(loop, seconds: 10) { daemon.history.history.records.count == count }, "\(log.text)")
+        #expect(try runUntil(loop, seconds: 10) { daemon.history.count == count }, "\(log.text)")
         return try listedChanges(environment)
     }
 
@@ -99,7 +99,7 @@ final class ChangeHistoryDaemonTests {
         daemon = try startDaemon(on: loop)
         defer { daemon.stop() }
         #expect(try runUntil(loop, seconds: 10) { daemon.sinks.verifiedPort == Port(ports[4]) }, "\(log.text)")
-        #expect(daemon.history.history.records.count == 7 && daemon.history.last?.reason == .reload)
+        #expect(daemon.history.count == 7 && daemon.history.last?.reason == .reload)
         let (status, text) = try Child.run(["history"], environment: environment)
         #expect(status == 0)
         let lines = text.split(separator: "\n")

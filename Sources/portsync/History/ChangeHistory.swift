@@ -99,10 +99,13 @@ struct ChangeRecord: Equatable {
 }
 
 /// The last changes, oldest first, at most `limit`: kept in a file of JSON lines beside the
-/// state file, one record per line, rewritten whole (atomically) when a record is added. A line
-/// that is not a record is left out with a warning; the others stand.
+/// state file, one record per line (`HistoryRecorder` appends them, and cuts the file back to
+/// the last `limit` when it holds twice as many). A line that is not a record is left out with
+/// a warning; the others stand.
 struct ChangeHistory: Equatable {
     static let limit = 500
+    /// More than the file can hold: 2 × `limit` lines of well under 2 KiB each.
+    static let maxBytes = 4 << 20
     private(set) var records: [ChangeRecord] = []
 
     init(records: [ChangeRecord] = []) {
@@ -141,7 +144,7 @@ struct ChangeHistory: Equatable {
     /// The file's history; nil when there is none yet.
     static func load(path: String) throws -> (history: ChangeHistory, skipped: [Int])? {
         do {
-            return parse(try FileContents.read(atPath: path, maxBytes: 4 << 20))
+            return parse(try FileContents.read(atPath: path, maxBytes: maxBytes))
         } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
             return nil
         }

@@ -8,9 +8,19 @@ import Sinks
 /// client that repairs itself (a drift set back, a dead listener re-opened) is a record of its
 /// own, seen in its counters. A hand-off that leaves the port where the history has it (a start
 /// on the port of the last run, a port named again) is no change and no record.
+///
+/// Only the last record is kept in memory: a record is appended to the file as one line, and
+/// the file is cut back to the last `ChangeHistory.limit` once it holds twice as many (one
+/// rewrite per 500 changes), so memory stays flat however many changes come.
 final class HistoryRecorder {
-    private(set) var history = ChangeHistory()
     private(set) var path: String
+    private(set) var last: ChangeRecord?
+    /// The port the clients were last moved to (a withdrawal moves nothing).
+    private(set) var lastPort: Port?
+    /// Records in the file (its lines), as far as this recorder knows.
+    private(set) var count = 0
+    /// The file ends in a line cut short (a crash mid-write): the next record starts a line.
+    private var endsCut = false
     /// Records made since the start, by reason, for /metrics.
     private(set) var counts: [ChangeReason: Int] = [:]
     private let logger: Logger
@@ -36,12 +46,23 @@ final class HistoryRecorder {
         self.logger = logger
     }
 
-    var last: ChangeRecord? { history.records.last }
-
     func load() {
+        last = nil
+        lastPort = nil
+        count = 0
+        endsCut = false
         do {
-            guard let (loaded, skipped) = try ChangeHistory.load(path: path) else { return }
-            history = loaded
+            let bytes: [UInt8]
+            do {
+                bytes = try FileContents.read(atPath: path, maxBytes: ChangeHistory.maxBytes)
+            } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
+                return
+            }
+            endsCut = bytes.last.map { $0 != UInt8(ascii: "\n") } ?? false
+            let (loaded, skipped) = ChangeHistory.parse(bytes)
+            last = loaded.records.last
+            lastPort = loaded.lastPort
+            count = loaded.records.count + skipped.count
             if !skipped.isEmpty {
                 logger.warning("portsync", "history \(path): line(s) \(skipped.map(String.init).joined(separator: ", ")) are not change records; left out")
             }
@@ -61,7 +82,7 @@ final class HistoryRecorder {
     func handedOff(_ change: PortChange, clients: [DaemonSnapshot.Client], now: Instant) {
         // A change still in hand for another port is overtaken (the same port again stays in hand).
         if let pending, pending.record.port != change.port { finish(clients, now, superseded: true) }
-        let previous = history.lastPort
+        let previous = lastPort
         guard pending == nil, change.port != previous else { return }
         let record = ChangeRecord(time: WallClock.now, previous: previous, port: change.port, source: change.source, reason: change.reason)
         pending = Pending(record: record, startedAt: now, applies: Dictionary(clients.map { ($0.label, $0.counters.applies) }, uniquingKeysWith: max),
@@ -70,7 +91,7 @@ final class HistoryRecorder {
 
     /// The winning source named no port any more: the clients keep theirs.
     func withdrawn(source: String, reason: ChangeReason, clients: [DaemonSnapshot.Client]) {
-        guard let port = history.lastPort else { return }
+        guard let port = lastPort else { return }
         append(ChangeRecord(time: WallClock.now, previous: port, port: nil, source: source, reason: reason,
                             clients: clients.map { ChangeRecord.Outcome(label: $0.label, result: .kept) }))
     }
@@ -125,10 +146,20 @@ final class HistoryRecorder {
     }
 
     private func append(_ record: ChangeRecord) {
-        history.append(record)
+        last = record
+        if let port = record.port { lastPort = port }
         counts[record.reason, default: 0] += 1
         do {
-            try history.save(path: path)
+            if count + 1 > 2 * ChangeHistory.limit {
+                var kept = (try ChangeHistory.load(path: path))?.history ?? ChangeHistory()
+                kept.append(record)
+                try kept.save(path: path)
+                count = kept.records.count
+            } else {
+                try FileContents.append(Array(((endsCut ? "\n" : "") + record.jsonValue.serialized + "\n").utf8), toPath: path)
+                endsCut = false
+                count += 1
+            }
             if writeFailed { logger.info("portsync", "history \(path) written again") }
             writeFailed = false
         } catch {
