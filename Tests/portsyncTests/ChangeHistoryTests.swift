@@ -31,6 +31,8 @@ import Testing
         var withdrawn = history
         withdrawn.append(record(600, 40520, nil, .sourceEmptied))
         #expect(withdrawn.lastPort == Port(40520), "a withdrawal moves no port")
+        withdrawn.append(record(601, 50000, 50000, .clientDrifted))
+        #expect(withdrawn.lastPort == Port(40520), "nor does one client's repair (its port_index may pick another port)")
     }
 
     @Test(arguments: [

@@ -149,6 +149,8 @@ final class ClientsDaemonTests {
         let took = ContinuousClock.now - started
         #expect(status == 1 && output == "portsync once: port \(port) from proton-file; setting it on qBittorrent (qbittorrent), Transmission (transmission.silent)\nportsync: no answer within 2 s (--timeout) from Transmission (transmission.silent)\n", "the step it waited on, then what did not answer: \(output)")
         #expect(try qbittorrent.listenPort() == Int(port), "the client that answered got the port")
+        #expect(try listedChanges(["PORTSYNC_CONFIG": file]).map(\.clients) == [["qbittorrent": "set", "transmission.silent": "failed"]],
+                "the change is in the history, with what each client did by the deadline")
         print("once --timeout 2 returned after \(took)")
         let (usage, message) = try Child.run(["once", "--timeout", "0"], environment: ["PORTSYNC_CONFIG": file])
         #expect(usage == 2 && message.contains("--timeout takes whole seconds from 1 to 3600, not \"0\""), "\(message)")

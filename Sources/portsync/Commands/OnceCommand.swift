@@ -241,6 +241,7 @@ struct OnceCommand {
             return fail(&outcome, .transientFailure, "\(error)")
         }
         history.observe(sinks.clients, now: loop.now)
+        history.flush(sinks.clients, now: loop.now)
         outcome.clients = sinks.clients.map { ($0.label, $0.title, $0.status.version) }
         // A hook's run changes no client's port.
         outcome.changed = sinks.sinks.contains { !($0.sink is HookSink) && $0.sink.counters.applies > 0 }

@@ -118,7 +118,7 @@ struct ChangeHistory: Equatable {
     }
 
     /// The port the clients were last moved to (a withdrawal moves nothing).
-    var lastPort: Port? { records.last { $0.port != nil }?.port }
+    var lastPort: Port? { records.last { $0.port != nil && !$0.reason.isRepair }?.port }
 
     var jsonLines: String { records.map { $0.jsonValue.serialized + "\n" }.joined() }
 

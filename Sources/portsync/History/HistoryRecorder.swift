@@ -120,6 +120,12 @@ final class HistoryRecorder {
         }
     }
 
+    /// The change in hand, recorded now with what each client did so far (`once` at its
+    /// deadline: a client still waiting counts as failed).
+    func flush(_ clients: [DaemonSnapshot.Client], now: Instant) {
+        finish(clients, now, superseded: false)
+    }
+
     /// Each client's part in the change in hand, and the record written.
     private func finish(_ clients: [DaemonSnapshot.Client], _ now: Instant, superseded: Bool) {
         guard var pending else { return }
@@ -147,7 +153,8 @@ final class HistoryRecorder {
 
     private func append(_ record: ChangeRecord) {
         last = record
-        if let port = record.port { lastPort = port }
+        // A repair is on one client's port (its port_index may pick another): not the port all moved to.
+        if let port = record.port, !record.reason.isRepair { lastPort = port }
         counts[record.reason, default: 0] += 1
         do {
             if count + 1 > 2 * ChangeHistory.limit {
