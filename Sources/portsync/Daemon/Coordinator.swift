@@ -67,7 +67,7 @@ struct Coordinator: LoopStateMachine {
     private(set) var desired: Port?
     private(set) var desiredSource: PortObservation.Source?
     /// Why the desired port is what it is.
-    private(set) var desiredReason: ChangeReason?
+    private var desiredReason: ChangeReason?
     /// When the recent new ports were decided (not the first of a run), for rapid rotation.
     private var recentChanges: [Instant] = []
     /// Every port the winning source forwards (`PortObservation.ports`): a change among them

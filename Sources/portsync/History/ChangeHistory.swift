@@ -143,8 +143,13 @@ struct ChangeHistory: Equatable {
 
     /// The file's history; nil when there is none yet.
     static func load(path: String) throws -> (history: ChangeHistory, skipped: [Int])? {
+        try contents(path: path).map(parse)
+    }
+
+    /// The file's bytes; nil when there is none yet.
+    static func contents(path: String) throws -> [UInt8]? {
         do {
-            return parse(try FileContents.read(atPath: path, maxBytes: maxBytes))
+            return try FileContents.read(atPath: path, maxBytes: maxBytes)
         } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
             return nil
         }

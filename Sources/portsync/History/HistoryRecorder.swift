@@ -52,12 +52,7 @@ final class HistoryRecorder {
         count = 0
         endsCut = false
         do {
-            let bytes: [UInt8]
-            do {
-                bytes = try FileContents.read(atPath: path, maxBytes: ChangeHistory.maxBytes)
-            } catch let error as SystemCallError where error.errno == .noSuchFileOrDirectory {
-                return
-            }
+            guard let bytes = try ChangeHistory.contents(path: path) else { return }
             endsCut = bytes.last.map { $0 != UInt8(ascii: "\n") } ?? false
             let (loaded, skipped) = ChangeHistory.parse(bytes)
             last = loaded.records.last
@@ -133,7 +128,6 @@ final class HistoryRecorder {
         let involved = clients.filter { pending.repaired == nil || $0.label == pending.repaired }
         pending.record.clients = involved.map { client in
             let status = client.status
-            if status.health.isPending && superseded { return ChangeRecord.Outcome(label: client.label, result: .superseded) }
             switch status.health {
             case .verified where status.verifiedPort == client.wanted:
                 if pending.repaired != nil { return ChangeRecord.Outcome(label: client.label, result: .repaired) }
