@@ -4,14 +4,27 @@ import Reactor
 /// What a watcher saw: a port (or none right now) from one source at one time. A NAT-PMP
 /// mapping also has a lease; a file hint does not expire.
 public struct PortObservation: Equatable, Sendable {
-    public enum Source: String, Sendable, CaseIterable {
-        case protonFile = "proton-file"
-        case natpmp
-        case gluetun
-        case gluetunFile = "gluetun-file"
+    /// Which source saw it, and how much its word counts. Each source's folder declares its own
+    /// (`.natpmp` beside the NAT-PMP client): a new source adds a name, not a case.
+    public struct Source: Hashable, Sendable, CustomStringConvertible {
+        /// The name in logs, `status`, the history and the metrics: `natpmp`, `proton-file`.
+        public let rawValue: String
+        public let rank: SourceRank
+        /// Its short name, for `doctor` and `status`: "port file", "NAT-PMP".
+        public let title: String
+        /// How a person names it at the start of a sentence: "the ProtonVPN file".
+        public let spokenName: String
 
-        /// A live mapping from the gateway outranks a file that repeats what someone was told.
-        public var isAuthority: Bool { self == .natpmp }
+        public init(_ rawValue: String, rank: SourceRank, title: String, spokenName: String) {
+            self.rawValue = rawValue
+            self.rank = rank
+            self.title = title
+            self.spokenName = spokenName
+        }
+
+        public var description: String { rawValue }
+        public static func == (left: Source, right: Source) -> Bool { left.rawValue == right.rawValue }
+        public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
     }
 
     public let source: Source
@@ -39,4 +52,15 @@ public struct PortObservation: Equatable, Sendable {
         self.ports = ports ?? port.map { [$0] } ?? []
         self.reason = reason ?? (port == nil ? .sourceEmptied : .sourceChanged)
     }
+}
+
+/// How much a source's word counts: the live port of a higher rank outranks every lower one;
+/// among equals the newer wins.
+public enum SourceRank: Int, Comparable, Sendable {
+    /// Repeats what someone was told: a file the VPN app writes, a control server's answer.
+    case hint
+    /// A lease the gateway itself granted just now, and keeps granting.
+    case lease
+
+    public static func < (left: SourceRank, right: SourceRank) -> Bool { left.rawValue < right.rawValue }
 }

@@ -57,7 +57,7 @@ import Watchers
         #expect(outrankings(coordinator.handle(.deadlineReached, now: start + .seconds(90))) == [], "the mapping expired: the file's port wins")
         #expect(coordinator.desired == Port(40001))
         #expect(outranking(40000, 51413, isNew: true).description
-                == "the ProtonVPN file says 40000; NAT-PMP's live mapping 51413 outranks it")
+                == "the ProtonVPN file says 40000; the live mapping 51413 from NAT-PMP outranks it")
     }
 
     @Test func anExpiredMappingGivesWayToTheFile() {

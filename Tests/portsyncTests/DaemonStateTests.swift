@@ -9,7 +9,9 @@ import Testing
 
     @Test func aGoodStateLoadsBack() throws {
         let state = DaemonState(port: Port(51413), source: "natpmp", appliedAt: 1_700_000_000, health: .ok,
-                                clientVersions: ["qbittorrent": "v5.0.1"], natpmpInternalPort: 51413, pid: 4242, updatedAt: 1_700_000_001)
+                                clientVersions: ["qbittorrent": "v5.0.1"],
+                                sources: ["natpmp": SourceRecord(title: "NAT-PMP", detail: "gateway 10.2.0.1 (the default route's gateway)",
+                                                                 kept: ["internal_port": "51413"])], pid: 4242, updatedAt: 1_700_000_001)
         #expect(try parse(state.json) == state)
     }
 

@@ -273,11 +273,12 @@ final class DaemonTests {
     }
 
     @Test func doctorPassesAWorkingSetupAndSaysWhatToFixInABrokenOne() throws {
-        writePort(String(freePort()))
+        let filePort = freePort()
+        writePort(String(filePort))
         let file = ["PORTSYNC_SOURCE_STRATEGY": "file"]
         var (status, output) = try Child.run(["doctor"], environment: environment(file))
         #expect(status == 0, "\(output)")
-        for check in ["✓ configuration:", "✓ port file: \(portFile) says", "✓ qBittorrent: http://127.0.0.1:", "✓ login: logged in as \"admin\"",
+        for check in ["✓ configuration:", "✓ port file: port \(filePort) from \(portFile)", "✓ qBittorrent: http://127.0.0.1:", "✓ login: logged in as \"admin\"",
                       "✓ version: qBittorrent v4.5.2", "✓ settings: listen_port", "all checks passed"] {
             #expect(output.contains(check), "\(check) in \(output)")
         }

@@ -103,7 +103,7 @@ struct RecordingSinkSettings: PortSinkSettings {
         let dispatcher = Dispatcher(loop: loop, sinks: sinks)
         dispatcher.observed(PortObservation(source: .natpmp, port: Port(51413), time: loop.now, expiry: loop.now + .seconds(60)))
         for _ in 1...3 { dispatcher.observed(PortObservation(source: .protonFile, port: Port(40000), time: loop.now)) }
-        let line = "portsync: the ProtonVPN file says 40000; NAT-PMP's live mapping 51413 outranks it"
+        let line = "portsync: the ProtonVPN file says 40000; the live mapping 51413 from NAT-PMP outranks it"
         #expect(log.lines.filter { $0.contains("info    " + line) }.count == 1, "\(log.text)")
         #expect(log.lines.filter { $0.contains("trace   " + line) }.count == 2, "\(log.text)")
         #expect((sinks.sinks[0].sink as! RecordingSink).applied == [Port(51413)!])

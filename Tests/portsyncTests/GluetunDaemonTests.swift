@@ -166,7 +166,7 @@ final class GluetunDaemonTests {
         #expect(try JSONValue.parse(Array(output.utf8))["source"]?.string == "gluetun")
         #expect(try qbittorrent.listenPort() == 40070)
         (status, output) = try Child.run(["doctor"], environment: environment())
-        #expect(status == 0 && output.contains("✓ Gluetun: forwards 40070 (/v1/portforward)"), "\(output)")
+        #expect(status == 0 && output.contains("✓ Gluetun: port 40070 from \(gluetun.url)/v1/portforward"), "\(output)")
         try gluetun.set(["auth": "apikey", "apikey": "x"])
         (status, output) = try Child.run(["once"], environment: environment())
         #expect(status == 2 && output.contains("(401)"), "a refusal is a configuration problem: \(output)")

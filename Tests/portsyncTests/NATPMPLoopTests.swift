@@ -56,7 +56,7 @@ final class NATPMPLoopTests {
         baseline = (client.requestsSent, gateway.requests.count)
     }
 
-    var client: NATPMPClient { daemon!.sources.natpmp! }
+    var client: NATPMPSource { daemon!.sources.sources.compactMap { $0 as? NATPMPSource }[0] }
     var verifiedPort: Int? { daemon!.sinks.verifiedPort.map { Int($0.value) } }
 
     /// Runs the loop (in the namespace, clock still) until `condition` holds; false after 10 s
@@ -99,13 +99,13 @@ final class NATPMPLoopTests {
         try start(["PORTSYNC_QBITTORRENT_REANNOUNCE": "false"])
         let sent = client.requestsSent
         let atGateway = gateway.requests.count
-        let granted = client.mappingsGranted
+        let granted = (client.status.grants ?? 0)
         let httpRequests = daemon!.sinks.sinks[0].sink.counters.requests
         for renewal in 1...3 {
             try advance(.seconds(2))
             #expect(try wait { self.gateway.requests.count == atGateway + 2 * renewal }, "\(log.text)")
             try advance(.milliseconds(250))  // the answers are collected in one wake-up
-            #expect(client.mappingsGranted == granted + renewal, "one mapping per renewal, both answers in: \(log.text)")
+            #expect((client.status.grants ?? 0) == granted + renewal, "one mapping per renewal, both answers in: \(log.text)")
         }
         #expect(client.requestsSent - sent == 6, "a UDP and a TCP request per renewal, no retransmission")
         #expect(gateway.requests.count - atGateway == 6)
@@ -189,7 +189,7 @@ final class NATPMPLoopTests {
         #expect(log.count("refused the UDP mapping: network failure (3)") >= 1)
         baseline = (client.requestsSent, gateway.requests.count)
         try advance(.seconds(590), step: .seconds(1))
-        let failures = daemon!.sources.natpmpFailures
+        let failures = daemon!.sources.status(of: .natpmp)?.failures ?? 0
         #expect(failures > 10, "the gateway kept refusing: \(failures) failed cycles")
         #expect(runs() == 1, "held back by the cool-down")
         try advance(.seconds(20), step: .seconds(1))

@@ -3,17 +3,20 @@ import HTTP
 import Reactor
 
 /// Polls Gluetun's control server in the loop: the shell around `GluetunSession`.
-public final class GluetunPoller {
+public final class GluetunPoller: PortSource {
     public let name = "gluetun.http"
+    public let identity = PortObservation.Source.gluetun
+    public var onObservation: ((PortObservation) -> Void)?
+    /// Never called: what Gluetun says comes as observations, and its problems are in `status`.
+    public var onStatusChange: (() -> Void)?
     private let loop: EventLoop
-    private let handler: (PortObservation) -> Void
     private var runner: MachineRunner<GluetunSession>!
     private var session: GluetunSession { runner.machine }
     private let client: HTTPClient
 
-    public init(loop: EventLoop, settings: GluetunSettings, handler: @escaping (PortObservation) -> Void) {
+    public init(loop: EventLoop, settings: GluetunSettings, handler: ((PortObservation) -> Void)? = nil) {
         self.loop = loop
-        self.handler = handler
+        onObservation = handler
         client = HTTPClient(loop: loop, name: "gluetun.http", url: settings.url, tls: settings.tls,
                             connectTimeout: settings.requestTimeout, responseTimeout: settings.requestTimeout)
         runner = MachineRunner(loop: loop, name: "gluetun.poll", machine: GluetunSession(settings: settings), deadlineInput: .deadlineReached)
@@ -31,9 +34,38 @@ public final class GluetunPoller {
         handle(.start)
     }
 
-    public func stop() {
+    public func stop(final: Bool) {
         runner.stop()
         client.close()
+    }
+
+    public func stop() {
+        stop(final: false)
+    }
+
+    public func clientsVerified(_ port: Port) {}
+
+    /// A refusal is the settings' fault (a key Gluetun does not know); no port is Gluetun's.
+    public var status: SourceStatus {
+        var status = SourceStatus()
+        let settings = session.settings
+        status.detail = settings.url.address(of: settings.url.target(session.route))
+        if let ports = session.lastPorts {
+            if ports.isEmpty {
+                status.state = .failing(SourceProblem("Gluetun has no forwarded port yet",
+                                                      fix: "enable VPN_PORT_FORWARDING in Gluetun and use a provider and server that forward ports"))
+            } else if settings.portIndex >= ports.count {
+                status.state = .misconfigured(SourceProblem("Gluetun forwards \(ports.count) port(s); port_index \(settings.portIndex) is not among them",
+                                                            fix: "set [gluetun].port_index below \(ports.count)"))
+            } else {
+                status.state = .forwarding(ports[settings.portIndex])
+            }
+        } else if let problem = session.lastProblem {
+            status.state = session.refused
+                ? .misconfigured(SourceProblem(problem, fix: "give portsync a role in Gluetun's auth config.toml (see the README) and set [gluetun].api_key_file"))
+                : .failing(SourceProblem(problem, fix: "check [gluetun].url (Gluetun's HTTP control server, port 8000 by default)"))
+        }
+        return status
     }
 
     private func handle(_ input: GluetunSession.Input) {
@@ -59,7 +91,7 @@ public final class GluetunPoller {
             if !ports.isEmpty && index >= ports.count {
                 loop.logger.warning(name, "Gluetun forwards \(ports.count) port(s); port_index \(index) is not among them")
             }
-            handler(PortObservation(source: .gluetun, port: index < ports.count ? ports[index] : nil, time: loop.now, ports: ports))
+            onObservation?(PortObservation(source: .gluetun, port: index < ports.count ? ports[index] : nil, time: loop.now, ports: ports))
         case .log(let level, let message):
             loop.logger.log(level, name, message)
         }
@@ -67,3 +99,20 @@ public final class GluetunPoller {
 }
 
 extension GluetunSession: LoopStateMachine {}
+
+extension PortObservation.Source {
+    /// Gluetun's control server: a hint, repeated from Gluetun's own port forwarding.
+    public static let gluetun = PortObservation.Source("gluetun", rank: .hint, title: "Gluetun", spokenName: "Gluetun's control server")
+    /// The file Gluetun writes the port to (`VPN_PORT_FORWARDING_STATUS_FILE`).
+    public static let gluetunFile = PortObservation.Source("gluetun-file", rank: .hint, title: "Gluetun port file",
+                                                           spokenName: "Gluetun's port file")
+}
+
+extension GluetunSettings: PortSourceSettings {
+    public var identity: PortObservation.Source { .gluetun }
+    public var summary: String { "Gluetun at \(url)" }
+
+    public func makeSource(loop: EventLoop, memory: SourceMemory) -> any PortSource {
+        GluetunPoller(loop: loop, settings: self)
+    }
+}

@@ -41,6 +41,8 @@ public final class NATPMPClient {
     public var requestsSent: Int { session.requestsSent }
     public var mappingsGranted: Int { session.mappingsGranted }
     public var leaseExpiry: Instant? { session.leaseExpiry }
+    public var failureStreak: Int { session.failureStreak }
+    public var lastProblem: String? { session.lastProblem }
     public var settings: NATPMPSettings { session.settings }
 
     public func tunnelChanged(_ state: TunnelTracker.State) {

@@ -98,11 +98,13 @@ public struct NATPMPSession {
     private var lastEpoch: (epoch: UInt32, at: Instant)?
     /// The last round trip watched as it happened, on this tunnel.
     private var roundTrip: Duration?
-    private var failureStreak = 0
+    /// Failed cycles in a row while the link is up.
+    public private(set) var failureStreak = 0
     /// Why the next mapping, if it grants another port than the last, does: a renewal, unless
     /// the tunnel came back, the gateway restarted or the lease lapsed since.
     private var cause = ChangeReason.started
-    private var lastProblem: String?
+    /// What went wrong last (a refusal, silence, a lapsed lease), nil until something did.
+    public private(set) var lastProblem: String?
     private var warnedMismatch = false
 
     public init(settings: NATPMPSettings) {

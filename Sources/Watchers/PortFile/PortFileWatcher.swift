@@ -11,7 +11,7 @@ import Reactor
 /// The file is read on close-after-write and on rename-in, never on a bare modify (it may be
 /// half-written then); one read serves a whole batch of events. Deletion means "no port";
 /// garbage is reported as a warning naming the content and the last good value stands.
-public final class PortFileWatcher {
+public final class PortFileWatcher: PortSource {
     /// What a batch of events asks for.
     public enum Reaction: Equatable, Sendable {
         case nothing
@@ -27,9 +27,14 @@ public final class PortFileWatcher {
     public let source: PortObservation.Source
     /// Which of several ports the file lists (Gluetun can forward several): 0 = the first.
     public let portIndex: Int
+    /// What to do while the file names no port ("connect with port forwarding on").
+    public let advice: String
+    public var onObservation: ((PortObservation) -> Void)?
+    public var onStatusChange: (() -> Void)?
+    public var identity: PortObservation.Source { source }
 
     private let loop: EventLoop
-    private let handler: (PortObservation) -> Void
+    private var state = SourceStatus.State.starting
     private let directory: String
     private let fileName: String
     private var inotify: Registration?
@@ -45,13 +50,14 @@ public final class PortFileWatcher {
     private var failedReads = 0
 
     public init(loop: EventLoop, name: String, path: String, source: PortObservation.Source, portIndex: Int = 0,
-                handler: @escaping (PortObservation) -> Void) {
+                advice: String = PortFileSettings.defaultAdvice, handler: ((PortObservation) -> Void)? = nil) {
         self.loop = loop
         self.name = name
         self.path = path
         self.source = source
         self.portIndex = portIndex
-        self.handler = handler
+        self.advice = advice
+        onObservation = handler
         let slash = path.lastIndex(of: "/") ?? path.startIndex
         directory = slash == path.startIndex ? "/" : String(path[..<slash])
         fileName = String(path[path.index(after: slash)...])
@@ -68,6 +74,19 @@ public final class PortFileWatcher {
             try self.drain()
         }
         arm()
+    }
+
+    public func stop(final: Bool) {
+        stop()
+    }
+
+    public func clientsVerified(_ port: Port) {}
+
+    public var status: SourceStatus {
+        var status = SourceStatus()
+        status.state = state
+        status.detail = path
+        return status
     }
 
     public func stop() {
@@ -140,7 +159,7 @@ public final class PortFileWatcher {
                 continue
             }
             loop.logger.info(name, "\(directory) does not exist yet; watching \(candidate) until it does")
-            report(nil, why: "no file")
+            set(.unavailable(SourceProblem("\(path) does not exist", fix: advice))) { report(nil, why: "no file") }
             return
         }
         loop.logger.error(name, "\(directory) keeps changing; trying again in 30 s")
@@ -160,7 +179,8 @@ public final class PortFileWatcher {
         switch Self.reaction(to: events, watching: watch.descriptor, fileName: fileName, nextDirectory: next.map(Self.lastComponent)) {
         case .nothing: break
         case .read: readFile()
-        case .gone: report(nil, why: "\(fileName) was removed")
+        case .gone:
+            set(.unavailable(SourceProblem("\(path) does not exist", fix: advice))) { report(nil, why: "\(fileName) was removed") }
         case .rearm:
             if events.contains(where: { $0.has(UInt32(IN_Q_OVERFLOW)) }) {
                 loop.logger.warning(name, "inotify queue overflowed; events were lost, reading \(path) again")
@@ -204,29 +224,57 @@ public final class PortFileWatcher {
             // Said once per run of failures; each retry is in the trace.
             let message = "cannot read \(path): \(error); keeping port \(lastKnownText), reading again in \(delay.limitText)"
             if failedReads == 0 { loop.logger.warning(name, message) } else { loop.logger.trace(name, message) }
+            set(Self.state(of: reading, path: path, portIndex: portIndex, advice: advice)) { false }
             failedReads += 1
             readRetryTimer.schedule(after: delay)
             return
         }
         failedReads = 0
         loop.logger.trace(name, "read \(path): \(reading)")
-        switch reading {
-        case .missing:
-            report(nil, why: "no file")
-        case .notARegularFile(let error):
-            loop.logger.warning(name, "\(error); keeping port \(lastKnownText)")
-        case .unreadable:
-            break
-        case .empty:
-            report(nil, why: "\(fileName) is empty")
-        case .garbage(let error):
-            loop.logger.warning(name, "\(path): \(error); keeping port \(lastKnownText)")
-        case .noPortAtIndex(let count):
-            loop.logger.warning(name, "\(path) lists \(count) port(s); port_index \(portIndex) is not among them")
-            report(nil, why: "no port at index \(portIndex)")
-        case .port(let port, let all):
-            report(port, ports: all, why: "")
+        set(Self.state(of: reading, path: path, portIndex: portIndex, advice: advice)) {
+            switch reading {
+            case .missing:
+                return report(nil, why: "no file")
+            case .notARegularFile(let error):
+                loop.logger.warning(name, "\(error); keeping port \(lastKnownText)")
+            case .unreadable:
+                break
+            case .empty:
+                return report(nil, why: "\(fileName) is empty")
+            case .garbage(let error):
+                loop.logger.warning(name, "\(path): \(error); keeping port \(lastKnownText)")
+            case .noPortAtIndex(let count):
+                loop.logger.warning(name, "\(path) lists \(count) port(s); port_index \(portIndex) is not among them")
+                return report(nil, why: "no port at index \(portIndex)")
+            case .port(let port, let all):
+                return report(port, ports: all, why: "")
+            }
+            return false
         }
+    }
+
+    /// Where a source that last read `reading` stands. A file that is there and names no port
+    /// answered "none": failing, not waiting.
+    static func state(of reading: PortFile.Reading, path: String, portIndex: Int, advice: String) -> SourceStatus.State {
+        switch reading {
+        case .missing: .unavailable(SourceProblem("\(path) does not exist", fix: advice))
+        case .notARegularFile(let error): .failing(SourceProblem(error, fix: "point the setting at the file the VPN writes"))
+        case .unreadable(let error): .failing(SourceProblem("cannot read \(path): \(error)", fix: "check what writes this file, and its permissions"))
+        case .empty: .failing(SourceProblem("no forwarded port right now: \(path) is empty", fix: advice))
+        case .garbage(let error): .failing(SourceProblem("\(path): \(error)", fix: "check what writes this file"))
+        case .noPortAtIndex(let count):
+            .misconfigured(SourceProblem("\(path) lists \(count) port(s); port_index \(portIndex) is not among them", fix: "set port_index below \(count)"))
+        case .port(let port, _): .forwarding(port)
+        }
+    }
+
+    /// Takes `next` as the state, then runs `thenReport`; a changed state that its report
+    /// (true when it made an observation) did not carry is said by `onStatusChange`. The
+    /// observation comes first: whoever hears of the state then knows the port too.
+    private func set(_ next: SourceStatus.State, thenReport: () -> Bool) {
+        let changed = next != state
+        state = next
+        if !thenReport() && changed { onStatusChange?() }
     }
 
     private var lastKnownText: String {
@@ -236,8 +284,10 @@ public final class PortFileWatcher {
         }
     }
 
-    private func report(_ port: Port?, ports: [Port] = [], why: String) {
-        if let lastReported, lastReported == port, ports == lastPorts { return }
+    /// Makes an observation unless it would repeat the last; true when it did.
+    @discardableResult
+    private func report(_ port: Port?, ports: [Port] = [], why: String) -> Bool {
+        if let lastReported, lastReported == port, ports == lastPorts { return false }
         lastReported = .some(port)
         lastPorts = ports
         if let port {
@@ -245,7 +295,8 @@ public final class PortFileWatcher {
         } else {
             loop.logger.info(name, "no forwarded port: \(why)")
         }
-        handler(PortObservation(source: source, port: port, time: loop.now, ports: ports.isEmpty ? nil : ports))
+        onObservation?(PortObservation(source: source, port: port, time: loop.now, ports: ports.isEmpty ? nil : ports))
+        return true
     }
 
     // MARK: Paths

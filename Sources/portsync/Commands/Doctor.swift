@@ -1,4 +1,4 @@
-import CLinux
+import Domain
 import Glibc
 import HTTP
 import Reactor
@@ -39,12 +39,10 @@ struct Doctor {
             report.fail("cannot create the event loop", "this system lacks epoll/timerfd: portsync needs Linux")
             return .unsupported
         }
-        for source in plan.sources {
-            switch source {
-            case .portFile(_, let path, _, let portIndex): checkPortFile(path, portIndex: portIndex, report)
-            case .natpmp(let natpmp): checkTunnel(natpmp, loop, report)
-            case .gluetun(let settings): checkGluetun(settings, loop, report)
-            }
+        let previous = (try? StateStore(path: configuration.daemon.stateFile).load()) ?? nil
+        for settings in plan.sources.settings {
+            let memory = SourceMemory(port: previous?.port, kept: previous?.sources[settings.identity.rawValue]?.kept ?? [:])
+            checkSource(settings, memory, loop, report)
         }
         // Each client's lines carry its label when there are several; the hook's name themselves.
         let clients = plan.sinks.filter { !($0 is HookSettings) }
@@ -102,122 +100,42 @@ struct Doctor {
 
     // MARK: Sources
 
-    private func checkPortFile(_ path: String, portIndex: Int, _ report: Report) {
-        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "/"
-        guard PortFileWatcher.isDirectory(directory) else {
-            return report.fail("port file: \(directory) does not exist",
-                               "start the ProtonVPN app and connect (P2P server, port forwarding on); portsync run waits for it")
-        }
-        switch PortFile.read(atPath: path, portIndex: portIndex) {
-        case .port(let port, _):
-            report.pass("port file: \(path) says \(port)")
-        case .empty:
-            report.fail("port file: \(path) is empty: no forwarded port right now", "connect to a P2P server with port forwarding on")
-        case .missing:
-            report.fail("port file: \(path) does not exist", "connect with port forwarding on in the ProtonVPN app")
-        case .notARegularFile(let error):
-            report.fail("port file: \(error)", "point the setting at the file the VPN writes")
-        case .unreadable(let error):
-            report.fail("port file: \(path): \(error)", "check what writes this file")
-        case .garbage(let error):
-            report.fail("port file: \(path): \(error)", "check what writes this file")
-        case .noPortAtIndex(let count):
-            report.fail("port file: \(path) lists \(count) port(s); port_index \(portIndex) is not among them", "set port_index below \(count)")
-        }
-    }
+    /// How long a source is given to name a port or say why not.
+    static let sourcePatience = Duration.seconds(5)
 
-    private func checkTunnel(_ natpmp: SyncPlan.NATPMP, _ loop: EventLoop, _ report: Report) {
-        let interface = natpmp.interface
-        var state: TunnelTracker.State?
-        let watcher = TunnelWatcher(loop: loop, interface: interface, gateway: natpmp.gateway) { state = $0 }
-        defer { watcher.stop() }
+    /// Each source as the daemon runs it, in the loop, until it names a port or says why not:
+    /// its tunnel, then the port and where it came from, or the problem and its fix.
+    private func checkSource(_ settings: any PortSourceSettings, _ memory: SourceMemory, _ loop: EventLoop, _ report: Report) {
+        let title = settings.identity.title
+        let source = settings.makeSource(loop: loop, memory: memory)
+        defer { source.stop(final: false) }
+        var ports: [Port] = []
+        source.onObservation = { observation in if observation.port != nil { ports = observation.ports } }
         do {
-            try watcher.start()
-            try loop.run(within: .seconds(3)) { state != nil }
-        } catch {
-            return report.fail("VPN interface: \(error)", "portsync needs rtnetlink (AF_NETLINK allowed)")
-        }
-        let tunnel: Tunnel
-        switch state {
-        case .usable(let usable)?:
-            tunnel = usable
-        case .awaitingRoute(let waiting)?:
-            return report.fail("VPN interface: \(interface) is up with \(waiting.address), but a packet to the gateway \(waiting.gateway) (\(waiting.gatewayRule)) would not leave through it",
-                               "wait until the VPN has finished connecting; `ip route get \(waiting.gateway) from \(waiting.address)` shows the way; set [natpmp].gateway if the gateway is another address")
-        case .unusable(let reason)?:
-            return report.fail("VPN interface: \(reason)", "connect the VPN, or set [natpmp].interface (now \"\(interface)\")")
-        case nil:
-            return report.fail("VPN interface: no answer from rtnetlink", "portsync needs rtnetlink (AF_NETLINK allowed)")
-        }
-        report.pass("VPN interface: \(interface) is up with \(tunnel.address)")
-        report.pass("NAT-PMP gateway: \(tunnel.gateway), \(tunnel.gatewayRule)")
-        switch askExternalAddress(tunnel) {
-        case .success(let answer): report.pass("NAT-PMP: the gateway \(tunnel.gateway) answers (\(answer))")
-        case .failure(let problem): report.fail("NAT-PMP: \(problem.message)", problem.fix)
-        }
-    }
-
-    struct Problem: Error {
-        let message: String
-        let fix: String
-    }
-
-    /// Opcode 0 from the NAT-PMP client's own kind of socket (bound to the tunnel address, kept
-    /// on the tunnel), three tries (250, 500, 1000 ms).
-    private func askExternalAddress(_ tunnel: Tunnel) -> Result<String, Problem> {
-        let gateway = tunnel.gateway
-        let fd: FileDescriptor
-        do {
-            fd = try NATPMPClient.openSocket(local: tunnel.address, gateway: gateway, interface: tunnel.index)
-        } catch {
-            return .failure(Problem(message: "cannot reach \(gateway): \(error)", fix: "set [natpmp].gateway to the VPN's NAT-PMP gateway"))
-        }
-        defer { fd.close() }
-        var milliseconds: Int32 = 250
-        for _ in 0..<3 {
-            let answer: [UInt8]
-            do {
-                _ = try Socket(fd).send(NATPMP.externalAddressRequest())
-                var ready = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
-                _ = poll(&ready, 1, milliseconds)  // a failed or interrupted wait is one try less, no more
-                if case .done(let bytes) = try fd.read(upTo: 64) { answer = bytes } else { answer = [] }
-            } catch let error as SystemCallError where error.errno == .connectionRefused {
-                return .failure(Problem(message: "the gateway \(gateway) refuses NAT-PMP (port unreachable)",
-                                        fix: "turn port forwarding on (ProtonVPN: a P2P server; WireGuard configs made with NAT-PMP on)"))
-            } catch {
-                answer = []  // the next try sends again
-            }
-            if !answer.isEmpty {
-                switch try? NATPMP.decode(answer) {
-                case .externalAddress(.success, let epoch, let address)?: return .success("external address \(address), up \(epoch) s")
-                case .externalAddress(let result, _, _)?:
-                    return .failure(Problem(message: "the gateway \(gateway) answered \(result)", fix: "see the VPN's port forwarding settings"))
-                default:
-                    return .failure(Problem(message: "the gateway \(gateway) sent something that is not NAT-PMP", fix: "check [natpmp].gateway"))
+            try source.start()
+            _ = try loop.run(within: Self.sourcePatience) {
+                switch source.status.state {
+                case .starting, .waiting: false
+                case .forwarding, .unavailable, .failing, .misconfigured: true
                 }
             }
-            milliseconds *= 2
+        } catch {
+            return report.fail("\(title): \(error)", "portsync needs inotify, rtnetlink and sockets here")
         }
-        return .failure(Problem(message: "no answer from \(gateway):5351",
-                                fix: "the VPN may not forward ports: ProtonVPN needs a P2P server with port forwarding; check [natpmp].gateway"))
-    }
-
-    private func checkGluetun(_ settings: GluetunSettings, _ loop: EventLoop, _ report: Report) {
-        let poller = GluetunPoller(loop: loop, settings: settings) { _ in }
-        defer { poller.stop() }
-        poller.start()
-        _ = try? loop.run(within: .seconds(15)) { poller.lastPorts != nil || poller.lastProblem != nil }
-        if let ports = poller.lastPorts {
-            if ports.isEmpty {
-                report.fail("Gluetun: the control server answers, but no port is forwarded yet",
-                            "enable VPN_PORT_FORWARDING in Gluetun and use a provider and server that forward ports")
-            } else {
-                report.pass("Gluetun: forwards \(ports.map(\.description).joined(separator: ", ")) (\(poller.route))")
-            }
-        } else {
-            report.fail("Gluetun: \(poller.lastProblem ?? "no answer from \(settings.url)")",
-                        poller.refused ? "give portsync a role in Gluetun's auth config.toml (see the README) and set [gluetun].api_key_file"
-                                       : "check [gluetun].url (Gluetun's HTTP control server, port 8000 by default)")
+        let status = source.status
+        if case .usable(let tunnel)? = status.link {
+            report.pass("VPN interface: \(tunnel.interface) is up with \(tunnel.address)")
+        }
+        let from = status.detail.map { " from \($0)" } ?? ""
+        switch status.state {
+        case .forwarding(let port):
+            let named = ports.isEmpty ? [port] : ports
+            report.pass("\(title): port \(named.map(\.description).joined(separator: ", "))\(from)")
+        case .starting:
+            report.fail("\(title): no answer from \(settings.summary) within \(Self.sourcePatience.components.seconds) s",
+                        "check that it runs and that portsync may reach it")
+        case .waiting(let problem), .unavailable(let problem), .failing(let problem), .misconfigured(let problem):
+            report.fail("\(title): \(problem.message)", problem.fix)
         }
     }
 

@@ -26,7 +26,8 @@ struct OnceCommand {
         /// Each client's label, title ("qBittorrent v4.5.2") and version.
         var clients: [(label: String, title: String, version: String?)] = []
         var error: String?
-        var natpmpInternalPort: UInt16?
+        /// What the source said of itself at the end, for the state file.
+        var sourceStatus: SourceStatus?
     }
 
     func run() -> ExitCode {
@@ -46,21 +47,26 @@ struct OnceCommand {
     }
 
     /// Says on stderr each step still going after a second, so that a wait is never silent;
-    /// a quick run prints its result alone (stdout, for scripts).
+    /// a quick run prints its result alone (stdout, for scripts). The step is put in words when
+    /// it is said, so that it tells where the wait stands then.
     final class Progress {
         static let patience = Duration.seconds(1)
-        private var step = ""
+        private var step: () -> String = { "" }
         private var timer: Timer?
 
         func attach(_ loop: EventLoop) {
             timer = loop.makeTimer(name: "once.progress") { [unowned self] in
-                ProcessEnvironment.printToStandardError("portsync once: \(self.step)\n")
+                ProcessEnvironment.printToStandardError("portsync once: \(self.step())\n")
             }
         }
 
-        func begin(_ step: String) {
+        func begin(_ step: @escaping () -> String) {
             self.step = step
             timer?.schedule(after: Self.patience)
+        }
+
+        func begin(_ step: String) {
+            begin { step }
         }
 
         func end() {
@@ -69,9 +75,12 @@ struct OnceCommand {
     }
     private let steps = Progress()
 
+    /// The plan's sources in order, each asked until it names a port or says why not: the first
+    /// with a port is applied. A source that is not here at all (`auto` without the ProtonVPN
+    /// file) hands over to the next.
     func execute() -> Outcome {
         let plan = SyncPlan(loaded)
-        var outcome = Outcome(code: .success, source: .protonFile)
+        var outcome = Outcome(code: .success, source: plan.sources.settings.first?.identity ?? .protonFile)
         let loop: EventLoop
         do {
             loop = try EventLoop(logger: logger)
@@ -81,146 +90,58 @@ struct OnceCommand {
         let deadline = loop.clock.now() + timeout
         steps.attach(loop)
         defer { steps.end() }
-        var missingFile: String?
-        for (index, source) in plan.sources.enumerated() {
-            let result: Result<Forwarded, Problem>
-            switch source {
-            case .portFile(_, let path, let kind, let portIndex):
-                outcome.source = kind
-                steps.begin("reading \(path)")
-                result = readPortFile(path, index: portIndex)
-                if case .failure(let problem) = result, problem.code == .unsupported, index < plan.sources.count - 1 {
-                    missingFile = path  // auto: no file; NAT-PMP may still have a port
-                    continue
-                }
-            case .gluetun(let settings):
-                outcome.source = .gluetun
-                steps.begin("asking Gluetun's control server at \(settings.url)")
-                result = pollGluetun(settings, on: loop, until: deadline)
-            case .natpmp(let natpmp):
-                outcome.source = .natpmp
-                steps.begin("waiting for \(natpmp.interface) to be up, with an address and a route")
-                result = mapOnce(natpmp, on: loop, until: deadline, &outcome).map { Forwarded(port: $0, ports: [$0]) }
+        let previous = (try? StateStore(path: loaded.configuration.daemon.stateFile).load()) ?? nil
+        var missing: [SourceProblem] = []
+        for (index, settings) in plan.sources.settings.enumerated() {
+            outcome.source = settings.identity
+            let memory = SourceMemory(port: previous?.port, kept: previous?.sources[settings.identity.rawValue]?.kept ?? [:])
+            let asked: (observation: PortObservation?, status: SourceStatus)
+            do {
+                asked = try ask(settings.makeSource(loop: loop, memory: memory), settings, on: loop, until: deadline)
+            } catch {
+                return fail(&outcome, .transientFailure, "\(error)")
             }
-            switch result {
-            case .success(let forwarded):
-                outcome.port = forwarded.port
-                let previous = (try? StateStore(path: loaded.configuration.daemon.stateFile).load())??.port
-                let change = PortChange(port: forwarded.port, previous: previous, source: outcome.source.rawValue, ports: forwarded.ports)
+            outcome.sourceStatus = asked.status
+            if let observation = asked.observation, let port = observation.port {
+                outcome.port = port
+                let change = PortChange(port: port, previous: previous?.port, source: settings.identity.rawValue, ports: observation.ports)
                 return apply(change, to: plan.sinks, on: loop, until: deadline, &outcome)
-            case .failure(let problem):
-                let prefix = missingFile.map { "no source available: \($0) does not exist, and " } ?? ""
-                return fail(&outcome, problem.code, prefix + problem.message)
+            }
+            let prefix = missing.isEmpty ? "" : "no source available: \(missing.map(\.message).joined(separator: ", ")), and "
+            switch asked.status.state {
+            case .unavailable(let problem) where index < plan.sources.settings.count - 1:
+                missing.append(problem)  // auto: no file; NAT-PMP may still have a port
+            case .unavailable(let problem):
+                return fail(&outcome, .unsupported, (prefix.isEmpty ? "no source available: " : prefix) + "\(problem.message); \(problem.fix)")
+            case .misconfigured(let problem):
+                return fail(&outcome, .usageOrConfiguration, prefix + "\(problem.message); \(problem.fix)")
+            case .failing(let problem):
+                return fail(&outcome, .transientFailure, prefix + "\(problem.message); \(problem.fix)")
+            case .waiting(let problem):
+                return fail(&outcome, .transientFailure, prefix + "\(problem.message) in \(timeout.components.seconds) s: \(problem.fix)")
+            case .starting, .forwarding:
+                return fail(&outcome, .transientFailure, prefix + "no answer from \(settings.summary) in \(timeout.components.seconds) s")
             }
         }
         return fail(&outcome, .usageOrConfiguration, "no source configured")
     }
 
-    struct Problem: Error {
-        let code: ExitCode
-        let message: String
-    }
-
-    /// What a source forwards: the port its `port_index` picks, and all of them (a client's own
-    /// `port_index` picks from these).
-    struct Forwarded {
-        let port: Port
-        let ports: [Port]
-    }
-
-    /// One question to Gluetun's control server.
-    private func pollGluetun(_ settings: GluetunSettings, on loop: EventLoop, until deadline: Instant) -> Result<Forwarded, Problem> {
-        let poller = GluetunPoller(loop: loop, settings: settings) { _ in }
-        defer { poller.stop() }
-        poller.start()
-        do {
-            try loop.run(within: deadline - loop.clock.now()) { poller.lastPorts != nil || poller.lastProblem != nil }
-        } catch {
-            return .failure(Problem(code: .transientFailure, message: "\(error)"))
-        }
-        if let ports = poller.lastPorts {
-            guard !ports.isEmpty else { return .failure(Problem(code: .transientFailure, message: "Gluetun has no forwarded port yet")) }
-            guard settings.portIndex < ports.count else {
-                return .failure(Problem(code: .usageOrConfiguration, message: "Gluetun forwards \(ports.count) port(s); port_index \(settings.portIndex) is not among them"))
+    /// Runs `source` until it names a port, says it has none or cannot, or the deadline. A
+    /// lease it got is not renewed afterwards: that is what `portsync run` is for.
+    private func ask(_ source: any PortSource, _ settings: any PortSourceSettings, on loop: EventLoop,
+                     until deadline: Instant) throws -> (observation: PortObservation?, status: SourceStatus) {
+        var seen: PortObservation?
+        source.onObservation = { observation in if observation.port != nil { seen = observation } }
+        steps.begin { source.status.problem?.message ?? "asking \(settings.summary)" }
+        defer { source.stop(final: false) }
+        try source.start()
+        try loop.run(within: deadline - loop.clock.now()) {
+            switch source.status.state {
+            case .starting, .waiting: seen != nil
+            case .forwarding, .unavailable, .failing, .misconfigured: true
             }
-            return .success(Forwarded(port: ports[settings.portIndex], ports: ports))
         }
-        return .failure(Problem(code: poller.refused ? .usageOrConfiguration : .transientFailure,
-                                message: poller.lastProblem ?? "no answer from Gluetun at \(settings.url)"))
-    }
-
-    private func readPortFile(_ path: String, index: Int = 0) -> Result<Forwarded, Problem> {
-        switch PortFile.read(atPath: path, portIndex: index) {
-        case .missing:
-            .failure(Problem(code: .unsupported, message: "no source available: \(path) does not exist (is the VPN connected, with port forwarding on?)"))
-        case .notARegularFile(let error):
-            .failure(Problem(code: .transientFailure, message: error))
-        case .unreadable(let error):
-            .failure(Problem(code: .transientFailure, message: "cannot read \(path): \(error)"))
-        case .empty:
-            .failure(Problem(code: .transientFailure, message: "no forwarded port right now: \(path) is empty"))
-        case .garbage(let error):
-            .failure(Problem(code: .transientFailure, message: "\(path): \(error)"))
-        case .noPortAtIndex(let count):
-            .failure(Problem(code: .usageOrConfiguration, message: "\(path) lists \(count) port(s); port_index \(index) is not among them"))
-        case .port(let port, let all):
-            .success(Forwarded(port: port, ports: all))
-        }
-    }
-
-    /// One NAT-PMP mapping on the configured interface. Its lease is not renewed afterwards:
-    /// that is what `portsync run` is for.
-    private func mapOnce(_ plan: SyncPlan.NATPMP, on loop: EventLoop, until deadline: Instant, _ outcome: inout Outcome) -> Result<Port, Problem> {
-        var link: TunnelTracker.State?
-        var mapped: Port?
-        var failed = false
-        let client = NATPMPClient(loop: loop, settings: plan.settings) { observation in
-            if let port = observation.port { mapped = port }
-        }
-        client.onFailure = { _ in failed = true }
-        let previous = (try? StateStore(path: loaded.configuration.daemon.stateFile).load()) ?? nil
-        if let port = previous?.port { client.prefer(port) }
-        if let internalPort = previous?.natpmpInternalPort { client.restore(internalPort: internalPort) }
-        var asked = false
-        let watcher = TunnelWatcher(loop: loop, interface: plan.interface, gateway: plan.gateway) { state in
-            if case .usable(let tunnel) = state, !asked {
-                asked = true
-                steps.begin("asking the NAT-PMP gateway \(tunnel.gateway) (UDP 5351) for a port, from \(tunnel.address)")
-            }
-            link = state
-            client.tunnelChanged(state)
-        }
-        defer {
-            watcher.stop()
-            client.stop(deleteMappings: false)
-        }
-        do {
-            try watcher.start()
-            try loop.run(within: deadline - loop.clock.now()) {
-                if case .unusable? = link { return true }
-                return mapped != nil || failed
-            }
-        } catch {
-            return .failure(Problem(code: .transientFailure, message: "\(error)"))
-        }
-        switch link {
-        case .unusable(let reason)?:
-            return .failure(Problem(code: .unsupported, message: "the VPN interface is not usable: \(reason)"))
-        case .awaitingRoute?:
-            return .failure(Problem(code: .transientFailure, message: "\(link!): the VPN is still connecting, or its routes do not lead through the interface"))
-        case .usable?, nil:
-            break
-        }
-        outcome.natpmpInternalPort = client.internalPort
-        guard let mapped else {
-            let gateway = client.gateway.map { "\($0)" } ?? "the gateway"
-            if failed {
-                return .failure(Problem(code: .transientFailure, message: "no NAT-PMP mapping from \(gateway): see the warning above"))
-            }
-            // Silence: the server does not forward ports for this connection.
-            return .failure(Problem(code: .transientFailure, message: "no answer from the NAT-PMP gateway \(gateway) to \(client.requestsSent) request(s) in \(timeout.components.seconds) s: this connection forwards no ports. ProtonVPN: connect to a P2P server with port forwarding on; a WireGuard configuration must be made with NAT-PMP (port forwarding) on"))
-        }
-        return .success(mapped)
+        return (seen, source.status)
     }
 
     /// Applies the port to every client (each the one its `port_index` picks) and waits until
@@ -269,12 +190,15 @@ struct OnceCommand {
     private func record(_ port: Port, _ outcome: Outcome) {
         let store = StateStore(path: loaded.configuration.daemon.stateFile)
         let previous = (try? store.load()) ?? nil
+        var sources = previous?.sources ?? [:]
+        if let status = outcome.sourceStatus {
+            sources[outcome.source.rawValue] = (sources[outcome.source.rawValue] ?? SourceRecord()).updated(outcome.source, status)
+        }
         let state = DaemonState(port: port, source: outcome.source.rawValue,
                                 appliedAt: previous?.port == port ? previous?.appliedAt : WallClock.now,
                                 health: .ok, clientVersions: Dictionary(outcome.clients.compactMap { client in client.version.map { (client.label, $0) } },
                                                                         uniquingKeysWith: { first, _ in first }),
-                                natpmpInternalPort: outcome.natpmpInternalPort ?? previous?.natpmpInternalPort,
-                                pid: ProcessEnvironment.processID, updatedAt: WallClock.now)
+                                sources: sources, pid: ProcessEnvironment.processID, updatedAt: WallClock.now)
         do {
             try store.save(state)
         } catch {

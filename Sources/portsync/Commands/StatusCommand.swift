@@ -65,8 +65,9 @@ struct StatusCommand {
             lines.append("\(label.oneLine(limit: 40))\(version)\(health)")
         }
         if let hook = state.hook { lines.append(hook.text) }
-        if let gateway = state.natpmpGateway {
-            lines.append("NAT-PMP gateway \(gateway.oneLine(limit: 40)) (\((state.natpmpGatewayRule ?? "rule unknown").oneLine()))")
+        for (name, record) in state.sources.sorted(by: { $0.key < $1.key }) {
+            guard let detail = record.detail else { continue }
+            lines.append("\((record.title ?? name).oneLine(limit: 40)) \(detail.oneLine())")
         }
         lines.append(running ? "daemon: running (pid \(state.pid))" : "daemon: not running (last pid \(state.pid))")
         ProcessEnvironment.printToStandardOutput(lines.joined(separator: "\n") + "\n")

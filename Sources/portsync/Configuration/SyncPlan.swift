@@ -6,27 +6,28 @@ import Watchers
 /// are tried where one is enough) and the clients whose port is kept. `run`, `once`, `doctor`
 /// and a reload all use this one value; the strategy is looked at only here.
 struct SyncPlan {
-    enum Source: Equatable {
-        /// A file with the port (ProtonVPN's, or Gluetun's), watched through its directory.
-        case portFile(name: String, path: String, source: PortObservation.Source, portIndex: Int)
-        /// Gluetun's control server, polled.
-        case gluetun(GluetunSettings)
-        /// NAT-PMP on the VPN interface, renewed.
-        case natpmp(NATPMP)
+    /// The sources and what runs when one keeps failing.
+    struct Sources {
+        var settings: [any PortSourceSettings]
+        var recovery: Recovery?
+
+        /// The same sources with the same settings: a reload keeps them running.
+        func isSame(as other: Sources) -> Bool {
+            settings.count == other.settings.count && zip(settings, other.settings).allSatisfy { $0.isSame(as: $1) }
+                && recovery == other.recovery
+        }
     }
 
-    struct NATPMP: Equatable {
-        var settings: NATPMPSettings
-        var interface: String
-        var gateway: IPv4Address?
-        var recoveryCommand: String
-        var recoveryAfter: Int
-        var recoveryCooldown: Duration
-        /// The only source: the tunnel being down is the health, whatever the clients say.
-        var tunnelDecides: Bool
+    /// `[natpmp] recovery_command`: run after `after` failed cycles in a row of `source`, at most
+    /// once per `cooldown`.
+    struct Recovery: Equatable {
+        var source: PortObservation.Source
+        var command: String
+        var after: Int
+        var cooldown: Duration
     }
 
-    var sources: [Source]
+    var sources: Sources
     var sinks: [any PortSinkSettings]
 
     /// `auto`: the ProtonVPN file (an immediate hint) and NAT-PMP on the interface (the
@@ -34,22 +35,29 @@ struct SyncPlan {
     init(_ loaded: LoadedConfiguration) {
         let configuration = loaded.configuration
         let strategy = configuration.source.strategy
-        sources = []
+        var settings: [any PortSourceSettings] = []
+        var recovery: Recovery?
         if strategy == .auto || strategy == .file {
-            sources.append(.portFile(name: "proton.file", path: configuration.proton.portFile, source: .protonFile, portIndex: 0))
+            settings.append(PortFileSettings(name: "proton.file", path: configuration.proton.portFile, identity: .protonFile,
+                                             advice: "connect with port forwarding on in the ProtonVPN app (a P2P server)"))
         }
         if strategy == .gluetun {
             let gluetun = configuration.gluetun
-            sources.append(gluetun.portFile.isEmpty
-                ? .gluetun(GluetunSettings(configuration, loaded.credentials))
-                : .portFile(name: "gluetun.file", path: gluetun.portFile, source: .gluetunFile, portIndex: gluetun.portIndex))
+            settings.append(gluetun.portFile.isEmpty
+                ? GluetunSettings(configuration, loaded.credentials)
+                : PortFileSettings(name: "gluetun.file", path: gluetun.portFile, identity: .gluetunFile, portIndex: gluetun.portIndex,
+                                   advice: "enable VPN_PORT_FORWARDING in Gluetun, with a provider and server that forward ports"))
         }
         if strategy == .auto || strategy == .natpmp {
             let natpmp = configuration.natpmp
-            sources.append(.natpmp(NATPMP(settings: NATPMPSettings(configuration), interface: natpmp.interface, gateway: natpmp.gateway,
-                                          recoveryCommand: natpmp.recoveryCommand, recoveryAfter: natpmp.recoveryAfter,
-                                          recoveryCooldown: .seconds(natpmp.recoveryCooldownSeconds), tunnelDecides: strategy == .natpmp)))
+            settings.append(NATPMPSourceSettings(natpmp: NATPMPSettings(configuration), interface: natpmp.interface,
+                                                 deleteOnExit: natpmp.deleteOnExit))
+            if !natpmp.recoveryCommand.isEmpty {
+                recovery = Recovery(source: .natpmp, command: natpmp.recoveryCommand, after: natpmp.recoveryAfter,
+                                    cooldown: .seconds(natpmp.recoveryCooldownSeconds))
+            }
         }
+        sources = Sources(settings: settings, recovery: recovery)
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials) }
         if let hook = HookSettings(configuration, environment: ProcessEnvironment.variables()) { sinks.append(hook) }
     }

@@ -4,7 +4,8 @@ import Sinks
 import Watchers
 
 /// Decides the port the clients should listen on from what the watchers saw, and when to hand
-/// it to them. A live NAT-PMP mapping outranks a file hint; among equals the newer wins; an
+/// it to them. The live port of a higher-ranked source (a gateway's lease) outranks a lower one
+/// (a file hint); among equals the newer wins; an
 /// observation past its expiry no longer counts. "No port" never becomes a port: the last
 /// desired port stands until a source names another. A port named again after a time when no
 /// source had one is handed off too ("again"): whatever happened to the client meanwhile (a
@@ -53,7 +54,7 @@ struct Coordinator: LoopStateMachine {
         let isNew: Bool
 
         var description: String {
-            "\(hintSource.spokenName) says \(hint); \(winnerSource.possessiveName) live mapping \(winner) outranks it"
+            "\(hintSource.spokenName) says \(hint); the live mapping \(winner) from \(winnerSource.spokenName) outranks it"
         }
     }
 
@@ -121,9 +122,8 @@ struct Coordinator: LoopStateMachine {
     /// `withdrawal`: why, if no source names a port any more.
     private mutating func decide(_ now: Instant, why: String, withdrawal: ChangeReason, _ effects: inout [Effect]) {
         let live = observations.values.filter { Self.isLive($0, now) }
-        let authorities = live.filter(\.source.isAuthority)
-        let pool = authorities.isEmpty ? live : authorities
-        guard let winner = pool.max(by: { $0.time < $1.time }), let port = winner.port else {
+        let rank = live.map(\.source.rank).max()
+        guard let winner = live.filter({ $0.source.rank == rank }).max(by: { $0.time < $1.time }), let port = winner.port else {
             if !lapsed, let desiredSource, withdrawal == .sourceEmptied || withdrawal == .leaseLapsed {
                 effects.append(.withdrawn(source: desiredSource, reason: withdrawal))
             }
@@ -150,8 +150,8 @@ struct Coordinator: LoopStateMachine {
     /// pair of ports in a row, and every time to the trace.
     private mutating func reportOutranked(live: [PortObservation], winner: PortObservation, port: Port,
                                           _ effects: inout [Effect]) {
-        let overruled = live.filter { !$0.source.isAuthority && $0.port != port }.max { $0.time < $1.time }
-        guard winner.source.isAuthority, let overruled, let hint = overruled.port else {
+        let overruled = live.filter { $0.source.rank < winner.source.rank && $0.port != port }.max { $0.time < $1.time }
+        guard let overruled, let hint = overruled.port else {
             outranked = nil
             return
         }
@@ -206,26 +206,5 @@ struct Coordinator: LoopStateMachine {
     /// Names a port and has not expired.
     private static func isLive(_ observation: PortObservation, _ now: Instant) -> Bool {
         observation.port != nil && (observation.expiry.map { $0 > now } ?? true)
-    }
-}
-
-private extension PortObservation.Source {
-    /// How a person names the source at the start of a sentence.
-    var spokenName: String {
-        switch self {
-        case .protonFile: "the ProtonVPN file"
-        case .natpmp: "NAT-PMP"
-        case .gluetun: "Gluetun's control server"
-        case .gluetunFile: "Gluetun's port file"
-        }
-    }
-
-    var possessiveName: String {
-        switch self {
-        case .protonFile: "the ProtonVPN file's"
-        case .natpmp: "NAT-PMP's"
-        case .gluetun: "Gluetun's"
-        case .gluetunFile: "Gluetun's port file's"
-        }
     }
 }

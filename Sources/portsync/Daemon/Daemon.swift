@@ -25,7 +25,7 @@ final class Daemon {
         self.loaded = loaded
         let plan = SyncPlan(loaded)
         sinks = SinkSet(loop: loop, settings: plan.sinks)
-        sources = SourceSet(loop: loop, sources: plan.sources)
+        sources = SourceSet(loop: loop, plan: plan.sources)
         recorder = StateRecorder(path: loaded.configuration.daemon.stateFile, logger: loop.logger)
         history = HistoryRecorder(stateFile: loaded.configuration.daemon.stateFile, logger: loop.logger)
         dispatcher = Dispatcher(loop: loop, sinks: sinks)
@@ -43,7 +43,7 @@ final class Daemon {
             self.sinks.interfacesChanged()
         }
         sinks.onStatusChange = { [unowned self] status in
-            if status.health == .verified, let port = status.verifiedPort { self.sources.natpmp?.prefer(port) }
+            if status.health == .verified, let port = status.verifiedPort { self.sources.clientsVerified(port) }
             self.recordOutcome()
         }
     }
@@ -80,7 +80,7 @@ final class Daemon {
         history.load()
         let clients = SyncPlan(loaded).sinks.map(\.summary).joined(separator: ", ")
         loop.logger.info("portsync", "\(CommandLineInterface.version) running (pid \(ProcessEnvironment.processID)); strategy \(configuration.source.strategy.rawValue), \(clients), configuration \(configuration.file ?? "defaults")")
-        try sources.start(preferred: recorder.state?.port, internalPort: recorder.state?.natpmpInternalPort)
+        try sources.start(memory: remembered)
         sinks.connect()
         startMetrics(configuration.daemon.metricsListen)
         systemd.start()
@@ -90,7 +90,7 @@ final class Daemon {
     func stop() {
         systemd.stopping()
         metricsServer?.close()
-        sources.stop(deleteMappings: loaded.configuration.natpmp.deleteOnExit)
+        sources.stop(final: true)
         loop.logger.info("portsync", "stopped")
     }
 
@@ -106,17 +106,21 @@ final class Daemon {
     /// NAT-PMP, when in use, mapped or failed once.
     private var settled: Bool {
         let clientsTried = dispatcher.coordinator.desired == nil || !sinks.statuses.contains { $0.health.isPending }
-        return clientsTried && sources.natpmpSettled
+        return clientsTried && sources.settled
+    }
+
+    /// What the state file left for `source`: the port last applied, and the source's own keeps.
+    private func remembered(_ source: PortObservation.Source) -> SourceMemory {
+        SourceMemory(port: recorder.state?.port, kept: recorder.state?.sources[source.rawValue]?.kept ?? [:])
     }
 
     func snapshot() -> DaemonSnapshot {
         let coordinator = dispatcher.coordinator
-        let natpmp = sources.natpmp
         var linkUp: Bool?
         if let link = sources.link { if case .usable = link { linkUp = true } else { linkUp = false } }
         var leaseLeft: Int?
-        if coordinator.desiredSource == .natpmp {
-            let left = natpmp?.leaseExpiry.map { ($0 - loop.clock.now()).components.seconds } ?? 0
+        if let source = coordinator.desiredSource, source.rank == .lease, let status = sources.status(of: source) {
+            let left = status.leaseExpiry.map { ($0 - loop.clock.now()).components.seconds } ?? 0
             leaseLeft = Int(max(0, left))
         }
         let livePort = coordinator.hasLivePort(now: loop.now)
@@ -130,9 +134,7 @@ final class Daemon {
         }
         return DaemonSnapshot(port: sinks.verifiedPort ?? recorder.state?.port, source: coordinator.desiredSource?.rawValue,
                               health: health, clients: clients, portChanges: dispatcher.portChanges,
-                              lastChange: dispatcher.lastChange, natpmpRenewals: natpmp?.mappingsGranted,
-                              natpmpFailures: natpmp == nil ? nil : sources.natpmpFailures, lastRenewal: sources.lastRenewal,
-                              linkUp: linkUp, leaseSecondsLeft: leaseLeft, hook: sinks.hookRecord,
+                              lastChange: dispatcher.lastChange, sources: sources.statuses, linkUp: linkUp, leaseSecondsLeft: leaseLeft, hook: sinks.hookRecord,
                               lastRecord: history.last, changesByReason: history.counts)
     }
 
@@ -183,12 +185,11 @@ final class Daemon {
         logger.level = configuration.daemon.logLevel
         recorder.move(to: configuration.daemon.stateFile)
         history.move(toStateFile: configuration.daemon.stateFile)
-        if plan.sources != sources.sources {
-            sources.stop()
-            sources.sources = plan.sources
+        if !plan.sources.isSame(as: sources.plan) {
+            sources.replace(with: plan.sources)
             dispatcher.reset(firstReason: .reload)
             do {
-                try sources.start(preferred: recorder.state?.port, internalPort: recorder.state?.natpmpInternalPort)
+                try sources.start(memory: remembered)
             } catch {
                 logger.error("portsync", "SIGHUP: cannot start the sources: \(error)")
             }

@@ -24,12 +24,10 @@ struct DaemonSnapshot {
     var clients: [Client]
     var portChanges: Int
     var lastChange: Int64?
-    var natpmpRenewals: Int?
-    var natpmpFailures: Int?
-    /// When the NAT-PMP lease was last granted or renewed (wall clock).
-    var lastRenewal: Int64?
+    /// Every source, in the plan's order, and what it says of itself.
+    var sources: [(source: PortObservation.Source, status: SourceStatus)] = []
     var linkUp: Bool?
-    /// Seconds left on the NAT-PMP lease of the port in use, when it comes from NAT-PMP.
+    /// Seconds left on the lease of the port in use, when its source leases it.
     var leaseSecondsLeft: Int?
     /// The command hook's last run, when there is a hook and it has run.
     var hook: HookRecord? = nil
@@ -44,8 +42,8 @@ struct DaemonSnapshot {
     var statusLine: String {
         guard health.isOK, let port, let source else { return health.description }
         var line = "port \(port) on \(clients.map(\.title).joined(separator: ", ")) via \(source)"
-        if source == PortObservation.Source.natpmp.rawValue, let lastRenewal {
-            line += "; lease renewed at \(WallClock.text(lastRenewal).suffix(8))"
+        if let lastGrant = sources.first(where: { $0.source.rawValue == source })?.status.lastGrant {
+            line += "; lease renewed at \(WallClock.text(lastGrant).suffix(8))"
         }
         if let lastRecord { line += "; last change \(WallClock.text(lastRecord.time).suffix(8)) (\(lastRecord.reason.rawValue))" }
         return line

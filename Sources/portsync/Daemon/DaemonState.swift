@@ -2,6 +2,7 @@ import Domain
 import Glibc
 import HTTP
 import Reactor
+import Watchers
 
 /// What the daemon (and `once`) remembers across restarts and what `portsync status` shows: the
 /// last port applied, from which source, when, and the health. Stored as JSON, written
@@ -16,11 +17,9 @@ struct DaemonState: Equatable {
     var clientVersions: [String: String] = [:]
     /// Each client's health by its label, in words ("ok", or what is wrong).
     var clientHealth: [String: String] = [:]
-    /// The NAT-PMP internal port in use, so that a restart keeps the same mapping.
-    var natpmpInternalPort: UInt16? = nil
-    /// The NAT-PMP gateway in use and the rule that chose it (`GatewayRule`), in words.
-    var natpmpGateway: String? = nil
-    var natpmpGatewayRule: String? = nil
+    /// Each source by its name (`natpmp`): how it was reached, and what it keeps for the next
+    /// run (NAT-PMP's internal port, so that a restart keeps the same mapping).
+    var sources: [String: SourceRecord] = [:]
     /// The command hook's last run, when there is a hook.
     var hook: HookRecord? = nil
     var pid: Int32
@@ -43,9 +42,7 @@ struct DaemonState: Equatable {
             clients[label] = .object(client)
         }
         if !clients.isEmpty { members["clients"] = .object(clients) }
-        if let natpmpInternalPort { members["natpmp_internal_port"] = .number(Double(natpmpInternalPort)) }
-        if let natpmpGateway { members["natpmp_gateway"] = .string(natpmpGateway) }
-        if let natpmpGatewayRule { members["natpmp_gateway_rule"] = .string(natpmpGatewayRule) }
+        if !sources.isEmpty { members["sources"] = .object(sources.mapValues(\.jsonValue)) }
         if let hook { members["hook"] = hook.jsonValue }
         return .object(members)
     }
@@ -80,10 +77,21 @@ struct DaemonState: Equatable {
         } else if let version = value["qbittorrent_version"]?.string {
             versions["qbittorrent"] = version  // written by portsync before several clients
         }
+        var sources: [String: SourceRecord] = [:]
+        if case .object(let records)? = value["sources"] {
+            sources = records.compactMapValues(SourceRecord.init)
+        } else {
+            // Written by portsync before sources were alike: NAT-PMP's own keys.
+            var natpmp = SourceRecord(title: "NAT-PMP")
+            if let port = try integer("natpmp_internal_port", in: value, as: UInt16.self) { natpmp.kept["internal_port"] = String(port) }
+            if let gateway = value["natpmp_gateway"]?.string {
+                natpmp.detail = "gateway \(gateway) (\(value["natpmp_gateway_rule"]?.string ?? "rule unknown"))"
+            }
+            if natpmp.detail != nil || !natpmp.kept.isEmpty { sources["natpmp"] = natpmp }
+        }
         return DaemonState(port: port, source: value["source"]?.string, appliedAt: try integer("applied_at", in: value, as: Int64.self),
                            health: Health(text: health), clientVersions: versions, clientHealth: clientHealth,
-                           natpmpInternalPort: try integer("natpmp_internal_port", in: value, as: UInt16.self),
-                           natpmpGateway: value["natpmp_gateway"]?.string, natpmpGatewayRule: value["natpmp_gateway_rule"]?.string,
+                           sources: sources,
                            hook: value["hook"].flatMap(HookRecord.init),
                            pid: try integer("pid", in: value, as: Int32.self) ?? 0,
                            updatedAt: try integer("updated_at", in: value, as: Int64.self) ?? 0)
@@ -97,6 +105,47 @@ struct DaemonState: Equatable {
             throw ParseError(message: "\"\(key)\" is not a whole number in range: \(member.excerpt)")
         }
         return exact
+    }
+}
+
+/// What the state file keeps of one source.
+struct SourceRecord: Equatable {
+    /// "NAT-PMP", for `status`.
+    var title: String? = nil
+    /// How it was reached: "gateway 10.2.0.1 (the gateway of a route through the tunnel)".
+    var detail: String? = nil
+    /// `SourceStatus.kept`, handed back to it at the next start.
+    var kept: [String: String] = [:]
+
+    var jsonValue: JSONValue {
+        var members: [String: JSONValue] = [:]
+        if let title { members["title"] = .string(title) }
+        if let detail { members["detail"] = .string(detail) }
+        if !kept.isEmpty { members["kept"] = .object(kept.mapValues { .string($0) }) }
+        return .object(members)
+    }
+
+    /// nil for anything but an object; members of the wrong type are left out.
+    init?(_ value: JSONValue) {
+        guard case .object = value else { return nil }
+        title = value["title"]?.string
+        detail = value["detail"]?.string
+        if case .object(let kept)? = value["kept"] { self.kept = kept.compactMapValues(\.string) }
+    }
+
+    init(title: String? = nil, detail: String? = nil, kept: [String: String] = [:]) {
+        self.title = title
+        self.detail = detail
+        self.kept = kept
+    }
+
+    /// What `source` says of itself now, over what was recorded before.
+    func updated(_ source: PortObservation.Source, _ status: SourceStatus) -> SourceRecord {
+        var record = self
+        record.title = source.title
+        record.detail = status.detail ?? detail
+        record.kept.merge(status.kept) { $1 }
+        return record
     }
 }
 

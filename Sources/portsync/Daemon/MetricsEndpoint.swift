@@ -19,7 +19,7 @@ enum MetricsEndpoint {
             if let source = snapshot.source { members["source"] = .string(source) }
             if let left = snapshot.leaseSecondsLeft { members["lease_seconds_left"] = .number(Double(left)) }
             if !snapshot.isHealthy {
-                members["reason"] = .string(snapshot.health.isOK ? "the NAT-PMP lease ran out" : snapshot.health.description)
+                members["reason"] = .string(snapshot.health.isOK ? "the lease of the port in use ran out" : snapshot.health.description)
             }
             var response = HTTPResponse(status: snapshot.isHealthy ? 200 : 503, reason: snapshot.isHealthy ? "OK" : "Service Unavailable",
                                         body: Array((JSONValue.object(members).serialized + "\n").utf8))
@@ -63,9 +63,16 @@ enum MetricsEndpoint {
         perClient("portsync_qbittorrent_requests_total", "HTTP requests sent to a client.", \.requests)
         perClient("portsync_qbittorrent_logins_total", "Successful logins to a client.", \.logins)
         perClient("portsync_qbittorrent_login_failures_total", "Refused logins to a client.", \.failedLogins)
-        metric("portsync_natpmp_renewals_total", "counter", "NAT-PMP mappings granted or renewed.", snapshot.natpmpRenewals)
-        metric("portsync_natpmp_failures_total", "counter", "NAT-PMP cycles that failed.", snapshot.natpmpFailures)
-        metric("portsync_natpmp_lease_seconds_left", "gauge", "Seconds left on the NAT-PMP lease.", snapshot.leaseSecondsLeft)
+        func perSource(_ name: String, _ type: String, _ help: String, _ value: (SourceStatus) -> Int?) {
+            metric(name, type, help, snapshot.sources.compactMap { source, status in
+                value(status).map { ("{source=\"\(source.rawValue)\"}", $0) }
+            })
+        }
+        perSource("portsync_source_forwarding", "gauge", "1 when the source names a port.") { if case .forwarding = $0.state { 1 } else { 0 } }
+        perSource("portsync_source_grants_total", "counter", "Leases the source's gateway granted or renewed.", \.grants)
+        perSource("portsync_source_failures_total", "counter", "Cycles of the source that failed.", \.failures)
+        metric("portsync_lease_seconds_left", "gauge", "Seconds left on the lease of the port in use, when its source leases it.",
+               snapshot.leaseSecondsLeft)
         metric("portsync_link_up", "gauge", "1 when the VPN interface is usable.", snapshot.linkUp.map { $0 ? 1 : 0 })
         return lines.joined(separator: "\n") + "\n"
     }

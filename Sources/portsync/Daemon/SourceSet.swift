@@ -2,121 +2,101 @@ import Domain
 import Reactor
 import Watchers
 
-/// The watchers of a plan's sources, started and stopped together: observations go to
-/// `onObservation`, and `onChange` hears of everything else that changes the daemon's state
-/// (the tunnel, a failed NAT-PMP cycle).
+/// The plan's sources, started and stopped together: observations go to `onObservation`, and
+/// `onChange` hears of everything else that changes the daemon's state (a tunnel, a failed
+/// cycle). It knows sources only as `PortSource`s: their rank is in their observations, their
+/// state in their status.
 final class SourceSet {
     var onObservation: (PortObservation) -> Void = { _ in }
     var onChange: () -> Void = {}
-    /// The tunnel came back (or was recreated) after having been usable before.
+    /// A source's tunnel came back (or was recreated) after having been usable before.
     var onTunnelBack: (Tunnel) -> Void = { _ in }
 
-    /// Replaced on a reload, between `stop()` and `start`.
-    var sources: [SyncPlan.Source]
     private let loop: EventLoop
-    private var files: [PortFileWatcher] = []
-    private var gluetun: GluetunPoller?
-    private var tunnelWatcher: TunnelWatcher?
-    private(set) var natpmp: NATPMPClient?
+    private(set) var plan: SyncPlan.Sources
+    private(set) var sources: [any PortSource] = []
     private var recovery: RecoveryCommand?
-    private var lastTunnel: Tunnel?
-    private(set) var link: TunnelTracker.State?
-    /// NAT-PMP mapped or failed at least once.
-    private(set) var natpmpTried = false
-    private(set) var natpmpFailures = 0
-    /// When the NAT-PMP lease was last granted or renewed (wall clock).
-    private(set) var lastRenewal: Int64?
+    /// Per source, by name: the last link seen, whether it was ever usable, the failure streak.
+    private var links: [String: TunnelTracker.State] = [:]
+    private var wasUsable: Set<String> = []
+    private var streaks: [String: Int] = [:]
 
-    init(loop: EventLoop, sources: [SyncPlan.Source]) {
+    init(loop: EventLoop, plan: SyncPlan.Sources) {
         self.loop = loop
-        self.sources = sources
+        self.plan = plan
     }
 
-    /// The tunnel being down is the health (NAT-PMP is the only source).
-    var tunnelDecides: Bool {
-        sources.contains { if case .natpmp(let natpmp) = $0 { natpmp.tunnelDecides } else { false } }
+    /// `memory`: the port and what each source kept, from the state file.
+    func start(memory: (PortObservation.Source) -> SourceMemory) throws {
+        if let command = plan.recovery {
+            recovery = RecoveryCommand(loop: loop, command: command.command, threshold: command.after, cooldown: command.cooldown)
+        }
+        for settings in plan.settings {
+            let source = settings.makeSource(loop: loop, memory: memory(settings.identity))
+            source.onObservation = { [unowned self] observation in self.onObservation(observation) }
+            source.onStatusChange = { [unowned self, unowned source] in self.statusChanged(source) }
+            sources.append(source)
+            try source.start()
+        }
     }
 
-    /// `preferred`, `internalPort`: what the last run used, so that NAT-PMP keeps them.
-    func start(preferred: Port?, internalPort: UInt16?) throws {
-        for source in sources {
-            switch source {
-            case .portFile(let name, let path, let source, let portIndex):
-                let watcher = PortFileWatcher(loop: loop, name: name, path: path, source: source, portIndex: portIndex) {
-                    [unowned self] observation in self.onObservation(observation)
-                }
-                try watcher.start()
-                files.append(watcher)
-            case .gluetun(let settings):
-                let poller = GluetunPoller(loop: loop, settings: settings) { [unowned self] observation in self.onObservation(observation) }
-                poller.start()
-                gluetun = poller
-            case .natpmp(let plan):
-                try startNATPMP(plan, preferred: preferred, internalPort: internalPort)
+    /// A reload with other sources: the running ones stop, `start` makes the new ones.
+    func replace(with plan: SyncPlan.Sources) {
+        stop()
+        self.plan = plan
+    }
+
+    /// `final`: only when portsync stops (a source may then drop its mappings), never on a reload.
+    func stop(final: Bool = false) {
+        sources.forEach { $0.stop(final: final) }
+        sources = []
+        recovery = nil
+        links = [:]
+        wasUsable = []
+        streaks = [:]
+    }
+
+    func clientsVerified(_ port: Port) {
+        sources.forEach { $0.clientsVerified(port) }
+    }
+
+    private func statusChanged(_ source: any PortSource) {
+        let name = source.identity.rawValue
+        let status = source.status
+        if let link = status.link, link != links[name] {
+            links[name] = link
+            if case .usable(let tunnel) = link {
+                if wasUsable.contains(name) { onTunnelBack(tunnel) }
+                wasUsable.insert(name)
             }
         }
-    }
-
-    private func startNATPMP(_ plan: SyncPlan.NATPMP, preferred: Port?, internalPort: UInt16?) throws {
-        let client = NATPMPClient(loop: loop, settings: plan.settings) { [unowned self] observation in
-            self.natpmpTried = true
-            if observation.port != nil { self.lastRenewal = WallClock.now }
-            self.onObservation(observation)
+        if status.failureStreak > streaks[name, default: 0], plan.recovery?.source == source.identity {
+            recovery?.failed(streak: status.failureStreak)
         }
-        if let preferred { client.prefer(preferred) }
-        if let internalPort { client.restore(internalPort: internalPort) }
-        if !plan.recoveryCommand.isEmpty {
-            recovery = RecoveryCommand(loop: loop, command: plan.recoveryCommand, threshold: plan.recoveryAfter,
-                                       cooldown: plan.recoveryCooldown)
-        }
-        client.onFailure = { [unowned self] streak in
-            self.natpmpTried = true
-            self.natpmpFailures += 1
-            self.recovery?.failed(streak: streak)
-            self.onChange()
-        }
-        natpmp = client
-        let watcher = TunnelWatcher(loop: loop, interface: plan.interface, gateway: plan.gateway) { [unowned self] state in
-            self.tunnelChanged(state)
-        }
-        tunnelWatcher = watcher
-        try watcher.start()
-    }
-
-    /// `deleteMappings`: only when portsync stops (delete_on_exit), never on a reload.
-    func stop(deleteMappings: Bool = false) {
-        files.forEach { $0.stop() }
-        files = []
-        gluetun?.stop()
-        gluetun = nil
-        tunnelWatcher?.stop()
-        tunnelWatcher = nil
-        natpmp?.stop(deleteMappings: deleteMappings)
-        natpmp = nil
-        recovery = nil
-        link = nil
-        lastTunnel = nil
-    }
-
-    /// The tunnel came, went or changed.
-    private func tunnelChanged(_ state: TunnelTracker.State) {
-        link = state
-        natpmp?.tunnelChanged(state)
-        if case .usable(let tunnel) = state {
-            if lastTunnel != nil { onTunnelBack(tunnel) }
-            lastTunnel = tunnel
-        }
+        streaks[name] = status.failureStreak
         onChange()
     }
 
-    /// Whether NAT-PMP, when in use, has settled for readiness: mapped or failed once, or the
-    /// tunnel is not there at all.
-    var natpmpSettled: Bool {
-        guard natpmp != nil else { return true }
-        switch link {
-        case nil, .awaitingRoute?: return false
-        case .unusable?: return true
-        case .usable?: return natpmpTried
-        }
+    var statuses: [(source: PortObservation.Source, status: SourceStatus)] {
+        sources.map { ($0.identity, $0.status) }
+    }
+
+    /// The tunnel of the first source that speaks through one.
+    var link: TunnelTracker.State? {
+        sources.lazy.compactMap(\.status.link).first
+    }
+
+    /// The tunnel being down is the health when the only source speaks through it.
+    var tunnelDecides: Bool {
+        sources.count == 1 && sources[0].status.link != nil
+    }
+
+    /// Every source has had its first try, for readiness.
+    var settled: Bool {
+        sources.allSatisfy(\.status.settled)
+    }
+
+    func status(of source: PortObservation.Source) -> SourceStatus? {
+        sources.first { $0.identity == source }?.status
     }
 }

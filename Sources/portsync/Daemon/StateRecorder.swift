@@ -49,11 +49,12 @@ final class StateRecorder {
         let labels = Set(snapshot.clients.map(\.label))
         next.clientVersions = next.clientVersions.filter { labels.contains($0.key) }
         next.clientHealth = Dictionary(uniqueKeysWithValues: snapshot.clients.map { ($0.label, $0.health.description) })
-        next.natpmpInternalPort = sources?.natpmp?.internalPort ?? next.natpmpInternalPort
         next.hook = snapshot.hook
-        if case .usable(let tunnel)? = sources?.link {
-            next.natpmpGateway = "\(tunnel.gateway)"
-            next.natpmpGatewayRule = "\(tunnel.gatewayRule)"
+        if let sources {
+            // Only the sources configured now, each with what it last said of itself.
+            next.sources = Dictionary(uniqueKeysWithValues: sources.statuses.map { source, status in
+                (source.rawValue, (next.sources[source.rawValue] ?? SourceRecord()).updated(source, status))
+            })
         }
         if let port = verifiedPort, port == desired {
             if next.port != port { next.appliedAt = WallClock.now }
