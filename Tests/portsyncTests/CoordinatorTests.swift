@@ -34,6 +34,21 @@ import Watchers
         #expect(effects.contains(.log(.notice, "port 43000 from natpmp (was 41000)")) && effects.contains(.desiredPortChanged(Port(43000)!)))
     }
 
+    /// A source the coordinator has never heard of is ranked by its data alone: a new lease
+    /// outranks every hint and ties with NAT-PMP, where the newer wins.
+    @Test func aNewSourceIsRankedByItsDataAlone() {
+        let pcp = PortObservation.Source("pcp", rank: .lease, title: "PCP", spokenName: "PCP")
+        var coordinator = Coordinator()
+        #expect(observe(&coordinator, observation(.gluetun, 40000, at: 0)) == Port(40000))
+        #expect(observe(&coordinator, observation(pcp, 41000, at: 1, expiry: 61)) == Port(41000))
+        #expect(observe(&coordinator, observation(.staticPort, 42000, at: 2)) == nil, "a hint does not beat a lease")
+        #expect(observe(&coordinator, observation(.natpmp, 43000, at: 3, expiry: 63)) == Port(43000), "among leases the newer wins")
+        #expect(observe(&coordinator, observation(pcp, 44000, at: 4, expiry: 64)) == Port(44000))
+        #expect(coordinator.desiredSource == pcp)
+        let effects = coordinator.handle(.observed(observation(.protonFile, 45000, at: 5)), now: start + .seconds(5))
+        #expect(effects.contains { if case .outranked(let outranking) = $0 { outranking.winnerSource == pcp && outranking.hint == Port(45000) } else { false } })
+    }
+
     /// "Why didn't my port change?": a file's port a live mapping outranks is reported with both
     /// ports, as new the first time for each pair in a row, and again on every decision after.
     @Test func aFilePortALiveMappingOutranksIsReportedWithBothPorts() {

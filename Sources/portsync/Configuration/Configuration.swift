@@ -8,6 +8,8 @@ enum SourceStrategy: String, CaseIterable, Sendable {
     case file
     case natpmp
     case gluetun
+    /// `[static] port`: a port forwarded by hand or by contract.
+    case staticPort = "static"
 }
 
 /// The daemon's whole configuration, after the file, the environment and the flags were
@@ -44,6 +46,11 @@ struct Configuration: Equatable {
         /// Hex, with or without colons; checked when set.
         var fingerprint = ""
         var verify = true
+    }
+
+    struct Static: Equatable {
+        /// 0: not set (`strategy = "static"` then fails to load).
+        var port = 0
     }
 
     struct Gluetun: Equatable {
@@ -100,6 +107,7 @@ struct Configuration: Equatable {
     var proton: Proton
     var natpmp = NATPMP()
     var gluetun = Gluetun()
+    var staticPort = Static()
     var qbittorrent = QBittorrent()
     var transmission = TorrentClient(url: try! HTTPURL(parsing: "http://127.0.0.1:9091"))
     var deluge = TorrentClient(url: try! HTTPURL(parsing: "http://127.0.0.1:8112"))

@@ -22,9 +22,11 @@ extension ConfigurationKey {
     ]
 
     /// The sections `portsync config` prints: `[hook]` only with a command (an empty one would
-    /// not load back).
+    /// not load back), `[static]` only with its strategy (its port 0 would not load back).
     static func printedSections(_ configuration: Configuration) -> [String] {
-        sections.filter { $0 != "hook" || !configuration.hook.command.isEmpty }
+        sections.filter {
+            ($0 != "hook" || !configuration.hook.command.isEmpty) && ($0 != "static" || configuration.source.strategy == .staticPort)
+        }
     }
 
     /// An argv: not empty, no NUL, the program an absolute path or a bare name for `PATH`

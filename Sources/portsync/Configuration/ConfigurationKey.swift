@@ -80,10 +80,10 @@ extension ConfigurationKey {
     static let all: [ConfigurationKey] = [
         ConfigurationKey(section: "source", name: "strategy", kind: .string, flag: "--strategy",
                          current: .quoted({ $0.source.strategy.rawValue }),
-                         summary: "auto | file | natpmp | gluetun") { config, value, _ throws(InvalidValue) in
+                         summary: "auto | file | natpmp | gluetun | static") { config, value, _ throws(InvalidValue) in
             let text = try value.string()
             guard let strategy = SourceStrategy(rawValue: text) else {
-                throw InvalidValue("\"\(text)\" is not a strategy (auto, file, natpmp or gluetun)")
+                throw InvalidValue("\"\(text)\" is not a strategy (auto, file, natpmp, gluetun or static)")
             }
             config.source.strategy = strategy
         },
@@ -242,6 +242,13 @@ extension ConfigurationKey {
             }
             config.daemon.logLevel = level
         },
+        ConfigurationKey(section: "static", name: "port", kind: .integer, flag: "--static-port",
+                         current: .plain({ String($0.staticPort.port) }),
+                         summary: "with strategy = \"static\": the port forwarded to you (AirVPN, TorGuard, a router rule)") { config, value, _ throws(InvalidValue) in
+            let port = try value.integer()
+            guard (1...65_535).contains(port) else { throw InvalidValue("\(port) is not a port (1 to 65535)") }
+            config.staticPort.port = port
+        },
         ConfigurationKey(section: "daemon", name: "metrics_listen", kind: .string, flag: "--metrics-listen",
                          current: .quoted({ $0.daemon.metricsListen?.description ?? "" }),
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
@@ -250,7 +257,7 @@ extension ConfigurationKey {
     ] + clientKeys + hookKeys + tlsKeys(section: "gluetun", \.gluetun.tls) + tlsKeys(section: "qbittorrent", \.qbittorrent.tls)
         + tlsKeys(section: "transmission", \.transmission.tls) + tlsKeys(section: "deluge", \.deluge.tls)
 
-    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "qbittorrent", "transmission", "deluge", "hook", "daemon"]
+    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "qbittorrent", "transmission", "deluge", "hook", "daemon"]
 
     static func named(_ path: String) -> ConfigurationKey? {
         all.first { $0.path == path }

@@ -197,6 +197,10 @@ struct ConfigurationLoader {
                 throw ConfigurationError(origin, "port_index in [\(client.label)] needs [source] strategy = \"gluetun\" (only Gluetun forwards several ports)")
             }
         }
+        if configuration.source.strategy == .staticPort, configuration.staticPort.port == 0 {
+            throw ConfigurationError(configuration.origins["source.strategy"] ?? "",
+                                     "strategy \"static\" needs the port forwarded to you: set [static] port")
+        }
         let natpmp = configuration.natpmp
         if natpmp.renewSeconds >= natpmp.leaseSeconds {
             let origin = configuration.origins["natpmp.renew_seconds"] ?? configuration.origins["natpmp.lease_seconds"] ?? ""

@@ -1,3 +1,4 @@
+import Domain
 import Reactor
 import Sinks
 import Watchers
@@ -56,6 +57,9 @@ struct SyncPlan {
                 recovery = Recovery(source: .natpmp, command: natpmp.recoveryCommand, after: natpmp.recoveryAfter,
                                     cooldown: .seconds(natpmp.recoveryCooldownSeconds))
             }
+        }
+        if strategy == .staticPort, let port = Port(configuration.staticPort.port) {
+            settings.append(StaticSourceSettings(port: port))
         }
         sources = Sources(settings: settings, recovery: recovery)
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials) }
