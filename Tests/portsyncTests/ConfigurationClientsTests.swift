@@ -62,7 +62,7 @@ import Testing
         #expect(transmission.client.password?.value == "from-credentials")
         let box = try #require(sinks[3] as? DelugeSettings)
         #expect(box.client.url.port == 8112 && box.client.password?.value == "deluge-secret" && !box.client.reannounce)
-        #expect(loaded.configuration.namedClients.first?.origins["qbittorrent.url"] == "\(file):4")
+        #expect(loaded.configuration.clientSections.first { $0.name != nil }?.origins["qbittorrent.url"] == "\(file):4")
 
         let printed = ConfigurationPrinter.render(loaded)
         #expect(printed.contains("[qbittorrent.tv]\nurl = \"http://127.0.0.1:8082\""))
@@ -73,7 +73,7 @@ import Testing
         let reloaded = try loader(file: directory.write("printed.toml", printed),
                                   environment: ["CREDENTIALS_DIRECTORY": "\(directory.path)/credentials"]).load()
         #expect(SyncPlan(reloaded).sinks.map(\.label) == sinks.map(\.label))
-        #expect(reloaded.configuration.namedClients.map(\.qbittorrent) == loaded.configuration.namedClients.map(\.qbittorrent))
+        #expect(reloaded.configuration.clientSections.map(\.values) == loaded.configuration.clientSections.map(\.values))
     }
 
     @Test(arguments: [

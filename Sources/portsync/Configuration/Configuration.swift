@@ -108,13 +108,11 @@ struct Configuration: Equatable {
     var natpmp = NATPMP()
     var gluetun = Gluetun()
     var staticPort = Static()
-    var qbittorrent = QBittorrent()
-    var transmission = TorrentClient(url: try! HTTPURL(parsing: "http://127.0.0.1:9091"))
-    var deluge = TorrentClient(url: try! HTTPURL(parsing: "http://127.0.0.1:8112"))
+    /// Every client table: the three kinds' own first (used only when present, but for
+    /// `[qbittorrent]` alone), then `[qbittorrent.movies]` and the like in the file's order.
+    var clientSections: [ClientSection] = ClientKind.allCases.map { ClientSection($0) }
     var hook = Hook()
     var daemon: Daemon
-    /// `[qbittorrent.movies]` and the like, in the file's order.
-    var namedClients: [NamedClient] = []
     /// The unnamed client sections given in the file (an empty table counts) or by a variable or
     /// flag: `[transmission]` and `[deluge]` are used only when present.
     var presentSections: Set<String> = []

@@ -2,13 +2,8 @@ import HTTP
 import Reactor
 
 extension ConfigurationKey {
-    /// `[hook]` and the re-announce switch of `[qbittorrent]`.
+    /// `[hook]`.
     static let hookKeys: [ConfigurationKey] = [
-        ConfigurationKey(section: "qbittorrent", name: "reannounce", kind: .boolean, flag: nil,
-                         current: .plain({ String($0.qbittorrent.reannounce) }),
-                         summary: "tell the trackers after a change of port (at most once a minute)") { config, value, _ throws(InvalidValue) in
-            config.qbittorrent.reannounce = try value.boolean()
-        },
         ConfigurationKey(section: "hook", name: "command", kind: .stringArray, flag: nil,
                          current: .plain({ TOMLValue.rendered($0.hook.command) }),
                          summary: "program and arguments run when the port changes, e.g. [\"/usr/local/bin/open-port\", \"--tcp\"]") { config, value, _ throws(InvalidValue) in

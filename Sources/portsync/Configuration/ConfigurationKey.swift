@@ -190,43 +190,6 @@ extension ConfigurationKey {
                          summary: "file holding the basic-authentication password") { config, value, context throws(InvalidValue) in
             config.gluetun.passwordFile = try optionalPath(value, context)
         },
-        ConfigurationKey(section: "qbittorrent", name: "url", kind: .string, flag: "--qbittorrent-url",
-                         current: .quoted({ $0.qbittorrent.url.description }),
-                         summary: "qBittorrent's WebUI") { config, value, _ throws(InvalidValue) in
-            config.qbittorrent.url = try url(value)
-        },
-        ConfigurationKey(section: "qbittorrent", name: "username", kind: .string, flag: "--username",
-                         current: .quoted({ $0.qbittorrent.username }),
-                         summary: "WebUI user name") { config, value, _ throws(InvalidValue) in
-            let text = try value.string()
-            guard !text.contains(where: { $0.isNewline }) else { throw InvalidValue("user name holds a line break") }
-            config.qbittorrent.username = text
-        },
-        ConfigurationKey(section: "qbittorrent", name: "password_file", kind: .string, flag: "--password-file",
-                         current: .quoted({ $0.qbittorrent.passwordFile }),
-                         summary: "file holding the WebUI password") { config, value, context throws(InvalidValue) in
-            config.qbittorrent.passwordFile = try optionalPath(value, context)
-        },
-        ConfigurationKey(section: "qbittorrent", name: "api_key_file", kind: .string, flag: "--api-key-file",
-                         current: .quoted({ $0.qbittorrent.apiKeyFile }),
-                         summary: "file holding a WebUI API key (qBittorrent 5.2+)") { config, value, context throws(InvalidValue) in
-            config.qbittorrent.apiKeyFile = try optionalPath(value, context)
-        },
-        ConfigurationKey(section: "qbittorrent", name: "bind_interface", kind: .boolean, flag: "--bind-interface",
-                         current: .plain({ String($0.qbittorrent.bindInterface) }),
-                         summary: "also bind qBittorrent to [natpmp].interface") { config, value, _ throws(InvalidValue) in
-            config.qbittorrent.bindInterface = try value.boolean()
-        },
-        ConfigurationKey(section: "qbittorrent", name: "disable_upnp", kind: .boolean, flag: nil,
-                         current: .plain({ String($0.qbittorrent.disableUPnP) }),
-                         summary: "turn qBittorrent's own UPnP/NAT-PMP off") { config, value, _ throws(InvalidValue) in
-            config.qbittorrent.disableUPnP = try value.boolean()
-        },
-        ConfigurationKey(section: "qbittorrent", name: "check_seconds", kind: .integer, flag: nil,
-                         current: .plain({ String($0.qbittorrent.checkSeconds) }),
-                         summary: "how often the port is checked for drift") { config, value, _ throws(InvalidValue) in
-            config.qbittorrent.checkSeconds = try duration(value, in: 10...86_400)
-        },
         ConfigurationKey(section: "daemon", name: "state_file", kind: .string, flag: "--state-file",
                          current: .quoted({ $0.daemon.stateFile }),
                          summary: "where the last applied port is remembered") { config, value, context throws(InvalidValue) in
@@ -254,8 +217,7 @@ extension ConfigurationKey {
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
             config.daemon.metricsListen = try listenAddress(try value.string())
         },
-    ] + clientKeys + hookKeys + tlsKeys(section: "gluetun", \.gluetun.tls) + tlsKeys(section: "qbittorrent", \.qbittorrent.tls)
-        + tlsKeys(section: "transmission", \.transmission.tls) + tlsKeys(section: "deluge", \.deluge.tls)
+    ] + tlsKeys(section: "gluetun", \.gluetun.tls) + clientKeys + hookKeys
 
     static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "qbittorrent", "transmission", "deluge", "hook", "daemon"]
 

@@ -110,8 +110,8 @@ struct ConfigurationLoader {
             guard !entry.table.isEmpty else {
                 throw ConfigurationError(origin, "key \"\(entry.key)\" is outside any table\(homeHint(entry.key))")
             }
-            let named = configuration.namedClients.firstIndex { $0.label == entry.table }
-            let section = named.map { configuration.namedClients[$0].kind.rawValue } ?? entry.table
+            let named = configuration.clientSections.firstIndex { $0.name != nil && $0.label == entry.table }
+            let section = named.map { configuration.clientSections[$0].kind.rawValue } ?? entry.table
             if ["password", "api_key"].contains(entry.key), ConfigurationKey.named("\(section).\(entry.key)_file") != nil {
                 throw ConfigurationError(origin, "a secret is not read from the configuration file, which more than its owner may read: put it alone in a file (chmod 600) and set \(entry.key)_file, or use $CREDENTIALS_DIRECTORY\(entry.table == section ? " or PORTSYNC_\(section.uppercased())_\(entry.key.uppercased())" : "")")
             }
@@ -120,12 +120,9 @@ struct ConfigurationLoader {
                 let hint = Suggestion.text(for: entry.key, among: siblings)
                 throw ConfigurationError(origin, "unknown key \"\(entry.key)\" in [\(entry.table)]\(hint.isEmpty ? homeHint(entry.key) : hint)")
             }
-            if let named {
+            if let named, let clientKey = configuration.clientSections[named].kind.key(named: entry.key) {
                 // A named section's keys are those of its kind, applied to its own values.
-                var view = configuration.viewing(configuration.namedClients[named])
-                view.origins = [:]
-                try apply(key, origin: origin, to: &view, context: context) { () throws(InvalidValue) in entry.value }
-                Configuration.storing(view, origins: view.origins, into: &configuration.namedClients[named])
+                try apply(clientKey, origin: origin, to: &configuration.clientSections[named], context: context, value: entry.value)
             } else {
                 try apply(key, origin: origin, to: &configuration, context: context) { () throws(InvalidValue) in entry.value }
             }
@@ -149,7 +146,7 @@ struct ConfigurationLoader {
                 : "unknown table [\(name)]\(hint)"
             throw ConfigurationError(origin, what)
         }
-        configuration.namedClients.append(NamedClient(kind: kind, name: parts[1], defaults: configuration))
+        configuration.clientSections.append(ClientSection(kind, name: parts[1]))
     }
 
     /// " (it belongs in [natpmp])" when the key exists in another section.
@@ -189,11 +186,22 @@ struct ConfigurationLoader {
         if ClientKind(rawValue: key.section) != nil { configuration.presentSections.insert(key.section) }
     }
 
+    /// A key of a named client table, applied to that table alone.
+    private func apply(_ key: ClientKey, origin: String, to section: inout ClientSection, context: ConfigurationKey.Context,
+                       value: TOMLValue) throws(ConfigurationError) {
+        do {
+            try key.apply(&section, value, context)
+        } catch {
+            throw ConfigurationError(origin, "\(key.name) \(error.message)")
+        }
+        section.origins["\(section.kind.rawValue).\(key.name)"] = origin
+    }
+
     private func checkAcrossKeys(_ configuration: Configuration) throws(ConfigurationError) {
         // Only Gluetun forwards several ports; the other sources name one.
         for client in configuration.clients where configuration.source.strategy != .gluetun {
             let key = "\(client.kind.rawValue).port_index"
-            if let origin = client.view.origins[key] {
+            if let origin = client.origins[key] {
                 throw ConfigurationError(origin, "port_index in [\(client.label)] needs [source] strategy = \"gluetun\" (only Gluetun forwards several ports)")
             }
         }
@@ -220,10 +228,7 @@ struct ConfigurationLoader {
     static func servers(_ configuration: Configuration) -> [(label: String, section: String, url: HTTPURL, tls: Configuration.TLS, origins: [String: String])] {
         var servers = [(label: "gluetun", section: "gluetun", url: configuration.gluetun.url, tls: configuration.gluetun.tls, origins: configuration.origins)]
         for client in configuration.clients {
-            let view = client.view
-            let (url, tls) = client.kind == .qbittorrent ? (view.qbittorrent.url, view.qbittorrent.tls)
-                                                         : (view[client: client.kind].url, view[client: client.kind].tls)
-            servers.append((client.label, client.kind.rawValue, url, tls, view.origins))
+            servers.append((client.label, client.kind.rawValue, client.url, client.tls, client.origins))
         }
         return servers
     }
@@ -288,14 +293,13 @@ struct ConfigurationLoader {
         for client in configuration.clients where client.label != ClientKind.qbittorrent.rawValue {
             let kind = client.kind.rawValue
             let variable = client.label == kind ? "PORTSYNC_\(kind.uppercased())_PASSWORD" : nil
-            let passwordFile = client.kind == .qbittorrent ? client.view.qbittorrent.passwordFile : client.view[client: client.kind].passwordFile
-            credentials.clientPasswords[client.label] = try secret(file: passwordFile, fileKey: "\(kind).password_file",
+            credentials.clientPasswords[client.label] = try secret(file: client.passwordFile, fileKey: "\(kind).password_file",
                                                                    credential: "\(client.label)-password", variable: variable,
-                                                                   origins: client.view.origins)
-            if client.kind == .qbittorrent {
-                credentials.clientAPIKeys[client.label] = try secret(file: client.view.qbittorrent.apiKeyFile, fileKey: "qbittorrent.api_key_file",
+                                                                   origins: client.origins)
+            if let qbittorrent = client.qbittorrent {
+                credentials.clientAPIKeys[client.label] = try secret(file: qbittorrent.apiKeyFile, fileKey: "qbittorrent.api_key_file",
                                                                      credential: "\(client.label)-api-key", variable: nil,
-                                                                     origins: client.view.origins)
+                                                                     origins: client.origins)
             }
         }
         // A secret variable of a client that is not configured is not used, but still checked.

@@ -9,24 +9,29 @@ enum ConfigurationPrinter {
         let configuration = loaded.configuration
         let clients = configuration.clients
         var lines = ["# portsync configuration; file: \(configuration.file ?? "none (defaults)")"]
-        func section(_ header: String, keysOf section: String, in view: Configuration) {
+        /// Each key's name, its value (nil: not set) and where it came from.
+        func section(_ header: String, _ keys: [(name: String, value: String?, origin: String?)]) {
             lines.append("")
             lines.append("[\(header)]")
-            for key in ConfigurationKey.all where key.section == section {
-                guard let value = key.renderedValue(in: view) else {
+            for key in keys {
+                guard let value = key.value else {
                     lines.append("# \(key.name): not set")
                     continue
                 }
                 let assignment = "\(key.name) = \(value)"
-                lines.append("\(assignment.padded(to: 52))# \(view.origins[key.path] ?? "default")")
+                lines.append("\(assignment.padded(to: 52))# \(key.origin ?? "default")")
             }
         }
         for name in ConfigurationKey.printedSections(configuration) {
             if let kind = ClientKind(rawValue: name), !clients.contains(where: { $0.label == kind.rawValue }) { continue }
-            section(name, keysOf: name, in: configuration)
+            section(name, ConfigurationKey.all.filter { $0.section == name }.map { key in
+                (key.name, key.renderedValue(in: configuration), configuration.origins[key.path])
+            })
         }
-        for client in clients where client.label != client.kind.rawValue {
-            section(client.label, keysOf: client.kind.rawValue, in: client.view)
+        for client in clients where client.name != nil {
+            section(client.label, client.kind.keys.map { key in
+                (key.name, key.renderedValue(in: client), client.origins["\(client.kind.rawValue).\(key.name)"])
+            })
         }
         lines.append("")
         let credentials = loaded.credentials

@@ -3,20 +3,19 @@ import Reactor
 import Sinks
 import Watchers
 
-extension Configuration.ClientSection {
-    /// The sink's settings for this client, with its secrets.
-    func sinkSettings(_ credentials: Credentials) -> any PortSinkSettings {
-        switch kind {
-        case .qbittorrent where label == ClientKind.qbittorrent.rawValue:
-            QBittorrentSettings(view, label: label, password: credentials.qbittorrentPassword, apiKey: credentials.qbittorrentAPIKey)
-        case .qbittorrent:
-            QBittorrentSettings(view, label: label, password: credentials.clientPasswords[label], apiKey: credentials.clientAPIKeys[label])
-        case .transmission:
-            TransmissionSettings(label: label, client: ClientSettings(view.transmission, password: credentials.clientPasswords[label]),
-                                 portIndex: view.transmission.portIndex)
-        case .deluge:
-            DelugeSettings(label: label, client: ClientSettings(view.deluge, password: credentials.clientPasswords[label]),
-                           portIndex: view.deluge.portIndex)
+extension ClientSection {
+    /// The sink's settings for this client, with its secrets; `interface`: `[natpmp] interface`,
+    /// which qBittorrent binds to with `bind_interface`.
+    func sinkSettings(_ credentials: Credentials, interface: String) -> any PortSinkSettings {
+        let password = name == nil && kind == .qbittorrent ? credentials.qbittorrentPassword : credentials.clientPasswords[label]
+        switch values {
+        case .qbittorrent(let values):
+            let apiKey = name == nil ? credentials.qbittorrentAPIKey : credentials.clientAPIKeys[label]
+            return QBittorrentSettings(values, label: label, password: password, apiKey: apiKey, interface: interface)
+        case .transmission(let values):
+            return TransmissionSettings(label: label, client: ClientSettings(values, password: password), portIndex: values.portIndex)
+        case .deluge(let values):
+            return DelugeSettings(label: label, client: ClientSettings(values, password: password), portIndex: values.portIndex)
         }
     }
 }
@@ -24,8 +23,7 @@ extension Configuration.ClientSection {
 extension QBittorrentSettings {
     /// The sink's settings from the configuration: an API key wins over a password; with
     /// neither, qBittorrent must let this client in without a login.
-    init(_ configuration: Configuration, label: String, password: Secret?, apiKey: Secret?) {
-        let qbittorrent = configuration.qbittorrent
+    init(_ qbittorrent: Configuration.QBittorrent, label: String, password: Secret?, apiKey: Secret?, interface: String) {
         let authentication: Authentication
         if let apiKey {
             authentication = .apiKey(apiKey)
@@ -35,7 +33,7 @@ extension QBittorrentSettings {
             authentication = .none
         }
         self.init(url: qbittorrent.url, tls: qbittorrent.tls.options, authentication: authentication, disableUPnP: qbittorrent.disableUPnP,
-                  interface: qbittorrent.bindInterface ? configuration.natpmp.interface : nil,
+                  interface: qbittorrent.bindInterface ? interface : nil,
                   checkInterval: .seconds(qbittorrent.checkSeconds), label: label, portIndex: qbittorrent.portIndex,
                   reannounce: qbittorrent.reannounce)
     }

@@ -62,7 +62,7 @@ struct SyncPlan {
             settings.append(StaticSourceSettings(port: port))
         }
         sources = Sources(settings: settings, recovery: recovery)
-        sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials) }
+        sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: configuration.natpmp.interface) }
         if let hook = HookSettings(configuration, environment: ProcessEnvironment.variables()) { sinks.append(hook) }
     }
 }
