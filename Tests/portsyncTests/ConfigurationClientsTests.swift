@@ -109,8 +109,8 @@ import Testing
             try loader(environment: ["PORTSYNC_QBITTORRENT_TV_URL": "http://127.0.0.1:1"]).load()
         }
         let fromEnvironment = try loader(environment: ["PORTSYNC_DELUGE_PASSWORD": "env-secret"]).load()
-        #expect(fromEnvironment.credentials.clientPasswords.isEmpty, "no [deluge]: not read")
+        #expect(fromEnvironment.credentials["deluge", .password] == nil, "no [deluge]: not read")
         let withDeluge = try loader(environment: ["PORTSYNC_DELUGE_PASSWORD": "env-secret", "PORTSYNC_DELUGE_CHECK_SECONDS": "60"]).load()
-        #expect(withDeluge.credentials.clientPasswords["deluge"]?.value == "env-secret")
+        #expect(withDeluge.credentials["deluge", .password]?.value == "env-secret")
     }
 }

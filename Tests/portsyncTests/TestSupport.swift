@@ -59,12 +59,14 @@ var portsyncBinary: String {
 }
 
 /// The portsync binary as a child process, with a clean environment and its output in a file.
+/// Its HOME is a directory of its own, which it may not create: the default state file of two
+/// tests that run at once is never the same (a test that wants one shared says so).
 final class Child {
     private let directory = TemporaryDirectory()
     let process: ChildProcess
 
     init(_ arguments: [String], environment: [String: String] = [:]) throws {
-        var variables = ["PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home", "XDG_RUNTIME_DIR": "/run/user/1000"]
+        var variables = ["PATH": "/usr/bin:/bin", "HOME": "\(directory.path)/home", "XDG_RUNTIME_DIR": "/run/user/1000"]
         variables.merge(environment) { $1 }
         process = try ChildProcess(executable: portsyncBinary, arguments: arguments, environment: variables,
                                    outputPath: "\(directory.path)/output")

@@ -154,14 +154,3 @@ struct Configuration: Equatable {
     }
 }
 
-/// The secrets the configuration points at, read when the configuration is loaded.
-struct Credentials: Equatable {
-    var qbittorrentPassword: Secret?
-    var qbittorrentAPIKey: Secret?
-    var gluetunAPIKey: Secret?
-    var gluetunPassword: Secret?
-    /// The passwords of the clients other than the unnamed `[qbittorrent]`, by label.
-    var clientPasswords: [String: Secret] = [:]
-    /// The API keys of named qBittorrents, by label.
-    var clientAPIKeys: [String: Secret] = [:]
-}

@@ -36,10 +36,7 @@ struct ConfigurationLoader {
 
     /// Variables under PORTSYNC_ that are not configuration keys.
     static let configFileVariable = "PORTSYNC_CONFIG"
-    static let secretVariables = [
-        "PORTSYNC_QBITTORRENT_PASSWORD", "PORTSYNC_QBITTORRENT_API_KEY", "PORTSYNC_GLUETUN_API_KEY", "PORTSYNC_GLUETUN_PASSWORD",
-        "PORTSYNC_TRANSMISSION_PASSWORD", "PORTSYNC_DELUGE_PASSWORD",
-    ]
+    static var secretVariables: [String] { SecretKey.variables }
 
     func load() throws(ConfigurationError) -> LoadedConfiguration {
         var configuration = Configuration.defaults(environment: environment, userID: userID)
@@ -112,7 +109,7 @@ struct ConfigurationLoader {
             }
             let named = configuration.clientSections.firstIndex { $0.name != nil && $0.label == entry.table }
             let section = named.map { configuration.clientSections[$0].kind.rawValue } ?? entry.table
-            if ["password", "api_key"].contains(entry.key), ConfigurationKey.named("\(section).\(entry.key)_file") != nil {
+            if SecretKey.all.contains(where: { $0.name == entry.key }), ConfigurationKey.named("\(section).\(entry.key)_file") != nil {
                 throw ConfigurationError(origin, "a secret is not read from the configuration file, which more than its owner may read: put it alone in a file (chmod 600) and set \(entry.key)_file, or use $CREDENTIALS_DIRECTORY\(entry.table == section ? " or PORTSYNC_\(section.uppercased())_\(entry.key.uppercased())" : "")")
             }
             guard let key = ConfigurationKey.named("\(section).\(entry.key)") else {
@@ -279,27 +276,12 @@ struct ConfigurationLoader {
             }
             return nil
         }
-        var credentials = Credentials(
-            qbittorrentPassword: try secret(file: configuration.qbittorrent.passwordFile, fileKey: "qbittorrent.password_file",
-                                            credential: "qbittorrent-password", variable: "PORTSYNC_QBITTORRENT_PASSWORD"),
-            qbittorrentAPIKey: try secret(file: configuration.qbittorrent.apiKeyFile, fileKey: "qbittorrent.api_key_file",
-                                          credential: "qbittorrent-api-key", variable: "PORTSYNC_QBITTORRENT_API_KEY"),
-            gluetunAPIKey: try secret(file: configuration.gluetun.apiKeyFile, fileKey: "gluetun.api_key_file",
-                                      credential: "gluetun-api-key", variable: "PORTSYNC_GLUETUN_API_KEY"),
-            gluetunPassword: try secret(file: configuration.gluetun.passwordFile, fileKey: "gluetun.password_file",
-                                        credential: "gluetun-password", variable: "PORTSYNC_GLUETUN_PASSWORD"))
-        // The other clients' secrets, by label: `password_file`, else
-        // $CREDENTIALS_DIRECTORY/<label>-password; the variable only for unnamed sections.
-        for client in configuration.clients where client.label != ClientKind.qbittorrent.rawValue {
-            let kind = client.kind.rawValue
-            let variable = client.label == kind ? "PORTSYNC_\(kind.uppercased())_PASSWORD" : nil
-            credentials.clientPasswords[client.label] = try secret(file: client.passwordFile, fileKey: "\(kind).password_file",
-                                                                   credential: "\(client.label)-password", variable: variable,
-                                                                   origins: client.origins)
-            if let qbittorrent = client.qbittorrent {
-                credentials.clientAPIKeys[client.label] = try secret(file: qbittorrent.apiKeyFile, fileKey: "qbittorrent.api_key_file",
-                                                                     credential: "\(client.label)-api-key", variable: nil,
-                                                                     origins: client.origins)
+        var credentials = Credentials()
+        for table in SecretKey.tables(configuration) {
+            for (key, file) in table.secrets {
+                credentials[table.label, key] = try secret(file: file, fileKey: "\(table.section).\(key.fileKey)",
+                                                           credential: key.credential(of: table.label),
+                                                           variable: table.isUnnamed ? key.variable(of: table.section) : nil, origins: table.origins)
             }
         }
         // A secret variable of a client that is not configured is not used, but still checked.

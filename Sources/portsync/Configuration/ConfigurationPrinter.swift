@@ -36,15 +36,10 @@ enum ConfigurationPrinter {
         lines.append("")
         let credentials = loaded.credentials
         var secrets: [(String, Secret?)] = []
-        for client in clients {
-            if client.label == ClientKind.qbittorrent.rawValue {
-                secrets += [("qBittorrent password", credentials.qbittorrentPassword), ("qBittorrent API key", credentials.qbittorrentAPIKey)]
-            } else {
-                secrets.append(("\(client.label) password", credentials.clientPasswords[client.label]))
-                if client.kind == .qbittorrent { secrets.append(("\(client.label) API key", credentials.clientAPIKeys[client.label])) }
-            }
+        for table in SecretKey.tables(configuration) {
+            let name = table.label == "gluetun" ? "Gluetun" : table.label == ClientKind.qbittorrent.rawValue ? "qBittorrent" : table.label
+            secrets += table.secrets.map { key, _ in ("\(name) \(key.title)", credentials[table.label, key]) }
         }
-        secrets += [("Gluetun API key", credentials.gluetunAPIKey), ("Gluetun password", credentials.gluetunPassword)]
         for (name, secret) in secrets {
             lines.append("# \(name): \(secret.map { "set (\($0.origin))" } ?? "not set")")
         }

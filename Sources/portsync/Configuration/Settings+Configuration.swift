@@ -7,11 +7,10 @@ extension ClientSection {
     /// The sink's settings for this client, with its secrets; `interface`: `[natpmp] interface`,
     /// which qBittorrent binds to with `bind_interface`.
     func sinkSettings(_ credentials: Credentials, interface: String) -> any PortSinkSettings {
-        let password = name == nil && kind == .qbittorrent ? credentials.qbittorrentPassword : credentials.clientPasswords[label]
+        let password = credentials[label, .password]
         switch values {
         case .qbittorrent(let values):
-            let apiKey = name == nil ? credentials.qbittorrentAPIKey : credentials.clientAPIKeys[label]
-            return QBittorrentSettings(values, label: label, password: password, apiKey: apiKey, interface: interface)
+            return QBittorrentSettings(values, label: label, password: password, apiKey: credentials[label, .apiKey], interface: interface)
         case .transmission(let values):
             return TransmissionSettings(label: label, client: ClientSettings(values, password: password), portIndex: values.portIndex)
         case .deluge(let values):
