@@ -95,8 +95,8 @@ public final class HTTPClient {
         runner.perform = { [unowned self] effect in self.perform(effect) }
     }
 
-    /// Stops the lookup and the connection without the exchange: nothing can call back into a
-    /// client that is going away.
+    /// Stops the lookup and the connection itself, not through the exchange, whose effects would
+    /// call back into a client already going away.
     deinit {
         runner.stop()
         closeConnection()
@@ -104,7 +104,9 @@ public final class HTTPClient {
 
     public var responseTimeout: Duration { runner.machine.responseTimeout }
 
-    public var isBusy: Bool { runner.machine.isBusy }
+    /// A request's completion has yet to run (also while the exchange has yet to hear of a
+    /// request sent from a completion).
+    public var isBusy: Bool { !completions.isEmpty }
 
     /// The address the connection in use went to.
     public var peer: SocketAddress? { connection?.peer }

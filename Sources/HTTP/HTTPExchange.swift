@@ -40,7 +40,8 @@ struct HTTPExchange: LoopStateMachine {
         case tlsEstablished
         /// TLS could not be set up, or its handshake, a read or a write failed.
         case tlsFailed(TLSError)
-        /// Bytes from the server: over https, the plaintext.
+        /// Bytes from the server: over https, the plaintext (bytes no request waits for come as
+        /// they are, not decrypted).
         case received([UInt8])
         /// The connection ended (nil: cleanly), or could not be made.
         case closed(TCPConnectionError?)
