@@ -50,15 +50,10 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
 /// name's addresses, tried as `ConnectionRacer` staggers them) and a response timeout (which
 /// also bounds a TLS handshake). A request that finds its reused keep-alive connection closed by
 /// the server before any answer arrived is sent once more on a fresh connection, when the caller
-/// allows it. An `https` URL puts a `TLSSession` between the connection and the parser.
+/// allows it. An `https` URL puts a `TLSSession` between the connection and the parser. The
+/// rules are `HTTPExchange`'s; this shell looks the host up, connects, runs TLS and reports.
 public final class HTTPClient {
     public typealias Completion = (Result<HTTPResponse, HTTPClientError>) -> Void
-
-    private struct Pending {
-        let request: HTTPRequest
-        let retryIfStale: Bool
-        let completion: Completion
-    }
 
     public let name: String
     /// Where to connect and whether with TLS; requests carry their own target and Host header.
@@ -66,28 +61,25 @@ public final class HTTPClient {
     public let tls: TLSOptions
     public var sourceAddress: SocketAddress?
     public var connectTimeout: Duration
-    public var responseTimeout: Duration
 
     private let loop: EventLoop
+    private let resolver: HostResolver
+    private let runner: MachineRunner<HTTPExchange>
     private var connection: ConnectionRacer?
     /// The TLS session on `connection` (https only), and the context made at the first one.
     private var tlsSession: TLSSession?
     private var tlsContext: TLSContext?
-    private let resolver: HostResolver
     /// The host's addresses, kept until a connection to none of them could be made.
     private var addresses: [SocketAddress] = []
-    private var parser = HTTPResponseParser()
-    private var queue: [Pending] = []
-    private var inFlight: Pending?
-    private var connectionReused = false
-    private var bytesReceived = 0
-    private var responseTimer: Timer!
+    /// The completions of the requests not answered yet, by the id the exchange knows them by.
+    private var completions: [Int: Completion] = [:]
+    private var lastRequestID = 0
 
     /// Connections made (each address tried counts), TLS handshakes that resumed a session, and
     /// requests sent: the benchmarks and tests read these.
     public private(set) var connectionsOpened = 0
     public private(set) var tlsResumptions = 0
-    public private(set) var requestsSent = 0
+    public var requestsSent: Int { runner.machine.requestsSent }
 
     public init(loop: EventLoop, name: String, url: HTTPURL, tls: TLSOptions = TLSOptions(), sourceAddress: SocketAddress? = nil,
                 connectTimeout: Duration = .seconds(5), responseTimeout: Duration = .seconds(10), resolver: ResolverConfiguration = .system) {
@@ -98,15 +90,23 @@ public final class HTTPClient {
         self.tls = tls
         self.sourceAddress = sourceAddress
         self.connectTimeout = connectTimeout
-        self.responseTimeout = responseTimeout
-        responseTimer = loop.makeTimer(name: name) { [unowned self] in self.finish(.failure(.timedOut)) }
+        runner = MachineRunner(loop: loop, name: name, machine: HTTPExchange(usesTLS: url.scheme == .https, responseTimeout: responseTimeout),
+                               deadlineInput: .deadlineReached)
+        runner.perform = { [unowned self] effect in self.perform(effect) }
     }
 
+    /// Stops the lookup and the connection itself, not through the exchange, whose effects would
+    /// call back into a client already going away.
     deinit {
-        close()
+        runner.stop()
+        closeConnection()
     }
 
-    public var isBusy: Bool { inFlight != nil || !queue.isEmpty }
+    public var responseTimeout: Duration { runner.machine.responseTimeout }
+
+    /// A request's completion has yet to run (also while the exchange has yet to hear of a
+    /// request sent from a completion).
+    public var isBusy: Bool { !completions.isEmpty }
 
     /// The address the connection in use went to.
     public var peer: SocketAddress? { connection?.peer }
@@ -114,39 +114,45 @@ public final class HTTPClient {
     /// Sends `request`; `completion` runs once, from the loop, with the response or the reason
     /// there is none.
     public func send(_ request: HTTPRequest, retryIfStale: Bool = true, completion: @escaping Completion) {
-        queue.append(Pending(request: request, retryIfStale: retryIfStale, completion: completion))
-        pump()
+        lastRequestID += 1
+        completions[lastRequestID] = completion
+        runner.send(.requested(id: lastRequestID, request, retryIfStale: retryIfStale))
     }
 
     /// Closes the kept-alive connection if nothing is in flight or waiting: an owner that is done
     /// for a while closes it itself rather than be woken when the server closes it.
     public func closeIdleConnection() {
-        guard inFlight == nil, queue.isEmpty else { return }
-        dropConnection()
+        runner.send(.idleCloseRequested)
     }
 
     /// Drops the connection and forgets every request: their completions never run, so an
     /// owner can call this from its deinit.
     public func close() {
-        resolver.cancel()
-        responseTimer.cancel()
-        inFlight = nil
-        queue.removeAll()
-        dropConnection()
+        completions = [:]
+        runner.send(.closeRequested)
     }
 
-    private func pump() {
-        guard inFlight == nil, !queue.isEmpty else { return }
-        let next = queue.removeFirst()
-        inFlight = next
-        bytesReceived = 0
-        if let connection, connection.state == .connected {
-            connectionReused = true
-            transmit(next.request, on: connection)
-            return
+    /// Looks the host name up again before the next connection (the configuration was reloaded).
+    public func forgetAddresses() {
+        addresses = []
+    }
+
+    private func perform(_ effect: HTTPExchange.Effect) {
+        switch effect {
+        case .openConnection:
+            openConnection()
+        case .startTLS:
+            startTLS()
+        case .send(let bytes):
+            transmit(bytes)
+        case .closeConnection:
+            closeConnection()
+        case .forgetAddresses:
+            forgetAddresses()
+        case .completed(let id, let result):
+            completions.removeValue(forKey: id)?(result)
+            runner.send(.answerTaken)
         }
-        connectionReused = false
-        openConnection()
     }
 
     /// Connects to the host: its IP literal, or the addresses a lookup found (kept until no
@@ -161,14 +167,9 @@ public final class HTTPClient {
                 addresses = found
                 connect(to: found)
             case .failure(let failure):
-                finish(.failure(.resolve("cannot resolve \"\(url.bareHost)\": \(failure)")))
+                runner.send(.lookupFailed("cannot resolve \"\(url.bareHost)\": \(failure)"))
             }
         }
-    }
-
-    /// Looks the host name up again before the next connection (the configuration was reloaded).
-    public func forgetAddresses() {
-        addresses = []
     }
 
     private func connect(to addresses: [SocketAddress]) {
@@ -178,28 +179,21 @@ public final class HTTPClient {
         fresh.connect(to: addresses, from: sourceAddress, timeout: connectTimeout)
     }
 
-    private func transmit(_ request: HTTPRequest, on connection: ConnectionRacer) {
-        let bytes: [UInt8]
-        do {
-            bytes = try request.serialized()
-        } catch {
-            return finish(.failure(.invalidRequest(error)))
+    private func transmit(_ bytes: [UInt8]) {
+        guard let tlsSession else {
+            connection?.send(bytes)
+            return
         }
-        parser = HTTPResponseParser()
-        if request.method == "HEAD" { parser.expectNoBody() }
-        requestsSent += 1
-        responseTimer.schedule(after: responseTimeout)
-        guard let tlsSession else { return connection.send(bytes) }
         do {
             try tlsSession.send(bytes)
         } catch {
-            return finish(.failure(.tls(error)))
+            return runner.send(.tlsFailed(error))
         }
-        connection.send(tlsSession.takeOutput())
+        connection?.send(tlsSession.takeOutput())
     }
 
     /// Starts the TLS handshake on a fresh connection; the request follows once it is done.
-    private func startTLS(on connection: ConnectionRacer) {
+    private func startTLS() {
         do throws(TLSError) {
             let context: TLSContext
             if let tlsContext {
@@ -211,115 +205,59 @@ public final class HTTPClient {
             let session = try TLSSession(context: context, host: url.bareHost)
             tlsSession = session
             try session.start()
-            responseTimer.schedule(after: responseTimeout)
-            connection.send(session.takeOutput())
+            connection?.send(session.takeOutput())
         } catch {
-            finish(.failure(.tls(error)))
-        }
-    }
-
-    /// Bytes from the network through TLS: plaintext for the parser, the handshake's answers
-    /// back to the server, the request once the handshake is done.
-    private func receiveTLS(_ bytes: [UInt8], session: TLSSession, pending: Pending) {
-        let wasEstablished = session.isEstablished
-        let plaintext: [UInt8]
-        do {
-            plaintext = try session.receive(bytes)
-        } catch {
-            return finish(.failure(.tls(error)))
-        }
-        let output = session.takeOutput()
-        if !output.isEmpty { connection?.send(output) }
-        if !wasEstablished && session.isEstablished, let connection {
-            if session.isResumed { tlsResumptions += 1 }
-            transmit(pending.request, on: connection)
-        }
-        if !plaintext.isEmpty { parse(plaintext) }
-        if session.isClosed && session === tlsSession {
-            // close_notify ends the stream as a clean close would; a server may wait for ours
-            // before it closes the connection.
-            dropConnection()
-            handle(.closed(nil))
-        }
-    }
-
-    private func parse(_ bytes: [UInt8]) {
-        bytesReceived += bytes.count
-        do {
-            if let response = try parser.consume(bytes) {
-                if !response.keepAlive { dropConnection() }
-                finish(.success(response))
-            }
-        } catch {
-            dropConnection()
-            finish(.failure(.malformed(error)))
+            runner.send(.tlsFailed(error))
         }
     }
 
     private func handle(_ event: TCPConnection.Event) {
         switch event {
         case .connected:
-            guard let inFlight, let connection else { return }
-            if url.scheme == .https { return startTLS(on: connection) }
-            transmit(inFlight.request, on: connection)
+            runner.send(.connected)
         case .received(let bytes):
-            guard let inFlight else {
-                // Bytes nobody asked for: the stream is out of step, so it cannot be trusted.
-                dropConnection()
-                return
-            }
-            if let tlsSession { return receiveTLS(bytes, session: tlsSession, pending: inFlight) }
-            if bytesReceived == 0, let first = bytes.first, (0x14...0x17).contains(first) {
-                // A TLS record (an alert, a handshake) where an HTTP status line belongs.
-                return finish(.failure(.tls(TLSError("the server answered with TLS: use https:// in the URL"))))
-            }
-            parse(bytes)
+            // Only what a request waits for is decrypted: bytes nobody asked for go as they
+            // came, and the exchange closes the connection.
+            guard let tlsSession, isBusy else { return runner.send(.received(bytes)) }
+            receiveTLS(bytes, session: tlsSession)
         case .closed(let error):
             connection = nil
-            defer { tlsSession = nil }
-            if let tlsSession, !tlsSession.isEstablished, inFlight != nil {
-                return finish(.failure(.tls(TLSError("the server closed the connection during the TLS handshake: is this an https port?"))))
-            }
-            guard let pending = inFlight else { return }
-            if let error, bytesReceived == 0, !connectionReused || !pending.retryIfStale {
-                return finish(.failure(connectionReused ? .closed : .connect(error)))
-            }
-            do {
-                if let response = try parser.finish() {
-                    // A body that runs until the close is whole only when TLS said so (close_notify
-                    // makes the session drop itself first, so it is gone here when it came).
-                    if let tlsSession, tlsSession.isEstablished { return finish(.failure(.truncated)) }
-                    return finish(.success(response))
-                }
-            } catch {
-                return finish(.failure(.malformed(error)))
-            }
-            if connectionReused && bytesReceived == 0 && pending.retryIfStale {
-                // The server had closed the idle keep-alive connection: one fresh try.
-                responseTimer.cancel()
-                connectionReused = false
-                openConnection()
-                return
-            }
-            finish(.failure(!connectionReused && bytesReceived == 0 && url.scheme == .http ? .closedUnanswered : .closed))
+            tlsSession = nil
+            runner.send(.closed(error))
         }
+    }
+
+    /// Bytes from the network through TLS: plaintext for the exchange, the handshake's answers
+    /// back to the server. Each step may end the connection (a write that failed, an answer
+    /// that closes it): what comes after is then not the exchange's.
+    private func receiveTLS(_ bytes: [UInt8], session: TLSSession) {
+        let wasEstablished = session.isEstablished
+        let plaintext: [UInt8]
+        do {
+            plaintext = try session.receive(bytes)
+        } catch {
+            return runner.send(.tlsFailed(error))
+        }
+        let output = session.takeOutput()
+        if !output.isEmpty { connection?.send(output) }
+        guard session === tlsSession else { return }
+        if !wasEstablished && session.isEstablished {
+            if session.isResumed { tlsResumptions += 1 }
+            runner.send(.tlsEstablished)
+        }
+        if !plaintext.isEmpty && session === tlsSession { runner.send(.received(plaintext)) }
+        if session.isClosed && session === tlsSession { runner.send(.closeNotified) }
+    }
+
+    /// Closes the connection and stops the lookup that would make one.
+    private func closeConnection() {
+        resolver.cancel()
+        dropConnection()
     }
 
     private func dropConnection() {
         connection?.close()
         connection = nil
         tlsSession = nil
-    }
-
-    private func finish(_ result: Result<HTTPResponse, HTTPClientError>) {
-        responseTimer.cancel()
-        guard let pending = inFlight else { return }
-        inFlight = nil
-        if case .failure(let error) = result {
-            dropConnection()
-            if error.isUnreachable { forgetAddresses() }
-        }
-        pending.completion(result)
-        pump()
     }
 }

@@ -118,6 +118,22 @@ import Testing
         #expect(client.connectionsOpened == 1)
     }
 
+    /// What an owner does in its completion comes before the next request starts: a close there
+    /// leaves the waiting request unsent and its completion unrun.
+    @Test func aCloseFromACompletionSendsNothingMore() throws {
+        let client = client()
+        var answers: [String] = []
+        client.send(HTTPRequest(method: "GET", target: "/1")) { result in
+            answers.append((try? result.get().text) ?? "failed")
+            client.close()
+        }
+        client.send(HTTPRequest(method: "GET", target: "/2")) { _ in answers.append("the second was answered") }
+        try runUntil(loop, seconds: 10) { !answers.isEmpty }
+        #expect(answers == ["answer to /1"])
+        #expect(client.requestsSent == 1)
+        #expect(!client.isBusy)
+    }
+
     @Test func aConnectionTheServerClosedWhileIdleIsReplacedOnce() throws {
         let client = client()
         _ = try get(client, "/first")
