@@ -31,6 +31,22 @@ public final class ChildProcess {
         return old < 0 ? nil : Int(old)
     }
 
+    /// Lowers the child's limit until no fd is free below it, also after an fd the child had
+    /// open for a moment (a connection, the state file being written) was closed; returns the
+    /// limit before. Settled once the lowest free fd stayed at the limit for 300 ms.
+    public func exhaustFileDescriptors() -> Int? {
+        var saved: Int?
+        var settled = 0
+        for _ in 0..<50 where settled < 3 {
+            let lowest = lowestFreeFD
+            guard let old = setOpenFileLimit(lowest) else { return nil }
+            if saved == nil { saved = old }
+            usleep(100_000)
+            settled = lowestFreeFD >= lowest ? settled + 1 : 0
+        }
+        return settled == 3 ? saved : nil
+    }
+
     /// The lowest fd number the child has free: with it as the limit, every open fails.
     public var lowestFreeFD: Int {
         let open = Set(((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { Int($0) })

@@ -83,7 +83,7 @@ import TestSupport
         let file = configuration(in: directory)
         let daemon = try Child(["run", "--config", file])
         #expect(waitFor(seconds: 10) { ((try? String(contentsOfFile: record, encoding: .utf8)) ?? "").contains("PORTSYNC_PORT=51413") })
-        let saved = try #require(daemon.process.setOpenFileLimit(daemon.process.lowestFreeFD))
+        let saved = try #require(daemon.process.exhaustFileDescriptors())
         directory.write("run/forwarded_port", "51414")
         #expect(daemon.waitForOutput(containing: "Too many open files").contains("keeping port 51413, reading again in 1 s"))
         #expect(daemon.process.setOpenFileLimit(saved) != nil)
