@@ -130,46 +130,60 @@ func settings(_ byte: UInt8) -> ClientSettings {
 }
 
 /// What transmission-daemon would answer to `request`, shaped by the input: 3.00's legacy
-/// answers, or 4.1's (a 409 with X-Transmission-Rpc-Version, JSON-RPC answers), right or wrong.
+/// answers (with the tag sent), or 4.1's (a 409 with X-Transmission-Rpc-Version, JSON-RPC
+/// answers to JSON-RPC calls, right or wrong). A legacy call reads the input as it always did,
+/// so the older seeds keep their meaning.
 func transmissionAnswer(to request: TransmissionSession.Request, request http: HTTPRequest, _ input: inout FuzzInput) -> [UInt8] {
     let status = input.pick([200, 200, 200, 200, 409, 401, 403, 500])
     let call = try? JSONValue.parse(http.body)
     let sentID = (call?["tag"] ?? call?["id"])?.integer ?? 0
     switch status {
     case 409:
-        let id = input.pick(["", "abc123", String(decoding: input.bytes(Int(input.byte() % 20)), as: UTF8.self)])
+        // The length byte of the random id also picks the RPC version: below 20, none (3.00).
+        let length = input.byte()
+        let random = String(decoding: input.bytes(Int(length % 20)), as: UTF8.self)
+        let id = input.pick(["", "abc123", random])
         var headers = id.isEmpty ? [] : [(TransmissionRPC.sessionIDHeader, id)]
-        let version = input.pick(["", "6.0.1", "6.1.0", "5.3.0", "7.0.0", String(decoding: input.bytes(Int(input.byte() % 12)), as: UTF8.self)])
+        let versions = ["", "6.0.1", "6.1.0", "5.3.0", "7.0.0", "6.0", "x.y.z", random, "6.0.1 "]
+        let version = versions[Int(length / 20) % versions.count]
         if !version.isEmpty { headers.append((TransmissionRPC.rpcVersionHeader, version)) }
         return answer(409, headers, "<h1>409: Conflict</h1>")
+    case 200 where call?["jsonrpc"] != nil:
+        return jsonRPCAnswer(to: request, id: sentID, body: http.body, &input)
     case 200:
-        // Mostly the shape asked for; sometimes the other one.
-        let jsonRPC = input.pick([call?["jsonrpc"] != nil, call?["jsonrpc"] != nil, call?["jsonrpc"] != nil, call?["jsonrpc"] == nil])
-        func name(_ kebab: String) -> String { jsonRPC ? kebab.replacingHyphens : kebab }
+        let snake = input.bool()
+        func name(_ kebab: String) -> String { snake ? kebab.replacingHyphens : kebab }
         let port = input.pick([Int(input.uint16()), 52001])
-        var fields = [#""\#(name("peer-port"))": \#(port)"#, #""\#(name("peer-port-random-on-start"))": \#(input.bool())"#,
-                      #""\#(name("port-forwarding-enabled"))": \#(input.bool())"#]
-        if case .probe = request {
-            fields += [input.pick([#""rpc-version": \#(input.pick([15, 16, 17]))"#, #""rpc_version_semver": "6.0.1""#, #""rpc-version-semver": "5.3.0""#]),
-                       #""version": "4.1.3 (838877323f)""#]
-        }
-        let id = input.pick([sentID, sentID, sentID, sentID - 1])
-        let object = "{\(fields.joined(separator: ", "))}"
-        guard jsonRPC else {
-            let result = input.pick(["success", "success", "success", "error: \(String(decoding: http.body, as: UTF8.self))"])
-            return answer(200, [], #"{"arguments": \#(object), "result": \#(JSONValue.quoted(result)), "tag": \#(id)}"#)
-        }
-        let body = input.pick([
-            #"{"id": \#(id), "jsonrpc": "2.0", "result": \#(object)}"#,
-            #"{"id": \#(id), "jsonrpc": "2.0", "result": \#(object)}"#,
-            #"{"error": {"code": -32601, "message": "Method not found"}, "id": \#(id), "jsonrpc": "2.0"}"#,
-            #"{"error": {"code": 7, "data": {"error_string": \#(JSONValue.quoted(String(decoding: http.body, as: UTF8.self)))}, "message": "HTTP error"}, "id": null, "jsonrpc": "2.0"}"#,
-            #"{"id": \#(id), "jsonrpc": "2.0", "result": [\#(port)]}"#,
-            #"{"id": \#(id), "jsonrpc": "1.0", "result": \#(object)}"#,
-        ])
-        return answer(200, [], body)
+        let result = input.pick(["success", "success", "success", "error: \(String(decoding: http.body, as: UTF8.self))"])
+        var arguments = [#""\#(name("peer-port"))": \#(port)"#, #""\#(name("peer-port-random-on-start"))": \#(input.bool())"#,
+                         #""\#(name("port-forwarding-enabled"))": \#(input.bool())"#]
+        if case .probe = request { arguments += [#""\#(name("rpc-version"))": \#(input.pick([15, 17, 18]))"#, #""version": "3.00""#] }
+        return answer(200, [], #"{"arguments": {\#(arguments.joined(separator: ", "))}, "result": \#(JSONValue.quoted(result)), "tag": \#(sentID)}"#)
     default:
         let echo = http.headers.map { "\($0.name): \($0.value)" }.reversed().joined(separator: "\n")
         return answer(status, [], "<pre>\(echo)</pre>")
     }
+}
+
+/// 4.1's answer to a JSON-RPC call: a result object (mostly), an error object, the wrong id, a
+/// result that is no object, another version, a legacy answer.
+func jsonRPCAnswer(to request: TransmissionSession.Request, id sentID: Int, body: [UInt8], _ input: inout FuzzInput) -> [UInt8] {
+    let port = input.pick([Int(input.uint16()), 52001])
+    var fields = [#""peer_port": \#(port)"#, #""peer_port_random_on_start": \#(input.bool())"#, #""port_forwarding_enabled": \#(input.bool())"#]
+    if case .probe = request {
+        fields += [input.pick([#""rpc_version_semver": "6.0.1""#, #""rpc_version_semver": "6.1.0""#, #""rpc_version": 19"#, #""rpc_version_semver": 6"#]),
+                   #""version": "4.1.3 (838877323f)""#]
+    }
+    let id = input.pick([sentID, sentID, sentID, sentID - 1])
+    let object = "{\(fields.joined(separator: ", "))}"
+    return answer(200, [], input.pick([
+        #"{"id": \#(id), "jsonrpc": "2.0", "result": \#(object)}"#,
+        #"{"id": \#(id), "jsonrpc": "2.0", "result": \#(object)}"#,
+        #"{"id": \#(id), "jsonrpc": "2.0", "result": \#(object)}"#,
+        #"{"error": {"code": -32601, "message": "Method not found"}, "id": \#(id), "jsonrpc": "2.0"}"#,
+        #"{"error": {"code": 7, "data": {"error_string": \#(JSONValue.quoted(String(decoding: body, as: UTF8.self)))}, "message": "HTTP error"}, "id": null, "jsonrpc": "2.0"}"#,
+        #"{"id": \#(id), "jsonrpc": "2.0", "result": [\#(port)]}"#,
+        #"{"id": \#(id), "jsonrpc": "1.0", "result": \#(object)}"#,
+        #"{"arguments": \#(String(object.map { $0 == "_" ? "-" : $0 })), "result": "success", "tag": \#(id)}"#,
+    ]))
 }
