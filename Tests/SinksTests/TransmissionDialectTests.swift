@@ -122,6 +122,16 @@ import Testing
         #expect(driver.sent.count == 2)
     }
 
+    /// rpc-spec.md §5: the header arrived with 6.0.0 (4.1.0); 4.1.1 to 4.1.3 send 6.0.1, the main
+    /// branch 6.1.0.
+    @Test func theRpcVersionHeaderNamesTheDialect() {
+        typealias Dialect = TransmissionRPC.Dialect
+        #expect(Dialect(rpcVersionHeader: nil) == .legacy)
+        #expect(Dialect(rpcVersionHeader: "5.3.0") == .legacy)
+        for jsonRPC in ["6.0.0", "6.0.1", " 6.1.0 ", "6.1.0-dev", "7.0.0"] { #expect(Dialect(rpcVersionHeader: jsonRPC) == .jsonRPC, "\(jsonRPC)") }
+        for garbage in ["", "six", "6.0", "6..1", "6.0.1.2", "v6.0.1", "6.0.x", "9999999999.0.0"] { #expect(Dialect(rpcVersionHeader: garbage) == nil, "\(garbage)") }
+    }
+
     @Test func a409WhoseRpcVersionIsNoVersionIsAFailure() {
         var driver = Driver(TransmissionSession(settings: Self.settings))
         driver.feed(.desiredPort(Port(52001)!))

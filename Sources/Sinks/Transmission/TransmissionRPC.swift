@@ -35,13 +35,14 @@ public enum TransmissionRPC {
         }
 
         /// The dialect a 409's `X-Transmission-Rpc-Version` names; legacy without one (before
-        /// 4.1). Nil for a value that is not a version.
+        /// 4.1). Nil for a value that is not a semantic version (`6.0.1`, `6.1.0-dev`).
         public init?(rpcVersionHeader value: String?) {
             guard let value = value?.trimmingSpaces else {
                 self = .legacy
                 return
             }
-            let parts = value.split(separator: ".", omittingEmptySubsequences: false)
+            let core = value.prefix { $0 != "-" && $0 != "+" }
+            let parts = core.split(separator: ".", omittingEmptySubsequences: false)
             guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.count <= 9 && $0.allSatisfy(\.isASCIIDigit) }),
                   let major = Int(parts[0]) else { return nil }
             self = major >= TransmissionRPC.jsonRPCMajorVersion ? .jsonRPC : .legacy
@@ -116,10 +117,10 @@ public enum TransmissionRPC {
     /// A parsed answer to the call with the id sent.
     public enum Answer: Equatable, Sendable {
         /// It succeeded: the `arguments` (legacy) or `result` (JSON-RPC) object.
-        case success(Fields)
+        case succeeded(Fields)
         /// It failed, as Transmission says: the legacy `result` string, or the JSON-RPC error
         /// (`error -32601 "Method not found"`, with its `data.error_string` when there is one).
-        case failure(String)
+        case failed(String)
     }
 
     /// The fields of a successful answer.
@@ -128,6 +129,11 @@ public enum TransmissionRPC {
 
         /// A field under either spelling, so an answer reads the same whichever the daemon used.
         public func value(_ kebab: String) -> JSONValue? { members[kebab] ?? members[kebab.replacingHyphens] }
+
+        /// The RPC version a probe in `dialect` read, as text ("16", "6.0.1"); nil without one.
+        public func rpcVersion(_ dialect: Dialect) -> String? {
+            value(dialect.versionField).flatMap { $0.integer.map(String.init) ?? $0.string?.oneLine(limit: 20) }
+        }
     }
 
     /// Parses an answer body in `dialect` to the call with `id`, strictly: the error says what
@@ -157,7 +163,7 @@ public enum TransmissionRPC {
         guard case .object(let arguments)? = members["arguments"] else {
             return .failure(AnswerError("has no \"arguments\" object", kind: "no arguments"))
         }
-        return .success(result == "success" ? .success(Fields(members: arguments)) : .failure("\"\(result.oneLine(limit: 80))\""))
+        return .success(result == "success" ? .succeeded(Fields(members: arguments)) : .failed("\"\(result.oneLine(limit: 80))\""))
     }
 
     private static func parseJSONRPC(_ members: [String: JSONValue], id: Int) -> Result<Answer, AnswerError> {
@@ -177,7 +183,7 @@ public enum TransmissionRPC {
                 return .failure(AnswerError("has an \"error\" that is not a JSON-RPC error object: \(error.excerpt)", kind: "malformed error"))
             }
             let detail = error["data"]?["error_string"]?.string.map { ": \($0.oneLine(limit: 80))" } ?? ""
-            return .success(.failure("error \(code) \"\(message.oneLine(limit: 80))\"\(detail)"))
+            return .success(.failed("error \(code) \"\(message.oneLine(limit: 80))\"\(detail)"))
         }
         guard members["id"]?.integer == id else {
             return .failure(AnswerError("has id \(members["id"]?.excerpt ?? "(none)"), not \(id)", kind: "another id"))
@@ -186,7 +192,7 @@ public enum TransmissionRPC {
         guard case .object(let fields) = result else {
             return .failure(AnswerError("has a \"result\" that is not an object: \(result.excerpt)", kind: "result not an object"))
         }
-        return .success(.success(Fields(members: fields)))
+        return .success(.succeeded(Fields(members: fields)))
     }
 
     public struct AnswerError: Error, Equatable, CustomStringConvertible {

@@ -144,8 +144,8 @@ public struct TransmissionSession {
         }
         let answer: TransmissionRPC.Fields
         switch TransmissionRPC.parse(response.body, dialect: dialect, id: id) {
-        case .success(.success(let fields)): answer = fields
-        case .success(.failure(let said)):
+        case .success(.succeeded(let fields)): answer = fields
+        case .success(.failed(let said)):
             return core.fail("Transmission answered \(method) with \(said)", kind: "\(method) unsuccessful", now, &effects)
         case .failure(let error):
             return core.fail("answer to \(method) \(error)", kind: "answer to \(method) \(error.kind)", now, &effects)
@@ -153,7 +153,7 @@ public struct TransmissionSession {
         switch request {
         case .probe:
             let field = dialect.versionField
-            guard let version = answer.value(field).flatMap({ $0.integer.map(String.init) ?? $0.string?.oneLine(limit: 20) }) else {
+            guard let version = answer.rpcVersion(dialect) else {
                 return core.fail("answer to \(method) has no \(dialect.name(field)): is \(settings.url) Transmission?", now, &effects)
             }
             rpcVersion = version

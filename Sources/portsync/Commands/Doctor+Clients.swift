@@ -61,9 +61,8 @@ extension Doctor {
         default:
             return report.fail("Transmission: unexpected answer \(response.status) \(response.bodyExcerpt)", "is \(client.url) Transmission's RPC?")
         }
-        let versionField = dialect.versionField
-        guard case .success(.success(let answer)) = TransmissionRPC.parse(response.body, dialect: dialect, id: id),
-              let rpcVersion = answer.value(versionField).flatMap({ $0.integer.map(String.init) ?? $0.string?.oneLine(limit: 20) }) else {
+        guard case .success(.succeeded(let answer)) = TransmissionRPC.parse(response.body, dialect: dialect, id: id),
+              let rpcVersion = answer.rpcVersion(dialect) else {
             return report.fail("version: the answer to \(dialect.name("session-get")) is not Transmission's", "is \(client.url) Transmission's RPC?")
         }
         report.pass("version: Transmission \(answer.value("version")?.string?.oneLine(limit: 40) ?? "?") (\(dialect.describe(rpcVersion: rpcVersion)))")
