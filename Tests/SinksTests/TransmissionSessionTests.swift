@@ -5,7 +5,7 @@ import Reactor
 import Testing
 
 /// The Transmission session with plain values, answered with what transmission-daemon 3.00
-/// really sent (`Recorded`); rpc-version 18 answers are made up after the spec.
+/// really sent (`Recorded`); 4.1's JSON-RPC in TransmissionDialectTests.
 @Suite struct TransmissionSessionTests {
     static let password = Secret(value: "pa:ss&w=rd", origin: "test")
     static let settings = ClientSettings(url: try! HTTPURL(parsing: "http://127.0.0.1:9091"), username: "portsync", password: password)
