@@ -23,8 +23,9 @@ import Reactor
 /// - `libtransmission/variant-json.cc`: compact JSON, object keys sorted.
 ///
 /// Only `session_get` and `session_set` are implemented (the calls portsync makes), over the
-/// session fields below; every other method is answered as unknown, and a batch (an array) as an
-/// invalid request: stricter than the real one for what portsync never sends.
+/// session fields below; every other method is answered as unknown, a batch (an array) as an
+/// invalid request, and nothing is gzipped (portsync sends no Accept-Encoding): stricter than the
+/// real one for what portsync never sends.
 public struct Transmission41RPC {
     public static let version = "4.1.3 (838877323f)"
     public static let rpcVersionSemver = "6.0.1"
