@@ -7,7 +7,8 @@ import Reactor
 /// the passing of time, failed requests and answers, each answer bytes that go through the HTTP
 /// parser first (raw from the input, or shaped like what deluge-web sends to the call in
 /// flight: a result, error 1 "Not authenticated", 2 "Unknown method" or another, a status, the
-/// request echoed back).
+/// request echoed back; the session cookie with the Path of 2.0/2.1 (`<base>json`) or 2.2
+/// (`<base>`)).
 ///
 /// Properties: one request at a time, none while one is in flight; none while the login is
 /// refused, until the settings change or the pause ends; every request is well-formed, a POST
@@ -125,7 +126,12 @@ func settings(_ byte: UInt8) -> ClientSettings {
 /// What deluge-web would answer to `call`, shaped by the input.
 func delugeAnswer(to call: DelugeRPC.Call, id: Int, request: HTTPRequest, _ input: inout FuzzInput) -> [UInt8] {
     let status = input.pick([200, 200, 200, 200, 200, 403, 404, 500])
-    let cookie: [(String, String)] = input.bool() ? [("Set-Cookie", "_session_id=" + String(decoding: input.bytes(Int(input.byte() % 20)), as: UTF8.self) + "; Path=/json")] : []
+    // The cookie's Path as deluge-web sets it, <base>json up to 2.1, <base> from 2.2 on, picked
+    // by the value's length so that the older seeds read the input as they did.
+    let paths = ["; Path=/json", "; Path=/", "; Path=/deluge/", "; Path=/deluge/json", ""]
+    let cookie: [(String, String)] = input.bool() ? [input.bytes(Int(input.byte() % 20))].map { value in
+        ("Set-Cookie", "_session_id=" + String(decoding: value, as: UTF8.self) + "; Expires=Mon, 07 Dec 2026 10:30:00 GMT" + paths[value.count % paths.count])
+    } : []
     let echo = String(decoding: request.body, as: UTF8.self)
     let answerID = input.pick([id, id, id, id - 1])
     let error = input.pick([nil, (1, "Not authenticated"), (2, "Unknown method"), (3, "KeyError \(input.byte())"), (5, "bad request: \(echo)")])

@@ -6,15 +6,20 @@ import Reactor
 /// TransmissionSession, driven through a sequence of inputs: desired ports, new settings,
 /// deadlines, the passing of time, failed requests and answers, each answer bytes that go
 /// through the HTTP parser first (raw from the input, or shaped like what transmission-daemon
-/// sends to the request in flight: a 409 with a session id, 401, 403, a result, the request
-/// echoed back in an error page).
+/// sends to the request in flight: a 409 with a session id, with or without an
+/// X-Transmission-Rpc-Version (6.x: JSON-RPC), 401, 403, a legacy or a JSON-RPC answer with the
+/// right id or another, a result that is no object, an error object, the request echoed back in
+/// an error page).
 ///
 /// Properties: one request at a time, none while one is in flight; none while the login is
 /// refused, until the settings change or the pause ends; every request is well-formed, a POST
-/// of JSON to the RPC path with the session id last handed out; a write sets peer-port to the
-/// desired port (or is the write in flight, sent once more after a 409), never 0; "verified" only on the desired port; deadlines never in the past; no
-/// storm (between two inputs that are not answers, a bounded number of requests); the password
-/// never in a log line or the status, in any form.
+/// of JSON to the RPC path with the session id last handed out, in the session's dialect
+/// (JSON-RPC: `"jsonrpc":"2.0"`, snake_case, `params`, an integer `id`; legacy: kebab-case,
+/// `arguments`, an integer `tag`), JSON-RPC only once a 409 handed out a session id; a write
+/// sets peer-port to the desired port (or is the write in flight, sent once more after a 409),
+/// never 0; "verified" only on the desired port; deadlines never in the past; no storm (between
+/// two inputs that are not answers, a bounded number of requests); the password never in a log
+/// line or the status, in any form.
 ///
 /// Input: a settings byte, then steps of an operation byte and its arguments.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -83,9 +88,19 @@ public func fuzzTransmissionSession(_ data: UnsafePointer<UInt8>?, _ count: Int)
             guard let body = try? JSONValue.parse(request.body), let method = body["method"]?.string else {
                 fatalError("property violated: a body that is not a call: \(String(decoding: request.body, as: UTF8.self))")
             }
-            if method.hasPrefix("session-set") || method.hasPrefix("session_set") {
+            switch session.dialect {
+            case .jsonRPC:
+                require(session.sessionID != nil, "JSON-RPC before a 409 said so")
+                require(body["jsonrpc"] == .string("2.0") && body["id"]?.integer != nil && (body["params"]?["fields"] != nil || body["params"]?["peer_port"] != nil),
+                        "a JSON-RPC call without its members: \(body.excerpt)")
+                require(body["tag"] == nil && body["arguments"] == nil && !method.contains("-"), "a JSON-RPC call with legacy members: \(body.excerpt)")
+            case .legacy:
+                require(body["jsonrpc"] == nil && body["params"] == nil && body["tag"]?.integer != nil && body["arguments"] != nil && !method.contains("_"),
+                        "a legacy call with JSON-RPC members: \(body.excerpt)")
+            }
+            if method == "session-set" || method == "session_set" {
                 // The desired port, or the write in flight sent once more with a new session id.
-                let port = (body["arguments"]?["peer-port"] ?? body["arguments"]?["peer_port"])?.integer
+                let port = (body["arguments"]?["peer-port"] ?? body["params"]?["peer_port"])?.integer
                 require(port.map { (1...65535).contains($0) && ($0 == session.core.desired.map { Int($0.value) } || $0 == lastWrite) } == true,
                         "peer-port \(port.map(String.init) ?? "none") while \(String(describing: session.core.desired)) is desired")
                 lastWrite = port
@@ -114,13 +129,27 @@ func settings(_ byte: UInt8) -> ClientSettings {
     return ClientSettings(url: url, username: byte & 4 == 0 ? "portsync" : "", password: password)
 }
 
-/// What transmission-daemon would answer to `request`, shaped by the input.
+/// What transmission-daemon would answer to `request`, shaped by the input: 3.00's legacy
+/// answers (with the tag sent), or 4.1's (a 409 with X-Transmission-Rpc-Version, JSON-RPC
+/// answers to JSON-RPC calls, right or wrong). A legacy call reads the input as it always did,
+/// so the older seeds keep their meaning.
 func transmissionAnswer(to request: TransmissionSession.Request, request http: HTTPRequest, _ input: inout FuzzInput) -> [UInt8] {
     let status = input.pick([200, 200, 200, 200, 409, 401, 403, 500])
+    let call = try? JSONValue.parse(http.body)
+    let sentID = (call?["tag"] ?? call?["id"])?.integer ?? 0
     switch status {
     case 409:
-        let id = input.pick(["", "abc123", String(decoding: input.bytes(Int(input.byte() % 20)), as: UTF8.self)])
-        return answer(409, id.isEmpty ? [] : [(TransmissionRPC.sessionIDHeader, id)], "<h1>409: Conflict</h1>")
+        // The length byte of the random id also picks the RPC version: below 20, none (3.00).
+        let length = input.byte()
+        let random = String(decoding: input.bytes(Int(length % 20)), as: UTF8.self)
+        let id = input.pick(["", "abc123", random])
+        var headers = id.isEmpty ? [] : [(TransmissionRPC.sessionIDHeader, id)]
+        let versions = ["", "6.0.1", "6.1.0", "5.3.0", "7.0.0", "6.0", "x.y.z", random, "6.0.1 "]
+        let version = versions[Int(length / 20) % versions.count]
+        if !version.isEmpty { headers.append((TransmissionRPC.rpcVersionHeader, version)) }
+        return answer(409, headers, "<h1>409: Conflict</h1>")
+    case 200 where call?["jsonrpc"] != nil:
+        return jsonRPCAnswer(to: request, id: sentID, body: http.body, &input)
     case 200:
         let snake = input.bool()
         func name(_ kebab: String) -> String { snake ? kebab.replacingHyphens : kebab }
@@ -129,9 +158,32 @@ func transmissionAnswer(to request: TransmissionSession.Request, request http: H
         var arguments = [#""\#(name("peer-port"))": \#(port)"#, #""\#(name("peer-port-random-on-start"))": \#(input.bool())"#,
                          #""\#(name("port-forwarding-enabled"))": \#(input.bool())"#]
         if case .probe = request { arguments += [#""\#(name("rpc-version"))": \#(input.pick([15, 17, 18]))"#, #""version": "3.00""#] }
-        return answer(200, [], #"{"arguments": {\#(arguments.joined(separator: ", "))}, "result": \#(JSONValue.quoted(result)), "tag": 1}"#)
+        return answer(200, [], #"{"arguments": {\#(arguments.joined(separator: ", "))}, "result": \#(JSONValue.quoted(result)), "tag": \#(sentID)}"#)
     default:
         let echo = http.headers.map { "\($0.name): \($0.value)" }.reversed().joined(separator: "\n")
         return answer(status, [], "<pre>\(echo)</pre>")
     }
+}
+
+/// 4.1's answer to a JSON-RPC call: a result object (mostly), an error object, the wrong id, a
+/// result that is no object, another version, a legacy answer.
+func jsonRPCAnswer(to request: TransmissionSession.Request, id sentID: Int, body: [UInt8], _ input: inout FuzzInput) -> [UInt8] {
+    let port = input.pick([Int(input.uint16()), 52001])
+    var fields = [#""peer_port": \#(port)"#, #""peer_port_random_on_start": \#(input.bool())"#, #""port_forwarding_enabled": \#(input.bool())"#]
+    if case .probe = request {
+        fields += [input.pick([#""rpc_version_semver": "6.0.1""#, #""rpc_version_semver": "6.1.0""#, #""rpc_version": 19"#, #""rpc_version_semver": 6"#]),
+                   #""version": "4.1.3 (838877323f)""#]
+    }
+    let id = input.pick([sentID, sentID, sentID, sentID - 1])
+    let object = "{\(fields.joined(separator: ", "))}"
+    return answer(200, [], input.pick([
+        #"{"id": \#(id), "jsonrpc": "2.0", "result": \#(object)}"#,
+        #"{"id": \#(id), "jsonrpc": "2.0", "result": \#(object)}"#,
+        #"{"id": \#(id), "jsonrpc": "2.0", "result": \#(object)}"#,
+        #"{"error": {"code": -32601, "message": "Method not found"}, "id": \#(id), "jsonrpc": "2.0"}"#,
+        #"{"error": {"code": 7, "data": {"error_string": \#(JSONValue.quoted(String(decoding: body, as: UTF8.self)))}, "message": "HTTP error"}, "id": null, "jsonrpc": "2.0"}"#,
+        #"{"id": \#(id), "jsonrpc": "2.0", "result": [\#(port)]}"#,
+        #"{"id": \#(id), "jsonrpc": "1.0", "result": \#(object)}"#,
+        #"{"arguments": \#(String(object.map { $0 == "_" ? "-" : $0 })), "result": "success", "tag": \#(id)}"#,
+    ]))
 }

@@ -42,6 +42,8 @@ struct ClientSessionDriver<Session: LoopStateMachine> where Session.Input == Cli
 
     mutating func advance(_ duration: Duration) { now = now + duration }
 
+    /// The `tag` or `id` of the last request sent: what its answer must carry.
+    var tag: Int { (try? JSONValue.parse(sent.last?.body ?? [])).flatMap { $0["tag"]?.integer ?? $0["id"]?.integer } ?? 0 }
     var lastBody: String { sent.last.map { String(decoding: $0.body, as: UTF8.self) } ?? "" }
     var bodies: [String] { sent.map { String(decoding: $0.body, as: UTF8.self) } }
     func logged(_ text: String) -> Bool { logs.contains { $0.1.contains(text) } }

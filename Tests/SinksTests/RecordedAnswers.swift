@@ -21,22 +21,24 @@ enum Recorded {
     static let transmissionUnauthorized = response("HTTP/1.1 401 Unauthorized\r\nServer: Transmission\r\nWWW-Authenticate: Basic realm=\"Transmission\"\r\nDate: Thu, 26 Nov 2026 01:05:05 GMT\r\nContent-Length: 82\r\nContent-Type: text/html; charset=ISO-8859-1\r\nConnection: close\r\n\r\n<h1>401: Unauthorized</h1><p>Unauthorized User. 2 unsuccessful login attempts.</p>")
 
     /// `session-get` of `rpc-version`, `version`, `peer-port`, `peer-port-random-on-start`, `port-forwarding-enabled`.
-    static func transmissionProbe(port: Int = 51999, tag: Int = 1) -> HTTPResponse {
+    static func transmissionProbe(port: Int = 51999, tag: Int) -> HTTPResponse {
         transmissionJSON(#"{"arguments":{"peer-port":\#(port),"peer-port-random-on-start":false,"port-forwarding-enabled":false,"rpc-version":16,"rpc-version-minimum":1,"version":"3.00 (bb6b5a062e)"},"result":"success","tag":\#(tag)}"#)
     }
 
     /// `session-set` of the three fields.
-    static func transmissionSet(tag: Int = 2) -> HTTPResponse {
+    static func transmissionSet(tag: Int) -> HTTPResponse {
         transmissionJSON(#"{"arguments":{},"result":"success","tag":\#(tag)}"#)
     }
 
     /// `session-get` with `fields: ["peer-port"]`.
-    static func transmissionPort(_ port: Int, tag: Int = 3) -> HTTPResponse {
+    static func transmissionPort(_ port: Int, tag: Int) -> HTTPResponse {
         transmissionJSON(#"{"arguments":{"peer-port":\#(port)},"result":"success","tag":\#(tag)}"#)
     }
 
     /// A method 3.00 does not know.
-    static let transmissionUnknownMethod = transmissionJSON(#"{"arguments":{},"result":"method name not recognized","tag":6}"#)
+    static func transmissionUnknownMethod(tag: Int) -> HTTPResponse {
+        transmissionJSON(#"{"arguments":{},"result":"method name not recognized","tag":\#(tag)}"#)
+    }
 
     static func transmissionJSON(_ body: String) -> HTTPResponse {
         response("HTTP/1.1 200 OK\r\nServer: Transmission\r\nContent-Type: application/json; charset=UTF-8\r\nDate: Thu, 26 Nov 2026 01:05:08 GMT\r\nContent-Length: \(body.utf8.count + 1)\r\nConnection: close\r\n\r\n\(body)\n")

@@ -36,7 +36,7 @@ final class TransmissionEndToEndTests {
         shell.apply(port)
         #expect(try verified(shell, port))
         #expect(try transmission.currentPeerPort() == Int(port.value))
-        #expect(shell.session.rpcVersion == 16)
+        #expect(shell.session.rpcVersion == "16" && shell.session.dialect == .legacy)
         #expect(shell.session.status.version == "3.00 (bb6b5a062e)")
         #expect(shell.counters.requests == 4, "the probe, once more with the session id, session-set, the read-back")
         #expect(log.count("Transmission: port \(port) applied and verified") == 1)

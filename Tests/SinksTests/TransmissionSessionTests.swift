@@ -5,7 +5,7 @@ import Reactor
 import Testing
 
 /// The Transmission session with plain values, answered with what transmission-daemon 3.00
-/// really sent (`Recorded`); rpc-version 18 answers are made up after the spec.
+/// really sent (`Recorded`); 4.1's JSON-RPC in TransmissionDialectTests.
 @Suite struct TransmissionSessionTests {
     static let password = Secret(value: "pa:ss&w=rd", origin: "test")
     static let settings = ClientSettings(url: try! HTTPURL(parsing: "http://127.0.0.1:9091"), username: "portsync", password: password)
@@ -19,15 +19,15 @@ import Testing
         var driver = driver()
         driver.feed(.desiredPort(Port(52001)!))
         driver.answer(Recorded.transmissionConflict)
-        driver.answer(Recorded.transmissionProbe(port: port))
+        driver.answer(Recorded.transmissionProbe(port: port, tag: driver.tag))
         return driver
     }
 
     /// Verified on 52001 after a write.
     func verified() -> Driver {
         var driver = probed()
-        driver.answer(Recorded.transmissionSet())
-        driver.answer(Recorded.transmissionPort(52001))
+        driver.answer(Recorded.transmissionSet(tag: driver.tag))
+        driver.answer(Recorded.transmissionPort(52001, tag: driver.tag))
         return driver
     }
 
@@ -60,12 +60,12 @@ import Testing
 
     @Test func aDifferentPortIsWrittenWithTheTwoSettingsThatMoveItThenReadBack() {
         var driver = probed()
-        #expect(driver.session.rpcVersion == 16)
+        #expect(driver.session.rpcVersion == "16" && driver.session.dialect == .legacy)
         #expect(driver.session.status.version == "3.00 (bb6b5a062e)")
         #expect(driver.lastBody == #"{"arguments":{"peer-port":52001,"peer-port-random-on-start":false,"port-forwarding-enabled":false},"method":"session-set","tag":3}"#)
-        driver.answer(Recorded.transmissionSet())
+        driver.answer(Recorded.transmissionSet(tag: driver.tag))
         #expect(driver.lastBody == #"{"arguments":{"fields":["peer-port"]},"method":"session-get","tag":4}"#)
-        driver.answer(Recorded.transmissionPort(52001))
+        driver.answer(Recorded.transmissionPort(52001, tag: driver.tag))
         #expect(driver.session.status.health == .verified && driver.session.status.verifiedPort == Port(52001))
         #expect(driver.logs.contains { $0.0 == .notice && $0.1 == "Transmission: port 52001 applied and verified" })
         #expect(driver.sent.count == 4)
@@ -100,7 +100,7 @@ import Testing
         let renewed = HTTPResponse(status: 409, headers: ["X-Transmission-Session-Id": "fresh-id"], body: Array("<h1>409: Conflict</h1>".utf8))
         driver.answer(renewed)
         #expect(driver.sent.last?.headers["X-Transmission-Session-Id"] == "fresh-id")
-        driver.answer(Recorded.transmissionProbe(port: 52001))
+        driver.answer(Recorded.transmissionProbe(port: 52001, tag: driver.tag))
         #expect(driver.session.status.health == .verified)
         driver.reachDeadline()
         driver.answer(renewed)
@@ -136,23 +136,10 @@ import Testing
         #expect(driver.logged("trying to log in to Transmission again after the pause"))
     }
 
-    @Test func rpcVersion18SpeaksSnakeCase() {
-        var driver = driver()
-        driver.feed(.desiredPort(Port(52001)!))
-        driver.answer(Recorded.transmissionConflict)
-        driver.answer(Recorded.transmissionJSON(#"{"arguments":{"peer_port":51413,"peer_port_random_on_start":false,"port_forwarding_enabled":true,"rpc_version":18,"version":"4.1.0"},"result":"success","tag":2}"#))
-        #expect(driver.logged("Transmission has peer-port 51413, port-forwarding-enabled true"))
-        #expect(driver.lastBody == #"{"arguments":{"peer_port":52001,"peer_port_random_on_start":false,"port_forwarding_enabled":false},"method":"session_set","tag":3}"#)
-        driver.answer(Recorded.transmissionSet())
-        #expect(driver.lastBody == #"{"arguments":{"fields":["peer_port"]},"method":"session_get","tag":4}"#)
-        driver.answer(Recorded.transmissionJSON(#"{"arguments":{"peer_port":52001},"result":"success","tag":4}"#))
-        #expect(driver.session.status.verifiedPort == Port(52001))
-    }
-
     @Test func aWriteThatDidNotTakeIsAFailure() {
         var driver = probed()
-        driver.answer(Recorded.transmissionSet())
-        driver.answer(Recorded.transmissionPort(51999))
+        driver.answer(Recorded.transmissionSet(tag: driver.tag))
+        driver.answer(Recorded.transmissionPort(51999, tag: driver.tag))
         #expect(driver.session.counters.failedApplies == 1)
         #expect(driver.logged("Transmission still has peer-port 51999 after being set to 52001"))
         #expect(driver.session.status.health == .failing("Transmission still has peer-port 51999 after being set to 52001"))
@@ -162,22 +149,22 @@ import Testing
         var driver = verified()
         driver.feed(.desiredPort(Port(52002)!))
         #expect(driver.lastBody.contains(#""method":"session-set""#) && driver.lastBody.contains(#""peer-port":52002"#))
-        driver.answer(Recorded.transmissionSet())
-        driver.answer(Recorded.transmissionPort(52002))
+        driver.answer(Recorded.transmissionSet(tag: driver.tag))
+        driver.answer(Recorded.transmissionPort(52002, tag: driver.tag))
         #expect(driver.session.status.verifiedPort == Port(52002))
     }
 
     @Test func aPortChangedBehindItsBackIsRestoredAtTheDriftCheck() {
         var driver = verified()
         driver.reachDeadline()
-        driver.answer(Recorded.transmissionProbe(port: 40000))
+        driver.answer(Recorded.transmissionProbe(port: 40000, tag: driver.tag))
         #expect(driver.logs.contains { $0.0 == .warning && $0.1.contains("changed behind portsync's back (peer-port 40000)") })
         #expect(driver.lastBody.contains(#""peer-port":52001"#))
     }
 
     @Test func anErrorResultIsAFailureThatQuotesIt() {
         var driver = probed()
-        driver.answer(Recorded.transmissionUnknownMethod)
+        driver.answer(Recorded.transmissionUnknownMethod(tag: driver.tag))
         #expect(driver.logged("Transmission answered session-set with \"method name not recognized\""))
     }
 
@@ -194,8 +181,8 @@ import Testing
     @Test func neverPortTestNorIdsNorTheSecret() {
         var driver = verified()
         driver.feed(.desiredPort(Port(52002)!))
-        driver.answer(Recorded.transmissionSet())
-        driver.answer(Recorded.transmissionPort(52002))
+        driver.answer(Recorded.transmissionSet(tag: driver.tag))
+        driver.answer(Recorded.transmissionPort(52002, tag: driver.tag))
         #expect(!driver.bodies.contains { $0.contains("port-test") || $0.contains("port_test") || $0.contains("\"ids\"") })
         #expect(!driver.allLogText.contains("pa:ss") && !driver.allLogText.contains("Basic"))
     }

@@ -137,7 +137,8 @@ public final class FakeHTTPServer {
     public static func serialize(_ response: HTTPResponse) -> [UInt8] {
         var text = "HTTP/1.1 \(response.status) \(response.reason.isEmpty ? "Reason" : response.reason)\r\n"
         for (name, value) in response.headers { text += "\(name): \(value)\r\n" }
-        if response.status != 204 { text += "Content-Length: \(response.body.count)\r\n" }
+        // A stand-in that frames its answers itself (FakeTransmission41, FakeDelugeWeb) gives its own.
+        if response.status != 204 && response.headers["Content-Length"] == nil && response.headers["Transfer-Encoding"] == nil { text += "Content-Length: \(response.body.count)\r\n" }
         return Array((text + "\r\n").utf8) + response.body
     }
 }

@@ -9,6 +9,10 @@ import Reactor
 public enum DelugeRPC {
     public static let path = "/json"
     public static let contentType = "application/json"
+    /// The session cookie. Its Path is `<base>json` up to 2.1 and `<base>` from 2.2 on (auth.py;
+    /// `base` is deluge-web's web root or the `X-Deluge-Base` a proxy sends); it is kept whatever
+    /// its Path says and sent to the one endpoint portsync calls, which deluge-web also serves
+    /// outside that path (`/json` beside `/<base>/json`).
     public static let cookieName = "_session_id"
 
     /// The calls, with their parameters.

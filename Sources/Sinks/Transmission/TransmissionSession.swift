@@ -5,17 +5,20 @@ import Reactor
 /// The Transmission sink's logic, with no I/O (as `QBittorrentSession`): inputs in, effects
 /// out, one request at a time, `nextDeadline` for the shell's timer.
 ///
-/// A sync reads `peer-port` (the first read also learns the rpc-version, hence the names),
-/// writes only when something differs, then reads the port back to verify. A 409 hands over a
-/// new session id: the request is sent again once with it, never more (a second 409 in a row is
-/// a failure with back-off, not a loop). A 401 is a refused login: nothing more is sent until
-/// the settings change or the pause ends, and Transmission's lock-out after 100 failed logins is
-/// never approached. Transmission re-announces by itself when its port changes, so there is no
-/// re-announce call.
+/// A sync reads `peer-port` (the first read, the probe, also learns the RPC version and the
+/// version), writes only when something differs, then reads the port back to verify. A 409 hands
+/// over a new session id: the request is sent again once with it, never more (a second 409 in a
+/// row is a failure with back-off, not a loop). The 409 also says the dialect
+/// (`X-Transmission-Rpc-Version`, from Transmission 4.1 on: JSON-RPC 2.0; none: the legacy RPC),
+/// kept until the next 409; a 409 that changes it (another daemon behind the URL) is answered
+/// with a new probe. The first request of a session, before any 409, is legacy, which every
+/// version understands. A 401 is a refused login: nothing more is sent until the settings change
+/// or the pause ends, and Transmission's lock-out after 100 failed logins is never approached.
+/// Transmission re-announces by itself when its port changes, so there is no re-announce call.
 public struct TransmissionSession {
     /// The request in flight, by what it is for.
     public enum Request: Equatable, Sendable {
-        /// `session-get` of the rpc-version and the settings, before the names are known.
+        /// `session-get` of the RPC version, the version and the settings: the first of a session.
         case probe
         case read
         case write(Port)
@@ -34,11 +37,16 @@ public struct TransmissionSession {
     public private(set) var inFlight: Request?
     /// The session id from the last 409; sent with every request.
     public private(set) var sessionID: String?
-    public private(set) var rpcVersion: Int?
+    /// What the last 409 said the daemon speaks.
+    public private(set) var dialect = TransmissionRPC.Dialect.legacy
+    /// The RPC version the probe read (`rpc-version` "16", `rpc_version_semver` "6.0.1"); nil
+    /// until the probe is answered.
+    public private(set) var rpcVersion: String?
     private var retriedAfterConflict = false
     /// The port the last write asked for: its read-back verifies that.
     private var written: Port?
-    private var tag = 0
+    /// The `tag` or `id` of the last request sent: its answer must carry it.
+    private var id = 0
 
     public init(settings: ClientSettings) {
         core = ClientSessionCore(client: "Transmission", settings: settings)
@@ -49,6 +57,7 @@ public struct TransmissionSession {
 
     mutating func forgetSession() {
         sessionID = nil
+        dialect = .legacy
         rpcVersion = nil
     }
 
@@ -61,7 +70,7 @@ public struct TransmissionSession {
     mutating func failed(_ error: HTTPClientError, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         guard let request = inFlight else { return }
         inFlight = nil
-        core.requestFailed(request.name, error, now, &effects)
+        core.requestFailed(dialect.name(request.name), error, now, &effects)
     }
 
     // MARK: The sync
@@ -91,18 +100,17 @@ public struct TransmissionSession {
         retriedAfterConflict = resent
         if case .write(let port) = request { written = port }
         core.counters.requests += 1
-        tag += 1
+        id += 1
         effects.append(.send(httpRequest(for: request), retryIfStale: true))
     }
 
     func httpRequest(for request: Request) -> HTTPRequest {
-        let names = TransmissionRPC.Names(rpcVersion: rpcVersion ?? 0)
         let body: [UInt8]
         switch request {
-        case .probe: body = TransmissionRPC.probe(tag: tag)
-        case .read: body = TransmissionRPC.read(names, tag: tag)
-        case .write(let port): body = TransmissionRPC.write(names, port: port, tag: tag)
-        case .verify: body = TransmissionRPC.verify(names, tag: tag)
+        case .probe: body = TransmissionRPC.probe(dialect, id: id)
+        case .read: body = TransmissionRPC.read(dialect, id: id)
+        case .write(let port): body = TransmissionRPC.write(dialect, port: port, id: id)
+        case .verify: body = TransmissionRPC.verify(dialect, id: id)
         }
         return TransmissionRPC.request(body, settings: settings, sessionID: sessionID)
     }
@@ -111,6 +119,7 @@ public struct TransmissionSession {
 
     private mutating func handle(_ response: HTTPResponse, to request: Request, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         let user = "\"\(settings.username)\""
+        let method = dialect.name(request.name)
         switch response.status {
         case 200:
             break
@@ -120,6 +129,9 @@ public struct TransmissionSession {
             return core.refuse("Transmission refused the login (401): wrong username \(user) or password", failed: true, now, &effects)
         case 403 where response.text.contains("unsuccessful login attempts"):
             return core.refuse("Transmission locked its RPC after too many failed logins (403); fix the password, then restart transmission-daemon", failed: false, now, &effects)
+        case 403 where response.text.trimmingSpaces == "<h1>403: Forbidden</h1>":
+            // 4.x says no more: its IP whitelist and its lock-out answer alike.
+            return core.refuse("Transmission refused this address or locked its RPC after too many failed logins (403): add the address to rpc-whitelist, or fix the password and restart transmission-daemon", failed: false, now, &effects)
         case 403:
             return core.refuse("Transmission refused this address (403 \"\(response.bodyExcerpt)\"): add it to rpc-whitelist", failed: false, now, &effects)
         case 421:
@@ -127,27 +139,28 @@ public struct TransmissionSession {
         case 404:
             return core.fail("POST \(settings.url.target(TransmissionRPC.path)) answered 404: is \(settings.url) Transmission's RPC?", now, &effects)
         default:
-            return core.fail("unexpected answer to \(request.name): \(response.status) \"\(response.bodyExcerpt)\"",
-                             kind: "\(request.name) answered \(response.status)", now, &effects)
+            return core.fail("unexpected answer to \(method): \(response.status) \"\(response.bodyExcerpt)\"",
+                             kind: "\(method) answered \(response.status)", now, &effects)
         }
-        let answer: TransmissionRPC.Answer
-        switch TransmissionRPC.parse(response.body) {
-        case .success(let parsed): answer = parsed
-        case .failure(let error): return core.fail("answer to \(request.name) \(error)", kind: "answer to \(request.name) \(error.kind)", now, &effects)
-        }
-        guard answer.result == "success" else {
-            return core.fail("Transmission answered \(request.name) with \"\(answer.result.oneLine(limit: 80))\"", kind: "\(request.name) unsuccessful", now, &effects)
+        let answer: TransmissionRPC.Fields
+        switch TransmissionRPC.parse(response.body, dialect: dialect, id: id) {
+        case .success(.succeeded(let fields)): answer = fields
+        case .success(.failed(let said)):
+            return core.fail("Transmission answered \(method) with \(said)", kind: "\(method) unsuccessful", now, &effects)
+        case .failure(let error):
+            return core.fail("answer to \(method) \(error)", kind: "answer to \(method) \(error.kind)", now, &effects)
         }
         switch request {
         case .probe:
-            guard let version = answer.value("rpc-version")?.integer else {
-                return core.fail("answer to session-get has no rpc-version: is \(settings.url) Transmission?", now, &effects)
+            let field = dialect.versionField
+            guard let version = answer.rpcVersion(dialect) else {
+                return core.fail("answer to \(method) has no \(dialect.name(field)): is \(settings.url) Transmission?", now, &effects)
             }
             rpcVersion = version
             let name = answer.value("version")?.string?.oneLine(limit: 40) ?? "?"
             core.status.version = name
             core.counters.logins += 1
-            effects.append(.log(.info, "connected to Transmission \(name) (rpc-version \(version)) at \(settings.url)"))
+            effects.append(.log(.info, "connected to Transmission \(name) (\(dialect.describe(rpcVersion: version))) at \(settings.url)"))
             settingsRead(answer, now, &effects)
         case .read:
             settingsRead(answer, now, &effects)
@@ -156,10 +169,11 @@ public struct TransmissionSession {
             send(.verify, &effects)
         case .verify:
             guard let written, let port = core.desired else { return }
+            let peerPort = dialect.name("peer-port")
             guard let current = answer.value("peer-port")?.integer, current == Int(written.value) else {
                 core.counters.failedApplies += 1
-                return core.fail("Transmission still has peer-port \(answer.value("peer-port")?.excerpt ?? "(none)") after being set to \(written)",
-                                 kind: "peer-port not set", now, &effects)
+                return core.fail("Transmission still has \(peerPort) \(answer.value("peer-port")?.excerpt ?? "(none)") after being set to \(written)",
+                                 kind: "\(peerPort) not set", now, &effects)
             }
             if written == port {
                 core.verified(port, changed: true, now, &effects)
@@ -169,33 +183,48 @@ public struct TransmissionSession {
         }
     }
 
-    private mutating func settingsRead(_ answer: TransmissionRPC.Answer, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+    private mutating func settingsRead(_ answer: TransmissionRPC.Fields, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         guard let port = core.desired else { return }
         core.syncRequested = false
         guard let current = answer.value("peer-port")?.integer else {
-            return core.fail("answer to session-get has no peer-port", now, &effects)
+            return core.fail("answer to \(dialect.name("session-get")) has no \(dialect.name("peer-port"))", now, &effects)
         }
         var differences: [String] = []
-        if current != Int(port.value) { differences.append("peer-port \(current)") }
-        if answer.value("peer-port-random-on-start")?.bool == true { differences.append("peer-port-random-on-start true") }
-        if answer.value("port-forwarding-enabled")?.bool == true { differences.append("port-forwarding-enabled true") }
+        if current != Int(port.value) { differences.append("\(dialect.name("peer-port")) \(current)") }
+        for flag in ["peer-port-random-on-start", "port-forwarding-enabled"] where answer.value(flag)?.bool == true {
+            differences.append("\(dialect.name(flag)) true")
+        }
         guard differences.isEmpty else {
-            core.differs(differences, setting: "peer-port \(port)", &effects)
+            core.differs(differences, setting: "\(dialect.name("peer-port")) \(port)", &effects)
             return send(.write(port), &effects)
         }
         core.verified(port, changed: false, now, &effects)
     }
 
+    /// A 409: the session id to send from now on, and the dialect. The request is sent once
+    /// more, in that dialect; a probe instead when the dialect changed after a probe (another
+    /// daemon behind the URL: its version is learnt again).
     private mutating func conflict(_ response: HTTPResponse, _ request: Request, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        let method = dialect.name(request.name)
         guard let fresh = response.headers[TransmissionRPC.sessionIDHeader]?.trimmingSpaces, !fresh.isEmpty else {
-            return core.fail("Transmission answered \(request.name) with 409 but no \(TransmissionRPC.sessionIDHeader)", now, &effects)
+            return core.fail("Transmission answered \(method) with 409 but no \(TransmissionRPC.sessionIDHeader)", now, &effects)
+        }
+        let header = response.headers[TransmissionRPC.rpcVersionHeader]
+        guard let spoken = TransmissionRPC.Dialect(rpcVersionHeader: header) else {
+            return core.fail("Transmission answered \(method) with 409 and \(TransmissionRPC.rpcVersionHeader) \"\((header ?? "").oneLine(limit: 40))\", which is not a version",
+                             kind: "409 with a malformed \(TransmissionRPC.rpcVersionHeader)", now, &effects)
         }
         guard !retriedAfterConflict else {
-            return core.fail("Transmission answered \(request.name) with 409 again right after handing out a session id; is a proxy dropping the \(TransmissionRPC.sessionIDHeader) header?", now, &effects)
+            return core.fail("Transmission answered \(method) with 409 again right after handing out a session id; is a proxy dropping the \(TransmissionRPC.sessionIDHeader) header?", now, &effects)
         }
         effects.append(.log(.debug, sessionID == nil ? "Transmission handed out a session id" : "Transmission renewed its session id"))
         sessionID = fresh
-        send(request, resent: true, &effects)
+        guard spoken != dialect else { return send(request, resent: true, &effects) }
+        dialect = spoken
+        guard rpcVersion != nil else { return send(request, resent: true, &effects) }
+        rpcVersion = nil
+        effects.append(.log(.info, "Transmission now speaks \(spoken) (\(TransmissionRPC.rpcVersionHeader) \(header.map { "\"\($0.oneLine(limit: 40))\"" } ?? "absent")): reading its version again"))
+        send(.probe, resent: true, &effects)
     }
 }
 extension TransmissionSession: CoreClientSession {}

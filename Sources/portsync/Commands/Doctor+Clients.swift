@@ -20,16 +20,25 @@ extension Doctor {
         return result ?? .failure(.timedOut)
     }
 
-    /// Reachable, login, version, port: one `session-get` (twice with the 409's session id).
+    /// Reachable, login, version, port: one `session-get` (twice with the 409's session id, the
+    /// second time in the dialect the 409 names).
     func checkTransmission(_ settings: TransmissionSettings, _ loop: EventLoop, _ report: Report) {
         let client = settings.client
         let http = Self.client(loop, settings.label, client.url, client.tls)
         defer { http.close() }
-        var sessionID: String?
-        var result = Self.call(TransmissionRPC.request(TransmissionRPC.probe(tag: 1), settings: client, sessionID: nil), http, loop)
+        var dialect = TransmissionRPC.Dialect.legacy
+        var id = 1
+        var result = Self.call(TransmissionRPC.request(TransmissionRPC.probe(dialect, id: id), settings: client, sessionID: nil), http, loop)
         if case .success(let response) = result, response.status == 409 {
-            sessionID = response.headers[TransmissionRPC.sessionIDHeader]
-            result = Self.call(TransmissionRPC.request(TransmissionRPC.probe(tag: 2), settings: client, sessionID: sessionID), http, loop)
+            let header = response.headers[TransmissionRPC.rpcVersionHeader]
+            guard let spoken = TransmissionRPC.Dialect(rpcVersionHeader: header) else {
+                return report.fail("Transmission: its 409 has \(TransmissionRPC.rpcVersionHeader) \"\((header ?? "").oneLine(limit: 40))\", which is not a version",
+                                   "is \(client.url) Transmission's RPC?")
+            }
+            dialect = spoken
+            id = 2
+            let sessionID = response.headers[TransmissionRPC.sessionIDHeader]
+            result = Self.call(TransmissionRPC.request(TransmissionRPC.probe(dialect, id: id), settings: client, sessionID: sessionID), http, loop)
         }
         let response: HTTPResponse
         switch result {
@@ -52,11 +61,11 @@ extension Doctor {
         default:
             return report.fail("Transmission: unexpected answer \(response.status) \(response.bodyExcerpt)", "is \(client.url) Transmission's RPC?")
         }
-        guard case .success(let answer) = TransmissionRPC.parse(response.body), answer.result == "success",
-              let rpcVersion = answer.value("rpc-version")?.integer else {
-            return report.fail("version: the answer to session-get is not Transmission's", "is \(client.url) Transmission's RPC?")
+        guard case .success(.succeeded(let answer)) = TransmissionRPC.parse(response.body, dialect: dialect, id: id),
+              let rpcVersion = answer.rpcVersion(dialect) else {
+            return report.fail("version: the answer to \(dialect.name("session-get")) is not Transmission's", "is \(client.url) Transmission's RPC?")
         }
-        report.pass("version: Transmission \(answer.value("version")?.string?.oneLine(limit: 40) ?? "?") (rpc-version \(rpcVersion))")
+        report.pass("version: Transmission \(answer.value("version")?.string?.oneLine(limit: 40) ?? "?") (\(dialect.describe(rpcVersion: rpcVersion)))")
         let port = answer.value("peer-port")?.excerpt ?? "?"
         var notes: [String] = []
         if answer.value("peer-port-random-on-start")?.bool == true { notes.append("peer-port-random-on-start is on") }
