@@ -29,6 +29,7 @@ func fuzzClientSession<Session: FuzzedClientSession>(_ data: UnsafePointer<UInt8
     var round = 0
     var listenerAnswer: ((ListeningSockets.Check) -> Session.Input)?
     var lastReannounce: (port: Port, at: Instant)?
+    var secrets = SecretForms(session.clientSettings)
     while !input.isAtEnd && steps < 200 {
         steps += 1
         let sessionInput: Session.Input
@@ -73,15 +74,17 @@ func fuzzClientSession<Session: FuzzedClientSession>(_ data: UnsafePointer<UInt8
         if !isAnswer { round = 0 }
         listenerAnswer = nil
         var sent: [HTTPRequest] = []
-        for effect in session.handle(sessionInput, now: now) {
+        let effects = session.handle(sessionInput, now: now)
+        if secrets.settings != session.clientSettings { secrets = SecretForms(session.clientSettings) }
+        for effect in effects {
             switch Session.view(effect) {
             case .send(let request): sent.append(request)
-            case .log(let message): checkNoSecret(message, session.clientSettings)
-            case .status(let status): checkNoSecret(status, session.clientSettings)
+            case .log(let message): secrets.check(message)
+            case .status(let status): secrets.check(status)
             case .checkListener(let answer): listenerAnswer = answer
             }
         }
-        checkNoSecret(session.status, session.clientSettings)
+        secrets.check(session.status)
         require(sent.count <= 1, "\(sent.count) requests at once")
         if !sent.isEmpty {
             require(!before.busy || isAnswer, "a request sent while another is in flight")
