@@ -1,20 +1,36 @@
 @testable import HTTP
 import Sinks
 
-/// Every form of the settings' password a peer may echo: none may reach a message.
-func checkNoSecret(_ message: String, _ settings: ClientSettings) {
-    require(!hasLineBreak(message), "a line break in \(message.debugDescription)")
-    guard let password = settings.password?.value else { return }
-    let basic = Base64.encode(Array("\(settings.username):\(password)".utf8))
-    for form in [password, FormEncoding.percentEncode(password), String(JSONValue.quoted(password).dropFirst().dropLast()), basic] {
-        require(!message.contains(form), "the password (as \(form.debugDescription)) in \(message.debugDescription)")
-    }
-}
+/// Every form of the settings' password a peer may echo (as it is, percent-encoded, as a JSON
+/// string, as Basic credentials): none may reach a message or the status.
+struct SecretForms {
+    let settings: ClientSettings
+    private let forms: [[UInt8]]
 
-func checkNoSecret(_ status: SinkStatus, _ settings: ClientSettings) {
-    switch status.health {
-    case .failing(let text), .unreachable(let text), .loginRefused(let text): checkNoSecret(text, settings)
-    case .idle, .applying, .verified: break
+    init(_ settings: ClientSettings) {
+        self.settings = settings
+        guard let password = settings.password?.value, !password.isEmpty else {
+            forms = []
+            return
+        }
+        let basic = Base64.encode(Array("\(settings.username):\(password)".utf8))
+        forms = [password, FormEncoding.percentEncode(password), String(JSONValue.quoted(password).dropFirst().dropLast()), basic].map { Array($0.utf8) }
     }
-    if let version = status.version { checkNoSecret(version, settings) }
+
+    func check(_ message: String) {
+        require(!hasLineBreak(message), "a line break in \(message.debugDescription)")
+        let bytes = Array(message.utf8)
+        for form in forms where bytes.count >= form.count {
+            let found = (0...(bytes.count - form.count)).contains { bytes[$0..<($0 + form.count)].elementsEqual(form) }
+            require(!found, "the password (as \(String(decoding: form, as: UTF8.self).debugDescription)) in \(message.debugDescription)")
+        }
+    }
+
+    func check(_ status: SinkStatus) {
+        switch status.health {
+        case .failing(let text), .unreachable(let text), .loginRefused(let text): check(text)
+        case .idle, .applying, .verified: break
+        }
+        if let version = status.version { check(version) }
+    }
 }

@@ -27,29 +27,49 @@ public enum ClientSessionEffect: Equatable {
     case checkListener(Port)
 }
 
+/// What the core adds to its session's effects (`ClientSessionEffect`, `QBittorrentSession.Effect`).
+protocol ClientSessionCoreEffect {
+    static func log(_ level: LogLevel, _ message: String) -> Self
+    static func statusChanged(_ status: SinkStatus) -> Self
+    /// Look for a listener on the new port before telling the trackers of it (`ListenerGate`).
+    static func checkListenerBeforeAnnouncing(_ port: Port) -> Self
+    /// The level and text, when this is a log line.
+    var logLine: (level: LogLevel, message: String)? { get }
+}
+
+extension ClientSessionEffect: ClientSessionCoreEffect {
+    static func checkListenerBeforeAnnouncing(_ port: Port) -> ClientSessionEffect { .checkListener(port) }
+
+    var logLine: (level: LogLevel, message: String)? {
+        if case .log(let level, let message) = self { (level, message) } else { nil }
+    }
+}
+
 /// A session built around a `ClientSessionCore`: what it says about itself comes from there.
 protocol ClientSessionCoreOwner {
     var core: ClientSessionCore { get }
 }
 
 extension ClientSessionCoreOwner {
-    public var settings: ClientSettings { core.settings }
     public var status: SinkStatus { core.status }
     public var counters: SinkCounters { core.counters }
-    public var nextDeadline: Instant? { core.nextDeadline }
-    public var isLoginRefused: Bool { core.refusedUntil != nil }
+    public var isLoginRefused: Bool { core.login.refusedUntil != nil }
 }
 
-/// What every client session keeps the same way: the status, the back-off after failures,
-/// the pause after a refused login, the drift check and the re-announce allowance, and the
-/// deadline that is the earliest of them. The sessions own one each and speak their protocol
-/// around it.
+/// What every client session keeps the same way: the status, the login's state and the pause
+/// after a refused login, the back-off after failures, the drift check and the re-announce
+/// allowance, and the deadline that is the earliest of them. The sessions (qBittorrent,
+/// Transmission, Deluge) own one each and speak their protocol around it.
 struct ClientSessionCore {
     /// "Transmission", "deluge-web": for messages.
     let client: String
+    /// How the log line of a port applied names it: "listen_port" gives "listen_port 51413
+    /// applied and verified"; nil, "Transmission: port 51413 applied and verified".
+    let portSetting: String?
     var settings: ClientSettings
     var status = SinkStatus()
     var counters = SinkCounters()
+    var login = ClientLogin()
     var desired: Port?
     /// A sync was asked for while a request was in flight: it starts when the answer is in.
     var syncRequested = false
@@ -68,7 +88,6 @@ struct ClientSessionCore {
         guard writeWithoutReading, let verified = status.verifiedPort, verified != wanted else { return nil }
         return verified
     }
-    private(set) var refusedUntil: Instant?
     private(set) var retryAt: Instant?
     private(set) var driftCheckAt: Instant?
     private var allowance: ReannounceAllowance
@@ -81,33 +100,41 @@ struct ClientSessionCore {
     /// The settings' secrets in every form a peer may echo them.
     private var redaction: Redaction
 
-    init(client: String, settings: ClientSettings) {
+    init(client: String, settings: ClientSettings, portSetting: String? = nil) {
         self.client = client
+        self.portSetting = portSetting
         self.settings = settings
         redaction = Self.redaction(settings)
         allowance = ReannounceAllowance(enabled: settings.reannounce, interval: settings.reannounceInterval)
-        gate = ListenerGate(canSeeListener: settings.url.isThisHost)
+        gate = ListenerGate(canSeeListener: settings.canSeeListener)
     }
 
-    var nextDeadline: Instant? { [retryAt, driftCheckAt, refusedUntil, allowance.dueAt, gate.wakeAt].compactMap { $0 }.min() }
+    var nextDeadline: Instant? { [retryAt, driftCheckAt, login.refusedUntil, allowance.dueAt, gate.wakeAt].compactMap { $0 }.min() }
 
     /// A new desired port. `sync`: whether to sync now (not while a login is refused);
     /// `skipRead`: verified on the old port with nothing in flight (`idle`), so the new port can
     /// be written at once (the read-back still verifies): the latency path.
-    mutating func desire(_ port: Port, idle: Bool, _ effects: inout [ClientSessionEffect]) -> (sync: Bool, skipRead: Bool) {
+    mutating func desire<Effect: ClientSessionCoreEffect>(_ port: Port, idle: Bool, _ effects: inout [Effect]) -> (sync: Bool, skipRead: Bool) {
         let unchanged = port == desired && status.verifiedPort == port && status.health == .verified
         let skipRead = !unchanged && status.health == .verified && idle
         desired = port
-        if refusedUntil != nil {
+        if login.refusedUntil != nil {
             effects.append(.log(.warning, "port \(port) noted, but not applied: \(client) refused the login (see above)"))
             return (false, skipRead)
         }
-        if !unchanged { status.health = .applying }
+        if unchanged {
+            // The same port again (a source that had none names it anew): the client may have
+            // been set elsewhere meanwhile (to 0, by a VPN's "down" hook); one read tells, and
+            // writes only what differs.
+            effects.append(.log(.debug, "port \(port) again: checking that \(client) still has it"))
+        } else {
+            status.health = .applying
+        }
         return (true, skipRead)
     }
 
     /// A request that got no answer: the client is not there, or `call` failed.
-    mutating func requestFailed(_ call: String, _ error: HTTPClientError, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+    mutating func requestFailed<Effect: ClientSessionCoreEffect>(_ call: String, _ error: HTTPClientError, _ now: Instant, _ effects: inout [Effect]) {
         if error.isUnreachable {
             fail("\(client) at \(settings.url) is unreachable: \(error)", unreachable: true, now, &effects)
         } else {
@@ -117,7 +144,7 @@ struct ClientSessionCore {
 
     /// Says what differs before a write that restores `wanted`: a warning when the port was
     /// verified (someone changed it behind portsync's back), plain information otherwise.
-    mutating func differs(_ differences: [String], setting wanted: String, _ effects: inout [ClientSessionEffect]) {
+    mutating func differs<Effect: ClientSessionCoreEffect>(_ differences: [String], setting wanted: String, _ effects: inout [Effect]) {
         let listed = differences.joined(separator: ", ")
         let drifted = status.verifiedPort == desired && status.health == .verified
         if drifted {
@@ -132,11 +159,11 @@ struct ClientSessionCore {
 
     /// Ends a `handle`: every secret is taken out of what the session says (its log lines and
     /// its status quote the client), and a status that differs from `before` is announced.
-    mutating func finish(since before: SinkStatus, _ effects: inout [ClientSessionEffect]) {
+    mutating func finish<Effect: ClientSessionCoreEffect>(since before: SinkStatus, _ effects: inout [Effect]) {
         status = status.redacted(by: redaction)
         effects = effects.map { effect in
-            guard case .log(let level, let message) = effect else { return effect }
-            return .log(level, redaction(message))
+            guard let line = effect.logLine else { return effect }
+            return .log(line.level, redaction(line.message))
         }
         if status != before { effects.append(.statusChanged(status)) }
     }
@@ -145,9 +172,11 @@ struct ClientSessionCore {
         Redaction([settings.password], basicUser: settings.username)
     }
 
-    /// Which deadlines have passed, each cleared; a refusal that ended is logged.
-    mutating func deadlinesReached(_ now: Instant, _ effects: inout [ClientSessionEffect]) -> (sync: Bool, reannounce: Bool) {
+    /// Which deadlines have passed, each cleared; a refusal that ended is logged. `driftCheck`:
+    /// the drift check is among them (`sync` is then true too).
+    mutating func deadlinesReached<Effect: ClientSessionCoreEffect>(_ now: Instant, _ effects: inout [Effect]) -> (sync: Bool, driftCheck: Bool, reannounce: Bool) {
         var sync = false
+        var driftCheck = false
         if let at = retryAt, at <= now {
             retryAt = nil
             sync = true
@@ -155,9 +184,9 @@ struct ClientSessionCore {
         if let at = driftCheckAt, at <= now {
             driftCheckAt = nil
             sync = true
+            driftCheck = true
         }
-        if let at = refusedUntil, at <= now {
-            refusedUntil = nil
+        if login.pauseEnds(now) {
             effects.append(.log(.info, "trying to log in to \(client) again after the pause"))
             sync = true
         }
@@ -165,38 +194,40 @@ struct ClientSessionCore {
         if allowance.deadlineReached(now), let port = status.verifiedPort, status.health == .verified {
             reannounce = take(gate.open(port, now), &effects) || reannounce
         }
-        return (sync, reannounce)
+        return (sync, driftCheck, reannounce)
     }
 
-    /// New settings: a changed URL or account ends a login refusal. Whether it changed.
-    mutating func update(_ fresh: ClientSettings, _ effects: inout [ClientSessionEffect]) -> Bool {
+    /// New settings: a changed URL or account ends the session and a login refusal. Whether it
+    /// changed.
+    mutating func update<Effect: ClientSessionCoreEffect>(_ fresh: ClientSettings, _ effects: inout [Effect]) -> Bool {
         let accountChanged = !fresh.sameAccount(as: settings)
         settings = fresh
         redaction = Self.redaction(fresh)
         allowance.enabled = fresh.reannounce
         allowance.interval = fresh.reannounceInterval
-        gate.canSeeListener = fresh.url.isThisHost
+        gate.canSeeListener = fresh.canSeeListener
         consecutiveFailures = 0
         lastProblem = nil
         retryAt = nil
         if accountChanged {
             status.version = nil
-            if refusedUntil != nil { effects.append(.log(.info, "settings changed: trying to log in to \(client) again")) }
-            refusedUntil = nil
+            if login.refusedUntil != nil { effects.append(.log(.info, "settings changed: trying to log in to \(client) again")) }
         }
+        login.settingsChanged(accountChanged: accountChanged)
         return accountChanged
     }
 
     /// The port is on the client, read back: the drift check is armed, problems are over.
-    mutating func verified(_ port: Port, changed: Bool, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+    mutating func verified<Effect: ClientSessionCoreEffect>(_ port: Port, changed: Bool, _ now: Instant, _ effects: inout [Effect]) {
         if changed {
-            effects.append(.log(.notice, "\(client): port \(port) applied and verified"))
+            effects.append(.log(.notice, "\(portSetting.map { "\($0) \(port)" } ?? "\(client): port \(port)") applied and verified"))
         } else if status.verifiedPort != port || status.health != .verified {
             effects.append(.log(.info, "\(client) already listens on port \(port)"))
         }
         if lastProblem != nil { effects.append(.log(.info, "\(client) is fine again")) }
         consecutiveFailures = 0
         lastProblem = nil
+        login.verified()
         retryAt = nil
         status.verifiedPort = port
         status.health = .verified
@@ -204,10 +235,10 @@ struct ClientSessionCore {
     }
 
     /// Stops all requests until the settings change or `loginRetryDelay` passes.
-    mutating func refuse(_ message: String, failed: Bool, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+    mutating func refuse<Effect: ClientSessionCoreEffect>(_ message: String, failed: Bool, _ now: Instant, _ effects: inout [Effect]) {
         if failed { counters.failedLogins += 1 }
-        let until = now + settings.loginRetryDelay
-        refusedUntil = until
+        login.refuse(until: now + settings.loginRetryDelay)
+        syncRequested = false
         retryAt = nil
         driftCheckAt = nil
         allowance.cancel()
@@ -220,12 +251,9 @@ struct ClientSessionCore {
     /// A transient failure: retried with capped exponential back-off, logged once per change
     /// of problem, not once per retry. `kind` names the problem when the message quotes the
     /// client (whose text may change on every retry); by default the message is the kind.
-    mutating func fail(_ message: String, kind: String? = nil, unreachable: Bool = false, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+    mutating func fail<Effect: ClientSessionCoreEffect>(_ message: String, kind: String? = nil, unreachable: Bool = false, _ now: Instant, _ effects: inout [Effect]) {
         consecutiveFailures += 1
-        let kind = kind ?? message
-        effects.append(kind == lastProblem ? .log(.debug, "still: \(message)") : .log(.error, message))
-        lastProblem = kind
-        status.health = unreachable ? .unreachable(message) : .failing(message)
+        problem(message, kind: kind, health: unreachable ? .unreachable(message) : .failing(message), &effects)
         let exponent = min(consecutiveFailures - 1, 20)
         retryAt = now + min(settings.retryInitial * (1 << exponent), settings.retryMax)
         // The retry reads the port again: a drift check armed before the failure would only
@@ -233,25 +261,41 @@ struct ClientSessionCore {
         driftCheckAt = nil
     }
 
+    /// A problem that a repair did not fix (nothing listens on the port even after a reassert):
+    /// said once, `health` until it is fixed, and looked at again by the next drift check, not
+    /// sooner: retrying would repeat what did not help.
+    mutating func persists<Effect: ClientSessionCoreEffect>(_ message: String, health: SinkStatus.Health, _ now: Instant, _ effects: inout [Effect]) {
+        problem(message, health: health, &effects)
+        retryAt = nil
+        driftCheckAt = now + settings.checkInterval
+    }
+
+    private mutating func problem<Effect: ClientSessionCoreEffect>(_ message: String, kind: String? = nil, health: SinkStatus.Health, _ effects: inout [Effect]) {
+        let kind = kind ?? message
+        effects.append(kind == lastProblem ? .log(.debug, "still: \(message)") : .log(.error, message))
+        lastProblem = kind
+        status.health = health
+    }
+
     /// After a verified change of port: whether to tell the trackers now. A new port is told
     /// once the client listens on it (`ListenerGate`: the socket table is looked at first, or a
     /// remote client given its settling time); the same port again at most once per allowance.
-    mutating func reannounceDue(_ port: Port, _ now: Instant, _ effects: inout [ClientSessionEffect]) -> Bool {
+    mutating func reannounceDue<Effect: ClientSessionCoreEffect>(_ port: Port, _ now: Instant, _ effects: inout [Effect]) -> Bool {
         guard allowance.due(port, now) else { return false }
         return take(gate.open(port, now), &effects)
     }
 
     /// The socket table's answer: whether to tell the trackers now.
-    mutating func listenerChecked(_ check: ListeningSockets.Check, _ now: Instant, _ effects: inout [ClientSessionEffect]) -> Bool {
+    mutating func listenerChecked<Effect: ClientSessionCoreEffect>(_ check: ListeningSockets.Check, _ now: Instant, _ effects: inout [Effect]) -> Bool {
         take(gate.listenerChecked(check, now), &effects)
     }
 
-    private mutating func take(_ step: ListenerGate.Step, _ effects: inout [ClientSessionEffect]) -> Bool {
+    private mutating func take<Effect: ClientSessionCoreEffect>(_ step: ListenerGate.Step, _ effects: inout [Effect]) -> Bool {
         switch step {
         case .wait:
             return false
         case .checkListener(let port):
-            effects.append(.checkListener(port))
+            effects.append(.checkListenerBeforeAnnouncing(port))
             return false
         case .announce(let port, let listener):
             guard status.verifiedPort == port else { return false }
@@ -263,5 +307,13 @@ struct ClientSessionCore {
     mutating func reannounced(_ port: Port, _ now: Instant) {
         allowance.reannounced(port, now)
         counters.reannounces += 1
+    }
+}
+
+extension Duration {
+    /// "65 min", "30 s": for messages about long pauses.
+    var minutesText: String {
+        let seconds = components.seconds
+        return seconds >= 120 ? "\(seconds / 60) min" : "\(seconds) s"
     }
 }

@@ -3,7 +3,8 @@ import HTTP
 import Reactor
 
 /// How a sink reaches a torrent client's API (Transmission's RPC, Deluge's Web UI): the same
-/// key names as `[qbittorrent]` where they mean the same thing.
+/// key names as `[qbittorrent]` where they mean the same thing (`QBittorrentSettings.client`
+/// is qBittorrent's in this form).
 public struct ClientSettings: Equatable, Sendable {
     public var url: HTTPURL
     /// How an https server's certificate is checked.
@@ -26,11 +27,14 @@ public struct ClientSettings: Equatable, Sendable {
     /// How long one request may wait for its answer; the shell turns a silence into
     /// `.requestFailed(.timedOut)`.
     public var requestTimeout: Duration
+    /// Whether the client's sockets can be seen in this machine's socket table; nil: when the
+    /// URL's host is this machine.
+    public var checkListener: Bool?
 
     public init(url: HTTPURL, tls: TLSOptions = TLSOptions(), username: String = "", password: Secret?, checkInterval: Duration = .seconds(300),
                 reannounce: Bool = true, reannounceInterval: Duration = .seconds(60),
                 retryInitial: Duration = .milliseconds(500), retryMax: Duration = .seconds(15),
-                loginRetryDelay: Duration = .seconds(3900), requestTimeout: Duration = .seconds(10)) {
+                loginRetryDelay: Duration = .seconds(3900), requestTimeout: Duration = .seconds(10), checkListener: Bool? = nil) {
         self.url = url
         self.tls = tls
         self.username = username
@@ -42,7 +46,10 @@ public struct ClientSettings: Equatable, Sendable {
         self.retryMax = retryMax
         self.loginRetryDelay = loginRetryDelay
         self.requestTimeout = requestTimeout
+        self.checkListener = checkListener
     }
+
+    var canSeeListener: Bool { checkListener ?? url.isThisHost }
 
     /// Whether a change of these settings ends a login refusal and the session with it.
     func sameAccount(as other: ClientSettings) -> Bool {

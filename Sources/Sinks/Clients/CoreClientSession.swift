@@ -39,6 +39,9 @@ extension ClientSinkSession {
 }
 
 extension CoreClientSession {
+    public var settings: ClientSettings { core.settings }
+    public var nextDeadline: Instant? { core.nextDeadline }
+
     mutating func reannounceBecameDue() {}
 
     public mutating func handle(_ input: ClientSessionInput, now: Instant) -> [ClientSessionEffect] {

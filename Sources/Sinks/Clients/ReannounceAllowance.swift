@@ -4,7 +4,7 @@ import Reactor
 /// When a client may tell its trackers about a port: a new port at once, whatever the last
 /// announce was (the trackers would otherwise hand out a dead port); the same port again never
 /// twice within `interval`, a repeat inside it being told when it ends, once. Every session that
-/// re-announces keeps one (`ClientSessionCore` for Deluge, `QBittorrentSession`).
+/// re-announces keeps one, in its `ClientSessionCore` (Deluge, qBittorrent).
 struct ReannounceAllowance {
     var enabled: Bool
     var interval: Duration

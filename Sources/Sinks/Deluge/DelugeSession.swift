@@ -23,14 +23,6 @@ public struct DelugeSession {
     public static let clientName = "Deluge"
     var core: ClientSessionCore
     private var cookie: String?
-    private var loggedIn = false
-    /// An authenticated call succeeded since the login: a later "Not authenticated" means the
-    /// session ended (deluge-web restarted), and one fresh login is made.
-    private var sessionConfirmed = false
-    /// The calls refused as "Not authenticated" on a session that worked, for each of which one
-    /// fresh login was made; until a sync verifies, such a call refused again is not the
-    /// session but that call (a proxy, a broken deluge-web): a failure, no further login.
-    private var refusedDespiteLogin: Set<String> = []
     /// deluge-web said it is connected to its daemon (and has not failed a core call since).
     private var daemonConnected = false
     /// A core call answered "Unknown method" and `web.connected` was asked again; until a core
@@ -56,10 +48,7 @@ public struct DelugeSession {
     mutating func forgetSession() {
         missingPasswordSaid = false
         cookie = nil
-        loggedIn = false
-        sessionConfirmed = false
         daemonConnected = false
-        refusedDespiteLogin = []
         unknownMethodChecked = false
     }
 
@@ -102,7 +91,7 @@ public struct DelugeSession {
             core.status.health = .failing(problem)
             return
         }
-        guard loggedIn else { return send(.login(password), &effects) }
+        guard core.login.isLoggedIn else { return send(.login(password), &effects) }
         guard daemonConnected else { return send(.connected, &effects) }
         guard let wanted = core.desired else {
             // Connected before any port: nothing more until one comes.
@@ -155,7 +144,7 @@ public struct DelugeSession {
         if case .login = call {
             return loginAnswered(result, now, &effects)
         }
-        sessionConfirmed = true
+        core.login.confirm()
         if call.isCore { unknownMethodChecked = false }
         switch call {
         case .login:
@@ -199,7 +188,7 @@ public struct DelugeSession {
                                  kind: "listen_ports not set", now, &effects)
             }
             guard written == port else { return startSync(&effects) }
-            verified(port, changed: true, now, &effects)
+            core.verified(port, changed: true, now, &effects)
             if core.reannounceDue(port, now, &effects) {
                 reannouncePending = true
                 startSync(&effects)
@@ -225,8 +214,7 @@ public struct DelugeSession {
         guard cookie != nil else {
             return core.fail("deluge-web accepted the password but sent no \(DelugeRPC.cookieName) cookie", now, &effects)
         }
-        loggedIn = true
-        sessionConfirmed = false
+        core.login.loggedIn()
         daemonConnected = false
         core.counters.logins += 1
         effects.append(.log(.info, "logged in to deluge-web at \(settings.url)"))
@@ -246,31 +234,25 @@ public struct DelugeSession {
             core.differs(differences, setting: "listen_ports [\(port), \(port)]", &effects)
             return send(.writePorts(port), &effects)
         }
-        verified(port, changed: false, now, &effects)
-    }
-
-    /// A sync verified: whatever was refused before may be the session again.
-    private mutating func verified(_ port: Port, changed: Bool, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
-        refusedDespiteLogin = []
-        core.verified(port, changed: changed, now, &effects)
+        core.verified(port, changed: false, now, &effects)
     }
 
     private mutating func rejected(_ call: DelugeRPC.Call, code: Int, message: String, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         switch code {
-        case 1 where sessionConfirmed && refusedDespiteLogin.contains(call.method):
-            core.fail("deluge-web refuses \(call.method) (\"\(message)\") even with a fresh session, while the session's other calls work",
-                      kind: "\(call.method) not authenticated", now, &effects)
-        case 1 where sessionConfirmed:
-            // deluge-web restarted or the session expired: one fresh login.
-            refusedDespiteLogin.insert(call.method)
-            effects.append(.log(.info, "deluge-web ended the session (\(call.method): \"\(message)\"); logging in again"))
-            cookie = nil
-            loggedIn = false
-            sessionConfirmed = false
-            daemonConnected = false
-            startSync(&effects)
         case 1:
-            core.refuse("deluge-web accepted the password but refused the session (\(call.method): \"\(message)\")", failed: true, now, &effects)
+            switch core.login.refused(call.method) {
+            case .callRefused:
+                core.fail("deluge-web refuses \(call.method) (\"\(message)\") even with a fresh session, while the session's other calls work",
+                          kind: "\(call.method) not authenticated", now, &effects)
+            case .sessionEnded:
+                // deluge-web restarted or the session expired: one fresh login.
+                effects.append(.log(.info, "deluge-web ended the session (\(call.method): \"\(message)\"); logging in again"))
+                cookie = nil
+                daemonConnected = false
+                startSync(&effects)
+            case .sessionRefused:
+                core.refuse("deluge-web accepted the password but refused the session (\(call.method): \"\(message)\")", failed: true, now, &effects)
+            }
         case 2 where call.isCore && !justConnected && unknownMethodChecked:
             daemonConnected = false
             core.fail("deluge-web says it is connected to its daemon, yet answers \"Unknown method\" to \(call.method)",

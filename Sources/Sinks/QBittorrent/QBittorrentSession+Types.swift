@@ -73,20 +73,10 @@ extension QBittorrentSession {
         var method: String { endpoint.method }
         var path: String { endpoint.rawValue }
     }
+}
 
-    /// Where the session stands with qBittorrent's authentication.
-    enum Login: Equatable {
-        case loggedOut
-        /// `cookie`: `name=value` of the session cookie; `confirmed`: an authenticated call
-        /// succeeded since, so a later 403 means "expired".
-        case loggedIn(cookie: String?, confirmed: Bool)
-        /// No requests at all until then, or until the settings change.
-        case refused(until: Instant)
-    }
-
-    enum DeadlinePurpose {
-        case retry
-        case driftCheck
-        case loginRefusalEnds
+extension QBittorrentSession.Effect: ClientSessionCoreEffect {
+    var logLine: (level: LogLevel, message: String)? {
+        if case .log(let level, let message) = self { (level, message) } else { nil }
     }
 }

@@ -4,7 +4,10 @@ import Reactor
 
 /// The qBittorrent sink's logic, with no I/O: inputs in (a desired port, an HTTP answer, a
 /// deadline), effects out (one HTTP request at a time, log lines, status). The shell
-/// (`QBittorrentSink`) carries the effects out and arms a timer to `nextDeadline`.
+/// (`QBittorrentSink`) carries the effects out and arms a timer to `nextDeadline`. What every
+/// client session does alike (the status, the login's state, failures and their back-off, a
+/// refused login's pause, the drift check, when to tell the trackers) is its
+/// `ClientSessionCore`'s; this speaks qBittorrent's WebUI API around it.
 ///
 /// A sync reads the preferences and writes only what differs, then reads them back to verify.
 /// It logs in once per session, re-logs in once when the session expires (once per call that
@@ -13,105 +16,75 @@ import Reactor
 /// refused login until the settings change or `loginRetryDelay` passes: qBittorrent bans an IP
 /// after 5 failed logins, and this way it sees at most one an hour. After a verified change of
 /// port it tells the trackers (`torrents/reannounce`) once qBittorrent listens on it.
+///
+/// Telling the trackers: qBittorrent 4.5 does not re-announce after its port changes (unless
+/// its advanced `reannounce_when_address_changed` is on), so trackers would hand out the dead
+/// port until their next interval. After a verified change of port (not a check that found it
+/// right, not a reassert of the same port) one `torrents/reannounce` with `hashes=all`, sent
+/// once qBittorrent listens on the new port (`ListenerGate`): a new port at once, the same
+/// port again at most once per `reannounceInterval`. A few seconds later one torrent's
+/// trackers are read (`torrents/trackers`) and what they say is logged and kept
+/// (`trackerReport`). All of it is best effort: a refusal is a warning and never touches the
+/// session.
 public struct QBittorrentSession {
-    public private(set) var settings: QBittorrentSettings
-    public internal(set) var status = SinkStatus()
-    public internal(set) var counters = SinkCounters()
-    public private(set) var desired: Port?
-    public private(set) var inFlight: Request?
-    /// The retry, drift check or end of a login refusal, by `deadlinePurpose`.
-    var scheduled: Instant?
-    var deadlinePurpose = DeadlinePurpose.retry
-    var reannounce: ReannounceAllowance
-    /// Tell the trackers as soon as qBittorrent is verified on the port with nothing in flight.
-    var reannouncePending = false
-    var listenerGate: ListenerGate
-    /// What the gate knew of the listener when the re-announce went out.
-    var announcedListener: ListenerGate.Listener?
-    /// When to read what the trackers heard of a port; then due, read when nothing is in flight.
-    var trackerCheck: (at: Instant, port: Port)?
-    var trackerCheckDue: Port?
-    /// What one torrent's trackers said after the last re-announce.
-    public internal(set) var trackerReport: QBittorrentAPI.TrackerReport?
-    /// The last re-announce qBittorrent accepted: the port, and what was known of its listener.
-    var announced: (port: Port, listener: ListenerGate.Listener?)?
-    /// The write in progress moves qBittorrent to another port (not a reassert, not only UPnP).
-    var portMoves = false
+    static let trackerCheckDelay = Duration.seconds(3)
 
-    var login = Login.loggedOut
+    public private(set) var settings: QBittorrentSettings
+    private(set) var core: ClientSessionCore
+    public private(set) var inFlight: Request?
+    /// `name=value` of the cookie the last login set.
+    private var loginCookie: String?
+    /// Tell the trackers as soon as qBittorrent is verified on the port with nothing in flight.
+    private var reannouncePending = false
+    /// When to read what the trackers heard of a port; then due, read when nothing is in flight.
+    private var trackerCheck: (at: Instant, port: Port)?
+    private var trackerCheckDue: Port?
+    /// What one torrent's trackers said after the last re-announce.
+    public private(set) var trackerReport: QBittorrentAPI.TrackerReport?
+    /// The last re-announce qBittorrent accepted: the port, and what was known of its listener.
+    private(set) var announced: (port: Port, listener: ListenerGate.Listener?)?
+    /// The write in progress moves qBittorrent to another port (not a reassert, not only UPnP).
+    private var portMoves = false
     private var interfacesChecked = false
-    var reassertPending = false
+    private var reassertPending = false
     /// Why the last reassert for a listener was made (nothing listened, or which deaf
     /// socket): one reassert per cause, not repeated until the listener is fine again.
-    var reassertedFor: String?
+    private var reassertedFor: String?
     /// The `announce_port` warning last given, so it is given once per value and port.
-    var saidAnnounceProblem: String?
+    private var saidAnnounceProblem: String?
     /// Look at the listener when the next sync finds the port right: at start, after an
     /// interface change, at every drift check.
     private var checkListenerAfterSync: Bool
-    var syncRequested = false
-    /// Reach qBittorrent before any port is wanted: log in, read the version.
-    private var connectRequested = false
     /// The port the last write asked for: a read-back verifies only that.
     private var writtenPort: Port?
-    private var writeWithoutReading = false
-    var consecutiveFailures = 0
-    /// The kind of the last problem (see `fail`), or the message of a refusal.
-    var lastProblem: String?
-    /// The calls refused (403) on a session that worked, for each of which one fresh login was
-    /// made; until a sync verifies, such a call refused again is not the session.
-    var refusedDespiteLogin: Set<QBittorrentAPI.Endpoint> = []
-    /// The settings' secrets in every form a peer may echo them.
-    private var redaction: Redaction
 
     public init(settings: QBittorrentSettings) {
         self.settings = settings
+        core = ClientSessionCore(client: "qBittorrent", settings: settings.client, portSetting: "listen_port")
         checkListenerAfterSync = settings.checkListener
-        redaction = Self.redaction(settings)
-        reannounce = ReannounceAllowance(enabled: settings.reannounce, interval: settings.reannounceInterval)
-        listenerGate = ListenerGate(canSeeListener: settings.checkListener)
     }
 
-    public var nextDeadline: Instant? { [scheduled, reannounce.dueAt, listenerGate.wakeAt, trackerCheck?.at].compactMap { $0 }.min() }
-
-    public var isLoginRefused: Bool {
-        if case .refused = login { true } else { false }
-    }
+    public var desired: Port? { core.desired }
+    public var nextDeadline: Instant? { [core.nextDeadline, trackerCheck?.at].compactMap { $0 }.min() }
 
     /// `name=value` of the session cookie (tests log the session out with it).
-    var cookie: String? {
-        if case .loggedIn(let cookie, _) = login { cookie } else { nil }
-    }
+    var cookie: String? { core.login.isLoggedIn ? loginCookie : nil }
 
     public mutating func handle(_ input: Input, now: Instant) -> [Effect] {
         var effects: [Effect] = []
-        let before = status
+        let before = core.status
         switch input {
         case .connect:
-            connectRequested = true
-            startSync(now, &effects)
+            core.connectRequested = true
+            startSync(&effects)
         case .desiredPort(let port):
-            if port == desired && status.verifiedPort == port && status.health == .verified && inFlight == nil && !reassertPending {
-                // The same port again (a source that had none names it anew): qBittorrent may
-                // have been set elsewhere meanwhile (to 0, by a VPN's "down" hook); one read
-                // tells, and writes only what differs.
-                effects.append(.log(.debug, "port \(port) again: checking that qBittorrent still has it"))
-                startSync(now, &effects)
-                break
-            }
-            desired = port
-            // Verified on the old port with nothing pending: the new one can be written at once.
-            writeWithoutReading = status.health == .verified && status.verifiedPort != nil && inFlight == nil
-            if isLoginRefused {
-                effects.append(.log(.warning, "port \(port) noted, but not applied: the qBittorrent login is refused (see above)"))
-                break
-            }
-            status.health = .applying
-            startSync(now, &effects)
+            let next = core.desire(port, idle: inFlight == nil && !reassertPending, &effects)
+            core.writeWithoutReading = next.skipRead
+            if next.sync { startSync(&effects) }
         case .reassert:
             reassertPending = true
             interfacesChecked = false
-            startSync(now, &effects)
+            startSync(&effects)
         case .interfacesChanged:
             interfacesChecked = false
             if settings.checkListener {
@@ -120,30 +93,19 @@ public struct QBittorrentSession {
                 effects.append(.log(.info, "the tunnel changed; qBittorrent is not on this machine, so its sockets cannot be seen: reasserting its port"))
                 reassertPending = true
             }
-            startSync(now, &effects)
+            startSync(&effects)
         case .settingsChanged(let fresh):
-            let credentialsChanged = fresh.authentication != settings.authentication || fresh.url != settings.url
             settings = fresh
-            redaction = Self.redaction(fresh)
-            refusedDespiteLogin = []
-            reannounce.enabled = fresh.reannounce
-            reannounce.interval = fresh.reannounceInterval
+            _ = core.update(fresh.client, &effects)
             interfacesChecked = false
-            consecutiveFailures = 0
-            lastProblem = nil
-            if credentialsChanged {
-                status.version = nil
-                if isLoginRefused { effects.append(.log(.info, "settings changed: trying to log in again")) }
-                login = .loggedOut
-            }
-            if !isLoginRefused { startSync(now, &effects) }
+            startSync(&effects)
         case .responseReceived(let response):
             guard let request = inFlight else { break }
             inFlight = nil
             if request == .login {
-                handleLogin(response, now, &effects)
+                loginAnswered(response, now, &effects)
             } else {
-                handle(response, to: request, now, &effects)
+                received(response, to: request, now, &effects)
             }
         case .requestFailed(let error):
             guard let request = inFlight else { break }
@@ -151,77 +113,54 @@ public struct QBittorrentSession {
             if case .invalidRequest = error, cookie != nil {
                 // The session cookie cannot go on the wire (a broken server or proxy sent it):
                 // the retry logs in afresh instead of failing the same way forever.
-                login = .loggedOut
+                core.login.logOut()
             }
-            if error.isUnreachable {
-                fail("qBittorrent at \(settings.url) is unreachable: \(error)", unreachable: true, now, &effects)
-            } else {
-                fail("\(request.method) \(request.path): \(error)", now, &effects)
-            }
+            core.requestFailed("\(request.method) \(request.path)", error, now, &effects)
         case .deadlineReached:
-            announcementDeadlines(now, &effects)
-            guard let deadline = scheduled, deadline <= now else { break }
-            scheduled = nil
-            switch deadlinePurpose {
-            case .retry:
-                break
-            case .driftCheck:
-                checkListenerAfterSync = settings.checkListener
-            case .loginRefusalEnds:
-                login = .loggedOut
-                effects.append(.log(.info, "trying to log in to qBittorrent again after the pause"))
-            }
-            startSync(now, &effects)
+            deadlinesReached(now, &effects)
         case .listenerChecked(let check):
-            guard let port = desired else { break }
+            guard let port = core.desired else { break }
             listenerChecked(check, port: port, now, &effects)
         case .listenerCheckedBeforeAnnouncing(let check):
-            take(listenerGate.listenerChecked(check, now), now, &effects)
+            if core.listenerChecked(check, now, &effects) { announce(&effects) }
         }
-        if syncRequested && inFlight == nil && !isLoginRefused {
-            syncRequested = false
-            startSync(now, &effects)
+        if core.syncRequested && inFlight == nil && !isLoginRefused {
+            core.syncRequested = false
+            startSync(&effects)
         }
-        return finish(effects, since: before)
-    }
-
-    /// Every secret taken out of what the session says (its log lines and its status quote
-    /// qBittorrent), and a status that differs from `before` announced.
-    private mutating func finish(_ effects: [Effect], since before: SinkStatus) -> [Effect] {
-        status = status.redacted(by: redaction)
-        var effects = effects.map { effect in
-            guard case .log(let level, let message) = effect else { return effect }
-            return .log(level, redaction(message))
-        }
-        if status != before { effects.append(.statusChanged(status)) }
+        core.finish(since: before, &effects)
         return effects
     }
 
-    private static func redaction(_ settings: QBittorrentSettings) -> Redaction {
-        switch settings.authentication {
-        case .password(_, let password): Redaction([password])
-        case .apiKey(let key): Redaction([key])
-        case .none: .none
+    private mutating func deadlinesReached(_ now: Instant, _ effects: inout [Effect]) {
+        let due = core.deadlinesReached(now, &effects)
+        if due.reannounce { announce(&effects) }
+        if let check = trackerCheck, check.at <= now {
+            trackerCheck = nil
+            trackerCheckDue = check.port
+            startSync(&effects)
         }
+        if due.driftCheck { checkListenerAfterSync = settings.checkListener }
+        if due.sync { startSync(&effects) }
     }
 
     // MARK: The sync
 
-    mutating func startSync(_ now: Instant, _ effects: inout [Effect]) {
-        guard !isLoginRefused, desired != nil || connectRequested else { return }
+    private mutating func startSync(_ effects: inout [Effect]) {
+        guard !isLoginRefused, core.hasWork else { return }
         guard inFlight == nil else {
-            syncRequested = true
+            core.syncRequested = true
             return
         }
-        if case .password = settings.authentication, case .loggedOut = login {
+        if case .password = settings.authentication, !core.login.isLoggedIn {
             send(.login, &effects)
-        } else if status.version == nil {
+        } else if core.status.version == nil {
             send(.version, &effects)
-        } else if let wanted = desired {
+        } else if let wanted = core.desired {
             sync(wanted, &effects)
         } else {
             // Connected before any port: nothing more until one comes.
-            connectRequested = false
+            core.connectRequested = false
         }
     }
 
@@ -229,28 +168,31 @@ public struct QBittorrentSession {
     private mutating func sync(_ wanted: Port, _ effects: inout [Effect]) {
         if settings.interface != nil && !interfacesChecked {
             send(.interfaces, &effects)
-        } else if reannouncePending && status.health == .verified && status.verifiedPort == wanted {
+        } else if reannouncePending && isVerified(on: wanted) {
             send(.reannounce, &effects)
-        } else if let port = trackerCheckDue, status.health == .verified && status.verifiedPort == port && !writeWithoutReading {
+        } else if let port = trackerCheckDue, isVerified(on: port) && !core.writeWithoutReading {
             trackerCheckDue = nil
             send(.torrentSample, &effects)
-        } else if writeWithoutReading, !reassertPending, let verified = status.verifiedPort, verified != desired {
+        } else if !reassertPending, let verified = core.writeAtOnce(wanted) {
             // qBittorrent was verified on the old port, so the new one needs a write: the read
             // before it is skipped (the read-back still verifies). This is the latency path.
-            writeWithoutReading = false
             portMoves = true
             effects.append(.log(.info, "setting listen_port \(wanted) (was \(verified))"))
             send(.writePreferences(away: false, fields: wantedFields()), &effects)
         } else {
-            writeWithoutReading = false
+            core.writeWithoutReading = false
             send(.readPreferences(verify: false), &effects)
         }
     }
 
-    mutating func send(_ request: Request, _ effects: inout [Effect]) {
+    private func isVerified(on port: Port) -> Bool {
+        core.status.health == .verified && core.status.verifiedPort == port
+    }
+
+    private mutating func send(_ request: Request, _ effects: inout [Effect]) {
         inFlight = request
-        if case .writePreferences(false, _) = request { writtenPort = desired }
-        counters.requests += 1
+        if case .writePreferences(false, _) = request { writtenPort = core.desired }
+        core.counters.requests += 1
         effects.append(.send(httpRequest(for: request), retryIfStale: request != .login))
     }
 
@@ -282,87 +224,123 @@ public struct QBittorrentSession {
         }
     }
 
-    private mutating func handleLogin(_ response: HTTPResponse, _ now: Instant, _ effects: inout [Effect]) {
+    private mutating func loginAnswered(_ response: HTTPResponse, _ now: Instant, _ effects: inout [Effect]) {
         let user: String
         if case .password(let username, _) = settings.authentication { user = username } else { user = "" }
-        if let other = foreignServer(response) { return fail(other, kind: "another application", now, &effects) }
+        if let other = foreignServer(response) { return core.fail(other, kind: "another application", now, &effects) }
         switch QBittorrentAPI.loginOutcome(response) {
         case .loggedIn(let cookie):
-            counters.logins += 1
-            login = .loggedIn(cookie: cookie, confirmed: false)
+            core.counters.logins += 1
+            core.login.loggedIn()
+            loginCookie = cookie
             effects.append(.log(.info, "logged in to qBittorrent as \"\(user)\""))
-            startSync(now, &effects)
+            startSync(&effects)
         case .rejected(status: 200):
-            refuseLogin("login failed: qBittorrent rejected the username \"\(user)\" or its password (200 Fails.)", failed: true, now, &effects)
+            refuse("login failed: qBittorrent rejected the username \"\(user)\" or its password (200 Fails.)", failed: true, now, &effects)
         case .rejected:
-            refuseLogin("login failed (401): wrong username \"\(user)\" or password, or qBittorrent rejected the Host header \(settings.url.hostHeader) (check [qbittorrent].url)", failed: true, now, &effects)
+            refuse("login failed (401): wrong username \"\(user)\" or password, or qBittorrent rejected the Host header \(settings.url.hostHeader) (check [qbittorrent].url)", failed: true, now, &effects)
         case .banned:
-            refuseLogin("qBittorrent has banned this IP address after too many failed logins: fix the password, then wait for the ban to end (WebUI ban duration, 1 h by default) or restart qBittorrent", failed: false, now, &effects)
+            refuse("qBittorrent has banned this IP address after too many failed logins: fix the password, then wait for the ban to end (WebUI ban duration, 1 h by default) or restart qBittorrent", failed: false, now, &effects)
         case .refused:
-            refuseLogin("login refused (403 \"\(response.bodyExcerpt)\")", failed: false, now, &effects)
+            refuse("login refused (403 \"\(response.bodyExcerpt)\")", failed: false, now, &effects)
         case .unexpected:
-            fail("unexpected answer to POST /api/v2/auth/login: \(response.status) \"\(response.bodyExcerpt)\"", kind: "login answered \(response.status)", now, &effects)
+            core.fail("unexpected answer to POST /api/v2/auth/login: \(response.status) \"\(response.bodyExcerpt)\"", kind: "login answered \(response.status)", now, &effects)
         }
     }
 
-    private mutating func handle(_ response: HTTPResponse, to request: Request, _ now: Instant, _ effects: inout [Effect]) {
+    private mutating func received(_ response: HTTPResponse, to request: Request, _ now: Instant, _ effects: inout [Effect]) {
         // Best effort, whatever the answer: never taken for the session's state.
         if request == .reannounce { return reannounceAnswered(response, now, &effects) }
-        if request.isTrackerRead { return trackerAnswer(response, to: request, now, &effects) }
-        if !(200..<300).contains(response.status), let other = foreignServer(response) { return fail(other, kind: "another application", now, &effects) }
+        if request.isTrackerRead { return trackerAnswer(response, to: request, &effects) }
+        if !(200..<300).contains(response.status), let other = foreignServer(response) { return core.fail(other, kind: "another application", now, &effects) }
         switch response.status {
         case 200..<300:
             break
         case 403:
             return forbidden(response, request, now, &effects)
         case 401:
-            return refuseLogin("\(request.method) \(request.path) answered 401: qBittorrent rejected the Host header \(settings.url.hostHeader) or the credentials; [qbittorrent].url must be the WebUI's own address and port", failed: false, now, &effects)
+            return refuse("\(request.method) \(request.path) answered 401: qBittorrent rejected the Host header \(settings.url.hostHeader) or the credentials; [qbittorrent].url must be the WebUI's own address and port", failed: false, now, &effects)
         case 404:
-            return fail("\(request.method) \(request.path) answered 404: is \(settings.url) qBittorrent's WebUI (4.1 or newer)?", now, &effects)
+            return core.fail("\(request.method) \(request.path) answered 404: is \(settings.url) qBittorrent's WebUI (4.1 or newer)?", now, &effects)
         default:
-            return fail("unexpected answer to \(request.method) \(request.path): \(response.status) \"\(response.bodyExcerpt)\"",
-                        kind: "\(request.path) answered \(response.status)", now, &effects)
+            return core.fail("unexpected answer to \(request.method) \(request.path): \(response.status) \"\(response.bodyExcerpt)\"",
+                             kind: "\(request.path) answered \(response.status)", now, &effects)
         }
-        if case .loggedIn(let cookie, false) = login { login = .loggedIn(cookie: cookie, confirmed: true) }
+        core.login.confirm()
         switch request {
         case .login, .reannounce, .torrentSample, .trackers:
             preconditionFailure("login, re-announce and tracker answers are handled apart")
         case .version:
             guard let version = QBittorrentAPI.version(response) else {
-                return fail("answer to GET /api/v2/app/version is not a version: \"\(response.bodyExcerpt)\"", kind: "not a version", now, &effects)
+                return core.fail("answer to GET /api/v2/app/version is not a version: \"\(response.bodyExcerpt)\"", kind: "not a version", now, &effects)
             }
-            status.version = version
+            core.status.version = version
             effects.append(.log(.info, "connected to qBittorrent \(version) at \(settings.url)"))
-            startSync(now, &effects)
+            startSync(&effects)
         case .interfaces:
             guard let names = QBittorrentAPI.interfaceNames(response) else {
-                return fail("answer to GET /api/v2/app/networkInterfaceList is not a JSON array: \"\(response.bodyExcerpt)\"", kind: "interfaces not a list", now, &effects)
+                return core.fail("answer to GET /api/v2/app/networkInterfaceList is not a JSON array: \"\(response.bodyExcerpt)\"", kind: "interfaces not a list", now, &effects)
             }
             interfacesChecked = true
             if let interface = settings.interface, !names.contains(interface) {
                 effects.append(.log(.warning, "qBittorrent does not list interface \(interface) (it lists only interfaces that have an address: \(names.joined(separator: ", "))); binding anyway, it takes effect when the interface comes up"))
             }
-            startSync(now, &effects)
+            startSync(&effects)
         case .readPreferences(let verify):
             switch QBittorrentAPI.preferences(response) {
             case .success(let preferences): preferencesRead(preferences, verify: verify, now, &effects)
-            case .failure(let error): fail("\(error)", kind: error.kind, now, &effects)
+            case .failure(let error): core.fail("\(error)", kind: error.kind, now, &effects)
             }
         case .writePreferences(let away, _):
             if away {
                 send(.writePreferences(away: false, fields: wantedFields()), &effects)
             } else {
-                counters.applies += 1
+                core.counters.applies += 1
                 send(.readPreferences(verify: true), &effects)
             }
         }
     }
 
+    /// A 403: banned, the session ended (one fresh login), the call refused, or a login the
+    /// settings do not make.
+    private mutating func forbidden(_ response: HTTPResponse, _ request: Request, _ now: Instant, _ effects: inout [Effect]) {
+        if response.text.lowercased().contains("banned") {
+            return refuse("qBittorrent has banned this IP address after too many failed logins", failed: false, now, &effects)
+        }
+        switch settings.authentication {
+        case .password:
+            switch core.login.refused(request.path) {
+            case .callRefused:
+                core.fail("qBittorrent (or a proxy in front of it) refuses \(request.method) \(request.path) with 403 even with a fresh session, while the session's other calls work",
+                          kind: "\(request.path) forbidden", now, &effects)
+            case .sessionEnded:
+                // The session expired or qBittorrent restarted: log in again, once.
+                effects.append(.log(.info, "qBittorrent session expired (403 on \(request.path)); logging in again"))
+                send(.login, &effects)
+            case .sessionRefused:
+                refuse("qBittorrent accepted the login but refused the session (403 on \(request.path))", failed: true, now, &effects)
+            }
+        case .none:
+            refuse("qBittorrent wants a login (403 on \(request.path)) but no password is configured: set [qbittorrent].password_file, or enable \"Bypass authentication for clients on localhost\" in qBittorrent", failed: false, now, &effects)
+        case .apiKey:
+            refuse("qBittorrent refused the API key (403 on \(request.path)); API keys need qBittorrent 5.2 or newer", failed: false, now, &effects)
+        }
+    }
+
+    /// No more requests until the settings change or the pause ends; nothing more is told.
+    private mutating func refuse(_ message: String, failed: Bool, _ now: Instant, _ effects: inout [Effect]) {
+        core.refuse(message, failed: failed, now, &effects)
+        reassertPending = false
+        reannouncePending = false
+        trackerCheck = nil
+        trackerCheckDue = nil
+    }
+
     private mutating func preferencesRead(_ preferences: QBittorrentAPI.Preferences, verify: Bool, _ now: Instant, _ effects: inout [Effect]) {
-        guard let port = desired else { return }
+        guard let port = core.desired else { return }
         // These preferences are current, so they answer any sync asked for meanwhile; a
         // read-back made for a port that is no longer wanted is an ordinary check.
-        syncRequested = false
+        core.syncRequested = false
         let verify = verify && writtenPort == port
         let differences = preferences.differences(from: settings, port: port)
         let announceProblem = preferences.announceProblem(port: port)
@@ -372,30 +350,22 @@ public struct QBittorrentSession {
         }
         if verify {
             guard differences.isEmpty else {
-                counters.failedApplies += 1
-                return fail("qBittorrent still has \(differences.joined(separator: ", ")) after being set to listen_port \(port)", now, &effects)
+                core.counters.failedApplies += 1
+                return core.fail("qBittorrent still has \(differences.joined(separator: ", ")) after being set to listen_port \(port)", now, &effects)
             }
             return verified(port, changed: true, now, &effects)
         }
         if reassertPending {
             reassertPending = false
             portMoves = false
-            counters.reasserts += 1
+            core.counters.reasserts += 1
             let away = port.value == 65535 ? port.value - 1 : port.value + 1
             effects.append(.log(.info, "reasserting port \(port): moving qBittorrent to \(away) and back so it re-opens its sockets"))
             return send(.writePreferences(away: true, fields: ["listen_port": .number(Double(away)), "random_port": .bool(false)]), &effects)
         }
         guard differences.isEmpty else {
             portMoves = preferences.listenPort != Int(port.value)
-            let drifted = status.verifiedPort == port && status.health == .verified
-            if drifted {
-                // Off its port until the write is read back: a repair in progress, as the status says.
-                counters.driftRepairs += 1
-                status.health = .applying
-            }
-            effects.append(drifted
-                ? .log(.warning, "qBittorrent's settings changed behind portsync's back (\(differences.joined(separator: ", "))); restoring listen_port \(port)")
-                : .log(.info, "qBittorrent has \(differences.joined(separator: ", ")); setting listen_port \(port)"))
+            core.differs(differences, setting: "listen_port \(port)", &effects)
             return send(.writePreferences(away: false, fields: wantedFields()), &effects)
         }
         if checkListenerAfterSync {
@@ -410,27 +380,101 @@ public struct QBittorrentSession {
     /// Everything the sink owns in qBittorrent's preferences, as it wants it.
     private func wantedFields() -> [String: JSONValue] {
         var fields: [String: JSONValue] = ["random_port": .bool(false)]
-        if let desired { fields["listen_port"] = .number(Double(desired.value)) }
+        if let desired = core.desired { fields["listen_port"] = .number(Double(desired.value)) }
         if settings.disableUPnP { fields["upnp"] = .bool(false) }
         if let interface = settings.interface { fields["current_network_interface"] = .string(interface) }
         return fields
     }
 
-    mutating func verified(_ port: Port, changed: Bool, _ now: Instant, _ effects: inout [Effect]) {
-        let moved = changed && portMoves && status.verifiedPort != port
+    /// The port read back; after a move to it, the trackers are to be told.
+    private mutating func verified(_ port: Port, changed: Bool, _ now: Instant, _ effects: inout [Effect]) {
+        let moved = changed && portMoves && core.status.verifiedPort != port
         portMoves = false
-        if changed {
-            effects.append(.log(.notice, "listen_port \(port) applied and verified"))
-        } else if status.verifiedPort != port || status.health != .verified {
-            effects.append(.log(.info, "qBittorrent already listens on port \(port)"))
+        core.verified(port, changed: changed, now, &effects)
+        if moved {
+            // The new port is told on its own; nothing still waiting for the old one goes out.
+            reannouncePending = false
+            if core.reannounceDue(port, now, &effects) { announce(&effects) }
+        } else if reannouncePending && inFlight == nil {
+            send(.reannounce, &effects)
         }
-        if lastProblem != nil { effects.append(.log(.info, "qBittorrent is fine again")) }
-        consecutiveFailures = 0
-        lastProblem = nil
-        refusedDespiteLogin = []
-        status.verifiedPort = port
-        status.health = .verified
-        schedule(now + settings.checkInterval, .driftCheck)
-        reannounceIfDue(afterMove: moved, port, now, &effects)
+    }
+
+    /// The look at the kernel's socket table that ends a drift check (qBittorrent on this
+    /// host): one reassert per cause (nothing listens; a socket bound to a vanished interface),
+    /// then a clear failure until the listener is fine again.
+    private mutating func listenerChecked(_ check: ListeningSockets.Check, port: Port, _ now: Instant, _ effects: inout [Effect]) {
+        let cause: String
+        switch check {
+        case .listening, .unknown:
+            if case .unknown(let why) = check { effects.append(.log(.debug, "cannot read the socket table (\(why)); taking the listener as fine")) }
+            reassertedFor = nil
+            return verified(port, changed: false, now, &effects)
+        case .absent:
+            cause = "qBittorrent has listen_port \(port) but nothing listens on it"
+        case .stale(let listener):
+            cause = "qBittorrent's socket on port \(port) (\(listener.address)) is bound to interface index \(listener.interfaceIndex), which no longer exists (the tunnel was recreated): it refuses every connection"
+        }
+        if reassertedFor == cause {
+            core.persists("\(cause), even after a reassert; is qBittorrent bound to an interface that is down?",
+                          health: .failing("not listening on port \(port)"), now, &effects)
+        } else {
+            effects.append(.log(.warning, "\(cause); making it re-open its sockets"))
+            reassertedFor = cause
+            reassertPending = true
+            core.counters.listenerRepairs += 1
+            core.status.health = .applying
+            startSync(&effects)
+        }
+    }
+
+    // MARK: Telling the trackers
+
+    /// qBittorrent listens on the verified port (or was given its time): tell the trackers.
+    private mutating func announce(_ effects: inout [Effect]) {
+        reannouncePending = true
+        startSync(&effects)
+    }
+
+    private mutating func reannounceAnswered(_ response: HTTPResponse, _ now: Instant, _ effects: inout [Effect]) {
+        reannouncePending = false
+        guard let port = core.status.verifiedPort else { return }
+        guard (200..<300).contains(response.status) else {
+            return effects.append(.log(.warning, "POST \(Request.reannounce.path) answered \(response.status) \"\(response.bodyExcerpt)\": the trackers hear of port \(port) at their next announce"))
+        }
+        core.reannounced(port, now)
+        announced = (port, core.announcedListener)
+        let when = core.announcedListener.map { " \($0)" } ?? ""
+        effects.append(.log(.info, "asked qBittorrent to tell the trackers of every torrent about port \(port)\(when)"))
+        trackerCheck = (now + Self.trackerCheckDelay, port)
+    }
+
+    /// The answers to the tracker read: `torrents/info?limit=1`, then its `torrents/trackers`.
+    private mutating func trackerAnswer(_ response: HTTPResponse, to request: Request, _ effects: inout [Effect]) {
+        guard let port = core.status.verifiedPort, (200..<300).contains(response.status) else {
+            return effects.append(.log(.warning, "\(request.method) \(request.path) answered \(response.status) \"\(response.bodyExcerpt)\": what the trackers heard is not known"))
+        }
+        switch request {
+        case .torrentSample:
+            switch QBittorrentAPI.firstTorrent(response) {
+            case .none:
+                effects.append(.log(.warning, "answer to GET \(request.path) is not a list of torrents: \"\(response.bodyExcerpt)\""))
+            case .some(.none):
+                effects.append(.log(.info, "qBittorrent has no torrents: no tracker to hear of port \(port)"))
+            case .some(.some(let torrent)):
+                send(.trackers(hash: torrent.hash, torrent: torrent.name), &effects)
+            }
+        case .trackers(_, let torrent):
+            guard let report = QBittorrentAPI.trackerReport(response, torrent: torrent, port: port) else {
+                return effects.append(.log(.warning, "answer to GET \(request.path) is not a list of trackers: \"\(response.bodyExcerpt)\""))
+            }
+            trackerReport = report
+            let worrying = report.notWorking > 0 || (report.trackers > 0 && report.working == 0)
+            effects.append(.log(worrying ? .warning : .info, "\(report)"))
+        default:
+            break
+        }
     }
 }
+
+extension QBittorrentSession: ClientSessionCoreOwner {}

@@ -65,6 +65,19 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
         self.reannounceInterval = reannounceInterval
     }
 
+    /// These settings as the `ClientSessionCore` of the session reads them: the password or the
+    /// API key is the secret it keeps out of what it says.
+    var client: ClientSettings {
+        let (username, secret): (String, Secret?) = switch authentication {
+        case .none: ("", nil)
+        case .password(let username, let password): (username, password)
+        case .apiKey(let key): ("", key)
+        }
+        return ClientSettings(url: url, tls: tls, username: username, password: secret, checkInterval: checkInterval,
+                              reannounce: reannounce, reannounceInterval: reannounceInterval, retryInitial: retryInitial, retryMax: retryMax,
+                              loginRetryDelay: loginRetryDelay, requestTimeout: requestTimeout, checkListener: checkListener)
+    }
+
     public var summary: String { "qBittorrent at \(url)\(label == "qbittorrent" ? "" : " (\(label))")" }
 
     public func makeSink(loop: EventLoop) -> any PortSink {
