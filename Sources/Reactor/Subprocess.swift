@@ -8,7 +8,8 @@ import Glibc
 /// polls and nothing wakes while it runs. It is reaped at once and `onExit` is told how it
 /// ended. One that outlives `timeout` is killed with its whole process group (SIGKILL). With
 /// `capturesErrorLine`, its stdout goes to /dev/null and its stderr to a pipe in the loop, of
-/// which the first line is kept (`errorLine`), for a one-line report of why it failed.
+/// which the first line is kept (`errorLine`), for a one-line report of why it failed; with
+/// `onOutputLine` too, its stdout goes to a pipe of its own, each line handed over as it comes.
 public final class Subprocess {
     public enum Termination: Equatable, Sendable, CustomStringConvertible {
         case exited(Int32)
@@ -40,6 +41,7 @@ public final class Subprocess {
     private var exit: Registration?
     private var deadline: Timer!
     private var errorOutput: FirstLineReader?
+    private var standardOutput: LineReader?
     private let leftBehind: LeftBehindProcesses?
 
     /// `environment`: `NAME=value` entries, all the child gets. `leftBehind`: where what the
@@ -47,7 +49,7 @@ public final class Subprocess {
     /// be started or watched (a kernel without pidfd_open, before 5.3: the child is killed then).
     public init(loop: EventLoop, name: String, executable: String, arguments: [String], environment: [String],
                 timeout: Duration, capturesErrorLine: Bool = false, leftBehind: LeftBehindProcesses? = nil,
-                onExit: @escaping (Termination) -> Void) throws {
+                onOutputLine: ((String) -> Void)? = nil, onExit: @escaping (Termination) -> Void) throws {
         self.loop = loop
         self.leftBehind = leftBehind
         self.name = name
@@ -55,9 +57,12 @@ public final class Subprocess {
         self.onExit = onExit
         let errorOutput = capturesErrorLine ? try FirstLineReader(loop: loop, name: "\(name).stderr") : nil
         self.errorOutput = errorOutput
+        let standardOutput = try onOutputLine.map { try LineReader(loop: loop, name: "\(name).stdout", onLine: $0) }
+        self.standardOutput = standardOutput
         pid = try Self.spawn(executable, arguments: arguments, environment: environment, errorOutput: errorOutput?.writeEnd,
-                             ownProcessGroup: true)
+                             standardOutput: standardOutput?.writeEnd, ownProcessGroup: true)
         errorOutput?.closeWriteEnd()
+        standardOutput?.closeWriteEnd()
         deadline = loop.makeTimer(name: name) { [unowned self] in self.timedOut() }
         do {
             let pidfd = FileDescriptor(rawValue: try systemCall("pidfd_open") { clinux_pidfd_open(pid, 0) })
@@ -86,10 +91,12 @@ public final class Subprocess {
 
     /// `posix_spawn` of `executable` with only `environment`, stdin on /dev/null, an empty
     /// signal mask and default dispositions. `outputPath`: a file that stdout and stderr append
-    /// to (nil: ours). `errorOutput`: the child's stderr instead, with stdout on /dev/null.
+    /// to (nil: ours). `errorOutput`: the child's stderr instead, with stdout on /dev/null, or on
+    /// `standardOutput` when given.
     /// `ownProcessGroup`: a group of its own, so that it can be killed whole.
     public static func spawn(_ executable: String, arguments: [String], environment: [String], outputPath: String? = nil,
-                             errorOutput: FileDescriptor? = nil, ownProcessGroup: Bool) throws -> pid_t {
+                             errorOutput: FileDescriptor? = nil, standardOutput: FileDescriptor? = nil,
+                             ownProcessGroup: Bool) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -98,7 +105,11 @@ public final class Subprocess {
             posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         } else if let errorOutput {
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            if let standardOutput {
+                posix_spawn_file_actions_adddup2(&actions, standardOutput.rawValue, 1)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            }
             posix_spawn_file_actions_adddup2(&actions, errorOutput.rawValue, 2)
         }
         var attributes = posix_spawnattr_t()
@@ -138,6 +149,7 @@ public final class Subprocess {
     private func finish(_ termination: Termination) {
         self.termination = termination
         errorOutput?.finish()
+        standardOutput?.finish()
         deadline.cancel()
         exit?.cancel()
         exit = nil

@@ -111,7 +111,27 @@ import TestSupport
         try loop.runOnce(timeout: .seconds(5))
         var left: Int32 = 0
         #expect(ioctl(writeEnd.rawValue, UInt(FIONREAD), &left) == 0)
-        #expect(Int(left) == 14 + written.count - FirstLineReader.readsPerWakeup * 4096, "one wakeup's reads, the rest still in the pipe")
+        #expect(Int(left) == 14 + written.count - LineReader.readsPerWakeup * 4096, "one wakeup's reads, the rest still in the pipe")
         #expect(reader.line == "why it failed")
+    }
+}
+
+@Suite struct LineReaderTests {
+    /// Lines are handed over as they end, also across reads; one longer than the limit is cut
+    /// there; a last line with no newline comes at the end.
+    @Test func eachLineIsHandedOverWhenItEnds() throws {
+        let loop = try EventLoop(logger: LogCapture().logger)
+        var lines: [String] = []
+        let reader = try LineReader(loop: loop, name: "test.stdout", limit: 8) { lines.append($0) }
+        let writeEnd = try #require(reader.writeEnd)
+        try writeEnd.writeAll(Array("51413\n404".utf8))
+        try loop.runOnce(timeout: .seconds(5))
+        #expect(lines == ["51413"], "the second line is not done yet")
+        try writeEnd.writeAll(Array("01\nthis one is too long\n\nlast".utf8))
+        try loop.runOnce(timeout: .seconds(5))
+        #expect(lines == ["51413", "40401", "this one", ""])
+        reader.closeWriteEnd()
+        reader.finish()
+        #expect(lines == ["51413", "40401", "this one", "", "last"])
     }
 }

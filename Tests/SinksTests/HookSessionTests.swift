@@ -87,12 +87,12 @@ import Testing
     }
 
     @Test func theEnvironmentKeepsOnlyWhatIsNamedAndNoSecrets() {
-        let kept = HookSettings.passedOn([
+        let kept = ChildEnvironment.passedOn([
             "PATH": "/usr/bin", "HOME": "/home/u", "LANG": "C.UTF-8", "LC_TIME": "de_DE.UTF-8", "TZ": "UTC",
             "PORTSYNC_QBITTORRENT_PASSWORD": "secret", "CREDENTIALS_DIRECTORY": "/run/credentials/portsync",
             "NOTIFY_SOCKET": "/run/systemd/notify", "USER": "u", "PORTSYNC_CONFIG": "/etc/portsync/config.toml",
         ])
         #expect(kept == ["HOME=/home/u", "LANG=C.UTF-8", "LC_TIME=de_DE.UTF-8", "PATH=/usr/bin", "TZ=UTC"])
-        #expect(HookSettings.passedOn([:]) == ["PATH=/usr/local/bin:/usr/bin:/bin"])
+        #expect(ChildEnvironment.passedOn([:]) == ["PATH=/usr/local/bin:/usr/bin:/bin"])
     }
 }

@@ -34,7 +34,7 @@ import Testing
     func sink(_ arguments: [String] = [], program: String = "sh", timeout: Duration = .seconds(10),
               environment: [String: String] = ["PATH": "/usr/bin:/bin"]) -> HookSink {
         HookSink(loop: loop, settings: HookSettings(command: [program, Self.script, record] + arguments, timeout: timeout,
-                                                    environment: HookSettings.passedOn(environment)))
+                                                    environment: ChildEnvironment.passedOn(environment)))
     }
 
     func change(_ port: UInt16, previous: UInt16? = nil) -> PortChange {
@@ -111,8 +111,8 @@ import Testing
         let depth = FileManager.default.currentDirectoryPath.split(separator: "/").count
         let relative = String(repeating: "../", count: depth) + directory.dropFirst()
         #expect(access("\(relative)/\(program)", X_OK) == 0, "the relative entry does reach the planted program")
-        #expect(HookSink.executable(program, searching: "\(relative):/nonexistent") == nil)
-        #expect(HookSink.executable(program, searching: "/nonexistent:\(directory)") == planted)
+        #expect(ChildEnvironment.executable(program, searching: "\(relative):/nonexistent") == nil)
+        #expect(ChildEnvironment.executable(program, searching: "/nonexistent:\(directory)") == planted)
     }
 
     /// A hook that leaves a process behind (`sleep &`): it lives on after the hook has ended,
@@ -120,7 +120,7 @@ import Testing
     @Test func whatAHookLeftRunningIsKilledWhenTheSinkGoes() throws {
         let pidFile = "\(directory)/background"
         var hook: HookSink? = HookSink(loop: loop, settings: HookSettings(
-            command: ["/bin/sh", "-c", "sleep 300 & echo $! > \(pidFile)"], environment: HookSettings.passedOn(["PATH": "/usr/bin:/bin"])))
+            command: ["/bin/sh", "-c", "sleep 300 & echo $! > \(pidFile)"], environment: ChildEnvironment.passedOn(["PATH": "/usr/bin:/bin"])))
         hook?.apply(change(51413))
         #expect(try runUntil(loop, seconds: 10) { hook?.lastRun != nil })
         #expect(hook?.lastRun?.outcome == .exited(0))

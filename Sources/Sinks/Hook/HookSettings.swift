@@ -10,7 +10,7 @@ public struct HookSettings: PortSinkSettings, Equatable {
     public var timeout: Duration
     /// After a failed run, how long before the one retry for the same port.
     public var retryDelay: Duration
-    /// `NAME=value`: what the hook inherits (`passedOn`); the `PORTSYNC_` variables are added
+    /// `NAME=value`: what the hook inherits (`ChildEnvironment.passedOn`); the `PORTSYNC_` variables are added
     /// at each run.
     public var environment: [String]
 
@@ -30,23 +30,6 @@ public struct HookSettings: PortSinkSettings, Equatable {
         HookSink(loop: loop, settings: self)
     }
 
-    /// The search path when portsync has none.
-    public static let defaultPath = "/usr/local/bin:/usr/bin:/bin"
-
     /// The hook's `PATH`, where a bare program name is looked up.
-    public var searchPath: String {
-        environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? Self.defaultPath
-    }
-
-    /// What the hook gets of portsync's environment: the search path, the home directory, the
-    /// locale, the time zone and the runtime directory (for a desktop notification), nothing
-    /// else: no password, API key or credentials directory, no systemd notify socket.
-    /// `NAME=value` entries, sorted.
-    public static func passedOn(_ variables: [String: String]) -> [String] {
-        var kept = variables.filter { name, _ in
-            ["PATH", "HOME", "LANG", "LANGUAGE", "TZ", "XDG_RUNTIME_DIR"].contains(name) || name.hasPrefix("LC_")
-        }
-        if kept["PATH", default: ""].isEmpty { kept["PATH"] = defaultPath }
-        return kept.map { "\($0.key)=\($0.value)" }.sorted()
-    }
+    public var searchPath: String { ChildEnvironment.searchPath(of: environment) }
 }

@@ -64,8 +64,8 @@ public final class HookSink: PortSink {
     }
 
     private func run(_ command: [String], environment: [String]) {
-        guard let executable = Self.executable(command[0], searching: session.settings.searchPath) else {
-            return runner.send(.ended(.notStarted(Self.notFound(command[0], searching: session.settings.searchPath)), errorLine: nil))
+        guard let executable = ChildEnvironment.executable(command[0], searching: session.settings.searchPath) else {
+            return runner.send(.ended(.notStarted(ChildEnvironment.notFound(command[0], searching: session.settings.searchPath)), errorLine: nil))
         }
         do {
             let child = try Subprocess(loop: loop, name: name, executable: executable, arguments: Array(command.dropFirst()),
@@ -89,20 +89,6 @@ public final class HookSink: PortSink {
         case .unknown(let why): .unknown(why)
         }
         runner.send(.ended(outcome, errorLine: child.errorLine))
-    }
-
-    /// `name` itself when it is a path (it holds a slash), else the first executable file of
-    /// that name in `path`'s absolute directories: an empty or relative entry (`.`, `bin`) would
-    /// find a program by the daemon's working directory, so it is skipped.
-    public static func executable(_ name: String, searching path: String) -> String? {
-        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-        return path.split(separator: ":").lazy.filter { $0.hasPrefix("/") }.map { "\($0)/\(name)" }.first { access($0, X_OK) == 0 }
-    }
-
-    /// Why `executable` found nothing, in one line.
-    public static func notFound(_ name: String, searching path: String) -> String {
-        let program = "\"\(name.oneLine(limit: 80))\" is not an executable file"
-        return name.contains("/") ? program : "\(program) on PATH (\(path.oneLine(limit: 120)))"
     }
 }
 

@@ -91,10 +91,10 @@ struct Doctor {
     /// The hook's program is there; doctor does not run it.
     private func checkHook(_ settings: HookSettings, _ report: Report) {
         let program = settings.command[0]
-        if let path = HookSink.executable(program, searching: settings.searchPath) {
+        if let path = ChildEnvironment.executable(program, searching: settings.searchPath) {
             report.pass("hook: \(path), run when the port changes (not run by doctor)")
         } else {
-            report.fail("hook: \(HookSink.notFound(program, searching: settings.searchPath))", "install it, or fix [hook].command")
+            report.fail("hook: \(ChildEnvironment.notFound(program, searching: settings.searchPath))", "install it, or fix [hook].command")
         }
     }
 

@@ -10,6 +10,11 @@ enum SourceStrategy: String, CaseIterable, Sendable {
     case gluetun
     /// `[static] port`: a port forwarded by hand or by contract.
     case staticPort = "static"
+    /// Perfect Privacy's three ports, computed from the tunnel's address.
+    case perfectPrivacy = "perfectprivacy"
+
+    /// The sources that forward several ports, among which a client's `port_index` picks.
+    var forwardsSeveralPorts: Bool { self == .gluetun || self == .perfectPrivacy }
 }
 
 /// The daemon's whole configuration, after the file, the environment and the flags were
@@ -51,6 +56,11 @@ struct Configuration: Equatable {
     struct Static: Equatable {
         /// 0: not set (`strategy = "static"` then fails to load).
         var port = 0
+    }
+
+    struct PerfectPrivacy: Equatable {
+        var interface = "tun0"
+        var portIndex = 0
     }
 
     struct Gluetun: Equatable {
@@ -108,6 +118,7 @@ struct Configuration: Equatable {
     var natpmp = NATPMP()
     var gluetun = Gluetun()
     var staticPort = Static()
+    var perfectPrivacy = PerfectPrivacy()
     /// Every client table: the three kinds' own first (used only when present, but for
     /// `[qbittorrent]` alone), then `[qbittorrent.movies]` and the like in the file's order.
     var clientSections: [ClientSection] = ClientKind.allCases.map { ClientSection($0) }

@@ -80,10 +80,10 @@ extension ConfigurationKey {
     static let all: [ConfigurationKey] = [
         ConfigurationKey(section: "source", name: "strategy", kind: .string, flag: "--strategy",
                          current: .quoted({ $0.source.strategy.rawValue }),
-                         summary: "auto | file | natpmp | gluetun | static") { config, value, _ throws(InvalidValue) in
+                         summary: "auto | file | natpmp | gluetun | static | perfectprivacy") { config, value, _ throws(InvalidValue) in
             let text = try value.string()
             guard let strategy = SourceStrategy(rawValue: text) else {
-                throw InvalidValue("\"\(text)\" is not a strategy (auto, file, natpmp, gluetun or static)")
+                throw InvalidValue("\"\(text)\" is not a strategy (auto, file, natpmp, gluetun, static or perfectprivacy)")
             }
             config.source.strategy = strategy
         },
@@ -212,6 +212,18 @@ extension ConfigurationKey {
             guard (1...65_535).contains(port) else { throw InvalidValue("\(port) is not a port (1 to 65535)") }
             config.staticPort.port = port
         },
+        ConfigurationKey(section: "perfectprivacy", name: "interface", kind: .string, flag: nil,
+                         current: .quoted({ $0.perfectPrivacy.interface }),
+                         summary: "the tunnel whose address names Perfect Privacy's ports") { config, value, _ throws(InvalidValue) in
+            config.perfectPrivacy.interface = try interfaceName(try value.string())
+        },
+        ConfigurationKey(section: "perfectprivacy", name: "port_index", kind: .integer, flag: nil,
+                         current: .plain({ String($0.perfectPrivacy.portIndex) }),
+                         summary: "which of the three ports (0: 10000 + the address's last 12 bits, 1: 20000 +, 2: 30000 +)") { config, value, _ throws(InvalidValue) in
+            let index = try value.integer()
+            guard (0...2).contains(index) else { throw InvalidValue("\(index) is out of range (0 to 2)") }
+            config.perfectPrivacy.portIndex = index
+        },
         ConfigurationKey(section: "daemon", name: "metrics_listen", kind: .string, flag: "--metrics-listen",
                          current: .quoted({ $0.daemon.metricsListen?.description ?? "" }),
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
@@ -219,7 +231,7 @@ extension ConfigurationKey {
         },
     ] + tlsKeys(section: "gluetun", \.gluetun.tls) + clientKeys + hookKeys
 
-    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "qbittorrent", "transmission", "deluge", "hook", "daemon"]
+    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "perfectprivacy", "qbittorrent", "transmission", "deluge", "hook", "daemon"]
 
     static func named(_ path: String) -> ConfigurationKey? {
         all.first { $0.path == path }

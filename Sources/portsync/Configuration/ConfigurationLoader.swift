@@ -195,11 +195,11 @@ struct ConfigurationLoader {
     }
 
     private func checkAcrossKeys(_ configuration: Configuration) throws(ConfigurationError) {
-        // Only Gluetun forwards several ports; the other sources name one.
-        for client in configuration.clients where configuration.source.strategy != .gluetun {
+        // Only Gluetun and Perfect Privacy forward several ports; the other sources name one.
+        for client in configuration.clients where !configuration.source.strategy.forwardsSeveralPorts {
             let key = "\(client.kind.rawValue).port_index"
             if let origin = client.origins[key] {
-                throw ConfigurationError(origin, "port_index in [\(client.label)] needs [source] strategy = \"gluetun\" (only Gluetun forwards several ports)")
+                throw ConfigurationError(origin, "port_index in [\(client.label)] needs [source] strategy = \"gluetun\" or \"perfectprivacy\" (only they forward several ports)")
             }
         }
         if configuration.source.strategy == .staticPort, configuration.staticPort.port == 0 {

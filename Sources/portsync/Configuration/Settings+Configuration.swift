@@ -46,12 +46,12 @@ extension ClientSettings {
 }
 
 extension HookSettings {
-    /// The hook's settings, with what it inherits of `environment` (`passedOn`); nil without
+    /// The hook's settings, with what it inherits of `environment` (`ChildEnvironment.passedOn`); nil without
     /// a command.
     init?(_ configuration: Configuration, environment: [String: String]) {
         let hook = configuration.hook
         guard !hook.command.isEmpty else { return nil }
-        self.init(command: hook.command, timeout: .seconds(hook.timeoutSeconds), environment: Self.passedOn(environment))
+        self.init(command: hook.command, timeout: .seconds(hook.timeoutSeconds), environment: ChildEnvironment.passedOn(environment))
     }
 }
 

@@ -61,6 +61,10 @@ struct SyncPlan {
         if strategy == .staticPort, let port = Port(configuration.staticPort.port) {
             settings.append(StaticSourceSettings(port: port))
         }
+        if strategy == .perfectPrivacy {
+            settings.append(PerfectPrivacySettings(interface: configuration.perfectPrivacy.interface,
+                                                   portIndex: configuration.perfectPrivacy.portIndex))
+        }
         sources = Sources(settings: settings, recovery: recovery)
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: configuration.natpmp.interface) }
         if let hook = HookSettings(configuration, environment: ProcessEnvironment.variables()) { sinks.append(hook) }
