@@ -100,7 +100,7 @@ import Testing
         let reloaded = try loader(file: directory.write("printed.toml", printed)).load()
         #expect(SyncPlan(reloaded).sinks.map(\.portIndex) == [nil, 2, 1])
         #expect(loadError("[qbittorrent.tv]\nport_index = 1\n")
-                    == "config.toml:2: port_index in [qbittorrent.tv] needs [source] strategy = \"gluetun\" or \"perfectprivacy\" (only they forward several ports)")
+                    == "config.toml:2: port_index in [qbittorrent.tv] needs a [source] strategy that forwards several ports (gluetun, perfectprivacy or command)")
         #expect(loadError("[source]\nstrategy = \"gluetun\"\n[transmission]\nport_index = 16\n") == "config.toml:4: port_index 16 is out of range (0 to 15)")
     }
 

@@ -12,9 +12,11 @@ enum SourceStrategy: String, CaseIterable, Sendable {
     case staticPort = "static"
     /// Perfect Privacy's three ports, computed from the tunnel's address.
     case perfectPrivacy = "perfectprivacy"
+    /// `[command] argv`: a program that prints the port.
+    case command
 
     /// The sources that forward several ports, among which a client's `port_index` picks.
-    var forwardsSeveralPorts: Bool { self == .gluetun || self == .perfectPrivacy }
+    var forwardsSeveralPorts: Bool { self == .gluetun || self == .perfectPrivacy || self == .command }
 }
 
 /// The daemon's whole configuration, after the file, the environment and the flags were
@@ -60,6 +62,15 @@ struct Configuration: Equatable {
 
     struct PerfectPrivacy: Equatable {
         var interface = "tun0"
+        var portIndex = 0
+    }
+
+    /// A program that prints the port: run every `intervalSeconds`, or kept running (`stream`).
+    struct Command: Equatable {
+        var argv: [String] = []
+        var stream = false
+        var intervalSeconds = 60
+        var timeoutSeconds = 10
         var portIndex = 0
     }
 
@@ -119,6 +130,7 @@ struct Configuration: Equatable {
     var gluetun = Gluetun()
     var staticPort = Static()
     var perfectPrivacy = PerfectPrivacy()
+    var command = Command()
     /// Every client table: the three kinds' own first (used only when present, but for
     /// `[qbittorrent]` alone), then `[qbittorrent.movies]` and the like in the file's order.
     var clientSections: [ClientSection] = ClientKind.allCases.map { ClientSection($0) }

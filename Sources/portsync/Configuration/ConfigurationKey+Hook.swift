@@ -18,17 +18,18 @@ extension ConfigurationKey {
 
     /// The sections `portsync config` prints: `[hook]` only with a command (an empty one would
     /// not load back), `[static]` only with its strategy (its port 0 would not load back), and
-    /// `[perfectprivacy]` only with its own.
+    /// `[perfectprivacy]` and `[command]` only with their own.
     static func printedSections(_ configuration: Configuration) -> [String] {
         sections.filter {
             ($0 != "hook" || !configuration.hook.command.isEmpty) && ($0 != "static" || configuration.source.strategy == .staticPort)
                 && ($0 != "perfectprivacy" || configuration.source.strategy == .perfectPrivacy)
+                && ($0 != "command" || configuration.source.strategy == .command)
         }
     }
 
-    /// An argv: not empty, no NUL, the program an absolute path or a bare name for `PATH`
+    /// An argv (the hook's, a command source's): not empty, no NUL, the program an absolute path or a bare name for `PATH`
     /// (a relative path would depend on the directory portsync was started in).
-    private static func hookCommand(_ value: TOMLValue) throws(InvalidValue) -> [String] {
+    static func hookCommand(_ value: TOMLValue) throws(InvalidValue) -> [String] {
         guard case .stringArray(let command) = value else {
             throw InvalidValue("must be an array of strings (the program and its arguments, no shell), not \(value.kindName)")
         }

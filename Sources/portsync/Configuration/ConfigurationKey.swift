@@ -80,10 +80,10 @@ extension ConfigurationKey {
     static let all: [ConfigurationKey] = [
         ConfigurationKey(section: "source", name: "strategy", kind: .string, flag: "--strategy",
                          current: .quoted({ $0.source.strategy.rawValue }),
-                         summary: "auto | file | natpmp | gluetun | static | perfectprivacy") { config, value, _ throws(InvalidValue) in
+                         summary: "auto | file | natpmp | gluetun | static | perfectprivacy | command") { config, value, _ throws(InvalidValue) in
             let text = try value.string()
             guard let strategy = SourceStrategy(rawValue: text) else {
-                throw InvalidValue("\"\(text)\" is not a strategy (auto, file, natpmp, gluetun, static or perfectprivacy)")
+                throw InvalidValue("\"\(text)\" is not a strategy (auto, file, natpmp, gluetun, static, perfectprivacy or command)")
             }
             config.source.strategy = strategy
         },
@@ -224,6 +224,33 @@ extension ConfigurationKey {
             guard (0...2).contains(index) else { throw InvalidValue("\(index) is out of range (0 to 2)") }
             config.perfectPrivacy.portIndex = index
         },
+        ConfigurationKey(section: "command", name: "argv", kind: .stringArray, flag: nil,
+                         current: .plain({ TOMLValue.rendered($0.command.argv) }),
+                         summary: "the program that prints the port and its arguments, e.g. [\"piactl\", \"get\", \"portforward\"]") { config, value, _ throws(InvalidValue) in
+            config.command.argv = try hookCommand(value)
+        },
+        ConfigurationKey(section: "command", name: "stream", kind: .boolean, flag: nil,
+                         current: .plain({ String($0.command.stream) }),
+                         summary: "keep it running and read a port from each line it prints (piactl monitor portforward)") { config, value, _ throws(InvalidValue) in
+            config.command.stream = try value.boolean()
+        },
+        ConfigurationKey(section: "command", name: "interval_seconds", kind: .integer, flag: nil,
+                         current: .plain({ String($0.command.intervalSeconds) }),
+                         summary: "how often it is run (not with stream)") { config, value, _ throws(InvalidValue) in
+            config.command.intervalSeconds = try duration(value, in: 5...86_400)
+        },
+        ConfigurationKey(section: "command", name: "timeout_seconds", kind: .integer, flag: nil,
+                         current: .plain({ String($0.command.timeoutSeconds) }),
+                         summary: "a run still going after this is killed (not with stream)") { config, value, _ throws(InvalidValue) in
+            config.command.timeoutSeconds = try duration(value, in: 1...600)
+        },
+        ConfigurationKey(section: "command", name: "port_index", kind: .integer, flag: nil,
+                         current: .plain({ String($0.command.portIndex) }),
+                         summary: "which of several ports it prints, one per line (0 = the first)") { config, value, _ throws(InvalidValue) in
+            let index = try value.integer()
+            guard (0...15).contains(index) else { throw InvalidValue("\(index) is out of range (0 to 15)") }
+            config.command.portIndex = index
+        },
         ConfigurationKey(section: "daemon", name: "metrics_listen", kind: .string, flag: "--metrics-listen",
                          current: .quoted({ $0.daemon.metricsListen?.description ?? "" }),
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
@@ -231,7 +258,7 @@ extension ConfigurationKey {
         },
     ] + tlsKeys(section: "gluetun", \.gluetun.tls) + clientKeys + hookKeys
 
-    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "perfectprivacy", "qbittorrent", "transmission", "deluge", "hook", "daemon"]
+    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "perfectprivacy", "command", "qbittorrent", "transmission", "deluge", "hook", "daemon"]
 
     static func named(_ path: String) -> ConfigurationKey? {
         all.first { $0.path == path }

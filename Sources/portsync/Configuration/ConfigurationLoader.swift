@@ -199,8 +199,12 @@ struct ConfigurationLoader {
         for client in configuration.clients where !configuration.source.strategy.forwardsSeveralPorts {
             let key = "\(client.kind.rawValue).port_index"
             if let origin = client.origins[key] {
-                throw ConfigurationError(origin, "port_index in [\(client.label)] needs [source] strategy = \"gluetun\" or \"perfectprivacy\" (only they forward several ports)")
+                throw ConfigurationError(origin, "port_index in [\(client.label)] needs a [source] strategy that forwards several ports (gluetun, perfectprivacy or command)")
             }
+        }
+        if configuration.source.strategy == .command, configuration.command.argv.isEmpty {
+            throw ConfigurationError(configuration.origins["source.strategy"] ?? "",
+                                     "strategy \"command\" needs the program that prints the port: set [command] argv")
         }
         if configuration.source.strategy == .staticPort, configuration.staticPort.port == 0 {
             throw ConfigurationError(configuration.origins["source.strategy"] ?? "",

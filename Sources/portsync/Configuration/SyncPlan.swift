@@ -65,6 +65,12 @@ struct SyncPlan {
             settings.append(PerfectPrivacySettings(interface: configuration.perfectPrivacy.interface,
                                                    portIndex: configuration.perfectPrivacy.portIndex))
         }
+        if strategy == .command {
+            let command = configuration.command
+            settings.append(CommandSourceSettings(argv: command.argv, mode: command.stream ? .stream : .interval(.seconds(command.intervalSeconds)),
+                                                  timeout: .seconds(command.timeoutSeconds),
+                                                  environment: ChildEnvironment.passedOn(ProcessEnvironment.variables()), portIndex: command.portIndex))
+        }
         sources = Sources(settings: settings, recovery: recovery)
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: configuration.natpmp.interface) }
         if let hook = HookSettings(configuration, environment: ProcessEnvironment.variables()) { sinks.append(hook) }
