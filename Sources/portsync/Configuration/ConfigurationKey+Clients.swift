@@ -139,8 +139,7 @@ extension ClientKind {
     private static let portIndex = ClientKey(
         name: "port_index", kind: .integer, current: .optional({ $0.portIndex.map(String.init) }),
         summary: "which of the source's forwarded ports (Gluetun's, Perfect Privacy's; 0 = the first); unset: the one the source's port_index picks") { section, value, _ throws(InvalidValue) in
-        let index = try value.integer()
-        guard (0...15).contains(index) else { throw InvalidValue("\(index) is out of range (0 to 15)") }
+        let index = try portsync.portIndex(value, last: 15)
         try section.changeQBittorrent { $0.portIndex = index }
         try section.changeTorrentClient { $0.portIndex = index }
     }

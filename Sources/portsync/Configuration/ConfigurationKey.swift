@@ -176,8 +176,7 @@ extension ConfigurationKey {
         ConfigurationKey(section: "gluetun", name: "port_index", kind: .integer, flag: nil,
                          current: .plain({ String($0.gluetun.portIndex) }),
                          summary: "which of several forwarded ports (0 = the first)") { config, value, _ throws(InvalidValue) in
-            let index = try value.integer()
-            guard (0...15).contains(index) else { throw InvalidValue("\(index) is out of range (0 to 15)") }
+            let index = try portIndex(value, last: 15)
             config.gluetun.portIndex = index
         },
         ConfigurationKey(section: "gluetun", name: "username", kind: .string, flag: nil,
@@ -220,8 +219,7 @@ extension ConfigurationKey {
         ConfigurationKey(section: "perfectprivacy", name: "port_index", kind: .integer, flag: nil,
                          current: .plain({ String($0.perfectPrivacy.portIndex) }),
                          summary: "which of the three ports (0: 10000 + the address's last 12 bits, 1: 20000 +, 2: 30000 +)") { config, value, _ throws(InvalidValue) in
-            let index = try value.integer()
-            guard (0...2).contains(index) else { throw InvalidValue("\(index) is out of range (0 to 2)") }
+            let index = try portIndex(value, last: 2)
             config.perfectPrivacy.portIndex = index
         },
         ConfigurationKey(section: "command", name: "argv", kind: .stringArray, flag: nil,
@@ -247,8 +245,7 @@ extension ConfigurationKey {
         ConfigurationKey(section: "command", name: "port_index", kind: .integer, flag: nil,
                          current: .plain({ String($0.command.portIndex) }),
                          summary: "which of several ports it prints, one per line (0 = the first)") { config, value, _ throws(InvalidValue) in
-            let index = try value.integer()
-            guard (0...15).contains(index) else { throw InvalidValue("\(index) is out of range (0 to 15)") }
+            let index = try portIndex(value, last: 15)
             config.command.portIndex = index
         },
         ConfigurationKey(section: "daemon", name: "metrics_listen", kind: .string, flag: "--metrics-listen",
@@ -291,6 +288,13 @@ func duration(_ value: TOMLValue, in range: ClosedRange<Int>) throws(InvalidValu
         throw InvalidValue("\(seconds) is out of range (\(range.lowerBound) to \(range.upperBound) seconds)")
     }
     return seconds
+}
+
+/// A `port_index`: which of a source's ports, 0 to `last`.
+func portIndex(_ value: TOMLValue, last: Int) throws(InvalidValue) -> Int {
+    let index = try value.integer()
+    guard (0...last).contains(index) else { throw InvalidValue("\(index) is out of range (0 to \(last))") }
+    return index
 }
 
 /// An http:// or https:// URL: a host name, an IP address (IPv6 in brackets), a port and a
