@@ -247,6 +247,60 @@ def natpmp_mode(binary, idle_seconds=300, changes=50, flaps=10, reconnects=20):
         lab.close()
 
 
+def other_sources(binary, reconnects=20):
+    """Root only: per source, from the moment the source has its port to qBittorrent verified on it.
+    Perfect Privacy: a new tunnel address (another server) -> its first port verified. Static
+    and command: exec -> the port verified (nothing to wait for but portsync itself)."""
+    lab = qbtlab.NetworkLab()
+    qbittorrent = daemon = None
+    result = {}
+    try:
+        lab.enter_client()
+        qbittorrent = qbtlab.QBittorrent()
+        daemon = qbtlab.Portsync(binary, qbittorrent, {"PORTSYNC_SOURCE_STRATEGY": "perfectprivacy",
+                                                       "PORTSYNC_PERFECTPRIVACY_INTERFACE": "wg0"})
+        if not daemon.wait_for_log("listen_port 10002 applied and verified"):
+            raise RuntimeError("Perfect Privacy's port not applied:\n" + daemon.log())
+        addresses = [("10.2.0.2", 10002), ("10.2.1.7", 10263)]
+        latencies = []
+        for index in range(reconnects):
+            old, _ = addresses[index % 2]
+            new, port = addresses[(index + 1) % 2]
+            subprocess.run(["ip", "-n", lab.client, "addr", "del", old, "peer", "10.2.0.1/32", "dev", "wg0"], check=True)
+            added = time.monotonic()
+            subprocess.run(["ip", "-n", lab.client, "addr", "add", new, "peer", "10.2.0.1/32", "dev", "wg0"], check=True)
+            deadline = time.monotonic() + 10
+            while qbittorrent.listen_port() != port and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            if qbittorrent.listen_port() == port:
+                latencies.append((time.monotonic() - added) * 1000)
+        result["perfectprivacy_ms"] = latencies
+        daemon.stop()
+        daemon = None
+
+        for name, environment in [("static", {"PORTSYNC_SOURCE_STRATEGY": "static"}),
+                                  ("command", {"PORTSYNC_SOURCE_STRATEGY": "command"})]:
+            times = []
+            for _ in range(5):
+                port = qbtlab.free_port()
+                extra = {**environment, "PORTSYNC_STATIC_PORT": str(port),
+                         "PORTSYNC_COMMAND_ARGV": json.dumps(["echo", str(port)])}
+                started = time.monotonic()
+                daemon = qbtlab.Portsync(binary, qbittorrent, extra)
+                if daemon.wait_for_log(f"listen_port {port} applied and verified"):
+                    times.append((time.monotonic() - started) * 1000)
+                daemon.stop()
+                daemon = None
+            result[f"{name}_ms"] = times
+        return result
+    finally:
+        if daemon:
+            daemon.stop()
+        if qbittorrent:
+            qbittorrent.stop()
+        lab.close()
+
+
 def memcheck(debug_binary):
     """The end-to-end file case under valgrind's memcheck: start, two port changes, SIGTERM."""
     qbittorrent = qbtlab.QBittorrent()
