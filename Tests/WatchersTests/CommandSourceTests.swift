@@ -45,7 +45,7 @@ import Testing
     /// observation); garbage is said with the content; piactl's words mean no port.
     @Test(arguments: [
         ("echo 'not connected' >&2; exit 3", "sh exited with 3: not connected", nil as Int??),
-        ("echo 'port: 51413'", "sh printed not a port number: \"port: 51413\"", nil),
+        ("echo 'port: 51413'", "sh printed not a port number: \"port: 51413\"; keeping the last port", nil),
         ("echo Inactive", "sh says \"Inactive\": no port right now", .some(nil)),
         ("true", "sh printed no port: none is forwarded right now", .some(nil)),
     ])
