@@ -11,18 +11,19 @@ let package = Package(
     targets: [
         .target(name: "CLinux"),
         .target(name: "Domain"),
-        .target(name: "Reactor", dependencies: ["CLinux"]),
+        .target(name: "Reactor", dependencies: ["CLinux", "Domain"]),
+        .target(name: "Coordination", dependencies: ["Domain", "Reactor"]),
         .target(name: "HTTP", dependencies: ["Domain", "Reactor", "CLinux"]),
         .target(name: "Watchers", dependencies: ["Domain", "Reactor", "HTTP", "CLinux"]),
         .target(name: "Sinks", dependencies: ["Domain", "Reactor", "HTTP", "CLinux"]),
-        .executableTarget(name: "portsync", dependencies: ["Domain", "Reactor", "HTTP", "Watchers", "Sinks", "CLinux"]),
+        .executableTarget(name: "portsync", dependencies: ["Domain", "Reactor", "Coordination", "HTTP", "Watchers", "Sinks", "CLinux"]),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .target(name: "TestSupport", dependencies: ["Domain", "Reactor", "HTTP", "CLinux", "CTestSupport"], path: "Tests/TestSupport"),
         .testTarget(name: "ReactorTests", dependencies: ["Domain", "Reactor", "CLinux", "TestSupport"]),
         .testTarget(name: "HTTPTests", dependencies: ["Domain", "HTTP", "Reactor", "CLinux", "TestSupport"]),
         .testTarget(name: "WatchersTests", dependencies: ["Domain", "Watchers", "Reactor", "HTTP", "CLinux", "TestSupport"]),
         .testTarget(name: "SinksTests", dependencies: ["Domain", "Sinks", "Reactor", "HTTP", "CLinux", "TestSupport"]),
-        .testTarget(name: "portsyncTests", dependencies: ["Domain", "portsync", "Reactor", "HTTP", "TestSupport"]),
+        .testTarget(name: "portsyncTests", dependencies: ["Domain", "portsync", "Coordination", "Reactor", "HTTP", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

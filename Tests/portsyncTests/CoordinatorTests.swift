@@ -1,3 +1,4 @@
+@testable import Coordination
 import Domain
 import Reactor
 import Sinks

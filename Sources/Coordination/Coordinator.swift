@@ -1,7 +1,5 @@
 import Domain
 import Reactor
-import Sinks
-import Watchers
 
 /// Decides the port the clients should listen on from what the watchers saw, and when to hand
 /// it to them. The live port of a higher-ranked source (a gateway's lease) outranks a lower one
@@ -22,15 +20,16 @@ import Watchers
 /// port of a run (or of a reload), and a third new port within `rotationWindow`, which is a rapid
 /// rotation whatever the source says.
 ///
-/// Pure: `Dispatcher` feeds it and hands `.apply` to every client.
-struct Coordinator: LoopStateMachine {
-    enum Input: Equatable {
+/// Pure, in a module of its own that knows nothing of sources or clients but what `Domain` says:
+/// the daemon's `Dispatcher` feeds it and hands `.apply` to every client.
+public struct Coordinator: LoopStateMachine {
+    public enum Input: Equatable, Sendable {
         case observed(PortObservation)
         /// `nextDeadline` passed: an observation expired, or a burst settled.
         case deadlineReached
     }
 
-    enum Effect: Equatable {
+    public enum Effect: Equatable, Sendable {
         /// Give this port to every client.
         case apply(PortChange)
         /// The desired port changed (not a port named again), for the metrics.
@@ -44,36 +43,36 @@ struct Coordinator: LoopStateMachine {
     }
 
     /// A port one source names that is not applied because another's live mapping outranks it.
-    struct Outranking: Equatable, CustomStringConvertible {
-        let hint: Port
-        let hintSource: PortObservation.Source
-        let winner: Port
-        let winnerSource: PortObservation.Source
+    public struct Outranking: Equatable, Sendable, CustomStringConvertible {
+        public let hint: Port
+        public let hintSource: PortObservation.Source
+        public let winner: Port
+        public let winnerSource: PortObservation.Source
         /// The first time this pair of ports is seen in a row: the log says so once, the
         /// trace every time.
-        let isNew: Bool
+        public let isNew: Bool
 
-        var description: String {
+        public var description: String {
             "\(hintSource.spokenName) says \(hint); the live mapping \(winner) from \(winnerSource.spokenName) outranks it"
         }
     }
 
-    let window: Duration
-    let longest: Duration
+    public let window: Duration
+    public let longest: Duration
     /// Three new ports within this long are a rapid rotation.
-    let rotationWindow: Duration
+    public let rotationWindow: Duration
     /// The reason of the first hand-off: the start of a run, or a reload.
     private let firstReason: ChangeReason
-    private(set) var observations: [PortObservation.Source: PortObservation] = [:]
-    private(set) var desired: Port?
-    private(set) var desiredSource: PortObservation.Source?
+    public private(set) var observations: [PortObservation.Source: PortObservation] = [:]
+    public private(set) var desired: Port?
+    public private(set) var desiredSource: PortObservation.Source?
     /// Why the desired port is what it is.
     private var desiredReason: ChangeReason?
     /// When the recent new ports were decided (not the first of a run), for rapid rotation.
     private var recentChanges: [Instant] = []
     /// Every port the winning source forwards (`PortObservation.ports`): a change among them
     /// alone is handed off too, for the clients with a `port_index` of their own.
-    private(set) var desiredPorts: [Port] = []
+    public private(set) var desiredPorts: [Port] = []
     /// The port last handed off, for the next hand-off's `previous`.
     private var handedOff: Port?
     /// No source has named a port since the last decision.
@@ -86,7 +85,7 @@ struct Coordinator: LoopStateMachine {
     private var burstEnds: Instant?
     private var now: Instant?
 
-    init(window: Duration = .milliseconds(25), longest: Duration = .seconds(1), rotationWindow: Duration = .seconds(600),
+    public init(window: Duration = .milliseconds(25), longest: Duration = .seconds(1), rotationWindow: Duration = .seconds(600),
          firstReason: ChangeReason = .started) {
         self.window = window
         self.longest = longest
@@ -94,7 +93,7 @@ struct Coordinator: LoopStateMachine {
         self.firstReason = firstReason
     }
 
-    mutating func handle(_ input: Input, now: Instant) -> [Effect] {
+    public mutating func handle(_ input: Input, now: Instant) -> [Effect] {
         self.now = now
         var effects: [Effect] = []
         switch input {
@@ -109,13 +108,13 @@ struct Coordinator: LoopStateMachine {
     }
 
     /// The earlier of the next expiry and the end of the burst being held back.
-    var nextDeadline: Instant? {
+    public var nextDeadline: Instant? {
         let expiry = observations.values.compactMap(\.expiry).filter { expiry in now.map { expiry > $0 } ?? true }.min()
         return [expiry, burstEnds].compactMap { $0 }.min()
     }
 
     /// Whether some source currently says there is a port.
-    func hasLivePort(now: Instant) -> Bool {
+    public func hasLivePort(now: Instant) -> Bool {
         observations.values.contains { Self.isLive($0, now) }
     }
 

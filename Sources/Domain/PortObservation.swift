@@ -1,6 +1,3 @@
-import Domain
-import Reactor
-
 /// What a watcher saw: a port (or none right now) from one source at one time. A NAT-PMP
 /// mapping also has a lease; a file hint does not expire.
 public struct PortObservation: Equatable, Sendable {
