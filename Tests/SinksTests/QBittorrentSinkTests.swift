@@ -105,7 +105,7 @@ final class QBittorrentSinkTests {
         #expect(try qbittorrent.listenPort() != Int(port.value))
         #expect(try runUntil(loop, seconds: 15) { sink.status.health == .verified && sink.counters.applies == 2 })
         #expect(try qbittorrent.listenPort() == Int(port.value))
-        #expect(log.count("error   qbittorrent.http: qBittorrent at") == 1, "one error line per state change, not one per retry")
+        #expect(log.count("error   qbittorrent.http: qBittorrent at") == 1, "one error line per state change, not one per retry: \(log.text)")
         #expect(log.count("qBittorrent is fine again") == 1)
     }
 
