@@ -12,14 +12,22 @@ struct Doctor {
     let loaded: LoadedConfiguration
     let logger: Logger
 
+    /// Prints each check, every configured secret taken out of it: a check quotes what a server
+    /// answered, and a server may echo what it was sent (a login form, its headers).
     final class Report {
         var failures = 0
         /// "qbittorrent.tv: " while that client is checked, when there are several.
         var prefix = ""
-        func pass(_ text: String) { ProcessEnvironment.printToStandardOutput("✓ \(prefix)\(text)\n") }
+        private let redaction: Redaction
+
+        init(redaction: Redaction) {
+            self.redaction = redaction
+        }
+
+        func pass(_ text: String) { ProcessEnvironment.printToStandardOutput("✓ \(prefix)\(redaction(text))\n") }
         func fail(_ text: String, _ fix: String) {
             failures += 1
-            ProcessEnvironment.printToStandardOutput("✗ \(prefix)\(text)\n    → \(fix)\n")
+            ProcessEnvironment.printToStandardOutput("✗ \(prefix)\(redaction(text))\n    → \(redaction(fix))\n")
         }
     }
 
@@ -30,7 +38,7 @@ struct Doctor {
     }
 
     func run() -> ExitCode {
-        let report = Report()
+        let report = Report(redaction: Redaction(loaded.credentials.all))
         let configuration = loaded.configuration
         let plan = SyncPlan(loaded)
         report.pass("configuration: \(configuration.file ?? "none found, using the defaults") (strategy \(configuration.source.strategy.rawValue))")

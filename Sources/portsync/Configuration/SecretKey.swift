@@ -70,6 +70,9 @@ struct Credentials: Equatable {
         set { secrets["\(label).\(key.name)"] = newValue }
     }
 
+    /// Every secret read, for a `Redaction`.
+    var all: [Secret] { secrets.values.sorted { $0.value < $1.value } }
+
     var qbittorrentPassword: Secret? { self["qbittorrent", .password] }
     var qbittorrentAPIKey: Secret? { self["qbittorrent", .apiKey] }
     var gluetunAPIKey: Secret? { self["gluetun", .apiKey] }
