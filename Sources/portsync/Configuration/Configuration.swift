@@ -10,6 +10,8 @@ enum SourceStrategy: String, CaseIterable, Sendable {
     case gluetun
     /// `[static] port`: a port forwarded by hand or by contract.
     case staticPort = "static"
+    /// `[pia]`: PIA's own port forwarding (a token, a signature, a bind every 15 minutes).
+    case pia
 }
 
 /// The daemon's whole configuration, after the file, the environment and the flags were
@@ -108,6 +110,7 @@ struct Configuration: Equatable {
     var natpmp = NATPMP()
     var gluetun = Gluetun()
     var staticPort = Static()
+    var pia = PIA()
     /// Every client table: the three kinds' own first (used only when present, but for
     /// `[qbittorrent]` alone), then `[qbittorrent.movies]` and the like in the file's order.
     var clientSections: [ClientSection] = ClientKind.allCases.map { ClientSection($0) }

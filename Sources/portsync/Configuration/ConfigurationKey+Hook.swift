@@ -17,10 +17,12 @@ extension ConfigurationKey {
     ]
 
     /// The sections `portsync config` prints: `[hook]` only with a command (an empty one would
-    /// not load back), `[static]` only with its strategy (its port 0 would not load back).
+    /// not load back), `[static]` only with its strategy (its port 0 would not load back), `[pia]`
+    /// only with its strategy.
     static func printedSections(_ configuration: Configuration) -> [String] {
         sections.filter {
             ($0 != "hook" || !configuration.hook.command.isEmpty) && ($0 != "static" || configuration.source.strategy == .staticPort)
+                && ($0 != "pia" || configuration.source.strategy == .pia)
         }
     }
 
