@@ -78,6 +78,7 @@ public struct PIASession {
     /// A renewal that failed waits until then, the old signature bound meanwhile.
     private var renewalNotBefore: Instant?
     private var lastProblemKind: String?
+    private var secrets: [String] = []
     /// Unix seconds minus the loop clock's seconds.
     private var clockOffset: Int64 = 0
 
@@ -171,7 +172,7 @@ public struct PIASession {
 
     /// Fewer than `renewBefore` left, and no new signature refused within the wait.
     private func needsRenewal(_ signature: PIASignature, _ now: Instant) -> Bool {
-        !signatureIsFresh && .seconds(signature.expiresAt - unixNow(now)) < settings.renewBefore && renewalNotBefore.map { $0 <= now } ?? true
+        !signatureIsFresh && .seconds(signature.expiresAt - unixNow(now)) <= settings.renewBefore && renewalNotBefore.map { $0 <= now } ?? true
     }
 
     /// After a failed token or signature: with a signature still good (a renewal), it is bound
@@ -222,11 +223,16 @@ public struct PIASession {
             granted = try PIAAnswer.signature(response.body)
         } catch {
             // A token the server refuses is asked again, after the wait: never in a loop.
-            token = nil
             let refused = response.status == 401 || response.status == 403
+            if refused { token = nil }
             problem("getSignature: \(settings.serverName) \(error)", kind: "getSignature failed", .failed, &effects)
             retry(after: refused ? settings.authRetryDelay : settings.retryDelay, now, &effects)
             return
+        }
+        guard granted.expiresAt > unixNow(now) else {
+            problem("getSignature: \(settings.serverName) gave port \(granted.port) with a payload that expired already (is the clock right?)",
+                    kind: "getSignature expired", .failed, &effects)
+            return retry(after: settings.retryDelay, now, &effects)
         }
         let origin = "PIA's getSignature"
         let fresh = PIASignature(payload: Secret(value: granted.payload, origin: origin), signature: Secret(value: granted.signature, origin: origin),
@@ -249,6 +255,9 @@ public struct PIASession {
         case (let status, .success): binding = .refused("\(status) \(response.bodyExcerpt)")
         }
         switch binding {
+        case .bound where unixNow(now) >= signature.expiresAt:
+            // It expired while the bind was on its way: a new signature, not an expired port.
+            advance(now, &effects)
         case .bound:
             let wasFresh = signatureIsFresh
             binds += 1
@@ -264,6 +273,11 @@ public struct PIASession {
                 effects.append(.log(.notice, "PIA: port \(signature.port) bound on \(settings.serverName)"))
                 effects.append(.forwarding(signature.port, expiry: expiry(of: signature, now), reason: renewing ? .renewedToNewPort : nil))
                 renewing = false
+            }
+            if wasFresh, Duration.seconds(signature.expiresAt - unixNow(now)) <= settings.renewBefore {
+                // A new payload that is already short-lived: asked again a day later, not at once.
+                effects.append(.log(.warning, "PIA: the new payload for port \(signature.port) has only \(remaining(signature, now)) left"))
+                renewalNotBefore = now + settings.tokenLifetime
             }
             let renewal = now + (Duration.seconds(signature.expiresAt - unixNow(now)) - settings.renewBefore)
             nextDeadline = min(now + settings.bindInterval, max(renewal, renewalNotBefore ?? now, now))
@@ -317,8 +331,13 @@ public struct PIASession {
         self.trouble = trouble
     }
 
+    /// Every secret of this run stays redacted, also once replaced: a server may echo an old one.
     private mutating func updateRedaction() {
-        redaction = Redaction([settings.password, token?.value, signature?.payload, signature?.signature])
+        for secret in [settings.password, token?.value, signature?.payload, signature?.signature].compactMap({ $0 })
+        where !secrets.contains(secret.value) {
+            secrets.append(secret.value)
+        }
+        redaction = Redaction(secrets.map { Secret(value: $0, origin: "") })
     }
 
     private func unixNow(_ now: Instant) -> Int64 { now.nanoseconds / 1_000_000_000 + clockOffset }
