@@ -68,9 +68,10 @@ public struct PIASession {
     public private(set) var tokensAsked = 0
     public private(set) var signaturesAsked = 0
     private var token: (value: Secret, asked: Instant)?
-    /// The signature was asked for in this run and has not been bound yet: a refusal of it is
-    /// not retried at once (PIA would go on naming busy ports).
+    /// The signature was asked for in this run and has not been bound yet; new ones refused in a
+    /// row: after the second, the next waits (PIA would go on naming busy ports).
     private var signatureIsFresh = false
+    private var freshRefusals = 0
     /// The port the last observation named, and whether a new signature replaced a good one
     /// (the 7-day rule: the reason of the next port).
     private var announced: Port?
@@ -262,6 +263,7 @@ public struct PIASession {
             let wasFresh = signatureIsFresh
             binds += 1
             failureStreak = 0
+            freshRefusals = 0
             signatureIsFresh = false
             if lastProblem != nil { effects.append(.log(.info, "PIA: bound again")) }
             lastProblem = nil
@@ -282,11 +284,11 @@ public struct PIASession {
             let renewal = now + (Duration.seconds(signature.expiresAt - unixNow(now)) - settings.renewBefore)
             nextDeadline = min(now + settings.bindInterval, max(renewal, renewalNotBefore ?? now, now))
         case .refused(let why):
-            let wasFresh = signatureIsFresh
+            if signatureIsFresh { freshRefusals += 1 }
             problem("bindPort: \(settings.serverName) refused port \(signature.port) (\(why)); asking for a new signature",
                     kind: "bindPort refused", .failed, &effects)
             drop(now, .sourceChanged, &effects)
-            if wasFresh {
+            if freshRefusals >= 2 {
                 nextDeadline = now + settings.retryDelay
             } else {
                 advance(now, &effects)

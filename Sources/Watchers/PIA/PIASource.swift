@@ -124,7 +124,9 @@ public final class PIASource: PortSource {
             client.send(http, retryIfStale: true) { [unowned self] result in
                 switch result {
                 case .success(let response):
-                    self.loop.logger.trace(self.name, "← \(response.status) \(self.session.redaction(response.bodyExcerpt))")
+                    // A token's or a signature's answer is the secret itself: its size only.
+                    self.loop.logger.trace(self.name, request == .bind ? "← \(response.status) \(self.session.redaction(response.bodyExcerpt))"
+                                                                       : "← \(response.status) (\(response.body.count) bytes)")
                     self.runner.send(.answered(request, response))
                 case .failure(let error):
                     self.loop.logger.trace(self.name, "← failed: \(self.session.redaction(error.description))")
