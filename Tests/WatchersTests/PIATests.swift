@@ -1,7 +1,8 @@
 import Domain
 import Foundation
-import HTTP
+@testable import HTTP
 import Reactor
+import TestSupport
 import Testing
 @testable import Watchers
 
@@ -402,5 +403,14 @@ extension PIASessionTests {
         late.answer(200, PIAShapes.bound)
         #expect(late.forwarded.isEmpty, "the bind answered after the payload expired")
         #expect(late.last == .token)
+    }
+}
+
+extension PIAAnswerTests {
+    /// The built-in CA is PIA's ca.rsa.4096.crt, readable by OpenSSL.
+    @Test(.enabled(if: TestSupport.TestCertificates.available, "needs libssl3"))
+    func theBuiltInCAIsPIAs() throws {
+        #expect(PIACertificate.authority.hasPrefix("-----BEGIN CERTIFICATE-----\nMIIHqzCCBZOgAwIBAgIJAJ0u+vODZJntMA0GCSqGSIb3DQEBDQUAMIHoMQswCQYD\n"))
+        _ = try TLSContext(options: PIASessionTests.settings().apiTLS)
     }
 }
