@@ -231,4 +231,25 @@ final class PIADaemonTests {
         #expect(qBittorrentPort() != 47000)
         stop(daemon)
     }
+
+    @Test func onceAndDoctorTakeThePIASourceAsItIs() throws {
+        try setUp()
+        var (status, output) = try lab.inClient { try Child.run(["once", "--json"], environment: self.environment()) }
+        #expect(status == 0, "\(output)")
+        let result = try JSONValue.parse(Array(output.split(separator: "\n").last.map { Array($0.utf8) } ?? []))
+        #expect(result["source"]?.string == "pia")
+        #expect(result["port"]?.integer == 47000)
+        #expect(qBittorrentPort() == 47000)
+        (status, output) = try lab.inClient { try Child.run(["doctor"], environment: self.environment()) }
+        #expect(output.contains("✓ PIA: port 47000"), "\(output)")
+        #expect(requests("/getSignature").count == 1, "doctor binds the kept payload of once")
+        expectNoSecret(in: output, "doctor")
+        try set(["username": "p7654321"])
+        _ = FileManager.default.createFile(atPath: "\(stateFile).pia", contents: nil)
+        (status, output) = try lab.inClient { try Child.run(["doctor"], environment: self.environment()) }
+        #expect(status == 1)
+        #expect(output.contains("✗ PIA: token: PIA refused the login of \"p1234567\" (401"), "\(output)")
+        #expect(output.contains("→ check [pia].username and the password in [pia].password_file"), "\(output)")
+        expectNoSecret(in: output, "doctor")
+    }
 }
