@@ -60,7 +60,9 @@ public final class PIASource: PortSource {
             self.link = state
             switch state {
             case .usable(let tunnel): self.runner.send(.tunnelUp(tunnel))
-            case .awaitingRoute, .unusable: self.runner.send(.tunnelDown("\(state)"))
+            case .awaitingRoute, .unusable:
+                self.runner.send(.tunnelDown("\(state)"))
+                self.closeClients()  // a kept-alive connection from an address that is gone
             }
             self.onStatusChange?()
         }
