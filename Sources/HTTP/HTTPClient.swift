@@ -202,7 +202,7 @@ public final class HTTPClient {
                 context = try TLSContext(options: tls)
                 tlsContext = context
             }
-            let session = try TLSSession(context: context, host: url.bareHost)
+            let session = try TLSSession(context: context, host: tls.serverName ?? url.bareHost)
             tlsSession = session
             try session.start()
             connection?.send(session.takeOutput())

@@ -25,6 +25,15 @@ public enum FileContents {
         }
     }
 
+    /// Removes the file at `path`; one that is not there is not an error.
+    public static func remove(_ path: String) throws(SystemCallError) {
+        do throws(SystemCallError) {
+            _ = try systemCall("unlink \(path)") { unlink(path) }
+        } catch where error.errno == .noSuchFileOrDirectory {
+            return  // already gone: what was asked for
+        }
+    }
+
     /// Whether something exists at `path`.
     public static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0

@@ -169,3 +169,44 @@ final class HTTPSClientTests {
         #expect(TLSOptions.fingerprint(parsing: String(repeating: "zz", count: 32)) == nil)
     }
 }
+
+/// A CA given as PEM text (PIA's, built into portsync) and a name to check other than the URL's
+/// host (a server reached by its address, named by its common name).
+@Suite(.enabled(if: TestCertificates.available, "needs openssl and libssl3"))
+final class HTTPSAuthorityTests {
+    let loop: EventLoop
+    let certificates: TestCertificates
+
+    init() throws {
+        loop = try EventLoop(logger: LogCapture().logger)
+        certificates = try TestCertificates()
+    }
+
+    func outcome(_ tls: TLSOptions, certificate: String) throws -> String {
+        let server = try TLSTestServer(certificate: certificate, key: certificates.key, directory: certificates.directory)
+        let client = HTTPClient(loop: loop, name: "test.https", url: try HTTPURL(parsing: "https://127.0.0.1:\(server.port)"), tls: tls)
+        var result: Result<HTTPResponse, HTTPClientError>?
+        client.send(HTTPRequest(method: "GET", target: "/", headers: ["Host": "nas.test"])) { result = $0 }
+        try runUntil(loop, seconds: 10) { result != nil }
+        switch try #require(result) {
+        case .success(let response): return "\(response.status)"
+        case .failure(let error): return error.description
+        }
+    }
+
+    @Test func aCAGivenAsTextIsTrustedAndTheServerNameIsTheNameChecked() throws {
+        let pem = try String(contentsOfFile: certificates.caCertificate, encoding: .utf8)
+        #expect(try outcome(TLSOptions(verification: .authority(pem: pem), serverName: "nas.test"), certificate: certificates.commonNameOnly) == "200")
+        #expect(try outcome(TLSOptions(verification: .authority(pem: pem), serverName: "elsewhere.test"), certificate: certificates.commonNameOnly)
+            .hasPrefix("the certificate of elsewhere.test was refused: it is for nas.test"))
+        let otherCA = try TestCertificates()
+        let other = try String(contentsOfFile: otherCA.caCertificate, encoding: .utf8)
+        let untrusted = try outcome(TLSOptions(verification: .authority(pem: other), serverName: "nas.test"), certificate: certificates.commonNameOnly)
+        // Another CA of the same name: OpenSSL says "EVP lib" for the signature that does not verify.
+        #expect(untrusted != "200", "only the CA given is trusted: \(untrusted)")
+    }
+
+    @Test func textThatIsNoCertificateIsOneClearError() {
+        #expect(throws: TLSError.self) { try TLSContext(options: TLSOptions(verification: .authority(pem: "not a certificate"))) }
+    }
+}

@@ -44,6 +44,8 @@ public final class NetworkLab {
     public let style: Style
     /// The LAN namespace, once `addLAN()` made it.
     public private(set) var lan: String?
+    /// The "internet" namespace, once `addInternet()` made it.
+    public private(set) var internet: String?
     private nonisolated(unsafe) static var counter = 0
     private var children: [ChildProcess] = []
 
@@ -83,6 +85,7 @@ public final class NetworkLab {
         _ = try? ip("netns", "del", client)
         _ = try? ip("netns", "del", gateway)
         if let lan { _ = try? ip("netns", "del", lan) }
+        if let internet { _ = try? ip("netns", "del", internet) }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -174,6 +177,28 @@ public final class NetworkLab {
         try ip("-n", client, "route", "add", "default", "via", "192.168.77.1", "dev", "lan0")
         for key in ["all", "default", "lan1"] {
             _ = try? Self.run(Self.ipCommand!, ["netns", "exec", name, "sysctl", "-q", "-w", "net.ipv4.conf.\(key).rp_filter=0"])
+        }
+    }
+
+    /// The internet beyond the VPN server: a namespace holding `address` (a TEST-NET address),
+    /// reached only through the gateway, which forwards between the tunnel and it. A client
+    /// whose default route is the tunnel (wg-quick) reaches it through the tunnel alone.
+    public func addInternet(address: String = "198.51.100.10") throws {
+        let name = client.replacingOccurrences(of: "psync-c", with: "psync-i")
+        try ip("netns", "add", name)
+        internet = name
+        try ip("-n", name, "link", "set", "lo", "up")
+        try ip("link", "add", "inet0", "netns", gateway, "type", "veth", "peer", "name", "inet1", "netns", name)
+        try ip("-n", gateway, "addr", "add", "198.51.100.1/24", "dev", "inet0")
+        try ip("-n", gateway, "link", "set", "inet0", "up")
+        try ip("-n", name, "addr", "add", "\(address)/24", "dev", "inet1")
+        try ip("-n", name, "link", "set", "inet1", "up")
+        try ip("-n", name, "route", "add", "\(clientAddress)/32", "via", "198.51.100.1")
+        // The tunnel's /32 and its route `default dev wg0` ask for every address on the link, as
+        // WireGuard needs no ARP: the gateway answers for the internet's (proxy ARP, on every
+        // gw0 to come too) and forwards.
+        for setting in ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.proxy_arp=1"] {
+            _ = try Self.run(Self.ipCommand!, ["netns", "exec", gateway, "sysctl", "-q", "-w", setting])
         }
     }
 

@@ -20,6 +20,7 @@ typedef struct stack_st CLINUX_STACK;
 typedef struct asn1_string_st CLINUX_ASN1_STRING;
 typedef struct X509_name_st CLINUX_X509_NAME;
 typedef struct X509_name_entry_st CLINUX_X509_NAME_ENTRY;
+typedef struct x509_store_st CLINUX_X509_STORE;
 
 /// x509v3.h's GENERAL_NAME: a type and, for the types read here (GEN_DNS, GEN_IPADD), an
 /// ASN1_STRING in its union of pointers.
@@ -61,6 +62,7 @@ struct clinux_openssl {
     int (*SSL_CTX_load_verify_locations)(CLINUX_SSL_CTX *context, const char *file, const char *path);
     void (*SSL_CTX_set_verify)(CLINUX_SSL_CTX *context, int mode, void *callback);
     CLINUX_X509_VERIFY_PARAM *(*SSL_CTX_get0_param)(CLINUX_SSL_CTX *context);
+    CLINUX_X509_STORE *(*SSL_CTX_get_cert_store)(const CLINUX_SSL_CTX *context);
     CLINUX_SSL *(*SSL_new)(CLINUX_SSL_CTX *context);
     void (*SSL_free)(CLINUX_SSL *ssl);
     void (*SSL_set_bio)(CLINUX_SSL *ssl, CLINUX_BIO *readBIO, CLINUX_BIO *writeBIO);
@@ -85,6 +87,9 @@ struct clinux_openssl {
     CLINUX_BIO *(*BIO_new)(const CLINUX_BIO_METHOD *method);
     int (*BIO_read)(CLINUX_BIO *bio, void *buffer, int count);
     int (*BIO_write)(CLINUX_BIO *bio, const void *buffer, int count);
+    int (*BIO_free)(CLINUX_BIO *bio);
+    CLINUX_X509 *(*PEM_read_bio_X509)(CLINUX_BIO *bio, CLINUX_X509 **certificate, void *callback, void *userData);
+    int (*X509_STORE_add_cert)(CLINUX_X509_STORE *store, CLINUX_X509 *certificate);
     int (*X509_VERIFY_PARAM_set1_ip_asc)(CLINUX_X509_VERIFY_PARAM *param, const char *address);
     int (*X509_VERIFY_PARAM_set_flags)(CLINUX_X509_VERIFY_PARAM *param, unsigned long flags);
     const char *(*X509_verify_cert_error_string)(long code);

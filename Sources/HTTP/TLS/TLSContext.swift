@@ -29,12 +29,31 @@ final class TLSContext {
             // The server's own certificate as the trust anchor, even when it is no CA.
             _ = functions.X509_VERIFY_PARAM_set_flags!(functions.SSL_CTX_get0_param!(context), CLINUX_X509_V_FLAG_PARTIAL_CHAIN)
             functions.SSL_CTX_set_verify!(context, CLINUX_SSL_VERIFY_PEER, nil)
+        case .authority(let pem):
+            try Self.trust(pem, in: context, library)
+            functions.SSL_CTX_set_verify!(context, CLINUX_SSL_VERIFY_PEER, nil)
         case .chain(nil):
             // Lazy: the hashed directory is read during a handshake, a certificate at a time.
             _ = functions.SSL_CTX_set_default_verify_paths!(context)
             functions.SSL_CTX_set_verify!(context, CLINUX_SSL_VERIFY_PEER, nil)
         case .fingerprint, .none:
             functions.SSL_CTX_set_verify!(context, CLINUX_SSL_VERIFY_NONE, nil)
+        }
+    }
+
+    /// Adds the certificate in `pem` to the context's (empty) store: the only CA it trusts.
+    private static func trust(_ pem: String, in context: OpaquePointer, _ library: TLSLibrary) throws(TLSError) {
+        let functions = library.functions
+        guard let bio = functions.BIO_new!(functions.BIO_s_mem!()) else { throw TLSError("BIO_new failed") }
+        defer { _ = functions.BIO_free!(bio) }
+        let bytes = Array(pem.utf8)
+        _ = bytes.withUnsafeBytes { functions.BIO_write!(bio, $0.baseAddress, Int32($0.count)) }
+        guard let certificate = functions.PEM_read_bio_X509!(bio, nil, nil, nil) else {
+            throw TLSError("the built-in CA certificate cannot be read: \(library.takeErrorReason() ?? "not PEM")")
+        }
+        defer { functions.X509_free!(certificate) }
+        guard functions.X509_STORE_add_cert!(functions.SSL_CTX_get_cert_store!(context), certificate) == 1 else {
+            throw TLSError("the built-in CA certificate cannot be trusted: \(library.takeErrorReason() ?? "no reason given")")
         }
     }
 

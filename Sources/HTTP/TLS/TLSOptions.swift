@@ -5,6 +5,9 @@ public struct TLSOptions: Equatable, Sendable {
         /// The chain up to a trusted CA and the name (or IP address) in the certificate: the
         /// system's CA store, or only the certificates in `caFile` when one is set.
         case chain(caFile: String?)
+        /// The chain up to the CA given here as PEM text (one built into portsync, as PIA's) and
+        /// the name.
+        case authority(pem: String)
         /// Only this SHA-256 of the server's certificate (DER) is accepted; chain and name are not
         /// checked (a self-signed certificate with any name).
         case fingerprint([UInt8])
@@ -13,9 +16,14 @@ public struct TLSOptions: Equatable, Sendable {
     }
 
     public var verification: Verification
+    /// The name checked in the certificate (and sent as SNI) instead of the URL's host: a server
+    /// connected to by its address whose certificate names it otherwise (PIA's, by their common
+    /// name). No lookup is made of it.
+    public var serverName: String?
 
-    public init(verification: Verification = .chain(caFile: nil)) {
+    public init(verification: Verification = .chain(caFile: nil), serverName: String? = nil) {
         self.verification = verification
+        self.serverName = serverName
     }
 
     /// A SHA-256 fingerprint as written by `openssl x509 -fingerprint -sha256` (colons) or as

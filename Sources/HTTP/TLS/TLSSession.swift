@@ -36,12 +36,15 @@ final class TLSSession {
         self.host = host
         functions.SSL_set_bio!(ssl, readBuffer, writeBuffer)  // the session owns both buffers now
         functions.SSL_set_connect_state!(ssl)
-        if case .chain = context.options.verification {
+        switch context.options.verification {
+        case .chain, .authority:
             if SocketAddress(numericHost: host, port: 0) != nil {
                 _ = functions.X509_VERIFY_PARAM_set1_ip_asc!(functions.SSL_get0_param!(ssl), host)
             } else {
                 _ = functions.SSL_set1_host!(ssl, host)
             }
+        case .fingerprint, .none:
+            break
         }
         if SocketAddress(numericHost: host, port: 0) == nil {
             _ = host.withCString { functions.SSL_ctrl!(ssl, CLINUX_SSL_CTRL_SET_TLSEXT_HOSTNAME, CLINUX_TLSEXT_NAMETYPE_host_name, UnsafeMutableRawPointer(mutating: $0)) }

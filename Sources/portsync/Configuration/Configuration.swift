@@ -14,6 +14,8 @@ enum SourceStrategy: String, CaseIterable, Sendable {
     case perfectPrivacy = "perfectprivacy"
     /// `[command] argv`: a program that prints the port.
     case command
+    /// `[pia]`: PIA's own port forwarding (a token, a signature, a bind every 15 minutes).
+    case pia
 
     /// The sources that forward several ports, among which a client's `port_index` picks.
     var forwardsSeveralPorts: Bool { self == .gluetun || self == .perfectPrivacy || self == .command }
@@ -131,6 +133,7 @@ struct Configuration: Equatable {
     var staticPort = Static()
     var perfectPrivacy = PerfectPrivacy()
     var command = Command()
+    var pia = PIA()
     /// Every client table: the three kinds' own first (used only when present, but for
     /// `[qbittorrent]` alone), then `[qbittorrent.movies]` and the like in the file's order.
     var clientSections: [ClientSection] = ClientKind.allCases.map { ClientSection($0) }

@@ -58,6 +58,7 @@ struct ConfigurationLoader {
         var warnings = tlsWarnings(configuration) + metricsWarnings(configuration) + sudoWarnings(configuration)
             + [ForeignEnvironment.warning(environment)].compactMap { $0 }
         let credentials = try loadCredentials(configuration, warnings: &warnings)
+        try Self.checkPIA(configuration, credentials)
         return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings,
                                    serviceCredentials: environment["CREDENTIALS_DIRECTORY"] == nil ? serviceCredentials : nil)
     }

@@ -21,12 +21,14 @@ struct SecretKey: Equatable, Sendable {
 
     func variable(of section: String) -> String { "PORTSYNC_\(section.uppercased())_\(name.uppercased())" }
 
-    /// The tables that take secrets: `[gluetun]` and every client table, each with its secrets
-    /// and the file each one's `_file` key names.
+    /// The tables that take secrets: `[gluetun]`, `[pia]` and every client table, each with its
+    /// secrets and the file each one's `_file` key names.
     static func tables(_ configuration: Configuration) -> [SecretTable] {
         let gluetun = configuration.gluetun
         return [SecretTable(section: "gluetun", label: "gluetun", isUnnamed: true, origins: configuration.origins,
-                            secrets: [(.apiKey, gluetun.apiKeyFile), (.password, gluetun.passwordFile)])]
+                            secrets: [(.apiKey, gluetun.apiKeyFile), (.password, gluetun.passwordFile)]),
+                SecretTable(section: "pia", label: "pia", isUnnamed: true, origins: configuration.origins,
+                            secrets: [(.password, configuration.pia.passwordFile)])]
             + configuration.clients.map { client in
                 SecretTable(section: client.kind.rawValue, label: client.label, isUnnamed: client.name == nil, origins: client.origins,
                             secrets: client.secretFiles)
@@ -35,7 +37,7 @@ struct SecretKey: Equatable, Sendable {
 
     /// Every variable a secret may come from; set for a table that is not in use, it is still
     /// checked.
-    static let variables: [String] = ["gluetun"].flatMap { [apiKey.variable(of: $0), password.variable(of: $0)] }
+    static let variables: [String] = ["gluetun"].flatMap { [apiKey.variable(of: $0), password.variable(of: $0)] } + [password.variable(of: "pia")]
         + ClientKind.allCases.flatMap { kind in kind.secrets.map { $0.variable(of: kind.rawValue) } }
 }
 
@@ -77,4 +79,5 @@ struct Credentials: Equatable {
     var qbittorrentAPIKey: Secret? { self["qbittorrent", .apiKey] }
     var gluetunAPIKey: Secret? { self["gluetun", .apiKey] }
     var gluetunPassword: Secret? { self["gluetun", .password] }
+    var piaPassword: Secret? { self["pia", .password] }
 }

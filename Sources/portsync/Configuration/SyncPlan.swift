@@ -71,8 +71,12 @@ struct SyncPlan {
                                                   timeout: .seconds(command.timeoutSeconds),
                                                   environment: ChildEnvironment.passedOn(ProcessEnvironment.variables()), portIndex: command.portIndex))
         }
+        if strategy == .pia, let pia = PIASettings(configuration, loaded.credentials) {
+            settings.append(pia)
+        }
         sources = Sources(settings: settings, recovery: recovery)
-        sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: configuration.natpmp.interface) }
+        let tunnel = strategy == .pia ? configuration.pia.interface : configuration.natpmp.interface
+        sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: tunnel) }
         if let hook = HookSettings(configuration, environment: ProcessEnvironment.variables()) { sinks.append(hook) }
     }
 }
