@@ -10,6 +10,8 @@ enum SourceStrategy: String, CaseIterable, Sendable {
     case gluetun
     /// `[static] port`: a port forwarded by hand or by contract.
     case staticPort = "static"
+    /// `[pcp]`: PCP (RFC 6887) on the router, NAT-PMP if it speaks only that.
+    case pcp
 }
 
 /// The daemon's whole configuration, after the file, the environment and the flags were
@@ -113,6 +115,7 @@ struct Configuration: Equatable {
     var clientSections: [ClientSection] = ClientKind.allCases.map { ClientSection($0) }
     var hook = Hook()
     var daemon: Daemon
+    var pcp = PCP()
     /// The unnamed client sections given in the file (an empty table counts) or by a variable or
     /// flag: `[transmission]` and `[deluge]` are used only when present.
     var presentSections: Set<String> = []

@@ -80,10 +80,10 @@ extension ConfigurationKey {
     static let all: [ConfigurationKey] = [
         ConfigurationKey(section: "source", name: "strategy", kind: .string, flag: "--strategy",
                          current: .quoted({ $0.source.strategy.rawValue }),
-                         summary: "auto | file | natpmp | gluetun | static") { config, value, _ throws(InvalidValue) in
+                         summary: "auto | file | natpmp | gluetun | static | pcp") { config, value, _ throws(InvalidValue) in
             let text = try value.string()
             guard let strategy = SourceStrategy(rawValue: text) else {
-                throw InvalidValue("\"\(text)\" is not a strategy (auto, file, natpmp, gluetun or static)")
+                throw InvalidValue("\"\(text)\" is not a strategy (auto, file, natpmp, gluetun, static or pcp)")
             }
             config.source.strategy = strategy
         },
@@ -217,9 +217,9 @@ extension ConfigurationKey {
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
             config.daemon.metricsListen = try listenAddress(try value.string())
         },
-    ] + tlsKeys(section: "gluetun", \.gluetun.tls) + clientKeys + hookKeys
+    ] + tlsKeys(section: "gluetun", \.gluetun.tls) + clientKeys + hookKeys + pcpKeys
 
-    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "qbittorrent", "transmission", "deluge", "hook", "daemon"]
+    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "qbittorrent", "transmission", "deluge", "hook", "daemon", "pcp"]
 
     static func named(_ path: String) -> ConfigurationKey? {
         all.first { $0.path == path }
@@ -277,7 +277,7 @@ func optionalPath(_ value: TOMLValue, _ context: ConfigurationKey.Context) throw
     return text.isEmpty ? "" : try absolutePath(text, context)
 }
 
-private func interfaceName(_ text: String) throws(InvalidValue) -> String {
+func interfaceName(_ text: String) throws(InvalidValue) -> String {
     // IFNAMSIZ is 16 with the NUL; the kernel refuses "/", ":" and white space in names.
     guard !text.isEmpty else { throw InvalidValue("the interface name is empty") }
     guard text.utf8.count <= 15 else { throw InvalidValue("\"\(text)\" is longer than 15 bytes, the kernel's limit") }

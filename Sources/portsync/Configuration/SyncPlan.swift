@@ -61,6 +61,9 @@ struct SyncPlan {
         if strategy == .staticPort, let port = Port(configuration.staticPort.port) {
             settings.append(StaticSourceSettings(port: port))
         }
+        if strategy == .pcp {
+            settings.append(PCPSourceSettings(pcp: PCPSettings(configuration), interface: configuration.pcp.interface))
+        }
         sources = Sources(settings: settings, recovery: recovery)
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: configuration.natpmp.interface) }
         if let hook = HookSettings(configuration, environment: ProcessEnvironment.variables()) { sinks.append(hook) }
