@@ -19,7 +19,8 @@ extension ConfigurationKey {
         ConfigurationKey(section: "pcp", name: "interface", kind: .string, flag: nil,
                          current: .quoted({ $0.pcp.interface }),
                          summary: "with strategy = \"pcp\": the interface that faces the router (eth0, wlan0) or the tunnel") { config, value, _ throws(InvalidValue) in
-            config.pcp.interface = try interfaceName(try value.string())
+            let text = try value.string()
+            config.pcp.interface = text.isEmpty ? "" : try interfaceName(text)
         },
         ConfigurationKey(section: "pcp", name: "gateway", kind: .string, flag: nil,
                          current: .quoted({ $0.pcp.gateway?.description ?? "" }),
