@@ -6,7 +6,7 @@ accepted. Faults are switched by a JSON control file, read on every request:
 
   {"mode": "normal" | "blackhole" | "garbage" | "short" | "wrong-opcode" | "error" | "delay",
    "error": 2, "strict": false, "port_base": 40000, "change_port": 0, "reset_epoch": 0,
-   "delay_seconds": 1.0, "epoch_offset": 0}
+   "delay_seconds": 1.0, "epoch_offset": 0, "answer_versions": false}
 
 "delay" answers normally, but only after "delay_seconds". "wrong-opcode" answers a mapping
 request with an external-address reply (the client asks for UDP and TCP together, so a reply for
@@ -15,8 +15,9 @@ the other protocol would be a right answer).
 "strict" refuses internal port 0 with result 2, like miniupnpd. Raising "change_port" or
 "reset_epoch" (a counter) gives every mapping a new port, or restarts the epoch and forgets
 every mapping. "epoch_offset" (seconds) is added to the epoch: a test whose client runs on a
-clock of its own moves the gateway's time along with it. Every request is logged as one JSON
-line."""
+clock of its own moves the gateway's time along with it. "answer_versions" answers a request of another version
+(PCP's 2) with Unsupported Version, as RFC 6886 says a NAT-PMP gateway must; without it such a
+request is ignored. Every request is logged as one JSON line."""
 import argparse
 import json
 import os
@@ -72,7 +73,12 @@ def main():
         if mode == "delay":
             time.sleep(float(control.get("delay_seconds", 1.0)))
             entry["delayed"] = True
-        if len(data) < 2 or data[0] != 0:
+        if len(data) >= 2 and data[0] != 0 and control.get("answer_versions"):
+            # RFC 6886 §3.5: any other version (a PCP request) gets the 8-byte Unsupported
+            # Version answer, opcode 128 as erratum 3618 has it.
+            entry.update(version=data[0], op="version")
+            reply(struct.pack("!BBHI", 0, 128, 1, epoch))
+        elif len(data) < 2 or data[0] != 0:
             entry["ignored"] = "bad version or size"
         elif data[1] == 0 and len(data) == 2:
             entry["op"] = "address"

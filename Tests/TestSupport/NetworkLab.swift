@@ -285,6 +285,12 @@ public final class NATPMPGateway {
         try write()
     }
 
+    /// Answers requests of another version (PCP) with Unsupported Version, as RFC 6886 says.
+    public func set(answerVersions: Bool) throws {
+        control["answer_versions"] = answerVersions
+        try write()
+    }
+
     public func changePorts() throws {
         changePort += 1
         control["change_port"] = changePort

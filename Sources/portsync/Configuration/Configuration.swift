@@ -16,6 +16,8 @@ enum SourceStrategy: String, CaseIterable, Sendable {
     case command
     /// `[pia]`: PIA's own port forwarding (a token, a signature, a bind every 15 minutes).
     case pia
+    /// `[pcp]`: PCP (RFC 6887) on the router, NAT-PMP if it speaks only that.
+    case pcp
 
     /// The sources that forward several ports, among which a client's `port_index` picks.
     var forwardsSeveralPorts: Bool { self == .gluetun || self == .perfectPrivacy || self == .command }
@@ -139,6 +141,7 @@ struct Configuration: Equatable {
     var clientSections: [ClientSection] = ClientKind.allCases.map { ClientSection($0) }
     var hook = Hook()
     var daemon: Daemon
+    var pcp = PCP()
     /// The unnamed client sections given in the file (an empty table counts) or by a variable or
     /// flag: `[transmission]` and `[deluge]` are used only when present.
     var presentSections: Set<String> = []

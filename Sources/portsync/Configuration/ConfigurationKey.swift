@@ -254,9 +254,9 @@ extension ConfigurationKey {
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
             config.daemon.metricsListen = try listenAddress(try value.string())
         },
-    ] + tlsKeys(section: "gluetun", \.gluetun.tls) + clientKeys + hookKeys + piaKeys
+    ] + tlsKeys(section: "gluetun", \.gluetun.tls) + clientKeys + hookKeys + piaKeys + pcpKeys
 
-    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "perfectprivacy", "command", "pia", "qbittorrent", "transmission", "deluge", "hook", "daemon"]
+    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "perfectprivacy", "command", "pia", "qbittorrent", "transmission", "deluge", "hook", "daemon", "pcp"]
 
     static func named(_ path: String) -> ConfigurationKey? {
         all.first { $0.path == path }

@@ -71,3 +71,11 @@ extension GluetunSettings {
                   password: credentials.gluetunPassword, pollInterval: .seconds(gluetun.pollSeconds), portIndex: gluetun.portIndex)
     }
 }
+
+extension PCPSettings {
+    init(_ configuration: Configuration) {
+        let pcp = configuration.pcp
+        self.init(gateway: pcp.gateway, lease: .seconds(pcp.leaseSeconds), internalPort: pcp.internalPort == 0 ? nil : UInt16(pcp.internalPort),
+                  fallBackToNATPMP: pcp.natpmpFallback)
+    }
+}

@@ -74,6 +74,9 @@ struct SyncPlan {
         if strategy == .pia, let pia = PIASettings(configuration, loaded.credentials) {
             settings.append(pia)
         }
+        if strategy == .pcp {
+            settings.append(PCPSourceSettings(pcp: PCPSettings(configuration), interface: configuration.pcp.interface))
+        }
         sources = Sources(settings: settings, recovery: recovery)
         let tunnel = strategy == .pia ? configuration.pia.interface : configuration.natpmp.interface
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: tunnel) }

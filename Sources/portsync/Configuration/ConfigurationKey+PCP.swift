@@ -1,0 +1,54 @@
+import Reactor
+
+extension Configuration {
+    /// `[pcp]`: the keys of `[natpmp]` that PCP shares, and its fallback.
+    struct PCP: Equatable {
+        /// Required with `strategy = "pcp"`: the interface that faces the router (or the tunnel).
+        var interface = ""
+        /// nil: found from the interface, as for NAT-PMP (`GatewayRule`).
+        var gateway: IPv4Address?
+        var leaseSeconds = 7200
+        /// 0: the port in use when the interface comes up.
+        var internalPort = 0
+        var natpmpFallback = true
+    }
+}
+
+extension ConfigurationKey {
+    static let pcpKeys: [ConfigurationKey] = [
+        ConfigurationKey(section: "pcp", name: "interface", kind: .string, flag: nil,
+                         current: .quoted({ $0.pcp.interface }),
+                         summary: "with strategy = \"pcp\": the interface that faces the router (eth0, wlan0) or the tunnel") { config, value, _ throws(InvalidValue) in
+            let text = try value.string()
+            config.pcp.interface = text.isEmpty ? "" : try interfaceName(text)
+        },
+        ConfigurationKey(section: "pcp", name: "gateway", kind: .string, flag: nil,
+                         current: .quoted({ $0.pcp.gateway?.description ?? "" }),
+                         summary: "the PCP gateway; empty: from the routes through the interface, else its peer address, else last byte 1") { config, value, _ throws(InvalidValue) in
+            let text = try value.string()
+            if text.isEmpty {
+                config.pcp.gateway = nil
+            } else {
+                guard let address = IPv4Address(text) else { throw InvalidValue("\"\(text)\" is not an IPv4 address") }
+                config.pcp.gateway = address
+            }
+        },
+        ConfigurationKey(section: "pcp", name: "lease_seconds", kind: .integer, flag: nil,
+                         current: .plain({ String($0.pcp.leaseSeconds) }),
+                         summary: "the mapping lifetime asked for; renewed at half what the gateway grants") { config, value, _ throws(InvalidValue) in
+            config.pcp.leaseSeconds = try duration(value, in: 2...86_400)
+        },
+        ConfigurationKey(section: "pcp", name: "internal_port", kind: .integer, flag: nil,
+                         current: .plain({ String($0.pcp.internalPort) }),
+                         summary: "internal port of the mapping; 0: the port in use when the interface comes up") { config, value, _ throws(InvalidValue) in
+            let port = try value.integer()
+            guard (0...65535).contains(port) else { throw InvalidValue("\(port) is not a port (0-65535)") }
+            config.pcp.internalPort = port
+        },
+        ConfigurationKey(section: "pcp", name: "natpmp_fallback", kind: .boolean, flag: nil,
+                         current: .plain({ String($0.pcp.natpmpFallback) }),
+                         summary: "ask with NAT-PMP when the gateway does not speak PCP") { config, value, _ throws(InvalidValue) in
+            config.pcp.natpmpFallback = try value.boolean()
+        },
+    ]
+}

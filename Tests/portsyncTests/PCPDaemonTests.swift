@@ -1,0 +1,125 @@
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+@testable import portsync
+
+/// The daemon with the `pcp` strategy in network namespaces the test makes: the daemon and a real
+/// qbittorrent-nox in the client namespace (wg0 = 10.2.0.2), in the gateway namespace (10.2.0.1)
+/// Debian's real miniupnpd, or the test NAT-PMP gateway answering PCP with Unsupported Version,
+/// or nothing at all.
+@Suite(.serialized, .enabled(if: MiniUPnPd.available && QBittorrentInstance.available,
+                             "needs root, iproute2, python3, miniupnpd, nftables and qbittorrent-nox (./scripts/test installs them)"))
+final class PCPDaemonTests {
+    var lab: NetworkLab!
+    var qbittorrent: QBittorrentInstance!
+    let directory = TemporaryDirectory()
+    var daemons: [Child] = []
+
+    func setUp(torrentPort: UInt16) throws {
+        lab = try NetworkLab(style: .pointToPoint)
+        qbittorrent = try lab.inClient { try QBittorrentInstance(torrentPort: torrentPort, interface: "lo") }
+        directory.write("password", QBittorrentInstance.password)
+    }
+
+    deinit {
+        for daemon in daemons { daemon.process.stop(grace: 2) }
+        qbittorrent?.stop()
+    }
+
+    func environment(lease: Int) -> [String: String] {
+        daemonEnvironment(qbittorrent, in: directory, [
+            "PORTSYNC_SOURCE_STRATEGY": "pcp", "PORTSYNC_PCP_INTERFACE": "wg0", "PORTSYNC_PCP_LEASE_SECONDS": "\(lease)",
+            "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
+        ])
+    }
+
+    func startDaemon(lease: Int) throws -> Child {
+        let environment = environment(lease: lease)
+        let daemon = try lab.inClient { try Child(["run", "--trace"], environment: environment) }
+        daemons.append(daemon)
+        return daemon
+    }
+
+    func qBittorrentPort() -> Int? {
+        try? lab.inClient { try qbittorrent.listenPort() }
+    }
+
+    func stop(_ daemon: Child) {
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 2) == 0)
+    }
+
+    /// miniupnpd answers PCP MAP with SUCCESS, the suggested port (the mapping's internal port:
+    /// with no port known yet, one chosen at random) and its external address, and makes the
+    /// DNAT rules to 10.2.0.2 for both protocols; qBittorrent is set to that port, where the
+    /// router forwards.
+    @Test func miniupnpdMapsWithPCPAndQBittorrentListensWhereItForwards() throws {
+        try setUp(torrentPort: 41000)
+        let router = try MiniUPnPd(lab: lab)
+        let daemon = try startDaemon(lease: 7200)
+        #expect(waitFor { daemon.output.contains("of \(MiniUPnPd.externalAddress) (lease 7200 s)") }, "\(daemon.output)\n\(router.log)")
+        var port = 41000
+        #expect(waitFor { port = self.qBittorrentPort() ?? 41000; return port != 41000 }, "\(daemon.output)")
+        #expect(daemon.output.contains("forwards port \(port) of \(MiniUPnPd.externalAddress)"))
+        let rules = try router.natRules()
+        #expect(rules.contains("0x6 th dport \(port) dnat ip to \(lab.clientAddress):\(port)"), "\(rules)")
+        #expect(rules.contains("0x11 th dport \(port) dnat ip to \(lab.clientAddress):\(port)"), "\(rules)")
+        #expect(router.log.contains("PCP request received from \(lab.clientAddress)"))
+        #expect(!router.log.contains("NAT-PMP request received"), "PCP alone")
+        #expect(daemon.output.contains("pcp.udp: → MAP UDP: internal port \(port), suggested \(port), lifetime 7200 s, client \(lab.clientAddress)"))
+        stop(daemon)
+        let changes = try listedChanges(environment(lease: 7200))
+        #expect(changes.map(\.port) == [port])
+        #expect(changes.map(\.reason) == ["start"])
+    }
+
+    /// A restarted router forgets its mappings and restarts its epoch: the next renewal's answer
+    /// shows it (§8.5), and both mappings are made again at once, asking for the same port.
+    @Test func aRestartedMiniupnpdIsMappedAgainOnTheSamePort() throws {
+        try setUp(torrentPort: 41002)
+        let router = try MiniUPnPd(lab: lab, minimumLifetime: 4)
+        let daemon = try startDaemon(lease: 4)
+        var port = 41002
+        #expect(waitFor { port = self.qBittorrentPort() ?? 41002; return port != 41002 }, "\(daemon.output)\n\(router.log)")
+        // Whole epoch seconds must pass for a restart to show.
+        usleep(3_000_000)
+        try router.stop()
+        #expect(try router.natRules().contains("\(port)") == false)
+        try router.start()
+        #expect(waitFor(seconds: 6) { daemon.output.contains("the gateway lost its mappings") }, "\(daemon.output)\n\(router.log)")
+        #expect(waitFor(seconds: 4) { (try? router.natRules().contains("dnat ip to \(self.lab.clientAddress):\(port)")) == true })
+        #expect(qBittorrentPort() == port)
+        stop(daemon)
+    }
+
+    /// A gateway that speaks only NAT-PMP answers PCP with Unsupported Version (version 0): the
+    /// same source asks it with NAT-PMP, and its port reaches qBittorrent.
+    @Test func aNATPMPOnlyGatewayIsAskedWithNATPMP() throws {
+        try setUp(torrentPort: 41004)
+        let gateway = try NATPMPGateway(lab: lab, script: NATPMPDaemonTests.gatewayScript)
+        try gateway.set(answerVersions: true)
+        let daemon = try startDaemon(lease: 60)
+        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        let requests = gateway.requests
+        #expect(requests.first?["op"] as? String == "version")
+        #expect(requests.first?["version"] as? Int == 2)
+        #expect(requests.filter { $0["op"] as? String == "version" }.count == 2, "one PCP request per protocol, then NAT-PMP")
+        #expect(requests.dropFirst(2).prefix(2).map { $0["op"] as? String } == ["udp", "tcp"])
+        #expect(daemon.output.contains("UNSUPP_VERSION: it speaks version 0 (NAT-PMP), not PCP; asking with NAT-PMP instead"))
+        stop(daemon)
+        let changes = try listedChanges(environment(lease: 60))
+        #expect(changes.map(\.port) == [40000])
+    }
+
+    /// Nothing answers on 5351 (port unreachable): PCP hands over to NAT-PMP, which is refused
+    /// too; the source says so, and qBittorrent keeps its port.
+    @Test func aGatewayThatAnswersNeitherIsReported() throws {
+        try setUp(torrentPort: 41006)
+        let daemon = try startDaemon(lease: 60)
+        #expect(waitFor { daemon.output.contains("refused NAT-PMP (port unreachable)") }, "\(daemon.output)")
+        #expect(daemon.output.contains("refused PCP (port unreachable): nothing answers on port 5351; asking with NAT-PMP instead"))
+        #expect(qBittorrentPort() == 41006)
+        stop(daemon)
+    }
+}
