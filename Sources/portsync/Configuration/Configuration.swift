@@ -1,6 +1,7 @@
 import Domain
 import HTTP
 import Reactor
+import Watchers
 
 /// Where the port comes from.
 enum SourceStrategy: String, CaseIterable, Sendable {
@@ -14,6 +15,8 @@ enum SourceStrategy: String, CaseIterable, Sendable {
     case perfectPrivacy = "perfectprivacy"
     /// `[command] argv`: a program that prints the port.
     case command
+    /// PrivateVPN's port API, asked about the tunnel's address.
+    case privateVPN = "privatevpn"
 
     /// The sources that forward several ports, among which a client's `port_index` picks.
     var forwardsSeveralPorts: Bool { self == .gluetun || self == .perfectPrivacy || self == .command }
@@ -63,6 +66,13 @@ struct Configuration: Equatable {
     struct PerfectPrivacy: Equatable {
         var interface = "tun0"
         var portIndex = 0
+    }
+
+    /// PrivateVPN's port API, asked through the tunnel; `url` only for a stand-in.
+    struct PrivateVPN: Equatable {
+        var interface = "tun0"
+        var url = PrivateVPNSettings.defaultURL
+        var tls = TLS()
     }
 
     /// A program that prints the port: run every `intervalSeconds`, or kept running (`stream`).
@@ -131,6 +141,7 @@ struct Configuration: Equatable {
     var staticPort = Static()
     var perfectPrivacy = PerfectPrivacy()
     var command = Command()
+    var privateVPN = PrivateVPN()
     /// Every client table: the three kinds' own first (used only when present, but for
     /// `[qbittorrent]` alone), then `[qbittorrent.movies]` and the like in the file's order.
     var clientSections: [ClientSection] = ClientKind.allCases.map { ClientSection($0) }

@@ -71,6 +71,10 @@ struct SyncPlan {
                                                   timeout: .seconds(command.timeoutSeconds),
                                                   environment: ChildEnvironment.passedOn(ProcessEnvironment.variables()), portIndex: command.portIndex))
         }
+        if strategy == .privateVPN {
+            let privateVPN = configuration.privateVPN
+            settings.append(PrivateVPNSettings(interface: privateVPN.interface, url: privateVPN.url, tls: privateVPN.tls.options))
+        }
         sources = Sources(settings: settings, recovery: recovery)
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: configuration.natpmp.interface) }
         if let hook = HookSettings(configuration, environment: ProcessEnvironment.variables()) { sinks.append(hook) }
