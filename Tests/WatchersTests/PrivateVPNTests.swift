@@ -20,6 +20,8 @@ import Watchers
         (#"{"supported":true,"status":"Port 91527 UDP/TCP"}"#, #"the status "Port 91527 UDP/TCP" names no port (1 to 65535)"#),
         (#"{"supported":true,"status":"Port 0 UDP/TCP"}"#, #"the status "Port 0 UDP/TCP" names no port (1 to 65535)"#),
         (#"{"supported":true,"status":"Port 6152712 UDP/TCP"}"#, #"the status "Port 6152712 UDP/TCP" names no port (1 to 65535)"#),
+        (#"{"supported":true,"status":"Port 99999999999999999999999 UDP/TCP"}"#,
+         #"the status "Port 99999999999999999999999 UDP/TCP" names no port (1 to 65535)"#),
         (#"{"supported":true}"#, #"the answer is supported but has no "status" string: {"supported":true}"#),
         (#"{"supported":true,"status":61527}"#, #"the answer is supported but has no "status" string: {"status":61527,"supported":true}"#),
         (#"{"supported":"yes"}"#, #"the answer has no "supported" true or false: {"supported":"yes"}"#),
@@ -119,7 +121,7 @@ import Watchers
         var now = start + .seconds(900)
         _ = session.handle(.deadlineReached, now: now)
         var delays: [Int64] = []
-        for attempt in 1...7 {
+        for attempt in 1...9 {
             let effects = session.handle(failure, now: now)
             #expect(ports(effects) == [], "a failure reports nothing: the clients keep 61527")
             let levels = effects.compactMap { if case .log(let level, _) = $0 { level } else { nil } }
@@ -135,7 +137,7 @@ import Watchers
             now = deadline
             #expect(sent(session.handle(.deadlineReached, now: now)).count == 1)
         }
-        #expect(delays == [10, 20, 40, 80, 160, 300, 300])
+        #expect(delays == [2, 4, 8, 16, 32, 64, 128, 256, 300])
         let effects = session.handle(Self.port61527, now: now)
         #expect(ports(effects) == [] && session.failureStreak == 0 && session.outcome == .forwarding(Port(61527)!))
         #expect(session.nextDeadline == now + .seconds(900))

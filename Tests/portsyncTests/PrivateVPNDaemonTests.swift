@@ -105,7 +105,8 @@ final class PrivateVPNDaemonTests {
         try? lab.inClient { try qbittorrent.listenPort() }
     }
 
-    /// An OpenVPN reconnect to another server: the tunnel's address changes, its routes come back.
+    /// An OpenVPN reconnect to another server: the tunnel's address changes, then its routes come
+    /// back (a request in between finds no route and is retried after the first back-off, 2 s).
     func moveTunnel(from old: String, to new: String) throws {
         try lab.ip("-n", lab.client, "addr", "del", "\(old)/16", "dev", "wg0")
         try lab.ip("-n", lab.client, "addr", "add", "\(new)/16", "dev", "wg0")
@@ -126,12 +127,12 @@ final class PrivateVPNDaemonTests {
 
         // Another server: another address, asked at once, another port.
         try moveTunnel(from: "10.96.3.37", to: "10.96.5.9")
-        #expect(waitFor(seconds: 15) { self.qBittorrentPort() == 40123 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 8) { self.qBittorrentPort() == 40123 }, "\(daemon.output)")
         #expect(asked.last == "/v3/Api/port?ip[]=10.96.5.9 from 10.96.5.9 Host connect.pvdatanet.com")
 
         // A server that forwards none: said with its fix; the clients keep what they had.
         try moveTunnel(from: "10.96.5.9", to: "10.96.7.7")
-        let output = daemon.waitForOutput(containing: "{\"supported\":false}", seconds: 15)
+        let output = daemon.waitForOutput(containing: "{\"supported\":false}", seconds: 8)
         #expect(output.contains("PrivateVPN forwards no port for 10.96.7.7: {\"supported\":false} (port forwarding works on its OpenVPN servers only, not over WireGuard)"), "\(output)")
         #expect(asked.count == 3 && asked.last == "/v3/Api/port?ip[]=10.96.7.7 from 10.96.7.7 Host connect.pvdatanet.com", "\(asked)")
         #expect(qBittorrentPort() == 40123)

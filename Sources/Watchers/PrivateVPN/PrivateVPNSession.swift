@@ -14,13 +14,15 @@ public struct PrivateVPNSettings: Equatable, Sendable {
     /// While the address stays, the port is asked again this often (it needs no renewal).
     public var recheckInterval: Duration
     public var requestTimeout: Duration
-    /// After a failure the next try comes after this, doubling up to `longestRetryDelay`.
+    /// After a failure the next try comes after this, doubling up to `longestRetryDelay`: short,
+    /// since OpenVPN gives the tunnel its new address before its routes, and the first request
+    /// for a new address may find no route yet (ENETUNREACH).
     public var firstRetryDelay: Duration
     public var longestRetryDelay: Duration
 
     public init(interface: String, url: HTTPURL = PrivateVPNSettings.defaultURL, tls: TLSOptions = TLSOptions(),
                 recheckInterval: Duration = .seconds(15 * 60), requestTimeout: Duration = .seconds(10),
-                firstRetryDelay: Duration = .seconds(10), longestRetryDelay: Duration = .seconds(300)) {
+                firstRetryDelay: Duration = .seconds(2), longestRetryDelay: Duration = .seconds(300)) {
         self.interface = interface
         self.url = url
         self.tls = tls
