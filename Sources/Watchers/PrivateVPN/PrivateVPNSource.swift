@@ -64,9 +64,8 @@ public final class PrivateVPNSource: PortSource {
     private func tunnelChanged(_ state: TunnelTracker.State) {
         link = state
         let address: IPv4Address? = if case .usable(let tunnel) = state { tunnel.address } else { nil }
-        let before = session.address
         runner.send(.tunnelAddress(address))
-        if session.address == before || address == nil { onStatusChange?() }
+        onStatusChange?()
     }
 
     private func perform(_ effect: PrivateVPNSession.Effect) {
