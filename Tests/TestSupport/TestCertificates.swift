@@ -48,6 +48,13 @@ public final class TestCertificates {
         return output[output.index(after: equals)...].trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// A certificate for the server key signed by the test CA for `names` (a subjectAltName:
+    /// "DNS:connect.pvdatanet.com"): a stand-in for a named server elsewhere.
+    public func certificate(named output: String, for names: String) throws -> String {
+        try sign(output, names: names, days: "30")
+        return path(output)
+    }
+
     private func path(_ name: String) -> String { "\(directory)/\(name)" }
 
     /// Signs the server key's request (CN=nas.test) with the test CA; `names`: its subjectAltName.

@@ -106,7 +106,7 @@ import Testing
         ("[daemon]\nmetrics_listen = \"127.0.0.1:0\"\n", "config.toml:2: metrics_listen \"127.0.0.1:0\" has a bad port (1-65535)"),
         ("[daemon]\nmetrics_listen = \"127.0.0.1:+80\"\n", "config.toml:2: metrics_listen \"127.0.0.1:+80\" has a bad port (1-65535)"),
         ("[daemon]\nmetrics_listen = \"+9834\"\n", "config.toml:2: metrics_listen \"+9834\" is not address:port (e.g. 127.0.0.1:9834)"),
-        ("[source]\nstrategy = \"upnp\"\n", "config.toml:2: strategy \"upnp\" is not a strategy (auto, file, natpmp, gluetun, static, perfectprivacy, command, pia or pcp)"),
+        ("[source]\nstrategy = \"upnp\"\n", "config.toml:2: strategy \"upnp\" is not a strategy (auto, file, natpmp, gluetun, static, perfectprivacy, command, pia, pcp or privatevpn)"),
         ("[natpmp]\nlease_seconds = 60\nrenew_seconds = 60\n", "config.toml:3: renew_seconds (60) must be shorter than lease_seconds (60), or the mapping lapses between renewals"),
         ("[proton]\nport_file = \"~/forwarded_port\"\n", "config.toml:2: port_file \"~/forwarded_port\": ~ is not expanded; write the full path"),
     ])

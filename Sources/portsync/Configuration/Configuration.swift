@@ -1,6 +1,7 @@
 import Domain
 import HTTP
 import Reactor
+import Watchers
 
 /// Where the port comes from.
 enum SourceStrategy: String, CaseIterable, Sendable {
@@ -18,6 +19,8 @@ enum SourceStrategy: String, CaseIterable, Sendable {
     case pia
     /// `[pcp]`: PCP (RFC 6887) on the router, NAT-PMP if it speaks only that.
     case pcp
+    /// PrivateVPN's port API, asked about the tunnel's address.
+    case privateVPN = "privatevpn"
 
     /// The sources that forward several ports, among which a client's `port_index` picks.
     var forwardsSeveralPorts: Bool { self == .gluetun || self == .perfectPrivacy || self == .command }
@@ -67,6 +70,13 @@ struct Configuration: Equatable {
     struct PerfectPrivacy: Equatable {
         var interface = "tun0"
         var portIndex = 0
+    }
+
+    /// PrivateVPN's port API, asked through the tunnel; `url` only for a stand-in.
+    struct PrivateVPN: Equatable {
+        var interface = "tun0"
+        var url = PrivateVPNSettings.defaultURL
+        var tls = TLS()
     }
 
     /// A program that prints the port: run every `intervalSeconds`, or kept running (`stream`).
@@ -136,6 +146,7 @@ struct Configuration: Equatable {
     var perfectPrivacy = PerfectPrivacy()
     var command = Command()
     var pia = PIA()
+    var privateVPN = PrivateVPN()
     /// Every client table: the three kinds' own first (used only when present, but for
     /// `[qbittorrent]` alone), then `[qbittorrent.movies]` and the like in the file's order.
     var clientSections: [ClientSection] = ClientKind.allCases.map { ClientSection($0) }

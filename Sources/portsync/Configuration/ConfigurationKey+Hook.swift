@@ -18,13 +18,14 @@ extension ConfigurationKey {
 
     /// The sections `portsync config` prints: `[hook]` only with a command (an empty one would
     /// not load back), `[static]` only with its strategy (its port 0 would not load back), and
-    /// `[perfectprivacy]`, `[command]` and `[pia]` only with their own.
+    /// `[perfectprivacy]`, `[command]`, `[pia]` and `[privatevpn]` only with their own.
     static func printedSections(_ configuration: Configuration) -> [String] {
         sections.filter {
             ($0 != "hook" || !configuration.hook.command.isEmpty) && ($0 != "static" || configuration.source.strategy == .staticPort)
                 && ($0 != "perfectprivacy" || configuration.source.strategy == .perfectPrivacy)
                 && ($0 != "command" || configuration.source.strategy == .command)
                 && ($0 != "pia" || configuration.source.strategy == .pia)
+                && ($0 != "privatevpn" || configuration.source.strategy == .privateVPN)
         }
     }
 

@@ -249,14 +249,24 @@ extension ConfigurationKey {
             let index = try portIndex(value, last: 15)
             config.command.portIndex = index
         },
+        ConfigurationKey(section: "privatevpn", name: "interface", kind: .string, flag: nil,
+                         current: .quoted({ $0.privateVPN.interface }),
+                         summary: "the OpenVPN tunnel whose address PrivateVPN is asked about, and the request leaves from") { config, value, _ throws(InvalidValue) in
+            config.privateVPN.interface = try interfaceName(try value.string())
+        },
+        ConfigurationKey(section: "privatevpn", name: "url", kind: .string, flag: nil,
+                         current: .quoted({ $0.privateVPN.url.description }),
+                         summary: "PrivateVPN's port API (change it only for a test stand-in)") { config, value, _ throws(InvalidValue) in
+            config.privateVPN.url = try url(value)
+        },
         ConfigurationKey(section: "daemon", name: "metrics_listen", kind: .string, flag: "--metrics-listen",
                          current: .quoted({ $0.daemon.metricsListen?.description ?? "" }),
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
             config.daemon.metricsListen = try listenAddress(try value.string())
         },
-    ] + tlsKeys(section: "gluetun", \.gluetun.tls) + clientKeys + hookKeys + piaKeys + pcpKeys
+    ] + tlsKeys(section: "gluetun", \.gluetun.tls) + tlsKeys(section: "privatevpn", \.privateVPN.tls) + clientKeys + hookKeys + piaKeys + pcpKeys
 
-    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "perfectprivacy", "command", "pia", "qbittorrent", "transmission", "deluge", "hook", "daemon", "pcp"]
+    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "perfectprivacy", "command", "pia", "privatevpn", "qbittorrent", "transmission", "deluge", "hook", "daemon", "pcp"]
 
     static func named(_ path: String) -> ConfigurationKey? {
         all.first { $0.path == path }

@@ -236,6 +236,9 @@ struct ConfigurationLoader {
         for client in configuration.clients {
             servers.append((client.label, client.kind.rawValue, client.url, client.tls, client.origins))
         }
+        if configuration.source.strategy == .privateVPN {
+            servers.append(("privatevpn", "privatevpn", configuration.privateVPN.url, configuration.privateVPN.tls, configuration.origins))
+        }
         return servers
     }
 

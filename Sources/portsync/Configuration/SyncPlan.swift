@@ -77,6 +77,10 @@ struct SyncPlan {
         if strategy == .pcp {
             settings.append(PCPSourceSettings(pcp: PCPSettings(configuration), interface: configuration.pcp.interface))
         }
+        if strategy == .privateVPN {
+            let privateVPN = configuration.privateVPN
+            settings.append(PrivateVPNSettings(interface: privateVPN.interface, url: privateVPN.url, tls: privateVPN.tls.options))
+        }
         sources = Sources(settings: settings, recovery: recovery)
         let tunnel = strategy == .pia ? configuration.pia.interface : configuration.natpmp.interface
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: tunnel) }
