@@ -3,12 +3,8 @@ import Domain
 import Glibc
 import Reactor
 
-/// The NAT-PMP client in the loop: the shell around `NATPMPSession`. Its UDP socket is bound
-/// to the tunnel's own address (so replies come back under policy routing, with no privilege),
-/// kept on the tunnel interface (`IP_UNICAST_IF`: no request can leave through the LAN, even
-/// while the routes change) and connected to the gateway (so only the gateway's datagrams are
-/// read). It is made anew for every tunnel, and again before a try whenever the last `connect`
-/// or send failed: a socket in that state is never used.
+/// The NAT-PMP client in the loop: the shell around `NATPMPSession`, on a `GatewaySocket`
+/// (bound to the tunnel's address, kept on the tunnel, connected to the gateway).
 public final class NATPMPClient {
     public let name = "natpmp.udp"
     /// Called with `streak` consecutive failed cycles while the tunnel is up.
@@ -18,22 +14,24 @@ public final class NATPMPClient {
     private let handler: (PortObservation) -> Void
     private var runner: MachineRunner<NATPMPSession>!
     private var session: NATPMPSession { runner.machine }
-    /// The socket, owned by its registration.
-    private var socket: Registration?
-    /// Where the socket must lead: set by the session's `.openSocket`.
-    private var target: (local: IPv4Address, gateway: IPv4Address, interface: Int32)?
-    private var lastSocketError: String?
+    private let socket: GatewaySocket
 
     public init(loop: EventLoop, settings: NATPMPSettings, handler: @escaping (PortObservation) -> Void) {
         self.loop = loop
         self.handler = handler
+        socket = GatewaySocket(loop: loop, name: name, receiveSize: 1100)
         runner = MachineRunner(loop: loop, name: "natpmp.timer", machine: NATPMPSession(settings: settings), deadlineInput: .deadlineReached)
         runner.perform = { [unowned self] effect in self.perform(effect) }
+        socket.onDatagram = { [unowned self] datagram in
+            self.loop.logger.trace(self.name, "← \(Self.describe(response: datagram))")
+            self.handle(.datagramReceived(datagram))
+        }
+        socket.onRefused = { [unowned self] in self.handle(.refused) }
     }
 
     deinit {
         runner.stop()
-        closeSocket()
+        socket.close()
     }
 
     public var port: Port? { session.port }
@@ -66,14 +64,14 @@ public final class NATPMPClient {
 
     /// Stops; with `deleteMappings`, first tells the gateway to drop them (lifetime 0), once.
     public func stop(deleteMappings: Bool) {
-        if deleteMappings, let socket {
-            for request in session.deleteRequests() {
-                _ = try? Socket(socket.fd).send(request)  // best effort on the way out: the lease ends anyway
+        if deleteMappings {
+            // Best effort on the way out: the lease ends anyway.
+            if session.deleteRequests().map(socket.sendIfOpen).contains(true) {
+                loop.logger.info(name, "asked the gateway to delete the mappings")
             }
-            loop.logger.info(name, "asked the gateway to delete the mappings")
         }
         runner.stop()
-        closeSocket()
+        socket.close()
     }
 
     private func handle(_ input: NATPMPSession.Input) {
@@ -83,34 +81,16 @@ public final class NATPMPClient {
     private func perform(_ effect: NATPMPSession.Effect) {
         switch effect {
         case .openSocket(let local, let gateway, let interface):
-            closeSocket()
-            target = (local, gateway, interface)
-            lastSocketError = nil
-            ensureSocket()
+            socket.open(local: local, gateway: gateway, interface: interface)
         case .closeSocket:
-            closeSocket()
-            target = nil
+            socket.forget()
         case .send(let bytes):
             loop.logger.trace(name, "→ \(Self.describe(request: bytes))")
-            guard let socket = ensureSocket() else { return }
-            do {
-                _ = try socket.send(bytes)
-            } catch let error as SystemCallError where error.errno == .connectionRefused {
-                runner.send(.refused)
-            } catch {
-                // The way to the gateway went away under us: the retransmission tries again,
-                // on a socket made anew.
-                socketFailed("send to the gateway: \(error)")
-            }
+            socket.send(bytes)
         case .listen(let on):
-            guard let socket else { return }
-            do {
-                try socket.setInterest(on ? .readable : [])
-            } catch {
-                socketFailed("\(error)")
-            }
+            socket.listen(on)
         case .collectAnswers:
-            drain()
+            socket.drain()
             runner.send(.answersCollected)
         case .mapped(let port, let expiry, let reason):
             handler(PortObservation(source: .natpmp, port: port, time: loop.now, expiry: expiry, reason: reason))
@@ -120,66 +100,6 @@ public final class NATPMPClient {
             onFailure?(streak)
         case .log(let level, let message):
             loop.logger.log(level, name, message)
-        }
-    }
-
-    /// The socket to send on: the open one, or one made now for the target.
-    @discardableResult
-    private func ensureSocket() -> Socket? {
-        if let socket { return Socket(socket.fd) }
-        guard let target else { return nil }
-        do {
-            let fd = try Self.openSocket(local: target.local, gateway: target.gateway, interface: target.interface)
-            socket = try Registration(loop: loop, owning: fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
-            lastSocketError = nil
-            return Socket(fd)
-        } catch {
-            socketFailed("\(error)")
-            return nil
-        }
-    }
-
-    /// Said once per distinct error, not once per try; the socket is dropped.
-    private func socketFailed(_ message: String) {
-        closeSocket()
-        if message != lastSocketError { loop.logger.warning(name, "\(message); trying again on a new socket") }
-        lastSocketError = message
-    }
-
-    /// A UDP socket bound to `local`, its unicast packets kept on `interface`, connected to
-    /// `gateway`:5351.
-    public static func openSocket(local: IPv4Address, gateway: IPv4Address, interface: Int32) throws -> FileDescriptor {
-        try Socket(family: AF_INET, kind: .datagram, name: "socket(AF_INET, SOCK_DGRAM)") { socket in
-            // IP_UNICAST_IF takes the index in network byte order; it needs no privilege.
-            try socket.setOption(Int32(IPPROTO_IP), IP_UNICAST_IF, Int32(bitPattern: UInt32(bitPattern: interface).bigEndian),
-                                 name: "IP_UNICAST_IF")
-            try socket.bind(to: SocketAddress.v4(local, port: 0), name: "bind \(local)")
-            try socket.connect(to: SocketAddress.v4(gateway, port: NATPMP.serverPort), name: "connect \(gateway):\(NATPMP.serverPort)")
-        }.fd
-    }
-
-    private func closeSocket() {
-        socket?.cancel()
-        socket = nil
-    }
-
-    private func drain() {
-        guard let socketFD = socket?.fd else { return }
-        var buffer = [UInt8](repeating: 0, count: 1100)
-        while true {
-            do {
-                guard case .done(let count) = try buffer.withUnsafeMutableBytes({ try socketFD.read(into: $0) }) else { break }
-                let datagram = Array(buffer[0..<count])
-                loop.logger.trace(name, "← \(Self.describe(response: datagram))")
-                handle(.datagramReceived(datagram))
-            } catch let error as SystemCallError where error.errno == .connectionRefused {
-                handle(.refused)
-                break
-            } catch {
-                loop.logger.debug(name, "recv: \(error)")
-                break
-            }
-            if socket == nil { break }
         }
     }
 

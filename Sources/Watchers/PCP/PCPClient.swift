@@ -3,10 +3,10 @@ import Domain
 import Glibc
 import Reactor
 
-/// The PCP client in the loop: the shell around `PCPSession`. Its socket is made as NAT-PMP's
-/// (`NATPMPClient.openSocket`: bound to the tunnel's own address, kept on the interface with
-/// IP_UNICAST_IF, connected to the gateway's port 5351, which PCP shares), and its own address
-/// (getsockname) is what each request names as the client's.
+/// The PCP client in the loop: the shell around `PCPSession`, on a `GatewaySocket` as NAT-PMP's
+/// (bound to the tunnel's own address, kept on the interface with IP_UNICAST_IF, connected to
+/// the gateway's port 5351, which PCP shares); the socket's own address (getsockname) is what
+/// each request names as the client's.
 public final class PCPClient {
     public let name = "pcp.udp"
     public var onFailure: ((Int) -> Void)?
@@ -17,20 +17,25 @@ public final class PCPClient {
     private let handler: (PortObservation) -> Void
     private var runner: MachineRunner<PCPSession>!
     private var session: PCPSession { runner.machine }
-    private var socket: Registration?
-    private var target: (local: IPv4Address, gateway: IPv4Address, interface: Int32)?
-    private var lastSocketError: String?
+    private let socket: GatewaySocket
 
     public init(loop: EventLoop, settings: PCPSettings, handler: @escaping (PortObservation) -> Void) {
         self.loop = loop
         self.handler = handler
+        socket = GatewaySocket(loop: loop, name: name, receiveSize: PCP.maximumLength + 4)
         runner = MachineRunner(loop: loop, name: "pcp.timer", machine: PCPSession(settings: settings), deadlineInput: .deadlineReached)
         runner.perform = { [unowned self] effect in self.perform(effect) }
+        socket.onDatagram = { [unowned self] datagram in
+            self.loop.logger.trace(self.name, "← \(Self.describe(response: datagram))")
+            self.runner.send(.datagramReceived(datagram))
+        }
+        socket.onRefused = { [unowned self] in self.runner.send(.refused) }
+        socket.onOpened = { [unowned self] local in self.runner.send(.socketOpened(local: local)) }
     }
 
     deinit {
         runner.stop()
-        closeSocket()
+        socket.close()
     }
 
     public var port: Port? { session.port }
@@ -57,29 +62,18 @@ public final class PCPClient {
 
     public func stop() {
         runner.stop()
-        closeSocket()
+        socket.close()
     }
 
     private func perform(_ effect: PCPSession.Effect) {
         switch effect {
         case .openSocket(let local, let gateway, let interface):
-            closeSocket()
-            target = (local, gateway, interface)
-            lastSocketError = nil
-            ensureSocket()
+            socket.open(local: local, gateway: gateway, interface: interface)
         case .closeSocket:
-            closeSocket()
-            target = nil
+            socket.forget()
         case .send(let bytes):
             loop.logger.trace(name, "→ \(Self.describe(request: bytes))")
-            guard let socket = ensureSocket() else { return }
-            do {
-                _ = try socket.send(bytes)
-            } catch let error as SystemCallError where error.errno == .connectionRefused {
-                runner.send(.refused)
-            } catch {
-                socketFailed("send to the gateway: \(error)")
-            }
+            socket.send(bytes)
         case .mapped(let port, let expiry, let reason):
             handler(PortObservation(source: .pcp, port: port, time: loop.now, expiry: expiry, reason: reason))
         case .unmapped(_, let reason):
@@ -90,56 +84,6 @@ public final class PCPClient {
             onFallBack?(reason)
         case .log(let level, let message):
             loop.logger.log(level, name, message)
-        }
-    }
-
-    @discardableResult
-    private func ensureSocket() -> Socket? {
-        if let socket { return Socket(socket.fd) }
-        guard let target else { return nil }
-        do {
-            let fd = try NATPMPClient.openSocket(local: target.local, gateway: target.gateway, interface: target.interface)
-            socket = try Registration(loop: loop, owning: fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
-            lastSocketError = nil
-            guard case .v4(let local, _)? = try Socket(fd).localAddress() else {
-                throw PCP.DecodeError(message: "getsockname: the socket has no IPv4 address")
-            }
-            runner.send(.socketOpened(local: local))
-            return Socket(fd)
-        } catch {
-            socketFailed("\(error)")
-            return nil
-        }
-    }
-
-    private func socketFailed(_ message: String) {
-        closeSocket()
-        if message != lastSocketError { loop.logger.warning(name, "\(message); trying again on a new socket") }
-        lastSocketError = message
-    }
-
-    private func closeSocket() {
-        socket?.cancel()
-        socket = nil
-    }
-
-    private func drain() {
-        guard let socketFD = socket?.fd else { return }
-        var buffer = [UInt8](repeating: 0, count: PCP.maximumLength + 4)
-        while true {
-            do {
-                guard case .done(let count) = try buffer.withUnsafeMutableBytes({ try socketFD.read(into: $0) }) else { break }
-                let datagram = Array(buffer[0..<count])
-                loop.logger.trace(name, "← \(Self.describe(response: datagram))")
-                runner.send(.datagramReceived(datagram))
-            } catch let error as SystemCallError where error.errno == .connectionRefused {
-                runner.send(.refused)
-                break
-            } catch {
-                loop.logger.debug(name, "recv: \(error)")
-                break
-            }
-            if socket == nil { break }
         }
     }
 
