@@ -102,13 +102,12 @@ public final class NATPMPSource: PortSource {
         case nil:
             status.settled = false
         case .unusable(let reason)?:
-            status.state = .unavailable(SourceProblem("the VPN interface is not usable: \(reason)",
-                                                      fix: "connect the VPN, or set [natpmp].interface (now \"\(interface)\")"))
+            status.state = .unavailable(.unusable(reason, interface: interface, section: "natpmp", connect: "connect the VPN"))
         case .awaitingRoute(let tunnel)?:
             status.settled = false
             status.detail = "gateway \(tunnel.gateway) (\(tunnel.gatewayRule))"
-            status.state = .waiting(SourceProblem("\(interface) is up with \(tunnel.address), but a packet to the gateway \(tunnel.gateway) (\(tunnel.gatewayRule)) would not leave through it",
-                                                  fix: "wait until the VPN has finished connecting; `ip route get \(tunnel.gateway) from \(tunnel.address)` shows the way; set [natpmp].gateway if the gateway is another address"))
+            status.state = .waiting(.awaitingRoute(tunnel, interface: interface, peer: "the gateway \(tunnel.gateway) (\(tunnel.gatewayRule))",
+                                                   setting: "set [natpmp].gateway if the gateway is another address"))
         case .usable(let tunnel)?:
             status.settled = tried
             status.detail = "gateway \(tunnel.gateway) (\(tunnel.gatewayRule))"

@@ -149,13 +149,12 @@ public final class PCPSource: PortSource {
         case nil:
             status.settled = false
         case .unusable(let reason)?:
-            status.state = .unavailable(SourceProblem("the interface is not usable: \(reason)",
-                                                      fix: "bring the network up, or set [pcp].interface (now \"\(interface)\")"))
+            status.state = .unavailable(.unusable(reason, interface: interface, section: "pcp", connect: "bring the network up", what: "the interface"))
         case .awaitingRoute(let tunnel)?:
             status.settled = false
             status.detail = "gateway \(tunnel.gateway) (\(tunnel.gatewayRule))"
-            status.state = .waiting(SourceProblem("\(interface) is up with \(tunnel.address), but a packet to the gateway \(tunnel.gateway) (\(tunnel.gatewayRule)) would not leave through it",
-                                                  fix: "wait until the network has finished connecting; `ip route get \(tunnel.gateway) from \(tunnel.address)` shows the way; set [pcp].gateway if the gateway is another address"))
+            status.state = .waiting(.awaitingRoute(tunnel, interface: interface, peer: "the gateway \(tunnel.gateway) (\(tunnel.gatewayRule))",
+                                                   network: "the network", setting: "set [pcp].gateway if the gateway is another address"))
         case .usable(let tunnel)?:
             status.settled = tried
             let port = fallback?.port ?? client.port

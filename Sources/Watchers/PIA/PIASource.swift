@@ -93,13 +93,12 @@ public final class PIASource: PortSource {
         case nil:
             status.settled = false
         case .unusable(let reason)?:
-            status.state = .unavailable(SourceProblem("the VPN interface is not usable: \(reason)",
-                                                      fix: "connect to PIA, or set [pia].interface (now \"\(interface)\")"))
+            status.state = .unavailable(.unusable(reason, interface: interface, section: "pia", connect: "connect to PIA"))
         case .awaitingRoute(let tunnel)?:
             status.settled = false
             status.detail = "server \(settings.serverName) at \(tunnel.gateway) (\(tunnel.gatewayRule))"
-            status.state = .waiting(SourceProblem("\(interface) is up with \(tunnel.address), but a packet to PIA's server \(tunnel.gateway) would not leave through it",
-                                                  fix: "wait until the VPN has finished connecting; `ip route get \(tunnel.gateway) from \(tunnel.address)` shows the way; set [pia].server_address to the WireGuard server's address"))
+            status.state = .waiting(.awaitingRoute(tunnel, interface: interface, peer: "PIA's server \(tunnel.gateway)",
+                                                   setting: "set [pia].server_address to the WireGuard server's address"))
         case .usable(let tunnel)?:
             status.detail = "server \(settings.serverName) at \(tunnel.gateway):\(PIASettings.apiPort) (\(tunnel.gatewayRule))"
             status.settled = session.binds > 0 || session.failures > 0

@@ -97,8 +97,7 @@ public final class PerfectPrivacySource: PortSource {
         case nil:
             status.settled = false
         case .unusable(let reason)?:
-            status.state = .unavailable(SourceProblem("the VPN interface is not usable: \(reason)",
-                                                      fix: "connect to Perfect Privacy, or set [perfectprivacy].interface (now \"\(settings.interface)\")"))
+            status.state = .unavailable(.unusable(reason, interface: settings.interface, section: "perfectprivacy", connect: "connect to Perfect Privacy"))
         case .usable?, .awaitingRoute?:
             if let address {
                 let ports = PerfectPrivacyPorts.ports(for: address)

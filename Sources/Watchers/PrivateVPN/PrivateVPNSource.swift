@@ -108,8 +108,7 @@ public final class PrivateVPNSource: PortSource {
         case (nil, _):
             status.settled = false
         case (.unusable(let reason)?, _):
-            status.state = .unavailable(SourceProblem("the VPN interface is not usable: \(reason)",
-                                                      fix: "connect to PrivateVPN (OpenVPN), or set [privatevpn].interface (now \"\(interface)\")"))
+            status.state = .unavailable(.unusable(reason, interface: interface, section: "privatevpn", connect: "connect to PrivateVPN (OpenVPN)"))
         case (.awaitingRoute?, _):
             status.settled = false
             status.state = .waiting(SourceProblem("the tunnel \(interface) has no route yet", fix: "wait for the VPN to finish connecting"))
