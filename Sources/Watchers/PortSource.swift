@@ -78,6 +78,23 @@ public struct SourceStatus: Equatable, Sendable {
         case failing(SourceProblem)
         /// The settings do not fit what it answered (a refused key, a `port_index` it lacks).
         case misconfigured(SourceProblem)
+
+        /// Its problem, nil while it forwards a port or has not been asked.
+        public var problem: SourceProblem? {
+            switch self {
+            case .starting, .forwarding: nil
+            case .waiting(let problem), .unavailable(let problem), .failing(let problem), .misconfigured(let problem): problem
+            }
+        }
+
+        /// It has said what it has to say: a port, or why there is none that waiting would not
+        /// change (`once` and `doctor` stop waiting for it then).
+        public var isDecided: Bool {
+            switch self {
+            case .starting, .waiting: false
+            case .forwarding, .unavailable, .failing, .misconfigured: true
+            }
+        }
     }
 
     public var state: State = .starting
@@ -102,10 +119,5 @@ public struct SourceStatus: Equatable, Sendable {
     public init() {}
 
     /// The problem of a source with no port, nil while it forwards one or has not been asked.
-    public var problem: SourceProblem? {
-        switch state {
-        case .starting, .forwarding: nil
-        case .waiting(let problem), .unavailable(let problem), .failing(let problem), .misconfigured(let problem): problem
-        }
-    }
+    public var problem: SourceProblem? { state.problem }
 }

@@ -149,22 +149,13 @@ public struct CommandSession: LoopStateMachine {
             lastReported = .some(port)
             if let port {
                 effects.append(.log(.debug, "\(program) says port \(port)"))
-            } else if let problem = next.problemText {
+            } else if let problem = next.problem?.message {
                 effects.append(.log(.info, problem))
             }
             effects.append(.observed(port, ports: ports))
         } else if changed {
-            if let problem = next.problemText { effects.append(.log(.warning, problem)) }
+            if let problem = next.problem?.message { effects.append(.log(.warning, problem)) }
             effects.append(.statusChanged)
-        }
-    }
-}
-
-private extension SourceStatus.State {
-    var problemText: String? {
-        switch self {
-        case .starting, .forwarding: nil
-        case .waiting(let problem), .unavailable(let problem), .failing(let problem), .misconfigured(let problem): problem.message
         }
     }
 }

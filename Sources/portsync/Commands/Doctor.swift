@@ -49,8 +49,7 @@ struct Doctor {
         }
         let previous = (try? StateStore(path: configuration.daemon.stateFile).load()) ?? nil
         for settings in plan.sources.settings {
-            let memory = SourceMemory(port: previous?.port, kept: previous?.sources[settings.identity.rawValue]?.kept ?? [:])
-            checkSource(settings, memory, loop, report)
+            checkSource(settings, previous?.memory(for: settings.identity) ?? SourceMemory(), loop, report)
         }
         // Each client's lines carry its label when there are several; the hook's name themselves.
         let clients = plan.sinks.filter { !($0 is HookSettings) }
@@ -121,12 +120,7 @@ struct Doctor {
         source.onObservation = { observation in if observation.port != nil { ports = observation.ports } }
         do {
             try source.start()
-            _ = try loop.run(within: Self.sourcePatience) {
-                switch source.status.state {
-                case .starting, .waiting: false
-                case .forwarding, .unavailable, .failing, .misconfigured: true
-                }
-            }
+            _ = try loop.run(within: Self.sourcePatience) { source.status.state.isDecided }
         } catch {
             return report.fail("\(title): \(error)", "portsync needs inotify, rtnetlink and sockets here")
         }

@@ -94,10 +94,10 @@ struct OnceCommand {
         var missing: [SourceProblem] = []
         for (index, settings) in plan.sources.settings.enumerated() {
             outcome.source = settings.identity
-            let memory = SourceMemory(port: previous?.port, kept: previous?.sources[settings.identity.rawValue]?.kept ?? [:])
             let asked: (observation: PortObservation?, status: SourceStatus)
             do {
-                asked = try ask(settings.makeSource(loop: loop, memory: memory), settings, on: loop, until: deadline)
+                asked = try ask(settings.makeSource(loop: loop, memory: previous?.memory(for: settings.identity) ?? SourceMemory()), settings,
+                                on: loop, until: deadline)
             } catch {
                 return fail(&outcome, .transientFailure, "\(error)")
             }
@@ -105,7 +105,7 @@ struct OnceCommand {
             if let observation = asked.observation, let port = observation.port {
                 outcome.port = port
                 let change = PortChange(port: port, previous: previous?.port, source: settings.identity.rawValue, ports: observation.ports)
-                return apply(change, to: plan.sinks, on: loop, until: deadline, &outcome)
+                return apply(change, to: plan.sinks, previous: previous, on: loop, until: deadline, &outcome)
             }
             let prefix = missing.isEmpty ? "" : "no source available: \(missing.map(\.message).joined(separator: ", ")), and "
             switch asked.status.state {
@@ -135,19 +135,15 @@ struct OnceCommand {
         steps.begin { source.status.problem?.message ?? "asking \(settings.summary)" }
         defer { source.stop(final: false) }
         try source.start()
-        try loop.run(within: deadline - loop.clock.now()) {
-            switch source.status.state {
-            case .starting, .waiting: seen != nil
-            case .forwarding, .unavailable, .failing, .misconfigured: true
-            }
-        }
+        try loop.run(within: deadline - loop.clock.now()) { seen != nil || source.status.state.isDecided }
         return (seen, source.status)
     }
 
     /// Applies the port to every client (each the one its `port_index` picks) and waits until
     /// each has verified it or failed. The port before it is the state file's (for the hook).
-    private func apply(_ change: PortChange, to clients: [any PortSinkSettings], on loop: EventLoop, until deadline: Instant,
-                       _ outcome: inout Outcome) -> Outcome {
+    /// `previous`: the state file as `once` found it, read once.
+    private func apply(_ change: PortChange, to clients: [any PortSinkSettings], previous: DaemonState?, on loop: EventLoop,
+                       until deadline: Instant, _ outcome: inout Outcome) -> Outcome {
         let port = change.port
         let sinks = SinkSet(loop: loop, settings: clients)
         steps.begin("port \(port) from \(outcome.source.rawValue); setting it on \(sinks.clients.map { "\($0.title) (\($0.label))" }.joined(separator: ", "))")
@@ -182,14 +178,13 @@ struct OnceCommand {
             }
         }
         outcome.applied = true
-        record(port, outcome)
+        record(port, outcome, previous: previous)
         return outcome
     }
 
     /// Remembers the result like the daemon does, so `portsync status` shows it.
-    private func record(_ port: Port, _ outcome: Outcome) {
+    private func record(_ port: Port, _ outcome: Outcome, previous: DaemonState?) {
         let store = StateStore(path: loaded.configuration.daemon.stateFile)
-        let previous = (try? store.load()) ?? nil
         var sources = previous?.sources ?? [:]
         if let status = outcome.sourceStatus {
             sources[outcome.source.rawValue] = (sources[outcome.source.rawValue] ?? SourceRecord()).updated(outcome.source, status)

@@ -111,7 +111,7 @@ final class Daemon {
 
     /// What the state file left for `source`: the port last applied, and the source's own keeps.
     private func remembered(_ source: PortObservation.Source) -> SourceMemory {
-        SourceMemory(port: recorder.state?.port, kept: recorder.state?.sources[source.rawValue]?.kept ?? [:])
+        recorder.state?.memory(for: source) ?? SourceMemory()
     }
 
     func snapshot() -> DaemonSnapshot {

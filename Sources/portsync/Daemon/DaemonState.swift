@@ -27,6 +27,12 @@ struct DaemonState: Equatable {
 
     var json: String { jsonValue.serialized + "\n" }
 
+    /// What this state leaves for `source` at its next start: the port last applied and the
+    /// source's own keeps.
+    func memory(for source: PortObservation.Source) -> SourceMemory {
+        SourceMemory(port: port, kept: sources[source.rawValue]?.kept ?? [:])
+    }
+
     var jsonValue: JSONValue {
         var members: [String: JSONValue] = [
             "health": .string(health.description), "pid": .number(Double(pid)), "updated_at": .number(Double(updatedAt)),
