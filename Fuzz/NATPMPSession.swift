@@ -89,6 +89,9 @@ public func fuzzNATPMPSession(_ data: UnsafePointer<UInt8>?, _ count: Int) -> In
                 gateway = to
             case .closeSocket:
                 gateway = nil
+            case .send(let request) where request == NATPMP.externalAddressRequest():
+                require(gateway != nil, "an address request sent with no socket open")
+                require(session.port != nil, "the public address asked before a mapping")
             case .send(let request):
                 require(gateway != nil, "a request sent with no socket open")
                 require(request.count == 12 && request[0] == 0 && (request[1] == 1 || request[1] == 2), "request \(request)")
@@ -105,6 +108,8 @@ public func fuzzNATPMPSession(_ data: UnsafePointer<UInt8>?, _ count: Int) -> In
             case .mapped(let port, let expiry, _):
                 require(grantedTCP.contains(port.value), "mapped \(port), TCP answers since the request granted \(grantedTCP.sorted())")
                 require(expiry > now, "a lease that has expired already")
+            case .publicAddress(let address):
+                require(address != IPv4Address(0, 0, 0, 0) && address == session.publicAddress, "public address \(address)")
             case .unmapped, .failed, .log, .listen, .collectAnswers:
                 break
             }

@@ -20,6 +20,8 @@ public protocol PortSink: AnyObject {
     func apply(_ change: PortChange)
     /// Make the client re-open its listening sockets on the same port.
     func reassert()
+    /// `reassert` really re-opens the client's listener (it moves the port away and back).
+    var canReopenListener: Bool { get }
     /// The network interfaces changed (the tunnel came back or was recreated): make sure the
     /// client's listener is not left on a vanished interface, repairing it once if it is.
     func interfacesChanged()
@@ -37,10 +39,18 @@ public protocol PortSinkSettings: Sendable {
     /// Which of the source's forwarded ports this client takes (`PortChange.ports`); nil: the
     /// source's own choice (`[gluetun] port_index`).
     var portIndex: Int? { get }
+    /// The client runs on this machine: its sockets show in the kernel's socket table here.
+    var listenerVisible: Bool { get }
     func makeSink(loop: EventLoop) -> any PortSink
 }
 
+extension PortSinkSettings {
+    public var listenerVisible: Bool { false }
+}
+
 extension PortSink {
+    public var canReopenListener: Bool { false }
+
     /// Hands over a port with no history (`once`, tests).
     public func apply(_ port: Port) {
         apply(PortChange(port: port))

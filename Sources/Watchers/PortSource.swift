@@ -111,6 +111,9 @@ public struct SourceStatus: Equatable, Sendable {
     /// When a lease was last granted or renewed (Unix seconds), and when it runs out.
     public var lastGrant: Int64? = nil
     public var leaseExpiry: Instant? = nil
+    /// The address peers reach the forwarded port on, when the gateway says it (NAT-PMP's
+    /// opcode 0, PCP's answer).
+    public var publicAddress: IPv4Address? = nil
     /// One line on how it is reached, for `status`: "gateway 10.2.0.1 (...)".
     public var detail: String? = nil
     /// What the next run should start from, kept in the state file (`SourceMemory.kept`).

@@ -223,6 +223,13 @@ public final class NetworkLab {
         return answer.hasPrefix("accepted") ? .accepted : answer.hasPrefix("refused") ? .refused : .unanswered
     }
 
+    /// A peer on the gateway's side that dials the client's tunnel address and keeps the
+    /// connection open for `seconds` (or until stopped); its output says "connected" once it is.
+    public func holdConnectionFromGateway(port: UInt16, seconds: Int = 30) throws -> ChildProcess {
+        let script = "import socket, sys, time\ns = socket.create_connection(('\(clientAddress)', \(port)), timeout=5)\nprint('connected', flush=True)\ns.settimeout(\(seconds))\ntry:\n    print('closed' if s.recv(1) == b'' else 'data', flush=True)\nexcept socket.timeout:\n    pass\n"
+        return try start(in: gateway, Self.python!, ["-c", script], output: "\(directory)/peer-\(port)-\(UInt32.random(in: 0...UInt32.max)).out")
+    }
+
     /// Runs `body` on this thread inside the client namespace: processes it starts and sockets
     /// it opens live there. The thread's namespace is restored afterwards, whatever happens.
     public func inClient<T>(_ body: () throws -> T) throws -> T {
@@ -320,9 +327,18 @@ public final class NATPMPGateway {
 
     /// The mapping requests the gateway received, in order.
     public var requests: [[String: Any]] {
+        entries.filter { $0["op"] != nil && $0["op"] as? String != "address" }
+    }
+
+    /// The external-address requests (opcode 0) it received.
+    public var addressRequests: Int {
+        entries.filter { $0["op"] as? String == "address" }.count
+    }
+
+    private var entries: [[String: Any]] {
         log.split(separator: "\n").compactMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
-        }.filter { $0["op"] != nil }
+        }
     }
 }
 

@@ -23,10 +23,17 @@ import Testing
         var logs: [(LogLevel, String)] = []
         var failures: [Int] = []
         var sockets: [IPv4Address] = []
+        /// External-address requests (opcode 0), kept apart from the mapping rounds.
+        var addressRequests = 0
+        var publicAddresses: [IPv4Address] = []
+
+        static func isMapping(_ effect: NATPMPSession.Effect) -> Bool {
+            if case .send(let bytes) = effect { bytes != NATPMP.externalAddressRequest() } else { false }
+        }
 
         mutating func feed(_ input: NATPMPSession.Input) {
             let effects = session.handle(input, now: now)
-            if effects.contains(where: { if case .send = $0 { true } else { false } }) { round = [] }
+            if effects.contains(where: Self.isMapping) { round = [] }
             for effect in effects {
                 switch effect {
                 case .openSocket(_, let gateway, _): sockets.append(gateway)
@@ -37,9 +44,12 @@ import Testing
                     queued = []
                     for answer in answers { feed(.datagramReceived(answer)) }
                     feed(.answersCollected)
+                case .send(let bytes) where bytes == NATPMP.externalAddressRequest():
+                    addressRequests += 1
                 case .send(let bytes):
                     sent.append(bytes)
                     round.append(bytes)
+                case .publicAddress(let address): publicAddresses.append(address)
                 case .mapped(let port, _, let reason):
                     observations.append(port)
                     reasons.append((port, reason))
@@ -96,6 +106,42 @@ import Testing
         #expect(driver.observations == [Port(40000)])
         #expect(driver.session.nextDeadline == start + .seconds(45))
         #expect(driver.session.leaseExpiry == start + .seconds(60))
+    }
+
+    /// The gateway's public address (issue 25: the address peers must reach) is asked once a
+    /// mapping is granted, alone, and asked again only when unanswered, on a new tunnel or after
+    /// the gateway restarted; an address nobody asked for, or one refused, is never taken.
+    @Test func thePublicAddressIsAskedAfterTheMappingUntilAnswered() {
+        func addressReply(_ result: UInt16 = 0, _ address: [UInt8] = [198, 51, 100, 7], epoch: UInt32 = 5000) -> [UInt8] {
+            [0, 128] + NATPMP.bigEndian(result) + NATPMP.bigEndian(epoch) + address
+        }
+        var driver = Driver(session: NATPMPSession(settings: NATPMPSettings()), now: start)
+        driver.feed(.preferredPort(Port(51413)!))
+        driver.feed(.tunnelUp(tunnel))
+        #expect(driver.addressRequests == 0, "not beside the mapping requests")
+        driver.feed(.datagramReceived(addressReply()))
+        #expect(driver.publicAddresses.isEmpty, "an answer to no question")
+        driver.answer(port: 40000)
+        #expect(driver.addressRequests == 1)
+        driver.feed(.datagramReceived(addressReply(3)))
+        #expect(driver.publicAddresses.isEmpty && driver.session.publicAddress == nil, "a network failure says no address")
+        driver.collect()
+        driver.answer(port: 40000)
+        driver.collect()
+        #expect(driver.addressRequests == 2, "asked again at the renewal, as it was not answered")
+        driver.feed(.datagramReceived(addressReply(0, [198, 51, 100, 7], epoch: 5045)))
+        #expect(driver.publicAddresses == [IPv4Address(198, 51, 100, 7)])
+        #expect(driver.session.publicAddress == IPv4Address(198, 51, 100, 7))
+        driver.feed(.datagramReceived(addressReply(0, [203, 0, 113, 9], epoch: 5045)))
+        #expect(driver.publicAddresses.count == 1, "one answer per question")
+        driver.advance(to: driver.session.nextDeadline!)
+        driver.answer(port: 40000)
+        driver.collect()
+        #expect(driver.addressRequests == 2, "known: not asked at each renewal")
+        driver.feed(.tunnelUp(Tunnel(interface: "wg0", index: 8, address: IPv4Address(10, 2, 0, 3), gateway: IPv4Address(10, 2, 0, 1), gatewayRule: .lastByteOne)))
+        #expect(driver.session.publicAddress == nil, "another tunnel may leave from another address")
+        driver.answer(port: 40000)
+        #expect(driver.addressRequests == 3)
     }
 
     @Test(arguments: [NATPMP.MappingProtocol.udp, .tcp])

@@ -101,6 +101,8 @@ public struct ClientSinkSettings<Session: ClientSinkSession>: PortSinkSettings, 
         "\(Session.clientName) at \(client.url)\(label == Session.clientName.lowercased() ? "" : " (\(label))")"
     }
 
+    public var listenerVisible: Bool { client.canSeeListener }
+
     public func makeSink(loop: EventLoop) -> any PortSink {
         ClientSink<Session>(loop: loop, label: label, settings: client)
     }

@@ -79,6 +79,7 @@ public struct QBittorrentSettings: PortSinkSettings, Equatable {
     }
 
     public var summary: String { "qBittorrent at \(url)\(label == "qbittorrent" ? "" : " (\(label))")" }
+    public var listenerVisible: Bool { checkListener }
 
     public func makeSink(loop: EventLoop) -> any PortSink {
         QBittorrentSink(loop: loop, settings: self)

@@ -53,6 +53,10 @@ public final class QBittorrentSink: PortSink {
         handle(.desiredPort(change.port))
     }
 
+    /// qBittorrent ignores a port equal to its own (`SessionImpl::setPort`): a reassert moves
+    /// it one port away and back, and libtorrent opens new sockets each time.
+    public var canReopenListener: Bool { true }
+
     public func reassert() {
         handle(.reassert)
     }

@@ -9,6 +9,8 @@ public final class NATPMPClient {
     public let name = "natpmp.udp"
     /// Called with `streak` consecutive failed cycles while the tunnel is up.
     public var onFailure: ((Int) -> Void)?
+    /// The gateway said its public address (`publicAddress`).
+    public var onPublicAddress: (() -> Void)?
 
     private let loop: EventLoop
     private let handler: (PortObservation) -> Void
@@ -39,6 +41,7 @@ public final class NATPMPClient {
     public var requestsSent: Int { session.requestsSent }
     public var mappingsGranted: Int { session.mappingsGranted }
     public var leaseExpiry: Instant? { session.leaseExpiry }
+    public var publicAddress: IPv4Address? { session.publicAddress }
     public var failureStreak: Int { session.failureStreak }
     public var lastProblem: String? { session.lastProblem }
     public var settings: NATPMPSettings { session.settings }
@@ -96,6 +99,8 @@ public final class NATPMPClient {
             handler(PortObservation(source: .natpmp, port: port, time: loop.now, expiry: expiry, reason: reason))
         case .unmapped(_, let reason):
             handler(PortObservation(source: .natpmp, port: nil, time: loop.now, reason: reason))
+        case .publicAddress:
+            onPublicAddress?()
         case .failed(let streak):
             onFailure?(streak)
         case .log(let level, let message):
@@ -104,6 +109,7 @@ public final class NATPMPClient {
     }
 
     static func describe(request bytes: [UInt8]) -> String {
+        if bytes == NATPMP.externalAddressRequest() { return "external address" }
         guard bytes.count == 12 else { return "\(bytes.count)-byte request" }
         let protocolName = bytes[1] == 1 ? "UDP" : "TCP"
         return "map \(protocolName): internal port \(UInt16(bytes[4]) << 8 | UInt16(bytes[5])), suggested \(UInt16(bytes[6]) << 8 | UInt16(bytes[7])), lifetime \(NATPMP.word(bytes, 8)) s"

@@ -45,6 +45,9 @@ public struct NATPMPSession {
         /// No mapping any more, and why: in words, and `.leaseLapsed` for a lease that ran out,
         /// `.tunnelRecreated` for a tunnel that went away.
         case unmapped(String, ChangeReason)
+        /// The gateway's public address (opcode 0), asked once a mapping is granted: the address
+        /// peers must reach for the forwarded port.
+        case publicAddress(IPv4Address)
         /// A cycle failed; `streak` failures in a row while the link is up.
         case failed(streak: Int)
         case log(LogLevel, String)
@@ -83,6 +86,8 @@ public struct NATPMPSession {
     public private(set) var nextDeadline: Instant?
     public private(set) var port: Port?
     public private(set) var leaseExpiry: Instant?
+    /// The gateway's public address, as it last answered opcode 0 on this tunnel and epoch.
+    public private(set) var publicAddress: IPv4Address?
     /// The tunnel last seen usable (kept while it is down, for messages).
     public private(set) var tunnel: Tunnel?
     public var gateway: IPv4Address? { tunnel?.gateway }
@@ -106,6 +111,8 @@ public struct NATPMPSession {
     /// What went wrong last (a refusal, silence, a lapsed lease), nil until something did.
     public private(set) var lastProblem: String?
     private var warnedMismatch = false
+    /// An external-address request is in flight (its answer is taken only then).
+    private var askedAddress = false
 
     public init(settings: NATPMPSettings) {
         self.settings = settings
@@ -123,6 +130,7 @@ public struct NATPMPSession {
             self.tunnel = tunnel
             lastEpoch = nil
             roundTrip = nil
+            forgetPublicAddress()
             effects.append(.openSocket(local: tunnel.address, gateway: tunnel.gateway, interface: tunnel.index))
             effects.append(.log(.info, fresh
                 ? "tunnel up with address \(tunnel.address); mapping on gateway \(tunnel.gateway) (\(tunnel.gatewayRule))"
@@ -134,6 +142,7 @@ public struct NATPMPSession {
             nextDeadline = nil
             lastEpoch = nil
             roundTrip = nil
+            forgetPublicAddress()
             effects.append(.closeSocket)
             effects.append(.log(.warning, "\(reason): NAT-PMP paused"))
             if port != nil { effects.append(.unmapped(reason, .tunnelRecreated)) }
@@ -174,6 +183,12 @@ public struct NATPMPSession {
     }
 
     private var gatewayText: String { gateway.map { "\($0)" } ?? "(none yet)" }
+
+    /// Another tunnel or a gateway that restarted may leave from another address: ask again.
+    private mutating func forgetPublicAddress() {
+        publicAddress = nil
+        askedAddress = false
+    }
 
     // MARK: Cycles
 
@@ -297,10 +312,14 @@ public struct NATPMPSession {
             effects.append(.log(.warning, "the gateway lost its mappings (its epoch went from \(lastEpoch!.epoch) to \(response.epoch)); mapping again"))
             lastEpoch = (response.epoch, now)
             cause = .gatewayRestarted
+            forgetPublicAddress()
             startCycle(now, &effects)
             return
         }
         lastEpoch = (response.epoch, now)
+        if case .externalAddress(let result, _, let address) = response, askedAddress {
+            return publicAddressAnswered(result, address, &effects)
+        }
         guard case .asking(var cycle) = phase else {
             effects.append(.log(.debug, "ignored an answer nobody asked for"))
             return
@@ -352,6 +371,24 @@ public struct NATPMPSession {
         cause = .renewedToNewPort
         phase = .mapped
         nextDeadline = now + min(settings.renewInterval, granted * 3 / 4)
+        if publicAddress == nil {
+            // After the mappings, never beside them (RFC 6886 §3.1: one request at a time); asked
+            // again at each renewal until it is answered.
+            askedAddress = true
+            requestsSent += 1
+            effects.append(.send(NATPMP.externalAddressRequest()))
+        }
+    }
+
+    private mutating func publicAddressAnswered(_ result: NATPMP.ResultCode, _ address: IPv4Address, _ effects: inout [Effect]) {
+        askedAddress = false
+        guard result == .success, address != IPv4Address(0, 0, 0, 0) else {
+            effects.append(.log(.info, "the gateway \(gatewayText) does not say its public address (\(result), \(address))"))
+            return
+        }
+        publicAddress = address
+        effects.append(.log(.info, "the gateway \(gatewayText) forwards on the public address \(address)"))
+        effects.append(.publicAddress(address))
     }
 
     /// RFC 6887 §8.5's test, which also catches a jump forward (another server behind the same

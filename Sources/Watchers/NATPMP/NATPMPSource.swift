@@ -57,6 +57,7 @@ public final class NATPMPSource: PortSource {
         }
         if let port = memory.port { client.prefer(port) }
         if let internalPort = memory.kept[Self.internalPortKey].flatMap(UInt16.init) { client.restore(internalPort: internalPort) }
+        client.onPublicAddress = { [unowned self] in self.onStatusChange?() }
         client.onFailure = { [unowned self] _ in
             self.tried = true
             self.failures += 1
@@ -96,6 +97,7 @@ public final class NATPMPSource: PortSource {
         status.failureStreak = client.failureStreak
         status.lastGrant = lastGrant
         status.leaseExpiry = client.leaseExpiry
+        status.publicAddress = client.publicAddress
         if let internalPort = client.internalPort { status.kept[Self.internalPortKey] = String(internalPort) }
         let interface = settings.interface
         switch link {

@@ -59,6 +59,11 @@ struct StatusCommand {
         if let lastChange { lines.append("last change: \(lastChange.text)\n  why: \(lastChange.reason.explanation)") }
         // A daemon that is gone is not healthy, whatever it last wrote.
         lines.append("\(running ? "health" : "last health"): \(state.health.description.oneLine())")
+        if let connectable = state.connectable {
+            lines.append("\(running ? "connectable" : "last verdict"): \(connectable.summary.oneLine()), since \(WallClock.text(connectable.checked)) (\(WallClock.age(connectable.checked)))")
+            lines += connectable.evidence.map { "  \($0.ok.map { $0 ? "✓" : "✗" } ?? "·") \($0.text.oneLine())" }
+            if let action = connectable.action { lines.append("  → \(action.oneLine())") }
+        }
         for label in Set(state.clientVersions.keys).union(state.clientHealth.keys).sorted() {
             let version = state.clientVersions[label].map { " \($0.oneLine(limit: 40))" } ?? ""
             let health = state.clientHealth[label].map { ": \($0.oneLine())" } ?? ""

@@ -1,3 +1,4 @@
+import Coordination
 import HTTP
 import Reactor
 import Sinks
@@ -15,7 +16,11 @@ final class Daemon {
     let sources: SourceSet
     let recorder: StateRecorder
     let history: HistoryRecorder
+    let connectability: ConnectabilityWatch
     private let dispatcher: Dispatcher
+    /// What the connectability was last looked at for: a port verified, a tunnel, a trouble.
+    private var lookedAt: String?
+    private let socketTable = SocketTable()
     private var systemd: SystemdService!
     private var metricsServer: HTTPServer?
 
@@ -29,6 +34,7 @@ final class Daemon {
         recorder = StateRecorder(path: loaded.configuration.daemon.stateFile, logger: loop.logger)
         history = HistoryRecorder(stateFile: loaded.configuration.daemon.stateFile, logger: loop.logger)
         dispatcher = Dispatcher(loop: loop, sinks: sinks)
+        connectability = ConnectabilityWatch(loop: loop, settings: loaded.configuration.connectability.monitor)
         systemd = SystemdService(loop: loop, environment: environment) { [unowned self] in self.snapshot().statusLine }
         dispatcher.afterBatch = { [unowned self] in self.recordOutcome() }
         dispatcher.onHandOff = { [unowned self] change in self.history.handedOff(change, clients: self.sinks.clients, now: self.loop.now) }
@@ -45,6 +51,17 @@ final class Daemon {
         sinks.onStatusChange = { [unowned self] status in
             if status.health == .verified, let port = status.verifiedPort { self.sources.clientsVerified(port) }
             self.recordOutcome()
+        }
+        connectability.gather = { [unowned self] in self.connectabilityFacts() }
+        connectability.reopen = { [unowned self] label in self.sinks.reassert(label) }
+        connectability.onRecord = { [unowned self] record, verdictChanged in
+            if verdictChanged || record.action != nil { self.history.connectability(record) }
+            self.recordOutcome()
+        }
+        connectability.onHealFailed = { [unowned self] cause in
+            if !self.sources.recover(because: "not connectable: \(cause)") {
+                self.loop.logger.warning(ConnectabilityWatch.name, "nothing more to try: see portsync status; a recovery_command would be run now")
+            }
         }
     }
 
@@ -89,17 +106,25 @@ final class Daemon {
 
     func stop() {
         systemd.stopping()
+        connectability.stop()
         metricsServer?.close()
         sources.stop(final: true)
         loop.logger.info("portsync", "stopped")
     }
 
-    /// After every change: the state file, then systemd.
+    /// After every change: the state file, then systemd; a look at the connectability when a
+    /// port was verified, the tunnel changed, or trouble began.
     private func recordOutcome() {
         let snapshot = snapshot()
         history.observe(snapshot.clients, now: loop.now)
         recorder.record(snapshot, desired: dispatcher.coordinator.desired, verifiedPort: sinks.verifiedPort, sources: sources)
         systemd.update(settled: settled)
+        // Last: a verdict reached now records its own outcome, after this one.
+        let look = lookKey(snapshot)
+        if look != lookedAt {
+            lookedAt = look
+            connectability.look()
+        }
     }
 
     /// The first sync was tried: the clients answered (or failed) for the first port, and
@@ -112,6 +137,50 @@ final class Daemon {
     /// What the state file left for `source`: the port last applied, and the source's own keeps.
     private func remembered(_ source: PortObservation.Source) -> SourceMemory {
         recorder.state?.memory(for: source) ?? SourceMemory()
+    }
+
+    /// What a connectability verdict depends on, beyond what the monitor looks at again by
+    /// itself: whether the clients are on the port, which port, which tunnel.
+    private func lookKey(_ snapshot: DaemonSnapshot) -> String {
+        let state = switch snapshot.health {
+        case .ok: "ok"
+        case .starting, .applying: "applying"
+        case .waitingForPort, .vpnDown: "no port"
+        case .failing: "failing"
+        }
+        var tunnel = "none"
+        if case .usable(let usable)? = sources.link { tunnel = "\(usable.address)%\(usable.index)" }
+        return "\(state) \(snapshot.port.map { "\($0)" } ?? "-") \(tunnel)"
+    }
+
+    /// The facts the connectability is judged on; nil while a change is on its way.
+    private func connectabilityFacts() -> Connectability.Facts? {
+        let snapshot = snapshot()
+        let coordinator = dispatcher.coordinator
+        var tunnel: Tunnel?
+        if case .usable(let usable)? = sources.link { tunnel = usable }
+        let source = coordinator.desiredSource
+        let status = source.flatMap { sources.status(of: $0) }
+        var forwarded: Port?
+        var problem: String?
+        switch snapshot.health {
+        case .starting, .applying:
+            return nil
+        case .waitingForPort, .vpnDown:
+            problem = status?.problem?.message ?? snapshot.health.description
+        case .ok, .failing:
+            if case .forwarding? = status?.state { forwarded = coordinator.desired } else { problem = status?.problem?.message ?? "\(source?.title ?? "the source") names no port now" }
+        }
+        let clients = snapshot.clients.filter(\.isTorrentClient).compactMap { client -> Connectability.ClientFacts? in
+            guard let port = client.wanted ?? coordinator.desired else { return nil }
+            let visible = client.listenerVisible
+            return Connectability.ClientFacts(
+                label: client.label, title: client.title, port: port,
+                listener: visible ? socketTable.listener(on: port, tunnel: tunnel) : .unseen("\(client.title) is not on this machine"),
+                incoming: visible ? socketTable.incoming(on: port, tunnel: tunnel) : nil, canReopen: client.canReopenListener)
+        }
+        return Connectability.Facts(forwarded: forwarded, source: source?.title, problem: problem, publicAddress: status?.publicAddress,
+                                    tunnelAddress: tunnel?.address, clients: clients)
     }
 
     func snapshot() -> DaemonSnapshot {
@@ -135,7 +204,7 @@ final class Daemon {
         return DaemonSnapshot(port: sinks.verifiedPort ?? recorder.state?.port, source: coordinator.desiredSource?.rawValue,
                               health: health, clients: clients, portChanges: dispatcher.portChanges,
                               lastChange: dispatcher.lastChange, sources: sources.statuses, linkUp: linkUp, leaseSecondsLeft: leaseLeft, hook: sinks.hookRecord,
-                              lastRecord: history.last, changesByReason: history.counts)
+                              lastRecord: history.last, changesByReason: history.counts, connectability: connectability.record)
     }
 
     private func startMetrics(_ address: SocketAddress?) {

@@ -16,6 +16,11 @@ struct DaemonSnapshot {
         var wanted: Port? = nil
         /// This client's part of the health: ok when verified on `wanted`.
         var health = Health.starting
+        /// A BitTorrent client (not the hook).
+        var isTorrentClient = true
+        /// It runs here: its sockets are in this machine's socket table.
+        var listenerVisible = false
+        var canReopenListener = false
     }
 
     var port: Port?
@@ -34,6 +39,8 @@ struct DaemonSnapshot {
     /// The last change in the history, and the changes since the start by reason.
     var lastRecord: ChangeRecord? = nil
     var changesByReason: [ChangeReason: Int] = [:]
+    /// The last connectability verdict.
+    var connectability: ConnectabilityRecord? = nil
 
     var isHealthy: Bool { health.isOK && (leaseSecondsLeft.map { $0 > 0 } ?? true) }
 
@@ -45,6 +52,7 @@ struct DaemonSnapshot {
         if let lastGrant = sources.first(where: { $0.source.rawValue == source })?.status.lastGrant {
             line += "; lease renewed at \(WallClock.text(lastGrant).suffix(8))"
         }
+        if let connectability { line += "; \(connectability.verdict)" }
         if let lastRecord { line += "; last change \(WallClock.text(lastRecord.time).suffix(8)) (\(lastRecord.reason.rawValue))" }
         return line
     }

@@ -22,6 +22,8 @@ struct DaemonState: Equatable {
     var sources: [String: SourceRecord] = [:]
     /// The command hook's last run, when there is a hook.
     var hook: HookRecord? = nil
+    /// Whether peers can connect, with its evidence.
+    var connectable: ConnectabilityRecord? = nil
     var pid: Int32
     var updatedAt: Int64
 
@@ -50,6 +52,7 @@ struct DaemonState: Equatable {
         if !clients.isEmpty { members["clients"] = .object(clients) }
         if !sources.isEmpty { members["sources"] = .object(sources.mapValues(\.jsonValue)) }
         if let hook { members["hook"] = hook.jsonValue }
+        if let connectable { members["connectable"] = connectable.jsonValue }
         return .object(members)
     }
 
@@ -99,6 +102,7 @@ struct DaemonState: Equatable {
                            health: Health(text: health), clientVersions: versions, clientHealth: clientHealth,
                            sources: sources,
                            hook: value["hook"].flatMap(HookRecord.init),
+                           connectable: value["connectable"].flatMap(ConnectabilityRecord.init),
                            pid: try integer("pid", in: value, as: Int32.self) ?? 0,
                            updatedAt: try integer("updated_at", in: value, as: Int64.self) ?? 0)
     }

@@ -18,6 +18,10 @@ enum MetricsEndpoint {
             if let port = snapshot.port { members["port"] = .number(Double(port.value)) }
             if let source = snapshot.source { members["source"] = .string(source) }
             if let left = snapshot.leaseSecondsLeft { members["lease_seconds_left"] = .number(Double(left)) }
+            if let connectability = snapshot.connectability {
+                members["connectable"] = .string(connectability.verdict)
+                if let why = connectability.why { members["connectable_why"] = .string(why) }
+            }
             if !snapshot.isHealthy {
                 members["reason"] = .string(snapshot.health.isOK ? "the lease of the port in use ran out" : snapshot.health.description)
             }
@@ -74,6 +78,12 @@ enum MetricsEndpoint {
         metric("portsync_lease_seconds_left", "gauge", "Seconds left on the lease of the port in use, when its source leases it.",
                snapshot.leaseSecondsLeft)
         metric("portsync_link_up", "gauge", "1 when the VPN interface is usable.", snapshot.linkUp.map { $0 ? 1 : 0 })
+        if let connectability = snapshot.connectability {
+            metric("portsync_connectable", "gauge", "1 for the connectability verdict in force (connectable, not connectable, unknown).",
+                   ["connectable", "not connectable", "unknown"].map { ("{verdict=\"\($0)\"}", connectability.verdict == $0 ? 1 : 0) })
+            metric("portsync_connectability_since_timestamp_seconds", "gauge", "When the verdict and its evidence were last reached (Unix time).",
+                   Int(connectability.checked))
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

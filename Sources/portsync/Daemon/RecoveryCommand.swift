@@ -26,7 +26,13 @@ final class RecoveryCommand {
 
     /// A NAT-PMP cycle failed for the `streak`-th time in a row.
     func failed(streak: Int) {
-        guard streak >= threshold, child?.isRunning != true else { return }
+        guard streak >= threshold else { return }
+        run(because: "\(streak) NAT-PMP failures in a row")
+    }
+
+    /// Runs the command now (unless it runs already or ran within the cool-down), saying why.
+    func run(because reason: String) {
+        guard child?.isRunning != true else { return }
         if let lastRun, loop.now < lastRun + cooldown { return }
         lastRun = loop.now
         runs += 1
@@ -41,7 +47,7 @@ final class RecoveryCommand {
             return
         }
         self.child = child
-        loop.logger.warning(Self.name, "\(streak) NAT-PMP failures in a row: running the recovery command (pid \(child.pid))")
+        loop.logger.warning(Self.name, "\(reason): running the recovery command (pid \(child.pid))")
     }
 
     private func ended(_ termination: Subprocess.Termination) {

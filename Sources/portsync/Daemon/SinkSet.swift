@@ -84,6 +84,11 @@ final class SinkSet {
         sinks.forEach { $0.sink.interfacesChanged() }
     }
 
+    /// Makes the client with `label` re-open its listener.
+    func reassert(_ label: String) {
+        sinks.first { $0.label == label }?.sink.reassert()
+    }
+
     var statuses: [SinkStatus] { clients.map(\.status) }
 
     /// The port handed to the clients, once every client that does not fail is verified on its
@@ -114,7 +119,8 @@ final class SinkSet {
                 status.health = .failing(Self.outOfRange(portIndex, change))
             }
             return DaemonSnapshot.Client(label: label, title: sink.title, status: status, counters: sink.counters,
-                                         wanted: lastChange?.selecting(portIndex)?.port)
+                                         wanted: lastChange?.selecting(portIndex)?.port, isTorrentClient: !(sink is HookSink),
+                                         listenerVisible: settings[index].listenerVisible, canReopenListener: sink.canReopenListener)
         }
     }
 }

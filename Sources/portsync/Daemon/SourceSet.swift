@@ -56,6 +56,13 @@ final class SourceSet {
         streaks = [:]
     }
 
+    /// Runs the recovery command, when there is one, for `reason`; false when there is none.
+    func recover(because reason: String) -> Bool {
+        guard let recovery else { return false }
+        recovery.run(because: reason)
+        return true
+    }
+
     func clientsVerified(_ port: Port) {
         sources.forEach { $0.clientsVerified(port) }
     }

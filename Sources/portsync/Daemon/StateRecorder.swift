@@ -50,6 +50,7 @@ final class StateRecorder {
         next.clientVersions = next.clientVersions.filter { labels.contains($0.key) }
         next.clientHealth = Dictionary(uniqueKeysWithValues: snapshot.clients.map { ($0.label, $0.health.description) })
         next.hook = snapshot.hook
+        next.connectable = snapshot.connectability ?? next.connectable
         if let sources {
             // Only the sources configured now, each with what it last said of itself.
             next.sources = Dictionary(uniqueKeysWithValues: sources.statuses.map { source, status in

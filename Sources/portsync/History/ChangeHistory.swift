@@ -98,42 +98,92 @@ struct ChangeRecord: Equatable {
     }
 }
 
-/// The last changes, oldest first, at most `limit`: kept in a file of JSON lines beside the
-/// state file, one record per line (`HistoryRecorder` appends them, and cuts the file back to
-/// the last `limit` when it holds twice as many). A line that is not a record is left out with
-/// a warning; the others stand.
+/// The last changes, oldest first, at most `limit`, with the connectability verdicts reached
+/// between them: kept in a file of JSON lines beside the state file, one entry per line
+/// (`HistoryRecorder` appends them, and cuts the file back to the last `limit` when it holds
+/// twice as many). A line that is neither is left out with a warning; the others stand.
 struct ChangeHistory: Equatable {
+    /// One line of the file.
+    enum Entry: Equatable {
+        case change(ChangeRecord)
+        /// A new connectability verdict, or what portsync did about one.
+        case connectability(ConnectabilityRecord)
+
+        var jsonValue: JSONValue {
+            switch self {
+            case .change(let record): record.jsonValue
+            case .connectability(let record): .object(["time": .number(Double(record.checked)), "connectable": record.jsonValue])
+            }
+        }
+
+        init?(_ value: JSONValue) {
+            if let member = value["connectable"] {
+                guard let record = ConnectabilityRecord(member) else { return nil }
+                self = .connectability(record)
+            } else {
+                guard let record = ChangeRecord(value) else { return nil }
+                self = .change(record)
+            }
+        }
+
+        /// "2026-12-07 03:00:14  not connectable (qbittorrent does not listen on port 40213); re-opened qbittorrent's listener"
+        var text: String {
+            switch self {
+            case .change(let record): record.text
+            case .connectability(let record):
+                "\(WallClock.text(record.checked))  \(record.summary.oneLine(limit: 200))\(record.action.map { "; \($0)" } ?? "")"
+            }
+        }
+    }
+
     static let limit = 500
     /// More than the file can hold: 2 × `limit` lines of well under 2 KiB each.
     static let maxBytes = 4 << 20
-    private(set) var records: [ChangeRecord] = []
+    private(set) var entries: [Entry] = []
 
-    init(records: [ChangeRecord] = []) {
-        self.records = Array(records.suffix(Self.limit))
+    init(entries: [Entry] = []) {
+        self.entries = Array(entries.suffix(Self.limit))
+    }
+
+    init(records: [ChangeRecord]) {
+        self.init(entries: records.map(Entry.change))
+    }
+
+    /// The changes alone.
+    var records: [ChangeRecord] {
+        entries.compactMap { if case .change(let record) = $0 { record } else { nil } }
+    }
+
+    var verdicts: [ConnectabilityRecord] {
+        entries.compactMap { if case .connectability(let record) = $0 { record } else { nil } }
     }
 
     mutating func append(_ record: ChangeRecord) {
-        records.append(record)
-        if records.count > Self.limit { records.removeFirst(records.count - Self.limit) }
+        append(.change(record))
+    }
+
+    mutating func append(_ entry: Entry) {
+        entries.append(entry)
+        if entries.count > Self.limit { entries.removeFirst(entries.count - Self.limit) }
     }
 
     /// The port the clients were last moved to (a withdrawal moves nothing).
     var lastPort: Port? { records.last { $0.port != nil && !$0.reason.isRepair }?.port }
 
-    var jsonLines: String { records.map { $0.jsonValue.serialized + "\n" }.joined() }
+    var jsonLines: String { entries.map { $0.jsonValue.serialized + "\n" }.joined() }
 
-    /// The records of a file; `skipped`: the numbers of the lines that were not records.
+    /// The entries of a file; `skipped`: the numbers of the lines that were neither kind.
     static func parse(_ bytes: [UInt8]) -> (history: ChangeHistory, skipped: [Int]) {
-        var records: [ChangeRecord] = []
+        var entries: [Entry] = []
         var skipped: [Int] = []
         for (index, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
-            if let value = try? JSONValue.parse(Array(line)), let record = ChangeRecord(value) {
-                records.append(record)
+            if let value = try? JSONValue.parse(Array(line)), let entry = Entry(value) {
+                entries.append(entry)
             } else {
                 skipped.append(index + 1)
             }
         }
-        return (ChangeHistory(records: records), skipped)
+        return (ChangeHistory(entries: entries), skipped)
     }
 
     /// Beside the state file: `history.jsonl` in its directory.

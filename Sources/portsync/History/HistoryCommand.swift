@@ -26,11 +26,12 @@ struct HistoryCommand {
             ProcessEnvironment.printToStandardError("portsync: history \(path): line(s) \(skipped.map(String.init).joined(separator: ", ")) are not change records; left out\n")
         }
         if json {
-            let value = JSONValue.object(["history_file": .string(path), "changes": .array(history.records.map(\.jsonValue))])
+            let value = JSONValue.object(["history_file": .string(path), "changes": .array(history.records.map(\.jsonValue)),
+                                          "connectability": .array(history.verdicts.map(\.jsonValue))])
             ProcessEnvironment.printToStandardOutput(value.serialized + "\n")
             return .success
         }
-        var lines = history.records.map(\.text)
+        var lines = history.entries.map(\.text)
         if lines.isEmpty { lines.append("no changes recorded in \(path)") }
         var seen: [ChangeReason] = []
         for record in history.records where !seen.contains(record.reason) { seen.append(record.reason) }

@@ -57,7 +57,7 @@ final class HistoryRecorder {
             let (loaded, skipped) = ChangeHistory.parse(bytes)
             last = loaded.records.last
             lastPort = loaded.lastPort
-            count = loaded.records.count + skipped.count
+            count = loaded.entries.count + skipped.count
             if !skipped.isEmpty {
                 logger.warning("portsync", "history \(path): line(s) \(skipped.map(String.init).joined(separator: ", ")) are not change records; left out")
             }
@@ -145,19 +145,28 @@ final class HistoryRecorder {
         append(pending.record)
     }
 
+    /// A new connectability verdict, or what was done about one: a line of its own.
+    func connectability(_ record: ConnectabilityRecord) {
+        write(.connectability(record))
+    }
+
     private func append(_ record: ChangeRecord) {
         last = record
         // A repair is on one client's port (its port_index may pick another): not the port all moved to.
         if let port = record.port, !record.reason.isRepair { lastPort = port }
         counts[record.reason, default: 0] += 1
+        write(.change(record))
+    }
+
+    private func write(_ entry: ChangeHistory.Entry) {
         do {
             if count + 1 > 2 * ChangeHistory.limit {
                 var kept = (try ChangeHistory.load(path: path))?.history ?? ChangeHistory()
-                kept.append(record)
+                kept.append(entry)
                 try kept.save(path: path)
-                count = kept.records.count
+                count = kept.entries.count
             } else {
-                try FileContents.append(Array(((endsCut ? "\n" : "") + record.jsonValue.serialized + "\n").utf8), toPath: path)
+                try FileContents.append(Array(((endsCut ? "\n" : "") + entry.jsonValue.serialized + "\n").utf8), toPath: path)
                 endsCut = false
                 count += 1
             }

@@ -1,0 +1,131 @@
+import Domain
+import Reactor
+
+/// When to look whether peers can connect, and what to mend, once per cause. The daemon says
+/// `.look` after a port was verified and when the tunnel changed; the monitor asks the shell to
+/// gather the facts (`.gather`, answered at once with `.gathered`), judges them, and looks again
+/// soon while no peer has connected yet (`followUps`), then every `interval`.
+///
+/// A listener that cannot take connections is mended by re-opening it (the client moved off its
+/// port and back), once per cause; if the same cause is still there at the next look, the heal
+/// failed and is said once (`.healFailed`: the daemon runs the recovery command). Never a loop:
+/// a cause is healed again only after it went away.
+public struct ConnectabilityMonitor: LoopStateMachine {
+    public struct Settings: Equatable, Sendable {
+        public var interval: Duration
+        /// Looks after a change while no peer has connected yet, each after the one before.
+        public var followUps: [Duration]
+        public var heal: Bool
+        /// From a heal to the look that tells whether it worked.
+        public var healSettle: Duration
+
+        public init(interval: Duration = .seconds(300), followUps: [Duration] = [.seconds(15), .seconds(60)], heal: Bool = true,
+                    healSettle: Duration = .seconds(3)) {
+            self.interval = interval
+            self.followUps = followUps
+            self.heal = heal
+            self.healSettle = healSettle
+        }
+    }
+
+    public enum Input: Equatable, Sendable {
+        /// Something changed (a port verified, the tunnel back or recreated): look now.
+        case look
+        /// The facts, in answer to `.gather`; nil while a change is still on its way to the
+        /// clients (looked at again shortly).
+        case gathered(Connectability.Facts?)
+        case deadlineReached
+    }
+
+    public enum Effect: Equatable, Sendable {
+        /// Gather the facts now and answer with `.gathered`.
+        case gather
+        /// A new judgement (its verdict or evidence differ from the last).
+        case judged(Connectability.Judgement, verdictChanged: Bool)
+        /// Re-open this client's listener (move its port away and back) for `cause`.
+        case heal(client: String, cause: Connectability.Cause)
+        /// The heal for `cause` did not mend it.
+        case healFailed(Connectability.Cause)
+    }
+
+    public let settings: Settings
+    public private(set) var nextDeadline: Instant?
+    public private(set) var judgement: Connectability.Judgement?
+    /// When the last judgement was made.
+    public private(set) var judgedAt: Instant?
+    private var followUp = 0
+    /// Causes healed (or given up on) while they last.
+    private var healed: Set<Connectability.Cause> = []
+    private var gaveUp: Set<Connectability.Cause> = []
+    /// A peer was seen connecting since the last change: the port stays connectable while no
+    /// peer happens to be connected and nothing is wrong (connections come and go).
+    private var proven = false
+
+    public init(settings: Settings) {
+        self.settings = settings
+    }
+
+    public mutating func handle(_ input: Input, now: Instant) -> [Effect] {
+        switch input {
+        case .look:
+            followUp = 0
+            proven = false
+            nextDeadline = nil
+            return [.gather]
+        case .deadlineReached:
+            guard let deadline = nextDeadline, deadline <= now else { return [] }
+            nextDeadline = nil
+            return [.gather]
+        case .gathered(nil):
+            nextDeadline = now + min(settings.interval, Self.notSettledRetry)
+            return []
+        case .gathered(let facts?):
+            return judged(Connectability.judge(facts), facts, now)
+        }
+    }
+
+    /// How soon to look again when a change was still on its way.
+    public static let notSettledRetry = Duration.seconds(5)
+
+    private mutating func judged(_ judged: Connectability.Judgement, _ facts: Connectability.Facts, _ now: Instant) -> [Effect] {
+        var effects: [Effect] = []
+        var fresh = judged
+        switch fresh.verdict {
+        case .connectable:
+            proven = true
+        case .unknown(.noIncomingYet) where proven:
+            fresh.verdict = .connectable
+            fresh.evidence.append(Connectability.Evidence(kind: "incoming", ok: true, text: "a peer connected earlier, since the port was last changed"))
+        case .notConnectable, .unknown:
+            proven = false
+        }
+        let verdictChanged = fresh.verdict != judgement?.verdict
+        if fresh != judgement { effects.append(.judged(fresh, verdictChanged: verdictChanged)) }
+        judgement = fresh
+        judgedAt = now
+        let cause = fresh.verdict.cause
+        // A cause that went away may be healed again when it comes back.
+        healed = healed.filter { $0 == cause }
+        gaveUp = gaveUp.filter { $0 == cause }
+        if case .notConnectable(let cause) = fresh.verdict, settings.heal, let client = cause.healableClient,
+           facts.clients.contains(where: { $0.label == client && $0.canReopen }) {
+            if !healed.contains(cause) {
+                healed.insert(cause)
+                effects.append(.heal(client: client, cause: cause))
+                nextDeadline = now + settings.healSettle
+                return effects
+            }
+            if !gaveUp.contains(cause) {
+                gaveUp.insert(cause)
+                effects.append(.healFailed(cause))
+            }
+        }
+        if case .unknown(.noIncomingYet) = fresh.verdict, followUp < settings.followUps.count {
+            nextDeadline = now + settings.followUps[followUp]
+            followUp += 1
+        } else {
+            nextDeadline = now + settings.interval
+        }
+        return effects
+    }
+}

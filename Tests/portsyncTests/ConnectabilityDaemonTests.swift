@@ -1,0 +1,146 @@
+import Foundation
+import Glibc
+import HTTP
+import Reactor
+import TestSupport
+import Testing
+@testable import portsync
+
+/// The connectability verdict with a real qbittorrent-nox bound to the tunnel (wg0 = 10.2.0.2 in
+/// the client namespace) and the test NAT-PMP gateway: "unknown" until a peer on the gateway's
+/// side dials the forwarded port, then "connectable" with that evidence; a listener that took
+/// the port on no tunnel address is found and healed, every step in the state and the history.
+@Suite(.serialized, .enabled(if: NetworkLab.available && QBittorrentInstance.available,
+                             "needs root, iproute2, python3 and qbittorrent-nox (CI runs as root; ./scripts/test installs them)"))
+final class ConnectabilityDaemonTests {
+    var lab: NetworkLab!
+    var gateway: NATPMPGateway!
+    var qbittorrent: QBittorrentInstance!
+    let directory = TemporaryDirectory()
+    var daemons: [Child] = []
+
+    /// What the state file says of the connectability: the verdict, why, and each evidence's kind and whether it was good.
+    struct Verdict: CustomStringConvertible {
+        var verdict: String
+        var why: String?
+        var action: String?
+        var evidence: [(kind: String, ok: Bool?, text: String)]
+        var description: String { "\(verdict) (\(why ?? "-")) \(evidence.map { "\($0.kind)=\($0.ok.map(String.init) ?? "nil"): \($0.text)" })" }
+    }
+
+    init() throws {
+        guard NetworkLab.available && QBittorrentInstance.available else { return }
+        lab = try NetworkLab()
+        gateway = try NATPMPGateway(lab: lab, script: NATPMPDaemonTests.gatewayScript)
+        directory.write("password", QBittorrentInstance.password)
+    }
+
+    deinit {
+        for daemon in daemons { daemon.process.stop(grace: 2) }
+        qbittorrent?.stop()
+    }
+
+    /// With one torrent: libtorrent drops every incoming connection while it has none.
+    func startQBittorrent() throws {
+        qbittorrent = try lab.inClient { try QBittorrentInstance(interface: "wg0") }
+        let info = "d6:lengthi16384e4:name4:peer12:piece lengthi16384e6:pieces20:\(String(repeating: "p", count: 20))e"
+        let announce = "http://127.0.0.1:9/announce"
+        try lab.inClient { try qbittorrent.addTorrent(Array("d8:announce\(announce.utf8.count):\(announce)4:info\(info)e".utf8)) }
+    }
+
+    func environment() -> [String: String] {
+        daemonEnvironment(qbittorrent, in: directory, [
+            "PORTSYNC_SOURCE_STRATEGY": "natpmp", "PORTSYNC_NATPMP_INTERFACE": "wg0", "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
+            "PORTSYNC_CONNECTABILITY_INTERVAL_SECONDS": "1",
+        ])
+    }
+
+    func startDaemon() throws -> Child {
+        let environment = environment()
+        let daemon = try lab.inClient { try Child(["run", "--trace"], environment: environment) }
+        daemons.append(daemon)
+        return daemon
+    }
+
+    func verdict() -> Verdict? {
+        guard let data = FileManager.default.contents(atPath: "\(directory.path)/state.json"),
+              let state = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+              let connectable = state["connectable"] as? [String: Any], let verdict = connectable["verdict"] as? String else { return nil }
+        let evidence = (connectable["evidence"] as? [[String: Any]] ?? []).map { item in
+            (kind: item["kind"] as? String ?? "?", ok: item["ok"] as? Bool, text: item["text"] as? String ?? "")
+        }
+        return Verdict(verdict: verdict, why: connectable["why"] as? String, action: connectable["action"] as? String, evidence: evidence)
+    }
+
+    func waitForVerdict(_ expected: String, why: String? = nil, seconds: Double = 15) -> Verdict? {
+        var last: Verdict?
+        _ = waitFor(seconds: seconds) {
+            last = self.verdict()
+            return last?.verdict == expected && (why == nil || last?.why == why)
+        }
+        return last
+    }
+
+    /// The connectability lines of the history, as `portsync history --json` lists them.
+    func historyVerdicts() throws -> [(verdict: String, why: String?, action: String?)] {
+        let (_, output) = try Child.run(["history", "--json"], environment: environment())
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let value = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let entries = value["connectability"] as? [[String: Any]] else { return [] }
+        return entries.map { ($0["verdict"] as? String ?? "?", $0["why"] as? String, $0["action"] as? String) }
+    }
+
+    @Test func unknownUntilAPeerDialsThroughTheTunnelThenConnectableWithItsEvidence() throws {
+        try startQBittorrent()
+        let daemon = try startDaemon()
+        let first = waitForVerdict("unknown", why: "no-incoming-yet")
+        #expect(first?.why == "no-incoming-yet", "\(String(describing: first)) \(daemon.output)")
+        #expect(first?.evidence.first?.kind == "forwarded" && first?.evidence.first?.ok == true)
+        #expect(first?.evidence.first?.text.contains("40000") == true && first?.evidence.first?.text.contains("198.51.100.7") == true,
+                "the port and the public address NAT-PMP's opcode 0 gave: \(String(describing: first))")
+        #expect(first?.evidence.contains { $0.kind == "listener" && $0.ok == true && $0.text.contains("10.2.0.2") } == true, "\(String(describing: first))")
+
+        let peer = try lab.holdConnectionFromGateway(port: 40000)
+        defer { peer.stop(grace: 1) }
+        #expect(waitFor(seconds: 5) { peer.output.contains("connected") }, "the peer reaches qBittorrent: \(peer.output)")
+        let proven = waitForVerdict("connectable")
+        #expect(proven?.verdict == "connectable", "\(String(describing: proven)) \(daemon.output)")
+        #expect(proven?.evidence.contains { $0.kind == "incoming" && $0.ok == true && $0.text.contains(self.lab.gatewayAddress) } == true,
+                "the peer that came through the tunnel: \(String(describing: proven))")
+        let history = try historyVerdicts()
+        #expect(history.map(\.verdict) == ["not connectable", "unknown", "connectable"], "no port at the start, then: \(history)")
+        #expect(history.first?.why == "no-forwarded-port")
+
+        let (_, status) = try Child.run(["status", "--json"], environment: environment())
+        let listed = status.split(separator: "\n").last(where: { $0.hasPrefix("{") }).flatMap { try? JSONValue.parse(Array($0.utf8)) }
+        #expect(listed?["connectable"]?["verdict"]?.string == "connectable", "status --json carries it: \(status)")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 2) == 0)
+    }
+
+    /// The port was taken when qBittorrent was moved to it (another program held it), so
+    /// libtorrent never listened on it; qBittorrent still reports the port as its own, and
+    /// nothing re-opens the listener on its own. portsync sees nothing on the tunnel's address,
+    /// moves the port away and back once, and the listener is there.
+    @Test func aListenerThatNeverOpenedOnTheTunnelIsHealedOnce() throws {
+        try startQBittorrent()
+        let squatter = try lab.inClient { try Listener(address: .v4(IPv4Address(10, 2, 0, 2), port: 40000)) }
+        let daemon = try startDaemon()
+        #expect(waitFor(seconds: 10) { (try? self.lab.inClient { try self.qbittorrent.listenPort() }) == 40000 }, "\(daemon.output)")
+        #expect(waitForVerdict("unknown") != nil, "the squatter's socket looks like a listener: \(daemon.output)")
+        squatter.fd.close()
+
+        var history: [(verdict: String, why: String?, action: String?)] = []
+        #expect(waitFor(seconds: 20) {
+            history = (try? self.historyVerdicts()) ?? []
+            return history.contains { $0.action != nil } && history.last?.verdict == "unknown"
+        }, "not connectable, healed, then fine: \(history) \(daemon.output)")
+        let healed = verdict()
+        #expect(history.map(\.why).contains("not-listening") || history.map(\.why).contains("listening-elsewhere"), "\(history)")
+        #expect(history.filter { $0.action != nil }.map(\.action) == ["re-opened qbittorrent's listener"], "once: \(history)")
+        #expect(healed?.evidence.contains { $0.kind == "listener" && $0.ok == true } == true, "\(String(describing: healed))")
+        #expect(waitFor(seconds: 5) { (try? self.lab.acceptsFromGateway(port: 40000)) == true }, "peers get in: \(daemon.output)")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 2) == 0)
+    }
+}

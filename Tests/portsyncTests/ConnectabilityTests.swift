@@ -1,0 +1,196 @@
+import Coordination
+import Domain
+import Reactor
+import Sinks
+import Testing
+import Watchers
+@testable import portsync
+
+/// The connectability verdict from its facts (no sockets): the first thing wrong decides, proof
+/// of a peer decides "connectable", anything else is "unknown" with why; the monitor's looks and
+/// heals, once per cause; and how the socket table's listeners are read.
+@Suite struct ConnectabilityTests {
+    typealias Facts = Connectability.Facts
+    typealias Client = Connectability.ClientFacts
+    let port = Port(40000)!
+    let tunnel = IPv4Address(10, 2, 0, 2)
+    let gateway = IPv4Address(198, 51, 100, 7)
+
+    func client(_ listener: Client.Listener, incoming: [String]? = [], report: Client.Report? = nil, leavesFrom: IPv4Address? = nil,
+                canReopen: Bool = true) -> Client {
+        Client(label: "qbittorrent", title: "qBittorrent v4.5.2", port: port, listener: listener, incoming: incoming, report: report,
+               leavesFrom: leavesFrom, canReopen: canReopen)
+    }
+
+    func facts(_ clients: [Client], forwarded: Bool = true) -> Facts {
+        Facts(forwarded: forwarded ? port : nil, source: "NAT-PMP", problem: forwarded ? nil : "the lease ran out",
+              publicAddress: gateway, tunnelAddress: tunnel, clients: clients)
+    }
+
+    @Test func eachCauseDecidesItsVerdict() {
+        let cases: [(Facts, Connectability.Verdict)] = [
+            (facts([client(.reachable(["0.0.0.0"]))], forwarded: false), .notConnectable(.noForwardedPort("the lease ran out"))),
+            (facts([client(.absent)]), .notConnectable(.notListening(label: "qbittorrent", port: port))),
+            (facts([client(.deaf("10.2.0.2%7"))]), .notConnectable(.deafListener(label: "qbittorrent", port: port, listener: "10.2.0.2%7"))),
+            (facts([client(.elsewhere(["[::] (IPv6 only)"]))]),
+             .notConnectable(.listeningElsewhere(label: "qbittorrent", port: port, on: ["[::] (IPv6 only)"], tunnel: tunnel))),
+            (facts([client(.reachable(["0.0.0.0"]), report: .disconnected)]), .notConnectable(.clientDisconnected(label: "qbittorrent"))),
+            (facts([client(.reachable(["0.0.0.0"]), report: .connected, leavesFrom: IPv4Address(198, 51, 100, 9))]),
+             .notConnectable(.addressMismatch(forwardedOn: gateway, leavesFrom: IPv4Address(198, 51, 100, 9)))),
+            (facts([client(.reachable(["0.0.0.0"]))]), .unknown(.noIncomingYet)),
+            (facts([client(.reachable(["0.0.0.0"]), report: .firewalled)]), .unknown(.noIncomingYet)),
+            (facts([client(.reachable(["10.2.0.2"]), incoming: ["198.51.100.20"])]), .connectable),
+            (facts([client(.unseen("not on this machine"), incoming: nil, report: .connected, leavesFrom: gateway)]), .connectable),
+            (facts([client(.unseen("not on this machine"), incoming: nil)]), .unknown(.cannotSee("the clients are not on this machine and report nothing of their connections"))),
+        ]
+        for (facts, verdict) in cases {
+            #expect(Connectability.judge(facts).verdict == verdict, "\(facts.clients.map(\.listener))")
+        }
+    }
+
+    @Test func theEvidenceComesCheapestFirstAndSaysWhatItSaw() {
+        let judgement = Connectability.judge(facts([client(.reachable(["0.0.0.0"]), incoming: ["198.51.100.20", "198.51.100.21"], report: .connected, leavesFrom: gateway)]))
+        #expect(judgement.verdict == .connectable)
+        #expect(judgement.evidence.map(\.kind) == ["forwarded", "listener", "incoming", "client", "address"])
+        #expect(judgement.evidence.allSatisfy { $0.ok == true })
+        #expect(judgement.evidence[0].text.contains("198.51.100.7"), "the address the port is forwarded on")
+    }
+
+    @Test func everyClientMustBeProvenAndTheFirstWrongOneIsNamed() {
+        var other = client(.absent)
+        other.label = "transmission"
+        let judgement = Connectability.judge(facts([client(.reachable(["0.0.0.0"]), incoming: ["198.51.100.20"]), other]))
+        #expect(judgement.verdict == .notConnectable(.notListening(label: "transmission", port: port)))
+        var second = client(.reachable(["0.0.0.0"]))
+        second.label = "transmission"
+        #expect(Connectability.judge(facts([client(.reachable(["0.0.0.0"]), incoming: ["198.51.100.20"]), second])).verdict == .unknown(.noIncomingYet))
+    }
+
+    // MARK: The monitor
+
+    struct Driver {
+        var monitor: ConnectabilityMonitor
+        var now = Instant(nanoseconds: 1_000_000_000_000)
+        var heals: [String] = []
+        var failed: [Connectability.Cause] = []
+        var verdicts: [Connectability.Verdict] = []
+        var gathers = 0
+
+        init(_ settings: ConnectabilityMonitor.Settings = ConnectabilityMonitor.Settings()) {
+            monitor = ConnectabilityMonitor(settings: settings)
+        }
+
+        /// Feeds `input`, answering every `.gather` with `facts`.
+        mutating func feed(_ input: ConnectabilityMonitor.Input, _ facts: Facts?) {
+            for effect in monitor.handle(input, now: now) {
+                switch effect {
+                case .gather:
+                    gathers += 1
+                    feed(.gathered(facts), facts)
+                case .judged(let judgement, let changed): if changed { verdicts.append(judgement.verdict) }
+                case .heal(let client, _): heals.append(client)
+                case .healFailed(let cause): failed.append(cause)
+                }
+            }
+        }
+
+        mutating func wake(_ facts: Facts?) {
+            now = monitor.nextDeadline!
+            feed(.deadlineReached, facts)
+        }
+    }
+
+    @Test func looksAgainSoonWhileNoPeerConnectedThenAtTheInterval() {
+        var driver = Driver()
+        let quiet = facts([client(.reachable(["0.0.0.0"]))])
+        driver.feed(.look, quiet)
+        let start = driver.now
+        #expect(driver.verdicts == [.unknown(.noIncomingYet)])
+        #expect(driver.monitor.nextDeadline == start + .seconds(15))
+        driver.wake(quiet)
+        #expect(driver.monitor.nextDeadline == start + .seconds(75))
+        driver.wake(facts([client(.reachable(["0.0.0.0"]), incoming: ["198.51.100.20"])]))
+        #expect(driver.verdicts == [.unknown(.noIncomingYet), .connectable])
+        #expect(driver.monitor.nextDeadline == start + .seconds(375))
+        driver.wake(quiet)
+        #expect(driver.verdicts.last == .connectable, "a peer that left does not undo the proof")
+        #expect(driver.monitor.judgement?.evidence.last?.text == "a peer connected earlier, since the port was last changed")
+        driver.feed(.look, quiet)
+        #expect(driver.verdicts.last == .unknown(.noIncomingYet), "a change needs proof anew")
+        #expect(driver.gathers == 5)
+    }
+
+    @Test func aListenerIsHealedOncePerCauseThenTheRecoveryIsAskedOnce() {
+        var driver = Driver()
+        let deafIPv4 = facts([client(.elsewhere(["[::] (IPv6 only)"]))])
+        driver.feed(.look, deafIPv4)
+        #expect(driver.heals == ["qbittorrent"])
+        #expect(driver.monitor.nextDeadline == driver.now + .seconds(3), "looked at again once the heal had its time")
+        driver.wake(deafIPv4)
+        #expect(driver.heals.count == 1, "never twice for one cause")
+        #expect(driver.failed == [.listeningElsewhere(label: "qbittorrent", port: port, on: ["[::] (IPv6 only)"], tunnel: tunnel)])
+        driver.wake(deafIPv4)
+        #expect(driver.heals.count == 1 && driver.failed.count == 1, "and said once")
+        driver.wake(facts([client(.reachable(["0.0.0.0"]))]))
+        driver.wake(deafIPv4)
+        #expect(driver.heals.count == 2, "a cause that went away and came back is healed again")
+    }
+
+    @Test func noHealWhenTurnedOffOrTheClientCannotReopenOrItIsNotAListener() {
+        var off = Driver(ConnectabilityMonitor.Settings(heal: false))
+        off.feed(.look, facts([client(.absent)]))
+        var transmission = Driver()
+        transmission.feed(.look, facts([client(.absent, canReopen: false)]))
+        var mismatch = Driver()
+        mismatch.feed(.look, facts([client(.reachable(["0.0.0.0"]), leavesFrom: IPv4Address(198, 51, 100, 9))]))
+        #expect(off.heals.isEmpty && transmission.heals.isEmpty && mismatch.heals.isEmpty)
+        #expect(off.failed.isEmpty && transmission.failed.isEmpty && mismatch.failed.isEmpty)
+    }
+
+    @Test func whileAChangeIsOnItsWayItLooksAgainShortly() {
+        var driver = Driver()
+        driver.feed(.look, nil)
+        #expect(driver.verdicts.isEmpty && driver.monitor.judgement == nil)
+        #expect(driver.monitor.nextDeadline == driver.now + ConnectabilityMonitor.notSettledRetry)
+    }
+
+    // MARK: The socket table
+
+    let wg0 = Tunnel(interface: "wg0", index: 7, address: IPv4Address(10, 2, 0, 2), gateway: IPv4Address(10, 2, 0, 1), gatewayRule: .lastByteOne)
+
+    func table(_ listeners: [ListeningSockets.Listener], connections: [ListeningSockets.Listener] = []) -> SocketTable {
+        SocketTable(listeners: { _ in listeners }, connections: { _ in connections }, interfaceExists: { $0 == 7 })
+    }
+
+    @Test func listenersAreReadAsTheTunnelSeesThem() {
+        typealias L = ListeningSockets.Listener
+        let cases: [([L], Tunnel?, Client.Listener)] = [
+            ([], wg0, .absent),
+            ([L(address: "0.0.0.0", interfaceIndex: 0), L(address: "[::]", interfaceIndex: 0, v6Only: true)], wg0, .reachable(["0.0.0.0"])),
+            ([L(address: "10.2.0.2", interfaceIndex: 7)], wg0, .reachable(["10.2.0.2%7"])),
+            ([L(address: "[::]", interfaceIndex: 0, v6Only: false)], wg0, .reachable(["[::]"])),
+            ([L(address: "[::]", interfaceIndex: 0, v6Only: true)], wg0, .elsewhere(["[::] (IPv6 only)"])),
+            ([L(address: "10.2.0.9", interfaceIndex: 0), L(address: "127.0.0.1", interfaceIndex: 0)], wg0, .elsewhere(["10.2.0.9", "127.0.0.1"])),
+            ([L(address: "10.2.0.2", interfaceIndex: 5)], wg0, .deaf("10.2.0.2%5")),
+            ([L(address: "127.0.0.1", interfaceIndex: 0)], nil, .elsewhere(["127.0.0.1"])),
+            ([L(address: "192.168.1.5", interfaceIndex: 0)], nil, .reachable(["192.168.1.5"])),
+        ]
+        for (listeners, tunnel, expected) in cases {
+            #expect(table(listeners).listener(on: port, tunnel: tunnel) == expected, "\(listeners)")
+        }
+        let failing = SocketTable(listeners: { _ in throw SystemCallError(call: "recv(NETLINK_SOCK_DIAG)", errno: .wouldBlock) })
+        guard case .unseen(let why) = failing.listener(on: port, tunnel: wg0) else { Issue.record("an unreadable table is not unseen"); return }
+        #expect(why.hasPrefix("cannot read the socket table: recv(NETLINK_SOCK_DIAG)"))
+    }
+
+    @Test func onlyPeersThatCameThroughTheTunnelCount() {
+        typealias L = ListeningSockets.Listener
+        let connections = [
+            L(address: "10.2.0.2", interfaceIndex: 0, peer: "198.51.100.20"),
+            L(address: "127.0.0.1", interfaceIndex: 0, peer: "127.0.0.1"),
+            L(address: "192.168.1.5", interfaceIndex: 0, peer: "192.168.1.9"),
+        ]
+        #expect(table([], connections: connections).incoming(on: port, tunnel: wg0) == ["198.51.100.20"])
+        #expect(table([], connections: connections).incoming(on: port, tunnel: nil) == ["198.51.100.20", "192.168.1.9"])
+    }
+}
