@@ -15,8 +15,12 @@ public enum Connectability {
             case absent
             /// Only a socket bound to an interface that is gone: listed, but deaf.
             case deaf(String)
-            /// Only on addresses that are not the tunnel's (loopback, a LAN address, IPv6 only).
+            /// Only on IPv4 addresses that are not the tunnel's (loopback, a LAN address): the
+            /// client is set to bind there.
             case elsewhere([String])
+            /// Only IPv6 sockets that take no IPv4, on a tunnel of IPv4: the IPv4 listener did
+            /// not open (its bind failed: the port was taken at the time).
+            case onlyIPv6([String])
             /// Cannot be seen from here (a client on another machine, an unreadable table): why.
             case unseen(String)
         }
@@ -115,8 +119,8 @@ public enum Connectability {
         /// The client whose listener re-opened on its port would mend this: a listener problem.
         public var healableClient: String? {
             switch self {
-            case .notListening(let label, _), .deafListener(let label, _, _), .listeningElsewhere(let label, _, _, _): label
-            case .noForwardedPort, .clientDisconnected, .addressMismatch, .noIncomingYet, .cannotSee: nil
+            case .notListening(let label, _), .deafListener(let label, _, _): label
+            case .noForwardedPort, .listeningElsewhere, .clientDisconnected, .addressMismatch, .noIncomingYet, .cannotSee: nil
             }
         }
 
@@ -127,7 +131,7 @@ public enum Connectability {
             case .deafListener(let label, let port, let listener):
                 "\(label)'s only listener on port \(port) is on \(listener), an interface that is gone"
             case .listeningElsewhere(let label, let port, let addresses, let tunnel):
-                "\(label) listens on port \(port) only on \(addresses.joined(separator: ", "))\(tunnel.map { ", not on the tunnel's \($0)" } ?? "")"
+                "\(label) listens on port \(port) only on \(addresses.joined(separator: ", "))\(tunnel.map { ", not on the tunnel's \($0)" } ?? ""): check the client's network interface and the address it binds to"
             case .clientDisconnected(let label): "\(label) says it is not listening (disconnected)"
             case .addressMismatch(let forwardedOn, let leavesFrom):
                 "this server forwards on \(forwardedOn) but your traffic leaves from \(leavesFrom): choose another server"
@@ -217,6 +221,10 @@ public enum Connectability {
                 seen = true
                 evidence.append(Evidence(kind: "listener", ok: false, text: "the only listener on port \(client.port) is on \(listener), an interface that is gone"))
                 fail(.deafListener(label: name, port: client.port, listener: listener))
+            case .onlyIPv6(let sockets):
+                seen = true
+                evidence.append(Evidence(kind: "listener", ok: false, text: "nothing listens on port \(client.port) over IPv4 (only on \(sockets.joined(separator: ", ")))"))
+                fail(.notListening(label: name, port: client.port))
             case .elsewhere(let addresses):
                 seen = true
                 let tunnel = facts.tunnelAddress.map { ", not on the tunnel's \($0)" } ?? ""

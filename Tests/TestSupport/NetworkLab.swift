@@ -330,9 +330,9 @@ public final class NATPMPGateway {
         entries.filter { $0["op"] != nil && $0["op"] as? String != "address" }
     }
 
-    /// The external-address requests (opcode 0) it received.
-    public var addressRequests: Int {
-        entries.filter { $0["op"] as? String == "address" }.count
+    /// The external-address requests (opcode 0) it received, in order.
+    public var addressRequests: [[String: Any]] {
+        entries.filter { $0["op"] as? String == "address" }
     }
 
     private var entries: [[String: Any]] {

@@ -140,9 +140,9 @@ final class TunnelWatcherTests {
                 _ = try fd.write(NATPMP.externalAddressRequest())
             }
         }
-        #expect(waitFor(seconds: 5) { gateway.requests.count == 1 && router.requests.count == 1 },
-                "pinned: the gateway; unpinned: the LAN (\(gateway.requests.count), \(router.requests.count))")
-        #expect(gateway.requests.first?["from"] as? String == "10.2.0.2")
+        #expect(waitFor(seconds: 5) { gateway.addressRequests.count == 1 && router.addressRequests.count == 1 },
+                "pinned: the gateway; unpinned: the LAN (\(gateway.addressRequests.count), \(router.addressRequests.count))")
+        #expect(gateway.addressRequests.first?["from"] as? String == "10.2.0.2")
     }
 
     @Test func lostEventsAreRecoveredByDumpingAgain() throws {

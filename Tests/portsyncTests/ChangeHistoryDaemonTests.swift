@@ -46,7 +46,7 @@ final class ChangeHistoryDaemonTests {
 
     /// The history as `portsync history --json` lists it, once it has `count` changes.
     func changes(_ loop: EventLoop, _ daemon: Daemon, count: Int) throws -> [ListedChange] {
-        #expect(try runUntil(loop, seconds: 10) { daemon.history.count == count }, "\(log.text)")
+        #expect(try runUntil(loop, seconds: 10) { daemon.history.changes == count }, "\(log.text)")
         return try listedChanges(environment)
     }
 
@@ -99,11 +99,11 @@ final class ChangeHistoryDaemonTests {
         daemon = try startDaemon(on: loop)
         defer { daemon.stop() }
         #expect(try runUntil(loop, seconds: 10) { daemon.sinks.verifiedPort == Port(ports[4]) }, "\(log.text)")
-        #expect(daemon.history.count == 7 && daemon.history.last?.reason == .reload)
+        #expect(daemon.history.changes == 7 && daemon.history.last?.reason == .reload)
         let (status, text) = try Child.run(["history"], environment: environment)
         #expect(status == 0)
         let lines = text.split(separator: "\n")
-        #expect(lines.filter { $0.hasPrefix("20") }.count == 7, "one line per change: \(text)")
+        #expect(lines.filter { $0.hasPrefix("20") && $0.contains(" → ") }.count == 7, "one line per change: \(text)")
         let explained = lines.compactMap { ChangeReason(rawValue: String($0.prefix { $0 != ":" })) }
         #expect(explained == [.started, .sourceChanged, .rapidRotation, .sourceEmptied, .clientDrifted, .reload], "each reason seen, once: \(text)")
         #expect(lines.contains("rapid-rotation: \(ChangeReason.rapidRotation.explanation)"), "\(text)")

@@ -93,7 +93,7 @@ import Testing
         // Read back, as the next start does.
         let again = HistoryRecorder(stateFile: "\(directory.path)/state.json", logger: log.logger)
         again.load()
-        #expect(again.count == 3 && again.lastPort == Port(40003) && again.last == records().last)
+        #expect(again.changes == 3 && again.lastPort == Port(40003) && again.last == records().last)
     }
 
     /// The file takes one appended line per change and is cut back to the last 500 once it
@@ -110,9 +110,9 @@ import Testing
         }
         func lines() throws -> Int { try String(contentsOfFile: recorder.path, encoding: .utf8).split(separator: "\n").count }
         for port in 1...1000 { change(40000 + port) }
-        #expect(try lines() == 1000 && recorder.count == 1000)
+        #expect(try lines() == 1000 && recorder.lines == 1000)
         change(42000)
-        #expect(try lines() == 500 && recorder.count == 500, "cut back to the last 500")
+        #expect(try lines() == 500 && recorder.lines == 500, "cut back to the last 500")
         let (kept, _) = try #require(try ChangeHistory.load(path: recorder.path))
         #expect(kept.records.first?.port == Port(40502) && kept.records.last?.port == Port(42000))
 

@@ -16,6 +16,8 @@ final class ConnectabilityWatch {
     /// Re-open the listener of the client with this label.
     var reopen: (String) -> Void = { _ in }
     /// A new verdict or evidence, and what was done about it (the record is ready to keep).
+    var onChange: () -> Void = {}
+    /// A verdict of another name or cause, or something done about one: for the history.
     var onRecord: (ConnectabilityRecord, _ verdictChanged: Bool) -> Void = { _, _ in }
     /// A heal did not mend `cause`: the recovery command's turn.
     var onHealFailed: (Connectability.Cause) -> Void = { _ in }
@@ -57,8 +59,9 @@ final class ConnectabilityWatch {
                 case .unknown: .info
                 }
                 loop.logger.log(level, Self.name, record.summary)
+                onRecord(record, true)
             }
-            onRecord(record, verdictChanged)
+            onChange()
         case .heal(let client, let cause):
             loop.logger.warning(Self.name, "\(cause): re-opening \(client)'s listener (its port moved away and back)")
             reopen(client)
@@ -66,6 +69,7 @@ final class ConnectabilityWatch {
                 record.action = "re-opened \(client)'s listener"
                 self.record = record
                 onRecord(record, false)
+                onChange()
             }
         case .healFailed(let cause):
             loop.logger.error(Self.name, "\(cause), even after re-opening the listener")
@@ -93,7 +97,10 @@ struct SocketTable {
         let live = all.filter { $0.interfaceIndex == 0 || interfaceExists($0.interfaceIndex) }
         guard !live.isEmpty else { return .deaf(first.description) }
         let reachable = live.filter { Self.takes($0, tunnel) }
-        if reachable.isEmpty { return .elsewhere(live.map { $0.v6Only ? "\($0.description) (IPv6 only)" : $0.description }) }
+        if reachable.isEmpty {
+            let named = live.map { $0.v6Only ? "\($0.description) (IPv6 only)" : $0.description }
+            return tunnel != nil && live.allSatisfy({ $0.address.hasPrefix("[") }) ? .onlyIPv6(named) : .elsewhere(named)
+        }
         return .reachable(reachable.map(\.description))
     }
 

@@ -20,6 +20,7 @@ final class Daemon {
     private let dispatcher: Dispatcher
     /// What the connectability was last looked at for: a port verified, a tunnel, a trouble.
     private var lookedAt: String?
+    private var recording = false
     private let socketTable = SocketTable()
     private var systemd: SystemdService!
     private var metricsServer: HTTPServer?
@@ -54,10 +55,11 @@ final class Daemon {
         }
         connectability.gather = { [unowned self] in self.connectabilityFacts() }
         connectability.reopen = { [unowned self] label in self.sinks.reassert(label) }
-        connectability.onRecord = { [unowned self] record, verdictChanged in
-            if verdictChanged || record.action != nil { self.history.connectability(record) }
-            self.recordOutcome()
+        // The history is about ports: verdicts count from the first port on.
+        connectability.onRecord = { [unowned self] record, _ in
+            if self.dispatcher.coordinator.desired != nil { self.history.connectability(record) }
         }
+        connectability.onChange = { [unowned self] in self.recordOutcome() }
         connectability.onHealFailed = { [unowned self] cause in
             if !self.sources.recover(because: "not connectable: \(cause)") {
                 self.loop.logger.warning(ConnectabilityWatch.name, "nothing more to try: see portsync status; a recovery_command would be run now")
@@ -115,16 +117,20 @@ final class Daemon {
     /// After every change: the state file, then systemd; a look at the connectability when a
     /// port was verified, the tunnel changed, or trouble began.
     private func recordOutcome() {
-        let snapshot = snapshot()
-        history.observe(snapshot.clients, now: loop.now)
-        recorder.record(snapshot, desired: dispatcher.coordinator.desired, verifiedPort: sinks.verifiedPort, sources: sources)
-        systemd.update(settled: settled)
-        // Last: a verdict reached now records its own outcome, after this one.
+        // A look made here is judged at once and calls back: this one records both, once.
+        guard !recording else { return }
+        recording = true
+        defer { recording = false }
+        var snapshot = snapshot()
         let look = lookKey(snapshot)
         if look != lookedAt {
             lookedAt = look
             connectability.look()
+            snapshot.connectability = connectability.record
         }
+        history.observe(snapshot.clients, now: loop.now)
+        recorder.record(snapshot, desired: dispatcher.coordinator.desired, verifiedPort: sinks.verifiedPort, sources: sources)
+        systemd.update(settled: settled)
     }
 
     /// The first sync was tried: the clients answered (or failed) for the first port, and

@@ -80,7 +80,9 @@ enum MetricsEndpoint {
         metric("portsync_link_up", "gauge", "1 when the VPN interface is usable.", snapshot.linkUp.map { $0 ? 1 : 0 })
         if let connectability = snapshot.connectability {
             metric("portsync_connectable", "gauge", "1 for the connectability verdict in force (connectable, not connectable, unknown).",
-                   ["connectable", "not connectable", "unknown"].map { ("{verdict=\"\($0)\"}", connectability.verdict == $0 ? 1 : 0) })
+                   ["connectable", "not connectable", "unknown"].map { verdict in
+                       ("{verdict=\"\(String(verdict.map { $0 == " " ? "_" : $0 }))\"}", connectability.verdict == verdict ? 1 : 0)
+                   })
             metric("portsync_connectability_since_timestamp_seconds", "gauge", "When the verdict and its evidence were last reached (Unix time).",
                    Int(connectability.checked))
         }

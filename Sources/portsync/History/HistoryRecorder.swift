@@ -17,8 +17,10 @@ final class HistoryRecorder {
     private(set) var last: ChangeRecord?
     /// The port the clients were last moved to (a withdrawal moves nothing).
     private(set) var lastPort: Port?
-    /// Records in the file (its lines), as far as this recorder knows.
-    private(set) var count = 0
+    /// Entries in the file (its lines), as far as this recorder knows.
+    private(set) var lines = 0
+    /// Changes in the file (connectability verdicts are lines too), as far as this recorder knows.
+    private(set) var changes = 0
     /// The file ends in a line cut short (a crash mid-write): the next record starts a line.
     private var endsCut = false
     /// Records made since the start, by reason, for /metrics.
@@ -49,7 +51,8 @@ final class HistoryRecorder {
     func load() {
         last = nil
         lastPort = nil
-        count = 0
+        lines = 0
+        changes = 0
         endsCut = false
         do {
             guard let bytes = try ChangeHistory.contents(path: path) else { return }
@@ -57,7 +60,8 @@ final class HistoryRecorder {
             let (loaded, skipped) = ChangeHistory.parse(bytes)
             last = loaded.records.last
             lastPort = loaded.lastPort
-            count = loaded.entries.count + skipped.count
+            lines = loaded.entries.count + skipped.count
+            changes = loaded.records.count
             if !skipped.isEmpty {
                 logger.warning("portsync", "history \(path): line(s) \(skipped.map(String.init).joined(separator: ", ")) are not change records; left out")
             }
@@ -155,20 +159,22 @@ final class HistoryRecorder {
         // A repair is on one client's port (its port_index may pick another): not the port all moved to.
         if let port = record.port, !record.reason.isRepair { lastPort = port }
         counts[record.reason, default: 0] += 1
+        changes += 1
         write(.change(record))
     }
 
     private func write(_ entry: ChangeHistory.Entry) {
         do {
-            if count + 1 > 2 * ChangeHistory.limit {
+            if lines + 1 > 2 * ChangeHistory.limit {
                 var kept = (try ChangeHistory.load(path: path))?.history ?? ChangeHistory()
                 kept.append(entry)
                 try kept.save(path: path)
-                count = kept.entries.count
+                lines = kept.entries.count
+                changes = kept.records.count
             } else {
                 try FileContents.append(Array(((endsCut ? "\n" : "") + entry.jsonValue.serialized + "\n").utf8), toPath: path)
                 endsCut = false
-                count += 1
+                lines += 1
             }
             if writeFailed { logger.info("portsync", "history \(path) written again") }
             writeFailed = false
