@@ -10,13 +10,13 @@ import Testing
 @Suite(.serialized) final class DoctorClientsTests {
     let directory = TemporaryDirectory()
 
-    func doctor(_ fake: FakeQBittorrent52, on loop: EventLoop, password: String) throws -> String {
+    func doctor(_ fake: FakeQBittorrent52, on loop: EventLoop, password: String, _ extra: [String: String] = [:]) throws -> String {
         directory.write("password", password + "\n", mode: 0o600)
         let child = try Child(["doctor"], environment: [
             "PORTSYNC_SOURCE_STRATEGY": "static", "PORTSYNC_STATIC_PORT": "51413",
             "PORTSYNC_QBITTORRENT_URL": "\(fake.server.url)", "PORTSYNC_QBITTORRENT_PASSWORD_FILE": "\(directory.path)/password",
             "PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json",
-        ])
+        ].merging(extra) { $1 })
         #expect(try runUntil(loop, seconds: 30) { !child.process.isRunning })
         return child.output
     }
@@ -47,5 +47,13 @@ import Testing
         #expect(refused.contains("✗ login: qBittorrent rejected \"admin\" and its password (401 Unauthorized)"), "\(refused)")
         #expect(refused.contains("→ fix the password (file \(directory.path)/password); qBittorrent bans an IP after 5 failures"), "\(refused)")
         #expect(!refused.contains("wrong-password"))
+
+        // Bound to an interface: the list is read too; this stand-in has none (before 4.2).
+        let bound = try doctor(fake, on: loop, password: fake.password,
+                               ["PORTSYNC_QBITTORRENT_BIND_INTERFACE": "true", "PORTSYNC_NATPMP_INTERFACE": "wg-test"])
+        #expect(fake.server.requests.suffix(4).map(\.target)
+                == ["/api/v2/app/webapiVersion", "/api/v2/auth/login", "/api/v2/app/version", "/api/v2/app/networkInterfaceList"])
+        #expect(bound.contains("✓ version: qBittorrent v5.2.3\n✗ binding: cannot read qBittorrent's interface list (unexpected answer 404 Not Found)\n    → qBittorrent 4.2 or newer is needed"), "\(bound)")
+        #expect(!bound.contains("settings:"), "nothing after the step that failed")
     }
 }

@@ -81,7 +81,8 @@ extension Doctor {
             }
         }, settings: { inspection, report in
             if let interface = settings.interface {
-                if case .interfaceNotListed(_, let listed)? = inspection.findings.first(where: { if case .interfaceNotListed = $0 { true } else { false } }) {
+                let unlisted = inspection.findings.lazy.compactMap { if case .interfaceNotListed(_, let listed) = $0 { listed } else { nil } }.first
+                if let listed = unlisted {
                     report.fail("binding: qBittorrent does not list \(interface) (it lists \(listed.joined(separator: ", ")))",
                                 "connect the VPN first; qBittorrent lists only interfaces that have an address")
                 } else {
