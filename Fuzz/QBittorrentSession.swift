@@ -7,7 +7,8 @@ import Reactor
 /// inputs (reasserts, interface changes) and answers shaped like what qBittorrent sends to the
 /// request in flight, with fuzzed status, cookie and body.
 ///
-/// Its own properties: a login only with a password, and never with a cookie; a write sets
+/// Its own properties: a login only with a password, and never with a cookie; the connect's
+/// probe without a cookie or a password; a write sets
 /// listen_port to the desired port (or its neighbour, for a reassert); a re-announce
 /// (`hashes=all`) only when verified on the desired port.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -16,6 +17,9 @@ public func fuzzQBittorrentSession(_ data: UnsafePointer<UInt8>?, _ count: Int) 
         if request.target.hasSuffix("/api/v2/auth/login") {
             guard case .password = session.settings.authentication else { fatalError("property violated: a login without a password") }
             require(!request.headers.contains("Cookie"), "a login that sends a cookie")
+        }
+        if request.target.hasSuffix("/api/v2/app/webapiVersion") {
+            require(!request.headers.contains("Cookie") && request.body.isEmpty, "a probe that sends a cookie or a body")
         }
         if let ports = QBittorrentSession.writtenPorts(request), let port = ports.first {
             guard let desired = session.desired else { fatalError("property violated: listen_port \(port) with nothing desired") }
@@ -69,6 +73,8 @@ extension QBittorrentSession: FuzzedClientSession {
         guard let request = inFlight else { return nil }
         let status = input.pick([200, 200, 200, 204, 401, 403, 404, 500])
         switch request {
+        case .probe:
+            return answer(status, input.bool() ? [("X-Transmission-Session-Id", "abc")] : [], input.pick(["2.8.3", "Forbidden", "", "<title>Not qBittorrent</title>"]))
         case .login:
             let cookie = input.pick(["SID", "QBT_SID_8080"]) + "=" + String(decoding: input.bytes(Int(input.byte() % 40)), as: UTF8.self)
             return answer(status, [("Set-Cookie", cookie + "; HttpOnly; SameSite=Strict; path=/")], input.pick(["Ok.", "Fails.", "", "Your IP address has been banned"]))

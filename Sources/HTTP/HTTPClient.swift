@@ -1,6 +1,6 @@
 import Reactor
 /// Why an HTTP exchange produced no response.
-public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
+public enum HTTPClientError: Error, Equatable, Sendable, CustomStringConvertible {
     case resolve(String)
     case connect(TCPConnectionError)
     /// No complete response within the response timeout.

@@ -1,6 +1,6 @@
 import Reactor
 /// What was wrong with a response's bytes.
-public struct HTTPParseError: Error, Equatable, CustomStringConvertible {
+public struct HTTPParseError: Error, Equatable, Sendable, CustomStringConvertible {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { "malformed HTTP response: \(message)" }

@@ -2,7 +2,7 @@ import Glibc
 
 /// A failed system call, with the call's name and the errno it left.
 /// Printed as `epoll_ctl: Bad file descriptor (errno 9)`.
-public struct SystemCallError: Error, Equatable, CustomStringConvertible {
+public struct SystemCallError: Error, Equatable, Sendable, CustomStringConvertible {
     public let call: String
     public let errno: Errno
 

@@ -2,7 +2,7 @@ import CLinux
 import Glibc
 
 /// Why a TCP connection ended or could not be made, in words a person can act on.
-public enum TCPConnectionError: Error, Equatable, CustomStringConvertible {
+public enum TCPConnectionError: Error, Equatable, Sendable, CustomStringConvertible {
     case refused
     case timedOut
     case reset

@@ -13,9 +13,13 @@ public protocol PortSink: AnyObject {
     var counters: SinkCounters { get }
     /// Called after every status change, from the loop.
     var onStatusChange: ((SinkStatus) -> Void)? { get set }
-    /// Checks the client at once, before there is a port: reachable, logged in, its version;
-    /// each result is logged in one line and shows in `status`. A refused login is not retried.
+    /// Checks the client at once, before there is a port: reachable, logged in, its version,
+    /// its port settings (read once: `SinkStatus.inspection`); each result is logged in one
+    /// line and shows in `status`. A refused login is not retried.
     func connect()
+    /// The same check, changing nothing on the client (`portsync doctor`): done when the status
+    /// has its `inspection`, or a health that is not pending.
+    func inspect()
     /// Makes the client listen on the change's port, verifies it, and keeps it there.
     func apply(_ change: PortChange)
     /// Make the client re-open its listening sockets on the same port.

@@ -21,6 +21,11 @@ public struct SinkStatus: Equatable, Sendable {
     public var verifiedPort: Port?
     /// The client's own version, e.g. "v4.5.2".
     public var version: String?
+    /// Why the health is not fine, as a value, when it came at a step of reaching the client;
+    /// nil while it is fine, and for a failure after the handshake.
+    public var problem: ClientProblem?
+    /// The client's port settings as first read (at connect); nil until then.
+    public var inspection: ClientInspection?
 
     public init() {}
 
@@ -35,6 +40,8 @@ public struct SinkStatus: Equatable, Sendable {
         case .idle, .applying, .verified: break
         }
         copy.version = version.map { redaction($0) }
+        copy.problem = problem?.redacted(by: redaction)
+        copy.inspection = inspection?.redacted(by: redaction)
         return copy
     }
 }

@@ -172,7 +172,8 @@ import Testing
         #expect(driver.sent.count == sent + 1)
         driver.answer(200)
         driver.answer(200, Self.preferences(port: 40000))
-        #expect(driver.session.status == { var status = SinkStatus(); status.health = .verified; status.verifiedPort = Port(40000); status.version = "v4.5.2"; return status }())
+        #expect(driver.session.status == { var status = SinkStatus(); status.health = .verified; status.verifiedPort = Port(40000); status.version = "v4.5.2"
+                                           status.inspection = ClientInspection(listenPorts: [51413]); return status }(), "the first read is the inspection")
         #expect(driver.sent.count == sent + 2, "one write, one read-back")
     }
 

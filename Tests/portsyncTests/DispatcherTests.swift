@@ -28,6 +28,7 @@ final class RecordingSink: PortSink {
     }
 
     func connect() {}
+    func inspect() {}
     func reassert() {}
     func interfacesChanged() {}
     func update(_ settings: any PortSinkSettings) -> Bool { settings is RecordingSinkSettings }

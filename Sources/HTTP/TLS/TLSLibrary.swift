@@ -98,7 +98,7 @@ public struct TLSLibrary {
 
 /// Why a TLS connection could not be made or used: one line, with what to set when the fix is
 /// a setting.
-public struct TLSError: Error, Equatable, CustomStringConvertible {
+public struct TLSError: Error, Equatable, Sendable, CustomStringConvertible {
     public let description: String
 
     init(_ description: String) {

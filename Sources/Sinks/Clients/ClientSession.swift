@@ -4,8 +4,12 @@ import Reactor
 
 /// The inputs of a client session (`TransmissionSession`, `DelugeSession`): what happened.
 public enum ClientSessionInput {
-    /// Reach the client now, before any port (the daemon's start): its handshake and login.
+    /// Reach the client now, before any port (the daemon's start): its handshake, its login and
+    /// its port settings, read once (`SinkStatus.inspection`).
     case connect
+    /// The same, changing nothing on the client (`portsync doctor`): deluge-web is not
+    /// connected to its daemon when it is not. A port given later is applied as ever.
+    case inspect
     case desiredPort(Port)
     case settingsChanged(ClientSettings)
     case responseReceived(HTTPResponse)
@@ -73,8 +77,10 @@ struct ClientSessionCore {
     var desired: Port?
     /// A sync was asked for while a request was in flight: it starts when the answer is in.
     var syncRequested = false
-    /// Reach the client before any port is wanted (`.connect`), until its handshake is done.
+    /// Reach the client before any port is wanted (`.connect`), until its port settings are read.
     var connectRequested = false
+    /// The connect is an `.inspect`: it changes nothing on the client.
+    var changesNothing = false
     /// A sync has something to do: a port is wanted, or the client is to be reached.
     var hasWork: Bool { desired != nil || connectRequested }
     /// The next sync writes the desired port without reading first (see `desire`).
@@ -133,12 +139,15 @@ struct ClientSessionCore {
         return (true, skipRead)
     }
 
-    /// A request that got no answer: the client is not there, or `call` failed.
-    mutating func requestFailed<Effect: ClientSessionCoreEffect>(_ call: String, _ error: HTTPClientError, _ now: Instant, _ effects: inout [Effect]) {
+    /// A request that got no answer: the client is not there, or `call` failed; `step`: the
+    /// step of reaching the client it was for, if any.
+    mutating func requestFailed<Effect: ClientSessionCoreEffect>(_ call: String, _ error: HTTPClientError, step: ClientProblem.Step?,
+                                                               _ now: Instant, _ effects: inout [Effect]) {
+        let problem = step.map { ClientProblem($0, .noAnswer(error)) }
         if error.isUnreachable {
-            fail("\(client) at \(settings.url) is unreachable: \(error)", unreachable: true, now, &effects)
+            fail("\(client) at \(settings.url) is unreachable: \(error)", unreachable: true, problem: problem, now, &effects)
         } else {
-            fail("\(call): \(error)", now, &effects)
+            fail("\(call): \(error)", problem: problem, now, &effects)
         }
     }
 
@@ -211,6 +220,7 @@ struct ClientSessionCore {
         retryAt = nil
         if accountChanged {
             status.version = nil
+            status.inspection = nil
             if login.refusedUntil != nil { effects.append(.log(.info, "settings changed: trying to log in to \(client) again")) }
         }
         login.settingsChanged(accountChanged: accountChanged)
@@ -231,11 +241,27 @@ struct ClientSessionCore {
         retryAt = nil
         status.verifiedPort = port
         status.health = .verified
+        status.problem = nil
         driftCheckAt = now + settings.checkInterval
     }
 
+    /// The client's port settings, read: the first read is kept in the status, and the connect
+    /// is done. Before any port, a problem met on the way there (and retried since) is over.
+    mutating func inspected<Effect: ClientSessionCoreEffect>(_ inspection: ClientInspection, _ effects: inout [Effect]) {
+        connectRequested = false
+        guard status.inspection == nil else { return }
+        status.inspection = inspection
+        guard desired == nil else { return }
+        if lastProblem != nil { effects.append(.log(.info, "\(client) is fine again")) }
+        consecutiveFailures = 0
+        lastProblem = nil
+        retryAt = nil
+        status.health = .idle
+        status.problem = nil
+    }
+
     /// Stops all requests until the settings change or `loginRetryDelay` passes.
-    mutating func refuse<Effect: ClientSessionCoreEffect>(_ message: String, failed: Bool, _ now: Instant, _ effects: inout [Effect]) {
+    mutating func refuse<Effect: ClientSessionCoreEffect>(_ message: String, failed: Bool, problem: ClientProblem?, _ now: Instant, _ effects: inout [Effect]) {
         if failed { counters.failedLogins += 1 }
         login.refuse(until: now + settings.loginRetryDelay)
         syncRequested = false
@@ -245,15 +271,19 @@ struct ClientSessionCore {
         gate.cancel()
         lastProblem = message
         status.health = .loginRefused(message)
+        status.problem = problem
         effects.append(.log(.error, "\(message); no more logins until the configuration is reloaded or \(settings.loginRetryDelay.minutesText) pass"))
     }
 
     /// A transient failure: retried with capped exponential back-off, logged once per change
     /// of problem, not once per retry. `kind` names the problem when the message quotes the
     /// client (whose text may change on every retry); by default the message is the kind.
-    mutating func fail<Effect: ClientSessionCoreEffect>(_ message: String, kind: String? = nil, unreachable: Bool = false, _ now: Instant, _ effects: inout [Effect]) {
+    /// `problem`: the same as a value, when it came at a step of reaching the client.
+    mutating func fail<Effect: ClientSessionCoreEffect>(_ message: String, kind: String? = nil, unreachable: Bool = false, problem: ClientProblem? = nil,
+                                                      _ now: Instant, _ effects: inout [Effect]) {
         consecutiveFailures += 1
-        problem(message, kind: kind, health: unreachable ? .unreachable(message) : .failing(message), &effects)
+        self.problem(message, kind: kind, health: unreachable ? .unreachable(message) : .failing(message), &effects)
+        status.problem = problem
         let exponent = min(consecutiveFailures - 1, 20)
         retryAt = now + min(settings.retryInitial * (1 << exponent), settings.retryMax)
         // The retry reads the port again: a drift check armed before the failure would only
@@ -266,6 +296,7 @@ struct ClientSessionCore {
     /// sooner: retrying would repeat what did not help.
     mutating func persists<Effect: ClientSessionCoreEffect>(_ message: String, health: SinkStatus.Health, _ now: Instant, _ effects: inout [Effect]) {
         problem(message, health: health, &effects)
+        status.problem = nil
         retryAt = nil
         driftCheckAt = now + settings.checkInterval
     }

@@ -49,6 +49,10 @@ public final class ClientSink<Session: ClientSinkSession>: PortSink {
         runner.send(.connect)
     }
 
+    public func inspect() {
+        runner.send(.inspect)
+    }
+
     public func interfacesChanged() {}
 
     public func update(_ settings: any PortSinkSettings) -> Bool {

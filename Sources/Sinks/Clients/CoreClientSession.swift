@@ -51,6 +51,10 @@ extension CoreClientSession {
         case .connect:
             core.connectRequested = true
             startSync(&effects)
+        case .inspect:
+            core.connectRequested = true
+            core.changesNothing = true
+            startSync(&effects)
         case .desiredPort(let port):
             let next = core.desire(port, idle: isIdle, &effects)
             core.writeWithoutReading = next.skipRead

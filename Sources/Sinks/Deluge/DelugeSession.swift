@@ -7,8 +7,8 @@ import Reactor
 ///
 /// deluge-web stands between portsync and deluged: log in once (`auth.login`, cookie
 /// `_session_id`), make sure deluge-web is connected to its daemon (`web.connected`; when not,
-/// `web.get_hosts` and `web.connect`), then read `listen_ports`, write only what differs and read
-/// it back. A deluge-web without its daemon answers "Unknown method" to every `core.*` call; one
+/// `web.get_hosts` and `web.connect`, except for an `.inspect`, which leaves it so), then read
+/// `listen_ports` (a connect, once, before any port), write only what differs and read it back. A deluge-web without its daemon answers "Unknown method" to every `core.*` call; one
 /// whose daemon went away unnoticed does not answer at all (the shell's timeout): both mean
 /// "connect again", once: when `web.connected` then says it is connected all the same, the
 /// "Unknown method" is a failure with back-off. A call refused as "Not authenticated" on a
@@ -63,10 +63,11 @@ public struct DelugeSession {
         inFlight = nil
         if call.isCore, error == .timedOut {
             daemonConnected = false
-            core.fail("deluge-web did not answer \(call.method) in time: its daemon has gone away (deluge-web does not notice, nor reconnect); connecting it again", now, &effects)
+            core.fail("deluge-web did not answer \(call.method) in time: its daemon has gone away (deluge-web does not notice, nor reconnect); connecting it again",
+                      problem: call.step.map { ClientProblem($0, .noAnswer(error)) }, now, &effects)
         } else {
             if error.isUnreachable { daemonConnected = false }
-            core.requestFailed(call.method, error, now, &effects)
+            core.requestFailed(call.method, error, step: call.step, now, &effects)
         }
     }
 
@@ -89,13 +90,14 @@ public struct DelugeSession {
             if !missingPasswordSaid { effects.append(.log(.error, problem)) }
             missingPasswordSaid = true
             core.status.health = .failing(problem)
+            core.status.problem = ClientProblem(.configuration, .credentialsMissing)
             return
         }
         guard core.login.isLoggedIn else { return send(.login(password), &effects) }
         guard daemonConnected else { return send(.connected, &effects) }
         guard let wanted = core.desired else {
-            // Connected before any port: nothing more until one comes.
-            core.connectRequested = false
+            // Connected before any port: the port settings once, then nothing until a port comes.
+            if core.connectRequested { send(.readPorts, &effects) }
             return
         }
         if reannouncePending && core.status.health == .verified && core.status.verifiedPort == wanted {
@@ -127,7 +129,8 @@ public struct DelugeSession {
             let address = settings.url.address(of: DelugeRPC.target(settings.url))
             let hint = response.status == 404 ? ": is that deluge-web?" : ""
             return core.fail("unexpected answer to \(call.method) from \(address): \(response.status) \"\(response.bodyExcerpt)\"\(hint)",
-                             kind: "\(call.method) answered \(response.status)", now, &effects)
+                             kind: "\(call.method) answered \(response.status)",
+                             problem: call.step.map { ClientProblem($0, .unexpectedAnswer(status: response.status, said: response.bodyExcerpt)) }, now, &effects)
         }
         if let fresh = response.cookies.first(where: { $0.name == DelugeRPC.cookieName }) {
             cookie = "\(fresh.name)=\(fresh.value)"
@@ -135,7 +138,7 @@ public struct DelugeSession {
         let result: JSONValue
         switch DelugeRPC.parse(response.body, id: id) {
         case .failure(let error):
-            return core.fail("answer to \(call.method) \(error)", kind: "answer to \(call.method) \(error.kind)", now, &effects)
+            return unusable("answer to \(call.method) \(error)", kind: "answer to \(call.method) \(error.kind)", call.step, now, &effects)
         case .success(.error(let code, let message)):
             return rejected(call, code: code, message: message, now, &effects)
         case .success(.result(let value)):
@@ -153,14 +156,16 @@ public struct DelugeSession {
             if result.bool == true {
                 daemonConnected = true
                 startSync(&effects)
+            } else if core.changesNothing && core.desired == nil {
+                core.inspected(ClientInspection(listenPorts: [], findings: [.daemonNotConnected]), &effects)
             } else {
                 effects.append(.log(.info, "deluge-web is not connected to its daemon; connecting it"))
                 send(.hosts, &effects)
             }
         case .hosts:
             guard let hosts = DelugeRPC.Host.list(result), let host = hosts.first(where: \.isLoopback) ?? hosts.first else {
-                return core.fail("deluge-web has no daemon in its host list (web.get_hosts answered \(result.excerpt)); add deluged in its Connection Manager",
-                                 kind: "no daemon in the host list", now, &effects)
+                return unusable("deluge-web has no daemon in its host list (web.get_hosts answered \(result.excerpt)); add deluged in its Connection Manager",
+                                kind: "no daemon in the host list", call.step, now, &effects)
             }
             connecting = host
             send(.connect(hostID: host.id), &effects)
@@ -168,7 +173,7 @@ public struct DelugeSession {
             // The daemon's method list on success; null when deluge-web could not connect.
             let target = connecting.map { " at \($0)" } ?? ""
             guard let methods = result.array, !methods.isEmpty else {
-                return core.fail("deluge-web could not connect to its daemon\(target): is deluged running, with this host's user and password in its auth file?", now, &effects)
+                return unusable("deluge-web could not connect to its daemon\(target): is deluged running, with this host's user and password in its auth file?", call.step, now, &effects)
             }
             daemonConnected = true
             justConnected = true
@@ -209,10 +214,11 @@ public struct DelugeSession {
 
     private mutating func loginAnswered(_ result: JSONValue, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         guard result.bool == true else {
-            return core.refuse("deluge-web refused the password (auth.login answered \(result.excerpt))", failed: true, now, &effects)
+            return core.refuse("deluge-web refused the password (auth.login answered \(result.excerpt))", failed: true,
+                               problem: ClientProblem(.login, .credentialsRefused(status: 200, said: result.excerpt)), now, &effects)
         }
         guard cookie != nil else {
-            return core.fail("deluge-web accepted the password but sent no \(DelugeRPC.cookieName) cookie", now, &effects)
+            return unusable("deluge-web accepted the password but sent no \(DelugeRPC.cookieName) cookie", .login, now, &effects)
         }
         core.login.loggedIn()
         daemonConnected = false
@@ -222,14 +228,17 @@ public struct DelugeSession {
     }
 
     private mutating func portsRead(_ result: JSONValue, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
-        guard let port = core.desired else { return }
+        // These settings are current: they answer any sync asked for meanwhile.
         core.syncRequested = false
         guard let pair = DelugeRPC.ports(result["listen_ports"]) else {
-            return core.fail("answer to core.get_config_values has no listen_ports pair: \(result.excerpt)", kind: "no listen_ports pair", now, &effects)
+            return unusable("answer to core.get_config_values has no listen_ports pair: \(result.excerpt)", kind: "no listen_ports pair", .settings, now, &effects)
         }
+        let random = result["random_port"]?.bool == true
+        core.inspected(ClientInspection(listenPorts: [pair.low, pair.high], findings: random ? [.randomPort] : []), &effects)
+        guard let port = core.desired else { return }
         var differences: [String] = []
         if pair != (Int(port.value), Int(port.value)) { differences.append("listen_ports [\(pair.low), \(pair.high)]") }
-        if result["random_port"]?.bool == true { differences.append("random_port true") }
+        if random { differences.append("random_port true") }
         guard differences.isEmpty else {
             core.differs(differences, setting: "listen_ports [\(port), \(port)]", &effects)
             return send(.writePorts(port), &effects)
@@ -242,8 +251,8 @@ public struct DelugeSession {
         case 1:
             switch core.login.refused(call.method) {
             case .callRefused:
-                core.fail("deluge-web refuses \(call.method) (\"\(message)\") even with a fresh session, while the session's other calls work",
-                          kind: "\(call.method) not authenticated", now, &effects)
+                unusable("deluge-web refuses \(call.method) (\"\(message)\") even with a fresh session, while the session's other calls work",
+                         kind: "\(call.method) not authenticated", call.step, now, &effects)
             case .sessionEnded:
                 // deluge-web restarted or the session expired: one fresh login.
                 effects.append(.log(.info, "deluge-web ended the session (\(call.method): \"\(message)\"); logging in again"))
@@ -251,12 +260,13 @@ public struct DelugeSession {
                 daemonConnected = false
                 startSync(&effects)
             case .sessionRefused:
-                core.refuse("deluge-web accepted the password but refused the session (\(call.method): \"\(message)\")", failed: true, now, &effects)
+                core.refuse("deluge-web accepted the password but refused the session (\(call.method): \"\(message)\")", failed: true,
+                            problem: ClientProblem(.login, .credentialsRefused(status: 200, said: message)), now, &effects)
             }
         case 2 where call.isCore && !justConnected && unknownMethodChecked:
             daemonConnected = false
-            core.fail("deluge-web says it is connected to its daemon, yet answers \"Unknown method\" to \(call.method)",
-                      kind: "\(call.method) unknown although connected", now, &effects)
+            unusable("deluge-web says it is connected to its daemon, yet answers \"Unknown method\" to \(call.method)",
+                     kind: "\(call.method) unknown although connected", call.step, now, &effects)
         case 2 where call.isCore && !justConnected:
             unknownMethodChecked = true
             effects.append(.log(.warning, "deluge-web is not connected to its daemon: it answers \"Unknown method\" to \(call.method); connecting it"))
@@ -265,9 +275,27 @@ public struct DelugeSession {
         case 2 where call.isCore:
             justConnected = false
             daemonConnected = false
-            core.fail("deluge-web answers \"Unknown method\" to \(call.method) even right after connecting to its daemon: is it Deluge 2?", now, &effects)
+            unusable("deluge-web answers \"Unknown method\" to \(call.method) even right after connecting to its daemon: is it Deluge 2?", call.step, now, &effects)
         default:
-            core.fail("deluge-web answered \(call.method) with error \(code) \"\(message)\"", kind: "\(call.method) error \(code)", now, &effects)
+            unusable("deluge-web answered \(call.method) with error \(code) \"\(message)\"", kind: "\(call.method) error \(code)", call.step, now, &effects)
+        }
+    }
+
+    /// An answer that is not what was asked for: failed with back-off, at `step` (if any).
+    private mutating func unusable(_ message: String, kind: String? = nil, _ step: ClientProblem.Step?, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        core.fail(message, kind: kind, problem: step.map { ClientProblem($0, .unusableAnswer(message)) }, now, &effects)
+    }
+}
+
+extension DelugeRPC.Call {
+    /// The step of reaching Deluge this call is, if any: the login's answer says that
+    /// deluge-web is there, its result that the password is right.
+    var step: ClientProblem.Step? {
+        switch self {
+        case .login: .reach
+        case .connected, .hosts, .connect: .daemon
+        case .readPorts: .settings
+        case .writePorts, .verifyPorts, .torrents, .reannounce: nil
         }
     }
 }

@@ -43,6 +43,9 @@ public final class HookSink: PortSink {
     /// Nothing to reach before a port: the hook is a program run with it.
     public func connect() {}
 
+    /// Doctor looks for the hook's program itself; it never runs it.
+    public func inspect() {}
+
     /// Nothing to repair: the hook runs when the port changes, not the interfaces.
     public func interfacesChanged() {}
 

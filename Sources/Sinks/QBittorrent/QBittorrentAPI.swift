@@ -4,7 +4,7 @@ import Reactor
 
 /// qBittorrent's WebUI API as portsync uses it, with no I/O: the requests (headers, login form,
 /// preferences form), what a login answer means, and the answers decoded. The sink's session
-/// and `portsync doctor` both speak through it.
+/// speaks through it.
 public struct QBittorrentAPI: Sendable {
     public enum Endpoint: String, Sendable {
         case login = "/api/v2/auth/login"

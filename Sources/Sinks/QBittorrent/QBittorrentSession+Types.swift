@@ -4,7 +4,9 @@ import Reactor
 
 extension QBittorrentSession {
     public enum Input {
-        /// Log in and read the version now, before any port (the daemon's start).
+        /// Reach qBittorrent now, before any port (the daemon's start, and `portsync doctor`,
+        /// for which it changes nothing either): the anonymous probe, the login, the version,
+        /// the interfaces (with `interface`) and the preferences, read once (`inspection`).
         case connect
         case desiredPort(Port)
         /// Make qBittorrent re-open its listening sockets.
@@ -38,6 +40,9 @@ extension QBittorrentSession {
 
     /// The request in flight, by what it is for.
     public enum Request: Equatable, Sendable {
+        /// The connect's first request, without a session: that qBittorrent answers, and not
+        /// another application or a proxy in the way (`ProxyDiagnosis`).
+        case probe
         case login
         case version
         case interfaces
@@ -52,6 +57,7 @@ extension QBittorrentSession {
 
         var endpoint: QBittorrentAPI.Endpoint {
             switch self {
+            case .probe: .webAPIVersion
             case .login: .login
             case .version: .version
             case .interfaces: .interfaces
@@ -60,6 +66,18 @@ extension QBittorrentSession {
             case .reannounce: .reannounce
             case .torrentSample: .torrents
             case .trackers: .trackers
+            }
+        }
+
+        /// The step of reaching qBittorrent this request is, if any: a problem there is named so.
+        var step: ClientProblem.Step? {
+            switch self {
+            case .probe: .reach
+            case .login: .login
+            case .version: .version
+            case .interfaces: .interfaces
+            case .readPreferences(verify: false): .settings
+            case .readPreferences, .writePreferences, .reannounce, .torrentSample, .trackers: nil
             }
         }
 

@@ -9,7 +9,11 @@ import Reactor
 /// refused login's pause, the drift check, when to tell the trackers) is its
 /// `ClientSessionCore`'s; this speaks qBittorrent's WebUI API around it.
 ///
-/// A sync reads the preferences and writes only what differs, then reads them back to verify.
+/// A connect (before any port) begins with one anonymous request, the probe, which names another
+/// application or a proxy in the way before any password is sent; it then logs in, reads the
+/// version (and the interfaces, with `interface`) and reads the preferences once, kept as the
+/// status's `inspection`. A sync reads the preferences and writes only what differs, then reads
+/// them back to verify.
 /// It logs in once per session, re-logs in once when the session expires (once per call that
 /// was refused: a call refused again right after a fresh login is not the session but that
 /// call, a failure with back-off), and never retries a
@@ -45,7 +49,11 @@ public struct QBittorrentSession {
     private(set) var announced: (port: Port, listener: ListenerGate.Listener?)?
     /// The write in progress moves qBittorrent to another port (not a reassert, not only UPnP).
     private var portMoves = false
+    /// The connect's probe was answered by qBittorrent (until the URL or the account changes).
+    private var probed = false
     private var interfacesChecked = false
+    /// The interfaces qBittorrent listed last (`interface` set).
+    private var listedInterfaces: [String]?
     private var reassertPending = false
     /// Why the last reassert for a listener was made (nothing listened, or which deaf
     /// socket): one reassert per cause, not repeated until the listener is fine again.
@@ -96,7 +104,7 @@ public struct QBittorrentSession {
             startSync(&effects)
         case .settingsChanged(let fresh):
             settings = fresh
-            _ = core.update(fresh.client, &effects)
+            if core.update(fresh.client, &effects) { probed = false }
             interfacesChecked = false
             startSync(&effects)
         case .responseReceived(let response):
@@ -115,7 +123,7 @@ public struct QBittorrentSession {
                 // the retry logs in afresh instead of failing the same way forever.
                 core.login.logOut()
             }
-            core.requestFailed("\(request.method) \(request.path)", error, now, &effects)
+            core.requestFailed("\(request.method) \(request.path)", error, step: request.step, now, &effects)
         case .deadlineReached:
             deadlinesReached(now, &effects)
         case .listenerChecked(let check):
@@ -152,23 +160,25 @@ public struct QBittorrentSession {
             core.syncRequested = true
             return
         }
-        if case .password = settings.authentication, !core.login.isLoggedIn {
+        if core.connectRequested && !probed {
+            send(.probe, &effects)
+        } else if case .password = settings.authentication, !core.login.isLoggedIn {
             send(.login, &effects)
         } else if core.status.version == nil {
             send(.version, &effects)
+        } else if settings.interface != nil && !interfacesChecked {
+            send(.interfaces, &effects)
         } else if let wanted = core.desired {
             sync(wanted, &effects)
-        } else {
-            // Connected before any port: nothing more until one comes.
-            core.connectRequested = false
+        } else if core.connectRequested {
+            // Connected before any port: the preferences once, then nothing until a port comes.
+            send(.readPreferences(verify: false), &effects)
         }
     }
 
-    /// The rest of a sync, logged in and with the version known.
+    /// The rest of a sync, logged in, with the version and the interfaces known.
     private mutating func sync(_ wanted: Port, _ effects: inout [Effect]) {
-        if settings.interface != nil && !interfacesChecked {
-            send(.interfaces, &effects)
-        } else if reannouncePending && isVerified(on: wanted) {
+        if reannouncePending && isVerified(on: wanted) {
             send(.reannounce, &effects)
         } else if let port = trackerCheckDue, isVerified(on: port) && !core.writeWithoutReading {
             trackerCheckDue = nil
@@ -204,6 +214,8 @@ public struct QBittorrentSession {
             return login
         case .writePreferences(_, let fields):
             return api.setPreferences(fields, cookie: cookie)
+        case .probe:
+            return api.request(.webAPIVersion, cookie: nil)
         case .version, .interfaces, .readPreferences:
             return api.request(request.endpoint, cookie: cookie)
         case .reannounce:
@@ -218,16 +230,33 @@ public struct QBittorrentSession {
     // MARK: Answers
 
     /// Another web application answered, not qBittorrent: said as such, not as a wrong password.
-    private func foreignServer(_ response: HTTPResponse) -> String? {
-        ForeignServer.identify(response, expected: "qBittorrent").map {
-            "\(settings.url) answered as \($0), not qBittorrent (\(response.status)): [qbittorrent].url must be qBittorrent's WebUI"
+    /// Whether it was one.
+    private mutating func foreignServer(_ response: HTTPResponse, _ request: Request, _ now: Instant, _ effects: inout [Effect]) -> Bool {
+        guard let other = ForeignServer.identify(response, expected: "qBittorrent") else { return false }
+        core.fail("\(settings.url) answered as \(other), not qBittorrent (\(response.status)): [qbittorrent].url must be qBittorrent's WebUI",
+                  kind: "another application", problem: request.step.map { ClientProblem($0, .foreignServer(other, status: response.status)) }, now, &effects)
+        return true
+    }
+
+    /// The probe's answer, whatever its status (qBittorrent answers 403 without a session): not
+    /// another application, and no proxy in the way (`ProxyDiagnosis`; not with an API key,
+    /// whose refusal is a 401 too).
+    private mutating func probeAnswered(_ response: HTTPResponse, _ now: Instant, _ effects: inout [Effect]) {
+        if foreignServer(response, .probe, now, &effects) { return }
+        var anonymous = true
+        if case .apiKey = settings.authentication { anonymous = false }
+        if anonymous, let diagnosis = ProxyDiagnosis(probe: response, url: settings.url, path: Request.probe.path) {
+            return core.fail("\(diagnosis.problem): \(diagnosis.fix)", kind: "in the way", problem: ClientProblem(.reach, .proxy(diagnosis)), now, &effects)
         }
+        probed = true
+        startSync(&effects)
     }
 
     private mutating func loginAnswered(_ response: HTTPResponse, _ now: Instant, _ effects: inout [Effect]) {
         let user: String
         if case .password(let username, _) = settings.authentication { user = username } else { user = "" }
-        if let other = foreignServer(response) { return core.fail(other, kind: "another application", now, &effects) }
+        if foreignServer(response, .login, now, &effects) { return }
+        let said = response.bodyExcerpt
         switch QBittorrentAPI.loginOutcome(response) {
         case .loggedIn(let cookie):
             core.counters.logins += 1
@@ -236,15 +265,19 @@ public struct QBittorrentSession {
             effects.append(.log(.info, "logged in to qBittorrent as \"\(user)\""))
             startSync(&effects)
         case .rejected(status: 200):
-            refuse("login failed: qBittorrent rejected the username \"\(user)\" or its password (200 Fails.)", failed: true, now, &effects)
-        case .rejected:
-            refuse("login failed (401): wrong username \"\(user)\" or password, or qBittorrent rejected the Host header \(settings.url.hostHeader) (check [qbittorrent].url)", failed: true, now, &effects)
+            refuse("login failed: qBittorrent rejected the username \"\(user)\" or its password (200 Fails.)", failed: true,
+                   problem: ClientProblem(.login, .credentialsRefused(status: 200, said: said)), now, &effects)
+        case .rejected(let status):
+            refuse("login failed (401): wrong username \"\(user)\" or password, or qBittorrent rejected the Host header \(settings.url.hostHeader) (check [qbittorrent].url)", failed: true,
+                   problem: ClientProblem(.login, .credentialsRefused(status: status, said: said)), now, &effects)
         case .banned:
-            refuse("qBittorrent has banned this IP address after too many failed logins: fix the password, then wait for the ban to end (WebUI ban duration, 1 h by default) or restart qBittorrent", failed: false, now, &effects)
+            refuse("qBittorrent has banned this IP address after too many failed logins: fix the password, then wait for the ban to end (WebUI ban duration, 1 h by default) or restart qBittorrent", failed: false,
+                   problem: ClientProblem(.login, .addressRefused(status: 403, said: said)), now, &effects)
         case .refused:
-            refuse("login refused (403 \"\(response.bodyExcerpt)\")", failed: false, now, &effects)
+            refuse("login refused (403 \"\(said)\")", failed: false, problem: ClientProblem(.login, .addressRefused(status: 403, said: said)), now, &effects)
         case .unexpected:
-            core.fail("unexpected answer to POST /api/v2/auth/login: \(response.status) \"\(response.bodyExcerpt)\"", kind: "login answered \(response.status)", now, &effects)
+            core.fail("unexpected answer to POST /api/v2/auth/login: \(response.status) \"\(said)\"", kind: "login answered \(response.status)",
+                      problem: ClientProblem(.login, .unexpectedAnswer(status: response.status, said: said)), now, &effects)
         }
     }
 
@@ -252,36 +285,41 @@ public struct QBittorrentSession {
         // Best effort, whatever the answer: never taken for the session's state.
         if request == .reannounce { return reannounceAnswered(response, now, &effects) }
         if request.isTrackerRead { return trackerAnswer(response, to: request, &effects) }
-        if !(200..<300).contains(response.status), let other = foreignServer(response) { return core.fail(other, kind: "another application", now, &effects) }
+        if request == .probe { return probeAnswered(response, now, &effects) }
+        if !(200..<300).contains(response.status), foreignServer(response, request, now, &effects) { return }
+        let said = response.bodyExcerpt
+        let unexpected = request.step.map { ClientProblem($0, .unexpectedAnswer(status: response.status, said: said)) }
         switch response.status {
         case 200..<300:
             break
         case 403:
             return forbidden(response, request, now, &effects)
         case 401:
-            return refuse("\(request.method) \(request.path) answered 401: qBittorrent rejected the Host header \(settings.url.hostHeader) or the credentials; [qbittorrent].url must be the WebUI's own address and port", failed: false, now, &effects)
+            return refuse("\(request.method) \(request.path) answered 401: qBittorrent rejected the Host header \(settings.url.hostHeader) or the credentials; [qbittorrent].url must be the WebUI's own address and port", failed: false,
+                          problem: request.step.map { ClientProblem($0, .credentialsRefused(status: 401, said: said)) }, now, &effects)
         case 404:
-            return core.fail("\(request.method) \(request.path) answered 404: is \(settings.url) qBittorrent's WebUI (4.1 or newer)?", now, &effects)
+            return core.fail("\(request.method) \(request.path) answered 404: is \(settings.url) qBittorrent's WebUI (4.1 or newer)?", problem: unexpected, now, &effects)
         default:
-            return core.fail("unexpected answer to \(request.method) \(request.path): \(response.status) \"\(response.bodyExcerpt)\"",
-                             kind: "\(request.path) answered \(response.status)", now, &effects)
+            return core.fail("unexpected answer to \(request.method) \(request.path): \(response.status) \"\(said)\"",
+                             kind: "\(request.path) answered \(response.status)", problem: unexpected, now, &effects)
         }
         core.login.confirm()
         switch request {
-        case .login, .reannounce, .torrentSample, .trackers:
-            preconditionFailure("login, re-announce and tracker answers are handled apart")
+        case .probe, .login, .reannounce, .torrentSample, .trackers:
+            preconditionFailure("probe, login, re-announce and tracker answers are handled apart")
         case .version:
             guard let version = QBittorrentAPI.version(response) else {
-                return core.fail("answer to GET /api/v2/app/version is not a version: \"\(response.bodyExcerpt)\"", kind: "not a version", now, &effects)
+                return unusable("answer to GET /api/v2/app/version is not a version: \"\(said)\"", kind: "not a version", .version, now, &effects)
             }
             core.status.version = version
             effects.append(.log(.info, "connected to qBittorrent \(version) at \(settings.url)"))
             startSync(&effects)
         case .interfaces:
             guard let names = QBittorrentAPI.interfaceNames(response) else {
-                return core.fail("answer to GET /api/v2/app/networkInterfaceList is not a JSON array: \"\(response.bodyExcerpt)\"", kind: "interfaces not a list", now, &effects)
+                return unusable("answer to GET /api/v2/app/networkInterfaceList is not a JSON array: \"\(said)\"", kind: "interfaces not a list", .interfaces, now, &effects)
             }
             interfacesChecked = true
+            listedInterfaces = names
             if let interface = settings.interface, !names.contains(interface) {
                 effects.append(.log(.warning, "qBittorrent does not list interface \(interface) (it lists only interfaces that have an address: \(names.joined(separator: ", "))); binding anyway, it takes effect when the interface comes up"))
             }
@@ -289,7 +327,7 @@ public struct QBittorrentSession {
         case .readPreferences(let verify):
             switch QBittorrentAPI.preferences(response) {
             case .success(let preferences): preferencesRead(preferences, verify: verify, now, &effects)
-            case .failure(let error): core.fail("\(error)", kind: error.kind, now, &effects)
+            case .failure(let error): core.fail("\(error)", kind: error.kind, problem: request.step.map { ClientProblem($0, .unusableAnswer("\(error)")) }, now, &effects)
             }
         case .writePreferences(let away, _):
             if away {
@@ -301,35 +339,46 @@ public struct QBittorrentSession {
         }
     }
 
+    /// An answer that is not what was asked for: failed with back-off.
+    private mutating func unusable(_ message: String, kind: String, _ step: ClientProblem.Step, _ now: Instant, _ effects: inout [Effect]) {
+        core.fail(message, kind: kind, problem: ClientProblem(step, .unusableAnswer(message)), now, &effects)
+    }
+
     /// A 403: banned, the session ended (one fresh login), the call refused, or a login the
     /// settings do not make.
     private mutating func forbidden(_ response: HTTPResponse, _ request: Request, _ now: Instant, _ effects: inout [Effect]) {
+        let said = response.bodyExcerpt
+        func problem(_ cause: ClientProblem.Cause) -> ClientProblem? { request.step.map { ClientProblem($0, cause) } }
         if response.text.lowercased().contains("banned") {
-            return refuse("qBittorrent has banned this IP address after too many failed logins", failed: false, now, &effects)
+            return refuse("qBittorrent has banned this IP address after too many failed logins", failed: false,
+                          problem: problem(.addressRefused(status: 403, said: said)), now, &effects)
         }
         switch settings.authentication {
         case .password:
             switch core.login.refused(request.path) {
             case .callRefused:
                 core.fail("qBittorrent (or a proxy in front of it) refuses \(request.method) \(request.path) with 403 even with a fresh session, while the session's other calls work",
-                          kind: "\(request.path) forbidden", now, &effects)
+                          kind: "\(request.path) forbidden", problem: problem(.unexpectedAnswer(status: 403, said: said)), now, &effects)
             case .sessionEnded:
                 // The session expired or qBittorrent restarted: log in again, once.
                 effects.append(.log(.info, "qBittorrent session expired (403 on \(request.path)); logging in again"))
                 send(.login, &effects)
             case .sessionRefused:
-                refuse("qBittorrent accepted the login but refused the session (403 on \(request.path))", failed: true, now, &effects)
+                refuse("qBittorrent accepted the login but refused the session (403 on \(request.path))", failed: true,
+                       problem: problem(.credentialsRefused(status: 403, said: said)), now, &effects)
             }
         case .none:
-            refuse("qBittorrent wants a login (403 on \(request.path)) but no password is configured: set [qbittorrent].password_file, or enable \"Bypass authentication for clients on localhost\" in qBittorrent", failed: false, now, &effects)
+            refuse("qBittorrent wants a login (403 on \(request.path)) but no password is configured: set [qbittorrent].password_file, or enable \"Bypass authentication for clients on localhost\" in qBittorrent", failed: false,
+                   problem: problem(.credentialsMissing), now, &effects)
         case .apiKey:
-            refuse("qBittorrent refused the API key (403 on \(request.path)); API keys need qBittorrent 5.2 or newer", failed: false, now, &effects)
+            refuse("qBittorrent refused the API key (403 on \(request.path)); API keys need qBittorrent 5.2 or newer", failed: false,
+                   problem: problem(.credentialsRefused(status: 403, said: said)), now, &effects)
         }
     }
 
     /// No more requests until the settings change or the pause ends; nothing more is told.
-    private mutating func refuse(_ message: String, failed: Bool, _ now: Instant, _ effects: inout [Effect]) {
-        core.refuse(message, failed: failed, now, &effects)
+    private mutating func refuse(_ message: String, failed: Bool, problem: ClientProblem?, _ now: Instant, _ effects: inout [Effect]) {
+        core.refuse(message, failed: failed, problem: problem, now, &effects)
         reassertPending = false
         reannouncePending = false
         trackerCheck = nil
@@ -337,6 +386,7 @@ public struct QBittorrentSession {
     }
 
     private mutating func preferencesRead(_ preferences: QBittorrentAPI.Preferences, verify: Bool, _ now: Instant, _ effects: inout [Effect]) {
+        core.inspected(inspection(preferences), &effects)
         guard let port = core.desired else { return }
         // These preferences are current, so they answer any sync asked for meanwhile; a
         // read-back made for a port that is no longer wanted is an ordinary check.
@@ -375,6 +425,18 @@ public struct QBittorrentSession {
             return
         }
         verified(port, changed: false, now, &effects)
+    }
+
+    /// What the preferences (and the interfaces listed) say stands in the way of the port.
+    private func inspection(_ preferences: QBittorrentAPI.Preferences) -> ClientInspection {
+        var findings: [ClientInspection.Finding] = []
+        if preferences.randomPort { findings.append(.randomPort) }
+        if settings.disableUPnP && preferences.upnp { findings.append(.portForwarding) }
+        if preferences.announcePort != 0 { findings.append(.announcePort(preferences.announcePort)) }
+        if let interface = settings.interface, let listed = listedInterfaces, !listed.contains(interface) {
+            findings.append(.interfaceNotListed(interface, listed: listed))
+        }
+        return ClientInspection(listenPorts: [preferences.listenPort], findings: findings)
     }
 
     /// Everything the sink owns in qBittorrent's preferences, as it wants it.

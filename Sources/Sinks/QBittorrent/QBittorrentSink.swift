@@ -65,6 +65,11 @@ public final class QBittorrentSink: PortSink {
         handle(.connect)
     }
 
+    /// qBittorrent's connect changes nothing on it: it is the check.
+    public func inspect() {
+        handle(.connect)
+    }
+
     public func interfacesChanged() {
         handle(.interfacesChanged)
     }

@@ -30,6 +30,15 @@ public struct TransmissionSession {
             case .write: "session-set"
             }
         }
+
+        /// The step of reaching Transmission an answer to this request is, if any.
+        var step: ClientProblem.Step? {
+            switch self {
+            case .probe: .reach
+            case .read: .settings
+            case .write, .verify: nil
+            }
+        }
     }
 
     public static let clientName = "Transmission"
@@ -70,7 +79,7 @@ public struct TransmissionSession {
     mutating func failed(_ error: HTTPClientError, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         guard let request = inFlight else { return }
         inFlight = nil
-        core.requestFailed(dialect.name(request.name), error, now, &effects)
+        core.requestFailed(dialect.name(request.name), error, step: request.step, now, &effects)
     }
 
     // MARK: The sync
@@ -120,41 +129,51 @@ public struct TransmissionSession {
     private mutating func handle(_ response: HTTPResponse, to request: Request, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         let user = "\"\(settings.username)\""
         let method = dialect.name(request.name)
+        let said = response.bodyExcerpt
+        func login(_ cause: ClientProblem.Cause) -> ClientProblem { ClientProblem(.login, cause) }
+        let unexpected = request.step.map { ClientProblem($0, .unexpectedAnswer(status: response.status, said: said)) }
         switch response.status {
         case 200:
             break
         case 409:
             return conflict(response, request, now, &effects)
         case 401:
-            return core.refuse("Transmission refused the login (401): wrong username \(user) or password", failed: true, now, &effects)
+            return core.refuse("Transmission refused the login (401): wrong username \(user) or password", failed: true,
+                               problem: login(.credentialsRefused(status: 401, said: said)), now, &effects)
         case 403 where response.text.contains("unsuccessful login attempts"):
-            return core.refuse("Transmission locked its RPC after too many failed logins (403); fix the password, then restart transmission-daemon", failed: false, now, &effects)
+            return core.refuse("Transmission locked its RPC after too many failed logins (403); fix the password, then restart transmission-daemon", failed: false,
+                               problem: login(.addressRefused(status: 403, said: said)), now, &effects)
         case 403 where response.text.trimmingSpaces == "<h1>403: Forbidden</h1>":
             // 4.x says no more: its IP whitelist and its lock-out answer alike.
-            return core.refuse("Transmission refused this address or locked its RPC after too many failed logins (403): add the address to rpc-whitelist, or fix the password and restart transmission-daemon", failed: false, now, &effects)
+            return core.refuse("Transmission refused this address or locked its RPC after too many failed logins (403): add the address to rpc-whitelist, or fix the password and restart transmission-daemon", failed: false,
+                               problem: login(.addressRefused(status: 403, said: said)), now, &effects)
         case 403:
-            return core.refuse("Transmission refused this address (403 \"\(response.bodyExcerpt)\"): add it to rpc-whitelist", failed: false, now, &effects)
+            return core.refuse("Transmission refused this address (403 \"\(said)\"): add it to rpc-whitelist", failed: false,
+                               problem: login(.addressRefused(status: 403, said: said)), now, &effects)
         case 421:
-            return core.refuse("Transmission refused the Host header \(settings.url.hostHeader) (421): add it to rpc-host-whitelist or use an IP address in the URL", failed: false, now, &effects)
+            return core.refuse("Transmission refused the Host header \(settings.url.hostHeader) (421): add it to rpc-host-whitelist or use an IP address in the URL", failed: false,
+                               problem: login(.hostRefused(settings.url.hostHeader)), now, &effects)
         case 404:
-            return core.fail("POST \(settings.url.target(TransmissionRPC.path)) answered 404: is \(settings.url) Transmission's RPC?", now, &effects)
+            return core.fail("POST \(settings.url.target(TransmissionRPC.path)) answered 404: is \(settings.url) Transmission's RPC?", problem: unexpected, now, &effects)
         default:
-            return core.fail("unexpected answer to \(method): \(response.status) \"\(response.bodyExcerpt)\"",
-                             kind: "\(method) answered \(response.status)", now, &effects)
+            return core.fail("unexpected answer to \(method): \(response.status) \"\(said)\"",
+                             kind: "\(method) answered \(response.status)", problem: unexpected, now, &effects)
         }
+        // What the probe's answer says is its version; a read's, the settings.
+        let step: ClientProblem.Step? = request == .probe ? .version : request.step
         let answer: TransmissionRPC.Fields
         switch TransmissionRPC.parse(response.body, dialect: dialect, id: id) {
         case .success(.succeeded(let fields)): answer = fields
         case .success(.failed(let said)):
-            return core.fail("Transmission answered \(method) with \(said)", kind: "\(method) unsuccessful", now, &effects)
+            return unusable("Transmission answered \(method) with \(said)", kind: "\(method) unsuccessful", step, now, &effects)
         case .failure(let error):
-            return core.fail("answer to \(method) \(error)", kind: "answer to \(method) \(error.kind)", now, &effects)
+            return unusable("answer to \(method) \(error)", kind: "answer to \(method) \(error.kind)", step, now, &effects)
         }
         switch request {
         case .probe:
             let field = dialect.versionField
             guard let version = answer.rpcVersion(dialect) else {
-                return core.fail("answer to \(method) has no \(dialect.name(field)): is \(settings.url) Transmission?", now, &effects)
+                return unusable("answer to \(method) has no \(dialect.name(field)): is \(settings.url) Transmission?", .version, now, &effects)
             }
             rpcVersion = version
             let name = answer.value("version")?.string?.oneLine(limit: 40) ?? "?"
@@ -183,11 +202,20 @@ public struct TransmissionSession {
         }
     }
 
+    /// An answer that is not what was asked for: failed with back-off, at `step` (if any).
+    private mutating func unusable(_ message: String, kind: String? = nil, _ step: ClientProblem.Step?, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        core.fail(message, kind: kind, problem: step.map { ClientProblem($0, .unusableAnswer(message)) }, now, &effects)
+    }
+
     private mutating func settingsRead(_ answer: TransmissionRPC.Fields, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
+        var findings: [ClientInspection.Finding] = []
+        if answer.value("peer-port-random-on-start")?.bool == true { findings.append(.randomPort) }
+        if answer.value("port-forwarding-enabled")?.bool == true { findings.append(.portForwarding) }
+        core.inspected(ClientInspection(listenPorts: answer.value("peer-port")?.integer.map { [$0] } ?? [], findings: findings), &effects)
         guard let port = core.desired else { return }
         core.syncRequested = false
         guard let current = answer.value("peer-port")?.integer else {
-            return core.fail("answer to \(dialect.name("session-get")) has no \(dialect.name("peer-port"))", now, &effects)
+            return unusable("answer to \(dialect.name("session-get")) has no \(dialect.name("peer-port"))", .settings, now, &effects)
         }
         var differences: [String] = []
         if current != Int(port.value) { differences.append("\(dialect.name("peer-port")) \(current)") }
@@ -207,15 +235,15 @@ public struct TransmissionSession {
     private mutating func conflict(_ response: HTTPResponse, _ request: Request, _ now: Instant, _ effects: inout [ClientSessionEffect]) {
         let method = dialect.name(request.name)
         guard let fresh = response.headers[TransmissionRPC.sessionIDHeader]?.trimmingSpaces, !fresh.isEmpty else {
-            return core.fail("Transmission answered \(method) with 409 but no \(TransmissionRPC.sessionIDHeader)", now, &effects)
+            return unusable("Transmission answered \(method) with 409 but no \(TransmissionRPC.sessionIDHeader)", .reach, now, &effects)
         }
         let header = response.headers[TransmissionRPC.rpcVersionHeader]
         guard let spoken = TransmissionRPC.Dialect(rpcVersionHeader: header) else {
-            return core.fail("Transmission answered \(method) with 409 and \(TransmissionRPC.rpcVersionHeader) \"\((header ?? "").oneLine(limit: 40))\", which is not a version",
-                             kind: "409 with a malformed \(TransmissionRPC.rpcVersionHeader)", now, &effects)
+            return unusable("Transmission answered \(method) with 409 and \(TransmissionRPC.rpcVersionHeader) \"\((header ?? "").oneLine(limit: 40))\", which is not a version",
+                            kind: "409 with a malformed \(TransmissionRPC.rpcVersionHeader)", .reach, now, &effects)
         }
         guard !retriedAfterConflict else {
-            return core.fail("Transmission answered \(method) with 409 again right after handing out a session id; is a proxy dropping the \(TransmissionRPC.sessionIDHeader) header?", now, &effects)
+            return unusable("Transmission answered \(method) with 409 again right after handing out a session id; is a proxy dropping the \(TransmissionRPC.sessionIDHeader) header?", .reach, now, &effects)
         }
         effects.append(.log(.debug, sessionID == nil ? "Transmission handed out a session id" : "Transmission renewed its session id"))
         sessionID = fresh

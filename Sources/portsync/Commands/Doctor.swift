@@ -6,8 +6,8 @@ import Sinks
 import Watchers
 
 /// `portsync doctor`: checks each piece of the setup in order and prints one line per check,
-/// ✓ or ✗ with what to do. Exit 0 only when every check passes. It logs in to qBittorrent at
-/// most once.
+/// ✓ or ✗ with what to do. Exit 0 only when every check passes. Sources and clients are the
+/// daemon's own, run in the loop: it logs in to qBittorrent at most once and changes nothing.
 struct Doctor {
     let loaded: LoadedConfiguration
     let logger: Logger
@@ -53,19 +53,26 @@ struct Doctor {
         }
         // Each client's lines carry its label when there are several; the hook's name themselves.
         let clients = plan.sinks.filter { !($0 is HookSettings) }
+        let clientLoop = clientsLoop() ?? loop
         for sink in plan.sinks {
             report.prefix = clients.count > 1 && !(sink is HookSettings) ? "\(sink.label): " : ""
-            switch sink {
-            case let settings as QBittorrentSettings: checkQBittorrent(settings, loop, report)
-            case let settings as TransmissionSettings: checkTransmission(settings, loop, report)
-            case let settings as DelugeSettings: checkDeluge(settings, loop, report)
-            case let settings as HookSettings: checkHook(settings, report)
-            default: report.fail("\(sink.summary): no checks for this client", "report this as a bug")
+            if let settings = sink as? HookSettings {
+                checkHook(settings, report)
+            } else {
+                checkClient(sink, clientLoop, report)
             }
         }
         report.prefix = ""
         ProcessEnvironment.printToStandardOutput(report.failures == 0 ? "all checks passed\n" : "\(report.failures) check(s) failed\n")
         return report.failures == 0 ? .success : .transientFailure
+    }
+
+    /// A loop for the clients' sinks that writes none of their log lines, when only errors would
+    /// be written: each is a problem its check's line says already. With a fuller log (`--trace`,
+    /// a `log_level` above info) they run in doctor's own loop and say what they do.
+    private func clientsLoop() -> EventLoop? {
+        guard !logger.isEnabled(.warning), !logger.traceEnabled else { return nil }
+        return try? EventLoop(logger: Logger(level: .error, style: logger.style, output: { _ in }))
     }
 
     /// The secrets the system unit hands the service, which doctor (run by root) used: each
@@ -138,106 +145,6 @@ struct Doctor {
                         "check that it runs and that portsync may reach it")
         case .waiting(let problem), .unavailable(let problem), .failing(let problem), .misconfigured(let problem):
             report.fail("\(title): \(problem.message)", problem.fix)
-        }
-    }
-
-    // MARK: qBittorrent
-
-    private func checkQBittorrent(_ settings: QBittorrentSettings, _ loop: EventLoop, _ report: Report) {
-        let url = settings.url
-        let api = QBittorrentAPI(settings: settings)
-        let client = Self.client(loop, settings.label, url, settings.tls)
-        var cookie: String?
-        func call(_ request: HTTPRequest) -> Result<HTTPResponse, HTTPClientError> {
-            Self.call(request, client, loop)
-        }
-        func get(_ endpoint: QBittorrentAPI.Endpoint) -> Result<HTTPResponse, HTTPClientError> {
-            call(api.request(endpoint, cookie: cookie))
-        }
-
-        let probe = get(.webAPIVersion)
-        if case .failure(.tls(let error)) = probe {
-            return report.fail("qBittorrent: \(url): \(error)",
-                               "set [qbittorrent].ca_file (its CA, or its certificate itself) or tls_fingerprint; http:// or https:// as its port serves")
-        }
-        if case .failure(let error) = probe {
-            report.fail("qBittorrent: \(url) is unreachable: \(error)",
-                        "start qBittorrent with its WebUI on, or set [\(settings.label)].url (WebUI address and port)")
-            return
-        }
-        if case .success(let response) = probe, let other = ForeignServer.identify(response, expected: "qBittorrent") {
-            return report.fail("qBittorrent: \(url) answered as \(other), not qBittorrent (\(response.status))",
-                               "set [\(settings.label)].url to qBittorrent's WebUI address and port")
-        }
-        var anonymousProbe = true
-        if case .apiKey = settings.authentication { anonymousProbe = false }  // a bad key is answered 401 too
-        if case .success(let response) = probe, anonymousProbe,
-           let finding = ProxyDiagnosis.diagnose(probe: response, url: url, path: QBittorrentAPI.Endpoint.webAPIVersion.rawValue) {
-            return report.fail("qBittorrent: \(finding.problem)", finding.fix)
-        }
-        report.pass("qBittorrent: \(url) answers")
-
-        switch settings.authentication {
-        case .password(let username, let password):
-            switch call(api.login()!).map({ ($0, QBittorrentAPI.loginOutcome($0)) }) {
-            case .success((_, .loggedIn(let sessionCookie))):
-                cookie = sessionCookie
-                report.pass("login: logged in as \"\(username)\" (password from \(password.origin))")
-            case .success((let response, .banned)), .success((let response, .refused)):
-                return report.fail("login: qBittorrent refuses this IP (\(response.bodyExcerpt))",
-                                   "wait for the ban to end (1 h by default) or restart qBittorrent, after fixing the password")
-            case .success((let response, _)):
-                return report.fail("login: qBittorrent rejected \"\(username)\" and its password (\(response.status) \(response.bodyExcerpt))",
-                                   "fix the password (\(password.origin)); qBittorrent bans an IP after 5 failures")
-            case .failure(let error):
-                return report.fail("login: \(error)", "check [\(settings.label)].url")
-            }
-        case .apiKey(let key):
-            report.pass("login: an API key (from \(key.origin)), no login needed")
-        case .none:
-            report.pass("login: no password configured; qBittorrent must bypass authentication for this client")
-        }
-
-        switch get(.version) {
-        case .success(let response) where response.status == 200:
-            report.pass("version: qBittorrent \(QBittorrentAPI.version(response) ?? response.bodyExcerpt)")
-        case .success(let response) where response.status == 403:
-            return report.fail("version: qBittorrent wants a login (403)",
-                               "\(passwordFix(settings.label)), or enable \"Bypass authentication for clients on localhost\"")
-        case .success(let response):
-            return report.fail("version: unexpected answer \(response.status) \(response.bodyExcerpt)", "is \(url) qBittorrent's WebUI?")
-        case .failure(let error):
-            return report.fail("version: \(error)", "check qBittorrent")
-        }
-
-        if let interface = settings.interface {
-            if case .success(let response) = get(.interfaces), let names = QBittorrentAPI.interfaceNames(response) {
-                if names.contains(interface) {
-                    report.pass("binding: qBittorrent knows interface \(interface)")
-                } else {
-                    report.fail("binding: qBittorrent does not list \(interface) (it lists \(names.joined(separator: ", ")))",
-                                "connect the VPN first; qBittorrent lists only interfaces that have an address")
-                }
-            } else {
-                report.fail("binding: cannot read qBittorrent's interface list", "qBittorrent 4.2 or newer is needed")
-            }
-        }
-
-        guard case .success(let response) = get(.preferences), case .success(let preferences) = QBittorrentAPI.preferences(response) else {
-            return report.fail("settings: cannot read qBittorrent's preferences", "check qBittorrent's WebUI")
-        }
-        var notes: [String] = []
-        if preferences.randomPort { notes.append("random_port is on") }
-        if settings.disableUPnP && preferences.upnp { notes.append("UPnP/NAT-PMP is on") }
-        if notes.isEmpty {
-            report.pass("settings: listen_port \(preferences.listenPort), random port off\(settings.disableUPnP ? ", UPnP off" : "")")
-        } else {
-            report.fail("settings: listen_port \(preferences.listenPort); \(notes.joined(separator: ", "))",
-                        "portsync run turns these off when it applies the port; or turn them off in qBittorrent now")
-        }
-        if preferences.announcePort != 0 {
-            report.fail("trackers: announce_port is \(preferences.announcePort), so trackers hear of that port, whatever portsync sets",
-                        "set Advanced → \"Port reported to trackers\" to 0 in qBittorrent and restart it")
         }
     }
 }
