@@ -56,6 +56,8 @@ public struct ConnectabilityMonitor: LoopStateMachine {
     private var followUp = 0
     /// Causes healed (or given up on) while they last.
     private var healed: Set<Connectability.Cause> = []
+    /// When the last heal was made: it is judged only once it had `healSettle`.
+    private var healedAt: Instant?
     private var gaveUp: Set<Connectability.Cause> = []
     /// A peer was seen connecting since the last change: the port stays connectable while no
     /// peer happens to be connected and nothing is wrong (connections come and go).
@@ -111,8 +113,14 @@ public struct ConnectabilityMonitor: LoopStateMachine {
            facts.clients.contains(where: { $0.label == client && $0.canReopen }) {
             if !healed.contains(cause) {
                 healed.insert(cause)
+                healedAt = now
                 effects.append(.heal(client: client, cause: cause))
                 nextDeadline = now + settings.healSettle
+                return effects
+            }
+            if let healedAt, now < healedAt + settings.healSettle {
+                // Looked at again before the heal had its time (another change brought a look).
+                nextDeadline = healedAt + settings.healSettle
                 return effects
             }
             if !gaveUp.contains(cause) {

@@ -20,6 +20,9 @@ public protocol PortSink: AnyObject {
     /// The same check, changing nothing on the client (`portsync doctor`): done when the status
     /// has its `inspection`, or a health that is not pending.
     func inspect()
+    /// Ask the client what it says of its own connectability (`SinkStatus.connection`), when
+    /// it says anything; the answer comes as a status change.
+    func observeConnection()
     /// Makes the client listen on the change's port, verifies it, and keeps it there.
     func apply(_ change: PortChange)
     /// Make the client re-open its listening sockets on the same port.
@@ -54,6 +57,8 @@ extension PortSinkSettings {
 
 extension PortSink {
     public var canReopenListener: Bool { false }
+
+    public func observeConnection() {}
 
     /// Hands over a port with no history (`once`, tests).
     public func apply(_ port: Port) {

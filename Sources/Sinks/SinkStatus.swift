@@ -26,6 +26,9 @@ public struct SinkStatus: Equatable, Sendable {
     public var problem: ClientProblem?
     /// The client's port settings as first read (at connect); nil until then.
     public var inspection: ClientInspection?
+    /// What the client says of its own connectability, when it says (qBittorrent's
+    /// `transfer/info`), as last asked.
+    public var connection: ClientConnection?
 
     public init() {}
 
@@ -65,4 +68,27 @@ public struct SinkCounters: Equatable, Sendable {
     public var listenerRepairs = 0
 
     public init() {}
+}
+
+/// What a client says of whether peers reach it: qBittorrent's `transfer/info`.
+public struct ClientConnection: Equatable, Sendable {
+    /// `connection_status` (libtorrent's `has_incoming_connections` and listen state).
+    public enum State: String, Equatable, Sendable {
+        /// An incoming connection arrived since it began listening.
+        case connected
+        /// None yet.
+        case firewalled
+        /// Not listening.
+        case disconnected
+    }
+
+    public var state: State
+    /// `last_external_address_v4` (qBittorrent 5.1+): the address peers and trackers saw it
+    /// come from, when it has one.
+    public var externalAddress: IPv4Address?
+
+    public init(state: State, externalAddress: IPv4Address? = nil) {
+        self.state = state
+        self.externalAddress = externalAddress
+    }
 }

@@ -127,6 +127,10 @@ import Watchers
         driver.feed(.look, deafIPv4)
         #expect(driver.heals == ["qbittorrent"])
         #expect(driver.monitor.nextDeadline == driver.now + .seconds(3), "looked at again once the heal had its time")
+        let healedAt = driver.now
+        driver.now = healedAt + .milliseconds(20)
+        driver.feed(.look, deafIPv4)
+        #expect(driver.failed.isEmpty && driver.monitor.nextDeadline == healedAt + .seconds(3), "a look before the heal had its time judges nothing yet")
         driver.wake(deafIPv4)
         #expect(driver.heals.count == 1, "never twice for one cause")
         #expect(driver.failed == [.notListening(label: "qbittorrent", port: port)])

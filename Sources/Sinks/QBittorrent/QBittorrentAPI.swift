@@ -16,6 +16,7 @@ public struct QBittorrentAPI: Sendable {
         case reannounce = "/api/v2/torrents/reannounce"
         case torrents = "/api/v2/torrents/info"
         case trackers = "/api/v2/torrents/trackers"
+        case transferInfo = "/api/v2/transfer/info"
 
         public var method: String { [.login, .setPreferences, .reannounce].contains(self) ? "POST" : "GET" }
     }
@@ -151,6 +152,14 @@ public struct QBittorrentAPI: Sendable {
             case .noListenPort: "preferences without listen_port"
             }
         }
+    }
+
+    /// `transfer/info`'s `connection_status` and, from 5.1 on, `last_external_address_v4` (an
+    /// empty string or a missing member: not known). nil when the answer is not that.
+    public static func connection(_ response: HTTPResponse) -> ClientConnection? {
+        guard let value = try? JSONValue.parse(response.body), let status = value["connection_status"]?.string,
+              let state = ClientConnection.State(rawValue: status) else { return nil }
+        return ClientConnection(state: state, externalAddress: value["last_external_address_v4"]?.string.flatMap(IPv4Address.init))
     }
 
     /// One torrent of `/torrents/info?limit=1`'s answer: whose trackers to look at after a

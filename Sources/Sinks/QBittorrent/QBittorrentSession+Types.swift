@@ -22,6 +22,8 @@ extension QBittorrentSession {
         case listenerChecked(ListeningSockets.Check)
         /// The answer to `.checkListenerBeforeAnnouncing`.
         case listenerCheckedBeforeAnnouncing(ListeningSockets.Check)
+        /// Ask `transfer/info` what qBittorrent says of its connectability, once verified.
+        case observeConnection
     }
 
     public enum Effect: Equatable {
@@ -54,6 +56,8 @@ extension QBittorrentSession {
         /// After a re-announce: one torrent, and then what its trackers say.
         case torrentSample
         case trackers(hash: String, torrent: String)
+        /// Its connection status and external address (`SinkStatus.connection`).
+        case transferInfo
 
         var endpoint: QBittorrentAPI.Endpoint {
             switch self {
@@ -66,6 +70,7 @@ extension QBittorrentSession {
             case .reannounce: .reannounce
             case .torrentSample: .torrents
             case .trackers: .trackers
+            case .transferInfo: .transferInfo
             }
         }
 
@@ -77,7 +82,7 @@ extension QBittorrentSession {
             case .version: .version
             case .interfaces: .interfaces
             case .readPreferences(verify: false): .settings
-            case .readPreferences, .writePreferences, .reannounce, .torrentSample, .trackers: nil
+            case .readPreferences, .writePreferences, .reannounce, .torrentSample, .trackers, .transferInfo: nil
             }
         }
 

@@ -51,6 +51,8 @@ public struct QBittorrentSession {
     private var portMoves = false
     /// The connect's probe was answered by qBittorrent (until the URL or the account changes).
     private var probed = false
+    /// `transfer/info` is to be asked once the port is verified (`.observeConnection`).
+    private var connectionWanted = false
     private var interfacesChecked = false
     /// The interfaces qBittorrent listed last (`interface` set).
     private var listedInterfaces: [String]?
@@ -129,6 +131,9 @@ public struct QBittorrentSession {
         case .listenerChecked(let check):
             guard let port = core.desired else { break }
             listenerChecked(check, port: port, now, &effects)
+        case .observeConnection:
+            connectionWanted = true
+            startSync(&effects)
         case .listenerCheckedBeforeAnnouncing(let check):
             if core.listenerChecked(check, now, &effects) { announce(&effects) }
         }
@@ -183,6 +188,9 @@ public struct QBittorrentSession {
         } else if let port = trackerCheckDue, isVerified(on: port) && !core.writeWithoutReading {
             trackerCheckDue = nil
             send(.torrentSample, &effects)
+        } else if connectionWanted && isVerified(on: wanted) && !core.writeWithoutReading && !reassertPending {
+            connectionWanted = false
+            send(.transferInfo, &effects)
         } else if !reassertPending, let verified = core.writeAtOnce(wanted) {
             // qBittorrent was verified on the old port, so the new one needs a write: the read
             // before it is skipped (the read-back still verifies). This is the latency path.
@@ -222,6 +230,8 @@ public struct QBittorrentSession {
             return api.request(.reannounce, cookie: cookie, form: [("hashes", "all")])
         case .torrentSample:
             return api.request(.torrents, cookie: cookie, query: "limit=1")
+        case .transferInfo:
+            return api.request(.transferInfo, cookie: cookie)
         case .trackers(let hash, _):
             return api.request(.trackers, cookie: cookie, query: "hash=\(hash)")
         }
@@ -285,6 +295,7 @@ public struct QBittorrentSession {
         // Best effort, whatever the answer: never taken for the session's state.
         if request == .reannounce { return reannounceAnswered(response, now, &effects) }
         if request.isTrackerRead { return trackerAnswer(response, to: request, &effects) }
+        if request == .transferInfo { return connectionAnswered(response, &effects) }
         if request == .probe { return probeAnswered(response, now, &effects) }
         if !(200..<300).contains(response.status), foreignServer(response, request, now, &effects) { return }
         let said = response.bodyExcerpt
@@ -305,8 +316,8 @@ public struct QBittorrentSession {
         }
         core.login.confirm()
         switch request {
-        case .probe, .login, .reannounce, .torrentSample, .trackers:
-            preconditionFailure("probe, login, re-announce and tracker answers are handled apart")
+        case .probe, .login, .reannounce, .torrentSample, .trackers, .transferInfo:
+            preconditionFailure("probe, login, re-announce, tracker and transfer answers are handled apart")
         case .version:
             guard let version = QBittorrentAPI.version(response) else {
                 return unusable("answer to GET /api/v2/app/version is not a version: \"\(said)\"", kind: "not a version", .version, now, &effects)
@@ -509,6 +520,15 @@ public struct QBittorrentSession {
         let when = core.announcedListener.map { " \($0)" } ?? ""
         effects.append(.log(.info, "asked qBittorrent to tell the trackers of every torrent about port \(port)\(when)"))
         trackerCheck = (now + Self.trackerCheckDelay, port)
+    }
+
+    /// `transfer/info`'s answer: what qBittorrent says of its connectability. Best effort (an
+    /// older or odd answer changes nothing); never taken for the session's state.
+    private mutating func connectionAnswered(_ response: HTTPResponse, _ effects: inout [Effect]) {
+        guard (200..<300).contains(response.status), let connection = QBittorrentAPI.connection(response) else {
+            return effects.append(.log(.debug, "GET \(Request.transferInfo.path) answered \(response.status) without a connection_status: \"\(response.bodyExcerpt)\""))
+        }
+        core.status.connection = connection
     }
 
     /// The answers to the tracker read: `torrents/info?limit=1`, then its `torrents/trackers`.

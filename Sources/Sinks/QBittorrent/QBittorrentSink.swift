@@ -74,6 +74,10 @@ public final class QBittorrentSink: PortSink {
         handle(.interfacesChanged)
     }
 
+    public func observeConnection() {
+        handle(.observeConnection)
+    }
+
     public func update(_ settings: any PortSinkSettings) -> Bool {
         guard let settings = settings as? QBittorrentSettings else { return false }
         update(settings)

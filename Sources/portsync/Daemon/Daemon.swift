@@ -21,6 +21,9 @@ final class Daemon {
     /// What the connectability was last looked at for: a port verified, a tunnel, a trouble.
     private var lookedAt: String?
     private var recording = false
+    /// When the clients were last asked what they say of their connectability.
+    private var lastObserved: Instant?
+    static let observeSpacing = Duration.seconds(5)
     private let socketTable = SocketTable()
     private var systemd: SystemdService!
     private var metricsServer: HTTPServer?
@@ -156,7 +159,9 @@ final class Daemon {
         }
         var tunnel = "none"
         if case .usable(let usable)? = sources.link { tunnel = "\(usable.address)%\(usable.index)" }
-        return "\(state) \(snapshot.port.map { "\($0)" } ?? "-") \(tunnel)"
+        // What a client says of itself comes after a look asked it: its answer is looked at.
+        let said = snapshot.clients.map { "\($0.status.connection.map { "\($0.state.rawValue)/\($0.externalAddress.map { "\($0)" } ?? "-")" } ?? "-")" }
+        return "\(state) \(snapshot.port.map { "\($0)" } ?? "-") \(tunnel) \(said.joined(separator: ","))"
     }
 
     /// The facts the connectability is judged on; nil while a change is on its way.
@@ -177,13 +182,22 @@ final class Daemon {
         case .ok, .failing:
             if case .forwarding? = status?.state { forwarded = coordinator.desired } else { problem = status?.problem?.message ?? "\(source?.title ?? "the source") names no port now" }
         }
+        // What the clients say is from their last answer, asked at most every few seconds (the
+        // look its answer brings does not ask again); the next look has their fresh one.
+        if lastObserved.map({ loop.now - $0 >= Self.observeSpacing }) ?? true {
+            lastObserved = loop.now
+            sinks.observeConnections()
+        }
         let clients = snapshot.clients.filter(\.isTorrentClient).compactMap { client -> Connectability.ClientFacts? in
             guard let port = client.wanted ?? coordinator.desired else { return nil }
             let visible = client.listenerVisible
+            let said = client.status.connection
             return Connectability.ClientFacts(
                 label: client.label, title: client.title, port: port,
                 listener: visible ? socketTable.listener(on: port, tunnel: tunnel) : .unseen("\(client.title) is not on this machine"),
-                incoming: visible ? socketTable.incoming(on: port, tunnel: tunnel) : nil, canReopen: client.canReopenListener)
+                incoming: visible ? socketTable.incoming(on: port, tunnel: tunnel) : nil,
+                report: said.flatMap { Connectability.ClientFacts.Report(rawValue: $0.state.rawValue) }, leavesFrom: said?.externalAddress,
+                canReopen: client.canReopenListener)
         }
         return Connectability.Facts(forwarded: forwarded, source: source?.title, problem: problem, publicAddress: status?.publicAddress,
                                     tunnelAddress: tunnel?.address, clients: clients)

@@ -84,6 +84,11 @@ final class SinkSet {
         sinks.forEach { $0.sink.interfacesChanged() }
     }
 
+    /// Asks every client that says anything of its own connectability to say it again.
+    func observeConnections() {
+        sinks.forEach { $0.sink.observeConnection() }
+    }
+
     /// Makes the client with `label` re-open its listener.
     func reassert(_ label: String) {
         sinks.first { $0.label == label }?.sink.reassert()
