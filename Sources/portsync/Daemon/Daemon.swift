@@ -15,6 +15,8 @@ final class Daemon {
     let sources: SourceSet
     let recorder: StateRecorder
     let history: HistoryRecorder
+    /// `[notify]`; `notifications.notify(_:)` tells of what the daemon decides elsewhere.
+    let notifications: Notifications
     private let dispatcher: Dispatcher
     private var systemd: SystemdService!
     private var metricsServer: HTTPServer?
@@ -28,12 +30,16 @@ final class Daemon {
         sources = SourceSet(loop: loop, plan: plan.sources)
         recorder = StateRecorder(path: loaded.configuration.daemon.stateFile, logger: loop.logger)
         history = HistoryRecorder(stateFile: loaded.configuration.daemon.stateFile, logger: loop.logger)
+        notifications = Notifications(loop: loop, settings: plan.notify)
         dispatcher = Dispatcher(loop: loop, sinks: sinks)
         systemd = SystemdService(loop: loop, environment: environment) { [unowned self] in self.snapshot().statusLine }
         dispatcher.afterBatch = { [unowned self] in self.recordOutcome() }
         dispatcher.onHandOff = { [unowned self] change in self.history.handedOff(change, clients: self.sinks.clients, now: self.loop.now) }
         dispatcher.onWithdrawn = { [unowned self] source, reason in
             self.history.withdrawn(source: source.rawValue, reason: reason, clients: self.sinks.clients)
+        }
+        history.onRecord = { [unowned self] record in
+            self.notifications.recorded(record, clients: self.sinks.clients, sources: self.sources.statuses)
         }
         sources.onObservation = { [unowned self] observation in self.dispatcher.observed(observation) }
         sources.onChange = { [unowned self] in self.recordOutcome() }
@@ -78,7 +84,7 @@ final class Daemon {
         let configuration = loaded.configuration
         recorder.load()
         history.load()
-        let clients = SyncPlan(loaded).sinks.map(\.summary).joined(separator: ", ")
+        let clients = (SyncPlan(loaded).sinks.map(\.summary) + [configuration.notify.summary].compactMap { $0 }).joined(separator: ", ")
         loop.logger.info("portsync", "\(CommandLineInterface.version) running (pid \(ProcessEnvironment.processID)); strategy \(configuration.source.strategy.rawValue), \(clients), configuration \(configuration.file ?? "defaults")")
         try sources.start(memory: remembered)
         sinks.connect()
@@ -97,6 +103,7 @@ final class Daemon {
     /// After every change: the state file, then systemd.
     private func recordOutcome() {
         let snapshot = snapshot()
+        notifications.observe(snapshot.clients)
         history.observe(snapshot.clients, now: loop.now)
         recorder.record(snapshot, desired: dispatcher.coordinator.desired, verifiedPort: sinks.verifiedPort, sources: sources)
         systemd.update(settled: settled)
@@ -135,7 +142,7 @@ final class Daemon {
         return DaemonSnapshot(port: sinks.verifiedPort ?? recorder.state?.port, source: coordinator.desiredSource?.rawValue,
                               health: health, clients: clients, portChanges: dispatcher.portChanges,
                               lastChange: dispatcher.lastChange, sources: sources.statuses, linkUp: linkUp, leaseSecondsLeft: leaseLeft, hook: sinks.hookRecord,
-                              lastRecord: history.last, changesByReason: history.counts)
+                              lastRecord: history.last, changesByReason: history.counts, notifications: notifications.counters)
     }
 
     private func startMetrics(_ address: SocketAddress?) {
@@ -195,6 +202,7 @@ final class Daemon {
             }
         }
         sinks.update(plan.sinks)
+        notifications.update(plan.notify)
         if configuration.daemon.metricsListen != old.daemon.metricsListen { startMetrics(configuration.daemon.metricsListen) }
         logger.notice("config", "SIGHUP: configuration reloaded from \(configuration.file ?? "defaults")")
     }

@@ -34,6 +34,8 @@ struct DaemonSnapshot {
     /// The last change in the history, and the changes since the start by reason.
     var lastRecord: ChangeRecord? = nil
     var changesByReason: [ChangeReason: Int] = [:]
+    /// The notifier's totals, when `[notify]` is on.
+    var notifications: NotifyCounters? = nil
 
     var isHealthy: Bool { health.isOK && (leaseSecondsLeft.map { $0 > 0 } ?? true) }
 

@@ -74,6 +74,14 @@ enum MetricsEndpoint {
         metric("portsync_lease_seconds_left", "gauge", "Seconds left on the lease of the port in use, when its source leases it.",
                snapshot.leaseSecondsLeft)
         metric("portsync_link_up", "gauge", "1 when the VPN interface is usable.", snapshot.linkUp.map { $0 ? 1 : 0 })
+        if let notifications = snapshot.notifications {
+            func perEvent(_ counts: [NotifyEvent.Kind: Int]) -> [(labels: String, value: Int)] {
+                NotifyEvent.Kind.allCases.map { ("{event=\"\($0.rawValue)\"}", counts[$0, default: 0]) }
+            }
+            metric("portsync_notifications_sent_total", "counter", "Notifications delivered, by event.", perEvent(notifications.sent))
+            metric("portsync_notifications_failed_total", "counter", "Notifications given up (every try failed, or refused for good), by event.",
+                   perEvent(notifications.failed))
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -31,6 +31,8 @@ final class HistoryRecorder {
     private var repairs: [(label: String, port: Port, reason: ChangeReason)] = []
     /// The last write failed: said once, until one succeeds.
     private var writeFailed = false
+    /// A record was made (whether or not the file took it): the notifier hears of changes here.
+    var onRecord: (ChangeRecord) -> Void = { _ in }
 
     private struct Pending {
         var record: ChangeRecord
@@ -150,6 +152,7 @@ final class HistoryRecorder {
         // A repair is on one client's port (its port_index may pick another): not the port all moved to.
         if let port = record.port, !record.reason.isRepair { lastPort = port }
         counts[record.reason, default: 0] += 1
+        defer { onRecord(record) }
         do {
             if count + 1 > 2 * ChangeHistory.limit {
                 var kept = (try ChangeHistory.load(path: path))?.history ?? ChangeHistory()
