@@ -222,6 +222,7 @@ import Testing
         #expect(health(.idle).isEmpty && health(.applying).isEmpty)
         #expect(health(.unreachable("connection refused")).count == 1)
         #expect(health(.applying).isEmpty && health(.unreachable("connection reset by peer")).isEmpty, "a retry is not a new trouble")
+        #expect(session.pending == 0, "nor held for later")
         #expect(health(.loginRefused("wrong password")).isEmpty, "another trouble, held for the client's interval")
         let refused = Self.requests(atDeadline())
         #expect(refused.map { String(decoding: $0.body, as: UTF8.self) } == ["portsync: qBittorrent refused the login: wrong password"])
