@@ -152,7 +152,6 @@ final class HistoryRecorder {
         // A repair is on one client's port (its port_index may pick another): not the port all moved to.
         if let port = record.port, !record.reason.isRepair { lastPort = port }
         counts[record.reason, default: 0] += 1
-        defer { onRecord(record) }
         do {
             if count + 1 > 2 * ChangeHistory.limit {
                 var kept = (try ChangeHistory.load(path: path))?.history ?? ChangeHistory()
@@ -170,5 +169,6 @@ final class HistoryRecorder {
             if !writeFailed { logger.error("portsync", "cannot write the history \(path): \(error)") }
             writeFailed = true
         }
+        onRecord(record)
     }
 }
