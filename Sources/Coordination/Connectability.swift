@@ -146,14 +146,23 @@ public enum Connectability {
         case notConnectable(Cause)
         case unknown(Cause)
 
-        /// "connectable", "not connectable", "unknown": for JSON, metrics and `status`.
-        public var name: String {
+        /// The verdict without its cause.
+        public enum Kind: String, CaseIterable, Sendable {
+            case connectable
+            case notConnectable = "not connectable"
+            case unknown
+        }
+
+        public var kind: Kind {
             switch self {
-            case .connectable: "connectable"
-            case .notConnectable: "not connectable"
-            case .unknown: "unknown"
+            case .connectable: .connectable
+            case .notConnectable: .notConnectable
+            case .unknown: .unknown
             }
         }
+
+        /// "connectable", "not connectable", "unknown": for JSON, metrics and `status`.
+        public var name: String { kind.rawValue }
 
         public var cause: Cause? {
             switch self {
@@ -253,8 +262,14 @@ public enum Connectability {
                 case .firewalled:
                     evidence.append(Evidence(kind: "client", ok: nil, text: "\(client.title) says firewalled: no incoming connection yet"))
                 case .disconnected:
-                    evidence.append(Evidence(kind: "client", ok: false, text: "\(client.title) says disconnected: it is not listening"))
-                    fail(.clientDisconnected(label: name))
+                    if case .reachable = client.listener {
+                        // The socket table is the better witness: libtorrent says so while it
+                        // re-opens its sockets.
+                        evidence.append(Evidence(kind: "client", ok: nil, text: "\(client.title) says disconnected, yet its listener is there"))
+                    } else {
+                        evidence.append(Evidence(kind: "client", ok: false, text: "\(client.title) says disconnected: it is not listening"))
+                        fail(.clientDisconnected(label: name))
+                    }
                 }
             }
             if let leaves = client.leavesFrom, let forwardedOn = facts.publicAddress {

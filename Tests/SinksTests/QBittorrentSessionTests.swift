@@ -120,6 +120,31 @@ import Testing
         #expect(driver.logs.contains { $0.0 == .notice && $0.1 == "listen_port 51413 applied and verified" })
     }
 
+    /// What qBittorrent says of its connectability, asked once verified: 4.5's answer has no
+    /// external address, 5.1's has `last_external_address_v4` (empty while unknown); an odd
+    /// answer changes nothing and fails nothing; a port write forgets what it said.
+    @Test func transferInfoIsAskedOnceVerifiedAndForgottenWithTheSockets() {
+        var driver = loggedIn()
+        driver.feed(.observeConnection)
+        #expect(driver.lastTarget == "GET /api/v2/app/preferences", "not before the port is verified")
+        driver.answer(200, Self.preferences(port: 51413))
+        #expect(driver.lastTarget == "GET /api/v2/transfer/info")
+        driver.answer(200, #"{"connection_status":"firewalled","dht_nodes":0,"dl_info_data":0,"last_external_address_v4":"203.0.113.132","last_external_address_v6":""}"#)
+        #expect(driver.session.status.connection == ClientConnection(state: .firewalled, externalAddress: IPv4Address(203, 0, 113, 132)))
+        #expect(driver.session.status.health == .verified)
+
+        driver.feed(.observeConnection)
+        driver.answer(200, #"{"connection_status":"connected","dht_nodes":0}"#)
+        #expect(driver.session.status.connection == ClientConnection(state: .connected, externalAddress: nil), "4.5.2 says no address")
+        driver.feed(.observeConnection)
+        driver.answer(200, #"{"connection_status":"listening"}"#)
+        #expect(driver.session.status.connection?.state == .connected && driver.session.status.health == .verified, "an odd answer changes nothing")
+        let count = driver.sent.count
+        driver.feed(.desiredPort(Port(40000)!))
+        #expect(driver.lastTarget == "POST /api/v2/app/setPreferences" && driver.sent.count == count + 1)
+        #expect(driver.session.status.connection == nil, "said of the sockets the write replaces")
+    }
+
     @Test func nothingIsWrittenWhenQBittorrentAlreadyHasThePort() {
         var driver = loggedIn()
         driver.answer(200, Self.preferences(port: 51413))

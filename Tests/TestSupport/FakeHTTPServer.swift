@@ -177,6 +177,11 @@ public final class FakeQBittorrent52 {
     /// Puts a bare CR inside the session cookie, as a broken proxy might.
     public var crInCookie = false
     public var silent = false
+    /// `transfer/info`'s answer, as 5.1 and later give it (`last_external_address_v4`).
+    public var transferInfo: [String: JSONValue] = [
+        "connection_status": .string("firewalled"), "dht_nodes": .number(0), "last_external_address_v4": .string(""),
+        "last_external_address_v6": .string(""),
+    ]
     private var sessions: Set<String> = []
     public private(set) var server: FakeHTTPServer!
 
@@ -210,6 +215,8 @@ public final class FakeQBittorrent52 {
             return reply(200, "v5.2.3")
         case "/api/v2/app/preferences":
             return reply(200, preferencesBody ?? JSONValue.object(preferences).serialized)
+        case "/api/v2/transfer/info":
+            return reply(200, JSONValue.object(transferInfo).serialized)
         case "/api/v2/app/setPreferences":
             guard let json = request.form["json"], case .object(let fields)? = try? JSONValue.parse(Array(json.utf8)) else {
                 return reply(400, "Bad Request")

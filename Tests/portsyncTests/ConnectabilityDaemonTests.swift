@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Coordination
 import HTTP
 import Reactor
 import TestSupport
@@ -48,11 +49,39 @@ final class ConnectabilityDaemonTests {
         try lab.inClient { try qbittorrent.addTorrent(Array("d8:announce\(announce.utf8.count):\(announce)4:info\(info)e".utf8)) }
     }
 
+    /// A webhook receiver inside the client namespace, on 127.0.0.1: each POST's body, a line
+    /// in `receiver.log`.
+    var receiverPort: UInt16?
+
+    func startReceiver() throws {
+        let port = freePort()
+        let script = """
+            import http.server
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_POST(self):
+                    body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+                    open('\(directory.path)/receiver.log', 'ab').write(body + b'\\n')
+                    self.send_response(204); self.end_headers()
+                def log_message(self, *a): pass
+            http.server.HTTPServer(('127.0.0.1', \(port)), H).serve_forever()
+            """
+        _ = try lab.start(in: lab.client, NetworkLab.python!, ["-c", script], output: "\(directory.path)/receiver.out")
+        receiverPort = port
+        #expect(waitFor(seconds: 5) { (try? self.lab.inClient { try RawHTTP.request(port: port, "GET", "/") }) != nil }, "the receiver runs")
+    }
+
+    var notifications: [JSONValue] {
+        ((try? String(contentsOfFile: "\(directory.path)/receiver.log", encoding: .utf8)) ?? "").split(separator: "\n")
+            .compactMap { try? JSONValue.parse(Array($0.utf8)) }
+    }
+
     func environment() -> [String: String] {
-        daemonEnvironment(qbittorrent, in: directory, [
+        var extra = [
             "PORTSYNC_SOURCE_STRATEGY": "natpmp", "PORTSYNC_NATPMP_INTERFACE": "wg0", "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
             "PORTSYNC_CONNECTABILITY_INTERVAL_SECONDS": "1",
-        ])
+        ]
+        if let receiverPort { extra["PORTSYNC_NOTIFY_URL"] = "http://127.0.0.1:\(receiverPort)/hook" }
+        return daemonEnvironment(qbittorrent, in: directory, extra)
     }
 
     func startDaemon() throws -> Child {
@@ -108,7 +137,7 @@ final class ConnectabilityDaemonTests {
         #expect(proven?.evidence.contains { $0.kind == "incoming" && $0.ok == true && $0.text.contains(self.lab.gatewayAddress) } == true,
                 "the peer that came through the tunnel: \(String(describing: proven))")
         let history = try historyVerdicts()
-        #expect(history.map(\.verdict) == ["unknown", "connectable"], "from the first port on: \(history)")
+        #expect(history.map(\.verdict) == ["unknown", "connectable"], "from the first port on: \(history.map { "\($0.verdict) \($0.why ?? "")" })")
 
         let (_, status) = try Child.run(["status", "--json"], environment: environment())
         let listed = status.split(separator: "\n").last(where: { $0.hasPrefix("{") }).flatMap { try? JSONValue.parse(Array($0.utf8)) }
@@ -123,6 +152,7 @@ final class ConnectabilityDaemonTests {
     /// moves the port away and back once, and the listener is there.
     @Test func aListenerThatNeverOpenedOnTheTunnelIsHealedOnce() throws {
         try startQBittorrent()
+        try startReceiver()
         let squatter = try lab.inClient { try Listener(address: .v4(IPv4Address(10, 2, 0, 2), port: 40000)) }
         let daemon = try startDaemon()
         #expect(waitFor(seconds: 10) { (try? self.lab.inClient { try self.qbittorrent.listenPort() }) == 40000 }, "\(daemon.output)")
@@ -139,7 +169,54 @@ final class ConnectabilityDaemonTests {
         #expect(history.filter { $0.action != nil }.map(\.action) == ["re-opened qbittorrent's listener"], "once: \(history)")
         #expect(healed?.evidence.contains { $0.kind == "listener" && $0.ok == true } == true, "\(String(describing: healed))")
         #expect(waitFor(seconds: 5) { (try? self.lab.acceptsFromGateway(port: 40000)) == true }, "peers get in: \(daemon.output)")
+        // The person is told, once, with why.
+        #expect(waitFor(seconds: 5) { self.notifications.contains { $0["event"]?.string == "connectability-lost" } }, "\(self.notifications)")
+        let lost = notifications.filter { $0["event"]?.string == "connectability-lost" }
+        #expect(lost.count == 1 && lost.first?["port"]?.integer == 40000 && lost.first?["why"]?.string?.contains("does not listen on port 40000") == true,
+                "\(lost)")
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 2) == 0)
+    }
+
+    /// The haugene/vpn-configs-contrib #372 case: the server forwards the port on one address
+    /// (NAT-PMP's opcode 0: 198.51.100.7) while traffic leaves from another, which qBittorrent
+    /// 5.1+ reports (`last_external_address_v4`); everything else looks right. Said plainly.
+    /// qBittorrent 5.1 is a stand-in (Debian has 4.5.2, which does not report the address); a
+    /// listener on the tunnel's address stands in for its sockets. The daemon runs in the
+    /// test's loop inside the client namespace.
+    @Test func anAddressMismatchIsSaidPlainly() throws {
+        let log = LogCapture(level: .debug, trace: true)
+        directory.write("config.toml", "")
+        try lab.inClient {
+            let loop = try EventLoop(logger: log.logger)
+            let fake = try FakeQBittorrent52(loop: loop)
+            fake.transferInfo["last_external_address_v4"] = .string("203.0.113.132")
+            let sockets = try Listener(address: .v4(IPv4Address(10, 2, 0, 2), port: 40000))
+            defer { sockets.fd.close() }
+            directory.write("password", fake.password)
+            directory.write("config.toml", """
+                [source]
+                strategy = "natpmp"
+                [natpmp]
+                interface = "wg0"
+                [qbittorrent]
+                url = "http://127.0.0.1:\(fake.server.port)"
+                password_file = "\(directory.path)/password"
+                [daemon]
+                state_file = "\(directory.path)/state.json"
+                """)
+            let configurationLoader = loader(file: "\(directory.path)/config.toml")
+            let daemon = Daemon(loop: loop, loader: configurationLoader, loaded: try configurationLoader.load(), environment: [:])
+            try daemon.start()
+            defer { daemon.stop() }
+            let mismatch = Connectability.Cause.addressMismatch(forwardedOn: IPv4Address(198, 51, 100, 7), leavesFrom: IPv4Address(203, 0, 113, 132))
+            #expect(try runUntil(loop, seconds: 15) { daemon.connectability.record?.why == mismatch.code }, "\(log.text)")
+            let record = try #require(daemon.connectability.record)
+            #expect(record.verdict == "not connectable" && record.detail == mismatch.description)
+            #expect(record.detail == "this server forwards on 198.51.100.7 but your traffic leaves from 203.0.113.132: choose another server")
+            #expect(record.evidence.map(\.kind) == ["forwarded", "listener", "incoming", "client", "address"], "\(record.evidence)")
+            #expect(record.evidence.last?.ok == false)
+            #expect(fake.server.requests.filter { $0.target == "/api/v2/auth/login" }.count == 1, "one login for all of it")
+        }
     }
 }

@@ -133,13 +133,17 @@ public struct QBittorrentSession {
             listenerChecked(check, port: port, now, &effects)
         case .observeConnection:
             connectionWanted = true
-            startSync(&effects)
         case .listenerCheckedBeforeAnnouncing(let check):
             if core.listenerChecked(check, now, &effects) { announce(&effects) }
         }
         if core.syncRequested && inFlight == nil && !isLoginRefused {
             core.syncRequested = false
             startSync(&effects)
+        }
+        // `transfer/info` goes once the port is verified and nothing else is to be asked.
+        if connectionWanted && inFlight == nil && !reassertPending, let port = core.desired, isVerified(on: port) {
+            connectionWanted = false
+            send(.transferInfo, &effects)
         }
         core.finish(since: before, &effects)
         return effects
@@ -188,9 +192,7 @@ public struct QBittorrentSession {
         } else if let port = trackerCheckDue, isVerified(on: port) && !core.writeWithoutReading {
             trackerCheckDue = nil
             send(.torrentSample, &effects)
-        } else if connectionWanted && isVerified(on: wanted) && !core.writeWithoutReading && !reassertPending {
-            connectionWanted = false
-            send(.transferInfo, &effects)
+
         } else if !reassertPending, let verified = core.writeAtOnce(wanted) {
             // qBittorrent was verified on the old port, so the new one needs a write: the read
             // before it is skipped (the read-back still verifies). This is the latency path.
@@ -209,6 +211,8 @@ public struct QBittorrentSession {
 
     private mutating func send(_ request: Request, _ effects: inout [Effect]) {
         inFlight = request
+        // What it said of its connectability was about the sockets a port write replaces.
+        if case .writePreferences = request { core.status.connection = nil }
         if case .writePreferences(false, _) = request { writtenPort = core.desired }
         core.counters.requests += 1
         effects.append(.send(httpRequest(for: request), retryIfStale: request != .login))

@@ -154,6 +154,7 @@ struct Configuration: Equatable {
     var daemon: Daemon
     var pcp = PCP()
     var connectability = Connectability()
+    var notify = Notify()
     /// The unnamed client sections given in the file (an empty table counts) or by a variable or
     /// flag: `[transmission]` and `[deluge]` are used only when present.
     var presentSections: Set<String> = []

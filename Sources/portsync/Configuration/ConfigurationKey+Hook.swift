@@ -18,7 +18,7 @@ extension ConfigurationKey {
 
     /// The sections `portsync config` prints: `[hook]` only with a command (an empty one would
     /// not load back), `[static]` only with its strategy (its port 0 would not load back), and
-    /// `[perfectprivacy]`, `[command]`, `[pia]` and `[privatevpn]` only with their own.
+    /// `[perfectprivacy]`, `[command]`, `[pia]` and `[privatevpn]` only with their own, `[notify]` only with a URL.
     static func printedSections(_ configuration: Configuration) -> [String] {
         sections.filter {
             ($0 != "hook" || !configuration.hook.command.isEmpty) && ($0 != "static" || configuration.source.strategy == .staticPort)
@@ -26,6 +26,7 @@ extension ConfigurationKey {
                 && ($0 != "command" || configuration.source.strategy == .command)
                 && ($0 != "pia" || configuration.source.strategy == .pia)
                 && ($0 != "privatevpn" || configuration.source.strategy == .privateVPN)
+                && ($0 != "notify" || configuration.notify.url != nil)
         }
     }
 

@@ -264,9 +264,9 @@ extension ConfigurationKey {
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
             config.daemon.metricsListen = try listenAddress(try value.string())
         },
-    ] + tlsKeys(section: "gluetun", \.gluetun.tls) + tlsKeys(section: "privatevpn", \.privateVPN.tls) + clientKeys + hookKeys + piaKeys + pcpKeys + connectabilityKeys
+    ] + tlsKeys(section: "gluetun", \.gluetun.tls) + tlsKeys(section: "privatevpn", \.privateVPN.tls) + clientKeys + hookKeys + piaKeys + pcpKeys + connectabilityKeys + notifyKeys
 
-    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "perfectprivacy", "command", "pia", "privatevpn", "qbittorrent", "transmission", "deluge", "hook", "daemon", "pcp", "connectability"]
+    static let sections: [String] = ["source", "proton", "natpmp", "gluetun", "static", "perfectprivacy", "command", "pia", "privatevpn", "qbittorrent", "transmission", "deluge", "hook", "daemon", "pcp", "connectability", "notify"]
 
     static func named(_ path: String) -> ConfigurationKey? {
         all.first { $0.path == path }

@@ -59,6 +59,7 @@ struct ConfigurationLoader {
             + [ForeignEnvironment.warning(environment)].compactMap { $0 }
         let credentials = try loadCredentials(configuration, warnings: &warnings)
         try Self.checkPIA(configuration, credentials)
+        try Self.checkNotify(configuration, credentials)
         return LoadedConfiguration(configuration: configuration, credentials: credentials, warnings: warnings,
                                    serviceCredentials: environment["CREDENTIALS_DIRECTORY"] == nil ? serviceCredentials : nil)
     }
@@ -238,6 +239,11 @@ struct ConfigurationLoader {
         }
         if configuration.source.strategy == .privateVPN {
             servers.append(("privatevpn", "privatevpn", configuration.privateVPN.url, configuration.privateVPN.tls, configuration.origins))
+        }
+        if var url = configuration.notify.url {
+            // Without its path, which the warnings quote: a webhook's path can hold its token.
+            url.basePath = ""
+            servers.append(("notify", "notify", url, configuration.notify.tls, configuration.origins))
         }
         return servers
     }

@@ -8,9 +8,10 @@ import Domain
 struct SecretKey: Equatable, Sendable {
     static let password = SecretKey(name: "password", title: "password")
     static let apiKey = SecretKey(name: "api_key", title: "API key")
-    static let all = [password, apiKey]
+    static let token = SecretKey(name: "token", title: "token")
+    static let all = [password, apiKey, token]
 
-    /// `password`, `api_key`.
+    /// `password`, `api_key`, `token`.
     let name: String
     /// How `portsync config` names it.
     let title: String
@@ -21,14 +22,16 @@ struct SecretKey: Equatable, Sendable {
 
     func variable(of section: String) -> String { "PORTSYNC_\(section.uppercased())_\(name.uppercased())" }
 
-    /// The tables that take secrets: `[gluetun]`, `[pia]` and every client table, each with its
-    /// secrets and the file each one's `_file` key names.
+    /// The tables that take secrets: `[gluetun]`, `[pia]`, `[notify]` and every client table, each
+    /// with its secrets and the file each one's `_file` key names.
     static func tables(_ configuration: Configuration) -> [SecretTable] {
         let gluetun = configuration.gluetun
         return [SecretTable(section: "gluetun", label: "gluetun", isUnnamed: true, origins: configuration.origins,
                             secrets: [(.apiKey, gluetun.apiKeyFile), (.password, gluetun.passwordFile)]),
                 SecretTable(section: "pia", label: "pia", isUnnamed: true, origins: configuration.origins,
-                            secrets: [(.password, configuration.pia.passwordFile)])]
+                            secrets: [(.password, configuration.pia.passwordFile)]),
+                SecretTable(section: "notify", label: "notify", isUnnamed: true, origins: configuration.origins,
+                            secrets: [(.token, configuration.notify.tokenFile)])]
             + configuration.clients.map { client in
                 SecretTable(section: client.kind.rawValue, label: client.label, isUnnamed: client.name == nil, origins: client.origins,
                             secrets: client.secretFiles)
@@ -37,7 +40,7 @@ struct SecretKey: Equatable, Sendable {
 
     /// Every variable a secret may come from; set for a table that is not in use, it is still
     /// checked.
-    static let variables: [String] = ["gluetun"].flatMap { [apiKey.variable(of: $0), password.variable(of: $0)] } + [password.variable(of: "pia")]
+    static let variables: [String] = ["gluetun"].flatMap { [apiKey.variable(of: $0), password.variable(of: $0)] } + [password.variable(of: "pia"), token.variable(of: "notify")]
         + ClientKind.allCases.flatMap { kind in kind.secrets.map { $0.variable(of: kind.rawValue) } }
 }
 
@@ -80,4 +83,5 @@ struct Credentials: Equatable {
     var gluetunAPIKey: Secret? { self["gluetun", .apiKey] }
     var gluetunPassword: Secret? { self["gluetun", .password] }
     var piaPassword: Secret? { self["pia", .password] }
+    var notifyToken: Secret? { self["notify", .token] }
 }

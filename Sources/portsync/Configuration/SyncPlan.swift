@@ -30,6 +30,8 @@ struct SyncPlan {
 
     var sources: Sources
     var sinks: [any PortSinkSettings]
+    /// `[notify]`; nil: off.
+    var notify: NotifySettings?
 
     /// `auto`: the ProtonVPN file (an immediate hint) and NAT-PMP on the interface (the
     /// authority, and what keeps the lease alive), each as it becomes available.
@@ -85,5 +87,6 @@ struct SyncPlan {
         let tunnel = strategy == .pia ? configuration.pia.interface : configuration.natpmp.interface
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: tunnel) }
         if let hook = HookSettings(configuration, environment: ProcessEnvironment.variables()) { sinks.append(hook) }
+        notify = NotifySettings(configuration, loaded.credentials)
     }
 }

@@ -30,7 +30,7 @@ struct ConnectabilityRecord: Equatable {
         self.action = action
     }
 
-    var isConnectable: Bool { verdict == Connectability.Verdict.connectable.name }
+    var kind: Connectability.Verdict.Kind? { Connectability.Verdict.Kind(rawValue: verdict) }
 
     /// "connectable", "not connectable (qbittorrent does not listen on port 61527)"
     var summary: String { detail.map { "\(verdict) (\($0))" } ?? verdict }

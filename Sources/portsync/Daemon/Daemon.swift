@@ -17,10 +17,14 @@ final class Daemon {
     let recorder: StateRecorder
     let history: HistoryRecorder
     let connectability: ConnectabilityWatch
+    /// `[notify]`; `notifications.notify(_:)` tells of what the daemon decides elsewhere.
+    let notifications: Notifications
     private let dispatcher: Dispatcher
     /// What the connectability was last looked at for: a port verified, a tunnel, a trouble.
     private var lookedAt: String?
     private var recording = false
+    /// The kind of verdict the notifications last went by.
+    private var toldVerdict: Connectability.Verdict.Kind?
     /// When the clients were last asked what they say of their connectability.
     private var lastObserved: Instant?
     static let observeSpacing = Duration.seconds(5)
@@ -37,6 +41,7 @@ final class Daemon {
         sources = SourceSet(loop: loop, plan: plan.sources)
         recorder = StateRecorder(path: loaded.configuration.daemon.stateFile, logger: loop.logger)
         history = HistoryRecorder(stateFile: loaded.configuration.daemon.stateFile, logger: loop.logger)
+        notifications = Notifications(loop: loop, settings: plan.notify)
         dispatcher = Dispatcher(loop: loop, sinks: sinks)
         connectability = ConnectabilityWatch(loop: loop, settings: loaded.configuration.connectability.monitor)
         systemd = SystemdService(loop: loop, environment: environment) { [unowned self] in self.snapshot().statusLine }
@@ -44,6 +49,9 @@ final class Daemon {
         dispatcher.onHandOff = { [unowned self] change in self.history.handedOff(change, clients: self.sinks.clients, now: self.loop.now) }
         dispatcher.onWithdrawn = { [unowned self] source, reason in
             self.history.withdrawn(source: source.rawValue, reason: reason, clients: self.sinks.clients)
+        }
+        history.onRecord = { [unowned self] record in
+            self.notifications.recorded(record, clients: self.sinks.clients, sources: self.sources.statuses)
         }
         sources.onObservation = { [unowned self] observation in self.dispatcher.observed(observation) }
         sources.onChange = { [unowned self] in self.recordOutcome() }
@@ -59,8 +67,17 @@ final class Daemon {
         connectability.gather = { [unowned self] in self.connectabilityFacts() }
         connectability.reopen = { [unowned self] label in self.sinks.reassert(label) }
         // The history is about ports: verdicts count from the first port on.
-        connectability.onRecord = { [unowned self] record, _ in
-            if self.dispatcher.coordinator.desired != nil { self.history.connectability(record) }
+        connectability.onRecord = { [unowned self] record, verdictChanged in
+            guard let port = self.dispatcher.coordinator.desired else { return }
+            self.history.connectability(record)
+            // The person hears of a loss and of a recovery, not of every change of cause.
+            guard verdictChanged, record.kind != self.toldVerdict else { return }
+            self.toldVerdict = record.kind
+            if record.kind == .connectable {
+                self.notifications.notify(.connectabilityRecovered(port: port))
+            } else if record.kind == .notConnectable {
+                self.notifications.notify(.connectabilityLost(port: port, why: record.detail ?? "not connectable"))
+            }
         }
         connectability.onChange = { [unowned self] in self.recordOutcome() }
         connectability.onHealFailed = { [unowned self] cause in
@@ -100,7 +117,7 @@ final class Daemon {
         let configuration = loaded.configuration
         recorder.load()
         history.load()
-        let clients = SyncPlan(loaded).sinks.map(\.summary).joined(separator: ", ")
+        let clients = (SyncPlan(loaded).sinks.map(\.summary) + [configuration.notify.summary].compactMap { $0 }).joined(separator: ", ")
         loop.logger.info("portsync", "\(CommandLineInterface.version) running (pid \(ProcessEnvironment.processID)); strategy \(configuration.source.strategy.rawValue), \(clients), configuration \(configuration.file ?? "defaults")")
         try sources.start(memory: remembered)
         sinks.connect()
@@ -131,6 +148,7 @@ final class Daemon {
             connectability.look()
             snapshot.connectability = connectability.record
         }
+        notifications.observe(snapshot.clients)
         history.observe(snapshot.clients, now: loop.now)
         recorder.record(snapshot, desired: dispatcher.coordinator.desired, verifiedPort: sinks.verifiedPort, sources: sources)
         systemd.update(settled: settled)
@@ -224,7 +242,8 @@ final class Daemon {
         return DaemonSnapshot(port: sinks.verifiedPort ?? recorder.state?.port, source: coordinator.desiredSource?.rawValue,
                               health: health, clients: clients, portChanges: dispatcher.portChanges,
                               lastChange: dispatcher.lastChange, sources: sources.statuses, linkUp: linkUp, leaseSecondsLeft: leaseLeft, hook: sinks.hookRecord,
-                              lastRecord: history.last, changesByReason: history.counts, connectability: connectability.record)
+                              lastRecord: history.last, changesByReason: history.counts, connectability: connectability.record,
+                              notifications: notifications.counters)
     }
 
     private func startMetrics(_ address: SocketAddress?) {
@@ -284,6 +303,7 @@ final class Daemon {
             }
         }
         sinks.update(plan.sinks)
+        notifications.update(plan.notify)
         if configuration.daemon.metricsListen != old.daemon.metricsListen { startMetrics(configuration.daemon.metricsListen) }
         logger.notice("config", "SIGHUP: configuration reloaded from \(configuration.file ?? "defaults")")
     }

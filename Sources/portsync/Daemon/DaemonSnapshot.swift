@@ -41,6 +41,8 @@ struct DaemonSnapshot {
     var changesByReason: [ChangeReason: Int] = [:]
     /// The last connectability verdict.
     var connectability: ConnectabilityRecord? = nil
+    /// The notifier's totals, when `[notify]` is on.
+    var notifications: NotifyCounters? = nil
 
     var isHealthy: Bool { health.isOK && (leaseSecondsLeft.map { $0 > 0 } ?? true) }
 

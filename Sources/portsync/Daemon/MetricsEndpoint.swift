@@ -1,3 +1,4 @@
+import Coordination
 import Domain
 import HTTP
 import Reactor
@@ -80,11 +81,19 @@ enum MetricsEndpoint {
         metric("portsync_link_up", "gauge", "1 when the VPN interface is usable.", snapshot.linkUp.map { $0 ? 1 : 0 })
         if let connectability = snapshot.connectability {
             metric("portsync_connectable", "gauge", "1 for the connectability verdict in force (connectable, not connectable, unknown).",
-                   ["connectable", "not connectable", "unknown"].map { verdict in
-                       ("{verdict=\"\(String(verdict.map { $0 == " " ? "_" : $0 }))\"}", connectability.verdict == verdict ? 1 : 0)
+                   Connectability.Verdict.Kind.allCases.map { kind in
+                       ("{verdict=\"\(String(kind.rawValue.map { $0 == " " ? "_" : $0 }))\"}", connectability.kind == kind ? 1 : 0)
                    })
             metric("portsync_connectability_since_timestamp_seconds", "gauge", "When the verdict and its evidence were last reached (Unix time).",
                    Int(connectability.checked))
+        }
+        if let notifications = snapshot.notifications {
+            func perEvent(_ counts: [NotifyEvent.Kind: Int]) -> [(labels: String, value: Int)] {
+                NotifyEvent.Kind.allCases.map { ("{event=\"\($0.rawValue)\"}", counts[$0, default: 0]) }
+            }
+            metric("portsync_notifications_sent_total", "counter", "Notifications delivered, by event.", perEvent(notifications.sent))
+            metric("portsync_notifications_failed_total", "counter", "Notifications given up (every try failed, or refused for good), by event.",
+                   perEvent(notifications.failed))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -33,6 +33,8 @@ final class HistoryRecorder {
     private var repairs: [(label: String, port: Port, reason: ChangeReason)] = []
     /// The last write failed: said once, until one succeeds.
     private var writeFailed = false
+    /// A record was made (whether or not the file took it): the notifier hears of changes here.
+    var onRecord: (ChangeRecord) -> Void = { _ in }
 
     private struct Pending {
         var record: ChangeRecord
@@ -161,6 +163,7 @@ final class HistoryRecorder {
         counts[record.reason, default: 0] += 1
         changes += 1
         write(.change(record))
+        onRecord(record)
     }
 
     private func write(_ entry: ChangeHistory.Entry) {
