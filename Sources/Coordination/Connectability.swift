@@ -77,15 +77,37 @@ public enum Connectability {
         /// The tunnel's own address, when the source runs on a tunnel.
         public var tunnelAddress: IPv4Address?
         public var clients: [ClientFacts]
+        /// What the configured outside check answered for `forwarded`, when it was asked.
+        public var outside: Outside?
 
         public init(forwarded: Port?, source: String?, problem: String? = nil, publicAddress: IPv4Address? = nil,
-                    tunnelAddress: IPv4Address? = nil, clients: [ClientFacts]) {
+                    tunnelAddress: IPv4Address? = nil, clients: [ClientFacts], outside: Outside? = nil) {
             self.forwarded = forwarded
             self.source = source
             self.problem = problem
             self.publicAddress = publicAddress
             self.tunnelAddress = tunnelAddress
             self.clients = clients
+            self.outside = outside
+        }
+    }
+
+    /// The answer of `[connectability] check_url`, a third party that dials the port from outside.
+    public enum Outside: Equatable, Sendable, CustomStringConvertible {
+        case open
+        case closed
+        /// Asked; no answer yet.
+        case asking
+        /// No answer, or one that says neither: why.
+        case failed(String)
+
+        public var description: String {
+            switch self {
+            case .open: "open"
+            case .closed: "closed"
+            case .asking: "asking"
+            case .failed(let why): "no answer (\(why))"
+            }
         }
     }
 
@@ -97,6 +119,9 @@ public enum Connectability {
         case listeningElsewhere(label: String, port: Port, on: [String], tunnel: IPv4Address?)
         case clientDisconnected(label: String)
         case addressMismatch(forwardedOn: IPv4Address, leavesFrom: IPv4Address)
+        /// The outside check found the port closed while everything here looks right: the
+        /// mapping may be gone at the gateway.
+        case closedFromOutside(port: Port)
         /// Everything looks right, but no peer has connected yet.
         case noIncomingYet
         /// Nothing here can see whether peers connect: why.
@@ -111,17 +136,25 @@ public enum Connectability {
             case .listeningElsewhere: "listening-elsewhere"
             case .clientDisconnected: "client-disconnected"
             case .addressMismatch: "address-mismatch"
+            case .closedFromOutside: "closed-from-outside"
             case .noIncomingYet: "no-incoming-yet"
             case .cannotSee: "cannot-see"
             }
         }
 
-        /// The client whose listener re-opened on its port would mend this: a listener problem.
+        /// The client whose listener re-opened on its port would mend this: a listener that did
+        /// not open. (A deaf one is its session's to mend, at the interface change that makes it.)
         public var healableClient: String? {
             switch self {
-            case .notListening(let label, _), .deafListener(let label, _, _): label
-            case .noForwardedPort, .listeningElsewhere, .clientDisconnected, .addressMismatch, .noIncomingYet, .cannotSee: nil
+            case .notListening(let label, _): label
+            case .noForwardedPort, .deafListener, .listeningElsewhere, .clientDisconnected, .addressMismatch, .closedFromOutside,
+                 .noIncomingYet, .cannotSee: nil
             }
+        }
+
+        /// Asking the source for its mapping again would mend this.
+        public var wantsRemap: Bool {
+            if case .closedFromOutside = self { true } else { false }
         }
 
         public var description: String {
@@ -135,6 +168,7 @@ public enum Connectability {
             case .clientDisconnected(let label): "\(label) says it is not listening (disconnected)"
             case .addressMismatch(let forwardedOn, let leavesFrom):
                 "this server forwards on \(forwardedOn) but your traffic leaves from \(leavesFrom): choose another server"
+            case .closedFromOutside(let port): "the outside check found port \(port) closed"
             case .noIncomingYet: "everything looks right, but no peer has connected yet"
             case .cannotSee(let why): why
             }
@@ -281,6 +315,20 @@ public enum Connectability {
                 }
             }
             if !connected { proven = false }
+        }
+        switch facts.outside {
+        case .open?:
+            evidence.append(Evidence(kind: "outside", ok: true, text: "the outside check reached port \(port): open"))
+            proven = true
+        case .closed?:
+            evidence.append(Evidence(kind: "outside", ok: false, text: "the outside check found port \(port) closed"))
+            fail(.closedFromOutside(port: port))
+        case .failed(let why)?:
+            evidence.append(Evidence(kind: "outside", ok: nil, text: "the outside check did not say: \(why)"))
+        case .asking?:
+            evidence.append(Evidence(kind: "outside", ok: nil, text: "the outside check is being asked about port \(port)"))
+        case nil:
+            break
         }
         let verdict: Verdict
         if let wrong {

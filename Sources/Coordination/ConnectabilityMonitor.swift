@@ -34,6 +34,8 @@ public struct ConnectabilityMonitor: LoopStateMachine {
         /// The facts, in answer to `.gather`; nil while a change is still on its way to the
         /// clients (looked at again shortly).
         case gathered(Connectability.Facts?)
+        /// A fact came in by itself (the outside check answered): look now, as planned otherwise.
+        case factsChanged
         case deadlineReached
     }
 
@@ -44,6 +46,8 @@ public struct ConnectabilityMonitor: LoopStateMachine {
         case judged(Connectability.Judgement, verdictChanged: Bool)
         /// Re-open this client's listener (move its port away and back) for `cause`.
         case heal(client: String, cause: Connectability.Cause)
+        /// Ask the source for its mapping again, now, for `cause`.
+        case remap(cause: Connectability.Cause)
         /// The heal for `cause` did not mend it.
         case healFailed(Connectability.Cause)
     }
@@ -54,6 +58,8 @@ public struct ConnectabilityMonitor: LoopStateMachine {
     /// When the last judgement was made.
     public private(set) var judgedAt: Instant?
     private var followUp = 0
+    /// When the last `.look` came: a client opens its listener a moment after it takes a port.
+    private var lookedAt: Instant?
     /// Causes healed (or given up on) while they last.
     private var healed: Set<Connectability.Cause> = []
     /// When the last heal was made: it is judged only once it had `healSettle`.
@@ -72,11 +78,15 @@ public struct ConnectabilityMonitor: LoopStateMachine {
         case .look:
             followUp = 0
             proven = false
+            lookedAt = now
             nextDeadline = nil
             return [.gather]
         case .deadlineReached:
             guard let deadline = nextDeadline, deadline <= now else { return [] }
             nextDeadline = nil
+            return [.gather]
+        case .factsChanged:
+            if let healedAt, now < healedAt + settings.healSettle { return [] }
             return [.gather]
         case .gathered(nil):
             nextDeadline = now + min(settings.interval, Self.notSettledRetry)
@@ -86,10 +96,23 @@ public struct ConnectabilityMonitor: LoopStateMachine {
         }
     }
 
+    /// How long after a change a missing listener is waited for, looked at every `listenerPoll`.
+    public static let listenerPatience = Duration.seconds(2)
+    public static let listenerPoll = Duration.milliseconds(50)
+
+    /// How long after a heal an outside check still being asked is waited for.
+    public static let outsidePatience = Duration.seconds(40)
+
     /// How soon to look again when a change was still on its way.
     public static let notSettledRetry = Duration.seconds(5)
 
     private mutating func judged(_ judged: Connectability.Judgement, _ facts: Connectability.Facts, _ now: Instant) -> [Effect] {
+        if case .notConnectable(.notListening)? = Optional(judged.verdict), let lookedAt, now < lookedAt + Self.listenerPatience {
+            // qBittorrent answers the port's write before libtorrent opens its sockets: nothing
+            // listening is a verdict only once the listener had its time (as `ListenerGate`).
+            nextDeadline = min(now + Self.listenerPoll, lookedAt + Self.listenerPatience)
+            return []
+        }
         var effects: [Effect] = []
         var fresh = judged
         switch fresh.verdict {
@@ -106,15 +129,20 @@ public struct ConnectabilityMonitor: LoopStateMachine {
         judgement = fresh
         judgedAt = now
         let cause = fresh.verdict.cause
+        if facts.outside == .asking, healedAt.map({ now < $0 + Self.outsidePatience }) == true {
+            // After a re-map, the outside check is asked anew: nothing is decided until it says.
+            nextDeadline = now + settings.healSettle
+            return effects
+        }
         // A cause that went away may be healed again when it comes back.
         healed = healed.filter { $0 == cause }
         gaveUp = gaveUp.filter { $0 == cause }
-        if case .notConnectable(let cause) = fresh.verdict, settings.heal, let client = cause.healableClient,
-           facts.clients.contains(where: { $0.label == client && $0.canReopen }) {
+        let reopenable = cause?.healableClient.map { client in facts.clients.contains { $0.label == client && $0.canReopen } } ?? false
+        if case .notConnectable(let cause) = fresh.verdict, settings.heal, reopenable || cause.wantsRemap {
             if !healed.contains(cause) {
                 healed.insert(cause)
                 healedAt = now
-                effects.append(.heal(client: client, cause: cause))
+                effects.append(cause.healableClient.map { .heal(client: $0, cause: cause) } ?? .remap(cause: cause))
                 nextDeadline = now + settings.healSettle
                 return effects
             }

@@ -18,6 +18,13 @@ public protocol PortSource: AnyObject {
     func stop(final: Bool)
     /// Every client was verified on `port`: a source that asks for a port asks for this one.
     func clientsVerified(_ port: Port)
+    /// Peers cannot reach the port although everything here looks right: a source that maps
+    /// it at a gateway asks for the mapping again now (the others have nothing to do).
+    func remap()
+}
+
+extension PortSource {
+    public func remap() {}
 }
 
 /// What the configuration says about one source: enough to make it.

@@ -169,6 +169,11 @@ final class ConnectabilityDaemonTests {
         #expect(history.filter { $0.action != nil }.map(\.action) == ["re-opened qbittorrent's listener"], "once: \(history)")
         #expect(healed?.evidence.contains { $0.kind == "listener" && $0.ok == true } == true, "\(String(describing: healed))")
         #expect(waitFor(seconds: 5) { (try? self.lab.acceptsFromGateway(port: 40000)) == true }, "peers get in: \(daemon.output)")
+        // Doctor says what the running daemon found.
+        let doctorEnvironment = environment()
+        let (_, doctor) = try lab.inClient { try Child.run(["doctor"], environment: doctorEnvironment) }
+        #expect(doctor.contains("✓ connectable: unknown (everything looks right, but no peer has connected yet), as the running daemon judged it"), "\(doctor)")
+
         // The person is told, once, with why.
         #expect(waitFor(seconds: 5) { self.notifications.contains { $0["event"]?.string == "connectability-lost" } }, "\(self.notifications)")
         let lost = notifications.filter { $0["event"]?.string == "connectability-lost" }

@@ -74,6 +74,7 @@ import Watchers
         var monitor: ConnectabilityMonitor
         var now = Instant(nanoseconds: 1_000_000_000_000)
         var heals: [String] = []
+        var remaps = 0
         var failed: [Connectability.Cause] = []
         var verdicts: [Connectability.Verdict] = []
         var gathers = 0
@@ -91,6 +92,7 @@ import Watchers
                     feed(.gathered(facts), facts)
                 case .judged(let judgement, let changed): if changed { verdicts.append(judgement.verdict) }
                 case .heal(let client, _): heals.append(client)
+                case .remap: remaps += 1
                 case .healFailed(let cause): failed.append(cause)
                 }
             }
@@ -125,12 +127,17 @@ import Watchers
     @Test func aListenerIsHealedOncePerCauseThenTheRecoveryIsAskedOnce() {
         var driver = Driver()
         let deafIPv4 = facts([client(.onlyIPv6(["[::] (IPv6 only)"]))])
+        let looked = driver.now
         driver.feed(.look, deafIPv4)
+        #expect(driver.verdicts.isEmpty && driver.monitor.nextDeadline == looked + .milliseconds(50),
+                "a listener is given its time after a change, looked at again and again")
+        while driver.heals.isEmpty && driver.now < looked + .seconds(3) { driver.wake(deafIPv4) }
+        #expect(driver.now == looked + ConnectabilityMonitor.listenerPatience && driver.gathers == 41)
         #expect(driver.heals == ["qbittorrent"])
         #expect(driver.monitor.nextDeadline == driver.now + .seconds(3), "looked at again once the heal had its time")
         let healedAt = driver.now
         driver.now = healedAt + .milliseconds(20)
-        driver.feed(.look, deafIPv4)
+        driver.feed(.factsChanged, deafIPv4)
         #expect(driver.failed.isEmpty && driver.monitor.nextDeadline == healedAt + .seconds(3), "a look before the heal had its time judges nothing yet")
         driver.wake(deafIPv4)
         #expect(driver.heals.count == 1, "never twice for one cause")
@@ -154,6 +161,56 @@ import Watchers
         loopback.feed(.look, facts([client(.elsewhere(["127.0.0.1"]))]))
         #expect(off.heals.isEmpty && transmission.heals.isEmpty && mismatch.heals.isEmpty && loopback.heals.isEmpty)
         #expect(off.failed.isEmpty && transmission.failed.isEmpty && mismatch.failed.isEmpty && loopback.failed.isEmpty)
+    }
+
+    /// The outside check (opt-in) proves the port open, or finds it closed while everything
+    /// here looks right: the source is asked for its mapping again, once, the answer awaited
+    /// anew, and then the recovery is asked once.
+    @Test func theOutsideCheckDecidesAndAClosedPortIsMappedAgainOnce() {
+        func outside(_ answer: Connectability.Outside) -> Facts {
+            var facts = facts([client(.reachable(["0.0.0.0"]))])
+            facts.outside = answer
+            return facts
+        }
+        #expect(Connectability.judge(outside(.open)).verdict == .connectable)
+        #expect(Connectability.judge(outside(.failed("it answered 500"))).verdict == .unknown(.noIncomingYet))
+        #expect(Connectability.judge(outside(.closed)).verdict == .notConnectable(.closedFromOutside(port: port)))
+        #expect(Connectability.judge(outside(.closed)).evidence.last == Connectability.Evidence(kind: "outside", ok: false, text: "the outside check found port 40000 closed"))
+
+        var driver = Driver()
+        driver.feed(.look, outside(.closed))
+        #expect(driver.remaps == 1 && driver.heals.isEmpty)
+        driver.wake(outside(.asking))
+        #expect(driver.failed.isEmpty && driver.remaps == 1, "the new answer is awaited")
+        driver.feed(.factsChanged, outside(.closed))
+        #expect(driver.failed == [.closedFromOutside(port: port)] && driver.remaps == 1)
+        driver.wake(outside(.closed))
+        #expect(driver.failed.count == 1 && driver.remaps == 1, "never a loop")
+
+        var mended = Driver()
+        mended.feed(.look, outside(.closed))
+        mended.wake(outside(.asking))
+        mended.feed(.factsChanged, outside(.open))
+        #expect(mended.verdicts.last == .connectable && mended.failed.isEmpty)
+    }
+
+    /// `check_url`'s template and its answers.
+    @Test func theOutsideCheckTemplateAndAnswersAreRead() throws {
+        #expect(OutsideCheck.Template.validate("http://check.example/{port}") == nil)
+        #expect(OutsideCheck.Template.validate("https://check.example/api?port={port}&ip={address}") == nil)
+        #expect(OutsideCheck.Template.validate("https://check.example/api") == "must hold {port} where the port goes")
+        #expect(OutsideCheck.Template.validate("https://check.example/{port}/{peer}") == "knows only {port} and {address}")
+        #expect(OutsideCheck.Template.validate("ftp://check.example/{port}")?.contains("scheme must be http or https") == true)
+        let request = try OutsideCheck.Template(text: "https://check.example/api?port={port}&ip={address}").request(port: port, address: gateway)
+        #expect(request.url.host == "check.example" && request.target == "/api?port=40000&ip=198.51.100.7")
+        let cases: [(Int, String, Connectability.Outside)] = [
+            (200, #"{"open": true}"#, .open), (200, #"{"open":false,"port":40000}"#, .closed), (200, #"{"status":"Open"}"#, .open),
+            (200, "closed\n", .closed), (200, "OPEN", .open), (503, "open", .failed("it answered 503")),
+            (200, "maybe", .failed("its answer says neither open nor closed: \"maybe\"")),
+        ]
+        for (status, body, expected) in cases {
+            #expect(OutsideCheck.answer(status: status, body: Array(body.utf8)) == expected, "\(status) \(body)")
+        }
     }
 
     @Test func whileAChangeIsOnItsWayItLooksAgainShortly() {

@@ -57,6 +57,11 @@ public final class NATPMPClient {
         handle(.preferredPort(port))
     }
 
+    /// Asks for the mappings again now, as a renewal does.
+    public func remap() {
+        handle(.remapNow)
+    }
+
     /// The internal port an earlier run used (see `NATPMPSession.Input.previousInternalPort`).
     public func restore(internalPort: UInt16) {
         handle(.previousInternalPort(internalPort))

@@ -27,6 +27,9 @@ public struct NATPMPSession {
         case deadlineReached
         /// The shell read what was queued, as `.collectAnswers` asked.
         case answersCollected
+        /// Peers cannot reach the mapped port: ask for the mappings again now (a gateway that
+        /// lost them silently maps them anew), as a renewal does; nothing while already asking.
+        case remapNow
     }
 
     public enum Effect: Equatable {
@@ -163,6 +166,10 @@ public struct NATPMPSession {
             guard let deadline = nextDeadline, deadline <= now else { break }
             nextDeadline = nil
             deadlineReached(now, &effects)
+        case .remapNow:
+            guard phase == .mapped || phase == .waiting else { break }
+            effects.append(.log(.info, "asking the gateway \(gatewayText) for the mappings again"))
+            startCycle(now, &effects)
         case .answersCollected:
             effects.append(.listen(true))
             guard case .asking(let cycle) = phase, !cycle.collecting else { break }

@@ -86,6 +86,10 @@ public final class NATPMPSource: PortSource {
         client.prefer(port)
     }
 
+    public func remap() {
+        client.remap()
+    }
+
     /// The requests sent so far (tests, the idle benchmark).
     public var requestsSent: Int { client.requestsSent }
 

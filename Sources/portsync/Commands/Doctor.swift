@@ -63,6 +63,9 @@ struct Doctor {
             }
         }
         report.prefix = ""
+        if let state = previous, let verdict = state.connectable {
+            checkConnectability(verdict, daemonRunning: StatusCommand.isPortsync(state.pid), report)
+        }
         ProcessEnvironment.printToStandardOutput(report.failures == 0 ? "all checks passed\n" : "\(report.failures) check(s) failed\n")
         return report.failures == 0 ? .success : .transientFailure
     }
@@ -73,6 +76,26 @@ struct Doctor {
     private func clientsLoop() -> EventLoop? {
         guard !logger.isEnabled(.warning), !logger.traceEnabled else { return nil }
         return try? EventLoop(logger: Logger(level: .error, style: logger.style, output: { _ in }))
+    }
+
+    /// The running daemon's connectability verdict (doctor changes nothing, so it cannot make
+    /// one of its own: the clients are not moved to the forwarded port here).
+    private func checkConnectability(_ verdict: ConnectabilityRecord, daemonRunning: Bool, _ report: Report) {
+        let when = "\(WallClock.text(verdict.checked)) (\(WallClock.age(verdict.checked)))"
+        guard daemonRunning else {
+            return report.pass("connectable: \(verdict.summary) when the daemon last ran, at \(when)")
+        }
+        guard verdict.kind == .notConnectable else {
+            return report.pass("connectable: \(verdict.summary), as the running daemon judged it at \(when)")
+        }
+        let fix = switch verdict.why {
+        case "no-forwarded-port": "see the source's lines above"
+        case "not-listening", "deaf-listener": "portsync re-opens qBittorrent's listener once by itself; if it stays so, restart the client"
+        case "listening-elsewhere": "set the client's network interface (or the address it binds to) to the tunnel's, or to any"
+        case "address-mismatch": "connect to another server of the VPN"
+        default: "see portsync status for the evidence"
+        }
+        report.fail("connectable: \(verdict.summary), as the running daemon judged it at \(when)", fix)
     }
 
     /// The secrets the system unit hands the service, which doctor (run by root) used: each

@@ -6,6 +6,9 @@ extension Configuration {
     struct Connectability: Equatable {
         var intervalSeconds = 300
         var heal = true
+        /// `check_url`: empty, no outside check.
+        var checkURL = ""
+        var tls = TLS()
 
         var monitor: ConnectabilityMonitor.Settings {
             ConnectabilityMonitor.Settings(interval: .seconds(intervalSeconds), followUps: [.seconds(15), .seconds(60)].filter { $0 < .seconds(intervalSeconds) },
@@ -26,5 +29,12 @@ extension ConfigurationKey {
                          summary: "re-open a listener that peers cannot reach (qBittorrent: its port moved away and back), once per cause") { config, value, _ throws(InvalidValue) in
             config.connectability.heal = try value.boolean()
         },
-    ]
+        ConfigurationKey(section: "connectability", name: "check_url", kind: .string, flag: nil,
+                         current: .quoted({ $0.connectability.checkURL }),
+                         summary: "a service that dials the port from outside, e.g. \"https://check.example/{port}\" (JSON {\"open\": true} or the word open/closed); empty: none. It learns your address and port") { config, value, _ throws(InvalidValue) in
+            let text = try value.string()
+            if !text.isEmpty, let problem = OutsideCheck.Template.validate(text) { throw InvalidValue("\"\(text.oneLine(limit: 80))\" \(problem)") }
+            config.connectability.checkURL = text
+        },
+    ] + tlsKeys(section: "connectability", \.connectability.tls)
 }

@@ -21,18 +21,26 @@ final class ConnectabilityWatch {
     var onRecord: (ConnectabilityRecord, _ verdictChanged: Bool) -> Void = { _, _ in }
     /// A heal did not mend `cause`: the recovery command's turn.
     var onHealFailed: (Connectability.Cause) -> Void = { _ in }
+    /// Ask the source for its mapping again, now.
+    var remap: () -> Void = {}
 
     private let loop: EventLoop
     private var runner: MachineRunner<ConnectabilityMonitor>!
+    private let outside: OutsideCheck?
     private(set) var record: ConnectabilityRecord?
 
-    init(loop: EventLoop, settings: ConnectabilityMonitor.Settings) {
+    init(loop: EventLoop, settings: ConnectabilityMonitor.Settings, outside: OutsideCheck? = nil) {
         self.loop = loop
+        self.outside = outside
         runner = MachineRunner(loop: loop, name: "\(Self.name).timer", machine: ConnectabilityMonitor(settings: settings), deadlineInput: .deadlineReached)
         runner.perform = { [unowned self] effect in self.perform(effect) }
+        outside?.onAnswer = { [unowned self] in self.runner.send(.factsChanged) }
     }
 
-    deinit { runner.stop() }
+    deinit {
+        runner.stop()
+        outside?.close()
+    }
 
     /// Something changed: look now.
     func look() {
@@ -41,12 +49,16 @@ final class ConnectabilityWatch {
 
     func stop() {
         runner.stop()
+        outside?.close()
     }
 
     private func perform(_ effect: ConnectabilityMonitor.Effect) {
         switch effect {
         case .gather:
-            let facts = gather()
+            var facts = gather()
+            if let known = facts, let port = known.forwarded, let outside {
+                facts?.outside = outside.answer(port: port, tunnel: known.tunnelAddress, publicAddress: known.publicAddress)
+            }
             if let facts { loop.logger.trace(Self.name, "facts: \(facts.clients.map { "\($0.label) \($0.listener), incoming \($0.incoming.map { "\($0)" } ?? "unseen")" }.joined(separator: ", "))") }
             runner.send(.gathered(facts))
         case .judged(let judgement, let verdictChanged):
@@ -71,8 +83,18 @@ final class ConnectabilityWatch {
                 onRecord(record, false)
                 onChange()
             }
+        case .remap(let cause):
+            loop.logger.warning(Self.name, "\(cause): asking the source for its mapping again")
+            outside?.forget()
+            remap()
+            if var record {
+                record.action = "asked the source for its mapping again"
+                self.record = record
+                onRecord(record, false)
+                onChange()
+            }
         case .healFailed(let cause):
-            loop.logger.error(Self.name, "\(cause), even after re-opening the listener")
+            loop.logger.error(Self.name, "\(cause), even after \(cause.wantsRemap ? "mapping it again" : "re-opening the listener")")
             onHealFailed(cause)
         }
     }

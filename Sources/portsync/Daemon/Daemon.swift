@@ -16,17 +16,18 @@ final class Daemon {
     let sources: SourceSet
     let recorder: StateRecorder
     let history: HistoryRecorder
-    let connectability: ConnectabilityWatch
+    private(set) var connectability: ConnectabilityWatch
     /// `[notify]`; `notifications.notify(_:)` tells of what the daemon decides elsewhere.
     let notifications: Notifications
     private let dispatcher: Dispatcher
     /// What the connectability was last looked at for: a port verified, a tunnel, a trouble.
     private var lookedAt: String?
     private var recording = false
+    private var recordAgain = false
     /// The kind of verdict the notifications last went by.
     private var toldVerdict: Connectability.Verdict.Kind?
     /// When the clients were last asked what they say of their connectability.
-    private var lastObserved: Instant?
+    private var lastObserved: (at: Instant, port: Port?)?
     static let observeSpacing = Duration.seconds(5)
     private let socketTable = SocketTable()
     private var systemd: SystemdService!
@@ -43,7 +44,7 @@ final class Daemon {
         history = HistoryRecorder(stateFile: loaded.configuration.daemon.stateFile, logger: loop.logger)
         notifications = Notifications(loop: loop, settings: plan.notify)
         dispatcher = Dispatcher(loop: loop, sinks: sinks)
-        connectability = ConnectabilityWatch(loop: loop, settings: loaded.configuration.connectability.monitor)
+        connectability = Self.makeConnectability(loop, loaded.configuration)
         systemd = SystemdService(loop: loop, environment: environment) { [unowned self] in self.snapshot().statusLine }
         dispatcher.afterBatch = { [unowned self] in self.recordOutcome() }
         dispatcher.onHandOff = { [unowned self] change in self.history.handedOff(change, clients: self.sinks.clients, now: self.loop.now) }
@@ -64,6 +65,18 @@ final class Daemon {
             if status.health == .verified, let port = status.verifiedPort { self.sources.clientsVerified(port) }
             self.recordOutcome()
         }
+        wire(connectability)
+    }
+
+    /// `[connectability]` as configured: the monitor's timing and heals, and the outside check.
+    private static func makeConnectability(_ loop: EventLoop, _ configuration: Configuration) -> ConnectabilityWatch {
+        let settings = configuration.connectability
+        let outside = settings.checkURL.isEmpty ? nil
+            : OutsideCheck(loop: loop, template: OutsideCheck.Template(text: settings.checkURL), tls: settings.tls.options)
+        return ConnectabilityWatch(loop: loop, settings: settings.monitor, outside: outside)
+    }
+
+    private func wire(_ connectability: ConnectabilityWatch) {
         connectability.gather = { [unowned self] in self.connectabilityFacts() }
         connectability.reopen = { [unowned self] label in self.sinks.reassert(label) }
         // The history is about ports: verdicts count from the first port on.
@@ -85,6 +98,7 @@ final class Daemon {
                 self.loop.logger.warning(ConnectabilityWatch.name, "nothing more to try: see portsync status; a recovery_command would be run now")
             }
         }
+        connectability.remap = { [unowned self] in self.sources.remap() }
     }
 
     /// Runs until SIGTERM or SIGINT. A second daemon on the same state file is refused, naming
@@ -137,21 +151,27 @@ final class Daemon {
     /// After every change: the state file, then systemd; a look at the connectability when a
     /// port was verified, the tunnel changed, or trouble began.
     private func recordOutcome() {
-        // A look made here is judged at once and calls back: this one records both, once.
-        guard !recording else { return }
+        // A look made here is judged at once and calls back (as may a client it asks): what
+        // comes in meanwhile is recorded by this call, once more, never lost.
+        guard !recording else {
+            recordAgain = true
+            return
+        }
         recording = true
         defer { recording = false }
-        var snapshot = snapshot()
-        let look = lookKey(snapshot)
-        if look != lookedAt {
-            lookedAt = look
-            connectability.look()
-            snapshot.connectability = connectability.record
-        }
-        notifications.observe(snapshot.clients)
-        history.observe(snapshot.clients, now: loop.now)
-        recorder.record(snapshot, desired: dispatcher.coordinator.desired, verifiedPort: sinks.verifiedPort, sources: sources)
-        systemd.update(settled: settled)
+        repeat {
+            recordAgain = false
+            let look = lookKey(snapshot())
+            if look != lookedAt {
+                lookedAt = look
+                connectability.look()
+            }
+            let snapshot = snapshot()
+            notifications.observe(snapshot.clients)
+            history.observe(snapshot.clients, now: loop.now)
+            recorder.record(snapshot, desired: dispatcher.coordinator.desired, verifiedPort: sinks.verifiedPort, sources: sources)
+            systemd.update(settled: settled)
+        } while recordAgain
     }
 
     /// The first sync was tried: the clients answered (or failed) for the first port, and
@@ -200,10 +220,10 @@ final class Daemon {
         case .ok, .failing:
             if case .forwarding? = status?.state { forwarded = coordinator.desired } else { problem = status?.problem?.message ?? "\(source?.title ?? "the source") names no port now" }
         }
-        // What the clients say is from their last answer, asked at most every few seconds (the
-        // look its answer brings does not ask again); the next look has their fresh one.
-        if lastObserved.map({ loop.now - $0 >= Self.observeSpacing }) ?? true {
-            lastObserved = loop.now
+        // What the clients say is from their last answer, asked at most every few seconds for a
+        // port (the look its answer brings does not ask again); the next look has their fresh one.
+        if lastObserved.map({ $0.port != coordinator.desired || loop.now - $0.at >= Self.observeSpacing }) ?? true {
+            lastObserved = (loop.now, coordinator.desired)
             sinks.observeConnections()
         }
         let clients = snapshot.clients.filter(\.isTorrentClient).compactMap { client -> Connectability.ClientFacts? in
@@ -305,6 +325,13 @@ final class Daemon {
         sinks.update(plan.sinks)
         notifications.update(plan.notify)
         if configuration.daemon.metricsListen != old.daemon.metricsListen { startMetrics(configuration.daemon.metricsListen) }
+        if configuration.connectability != old.connectability {
+            connectability.stop()
+            connectability = Self.makeConnectability(loop, configuration)
+            wire(connectability)
+            lookedAt = nil
+            recordOutcome()
+        }
         logger.notice("config", "SIGHUP: configuration reloaded from \(configuration.file ?? "defaults")")
     }
 }

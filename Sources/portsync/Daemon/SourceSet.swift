@@ -63,6 +63,11 @@ final class SourceSet {
         return true
     }
 
+    /// Every source that maps the port at a gateway asks for its mapping again.
+    func remap() {
+        sources.forEach { $0.remap() }
+    }
+
     func clientsVerified(_ port: Port) {
         sources.forEach { $0.clientsVerified(port) }
     }
