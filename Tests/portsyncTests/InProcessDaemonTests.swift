@@ -54,7 +54,11 @@ final class InProcessDaemonTests {
                 daemon.sinks.onStatusChange(status)
             }
             // Settled: what qBittorrent said of its connection after the last change is in too.
-            #expect(try runUntil(loop, seconds: 10) { daemon.recorder.state?.connectable?.evidence.contains { $0.kind == "client" } == true }, "\(log.text)")
+            let settled = daemon.recorder.state?.port
+            #expect(try runUntil(loop, seconds: 10) {
+                let evidence = daemon.recorder.state?.connectable?.evidence ?? []
+                return evidence.first?.text.contains("port \(settled.map { "\($0)" } ?? "?") ") == true && evidence.contains { $0.kind == "client" }
+            }, "\(log.text)")
             let writes = daemon.recorder.writes
             writePort(port)
             #expect(try runUntil(loop, seconds: 10) { daemon.recorder.state?.port == Port(port) }, "\(log.text)")
