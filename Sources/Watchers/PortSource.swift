@@ -25,10 +25,17 @@ public protocol PortSourceSettings: Sendable {
     var identity: PortObservation.Source { get }
     /// The source and where it is, for the start line: "NAT-PMP on wg0".
     var summary: String { get }
+    /// The interface the source speaks through, when it has one of its own: a client's
+    /// `bind_interface` binds to it.
+    var tunnelInterface: String? { get }
     /// `memory`: what the last run (the state file) left for it.
     func makeSource(loop: EventLoop, memory: SourceMemory) -> any PortSource
     /// The same settings: a reload that keeps them keeps the source running.
     func isSame(as other: any PortSourceSettings) -> Bool
+}
+
+extension PortSourceSettings {
+    public var tunnelInterface: String? { nil }
 }
 
 extension PortSourceSettings where Self: Equatable {

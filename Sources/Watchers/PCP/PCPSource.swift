@@ -21,6 +21,7 @@ public struct PCPSourceSettings: PortSourceSettings, Equatable {
 
     public var identity: PortObservation.Source { .pcp }
     public var summary: String { "PCP on \(interface)\(pcp.fallBackToNATPMP ? " (NAT-PMP if the gateway does not speak PCP)" : "")" }
+    public var tunnelInterface: String? { interface }
 
     public func makeSource(loop: EventLoop, memory: SourceMemory) -> any PortSource {
         PCPSource(loop: loop, settings: self, memory: memory)

@@ -82,7 +82,9 @@ struct SyncPlan {
             settings.append(PrivateVPNSettings(interface: privateVPN.interface, url: privateVPN.url, tls: privateVPN.tls.options))
         }
         sources = Sources(settings: settings, recovery: recovery)
-        let tunnel = strategy == .pia ? configuration.pia.interface : configuration.natpmp.interface
+        // The interface of the first source that has one (auto: NAT-PMP's); [natpmp] interface
+        // for a source with none of its own (a static port, a command).
+        let tunnel = settings.lazy.compactMap(\.tunnelInterface).first ?? configuration.natpmp.interface
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: tunnel) }
         if let hook = HookSettings(configuration, environment: ProcessEnvironment.variables()) { sinks.append(hook) }
     }
