@@ -347,6 +347,28 @@ func hex(_ text: String) -> [UInt8] {
         #expect(driver.sockets == 2)
     }
 
+    /// §15: a mapping is deleted by asking for it again with lifetime 0, its own nonce and
+    /// internal port, the suggested port 0 and the IPv4 all-zeros address (erratum 3621).
+    @Test func deleteRequestsAskForLifetimeZeroWithEachMappingsNonce() {
+        var driver = Driver()
+        driver.feed(.preferredPort(Port(51413)!))
+        #expect(driver.session.deleteRequests().isEmpty, "nothing held before a tunnel")
+        driver.feed(.tunnelUp(tunnel))
+        #expect(driver.session.deleteRequests().isEmpty, "nothing granted yet")
+        driver.feed(.datagramReceived(Driver.answer(to: driver.round[1], port: 51413, lifetime: 7200, epoch: 100)))
+        #expect(driver.session.deleteRequests().map { $0[36] } == [6], "the TCP mapping alone was granted")
+        driver.feed(.datagramReceived(Driver.answer(to: driver.round[0], port: 51413, lifetime: 7200, epoch: 100)))
+        let requests = driver.session.deleteRequests()
+        #expect(requests.map { $0[36] } == [17, 6])
+        #expect(requests.allSatisfy { $0.count == 60 && $0[0] == 2 && $0[1] == 1 && PCP.word($0, 4) == 0 })
+        #expect(requests.map { Array($0[24..<36]) } == [driver.session.nonce(.udp), driver.session.nonce(.tcp)])
+        #expect(requests.allSatisfy { Self.internalPort($0) == 51413 && Self.suggested($0) == 0 })
+        #expect(requests.allSatisfy { Array($0[44..<60]) == PCP.mapped(IPv4Address(0, 0, 0, 0)) })
+        #expect(requests.allSatisfy { Array($0[8..<24]) == PCP.mapped(driver.local) })
+        driver.feed(.linkDown("eth0 is down"))
+        #expect(driver.session.deleteRequests().isEmpty, "nothing held once the network went")
+    }
+
     @Test func noRequestLeavesBeforeTheSocketNamedItsAddress() {
         var session = PCPSession(settings: PCPSettings())
         let effects = session.handle(.tunnelUp(tunnel), now: PCPSessionTests.start)

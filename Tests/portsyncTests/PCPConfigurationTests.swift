@@ -16,13 +16,17 @@ import Watchers
             lease_seconds = 3600
             internal_port = 6881
             natpmp_fallback = false
+            delete_on_exit = true
             """)
-        let sources = SyncPlan(try loader(file: file).load()).sources.settings
+        let loaded = try loader(file: file).load()
+        let sources = SyncPlan(loaded).sources.settings
         #expect(sources.count == 1)
         let pcp = try #require(sources.first as? PCPSourceSettings)
         #expect(pcp == PCPSourceSettings(pcp: PCPSettings(gateway: IPv4Address(192, 168, 1, 1), lease: .seconds(3600), internalPort: 6881,
-                                                          fallBackToNATPMP: false), interface: "eth0"))
+                                                          fallBackToNATPMP: false), interface: "eth0", deleteOnExit: true))
         #expect(pcp.identity == .pcp && pcp.identity.rank == .lease)
+        let printed = ConfigurationPrinter.render(loaded)
+        #expect(printed.contains("delete_on_exit = true".padded(to: 52) + "# \(file):9"), "\(printed)")
     }
 
     @Test func pcpNeedsItsInterface() {

@@ -60,7 +60,16 @@ public final class PCPClient {
         runner.send(.preferredPort(port))
     }
 
-    public func stop() {
+    /// Stops; with `deleteMappings`, first tells the gateway to drop them (lifetime 0), once.
+    public func stop(deleteMappings: Bool) {
+        if deleteMappings {
+            // Best effort on the way out: the lease ends anyway.
+            let requests = session.deleteRequests()
+            requests.forEach { loop.logger.trace(name, "→ \(Self.describe(request: $0))") }
+            if requests.map(socket.sendIfOpen).contains(true) {
+                loop.logger.info(name, "asked the gateway to delete the mappings")
+            }
+        }
         runner.stop()
         socket.close()
     }

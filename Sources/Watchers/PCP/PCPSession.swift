@@ -103,6 +103,25 @@ public struct PCPSession {
     /// The nonce of `mappingProtocol`'s mapping on this tunnel (tests read it).
     public func nonce(_ mappingProtocol: PCP.MappingProtocol) -> [UInt8]? { nonces[mappingProtocol] }
 
+    /// The requests that delete the mappings held now (§15: lifetime 0, the mapping's nonce and
+    /// internal port; the suggested port 0 and the family's all-zeros address, erratum 3621),
+    /// one per protocol granted on this tunnel; none when nothing is held.
+    public func deleteRequests() -> [[UInt8]] {
+        guard let key = sessionInternalPort, let client else { return [] }
+        var held: [PCP.MappingProtocol] = []
+        if port != nil {
+            held = [.udp, .tcp]
+        } else if case .asking(let cycle) = phase {
+            held = [PCP.MappingProtocol.udp, .tcp].filter { !cycle.unanswered.contains($0) }
+        }
+        return held.compactMap { mappingProtocol in
+            nonces[mappingProtocol].map {
+                PCP.mapRequest(mappingProtocol, nonce: $0, internalPort: key, suggestedExternalPort: 0, suggestedExternalAddress: nil,
+                               lifetime: 0, client: client)
+            }
+        }
+    }
+
     public mutating func handle(_ input: Input, now: Instant) -> [Effect] {
         var effects: [Effect] = []
         switch input {

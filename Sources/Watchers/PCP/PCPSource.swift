@@ -13,10 +13,13 @@ extension PortObservation.Source {
 public struct PCPSourceSettings: PortSourceSettings, Equatable {
     public var pcp: PCPSettings
     public var interface: String
+    /// Tell the gateway to drop the mappings when portsync stops (never on a reload).
+    public var deleteOnExit: Bool
 
-    public init(pcp: PCPSettings, interface: String) {
+    public init(pcp: PCPSettings, interface: String, deleteOnExit: Bool = false) {
         self.pcp = pcp
         self.interface = interface
+        self.deleteOnExit = deleteOnExit
     }
 
     public var identity: PortObservation.Source { .pcp }
@@ -74,8 +77,9 @@ public final class PCPSource: PortSource {
     public func stop(final: Bool) {
         watcher?.stop()
         watcher = nil
-        client.stop()
-        fallback?.stop(deleteMappings: false)
+        let delete = final && settings.deleteOnExit
+        client.stop(deleteMappings: delete)
+        fallback?.stop(deleteMappings: delete)
         fallback = nil
         link = nil
     }

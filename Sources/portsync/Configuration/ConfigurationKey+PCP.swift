@@ -11,6 +11,7 @@ extension Configuration {
         /// 0: the port in use when the interface comes up.
         var internalPort = 0
         var natpmpFallback = true
+        var deleteOnExit = false
     }
 }
 
@@ -49,6 +50,11 @@ extension ConfigurationKey {
                          current: .plain({ String($0.pcp.natpmpFallback) }),
                          summary: "ask with NAT-PMP when the gateway does not speak PCP") { config, value, _ throws(InvalidValue) in
             config.pcp.natpmpFallback = try value.boolean()
+        },
+        ConfigurationKey(section: "pcp", name: "delete_on_exit", kind: .boolean, flag: nil,
+                         current: .plain({ String($0.pcp.deleteOnExit) }),
+                         summary: "ask the router to drop the mappings when portsync stops (not on a reload)") { config, value, _ throws(InvalidValue) in
+            config.pcp.deleteOnExit = try value.boolean()
         },
     ]
 }

@@ -75,7 +75,8 @@ struct SyncPlan {
             settings.append(pia)
         }
         if strategy == .pcp {
-            settings.append(PCPSourceSettings(pcp: PCPSettings(configuration), interface: configuration.pcp.interface))
+            settings.append(PCPSourceSettings(pcp: PCPSettings(configuration), interface: configuration.pcp.interface,
+                                              deleteOnExit: configuration.pcp.deleteOnExit))
         }
         if strategy == .privateVPN {
             let privateVPN = configuration.privateVPN
