@@ -60,16 +60,19 @@ public final class PCPClient {
         runner.send(.preferredPort(port))
     }
 
-    /// Stops; with `deleteMappings`, first tells the gateway to drop them (lifetime 0), once.
-    public func stop(deleteMappings: Bool) {
-        if deleteMappings {
-            // Best effort on the way out: the lease ends anyway.
-            let requests = session.deleteRequests()
-            requests.forEach { loop.logger.trace(name, "→ \(Self.describe(request: $0))") }
-            if requests.map(socket.sendIfOpen).contains(true) {
-                loop.logger.info(name, "asked the gateway to delete the mappings")
-            }
+    /// Tells the gateway to drop the mappings held now (lifetime 0), once: best effort, the
+    /// lease ends anyway.
+    public func deleteMappings() {
+        let requests = session.deleteRequests()
+        requests.forEach { loop.logger.trace(name, "→ \(Self.describe(request: $0))") }
+        if requests.map(socket.sendIfOpen).contains(true) {
+            loop.logger.info(name, "asked the gateway to delete the mappings")
         }
+    }
+
+    /// Stops; with `deleteMappings`, first tells the gateway to drop them.
+    public func stop(deleteMappings: Bool) {
+        if deleteMappings { self.deleteMappings() }
         runner.stop()
         socket.close()
     }

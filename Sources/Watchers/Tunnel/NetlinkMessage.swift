@@ -97,17 +97,18 @@ public enum NetlinkMessage: Equatable, Sendable {
     }
 
     /// RTM_GETROUTE for one destination from one source address, as `ip route get DST from SRC`
-    /// asks: the kernel answers with the route a packet would take (policy rules and all tables
-    /// included), or with an error (ENETUNREACH).
-    public static func routeLookup(to destination: IPv4Address, from source: IPv4Address, sequence: UInt32) -> [UInt8] {
-        var body: [UInt8] = [UInt8(AF_INET), 32, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    /// asks (no source: `ip route get DST`): the kernel answers with the route a packet would
+    /// take (policy rules and all tables included), or with an error (ENETUNREACH).
+    public static func routeLookup(to destination: IPv4Address, from source: IPv4Address?, sequence: UInt32) -> [UInt8] {
+        var body: [UInt8] = [UInt8(AF_INET), 32, source == nil ? 0 : 32, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         body += Netlink.attribute(UInt16(RTA_DST.rawValue), destination.octets)
-        body += Netlink.attribute(UInt16(RTA_SRC.rawValue), source.octets)
+        if let source { body += Netlink.attribute(UInt16(RTA_SRC.rawValue), source.octets) }
         return Netlink.message(type: UInt16(RTM_GETROUTE), flags: UInt16(NLM_F_REQUEST), sequence: sequence, body: body)
     }
 
-    /// The kernel's answer to `routeLookup` (`sequence`): the output interface of the route, or
-    /// the error (ENETUNREACH, …). nil when the bytes answer something else.
+    /// The kernel's answer to `routeLookup` (`sequence`): the output interface of the route (with
+    /// its gateway and preferred source when it names them), or the error (ENETUNREACH, …). nil
+    /// when the bytes answer something else.
     public static func routeAnswer(_ bytes: [UInt8], sequence: UInt32) -> TunnelTracker.RouteAnswer? {
         for message in Netlink.messages(in: bytes) where message.sequence == sequence {
             let body = message.body
@@ -117,10 +118,18 @@ public enum NetlinkMessage: Equatable, Sendable {
                 return .none(code == 0 ? "no route" : String(cString: strerror(code)))
             case Int32(RTM_NEWROUTE) where body.count >= 12:
                 var output: Int32?
+                var gateway: IPv4Address?
+                var source: IPv4Address?
                 forEachAttribute(body, from: 12) { type, value in
-                    if type == UInt16(RTA_OIF.rawValue), value.count == 4 { output = Int32(bitPattern: u32(value, 0)) }
+                    guard value.count == 4 else { return }
+                    switch Int32(type) {
+                    case Int32(RTA_OIF.rawValue): output = Int32(bitPattern: u32(value, 0))
+                    case Int32(RTA_GATEWAY.rawValue): gateway = IPv4Address(value[0], value[1], value[2], value[3])
+                    case Int32(RTA_PREFSRC.rawValue): source = IPv4Address(value[0], value[1], value[2], value[3])
+                    default: break
+                    }
                 }
-                return output.map { .through($0) } ?? .none("a route with no output interface")
+                return output.map { .through($0, gateway: gateway, source: source) } ?? .none("a route with no output interface")
             default:
                 break
             }

@@ -26,17 +26,28 @@ public final class TunnelWatcher {
 
     /// `gateway`: the configured NAT-PMP gateway, nil to find it. `receiveBufferSize`: the
     /// socket's buffer (the kernel caps it at net.core.rmem_max).
-    public init(loop: EventLoop, interface: String, gateway: IPv4Address? = nil, receiveBufferSize: Int32 = 1 << 20,
+    public convenience init(loop: EventLoop, interface: String, gateway: IPv4Address? = nil, receiveBufferSize: Int32 = 1 << 20,
+                            handler: @escaping (TunnelTracker.State) -> Void) {
+        self.init(loop: loop, tracker: TunnelTracker(interface: interface, gateway: gateway), receiveBufferSize: receiveBufferSize,
+                  handler: handler)
+    }
+
+    /// `tracker`: what to follow (an interface, or the default route's router).
+    public init(loop: EventLoop, tracker: TunnelTracker, receiveBufferSize: Int32 = 1 << 20,
                 handler: @escaping (TunnelTracker.State) -> Void) {
         self.loop = loop
         self.receiveBufferSize = receiveBufferSize
         self.handler = handler
-        tracker = TunnelTracker(interface: interface, gateway: gateway)
+        self.tracker = tracker
     }
 
     deinit { stop() }
 
     public var state: TunnelTracker.State { tracker.state }
+    /// Whether the interface followed exists at all (tells "not there" from "down").
+    public var exists: Bool { tracker.exists }
+    /// Whether the first dumps were read and the state said once.
+    public var hasReported: Bool { reported != nil }
 
     /// The event socket is vital: a watcher that cannot read it would leave the tunnel's state
     /// frozen, so the loop stops instead (`FailurePolicy.stopLoop`).
@@ -96,7 +107,11 @@ public final class TunnelWatcher {
             }
         }
         guard dumps.isSettled else { return }
-        if let query = tracker.pendingLookup { tracker.routeLookedUp(query, lookUp(query)) }
+        // At most two: the way out (for the default route), then the way to the gateway.
+        for _ in 0..<2 {
+            guard let query = tracker.pendingLookup else { break }
+            tracker.routeLookedUp(query, lookUp(query))
+        }
         report()
     }
 
@@ -111,7 +126,7 @@ public final class TunnelWatcher {
             var buffer = [UInt8](repeating: 0, count: 4096)
             while case .done(let count) = try buffer.withUnsafeMutableBytes({ try lookupFD.read(into: $0) }), count > 0 {
                 if let answer = NetlinkMessage.routeAnswer(Array(buffer[0..<count]), sequence: asked) {
-                    loop.logger.trace(name, "route to \(query.destination) from \(query.source): \(answer)")
+                    loop.logger.trace(name, "route to \(query.destination)\(query.source.map { " from \($0)" } ?? " (the way to the internet; only looked up)"): \(answer)")
                     return answer
                 }
             }

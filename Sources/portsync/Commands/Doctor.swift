@@ -126,7 +126,9 @@ struct Doctor {
         }
         let status = source.status
         if case .usable(let tunnel)? = status.link {
-            report.pass("VPN interface: \(tunnel.interface) is up with \(tunnel.address)")
+            report.pass(tunnel.gatewayRule == .defaultRoute
+                ? "network: \(tunnel.interface) is up with \(tunnel.address), its default route's gateway \(tunnel.gateway)"
+                : "VPN interface: \(tunnel.interface) is up with \(tunnel.address)")
         }
         let from = status.detail.map { " from \($0)" } ?? ""
         switch status.state {

@@ -3,7 +3,8 @@ import Reactor
 extension Configuration {
     /// `[pcp]`: the keys of `[natpmp]` that PCP shares, and its fallback.
     struct PCP: Equatable {
-        /// Required with `strategy = "pcp"`: the interface that faces the router (or the tunnel).
+        /// The interface that faces the router (or a tunnel); empty: the default route's, with
+        /// its gateway (`auto` asks it only while there is no tunnel).
         var interface = ""
         /// nil: found from the interface, as for NAT-PMP (`GatewayRule`).
         var gateway: IPv4Address?
@@ -19,7 +20,7 @@ extension ConfigurationKey {
     static let pcpKeys: [ConfigurationKey] = [
         ConfigurationKey(section: "pcp", name: "interface", kind: .string, flag: nil,
                          current: .quoted({ $0.pcp.interface }),
-                         summary: "with strategy = \"pcp\": the interface that faces the router (eth0, wlan0) or the tunnel") { config, value, _ throws(InvalidValue) in
+                         summary: "the interface that faces the router (eth0, wlan0) or a tunnel; empty: the default route's, with its gateway") { config, value, _ throws(InvalidValue) in
             let text = try value.string()
             config.pcp.interface = text.isEmpty ? "" : try interfaceName(text)
         },

@@ -32,7 +32,9 @@ struct SyncPlan {
     var sinks: [any PortSinkSettings]
 
     /// `auto`: the ProtonVPN file (an immediate hint) and NAT-PMP on the interface (the
-    /// authority, and what keeps the lease alive), each as it becomes available.
+    /// authority, and what keeps the lease alive), each as it becomes available; on a network
+    /// with no tunnel, PCP (then NAT-PMP) on the router the default route leads to, which stands
+    /// back while the tunnel (or the ProtonVPN app's file) is there (`RouterGate`).
     init(_ loaded: LoadedConfiguration) {
         let configuration = loaded.configuration
         let strategy = configuration.source.strategy
@@ -74,9 +76,11 @@ struct SyncPlan {
         if strategy == .pia, let pia = PIASettings(configuration, loaded.credentials) {
             settings.append(pia)
         }
-        if strategy == .pcp {
+        if strategy == .pcp || strategy == .auto && configuration.source.autoRouter {
+            let standBack = strategy == .auto
+                ? RouterGate.Settings(tunnel: configuration.natpmp.interface, portFile: configuration.proton.portFile) : nil
             settings.append(PCPSourceSettings(pcp: PCPSettings(configuration), interface: configuration.pcp.interface,
-                                              deleteOnExit: configuration.pcp.deleteOnExit))
+                                              deleteOnExit: configuration.pcp.deleteOnExit, standBack: standBack))
         }
         if strategy == .privateVPN {
             let privateVPN = configuration.privateVPN
