@@ -1,9 +1,10 @@
 import Foundation
 import Glibc
 
-/// Debian's real miniupnpd (2.3.1, nftables backend) in a lab's gateway namespace, locked down:
-/// no UPnP IGD (no HTTP, no SSDP), no IPv6, PCP and NAT-PMP only on the lab's 10.2.0.1, and
-/// mappings allowed only for 10.2.0.2's ports 1024-65535. Its external interface is a veth pair
+/// Debian's real miniupnpd (2.3.1, nftables backend) in a lab's gateway namespace (or a LAN's
+/// router), locked down: no UPnP IGD (no HTTP, no SSDP), PCP and NAT-PMP only on the lab's
+/// 10.2.0.1 (and, with `ipv6`, gw0's IPv6 addresses), and mappings allowed only for 10.2.0.2's
+/// ports 1024-65535. Its external interface is a veth pair
 /// of the gateway namespace's own (`ext0`), so nothing it does reaches past the namespace; the
 /// nftables table it fills (`inet filter`, the chains of Debian's nft_init.sh) is made in that
 /// namespace first: without it every mapping fails with NO_RESOURCES.
@@ -29,13 +30,16 @@ public final class MiniUPnPd {
 
     /// `namespace`, `listening` (an address with its prefix, or an interface's name) and `client`
     /// (the one address it maps for): the lab's gateway, 10.2.0.1/24 and 10.2.0.2 unless given.
+    /// `ipv6`: PCP over IPv6 too, on the lab's gw0 (`NetworkLab.addIPv6`), its pinholes for the
+    /// clients' IPv6 address opened in the `miniupnpd` chain; ext0 gets 2001:db8:5::1.
     public init(lab: NetworkLab, minimumLifetime: Int = 120, namespace: String? = nil, listening: String? = nil,
-                client: String? = nil) throws {
+                client: String? = nil, ipv6: Bool = false) throws {
         self.lab = lab
         self.namespace = namespace ?? lab.gateway
         logPath = "\(lab.directory)/miniupnpd-\(self.namespace).log"
         try lab.ip("-n", self.namespace, "link", "add", "ext0", "type", "veth", "peer", "name", "ext1")
         try lab.ip("-n", self.namespace, "addr", "add", "\(Self.externalAddress)/24", "dev", "ext0")
+        if ipv6 { try lab.ip("-n", self.namespace, "addr", "add", "2001:db8:5::1/64", "dev", "ext0", "nodad") }
         try lab.ip("-n", self.namespace, "link", "set", "ext0", "up")
         try lab.ip("-n", self.namespace, "link", "set", "ext1", "up")
         let rules = """
@@ -53,8 +57,8 @@ public final class MiniUPnPd {
         _ = try NetworkLab.run(NetworkLab.ipCommand!, ["netns", "exec", self.namespace, Self.nft, "-f", "\(lab.directory)/miniupnpd-\(self.namespace).nft"])
         let configuration = """
             ext_ifname=ext0
-            listening_ip=\(listening ?? "\(lab.gatewayAddress)/24")
-            ipv6_disable=yes
+            listening_ip=\(listening ?? "\(lab.gatewayAddress)/24")\(ipv6 ? "\nlistening_ip=gw0" : "")
+            ipv6_disable=\(ipv6 ? "no" : "yes")
             enable_upnp=no
             enable_natpmp=yes
             secure_mode=yes
@@ -96,6 +100,11 @@ public final class MiniUPnPd {
     }
 
     public var log: String { (1...max(starts, 1)).map { (try? String(contentsOfFile: "\(logPath).\($0)", encoding: .utf8)) ?? "" }.joined() }
+
+    /// The filter rules it made (IPv6 pinholes among them), as `nft list chain` prints them.
+    public func filterRules() throws -> String {
+        try NetworkLab.run(NetworkLab.ipCommand!, ["netns", "exec", namespace, Self.nft, "list", "chain", "inet", "filter", "miniupnpd"])
+    }
 
     /// The DNAT rules it made, as `nft list chain` prints them.
     public func natRules() throws -> String {

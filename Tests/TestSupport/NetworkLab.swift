@@ -102,6 +102,19 @@ public final class NetworkLab {
         try ip("-n", client, "link", "set", "wg0", up ? "up" : "down")
     }
 
+    /// The tunnel's IPv6 side, as a provider with IPv6 lays it out: fd00:2::2/64 on wg0 and
+    /// fd00:2::1/64 on gw0 (no duplicate address detection, so both are usable at once), the
+    /// gateway's link-local fe80::1, and the client's IPv6 default route via fe80::1 dev wg0.
+    public static let clientIPv6 = "fd00:2::2"
+    public static let gatewayLinkLocal = "fe80::1"
+
+    public func addIPv6() throws {
+        try ip("-n", gateway, "addr", "add", "fd00:2::1/64", "dev", "gw0", "nodad")
+        try ip("-n", gateway, "addr", "add", "\(Self.gatewayLinkLocal)/64", "dev", "gw0", "nodad")
+        try ip("-n", client, "addr", "add", "\(Self.clientIPv6)/64", "dev", "wg0", "nodad")
+        try ip("-n", client, "-6", "route", "add", "default", "via", Self.gatewayLinkLocal, "dev", "wg0")
+    }
+
     /// Deletes wg0 (and the gateway's end with it), as a VPN that disconnects does: the client
     /// is left with whatever else it has (`addLAN`).
     public func removeTunnel() throws {

@@ -91,6 +91,29 @@ final class PCPDaemonTests {
         #expect(router.log.contains("PCP: UDP port \(port) mapping removed") && router.log.contains("PCP: TCP port \(port) mapping removed"), "\(router.log)")
     }
 
+    /// Where the tunnel has IPv6 (fd00:2::2/64, its default route via the gateway's fe80::1),
+    /// miniupnpd is asked over IPv6 too: the request names fd00:2::2 itself as the client, from
+    /// a socket bound to it and kept on wg0, and miniupnpd opens the clients' port (the one
+    /// qBittorrent was verified on) for it; a clean stop with delete_on_exit closes it again.
+    @Test func miniupnpdOpensTheClientsPortOnTheIPv6AddressOverPCP() throws {
+        try setUp(torrentPort: 41010)
+        try lab.addIPv6()
+        let router = try MiniUPnPd(lab: lab, ipv6: true)
+        let daemon = try startDaemon(lease: 7200, ["PORTSYNC_PCP_DELETE_ON_EXIT": "true"])
+        var port = 41010
+        #expect(waitFor { port = self.qBittorrentPort() ?? 41010; return port != 41010 }, "\(daemon.output)\n\(router.log)")
+        let pinhole = "th dport \(port) @nh,192,128 0xfd000002000000000000000000000002"
+        #expect(waitFor { (try? router.filterRules().components(separatedBy: pinhole).count) == 3 }, "\((try? router.filterRules()) ?? "")\n\(daemon.output)\n\(router.log)")
+        #expect(daemon.output.contains("pcp6.udp: → MAP UDP: internal port \(port), suggested \(port), lifetime 7200 s, client \(NetworkLab.clientIPv6)"))
+        #expect(daemon.output.contains("pcp6.udp: ← MAP TCP: SUCCESS, internal \(port), external [\(NetworkLab.clientIPv6)]:\(port)"))
+        #expect(router.log.contains("PCP request received from [\(NetworkLab.clientIPv6)]"), "\(router.log)")
+        #expect(daemon.output.contains("pcp.udp: → MAP UDP: internal port \(port), suggested \(port), lifetime 7200 s, client \(lab.clientAddress)"), "IPv4 as before")
+        let (_, status) = try Child.run(["status"], environment: environment(lease: 7200))
+        #expect(status.contains("IPv6: port \(port) open on \(NetworkLab.clientIPv6) by fe80::1%wg0"), "\(status)")
+        stop(daemon)
+        #expect(waitFor(seconds: 3) { (try? router.filterRules().contains(pinhole)) == false }, "closed on exit")
+    }
+
     /// A restarted router forgets its mappings and restarts its epoch: the next renewal's answer
     /// shows it (§8.5), and both mappings are made again at once, asking for the same port.
     @Test func aRestartedMiniupnpdIsMappedAgainOnTheSamePort() throws {

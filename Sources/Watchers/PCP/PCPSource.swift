@@ -56,7 +56,10 @@ public struct PCPSourceSettings: PortSourceSettings, Equatable {
 /// another router) is asked with PCP first again, as RFC 6886 §1.1 wants. With `standBack`
 /// (`auto`), a second watcher follows the tunnel and a `RouterGate` says when the router may
 /// be asked; when the gate shuts, the router is told to drop the mappings and nothing more is
-/// sent to it.
+/// sent to it. Where the gateway has an IPv6 way (`TunnelTracker.ipv6`), a second PCP client
+/// maps the clients' port on the IPv6 address too (a pinhole: the port the clients were
+/// verified on); it names no port of its own, and a gateway that does not answer it over IPv6
+/// is left alone until that way changes.
 public final class PCPSource: PortSource {
     public let identity = PortObservation.Source.pcp
     public var onObservation: ((PortObservation) -> Void)?
@@ -65,6 +68,11 @@ public final class PCPSource: PortSource {
     private let loop: EventLoop
     private let settings: PCPSourceSettings
     private var client: PCPClient!
+    /// Over IPv6, when the settings allow it.
+    private var ipv6Client: PCPClient?
+    /// The watcher's IPv6 way to the gateway, and why the gateway was given up on over IPv6.
+    private var ipv6Path: GatewayPath?
+    private var ipv6GivenUp: String?
     /// NAT-PMP, while it has the network.
     private var fallback: NATPMPClient?
     private var watcher: TunnelWatcher?
@@ -85,6 +93,14 @@ public final class PCPSource: PortSource {
         client = PCPClient(loop: loop, settings: settings.pcp) { [unowned self] observation in self.observed(observation) }
         client.onFailure = { [unowned self] _ in self.failed() }
         client.onFallBack = { [unowned self] _ in self.fallBack() }
+        if settings.pcp.ipv6 {
+            let ipv6 = PCPClient(loop: loop, settings: settings.pcp.overIPv6, ipv6: true) { [unowned self] _ in self.onStatusChange?() }
+            ipv6.onFallBack = { [unowned self] reason in
+                self.ipv6GivenUp = reason
+                self.onStatusChange?()
+            }
+            ipv6Client = ipv6
+        }
         if let port = memory.port { prefer(port) }
     }
 
@@ -102,6 +118,12 @@ public final class PCPSource: PortSource {
             self.look()
             self.update()
         }
+        if ipv6Client != nil {
+            watcher.onIPv6Change = { [unowned self] path in
+                self.ipv6Path = path
+                self.updateIPv6()
+            }
+        }
         self.watcher = watcher
         try watcher.start()
     }
@@ -115,6 +137,8 @@ public final class PCPSource: PortSource {
         watcher = nil
         let delete = final && settings.deleteOnExit
         client.stop(deleteMappings: delete)
+        ipv6Client?.stop(deleteMappings: delete)
+        ipv6Path = nil
         fallback?.stop(deleteMappings: delete)
         fallback = nil
         link = nil
@@ -128,6 +152,7 @@ public final class PCPSource: PortSource {
     private func prefer(_ port: Port) {
         preferred = port
         client.prefer(port)
+        ipv6Client?.prefer(port)
         fallback?.prefer(port)
     }
 
@@ -165,6 +190,7 @@ public final class PCPSource: PortSource {
         guard effective != link else { return }
         if case .usable? = link, standingBack != nil {
             client.deleteMappings()
+            ipv6Client?.deleteMappings()
             if let fallback {
                 fallback.stop(deleteMappings: true)
                 self.fallback = nil
@@ -172,6 +198,17 @@ public final class PCPSource: PortSource {
             }
         }
         tunnelChanged(effective)
+        updateIPv6()
+    }
+
+    /// The IPv6 client asks on the IPv6 way while the network is the source's (the gate open).
+    private func updateIPv6() {
+        guard let ipv6Client else { return }
+        let path = standingBack == nil ? ipv6Path : nil
+        guard path != ipv6Client.path else { return }
+        ipv6GivenUp = nil
+        ipv6Client.pathChanged(path)
+        onStatusChange?()
     }
 
     private func tunnelChanged(_ state: TunnelTracker.State) {
@@ -260,9 +297,9 @@ public final class PCPSource: PortSource {
             let external = client.externalAddress.map { ", external address \($0)" } ?? ""
             // Which gateway and why: the rule, and for the default route the way there.
             let way = tunnel.gatewayRule == .defaultRoute ? " through \(tunnel.interface) from \(tunnel.address)" : ""
-            status.detail = fallback == nil
+            status.detail = (fallback == nil
                 ? "gateway \(tunnel.gateway) (\(tunnel.gatewayRule)\(way))\(external)"
-                : "gateway \(tunnel.gateway) (\(tunnel.gatewayRule)\(way)), with NAT-PMP: it does not speak PCP"
+                : "gateway \(tunnel.gateway) (\(tunnel.gatewayRule)\(way)), with NAT-PMP: it does not speak PCP") + ipv6Detail
             if let port {
                 status.state = .forwarding(port)
             } else if streak > 0 || problem != nil, let problem {
@@ -273,6 +310,14 @@ public final class PCPSource: PortSource {
             }
         }
         return status
+    }
+
+    /// What the IPv6 client holds, for the status line.
+    private var ipv6Detail: String {
+        guard let ipv6Client, let path = ipv6Client.path else { return "" }
+        if ipv6GivenUp != nil { return "; IPv6: the gateway \(path.gatewayText) does not answer PCP over IPv6" }
+        guard let port = ipv6Client.port else { return "; IPv6: asking \(path.gatewayText) for \(path.local)" }
+        return "; IPv6: port \(port) open on \(path.local) by \(path.gatewayText)"
     }
 
     static func fix(_ result: PCP.ResultCode) -> String {

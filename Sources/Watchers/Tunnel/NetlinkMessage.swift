@@ -11,6 +11,13 @@ public enum NetlinkMessage: Equatable, Sendable {
     case address(index: Int32, address: IPv4Address, peer: IPv4Address?, removed: Bool)
     /// An IPv4 unicast route, from any table.
     case route(NetlinkRoute, removed: Bool)
+    /// An IPv6 address (IFA_LOCAL, else IFA_ADDRESS; the peer's on a point-to-point link), its
+    /// scope (RT_SCOPE_UNIVERSE for a global or unique local one, RT_SCOPE_LINK for fe80::) and
+    /// its flags (IFA_FLAGS, else the header's: tentative, deprecated, temporary, …). Only a
+    /// watcher that follows IPv6 asks for these.
+    case address6(index: Int32, address: IPv6Address, peer: IPv6Address?, scope: UInt8, flags: UInt32, removed: Bool)
+    /// An IPv6 unicast route, from any table.
+    case route6(NetlinkRoute6, removed: Bool)
     /// A policy routing rule was added or removed: which way a packet goes may have changed.
     case ruleChanged
     case done(sequence: UInt32, interrupted: Bool)
@@ -34,9 +41,12 @@ public enum NetlinkMessage: Equatable, Sendable {
             case Int32(RTM_NEWLINK), Int32(RTM_DELLINK):
                 if let link = parseLink(body, removed: type == Int32(RTM_DELLINK)) { messages.append(link) }
             case Int32(RTM_NEWADDR), Int32(RTM_DELADDR):
-                if let address = parseAddress(body, removed: type == Int32(RTM_DELADDR)) { messages.append(address) }
+                let removed = type == Int32(RTM_DELADDR)
+                if let address = parseAddress(body, removed: removed) ?? parseAddress6(body, removed: removed) { messages.append(address) }
             case Int32(RTM_NEWROUTE), Int32(RTM_DELROUTE):
-                if let route = NetlinkRoute(body) { messages.append(.route(route, removed: type == Int32(RTM_DELROUTE))) }
+                let removed = type == Int32(RTM_DELROUTE)
+                if let route = NetlinkRoute(body) { messages.append(.route(route, removed: removed)) }
+                if let route = NetlinkRoute6(body) { messages.append(.route6(route, removed: removed)) }
             case Int32(RTM_NEWRULE), Int32(RTM_DELRULE):
                 messages.append(.ruleChanged)
             default:
@@ -77,6 +87,27 @@ public enum NetlinkMessage: Equatable, Sendable {
         return .address(index: index, address: own, peer: peer, removed: removed)
     }
 
+    /// The IPv6 `ifaddrmsg` (family AF_INET6, prefix length, flags, scope, index), then
+    /// attributes.
+    static func parseAddress6(_ body: [UInt8], removed: Bool) -> NetlinkMessage? {
+        guard body.count >= 8, Int32(body[0]) == AF_INET6 else { return nil }
+        let index = Int32(bitPattern: u32(body, 4))
+        var local: IPv6Address?
+        var address: IPv6Address?
+        var flags = UInt32(body[2])
+        forEachAttribute(body, from: 8) { type, value in
+            switch Int32(type) {
+            case Int32(IFA_LOCAL): local = IPv6Address(octets: value)
+            case Int32(IFA_ADDRESS): address = IPv6Address(octets: value)
+            case Int32(IFA_FLAGS) where value.count == 4: flags = u32(value, 0)
+            default: break
+            }
+        }
+        guard let own = local ?? address else { return nil }
+        let peer = local != nil && address != nil && address != local ? address : nil
+        return .address6(index: index, address: own, peer: peer, scope: body[3], flags: flags, removed: removed)
+    }
+
     static func forEachAttribute(_ body: [UInt8], from start: Int, _ visit: (UInt16, [UInt8]) -> Void) {
         Netlink.forEachAttribute(body, from: start, visit)
     }
@@ -84,15 +115,15 @@ public enum NetlinkMessage: Equatable, Sendable {
     static func u32(_ bytes: [UInt8], _ offset: Int) -> UInt32 { Netlink.u32(bytes, offset) }
 
     /// A dump request (RTM_GETLINK, RTM_GETADDR or RTM_GETROUTE: every table) with its family
-    /// header.
-    public static func dumpRequest(type: UInt16, sequence: UInt32) -> [UInt8] {
+    /// header: IPv4 addresses and routes, or with `ipv6` those of every family.
+    public static func dumpRequest(type: UInt16, sequence: UInt32, ipv6: Bool = false) -> [UInt8] {
         let header = switch Int32(type) {
         case Int32(RTM_GETLINK): 16
         case Int32(RTM_GETROUTE): 12
         default: 8
         }
         var family = [UInt8](repeating: 0, count: header)
-        family[0] = UInt8(type == UInt16(RTM_GETLINK) ? AF_UNSPEC : AF_INET)
+        family[0] = UInt8(type == UInt16(RTM_GETLINK) || ipv6 ? AF_UNSPEC : AF_INET)
         return Netlink.message(type: type, flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), sequence: sequence, body: family)
     }
 
@@ -148,6 +179,10 @@ extension NetlinkMessage: CustomStringConvertible {
         case .address(let index, let address, let peer, let removed):
             return "\(removed ? "deleted " : "")address \(address)\(peer.map { " peer \($0)" } ?? "") on link \(index)"
         case .route(let route, let removed):
+            return "\(removed ? "deleted " : "")route \(route)"
+        case .address6(let index, let address, let peer, let scope, let flags, let removed):
+            return "\(removed ? "deleted " : "")address \(address)\(peer.map { " peer \($0)" } ?? "") scope \(scope) flags 0x\(String(flags, radix: 16)) on link \(index)"
+        case .route6(let route, let removed):
             return "\(removed ? "deleted " : "")route \(route)"
         case .ruleChanged:
             return "a routing rule changed"

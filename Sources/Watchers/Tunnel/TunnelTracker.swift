@@ -85,6 +85,23 @@ public struct TunnelTracker: Equatable, Sendable {
         var peer: IPv4Address?
     }
 
+    struct InterfaceAddress6: Hashable, Sendable {
+        var local: IPv6Address
+        var peer: IPv6Address?
+        var scope: UInt8
+        var flags: UInt32
+
+        /// Global or unique local, its duplicate address detection done and passed, not on its
+        /// way out: an address a peer can reach and a socket can be bound to.
+        var isUsable: Bool {
+            scope == UInt8(RT_SCOPE_UNIVERSE.rawValue)
+                && flags & UInt32(IFA_F_TENTATIVE | IFA_F_DADFAILED | IFA_F_DEPRECATED) == 0
+        }
+
+        /// A privacy address that moves on its own; a stable one is preferred.
+        var isTemporary: Bool { flags & UInt32(IFA_F_TEMPORARY) != 0 }
+    }
+
     public let target: Target
     public let configuredGateway: IPv4Address?
     private var index: Int32?
@@ -94,6 +111,9 @@ public struct TunnelTracker: Equatable, Sendable {
     private var addresses: [Int32: [InterfaceAddress]] = [:]
     /// Routes that name a gateway, by key, from every table.
     private var routes: [NetlinkRoute: NetlinkRoute] = [:]
+    /// The same for IPv6 (only a watcher that follows IPv6 asks for these).
+    private var addresses6: [Int32: [InterfaceAddress6]] = [:]
+    private var routes6: [NetlinkRoute6: NetlinkRoute6] = [:]
     private var lookup: (query: RouteQuery, answer: RouteAnswer)?
     /// The kernel's answer for `internetProbe` (the default route's way), for `.defaultRoute`.
     private var wayOut: (query: RouteQuery, answer: RouteAnswer)?
@@ -123,6 +143,7 @@ public struct TunnelTracker: Equatable, Sendable {
     public static func == (lhs: TunnelTracker, rhs: TunnelTracker) -> Bool {
         lhs.target == rhs.target && lhs.configuredGateway == rhs.configuredGateway && lhs.index == rhs.index
             && lhs.flags == rhs.flags && lhs.links == rhs.links && lhs.addresses == rhs.addresses && lhs.routes == rhs.routes
+            && lhs.addresses6 == rhs.addresses6 && lhs.routes6 == rhs.routes6
             && lhs.lookup?.query == rhs.lookup?.query && lhs.lookup?.answer == rhs.lookup?.answer
             && lhs.wayOut?.query == rhs.wayOut?.query && lhs.wayOut?.answer == rhs.wayOut?.answer
     }
@@ -199,6 +220,33 @@ public struct TunnelTracker: Equatable, Sendable {
         }
     }
 
+    /// The IPv6 way to the gateway of a usable tunnel, when it has one: a usable global (or
+    /// unique local) address of the interface, a stable one first, and a gateway: the widest
+    /// IPv6 route through the interface that names one (a router's link-local address, as its
+    /// advertisements make it), else the peer of a point-to-point address. No gateway is
+    /// guessed: without one there is no IPv6 way.
+    public var ipv6: GatewayPath? {
+        guard case .usable(let tunnel) = state else { return nil }
+        let candidates = (addresses6[tunnel.index] ?? []).filter(\.isUsable)
+        guard let address = candidates.first(where: { !$0.isTemporary }) ?? candidates.first else { return nil }
+        let named = routes6.values.filter { $0.outputInterface == tunnel.index && $0.gateway != nil }.min { a, b in
+            if a.prefixLength != b.prefixLength { return a.prefixLength < b.prefixLength }
+            if a.metric != b.metric { return a.metric < b.metric }
+            if a.table != b.table { return a.table < b.table }
+            return a.destination.octets.lexicographicallyPrecedes(b.destination.octets)
+        }
+        let gateway: (IPv6Address, GatewayRule)
+        if let named, let via = named.gateway {
+            gateway = (via, .route(table: named.table))
+        } else if let peer = address.peer {
+            gateway = (peer, .peer)
+        } else {
+            return nil
+        }
+        return GatewayPath(interface: tunnel.interface, index: tunnel.index, local: .v6(address.local), gateway: .v6(gateway.0),
+                           gatewayRule: gateway.1)
+    }
+
     /// The route lookup to make before the state can be known, if any (for the default route,
     /// the way out first, then the way to its gateway).
     public var pendingLookup: RouteQuery? {
@@ -219,6 +267,8 @@ public struct TunnelTracker: Equatable, Sendable {
         links = [:]
         addresses = [:]
         routes = [:]
+        addresses6 = [:]
+        routes6 = [:]
         lookup = nil
         wayOut = nil
     }
@@ -229,7 +279,9 @@ public struct TunnelTracker: Equatable, Sendable {
             if removed || linkFlags & UInt32(IFF_UP) == 0 {
                 // IPv4 drops the routes of an interface that goes down or away without telling.
                 routes = routes.filter { $0.value.outputInterface != linkIndex }
+                routes6 = routes6.filter { $0.value.outputInterface != linkIndex }
             }
+            if removed { addresses6[linkIndex] = nil }
             links[linkIndex] = removed ? nil : Link(name: name, flags: linkFlags)
             if case .defaultRoute = target {
                 if removed { addresses[linkIndex] = nil }
@@ -255,6 +307,13 @@ public struct TunnelTracker: Equatable, Sendable {
             addresses[addressIndex] = list.isEmpty ? nil : list
         case .route(let route, let removed):
             if removed || route.gateway == nil { routes[route.key] = nil } else { routes[route.key] = route }
+        case .address6(let addressIndex, let address, let peer, let scope, let flags, let removed):
+            var list = addresses6[addressIndex] ?? []
+            list.removeAll { $0.local == address }
+            if !removed { list.append(InterfaceAddress6(local: address, peer: peer, scope: scope, flags: flags)) }
+            addresses6[addressIndex] = list.isEmpty ? nil : list
+        case .route6(let route, let removed):
+            if removed || route.gateway == nil { routes6[route.key] = nil } else { routes6[route.key] = route }
         case .ruleChanged, .done, .error, .overrun:
             break
         }

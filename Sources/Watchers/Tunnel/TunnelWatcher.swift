@@ -21,6 +21,10 @@ public final class TunnelWatcher {
     public var resyncs: Int { dumps.resyncs }
     /// Route lookups made, for tests and the benchmark.
     public private(set) var lookups = 0
+    /// Set before `start` to follow IPv6 too (its addresses and routes): told the tunnel's IPv6
+    /// way to its gateway whenever it changes (`TunnelTracker.ipv6`), nil when there is none.
+    public var onIPv6Change: ((GatewayPath?) -> Void)?
+    private var reportedIPv6: GatewayPath?
 
     private let receiveBufferSize: Int32
 
@@ -52,7 +56,8 @@ public final class TunnelWatcher {
     /// The event socket is vital: a watcher that cannot read it would leave the tunnel's state
     /// frozen, so the loop stops instead (`FailurePolicy.stopLoop`).
     public func start() throws {
-        let groups = UInt32(RTMGRP_LINK | RTMGRP_IPV4_IFADDR) | CLINUX_RTMGRP_IPV4_ROUTE | CLINUX_RTMGRP_IPV4_RULE
+        var groups = UInt32(RTMGRP_LINK | RTMGRP_IPV4_IFADDR) | CLINUX_RTMGRP_IPV4_ROUTE | CLINUX_RTMGRP_IPV4_RULE
+        if followsIPv6 { groups |= CLINUX_RTMGRP_IPV6_IFADDR | CLINUX_RTMGRP_IPV6_ROUTE }
         let socketFD = try Netlink.socket(NETLINK_ROUTE, groups: groups)
         // The kernel caps it at rmem_max; a smaller buffer only means an earlier ENOBUFS, handled.
         try? Socket(socketFD).setOption(SOL_SOCKET, SO_RCVBUF, receiveBufferSize, name: "SO_RCVBUF")
@@ -62,6 +67,8 @@ public final class TunnelWatcher {
         lookupFD = try Netlink.socket(NETLINK_ROUTE)
         try perform(dumps.start())
     }
+
+    private var followsIPv6: Bool { onIPv6Change != nil }
 
     public func stop() {
         events?.cancel()
@@ -76,7 +83,7 @@ public final class TunnelWatcher {
             case .resetTracker: tracker.reset()
             case .sendDump(let type, let sequence):
                 guard let fd = events?.fd else { return }
-                try Netlink.send(NetlinkMessage.dumpRequest(type: type, sequence: sequence), on: fd)
+                try Netlink.send(NetlinkMessage.dumpRequest(type: type, sequence: sequence, ipv6: followsIPv6), on: fd)
             case .log(let level, let message): loop.logger.log(level, name, message)
             }
         }
@@ -137,6 +144,14 @@ public final class TunnelWatcher {
     }
 
     private func report() {
+        reportState()
+        if let onIPv6Change, tracker.ipv6 != reportedIPv6 {
+            reportedIPv6 = tracker.ipv6
+            onIPv6Change(reportedIPv6)
+        }
+    }
+
+    private func reportState() {
         let state = tracker.state
         guard state != reported else { return }
         switch (reported, state) {

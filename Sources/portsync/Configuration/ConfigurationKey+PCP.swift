@@ -13,6 +13,7 @@ extension Configuration {
         var internalPort = 0
         var natpmpFallback = true
         var deleteOnExit = false
+        var ipv6 = true
     }
 }
 
@@ -56,6 +57,11 @@ extension ConfigurationKey {
                          current: .plain({ String($0.pcp.deleteOnExit) }),
                          summary: "ask the router to drop the mappings when portsync stops (not on a reload)") { config, value, _ throws(InvalidValue) in
             config.pcp.deleteOnExit = try value.boolean()
+        },
+        ConfigurationKey(section: "pcp", name: "ipv6", kind: .boolean, flag: nil,
+                         current: .plain({ String($0.pcp.ipv6) }),
+                         summary: "also open the clients' port on the interface's IPv6 address with PCP over IPv6, where the gateway has an IPv6 route") { config, value, _ throws(InvalidValue) in
+            config.pcp.ipv6 = try value.boolean()
         },
     ]
 }

@@ -76,6 +76,6 @@ extension PCPSettings {
     init(_ configuration: Configuration) {
         let pcp = configuration.pcp
         self.init(gateway: pcp.gateway, lease: .seconds(pcp.leaseSeconds), internalPort: pcp.internalPort == 0 ? nil : UInt16(pcp.internalPort),
-                  fallBackToNATPMP: pcp.natpmpFallback)
+                  fallBackToNATPMP: pcp.natpmpFallback, ipv6: pcp.ipv6)
     }
 }
