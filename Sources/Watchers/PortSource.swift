@@ -85,11 +85,14 @@ public struct SourceStatus: Equatable, Sendable {
         case failing(SourceProblem)
         /// The settings do not fit what it answered (a refused key, a `port_index` it lacks).
         case misconfigured(SourceProblem)
+        /// Another source has the network, and this one asks nothing until that changes
+        /// (`auto`'s router while the tunnel is there), for this reason: nothing to fix.
+        case standingBy(String)
 
         /// Its problem, nil while it forwards a port or has not been asked.
         public var problem: SourceProblem? {
             switch self {
-            case .starting, .forwarding: nil
+            case .starting, .forwarding, .standingBy: nil
             case .waiting(let problem), .unavailable(let problem), .failing(let problem), .misconfigured(let problem): problem
             }
         }
@@ -99,7 +102,7 @@ public struct SourceStatus: Equatable, Sendable {
         public var isDecided: Bool {
             switch self {
             case .starting, .waiting: false
-            case .forwarding, .unavailable, .failing, .misconfigured: true
+            case .forwarding, .unavailable, .failing, .misconfigured, .standingBy: true
             }
         }
     }

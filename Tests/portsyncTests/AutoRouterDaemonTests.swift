@@ -157,5 +157,9 @@ final class AutoRouterDaemonTests {
         #expect(router.log.components(separatedBy: "PCP request received").count == requests, "nothing more to the router")
         #expect(vpn.requests.contains { $0["op"] as? String == "tcp" })
         stop(daemon)
+        let environment = environment()
+        let (_, doctor) = try lab.inClient { try Child.run(["doctor"], environment: environment) }
+        #expect(doctor.contains("✓ PCP: not asked: the tunnel wg0 is there: the router is asked only on a network without it"), "\(doctor)")
+        #expect(!doctor.contains("✗ PCP"), "standing by is nothing to fix")
     }
 }

@@ -180,6 +180,7 @@ public final class PCPSource: PortSource {
             loop.logger.info("pcp", "\(verdict)")
         }
         update()
+        onStatusChange?()
     }
 
     /// What the clients get: the network while the gate is open (or there is none), else the
@@ -264,14 +265,7 @@ public final class PCPSource: PortSource {
         status.leaseExpiry = fallback?.leaseExpiry ?? client.leaseExpiry
         if let verdict = standingBack {
             // The source speaks through no network now: the tunnel's source has it.
-            switch verdict {
-            case .unknown:
-                status.settled = false
-            case .tunnelLeft:
-                status.state = .waiting(SourceProblem("\(verdict)", fix: "wait a minute; strategy = \"natpmp\" never asks the router"))
-            case .open, .tunnelPresent, .portFilePresent:
-                status.state = .unavailable(SourceProblem("\(verdict)", fix: "nothing to do while the VPN forwards the port; strategy = \"pcp\" asks the router whatever the VPN does"))
-            }
+            if verdict == .unknown { status.settled = false } else { status.state = .standingBy("\(verdict)") }
             return status
         }
         status.link = link

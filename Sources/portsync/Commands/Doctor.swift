@@ -135,6 +135,8 @@ struct Doctor {
         case .forwarding(let port):
             let named = ports.isEmpty ? [port] : ports
             report.pass("\(title): port \(named.map(\.description).joined(separator: ", "))\(from)")
+        case .standingBy(let reason):
+            report.pass("\(title): not asked: \(reason)")
         case .starting:
             report.fail("\(title): no answer from \(settings.summary) within \(Self.sourcePatience.components.seconds) s",
                         "check that it runs and that portsync may reach it")
