@@ -74,6 +74,8 @@ public func fuzzNetlink(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
                     }, "route rule with no such route")
                 case .configured:
                     require(false, "configured rule with no configured gateway")
+                case .defaultRoute:
+                    require(false, "the default route's rule on a tracker of \(name)")
                 }
             }
         }
@@ -109,6 +111,20 @@ func datagram(_ message: NetlinkMessage) -> [UInt8] {
         return header(Int32(removed ? RTM_DELADDR : RTM_NEWADDR), body: info + attribute(Int32(IFA_LOCAL), address.octets) + peerAttribute)
     case .route(let route, let removed):
         var body: [UInt8] = [UInt8(AF_INET), route.prefixLength, 0, 0, UInt8(truncatingIfNeeded: min(route.table, 252)), 3, 0, UInt8(RTN_UNICAST)]
+        body += littleEndian(0)
+        body += attribute(Int32(RTA_TABLE.rawValue), littleEndian(route.table))
+        body += attribute(Int32(RTA_DST.rawValue), route.destination.octets)
+        if let gateway = route.gateway { body += attribute(Int32(RTA_GATEWAY.rawValue), gateway.octets) }
+        if let output = route.outputInterface { body += attribute(Int32(RTA_OIF.rawValue), littleEndian(UInt32(bitPattern: output))) }
+        body += attribute(Int32(RTA_PRIORITY.rawValue), littleEndian(route.metric))
+        return header(Int32(removed ? RTM_DELROUTE : RTM_NEWROUTE), body: body)
+    case .address6(let index, let address, let peer, let scope, let flags, let removed):
+        let info = [UInt8(AF_INET6), 64, UInt8(truncatingIfNeeded: flags), scope] + littleEndian(UInt32(bitPattern: index))
+        let peerAttribute = peer.map { attribute(Int32(IFA_ADDRESS), $0.octets) } ?? []
+        return header(Int32(removed ? RTM_DELADDR : RTM_NEWADDR),
+                      body: info + attribute(Int32(IFA_LOCAL), address.octets) + peerAttribute + attribute(Int32(IFA_FLAGS), littleEndian(flags)))
+    case .route6(let route, let removed):
+        var body: [UInt8] = [UInt8(AF_INET6), route.prefixLength, 0, 0, UInt8(truncatingIfNeeded: min(route.table, 252)), 3, 0, UInt8(RTN_UNICAST)]
         body += littleEndian(0)
         body += attribute(Int32(RTA_TABLE.rawValue), littleEndian(route.table))
         body += attribute(Int32(RTA_DST.rawValue), route.destination.octets)

@@ -26,9 +26,9 @@ public func fuzzPCP(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     var session = PCPSession(settings: settings)
     let start = Instant(nanoseconds: 1_000_000_000)
     var now = start
-    var tunnel: Tunnel?
+    var tunnel: GatewayPath?
     var socketOpen = false
-    var local: IPv4Address?
+    var local: IPAddress?
     var requests: [[UInt8]] = []
     var grantedTCP: Set<UInt16> = []
     var internalPort: UInt16?
@@ -42,15 +42,15 @@ public func fuzzPCP(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
         case 0:
             let address = input.pick([IPv4Address(192, 168, 1, 20), IPv4Address(10, 2, 0, 2),
                                       IPv4Address(input.byte(), input.byte(), input.byte(), input.byte())])
-            tunnel = Tunnel(interface: "eth0", index: Int32(input.byte() % 4) + 2, address: address,
-                            gateway: settings.gateway ?? IPv4Address(address.bytes.0, address.bytes.1, address.bytes.2, 1),
-                            gatewayRule: settings.gateway == nil ? .lastByteOne : .configured)
+            tunnel = GatewayPath(Tunnel(interface: "eth0", index: Int32(input.byte() % 4) + 2, address: address,
+                                        gateway: settings.gateway ?? IPv4Address(address.bytes.0, address.bytes.1, address.bytes.2, 1),
+                                        gatewayRule: settings.gateway == nil ? .lastByteOne : .configured))
             event = .tunnelUp(tunnel!)
         case 1:
             event = .linkDown("eth0 is down")
         case 2:
             guard socketOpen, let tunnel else { continue }
-            local = input.byte() % 4 == 0 ? IPv4Address(192, 168, 1, input.byte()) : tunnel.address
+            local = input.byte() % 4 == 0 ? .v4(IPv4Address(192, 168, 1, input.byte())) : tunnel.local
             event = .socketOpened(local: local!)
         case 3:
             guard let port = Port(input.uint16()) else { continue }
@@ -84,7 +84,7 @@ public func fuzzPCP(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
         for effect in effects {
             switch effect {
             case .openSocket(let address, let to, let interface):
-                require(address == tunnel?.address && to == tunnel?.gateway && interface == tunnel?.index,
+                require(address == tunnel?.local && to == tunnel?.gateway && interface == tunnel?.index,
                         "socket \(address) → \(to) on \(interface) for \(String(describing: tunnel))")
                 socketOpen = true
                 local = nil
@@ -94,7 +94,7 @@ public func fuzzPCP(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
             case .send(let request):
                 require(socketOpen && local != nil, "a request before the socket named its address")
                 require(request.count == 60 && request[0] == 2 && request[1] == 1, "request \(request)")
-                require(Array(request[8..<24]) == PCP.mapped(local!), "client address is not the socket's")
+                require(Array(request[8..<24]) == PCP.field(local!), "client address is not the socket's")
                 require(PCP.word(request, 4) == UInt32(settings.lease.components.seconds), "lifetime asked for is not the lease")
                 let mappingProtocol = request[36]
                 require(mappingProtocol == 6 || mappingProtocol == 17, "protocol \(mappingProtocol)")

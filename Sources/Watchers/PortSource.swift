@@ -32,10 +32,17 @@ public protocol PortSourceSettings: Sendable {
     var identity: PortObservation.Source { get }
     /// The source and where it is, for the start line: "NAT-PMP on wg0".
     var summary: String { get }
+    /// The interface the source speaks through, when it has one of its own: a client's
+    /// `bind_interface` binds to it.
+    var tunnelInterface: String? { get }
     /// `memory`: what the last run (the state file) left for it.
     func makeSource(loop: EventLoop, memory: SourceMemory) -> any PortSource
     /// The same settings: a reload that keeps them keeps the source running.
     func isSame(as other: any PortSourceSettings) -> Bool
+}
+
+extension PortSourceSettings {
+    public var tunnelInterface: String? { nil }
 }
 
 extension PortSourceSettings where Self: Equatable {
@@ -85,11 +92,14 @@ public struct SourceStatus: Equatable, Sendable {
         case failing(SourceProblem)
         /// The settings do not fit what it answered (a refused key, a `port_index` it lacks).
         case misconfigured(SourceProblem)
+        /// Another source has the network, and this one asks nothing until that changes
+        /// (`auto`'s router while the tunnel is there), for this reason: nothing to fix.
+        case standingBy(String)
 
         /// Its problem, nil while it forwards a port or has not been asked.
         public var problem: SourceProblem? {
             switch self {
-            case .starting, .forwarding: nil
+            case .starting, .forwarding, .standingBy: nil
             case .waiting(let problem), .unavailable(let problem), .failing(let problem), .misconfigured(let problem): problem
             }
         }
@@ -99,7 +109,7 @@ public struct SourceStatus: Equatable, Sendable {
         public var isDecided: Bool {
             switch self {
             case .starting, .waiting: false
-            case .forwarding, .unavailable, .failing, .misconfigured: true
+            case .forwarding, .unavailable, .failing, .misconfigured, .standingBy: true
             }
         }
     }

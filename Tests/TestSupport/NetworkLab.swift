@@ -46,6 +46,8 @@ public final class NetworkLab {
     public private(set) var lan: String?
     /// The "internet" namespace, once `addInternet()` made it.
     public private(set) var internet: String?
+    /// The routers `addRouter` made, by subnet.
+    public private(set) var routers: [Int: String] = [:]
     private nonisolated(unsafe) static var counter = 0
     private var children: [ChildProcess] = []
 
@@ -86,6 +88,7 @@ public final class NetworkLab {
         _ = try? ip("netns", "del", gateway)
         if let lan { _ = try? ip("netns", "del", lan) }
         if let internet { _ = try? ip("netns", "del", internet) }
+        for router in routers.values { _ = try? ip("netns", "del", router) }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -97,6 +100,30 @@ public final class NetworkLab {
     /// `ip -n client link set wg0 up|down`.
     public func setTunnel(up: Bool) throws {
         try ip("-n", client, "link", "set", "wg0", up ? "up" : "down")
+    }
+
+    /// The tunnel's IPv6 side, as a provider with IPv6 lays it out: fd00:2::2/64 on wg0 and
+    /// fd00:2::1/64 on gw0 (no duplicate address detection, so both are usable at once), the
+    /// gateway's link-local fe80::1, and the client's IPv6 default route via fe80::1 dev wg0.
+    public static let clientIPv6 = "fd00:2::2"
+    public static let gatewayLinkLocal = "fe80::1"
+
+    public func addIPv6() throws {
+        try ip("-n", gateway, "addr", "add", "fd00:2::1/64", "dev", "gw0", "nodad")
+        try ip("-n", gateway, "addr", "add", "\(Self.gatewayLinkLocal)/64", "dev", "gw0", "nodad")
+        try ip("-n", client, "addr", "add", "\(Self.clientIPv6)/64", "dev", "wg0", "nodad")
+        try ip("-n", client, "-6", "route", "add", "default", "via", Self.gatewayLinkLocal, "dev", "wg0")
+    }
+
+    /// Deletes wg0 (and the gateway's end with it), as a VPN that disconnects does: the client
+    /// is left with whatever else it has (`addLAN`).
+    public func removeTunnel() throws {
+        try ip("-n", client, "link", "del", "wg0")
+    }
+
+    /// Makes wg0 again after `removeTunnel`, as the style's tool does.
+    public func restoreTunnel() throws {
+        try tunnelUp(routeDelay: nil)
     }
 
     /// When a recreate took the old tunnel away and when the route to the gateway was complete
@@ -178,6 +205,28 @@ public final class NetworkLab {
         for key in ["all", "default", "lan1"] {
             _ = try? Self.run(Self.ipCommand!, ["netns", "exec", name, "sysctl", "-q", "-w", "net.ipv4.conf.\(key).rp_filter=0"])
         }
+    }
+
+    /// Another router on another LAN, as a laptop that moved to another network meets: a
+    /// namespace with 192.168.`subnet`.1 on `lan1` and the client's `lan<subnet>` with .2
+    /// (`useRouter` moves the default route to it). Returns the router's namespace.
+    @discardableResult
+    public func addRouter(subnet: Int) throws -> String {
+        let name = client.replacingOccurrences(of: "psync-c", with: "psync-r\(subnet)-")
+        try ip("netns", "add", name)
+        routers[subnet] = name
+        try ip("-n", name, "link", "set", "lo", "up")
+        try ip("link", "add", "lan\(subnet)", "netns", client, "type", "veth", "peer", "name", "lan1", "netns", name)
+        try ip("-n", client, "addr", "add", "192.168.\(subnet).2/24", "dev", "lan\(subnet)")
+        try ip("-n", client, "link", "set", "lan\(subnet)", "up")
+        try ip("-n", name, "addr", "add", "192.168.\(subnet).1/24", "dev", "lan1")
+        try ip("-n", name, "link", "set", "lan1", "up")
+        return name
+    }
+
+    /// The client's default route goes to the router `addRouter(subnet:)` made.
+    public func useRouter(subnet: Int) throws {
+        try ip("-n", client, "route", "replace", "default", "via", "192.168.\(subnet).1", "dev", "lan\(subnet)")
     }
 
     /// The internet beyond the VPN server: a namespace holding `address` (a TEST-NET address),
@@ -268,14 +317,15 @@ public final class NATPMPGateway {
     private var resetEpoch = 0
     private var control: [String: Any] = [:]
 
-    /// `namespace`: where it runs (default: the lab's gateway); `name` tells two apart.
-    public init(lab: NetworkLab, script: String, namespace: String? = nil, name: String = "gateway") throws {
+    /// `namespace`: where it runs (default: the lab's gateway), `address` where it listens
+    /// (default: the gateway's 10.2.0.1); `name` tells two apart.
+    public init(lab: NetworkLab, script: String, namespace: String? = nil, address: String? = nil, name: String = "gateway") throws {
         self.lab = lab
         controlPath = "\(lab.directory)/\(name)-control.json"
         logPath = "\(lab.directory)/\(name).log"
         try set(mode: "normal")
         _ = try lab.start(in: namespace ?? lab.gateway, NetworkLab.python!,
-                          [script, "--address", lab.gatewayAddress, "--control", controlPath, "--log", logPath],
+                          [script, "--address", address ?? lab.gatewayAddress, "--control", controlPath, "--log", logPath],
                           output: "\(lab.directory)/\(name).out")
         let deadline = Date().addingTimeInterval(10)
         while !log.contains("\"ready\"") && Date() < deadline { usleep(20_000) }

@@ -8,7 +8,7 @@ import Testing
 
     @Test func aMapRequestIsLaidOutAsTheRFCSays() {
         let request = PCP.mapRequest(.tcp, nonce: nonce, internalPort: 51413, suggestedExternalPort: 51414, suggestedExternalAddress: nil,
-                                     lifetime: 7200, client: IPv4Address(10, 2, 0, 2))
+                                     lifetime: 7200, client: .v4(IPv4Address(10, 2, 0, 2)))
         #expect(request.count == 60)
         #expect(Array(request[0..<8]) == [2, 1, 0, 0, 0, 0, 0x1C, 0x20])
         #expect(Array(request[8..<24]) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 10, 2, 0, 2], "the client as IPv4-mapped IPv6")
@@ -16,8 +16,8 @@ import Testing
         #expect(Array(request[36..<40]) == [6, 0, 0, 0])
         #expect(Array(request[40..<44]) == [0xC8, 0xD5, 0xC8, 0xD6])
         #expect(Array(request[44..<60]) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 0, 0])
-        let udp = PCP.mapRequest(.udp, nonce: nonce, internalPort: 1, suggestedExternalPort: 1, suggestedExternalAddress: IPv4Address(5, 5, 5, 1),
-                                 lifetime: 1, client: IPv4Address(10, 2, 0, 2))
+        let udp = PCP.mapRequest(.udp, nonce: nonce, internalPort: 1, suggestedExternalPort: 1, suggestedExternalAddress: .v4(IPv4Address(5, 5, 5, 1)),
+                                 lifetime: 1, client: .v4(IPv4Address(10, 2, 0, 2)))
         #expect(udp[36] == 17)
         #expect(Array(udp[56..<60]) == [5, 5, 5, 1])
     }
@@ -35,6 +35,28 @@ import Testing
         #expect(map.externalIPv4 == IPv4Address(5, 5, 5, 1))
     }
 
+    /// Over IPv6 the client is the IPv6 address as it is (not IPv4-mapped) and no suggested
+    /// address is `::`, which asks for an IPv6 external address (erratum 3621).
+    @Test func anIPv6MapRequestNamesTheIPv6AddressItself() {
+        let client = IPv6Address("fd00:2::2")!
+        let request = PCP.mapRequest(.udp, nonce: nonce, internalPort: 42000, suggestedExternalPort: 42000, suggestedExternalAddress: nil,
+                                     lifetime: 7200, client: .v6(client))
+        #expect(request.count == 60)
+        #expect(Array(request[8..<24]) == client.octets)
+        #expect(Array(request[44..<60]) == [UInt8](repeating: 0, count: 16))
+    }
+
+    /// What miniupnpd 2.3.1 answered over IPv6 in the namespace lab: a pinhole, its external
+    /// address the internal one.
+    @Test func miniupnpdsIPv6AnswerDecodes() throws {
+        let bytes = hex("0281000000001c2000000001000000000000000000000000069e74b39ee548639472409c11000000a410a410fd000002000000000000000000000002")
+        guard case .map(let map) = try PCP.decode(bytes) else { Issue.record("not a MAP answer"); return }
+        #expect(map.result == .success && map.mappingProtocol == .udp)
+        #expect(map.internalPort == 42000 && map.externalPort == 42000)
+        #expect(map.external == .v6(IPv6Address("fd00:2::2")!) && map.externalIPv4 == nil)
+        #expect(PCP.Response.map(map).description == "MAP UDP: SUCCESS, internal 42000, external [fd00:2::2]:42000, lifetime 7200 s, epoch 1")
+    }
+
     @Test(arguments: [(UInt8(2), PCP.ResultCode.notAuthorized, "NOT_AUTHORIZED"), (3, .malformedRequest, "MALFORMED_REQUEST"),
                       (4, .unsupportedOpcode, "UNSUPP_OPCODE"), (5, .unsupportedOption, "UNSUPP_OPTION"), (6, .malformedOption, "MALFORMED_OPTION"),
                       (7, .networkFailure, "NETWORK_FAILURE"), (8, .noResources, "NO_RESOURCES"), (9, .unsupportedProtocol, "UNSUPP_PROTOCOL"),
@@ -42,7 +64,7 @@ import Testing
                       (12, .addressMismatch, "ADDRESS_MISMATCH"), (13, .excessiveRemotePeers, "EXCESSIVE_REMOTE_PEERS"), (99, .other(99), "result 99")])
     func everyResultCodeIsNamed(code: UInt8, expected: PCP.ResultCode, name: String) throws {
         var bytes = PCP.mapRequest(.udp, nonce: nonce, internalPort: 8080, suggestedExternalPort: 8080, suggestedExternalAddress: nil, lifetime: 0,
-                                   client: IPv4Address(10, 0, 0, 2))
+                                   client: .v4(IPv4Address(10, 0, 0, 2)))
         bytes[1] = 0x81
         bytes[3] = code
         guard case .map(let map) = try PCP.decode(bytes) else { Issue.record("not a MAP answer"); return }
@@ -89,7 +111,8 @@ func hex(_ text: String) -> [UInt8] {
 
 @Suite struct PCPSessionTests {
     static let start = Instant(nanoseconds: 1_000_000_000_000)
-    let tunnel = Tunnel(interface: "eth0", index: 3, address: IPv4Address(192, 168, 1, 20), gateway: IPv4Address(192, 168, 1, 1), gatewayRule: .route(table: 254))
+    let tunnel = GatewayPath(Tunnel(interface: "eth0", index: 3, address: IPv4Address(192, 168, 1, 20), gateway: IPv4Address(192, 168, 1, 1),
+                                    gatewayRule: .route(table: 254)))
 
     struct Driver {
         var session: PCPSession
@@ -102,7 +125,7 @@ func hex(_ text: String) -> [UInt8] {
         var sockets = 0
         var logs: [(LogLevel, String)] = []
         /// The address the shell's getsockname names.
-        var local = IPv4Address(192, 168, 1, 20)
+        var local = IPAddress.v4(IPv4Address(192, 168, 1, 20))
 
         init(_ settings: PCPSettings = PCPSettings()) {
             session = PCPSession(settings: settings)
@@ -162,7 +185,7 @@ func hex(_ text: String) -> [UInt8] {
     @Test func mapsUDPAndTCPWithOneNonceEachFromTheSocketsAddress() {
         var driver = Driver()
         driver.feed(.preferredPort(Port(51413)!))
-        driver.local = IPv4Address(192, 168, 1, 21)
+        driver.local = .v4(IPv4Address(192, 168, 1, 21))
         driver.feed(.tunnelUp(tunnel))
         #expect(driver.round.count == 2)
         #expect(driver.round.map { $0[36] } == [17, 6])
@@ -174,7 +197,7 @@ func hex(_ text: String) -> [UInt8] {
         driver.answer(port: 51413)
         #expect(driver.observations.map(\.port) == [Port(51413)])
         #expect(driver.observations.map(\.reason) == [.started])
-        #expect(driver.session.externalAddress == IPv4Address(203, 0, 113, 9))
+        #expect(driver.session.externalAddress == .v4(IPv4Address(203, 0, 113, 9)))
     }
 
     @Test func anAnswerWithAnotherNonceIsIgnored() {
@@ -303,7 +326,7 @@ func hex(_ text: String) -> [UInt8] {
         #expect(driver.failures.isEmpty)
         // A new tunnel is asked with PCP first again.
         var other = tunnel
-        other.address = IPv4Address(192, 168, 1, 30)
+        other.local = .v4(IPv4Address(192, 168, 1, 30))
         driver.feed(.tunnelUp(other))
         #expect(!driver.session.fellBack)
         #expect(driver.round.count == 2)
@@ -347,11 +370,67 @@ func hex(_ text: String) -> [UInt8] {
         #expect(driver.sockets == 2)
     }
 
+    /// §15: a mapping is deleted by asking for it again with lifetime 0, its own nonce and
+    /// internal port, the suggested port 0 and the IPv4 all-zeros address (erratum 3621).
+    @Test func deleteRequestsAskForLifetimeZeroWithEachMappingsNonce() {
+        var driver = Driver()
+        driver.feed(.preferredPort(Port(51413)!))
+        #expect(driver.session.deleteRequests().isEmpty, "nothing held before a tunnel")
+        driver.feed(.tunnelUp(tunnel))
+        #expect(driver.session.deleteRequests().isEmpty, "nothing granted yet")
+        driver.feed(.datagramReceived(Driver.answer(to: driver.round[1], port: 51413, lifetime: 7200, epoch: 100)))
+        #expect(driver.session.deleteRequests().map { $0[36] } == [6], "the TCP mapping alone was granted")
+        driver.feed(.datagramReceived(Driver.answer(to: driver.round[0], port: 51413, lifetime: 7200, epoch: 100)))
+        let requests = driver.session.deleteRequests()
+        #expect(requests.map { $0[36] } == [17, 6])
+        #expect(requests.allSatisfy { $0.count == 60 && $0[0] == 2 && $0[1] == 1 && PCP.word($0, 4) == 0 })
+        #expect(requests.map { Array($0[24..<36]) } == [driver.session.nonce(.udp), driver.session.nonce(.tcp)])
+        #expect(requests.allSatisfy { Self.internalPort($0) == 51413 && Self.suggested($0) == 0 })
+        #expect(requests.allSatisfy { Array($0[44..<60]) == PCP.mapped(IPv4Address(0, 0, 0, 0)) })
+        #expect(requests.allSatisfy { Array($0[8..<24]) == PCP.field(driver.local) })
+        driver.feed(.linkDown("eth0 is down"))
+        #expect(driver.session.deleteRequests().isEmpty, "nothing held once the network went")
+    }
+
+    /// Over IPv6 the mapping is of the clients' port: nothing is asked before it is known; when
+    /// it moves, the old mapping is deleted (lifetime 0, its nonce) and the new one asked for
+    /// with new nonces.
+    @Test func overIPv6TheClientsPortIsMappedAndFollowed() {
+        let path = GatewayPath(interface: "wg0", index: 7, local: .v6(IPv6Address("fd00:2::2")!), gateway: .v6(IPv6Address("fe80::1")!),
+                               gatewayRule: .route(table: 254))
+        var driver = Driver(PCPSettings().overIPv6)
+        driver.local = path.local
+        driver.feed(.tunnelUp(path))
+        #expect(driver.sockets == 1 && driver.sent.isEmpty, "no port to open yet")
+        driver.feed(.preferredPort(Port(42000)!))
+        #expect(driver.round.map { $0[36] } == [17, 6])
+        #expect(driver.round.allSatisfy { Array($0[8..<24]) == IPv6Address("fd00:2::2")!.octets && Self.internalPort($0) == 42000 && Self.suggested($0) == 42000 })
+        #expect(driver.round.allSatisfy { Array($0[44..<60]) == [UInt8](repeating: 0, count: 16) })
+        let nonces = [driver.session.nonce(.udp), driver.session.nonce(.tcp)]
+        for request in driver.round {
+            var answer = Driver.answer(to: request, port: 42000, lifetime: 7200, epoch: 100)
+            answer.replaceSubrange(44..<60, with: IPv6Address("fd00:2::2")!.octets)
+            driver.feed(.datagramReceived(answer))
+        }
+        #expect(driver.session.port == Port(42000))
+        #expect(driver.session.externalAddress == .v6(IPv6Address("fd00:2::2")!))
+        driver.feed(.preferredPort(Port(42000)!))
+        #expect(driver.sent.count == 2, "the same port: nothing to do")
+        driver.feed(.preferredPort(Port(43000)!))
+        let deletes = driver.sent.dropFirst(2).prefix(2)
+        #expect(deletes.allSatisfy { PCP.word($0, 4) == 0 && Self.internalPort($0) == 42000 && Self.suggested($0) == 0 })
+        #expect(deletes.map { Array($0[24..<36]) } == nonces)
+        let asked = driver.sent.dropFirst(4)
+        #expect(asked.count == 2 && asked.allSatisfy { PCP.word($0, 4) == 7200 && Self.internalPort($0) == 43000 && Self.suggested($0) == 43000 })
+        #expect(asked.map { Array($0[24..<36]) } != nonces, "another mapping, other nonces")
+        #expect(driver.session.port == nil)
+    }
+
     @Test func noRequestLeavesBeforeTheSocketNamedItsAddress() {
         var session = PCPSession(settings: PCPSettings())
         let effects = session.handle(.tunnelUp(tunnel), now: PCPSessionTests.start)
         #expect(!effects.contains { if case .send = $0 { true } else { false } })
-        let sends = session.handle(.socketOpened(local: tunnel.address), now: PCPSessionTests.start)
+        let sends = session.handle(.socketOpened(local: tunnel.local), now: PCPSessionTests.start)
         #expect(sends.filter { if case .send = $0 { true } else { false } }.count == 2)
     }
 }

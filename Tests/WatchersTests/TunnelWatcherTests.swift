@@ -135,7 +135,7 @@ final class TunnelWatcherTests {
         try lab.inClient {
             let index = Int32(if_nametoindex("wg0"))
             for interface in [index, 0] {
-                let fd = try GatewaySocket.make(local: IPv4Address(10, 2, 0, 2), gateway: IPv4Address(10, 2, 0, 1), interface: interface)
+                let fd = try GatewaySocket.make(local: .v4(IPv4Address(10, 2, 0, 2)), gateway: .v4(IPv4Address(10, 2, 0, 1)), interface: interface)
                 defer { fd.close() }
                 _ = try fd.write(NATPMP.externalAddressRequest())
             }

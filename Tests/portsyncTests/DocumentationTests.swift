@@ -35,7 +35,7 @@ import Testing
         let table = Set(ConfigurationKey.all.map(\.path))
         #expect(table.subtracting(documented.keys).sorted() == [], "keys without documentation in man/portsync.toml.5")
         #expect(Set(documented.keys).subtracting(table).sorted() == [], "documented keys that do not exist")
-        let defaults = try loader(environment: [:]).load().configuration
+        let defaults = try loader(withTestDefaults: false).load().configuration
         for key in ConfigurationKey.all {
             // "$XDG_RUNTIME_DIR/…" depends on the machine; "(unset)" is no value at all.
             guard let page = documented[key.path], !page.contains("$"), !page.hasPrefix("(") else { continue }

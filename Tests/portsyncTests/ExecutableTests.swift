@@ -205,7 +205,7 @@ import TestSupport
         let environment = ["PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home", "XDG_RUNTIME_DIR": "/run/user/1000",
                            "PORTSYNC_DAEMON_METRICS_LISTEN": "127.0.0.1:\(metricsPort)",
                            "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())",
-                           "PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json"]
+                           "PORTSYNC_DAEMON_STATE_FILE": "\(directory.path)/state.json"].merging(testDefaults) { $1 }
         // Few descriptors (and none inherited from the test runner): the metrics server runs out
         // long before its 64 connections.
         let script = #"for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; ulimit -n 24 && exec "$0" run"#

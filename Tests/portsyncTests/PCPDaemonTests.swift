@@ -27,15 +27,15 @@ final class PCPDaemonTests {
         qbittorrent?.stop()
     }
 
-    func environment(lease: Int) -> [String: String] {
+    func environment(lease: Int, _ more: [String: String] = [:]) -> [String: String] {
         daemonEnvironment(qbittorrent, in: directory, [
             "PORTSYNC_SOURCE_STRATEGY": "pcp", "PORTSYNC_PCP_INTERFACE": "wg0", "PORTSYNC_PCP_LEASE_SECONDS": "\(lease)",
             "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
-        ])
+        ].merging(more) { $1 })
     }
 
-    func startDaemon(lease: Int) throws -> Child {
-        let environment = environment(lease: lease)
+    func startDaemon(lease: Int, _ more: [String: String] = [:]) throws -> Child {
+        let environment = environment(lease: lease, more)
         let daemon = try lab.inClient { try Child(["run", "--trace"], environment: environment) }
         daemons.append(daemon)
         return daemon
@@ -69,9 +69,49 @@ final class PCPDaemonTests {
         #expect(!router.log.contains("NAT-PMP request received"), "PCP alone")
         #expect(daemon.output.contains("pcp.udp: → MAP UDP: internal port \(port), suggested \(port), lifetime 7200 s, client \(lab.clientAddress)"))
         stop(daemon)
+        #expect(try router.natRules().contains("dnat ip to \(lab.clientAddress):\(port)"), "without delete_on_exit the mappings stay until their lease ends")
         let changes = try listedChanges(environment(lease: 7200))
         #expect(changes.map(\.port) == [port])
         #expect(changes.map(\.reason) == ["start"])
+    }
+
+    /// `[pcp] delete_on_exit`: a clean stop asks miniupnpd to delete both mappings (lifetime 0,
+    /// each with its nonce), and it removes their DNAT rules.
+    @Test func deleteOnExitLeavesMiniupnpdWithoutTheMappings() throws {
+        try setUp(torrentPort: 41008)
+        let router = try MiniUPnPd(lab: lab)
+        let daemon = try startDaemon(lease: 7200, ["PORTSYNC_PCP_DELETE_ON_EXIT": "true"])
+        var port = 41008
+        #expect(waitFor { port = self.qBittorrentPort() ?? 41008; return port != 41008 }, "\(daemon.output)\n\(router.log)")
+        #expect(waitFor { (try? router.natRules().components(separatedBy: "dnat ip to \(self.lab.clientAddress):\(port)").count) == 3 })
+        stop(daemon)
+        #expect(daemon.output.contains("pcp.udp: → MAP UDP: internal port \(port), suggested 0, lifetime 0 s"))
+        #expect(daemon.output.contains("asked the gateway to delete the mappings"))
+        #expect(waitFor(seconds: 3) { (try? router.natRules().contains("\(port)")) == false }, "\((try? router.natRules()) ?? "")\n\(router.log)")
+        #expect(router.log.contains("PCP: UDP port \(port) mapping removed") && router.log.contains("PCP: TCP port \(port) mapping removed"), "\(router.log)")
+    }
+
+    /// Where the tunnel has IPv6 (fd00:2::2/64, its default route via the gateway's fe80::1),
+    /// miniupnpd is asked over IPv6 too: the request names fd00:2::2 itself as the client, from
+    /// a socket bound to it and kept on wg0, and miniupnpd opens the clients' port (the one
+    /// qBittorrent was verified on) for it; a clean stop with delete_on_exit closes it again.
+    @Test func miniupnpdOpensTheClientsPortOnTheIPv6AddressOverPCP() throws {
+        try setUp(torrentPort: 41010)
+        try lab.addIPv6()
+        let router = try MiniUPnPd(lab: lab, ipv6: true)
+        let daemon = try startDaemon(lease: 7200, ["PORTSYNC_PCP_DELETE_ON_EXIT": "true"])
+        var port = 41010
+        #expect(waitFor { port = self.qBittorrentPort() ?? 41010; return port != 41010 }, "\(daemon.output)\n\(router.log)")
+        let pinhole = "th dport \(port) @nh,192,128 0xfd000002000000000000000000000002"
+        #expect(waitFor { (try? router.filterRules().components(separatedBy: pinhole).count) == 3 }, "\((try? router.filterRules()) ?? "")\n\(daemon.output)\n\(router.log)")
+        #expect(daemon.output.contains("pcp6.udp: → MAP UDP: internal port \(port), suggested \(port), lifetime 7200 s, client \(NetworkLab.clientIPv6)"))
+        #expect(daemon.output.contains("pcp6.udp: ← MAP TCP: SUCCESS, internal \(port), external [\(NetworkLab.clientIPv6)]:\(port)"))
+        #expect(router.log.contains("PCP request received from [\(NetworkLab.clientIPv6)]"), "\(router.log)")
+        #expect(daemon.output.contains("pcp.udp: → MAP UDP: internal port \(port), suggested \(port), lifetime 7200 s, client \(lab.clientAddress)"), "IPv4 as before")
+        let (_, status) = try Child.run(["status"], environment: environment(lease: 7200))
+        #expect(status.contains("IPv6: port \(port) open on \(NetworkLab.clientIPv6) by fe80::1%wg0"), "\(status)")
+        stop(daemon)
+        #expect(waitFor(seconds: 3) { (try? router.filterRules().contains(pinhole)) == false }, "closed on exit")
     }
 
     /// A restarted router forgets its mappings and restarts its epoch: the next renewal's answer

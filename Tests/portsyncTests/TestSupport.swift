@@ -25,10 +25,16 @@ final class TemporaryDirectory {
     }
 }
 
+/// What every portsync a test runs gets unless the test says otherwise: `auto` never asks the
+/// router of the machine running the tests (only the lab's, in its namespaces, when a test
+/// turns it back on).
+let testDefaults = ["PORTSYNC_SOURCE_AUTO_ROUTER": "false"]
+
 /// A loader with a clean environment: nothing from the machine running the tests leaks in.
+/// `withTestDefaults`: false for the product's own defaults, unchanged (`testDefaults`).
 func loader(file: String? = nil, environment: [String: String] = [:], flags: [FlagSetting] = [],
-            home: String = "/nonexistent-home") -> ConfigurationLoader {
-    var variables = ["HOME": home, "XDG_RUNTIME_DIR": "/run/user/1000"]
+            home: String = "/nonexistent-home", withTestDefaults: Bool = true) -> ConfigurationLoader {
+    var variables = ["HOME": home, "XDG_RUNTIME_DIR": "/run/user/1000"].merging(withTestDefaults ? testDefaults : [:]) { $1 }
     variables.merge(environment) { $1 }
     return ConfigurationLoader(environment: variables, userID: 1000, workingDirectory: "/work/dir",
                                explicitFile: file, flags: flags)
@@ -66,7 +72,7 @@ final class Child {
     let process: ChildProcess
 
     init(_ arguments: [String], environment: [String: String] = [:]) throws {
-        var variables = ["PATH": "/usr/bin:/bin", "HOME": "\(directory.path)/home", "XDG_RUNTIME_DIR": "/run/user/1000"]
+        var variables = ["PATH": "/usr/bin:/bin", "HOME": "\(directory.path)/home", "XDG_RUNTIME_DIR": "/run/user/1000"].merging(testDefaults) { $1 }
         variables.merge(environment) { $1 }
         process = try ChildProcess(executable: portsyncBinary, arguments: arguments, environment: variables,
                                    outputPath: "\(directory.path)/output")

@@ -31,6 +31,8 @@ static const unsigned int CLINUX_IFF_LOWER_UP = 0x10000;
 // Legacy rtnetlink multicast groups, and the sock_diag request type.
 static const unsigned int CLINUX_RTMGRP_IPV4_ROUTE = RTMGRP_IPV4_ROUTE;
 static const unsigned int CLINUX_RTMGRP_IPV4_RULE = RTMGRP_IPV4_RULE;
+static const unsigned int CLINUX_RTMGRP_IPV6_IFADDR = RTMGRP_IPV6_IFADDR;
+static const unsigned int CLINUX_RTMGRP_IPV6_ROUTE = RTMGRP_IPV6_ROUTE;
 static const unsigned short CLINUX_SOCK_DIAG_BY_FAMILY = SOCK_DIAG_BY_FAMILY;
 
 // Enum-typed constants re-exported as plain integers.

@@ -5,9 +5,10 @@ import Reactor
 
 /// The UDP socket of a gateway protocol that listens on port 5351 (NAT-PMP, PCP), in the loop.
 /// It is bound to the tunnel's own address (so replies come back under policy routing, with no
-/// privilege), kept on the tunnel interface (`IP_UNICAST_IF`: no request can leave through the
-/// LAN, even while the routes change) and connected to the gateway (so only the gateway's
-/// datagrams are read). It is made anew for every tunnel, and again before a send whenever the
+/// privilege), kept on the tunnel interface (`IP_UNICAST_IF`, `IPV6_UNICAST_IF`: no request
+/// can leave through the LAN, even while the routes change) and connected to the gateway (so
+/// only the gateway's datagrams are read); an IPv6 link-local address gets the interface as
+/// its scope. It is made anew for every tunnel, and again before a send whenever the
 /// last `connect` or send failed: a socket in that state is never used. A failure is said once
 /// per distinct error, not once per try.
 final class GatewaySocket {
@@ -15,14 +16,14 @@ final class GatewaySocket {
     var onDatagram: ([UInt8]) -> Void = { _ in }
     var onRefused: () -> Void = {}
     /// A socket was made: its own address (what PCP names as the client's).
-    var onOpened: (IPv4Address) -> Void = { _ in }
+    var onOpened: (IPAddress) -> Void = { _ in }
 
     private let loop: EventLoop
     private let name: String
     private let receiveSize: Int
     /// Owned by its registration.
     private var socket: Registration?
-    private var target: (local: IPv4Address, gateway: IPv4Address, interface: Int32)?
+    private var target: (local: IPAddress, gateway: IPAddress, interface: Int32)?
     private var lastError: String?
 
     init(loop: EventLoop, name: String, receiveSize: Int) {
@@ -34,7 +35,7 @@ final class GatewaySocket {
     deinit { close() }
 
     /// Where it must lead from now on; the socket is made at once.
-    func open(local: IPv4Address, gateway: IPv4Address, interface: Int32) {
+    func open(local: IPAddress, gateway: IPAddress, interface: Int32) {
         close()
         target = (local, gateway, interface)
         lastError = nil
@@ -109,7 +110,11 @@ final class GatewaySocket {
             let fd = try Self.make(local: target.local, gateway: target.gateway, interface: target.interface)
             socket = try Registration(loop: loop, owning: fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
             lastError = nil
-            if case .v4(let local, _)? = try? Socket(fd).localAddress() { onOpened(local) }
+            switch try? Socket(fd).localAddress() {
+            case .v4(let local, _)?: onOpened(.v4(local))
+            case .v6(let bytes, _)?: if let local = IPv6Address(octets: bytes) { onOpened(.v6(local)) }
+            case nil: break
+            }
             return Socket(fd)
         } catch {
             failed("\(error)")
@@ -125,13 +130,22 @@ final class GatewaySocket {
 
     /// A UDP socket bound to `local`, its unicast packets kept on `interface`, connected to
     /// `gateway`:5351.
-    static func make(local: IPv4Address, gateway: IPv4Address, interface: Int32) throws -> FileDescriptor {
-        try Socket(family: AF_INET, kind: .datagram, name: "socket(AF_INET, SOCK_DGRAM)") { socket in
-            // IP_UNICAST_IF takes the index in network byte order; it needs no privilege.
-            try socket.setOption(Int32(IPPROTO_IP), IP_UNICAST_IF, Int32(bitPattern: UInt32(bitPattern: interface).bigEndian),
-                                 name: "IP_UNICAST_IF")
-            try socket.bind(to: SocketAddress.v4(local, port: 0), name: "bind \(local)")
-            try socket.connect(to: SocketAddress.v4(gateway, port: NATPMP.serverPort), name: "connect \(gateway):\(NATPMP.serverPort)")
+    static func make(local: IPAddress, gateway: IPAddress, interface: Int32) throws -> FileDescriptor {
+        // IP_UNICAST_IF and IPV6_UNICAST_IF take the index in network byte order; they need no
+        // privilege.
+        let index = Int32(bitPattern: UInt32(bitPattern: interface).bigEndian)
+        let server = gateway.socketAddress(port: NATPMP.serverPort, scope: interface)
+        if case .v6 = local {
+            return try Socket(family: AF_INET6, kind: .datagram, name: "socket(AF_INET6, SOCK_DGRAM)") { socket in
+                try socket.setOption(Int32(IPPROTO_IPV6), IPV6_UNICAST_IF, index, name: "IPV6_UNICAST_IF")
+                try socket.bind(to: local.socketAddress(port: 0, scope: interface), name: "bind \(local)")
+                try socket.connect(to: server, name: "connect [\(gateway)]:\(NATPMP.serverPort)")
+            }.fd
+        }
+        return try Socket(family: AF_INET, kind: .datagram, name: "socket(AF_INET, SOCK_DGRAM)") { socket in
+            try socket.setOption(Int32(IPPROTO_IP), IP_UNICAST_IF, index, name: "IP_UNICAST_IF")
+            try socket.bind(to: local.socketAddress(port: 0, scope: interface), name: "bind \(local)")
+            try socket.connect(to: server, name: "connect \(gateway):\(NATPMP.serverPort)")
         }.fd
     }
 }

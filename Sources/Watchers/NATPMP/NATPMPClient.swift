@@ -89,7 +89,7 @@ public final class NATPMPClient {
     private func perform(_ effect: NATPMPSession.Effect) {
         switch effect {
         case .openSocket(let local, let gateway, let interface):
-            socket.open(local: local, gateway: gateway, interface: interface)
+            socket.open(local: .v4(local), gateway: .v4(gateway), interface: interface)
         case .closeSocket:
             socket.forget()
         case .send(let bytes):

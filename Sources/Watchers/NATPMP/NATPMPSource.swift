@@ -22,6 +22,7 @@ public struct NATPMPSourceSettings: PortSourceSettings, Equatable {
 
     public var identity: PortObservation.Source { .natpmp }
     public var summary: String { "NAT-PMP on \(interface)" }
+    public var tunnelInterface: String? { interface }
 
     public func makeSource(loop: EventLoop, memory: SourceMemory) -> any PortSource {
         NATPMPSource(loop: loop, settings: self, memory: memory)

@@ -119,6 +119,8 @@ public enum PCP {
 
         public var mappingProtocol: MappingProtocol? { MappingProtocol(rawValue: protocolNumber) }
         public var externalIPv4: IPv4Address? { PCP.ipv4(mapped: externalAddress) }
+        /// The external address, IPv4 (mapped) or IPv6 (a firewall's: the internal one itself).
+        public var external: IPAddress? { PCP.address(externalAddress) }
     }
 
     public enum Response: Equatable, Sendable, CustomStringConvertible {
@@ -141,7 +143,7 @@ public enum PCP {
         public var description: String {
             switch self {
             case .map(let map):
-                "MAP \(map.mappingProtocol?.description ?? "protocol \(map.protocolNumber)"): \(map.result.name), internal \(map.internalPort), external \(map.externalIPv4?.description ?? "(IPv6)"):\(map.externalPort), lifetime \(map.lifetime) s, epoch \(map.epoch)"
+                "MAP \(map.mappingProtocol?.description ?? "protocol \(map.protocolNumber)"): \(map.result.name), internal \(map.internalPort), external \(PCP.hostPort(map.external, map.externalPort)), lifetime \(map.lifetime) s, epoch \(map.epoch)"
             case .unsupportedVersion(let version, let epoch):
                 "UNSUPP_VERSION, the gateway speaks version \(version)\(version == 0 ? " (NAT-PMP)" : "")\(epoch.map { ", epoch \($0)" } ?? "")"
             case .headerOnly(let opcode, let result, let lifetime, let epoch):
@@ -165,19 +167,49 @@ public enum PCP {
         return IPv4Address(bytes[12], bytes[13], bytes[14], bytes[15])
     }
 
-    /// A MAP request (§7.1, §11.1): 60 bytes, no options. `client`: the socket's own address.
+    /// An address as a PCP field (§5): IPv4 as IPv4-mapped IPv6, IPv6 as it is.
+    public static func field(_ address: IPAddress) -> [UInt8] {
+        switch address {
+        case .v4(let address): mapped(address)
+        case .v6(let address): address.octets
+        }
+    }
+
+    /// A PCP address field read back: IPv4-mapped is IPv4.
+    public static func address(_ bytes: [UInt8]) -> IPAddress? {
+        if let ipv4 = ipv4(mapped: bytes) { return .v4(ipv4) }
+        return IPv6Address(octets: bytes).map { .v6($0) }
+    }
+
+    static func hostPort(_ address: IPAddress?, _ port: UInt16) -> String {
+        switch address {
+        case .v6(let address)?: "[\(address)]:\(port)"
+        case .v4(let address)?: "\(address):\(port)"
+        case nil: "?:\(port)"
+        }
+    }
+
+    /// A MAP request (§7.1, §11.1): 60 bytes, no options. `client`: the socket's own address,
+    /// IPv4 or IPv6 (then the mapping is of that IPv6 address: a firewall's pinhole).
     public static func mapRequest(_ mappingProtocol: MappingProtocol, nonce: [UInt8], internalPort: UInt16,
-                                  suggestedExternalPort: UInt16, suggestedExternalAddress: IPv4Address?, lifetime: UInt32,
-                                  client: IPv4Address) -> [UInt8] {
+                                  suggestedExternalPort: UInt16, suggestedExternalAddress: IPAddress?, lifetime: UInt32,
+                                  client: IPAddress) -> [UInt8] {
         precondition(nonce.count == 12, "a PCP nonce is 96 bits")
         var bytes: [UInt8] = [version, mapOpcode, 0, 0]
         bytes += bigEndian(lifetime)
-        bytes += mapped(client)
+        bytes += field(client)
         bytes += nonce
         bytes += [mappingProtocol.rawValue, 0, 0, 0]
         bytes += bigEndian(internalPort) + bigEndian(suggestedExternalPort)
-        // All zeros: no address suggested (§11.1; `::` is the IPv6 "any", ::ffff:0.0.0.0 the IPv4 one).
-        bytes += suggestedExternalAddress.map(mapped) ?? mapped(IPv4Address(0, 0, 0, 0))
+        // No address suggested: the all-zeros address of the client's family (§11.1, erratum
+        // 3621): ::ffff:0.0.0.0 asks for an IPv4 external address, `::` for an IPv6 one.
+        if let suggestedExternalAddress {
+            bytes += field(suggestedExternalAddress)
+        } else if case .v6 = client {
+            bytes += [UInt8](repeating: 0, count: 16)
+        } else {
+            bytes += mapped(IPv4Address(0, 0, 0, 0))
+        }
         return bytes
     }
 

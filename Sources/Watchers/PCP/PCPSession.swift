@@ -10,14 +10,16 @@ import Reactor
 /// lost its state is asked again at once for the port it gave last. The client address in each
 /// request is the socket's own (`.socketOpened`). A gateway that does not speak PCP
 /// (UNSUPP_VERSION naming version 0, port unreachable, silence) is handed to NAT-PMP
-/// (`.fallBack`) when the settings allow it.
+/// (`.fallBack`) when the settings allow it. Over IPv6 (`settings.followsClients`) it maps
+/// the clients' own port on the IPv6 address (a firewall's pinhole): it waits for that port,
+/// and when the port moves it deletes the old mapping and asks for the new one.
 public struct PCPSession {
     public enum Input {
-        /// The tunnel is usable (first time, back, or with a new address or gateway).
-        case tunnelUp(Tunnel)
+        /// The way to the gateway is usable (first time, back, or with a new address or gateway).
+        case tunnelUp(GatewayPath)
         case linkDown(String)
         /// The socket was made; `local` is its own address (getsockname).
-        case socketOpened(local: IPv4Address)
+        case socketOpened(local: IPAddress)
         /// The port the clients use (or were verified on): the internal port of a first
         /// mapping, and the external port suggested when none was granted yet.
         case preferredPort(Port)
@@ -30,7 +32,7 @@ public struct PCPSession {
     public enum Effect: Equatable {
         /// (Re)create the socket: bound to `local`, connected to `gateway`:5351, its packets kept
         /// on the interface with index `interface`; then say `.socketOpened`.
-        case openSocket(local: IPv4Address, gateway: IPv4Address, interface: Int32)
+        case openSocket(local: IPAddress, gateway: IPAddress, interface: Int32)
         case closeSocket
         case send([UInt8])
         case mapped(Port, expiry: Instant, reason: ChangeReason)
@@ -66,7 +68,7 @@ public struct PCPSession {
     private struct Grant: Equatable {
         var port: UInt16
         var lifetime: UInt32
-        var address: IPv4Address?
+        var address: IPAddress?
     }
 
     public let settings: PCPSettings
@@ -74,9 +76,9 @@ public struct PCPSession {
     public private(set) var port: Port?
     public private(set) var leaseExpiry: Instant?
     /// The external address the gateway named with the last mapping.
-    public private(set) var externalAddress: IPv4Address?
-    public private(set) var tunnel: Tunnel?
-    public var gateway: IPv4Address? { tunnel?.gateway }
+    public private(set) var externalAddress: IPAddress?
+    public private(set) var tunnel: GatewayPath?
+    public var gateway: IPAddress? { tunnel?.gateway }
     public private(set) var requestsSent = 0
     public private(set) var mappingsGranted = 0
     public private(set) var failureStreak = 0
@@ -88,7 +90,7 @@ public struct PCPSession {
     public var fellBack: Bool { phase == .fellBack }
 
     private var phase = Phase.down
-    private var client: IPv4Address?
+    private var client: IPAddress?
     private var preferred: Port?
     private var lastExternal: UInt16?
     private var nonces: [PCP.MappingProtocol: [UInt8]] = [:]
@@ -103,6 +105,25 @@ public struct PCPSession {
     /// The nonce of `mappingProtocol`'s mapping on this tunnel (tests read it).
     public func nonce(_ mappingProtocol: PCP.MappingProtocol) -> [UInt8]? { nonces[mappingProtocol] }
 
+    /// The requests that delete the mappings held now (§15: lifetime 0, the mapping's nonce and
+    /// internal port; the suggested port 0 and the family's all-zeros address, erratum 3621),
+    /// one per protocol granted on this tunnel; none when nothing is held.
+    public func deleteRequests() -> [[UInt8]] {
+        guard let key = sessionInternalPort, let client else { return [] }
+        var held: [PCP.MappingProtocol] = []
+        if port != nil {
+            held = [.udp, .tcp]
+        } else if case .asking(let cycle) = phase {
+            held = [PCP.MappingProtocol.udp, .tcp].filter { !cycle.unanswered.contains($0) }
+        }
+        return held.compactMap { mappingProtocol in
+            nonces[mappingProtocol].map {
+                PCP.mapRequest(mappingProtocol, nonce: $0, internalPort: key, suggestedExternalPort: 0, suggestedExternalAddress: nil,
+                               lifetime: 0, client: client)
+            }
+        }
+    }
+
     public mutating func handle(_ input: Input, now: Instant) -> [Effect] {
         var effects: [Effect] = []
         switch input {
@@ -116,8 +137,8 @@ public struct PCPSession {
             lastEpoch = nil
             client = nil
             effects.append(.log(.info, fresh
-                ? "tunnel up with address \(tunnel.address); mapping with PCP on gateway \(tunnel.gateway) (\(tunnel.gatewayRule))"
-                : "tunnel is now \(tunnel.address) with gateway \(tunnel.gateway) (\(tunnel.gatewayRule)); mapping again with PCP"))
+                ? "\(tunnel.interface) up with address \(tunnel.local); mapping with PCP on gateway \(tunnel.gatewayText) (\(tunnel.gatewayRule))"
+                : "\(tunnel.interface) is now \(tunnel.local) with gateway \(tunnel.gatewayText) (\(tunnel.gatewayRule)); mapping again with PCP"))
             open(tunnel, now, &effects)
         case .linkDown(let reason):
             guard phase != .down else { break }
@@ -135,6 +156,7 @@ public struct PCPSession {
             if phase == .opening { startCycle(now, &effects) }
         case .preferredPort(let port):
             preferred = port
+            if settings.followsClients, port.value != sessionInternalPort { follow(port, now, &effects) }
         case .datagramReceived(let bytes):
             received(bytes, now, &effects)
         case .refused:
@@ -148,23 +170,47 @@ public struct PCPSession {
         return effects
     }
 
-    private var gatewayText: String { gateway.map { "\($0)" } ?? "(none yet)" }
+    private var gatewayText: String { tunnel?.gatewayText ?? "(none yet)" }
+
+    /// The clients moved to `port`: the mapping of the old one is deleted, and the new one asked
+    /// for with new nonces (another mapping), at once if the way is up.
+    private mutating func follow(_ port: Port, _ now: Instant, _ effects: inout [Effect]) {
+        if sessionInternalPort != nil {
+            effects += deleteRequests().map { .send($0) }
+            effects.append(.log(.info, "the clients moved to port \(port): mapping it instead of \(sessionInternalPort!)"))
+        }
+        sessionInternalPort = port.value
+        nonces = [.udp: Self.makeNonce(), .tcp: Self.makeNonce()]
+        lastExternal = nil
+        self.port = nil
+        leaseExpiry = nil
+        switch phase {
+        case .asking, .mapped, .waiting: startCycle(now, &effects)
+        case .down, .opening, .fellBack: break
+        }
+    }
 
     static func makeNonce() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         return (0..<12).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }
 
-    private mutating func open(_ tunnel: Tunnel, _ now: Instant, _ effects: inout [Effect]) {
+    private mutating func open(_ tunnel: GatewayPath, _ now: Instant, _ effects: inout [Effect]) {
         phase = .opening
         // Tried again if no socket could be made (the shell said nothing).
         nextDeadline = now + settings.retryDelay
-        effects.append(.openSocket(local: tunnel.address, gateway: tunnel.gateway, interface: tunnel.index))
+        effects.append(.openSocket(local: tunnel.local, gateway: tunnel.gateway, interface: tunnel.index))
     }
 
     // MARK: Cycles
 
     private mutating func startCycle(_ now: Instant, _ effects: inout [Effect]) {
+        if settings.followsClients && sessionInternalPort == nil {
+            // Nothing to open before the clients' port is known.
+            phase = .waiting
+            nextDeadline = nil
+            return
+        }
         if sessionInternalPort == nil {
             sessionInternalPort = settings.internalPort ?? preferred?.value ?? port?.value ?? UInt16.random(in: 49152...65535)
         }
@@ -294,7 +340,7 @@ public struct PCPSession {
                 return cycleFailed("the gateway \(gatewayText) answered SUCCESS but granted no port (port \(answer.externalPort), lifetime \(answer.lifetime) s)",
                                    retryAfter: nil, now, &effects)
             }
-            let grant = Grant(port: answer.externalPort, lifetime: answer.lifetime, address: answer.externalIPv4)
+            let grant = Grant(port: answer.externalPort, lifetime: answer.lifetime, address: answer.external)
             if mappingProtocol == .udp { cycle.udp = grant } else { cycle.tcp = grant }
             phase = .asking(cycle)
             guard let udp = cycle.udp, let tcp = cycle.tcp else { return }

@@ -11,6 +11,7 @@ extension PortObservation.Source {
 extension PIASettings: PortSourceSettings {
     public var identity: PortObservation.Source { .pia }
     public var summary: String { "PIA port forwarding on \(interface) (\(serverName))" }
+    public var tunnelInterface: String? { interface }
 
     public func makeSource(loop: EventLoop, memory: SourceMemory) -> any PortSource {
         PIASource(loop: loop, settings: self)

@@ -31,6 +31,7 @@ public struct PerfectPrivacySettings: PortSourceSettings, Equatable {
 
     public var identity: PortObservation.Source { .perfectPrivacy }
     public var summary: String { "Perfect Privacy's ports on \(interface)" }
+    public var tunnelInterface: String? { interface }
 
     public func makeSource(loop: EventLoop, memory: SourceMemory) -> any PortSource {
         PerfectPrivacySource(loop: loop, settings: self)

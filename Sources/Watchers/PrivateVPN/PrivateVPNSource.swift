@@ -11,6 +11,7 @@ extension PortObservation.Source {
 extension PrivateVPNSettings: PortSourceSettings {
     public var identity: PortObservation.Source { .privateVPN }
     public var summary: String { "PrivateVPN's port API on \(interface)" }
+    public var tunnelInterface: String? { interface }
 
     public func makeSource(loop: EventLoop, memory: SourceMemory) -> any PortSource {
         PrivateVPNSource(loop: loop, settings: self)

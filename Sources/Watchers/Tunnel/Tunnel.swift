@@ -27,6 +27,9 @@ public enum GatewayRule: Equatable, Sendable, CustomStringConvertible {
     case route(table: UInt32)
     case peer
     case lastByteOne
+    /// The gateway of the default route (the way the kernel sends a packet to the internet):
+    /// a router on a network with no tunnel.
+    case defaultRoute
 
     public var description: String {
         switch self {
@@ -34,6 +37,7 @@ public enum GatewayRule: Equatable, Sendable, CustomStringConvertible {
         case .route(let table): "the gateway of a route through the tunnel, table \(Self.tableName(table))"
         case .peer: "the peer address of the point-to-point tunnel"
         case .lastByteOne: "the tunnel address with its last byte 1"
+        case .defaultRoute: "the gateway of the default route"
         }
     }
 
@@ -44,6 +48,7 @@ public enum GatewayRule: Equatable, Sendable, CustomStringConvertible {
         case .route: "route"
         case .peer: "peer"
         case .lastByteOne: "last-byte-1"
+        case .defaultRoute: "default-route"
         }
     }
 

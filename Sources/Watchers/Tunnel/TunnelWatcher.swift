@@ -21,27 +21,43 @@ public final class TunnelWatcher {
     public var resyncs: Int { dumps.resyncs }
     /// Route lookups made, for tests and the benchmark.
     public private(set) var lookups = 0
+    /// Set before `start` to follow IPv6 too (its addresses and routes): told the tunnel's IPv6
+    /// way to its gateway whenever it changes (`TunnelTracker.ipv6`), nil when there is none.
+    public var onIPv6Change: ((GatewayPath?) -> Void)?
+    private var reportedIPv6: GatewayPath?
 
     private let receiveBufferSize: Int32
 
     /// `gateway`: the configured NAT-PMP gateway, nil to find it. `receiveBufferSize`: the
     /// socket's buffer (the kernel caps it at net.core.rmem_max).
-    public init(loop: EventLoop, interface: String, gateway: IPv4Address? = nil, receiveBufferSize: Int32 = 1 << 20,
+    public convenience init(loop: EventLoop, interface: String, gateway: IPv4Address? = nil, receiveBufferSize: Int32 = 1 << 20,
+                            handler: @escaping (TunnelTracker.State) -> Void) {
+        self.init(loop: loop, tracker: TunnelTracker(interface: interface, gateway: gateway), receiveBufferSize: receiveBufferSize,
+                  handler: handler)
+    }
+
+    /// `tracker`: what to follow (an interface, or the default route's router).
+    public init(loop: EventLoop, tracker: TunnelTracker, receiveBufferSize: Int32 = 1 << 20,
                 handler: @escaping (TunnelTracker.State) -> Void) {
         self.loop = loop
         self.receiveBufferSize = receiveBufferSize
         self.handler = handler
-        tracker = TunnelTracker(interface: interface, gateway: gateway)
+        self.tracker = tracker
     }
 
     deinit { stop() }
 
     public var state: TunnelTracker.State { tracker.state }
+    /// Whether the interface followed exists at all (tells "not there" from "down").
+    public var exists: Bool { tracker.exists }
+    /// Whether the first dumps were read and the state said once.
+    public var hasReported: Bool { reported != nil }
 
     /// The event socket is vital: a watcher that cannot read it would leave the tunnel's state
     /// frozen, so the loop stops instead (`FailurePolicy.stopLoop`).
     public func start() throws {
-        let groups = UInt32(RTMGRP_LINK | RTMGRP_IPV4_IFADDR) | CLINUX_RTMGRP_IPV4_ROUTE | CLINUX_RTMGRP_IPV4_RULE
+        var groups = UInt32(RTMGRP_LINK | RTMGRP_IPV4_IFADDR) | CLINUX_RTMGRP_IPV4_ROUTE | CLINUX_RTMGRP_IPV4_RULE
+        if followsIPv6 { groups |= CLINUX_RTMGRP_IPV6_IFADDR | CLINUX_RTMGRP_IPV6_ROUTE }
         let socketFD = try Netlink.socket(NETLINK_ROUTE, groups: groups)
         // The kernel caps it at rmem_max; a smaller buffer only means an earlier ENOBUFS, handled.
         try? Socket(socketFD).setOption(SOL_SOCKET, SO_RCVBUF, receiveBufferSize, name: "SO_RCVBUF")
@@ -51,6 +67,8 @@ public final class TunnelWatcher {
         lookupFD = try Netlink.socket(NETLINK_ROUTE)
         try perform(dumps.start())
     }
+
+    private var followsIPv6: Bool { onIPv6Change != nil }
 
     public func stop() {
         events?.cancel()
@@ -65,7 +83,7 @@ public final class TunnelWatcher {
             case .resetTracker: tracker.reset()
             case .sendDump(let type, let sequence):
                 guard let fd = events?.fd else { return }
-                try Netlink.send(NetlinkMessage.dumpRequest(type: type, sequence: sequence), on: fd)
+                try Netlink.send(NetlinkMessage.dumpRequest(type: type, sequence: sequence, ipv6: followsIPv6), on: fd)
             case .log(let level, let message): loop.logger.log(level, name, message)
             }
         }
@@ -96,7 +114,11 @@ public final class TunnelWatcher {
             }
         }
         guard dumps.isSettled else { return }
-        if let query = tracker.pendingLookup { tracker.routeLookedUp(query, lookUp(query)) }
+        // At most two: the way out (for the default route), then the way to the gateway.
+        for _ in 0..<2 {
+            guard let query = tracker.pendingLookup else { break }
+            tracker.routeLookedUp(query, lookUp(query))
+        }
         report()
     }
 
@@ -111,7 +133,7 @@ public final class TunnelWatcher {
             var buffer = [UInt8](repeating: 0, count: 4096)
             while case .done(let count) = try buffer.withUnsafeMutableBytes({ try lookupFD.read(into: $0) }), count > 0 {
                 if let answer = NetlinkMessage.routeAnswer(Array(buffer[0..<count]), sequence: asked) {
-                    loop.logger.trace(name, "route to \(query.destination) from \(query.source): \(answer)")
+                    loop.logger.trace(name, "route to \(query.destination)\(query.source.map { " from \($0)" } ?? " (the way to the internet; only looked up)"): \(answer)")
                     return answer
                 }
             }
@@ -122,6 +144,14 @@ public final class TunnelWatcher {
     }
 
     private func report() {
+        reportState()
+        if let onIPv6Change, tracker.ipv6 != reportedIPv6 {
+            reportedIPv6 = tracker.ipv6
+            onIPv6Change(reportedIPv6)
+        }
+    }
+
+    private func reportState() {
         let state = tracker.state
         guard state != reported else { return }
         switch (reported, state) {

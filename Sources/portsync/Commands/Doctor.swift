@@ -156,13 +156,17 @@ struct Doctor {
         }
         let status = source.status
         if case .usable(let tunnel)? = status.link {
-            report.pass("VPN interface: \(tunnel.interface) is up with \(tunnel.address)")
+            report.pass(tunnel.gatewayRule == .defaultRoute
+                ? "network: \(tunnel.interface) is up with \(tunnel.address), its default route's gateway \(tunnel.gateway)"
+                : "VPN interface: \(tunnel.interface) is up with \(tunnel.address)")
         }
         let from = status.detail.map { " from \($0)" } ?? ""
         switch status.state {
         case .forwarding(let port):
             let named = ports.isEmpty ? [port] : ports
             report.pass("\(title): port \(named.map(\.description).joined(separator: ", "))\(from)")
+        case .standingBy(let reason):
+            report.pass("\(title): not asked: \(reason)")
         case .starting:
             report.fail("\(title): no answer from \(settings.summary) within \(Self.sourcePatience.components.seconds) s",
                         "check that it runs and that portsync may reach it")

@@ -113,6 +113,11 @@ struct OnceCommand {
                 missing.append(problem)  // auto: no file; NAT-PMP may still have a port
             case .unavailable(let problem):
                 return fail(&outcome, .unsupported, (prefix.isEmpty ? "no source available: " : prefix) + "\(problem.message); \(problem.fix)")
+            case .standingBy where index < plan.sources.settings.count - 1:
+                continue
+            case .standingBy(let reason):
+                // auto's router while the tunnel is there: the tunnel's source had its say.
+                return fail(&outcome, .unsupported, (prefix.isEmpty ? "no source available: " : prefix) + "\(settings.identity.spokenName) is not asked: \(reason)")
             case .misconfigured(let problem):
                 return fail(&outcome, .usageOrConfiguration, prefix + "\(problem.message); \(problem.fix)")
             case .failing(let problem):

@@ -31,6 +31,9 @@ enum SourceStrategy: String, CaseIterable, Sendable {
 struct Configuration: Equatable {
     struct Source: Equatable {
         var strategy = SourceStrategy.auto
+        /// `auto` on a network with no tunnel: ask the router of the default route (PCP, then
+        /// NAT-PMP).
+        var autoRouter = true
     }
 
     struct Proton: Equatable {

@@ -74,7 +74,7 @@ extension ClientKind {
             try section.changeQBittorrent { $0.apiKeyFile = path }
         },
         ClientKey(name: "bind_interface", kind: .boolean, flag: "--bind-interface", current: .plain({ String($0.qbittorrent?.bindInterface ?? false) }),
-                  summary: "also bind qBittorrent to [natpmp].interface") { section, value, _ throws(InvalidValue) in
+                  summary: "also bind qBittorrent to the source's interface (its table's interface; [natpmp].interface for a source without one)") { section, value, _ throws(InvalidValue) in
             let flag = try value.boolean()
             try section.changeQBittorrent { $0.bindInterface = flag }
         },

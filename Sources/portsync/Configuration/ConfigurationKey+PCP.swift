@@ -3,7 +3,8 @@ import Reactor
 extension Configuration {
     /// `[pcp]`: the keys of `[natpmp]` that PCP shares, and its fallback.
     struct PCP: Equatable {
-        /// Required with `strategy = "pcp"`: the interface that faces the router (or the tunnel).
+        /// The interface that faces the router (or a tunnel); empty: the default route's, with
+        /// its gateway (`auto` asks it only while there is no tunnel).
         var interface = ""
         /// nil: found from the interface, as for NAT-PMP (`GatewayRule`).
         var gateway: IPv4Address?
@@ -11,6 +12,8 @@ extension Configuration {
         /// 0: the port in use when the interface comes up.
         var internalPort = 0
         var natpmpFallback = true
+        var deleteOnExit = false
+        var ipv6 = true
     }
 }
 
@@ -18,7 +21,7 @@ extension ConfigurationKey {
     static let pcpKeys: [ConfigurationKey] = [
         ConfigurationKey(section: "pcp", name: "interface", kind: .string, flag: nil,
                          current: .quoted({ $0.pcp.interface }),
-                         summary: "with strategy = \"pcp\": the interface that faces the router (eth0, wlan0) or the tunnel") { config, value, _ throws(InvalidValue) in
+                         summary: "the interface that faces the router (eth0, wlan0) or a tunnel; empty: the default route's, with its gateway") { config, value, _ throws(InvalidValue) in
             let text = try value.string()
             config.pcp.interface = text.isEmpty ? "" : try interfaceName(text)
         },
@@ -49,6 +52,16 @@ extension ConfigurationKey {
                          current: .plain({ String($0.pcp.natpmpFallback) }),
                          summary: "ask with NAT-PMP when the gateway does not speak PCP") { config, value, _ throws(InvalidValue) in
             config.pcp.natpmpFallback = try value.boolean()
+        },
+        ConfigurationKey(section: "pcp", name: "delete_on_exit", kind: .boolean, flag: nil,
+                         current: .plain({ String($0.pcp.deleteOnExit) }),
+                         summary: "ask the router to drop the mappings when portsync stops (not on a reload)") { config, value, _ throws(InvalidValue) in
+            config.pcp.deleteOnExit = try value.boolean()
+        },
+        ConfigurationKey(section: "pcp", name: "ipv6", kind: .boolean, flag: nil,
+                         current: .plain({ String($0.pcp.ipv6) }),
+                         summary: "also open the clients' port on the interface's IPv6 address with PCP over IPv6, where the gateway has an IPv6 route") { config, value, _ throws(InvalidValue) in
+            config.pcp.ipv6 = try value.boolean()
         },
     ]
 }

@@ -88,6 +88,11 @@ extension ConfigurationKey {
             }
             config.source.strategy = strategy
         },
+        ConfigurationKey(section: "source", name: "auto_router", kind: .boolean, flag: nil,
+                         current: .plain({ String($0.source.autoRouter) }),
+                         summary: "with strategy = \"auto\": on a network with no tunnel, ask the default route's router with PCP (then NAT-PMP)") { config, value, _ throws(InvalidValue) in
+            config.source.autoRouter = try value.boolean()
+        },
         ConfigurationKey(section: "proton", name: "port_file", kind: .string, flag: "--port-file",
                          current: .quoted({ $0.proton.portFile }),
                          summary: "the ProtonVPN app's forwarded_port file") { config, value, context throws(InvalidValue) in

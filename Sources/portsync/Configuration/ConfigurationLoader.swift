@@ -212,10 +212,6 @@ struct ConfigurationLoader {
             throw ConfigurationError(configuration.origins["source.strategy"] ?? "",
                                      "strategy \"static\" needs the port forwarded to you: set [static] port")
         }
-        if configuration.source.strategy == .pcp, configuration.pcp.interface.isEmpty {
-            throw ConfigurationError(configuration.origins["source.strategy"] ?? "",
-                                     "strategy \"pcp\" needs the interface that faces the router: set [pcp] interface")
-        }
         let natpmp = configuration.natpmp
         if natpmp.renewSeconds >= natpmp.leaseSeconds {
             let origin = configuration.origins["natpmp.renew_seconds"] ?? configuration.origins["natpmp.lease_seconds"] ?? ""

@@ -9,6 +9,11 @@ enum ConfigurationPrinter {
         let configuration = loaded.configuration
         let clients = configuration.clients
         var lines = ["# portsync configuration; file: \(configuration.file ?? "none (defaults)")"]
+        // Where the port comes from, as the strategy and its tables make it (`auto`: which
+        // gateway is asked, and when).
+        for (index, settings) in SyncPlan(loaded).sources.settings.enumerated() {
+            lines.append("# source \(index + 1): \(settings.summary)")
+        }
         /// Each key's name, its value (nil: not set) and where it came from.
         func section(_ header: String, _ keys: [(name: String, value: String?, origin: String?)]) {
             lines.append("")

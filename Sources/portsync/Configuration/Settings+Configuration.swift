@@ -4,8 +4,8 @@ import Sinks
 import Watchers
 
 extension ClientSection {
-    /// The sink's settings for this client, with its secrets; `interface`: `[natpmp] interface`,
-    /// which qBittorrent binds to with `bind_interface`.
+    /// The sink's settings for this client, with its secrets; `interface`: the source's own
+    /// (`PortSourceSettings.tunnelInterface`), which qBittorrent binds to with `bind_interface`.
     func sinkSettings(_ credentials: Credentials, interface: String) -> any PortSinkSettings {
         let password = credentials[label, .password]
         switch values {
@@ -76,6 +76,6 @@ extension PCPSettings {
     init(_ configuration: Configuration) {
         let pcp = configuration.pcp
         self.init(gateway: pcp.gateway, lease: .seconds(pcp.leaseSeconds), internalPort: pcp.internalPort == 0 ? nil : UInt16(pcp.internalPort),
-                  fallBackToNATPMP: pcp.natpmpFallback)
+                  fallBackToNATPMP: pcp.natpmpFallback, ipv6: pcp.ipv6)
     }
 }

@@ -34,7 +34,9 @@ struct SyncPlan {
     var notify: NotifySettings?
 
     /// `auto`: the ProtonVPN file (an immediate hint) and NAT-PMP on the interface (the
-    /// authority, and what keeps the lease alive), each as it becomes available.
+    /// authority, and what keeps the lease alive), each as it becomes available; on a network
+    /// with no tunnel, PCP (then NAT-PMP) on the router the default route leads to, which stands
+    /// back while the tunnel (or the ProtonVPN app's file) is there (`RouterGate`).
     init(_ loaded: LoadedConfiguration) {
         let configuration = loaded.configuration
         let strategy = configuration.source.strategy
@@ -76,15 +78,20 @@ struct SyncPlan {
         if strategy == .pia, let pia = PIASettings(configuration, loaded.credentials) {
             settings.append(pia)
         }
-        if strategy == .pcp {
-            settings.append(PCPSourceSettings(pcp: PCPSettings(configuration), interface: configuration.pcp.interface))
+        if strategy == .pcp || strategy == .auto && configuration.source.autoRouter {
+            let standBack = strategy == .auto
+                ? RouterGate.Settings(tunnel: configuration.natpmp.interface, portFile: configuration.proton.portFile) : nil
+            settings.append(PCPSourceSettings(pcp: PCPSettings(configuration), interface: configuration.pcp.interface,
+                                              deleteOnExit: configuration.pcp.deleteOnExit, standBack: standBack))
         }
         if strategy == .privateVPN {
             let privateVPN = configuration.privateVPN
             settings.append(PrivateVPNSettings(interface: privateVPN.interface, url: privateVPN.url, tls: privateVPN.tls.options))
         }
         sources = Sources(settings: settings, recovery: recovery)
-        let tunnel = strategy == .pia ? configuration.pia.interface : configuration.natpmp.interface
+        // The interface of the first source that has one (auto: NAT-PMP's); [natpmp] interface
+        // for a source with none of its own (a static port, a command).
+        let tunnel = settings.lazy.compactMap(\.tunnelInterface).first ?? configuration.natpmp.interface
         sinks = configuration.clients.map { $0.sinkSettings(loaded.credentials, interface: tunnel) }
         if let hook = HookSettings(configuration, environment: ProcessEnvironment.variables()) { sinks.append(hook) }
         notify = NotifySettings(configuration, loaded.credentials)
