@@ -79,7 +79,8 @@ struct SyncPlan {
         }
         if strategy == .privateVPN {
             let privateVPN = configuration.privateVPN
-            settings.append(PrivateVPNSettings(interface: privateVPN.interface, url: privateVPN.url, tls: privateVPN.tls.options))
+            settings.append(PrivateVPNSettings(interface: privateVPN.interface, url: privateVPN.url, tls: privateVPN.tls.options,
+                                               nameServers: privateVPN.nameServers))
         }
         sources = Sources(settings: settings, recovery: recovery)
         let tunnel = strategy == .pia ? configuration.pia.interface : configuration.natpmp.interface
