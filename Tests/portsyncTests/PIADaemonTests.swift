@@ -197,8 +197,10 @@ final class PIADaemonTests {
         // No kept signature: a token again, its name asked of a name server that never answers.
         unlink("\(stateFile).pia")
         let failing = try startDaemon(byName.merging(["PORTSYNC_PIA_NAMESERVER": #"["10.0.0.99"]"#]) { $1 }, names: names)
-        let output = failing.waitForOutput(containing: "asked through wg0", seconds: 15)
-        #expect(output.contains(#"PIA: token: PIA's token endpoint \#(Self.tokenHost) is unreachable through wg0: cannot resolve "\#(Self.tokenHost)": no answer in time from the name server 10.0.0.99, asked through wg0"#), "\(output)")
+        // The trace's "← failed: …" comes first, then this line.
+        let line = #"PIA: token: PIA's token endpoint \#(Self.tokenHost) is unreachable through wg0: cannot resolve "\#(Self.tokenHost)": no answer in time from the name server 10.0.0.99, asked through wg0"#
+        let output = failing.waitForOutput(containing: line, seconds: 15)
+        #expect(output.contains(line), "\(output)")
         #expect(requests("/api/client/v2/token").count == 1 && lanDNS.queries == [])
         withExtendedLifetime(silent) { stop(failing) }
     }
