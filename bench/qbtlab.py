@@ -361,12 +361,14 @@ def log_time(line):
 
 class RuleWatcher:
     """Timestamps, from a thread blocked in recv, each RTM_NEWRULE that names table 51820 in
-    the namespace this process is in: when the route to the gateway appears to the kernel."""
+    the namespace this process is in: when the route to the gateway appears to the kernel
+    (`times` by the wall clock, `perf_times` by perf_counter, as `Portsync.wait_for_line`)."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
         self.sock.bind((0, 0x80))  # RTMGRP_IPV4_RULE
         self.times = []
+        self.perf_times = []
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self):
@@ -376,7 +378,7 @@ class RuleWatcher:
                 data = self.sock.recv(65536)
             except OSError:
                 return
-            now = time.time()
+            now, perf = time.time(), time.perf_counter()
             offset = 0
             while offset + 16 <= len(data):
                 length, kind = struct.unpack_from("=IH", data, offset)
@@ -396,6 +398,7 @@ class RuleWatcher:
                         attr += (alen + 3) & ~3
                     if table == 51820:
                         self.times.append(now)
+                        self.perf_times.append(perf)
                 offset += (length + 3) & ~3
 
     def close(self):
@@ -476,11 +479,20 @@ class NetworkLab:
         the /32 address, up, `route_delay` s (set_dns), the default route in table 51820 and
         its rules. The first run turns the lab into a wg-quick one. Returns when the old link
         was gone."""
-        ip = lambda *a: subprocess.run(["ip", "-n", self.client, *a], check=True, stderr=subprocess.DEVNULL)
+        deleted = self.wg_quick_down()
+        self.wg_quick_up(route_delay)
+        return deleted
+
+    def wg_quick_down(self):
+        """wg-quick down: the rules, then the link (its routes go with it). Returns when it was gone."""
         for rule in (["table", "51820"], ["table", "main", "suppress_prefixlength", "0"]):
             subprocess.run(["ip", "-n", self.client, "-4", "rule", "delete", *rule], stderr=subprocess.DEVNULL)
-        ip("link", "del", "wg0")
-        deleted = time.time()
+        subprocess.run(["ip", "-n", self.client, "link", "del", "wg0"], check=True, stderr=subprocess.DEVNULL)
+        return time.time()
+
+    def wg_quick_up(self, route_delay):
+        """wg-quick up: the link, its /32 address, up, `route_delay` s, the route and its rules."""
+        ip = lambda *a: subprocess.run(["ip", "-n", self.client, *a], check=True, stderr=subprocess.DEVNULL)
         subprocess.run(["ip", "link", "add", "wg0", "netns", self.client, "type", "veth", "peer", "name", "gw0",
                         "netns", self.gateway], check=True)
         subprocess.run(["ip", "-n", self.gateway, "link", "set", "gw0", "up"], check=True)
@@ -491,7 +503,6 @@ class NetworkLab:
         ip("-4", "route", "add", "0.0.0.0/0", "dev", "wg0", "table", "51820")
         ip("-4", "rule", "add", "not", "fwmark", "51820", "table", "51820")
         ip("-4", "rule", "add", "table", "main", "suppress_prefixlength", "0")
-        return deleted
 
     def close(self):
         import ctypes

@@ -60,6 +60,10 @@ public final class HTTPClient {
     public let url: HTTPURL
     public let tls: TLSOptions
     public var sourceAddress: SocketAddress?
+    /// When set, the host's name is looked up through this interface alone (a tunnel: the
+    /// resolver configuration's name servers, or resolv.conf's that it can reach), never over
+    /// other routes.
+    public var lookupRoute: LookupRoute?
     public var connectTimeout: Duration
 
     private let loop: EventLoop
@@ -161,7 +165,7 @@ public final class HTTPClient {
         dropConnection()
         if let numeric = SocketAddress(numericHost: url.bareHost, port: url.port) { addresses = [numeric] }
         guard addresses.isEmpty else { return connect(to: addresses) }
-        resolver.resolve(url.bareHost, port: url.port) { [unowned self] result in
+        resolver.resolve(url.bareHost, port: url.port, through: lookupRoute) { [unowned self] result in
             switch result {
             case .success(let found):
                 addresses = found

@@ -69,6 +69,14 @@ public struct Socket: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `SO_BINDTODEVICE`: the socket's packets leave through `interface` alone, whatever the
+    /// routes say (no privilege needed since Linux 5.7, for a socket not bound to one yet).
+    public func bind(toDevice interface: String) throws(SystemCallError) {
+        _ = try systemCall("setsockopt SO_BINDTODEVICE \(interface)") {
+            interface.withCString { setsockopt(fd.rawValue, SOL_SOCKET, SO_BINDTODEVICE, $0, socklen_t(strlen($0) + 1)) }
+        }
+    }
+
     public func bind(to address: some SockAddrConvertible, name: String = "bind") throws {
         _ = try address.withSockAddr { pointer, length in
             try systemCall(name) { Glibc.bind(fd.rawValue, pointer, length) }

@@ -70,15 +70,17 @@ public final class TCPConnection {
         close()
     }
 
-    /// Starts connecting. Progress and failure arrive as events; only a failure to even create
+    /// Starts connecting, from `source` when given and kept on the interface `device` when given
+    /// (`SO_BINDTODEVICE`). Progress and failure arrive as events; only a failure to even create
     /// the socket throws.
-    public func connect(to address: SocketAddress, from source: SocketAddress? = nil, timeout: Duration) throws {
+    public func connect(to address: SocketAddress, from source: SocketAddress? = nil, device: String? = nil, timeout: Duration) throws {
         precondition(state == .idle || state == .closed, "connect on a connection in use")
         output.removeAll()
         outputOffset = 0
         peer = address
         let socket = try Socket(family: address.family, kind: .stream) { socket in
             try socket.setOption(Int32(IPPROTO_TCP), TCP_NODELAY, 1, name: "TCP_NODELAY")
+            if let device { try socket.bind(toDevice: device) }
             if let source { try socket.bind(to: source) }
         }
         self.socket = try Registration(loop: loop, owning: socket.fd, interest: .writable, name: name) { [unowned self] readiness in

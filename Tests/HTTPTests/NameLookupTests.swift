@@ -179,7 +179,7 @@ import Testing
         #expect(machine.handle(.answerReceived(Self.answer(to: queries[1], [[10, 9, 9, 9]])), now: start).isEmpty, "a late answer for the first name")
         _ = machine.handle(.answerReceived(Self.answer(to: again[1], [])), now: start)
         #expect(machine.handle(.answerReceived(Self.answer(to: again[0], code: 3, [])), now: start)
-            == [.finished(.failure(NameLookup.Failure(description: "no such host name (the name server answered NXDOMAIN for nas.lan, nas)")))])
+            == [.finished(.failure(NameLookup.Failure(description: "no such host name (10.0.0.1 answered NXDOMAIN for nas.lan, nas)")))])
     }
 
     @Test func aAndAAAAAreAskedTogetherAndIPv4ComesFirst() throws {
@@ -209,7 +209,7 @@ import Testing
         var machine = lookup([first, second])
         guard case .ask(_, let queries) = machine.handle(.start, now: start).first else { return }
         #expect(machine.handle(.answerReceived(Self.answer(to: queries[0], code: 3, [])), now: start)
-            == [.finished(.failure(NameLookup.Failure(description: "no such host name (the name server answered NXDOMAIN)")))])
+            == [.finished(.failure(NameLookup.Failure(description: "no such host name (10.0.0.1 answered NXDOMAIN)")))])
 
         machine = lookup([first, second])
         _ = machine.handle(.start, now: start)
@@ -222,6 +222,18 @@ import Testing
         #expect(machine.handle(.answerReceived(Self.answer(to: asked[1], code: 5, [])), now: start).isEmpty)
         #expect(machine.handle(.answerReceived(Self.answer(to: asked[0], code: 2, [])), now: start)
             == [.finished(.failure(NameLookup.Failure(description: "10.0.0.1 answered SERVFAIL")))])
+
+        machine = lookup([first])
+        _ = machine.handle(.start, now: start)
+        #expect(machine.handle(.sendFailed("send: Operation not permitted (errno 1)"), now: start)
+            == [.finished(.failure(NameLookup.Failure(description: "10.0.0.1 could not be asked: send: Operation not permitted (errno 1)")))],
+                "a firewall's drop is not a refusal")
+
+        machine = lookup([first])
+        guard case .ask(_, let empty) = machine.handle(.start, now: start).first else { return }
+        _ = machine.handle(.answerReceived(Self.answer(to: empty[1], [])), now: start)
+        #expect(machine.handle(.answerReceived(Self.answer(to: empty[0], [])), now: start)
+            == [.finished(.failure(NameLookup.Failure(description: "nas.test has no IPv4 or IPv6 address (none in 10.0.0.1's answer)")))])
 
         machine = lookup([first])
         guard case .ask(_, let refusedOne) = machine.handle(.start, now: start).first else { return }

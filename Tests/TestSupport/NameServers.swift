@@ -9,19 +9,21 @@ public func nameServerAddress() -> String {
     "127.53.\(UInt8.random(in: 1...254)).\(UInt8.random(in: 1...254))"
 }
 
-/// Debian's dnsmasq as a name server on a loopback address, port 53: no upstream, no hosts file,
-/// answering only the records the test gives. Stopped by its PID.
+/// Debian's dnsmasq as a name server on a loopback address (or one of a lab's namespace), port
+/// 53: no upstream, no hosts file, answering only the records the test gives. Stopped by its PID.
 public final class DNSMasq {
     public static let executable = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"].first { FileManager.default.isExecutableFile(atPath: $0) }
     /// dnsmasq is installed and port 53 can be bound.
     public static var available: Bool { executable != nil && getuid() == 0 }
 
-    public let address = nameServerAddress()
+    public let address: String
     public let directory: String
     private var process: ChildProcess?
 
-    /// `records`: name → addresses (IPv4 or IPv6).
-    public init(records: [String: [String]]) throws {
+    /// `records`: name → addresses (IPv4 or IPv6). `address`: where it listens (it must exist
+    /// in the namespace it is started in).
+    public init(records: [String: [String]], address: String = nameServerAddress()) throws {
+        self.address = address
         directory = makeTemporaryDirectory("dns")
         let answers = records.flatMap { name, addresses in addresses.map { "--address=/\(name)/\($0)" } }
         let child = try ChildProcess(executable: Self.executable!,
@@ -47,15 +49,22 @@ public final class DNSMasq {
     public var log: String {
         (try? String(contentsOfFile: "\(directory)/dnsmasq.log", encoding: .utf8)) ?? ""
     }
+
+    /// The queries it logged, as "query[A] name from address".
+    public var queries: [String] {
+        log.split(separator: "\n").compactMap { line in line.range(of: "query[").map { String(line[$0.lowerBound...]) } }
+    }
 }
 
 /// A name server that never answers: a UDP socket bound to a loopback address, port 53, that
 /// nobody reads. Closed on deinit.
 public final class SilentNameServer {
-    public let address = nameServerAddress()
+    public let address: String
     private let fd: Int32
 
-    public init() throws {
+    /// `address`: where it listens, in the namespace it is made in.
+    public init(address: String = nameServerAddress()) throws {
+        self.address = address
         fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         var raw = sockaddr_in()
         raw.sin_family = sa_family_t(AF_INET)
@@ -78,7 +87,7 @@ public final class SilentNameServer {
 /// With `streamAnswers`, it also listens on TCP port 53 there and answers each query read off a
 /// connection (after its two-byte length) with the message made of it. The queries are recorded.
 public final class ScriptedNameServer {
-    public let address = nameServerAddress()
+    public let address: String
     public private(set) var queries: [[UInt8]] = []
     public private(set) var streamQueries: [[UInt8]] = []
     private let loop: EventLoop
@@ -90,8 +99,10 @@ public final class ScriptedNameServer {
     private var listenerRegistration: RegistrationID?
     private var streams: [Int32: (registration: RegistrationID, input: [UInt8])] = [:]
 
-    public init(loop: EventLoop, answers: @escaping (_ query: [UInt8]) -> [[UInt8]],
+    /// `address`: where it listens, in the namespace it is made in.
+    public init(loop: EventLoop, address: String = nameServerAddress(), answers: @escaping (_ query: [UInt8]) -> [[UInt8]],
                 streamAnswers: ((_ query: [UInt8]) -> [UInt8])? = nil) throws {
+        self.address = address
         self.loop = loop
         self.answers = answers
         self.streamAnswers = streamAnswers

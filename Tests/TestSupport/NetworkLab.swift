@@ -285,6 +285,11 @@ public final class NetworkLab {
         try inNetworkNamespace(client, body)
     }
 
+    /// The same inside another of the lab's namespaces (the gateway, the LAN, the internet).
+    public func inside<T>(_ namespace: String, _ body: () throws -> T) throws -> T {
+        try inNetworkNamespace(namespace, body)
+    }
+
     /// Starts `executable` inside `namespace` (via `ip netns exec`); it is stopped with the lab.
     public func start(in namespace: String, _ executable: String, _ arguments: [String], environment: [String: String] = [:],
                       output: String) throws -> ChildProcess {

@@ -138,6 +138,9 @@ import Watchers
             #expect(sent(session.handle(.deadlineReached, now: now)).count == 1)
         }
         #expect(delays == [2, 4, 8, 16, 32, 64, 128, 256, 300])
+        if case .requestFailed(.resolve) = failure, case .failed(let problem)? = session.outcome {
+            #expect(problem.fix.hasPrefix("set [privatevpn] nameserver to a name server reached through tun0"), "\(problem.fix)")
+        }
         let effects = session.handle(Self.port61527, now: now)
         #expect(ports(effects) == [] && session.failureStreak == 0 && session.outcome == .forwarding(Port(61527)!))
         #expect(session.nextDeadline == now + .seconds(900))

@@ -34,6 +34,7 @@ import Reactor
         #expect(settings.interface == "wg0")
         #expect(settings.signatureFile == "/var/lib/portsync/state.json.pia")
         #expect(settings.caFile == nil && settings.tokenURL == PIASettings.tokenURL)
+        #expect(settings.nameServers == [IPv4Address(10, 0, 0, 243), IPv4Address(10, 0, 0, 242)], "PIA's own, inside the tunnel")
         #expect(settings.apiTLS.serverName == "amsterdam401")
         #expect(settings.apiTLS.verification == .authority(pem: PIACertificate.authority), "PIA's CA, built in")
         let printed = ConfigurationPrinter.render(loaded)
@@ -74,9 +75,30 @@ import Reactor
         ("[pia]\nserver_name = \"a b\"\n", "config.toml:2: server_name \"a b\" is not a server name (letters, digits, - and . only)"),
         ("[pia]\ntoken_url = \"http://10.0.0.1/token\"\n", "config.toml:2: token_url must be https: the password goes to it"),
         ("[pia]\ninterface = \"a/b\"\n", "config.toml:2: interface \"a/b\" is not a valid interface name"),
+        ("[pia]\nnameserver = [\"dns.example\"]\n",
+         "config.toml:2: nameserver \"dns.example\" is not an IPv4 address (the queries leave from the tunnel's IPv4 address)"),
+        ("[pia]\nnameserver = [\"127.0.0.53\"]\n", "config.toml:2: nameserver 127.0.0.53 is on this machine, not reached through the tunnel"),
+        ("[privatevpn]\nnameserver = [\"1.1.1.1\", \"1.0.0.1\", \"8.8.8.8\", \"9.9.9.9\"]\n",
+         "config.toml:2: nameserver names 4 name servers; at most 3 are asked"),
+        ("[privatevpn]\nnameserver = 53\n", "config.toml:2: nameserver must be an array of IPv4 addresses like [\"10.0.0.243\"], not a whole number"),
     ])
     func badValuesNameTheirLine(text: String, expected: String) {
         #expect(loadError(text) == expected)
+    }
+
+    @Test func theNameServersAskedThroughTheTunnelAreTheTablesOwn() throws {
+        let directory = TemporaryDirectory()
+        directory.write("pia-password", "s3cret")
+        let pia = directory.write("pia.toml", Self.table.replacingOccurrences(of: "interface = \"wg0\"\n", with: "interface = \"wg0\"\nnameserver = []\n"))
+        let empty = try #require(SyncPlan(try loader(file: pia).load()).sources.settings.only as? PIASettings)
+        #expect(empty.nameServers == [], "[]: resolv.conf's, through the tunnel")
+        let privateVPN = directory.write("privatevpn.toml", "[source]\nstrategy = \"privatevpn\"\n\n[privatevpn]\nnameserver = \"10.34.0.1\"\n")
+        let loaded = try loader(file: privateVPN).load()
+        let settings = try #require(SyncPlan(loaded).sources.settings.only as? PrivateVPNSettings)
+        #expect(settings.nameServers == [IPv4Address(10, 34, 0, 1)], "a single address is a list of one")
+        #expect(ConfigurationPrinter.render(loaded).contains("nameserver = [\"10.34.0.1\"]"))
+        let defaults = try #require(SyncPlan(try loader(environment: ["PORTSYNC_SOURCE_STRATEGY": "privatevpn"]).load()).sources.settings.only as? PrivateVPNSettings)
+        #expect(defaults.nameServers == [], "PrivateVPN's own are not published: resolv.conf's, through the tunnel")
     }
 
     @Test func theTableIsPrintedOnlyWithItsStrategy() throws {

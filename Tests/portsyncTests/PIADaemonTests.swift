@@ -10,13 +10,15 @@ import Testing
 /// in the client namespace (a wg-quick tunnel, `wg0` = 10.2.0.2, every packet through it); the
 /// server's API port (19999) on 10.2.0.1 in the gateway namespace, with a certificate for the
 /// common name `amsterdam401` alone from a CA the test makes; the token endpoint in an "internet"
-/// namespace (198.51.100.10) reached only through the tunnel and the gateway.
+/// namespace (198.51.100.10, port 443, a certificate for that address and for PIA's own name)
+/// reached only through the tunnel and the gateway.
 @Suite(.serialized, .enabled(if: NetworkLab.available && QBittorrentInstance.available && TestCertificates.available,
                              "needs root, iproute2, python3, openssl, libssl3 and qbittorrent-nox"))
 final class PIADaemonTests {
     static let serverScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../Fixtures/pia_server.py").standardized.path
     static let password = "pia pass&word=1"
+    static let tokenHost = "www.privateinternetaccess.com"
 
     var lab: NetworkLab!
     var qbittorrent: QBittorrentInstance!
@@ -35,7 +37,7 @@ final class PIADaemonTests {
         lab = try NetworkLab(style: .wgQuick(routeDelay: 0))
         try lab.addInternet()
         try startServer(role: "api", in: lab.gateway, address: "10.2.0.1", port: 19999, certificate: "api")
-        try startServer(role: "token", in: lab.internet!, address: "198.51.100.10", port: 8443, certificate: "token")
+        try startServer(role: "token", in: lab.internet!, address: "198.51.100.10", port: 443, certificate: "token")
         qbittorrent = try lab.inClient { try QBittorrentInstance() }
         directory.write("password", QBittorrentInstance.password)
         directory.write("pia-password", Self.password + "\n")
@@ -47,11 +49,11 @@ final class PIADaemonTests {
     }
 
     /// A CA, the API's certificate (CN=amsterdam401, no subject alt name, as PIA's) and the token
-    /// endpoint's (IP 198.51.100.10).
+    /// endpoint's (IP 198.51.100.10 and www.privateinternetaccess.com).
     func makeCertificates() throws {
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
         try openssl(["req", "-x509"] + ec + ["-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "30", "-subj", "/CN=PIA test CA"])
-        for (name, subject, names) in [("api", "/CN=amsterdam401", nil), ("token", "/CN=token.test", "IP:198.51.100.10")] {
+        for (name, subject, names) in [("api", "/CN=amsterdam401", nil), ("token", "/CN=token.test", "IP:198.51.100.10,DNS:\(Self.tokenHost)")] {
             try openssl(["req"] + ec + ["-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj", subject])
             var extensions: [String] = []
             if let names {
@@ -103,15 +105,16 @@ final class PIADaemonTests {
             "PORTSYNC_SOURCE_STRATEGY": "pia", "PORTSYNC_PIA_INTERFACE": "wg0", "PORTSYNC_PIA_USERNAME": "p1234567",
             "PORTSYNC_PIA_PASSWORD_FILE": path("pia-password"), "PORTSYNC_PIA_SERVER_NAME": "amsterdam401",
             "PORTSYNC_PIA_SERVER_ADDRESS": "10.2.0.1", "PORTSYNC_PIA_CA_FILE": path("ca.pem"),
-            "PORTSYNC_PIA_TOKEN_URL": "https://198.51.100.10:8443/api/client/v2/token", "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
+            "PORTSYNC_PIA_TOKEN_URL": "https://198.51.100.10/api/client/v2/token", "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
         ]
         environment.merge(extra) { $1 }
         return daemonEnvironment(qbittorrent, in: directory, environment)
     }
 
-    func startDaemon(_ extra: [String: String] = [:]) throws -> Child {
+    /// `names`: the resolv.conf and hosts the daemon sees (`Child.isolated(names:)`).
+    func startDaemon(_ extra: [String: String] = [:], names: (resolvConf: String, hosts: String)? = nil) throws -> Child {
         let environment = environment(extra)
-        let daemon = try lab.inClient { try Child(["run", "--trace"], environment: environment) }
+        let daemon = try lab.inClient { try Child(["run", "--trace"], environment: environment, names: names) }
         daemons.append(daemon)
         return daemon
     }
@@ -165,6 +168,41 @@ final class PIADaemonTests {
         expectNoSecret(in: daemon.output, "the daemon's output with --trace")
         expectNoSecret(in: status, "portsync status --json")
         expectNoSecret(in: (try? String(contentsOfFile: stateFile, encoding: .utf8)) ?? "", "the state file")
+    }
+
+    /// The token endpoint by its own name: resolv.conf names the desktop's LAN router
+    /// (192.168.77.1, outside the tunnel), whose dnsmasq would answer; PIA's name server
+    /// (10.0.0.243) is beyond the tunnel, in the gateway. Only the latter may be asked, and only
+    /// through the tunnel; a name server that does not answer is said with the name and itself.
+    @Test func theTokenEndpointsNameIsAskedOnlyThroughTheTunnel() throws {
+        try setUp()
+        try lab.addLAN()
+        try lab.ip("-n", lab.gateway, "addr", "add", "10.0.0.243/32", "dev", "lo")
+        try lab.ip("-n", lab.gateway, "addr", "add", "10.0.0.99/32", "dev", "lo")
+        let lanDNS = try lab.inside(lab.lan!) { try DNSMasq(records: [Self.tokenHost: ["198.51.100.10"]], address: "192.168.77.1") }
+        let tunnelDNS = try lab.inside(lab.gateway) { try DNSMasq(records: [Self.tokenHost: ["198.51.100.10"]], address: "10.0.0.243") }
+        let silent = try lab.inside(lab.gateway) { try SilentNameServer(address: "10.0.0.99") }
+        let names = (resolvConf: directory.write("resolv.conf", "nameserver 192.168.77.1\noptions timeout:1 attempts:1\n"),
+                     hosts: directory.write("hosts", "127.0.0.1 localhost\n"))
+        let byName = ["PORTSYNC_PIA_TOKEN_URL": "https://\(Self.tokenHost)/api/client/v2/token"]
+
+        let daemon = try startDaemon(byName, names: names)
+        #expect(waitFor(seconds: 20) { self.qBittorrentPort() == 47000 }, "\(daemon.output)")
+        let token = requests("/api/client/v2/token")
+        #expect(token.count == 1 && token.first?["host"] as? String == Self.tokenHost && token.first?["from"] as? String == "10.2.0.2")
+        #expect(tunnelDNS.queries.contains("query[A] \(Self.tokenHost) from 10.2.0.2"), "\(tunnelDNS.queries)")
+        #expect(lanDNS.queries == [], "nothing asked outside the tunnel")
+        stop(daemon)
+
+        // No kept signature: a token again, its name asked of a name server that never answers.
+        unlink("\(stateFile).pia")
+        let failing = try startDaemon(byName.merging(["PORTSYNC_PIA_NAMESERVER": #"["10.0.0.99"]"#]) { $1 }, names: names)
+        // The trace's "← failed: …" comes first, then this line.
+        let line = #"PIA: token: PIA's token endpoint \#(Self.tokenHost) is unreachable through wg0: cannot resolve "\#(Self.tokenHost)": no answer in time from the name server 10.0.0.99, asked through wg0"#
+        let output = failing.waitForOutput(containing: line, seconds: 15)
+        #expect(output.contains(line), "\(output)")
+        #expect(requests("/api/client/v2/token").count == 1 && lanDNS.queries == [])
+        withExtendedLifetime(silent) { stop(failing) }
     }
 
     @Test func aBusyPortMeansANewSignatureWithTheSameToken() throws {

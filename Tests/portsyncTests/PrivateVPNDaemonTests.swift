@@ -10,9 +10,12 @@ import Testing
 /// client namespace; the API's stand-in, over TLS with the test's CA, on an "internet" address
 /// (203.0.113.80) in the gateway namespace, so that the request crosses the tunnel. The name
 /// connect.pvdatanet.com is PrivateVPN's own, the default URL: portsync runs in a mount namespace
-/// of its own where /etc/resolv.conf names only the test's dnsmasq (in the client namespace,
-/// which answers that name with the stand-in and nothing else) and /etc/hosts has no entry for
-/// it. Fails closed: if the mounts fail portsync never starts, and the namespaces have no way out.
+/// of its own where /etc/resolv.conf names only the test's dnsmasq on the tunnel's gateway
+/// (10.96.0.1, in the gateway namespace, as OpenVPN's pushed DNS lands there; it answers that name
+/// with the stand-in and nothing else) and /etc/hosts has no entry for it. The client also has a
+/// desktop's LAN, whose router runs a dnsmasq of its own (192.168.77.1): a resolver outside the
+/// tunnel, never to be asked. Fails closed: if the mounts fail portsync never starts, and the
+/// namespaces have no way out.
 @Suite(.serialized, .enabled(if: NetworkLab.available && QBittorrentInstance.available && DNSMasq.available && TestCertificates.available
                              && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"),
                              "needs root, iproute2, python3, qbittorrent-nox, dnsmasq, openssl, libssl3 and unshare"))
@@ -25,6 +28,7 @@ final class PrivateVPNDaemonTests {
     let lab: NetworkLab
     let qbittorrent: QBittorrentInstance
     let dns: DNSMasq
+    let lanDNS: DNSMasq
     let certificates: TestCertificates
     let directory = TemporaryDirectory()
     let resolvConf: String
@@ -36,7 +40,10 @@ final class PrivateVPNDaemonTests {
         lab = try NetworkLab(style: .openVPN)
         certificates = try TestCertificates()
         qbittorrent = try lab.inClient { try QBittorrentInstance() }
-        dns = try lab.inClient { try DNSMasq(records: [Self.name: [Self.apiAddress]]) }
+        try lab.addLAN()
+        let lab = lab
+        dns = try lab.inside(lab.gateway) { try DNSMasq(records: [Self.name: [Self.apiAddress]], address: lab.gatewayAddress) }
+        lanDNS = try lab.inside(lab.lan!) { try DNSMasq(records: [Self.name: [Self.apiAddress]], address: "192.168.77.1") }
         directory.write("password", QBittorrentInstance.password)
         resolvConf = directory.write("resolv.conf", "nameserver \(dns.address)\noptions timeout:2 attempts:1\n")
         hosts = directory.write("hosts", "127.0.0.1 localhost\n")
@@ -82,19 +89,18 @@ final class PrivateVPNDaemonTests {
         return daemonEnvironment(qbittorrent, in: directory, environment)
     }
 
-    /// portsync in the client namespace, in a mount namespace whose resolv.conf and hosts are the test's.
-    func portsync(_ arguments: [String], environment: [String: String], output: String) throws -> ChildProcess {
-        try lab.inClient {
-            try ChildProcess(executable: "/usr/bin/unshare",
-                             arguments: ["--mount", "--propagation", "private", "/bin/sh", "-c",
-                                         #"mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$0" "$@""#,
-                                         portsyncBinary, resolvConf, hosts] + arguments,
-                             environment: environment, outputPath: "\(directory.path)/\(output)")
+    /// portsync in the client namespace, in a mount namespace whose resolv.conf (`resolvConf`
+    /// unless another is given) and hosts are the test's.
+    func portsync(_ arguments: [String], environment: [String: String], output: String, resolvConf: String? = nil) throws -> ChildProcess {
+        let (executable, prefix) = Child.isolated(names: (resolvConf ?? self.resolvConf, hosts))
+        return try lab.inClient {
+            try ChildProcess(executable: executable, arguments: prefix + arguments, environment: environment,
+                             outputPath: "\(directory.path)/\(output)")
         }
     }
 
-    func run(_ arguments: [String], environment: [String: String]) throws -> (Int32?, String) {
-        let child = try portsync(arguments, environment: environment, output: "\(arguments[0]).out")
+    func run(_ arguments: [String], environment: [String: String], resolvConf: String? = nil) throws -> (Int32?, String) {
+        let child = try portsync(arguments, environment: environment, output: "\(arguments[0]).out", resolvConf: resolvConf)
         let status = child.wait(seconds: 20)
         let output = child.output
         unlink("\(directory.path)/\(arguments[0]).out")
@@ -123,7 +129,8 @@ final class PrivateVPNDaemonTests {
         defer { daemon.stop(grace: 5) }
         #expect(waitFor(seconds: 15) { self.qBittorrentPort() == 61527 }, "\(daemon.output)")
         #expect(asked == ["/v3/Api/port?ip[]=10.96.3.37 from 10.96.3.37 Host connect.pvdatanet.com"], "from the tunnel's address, by name")
-        #expect(dns.log.contains("query[A] connect.pvdatanet.com"), "the name came from the test's name server")
+        #expect(dns.queries.contains("query[A] connect.pvdatanet.com from 10.96.3.37"), "the name came from the tunnel's name server: \(dns.queries)")
+        #expect(lanDNS.queries == [], "nothing asked outside the tunnel")
 
         // Another server: another address, asked at once, another port.
         try moveTunnel(from: "10.96.3.37", to: "10.96.5.9")
@@ -140,6 +147,23 @@ final class PrivateVPNDaemonTests {
         #expect(changes.map(\.description) == ["start none→61527 [\"qbittorrent\": \"set\"]",
                                                "tunnel-recreated 61527→40123 [\"qbittorrent\": \"set\"]",
                                                "source-emptied 40123→none [\"qbittorrent\": \"kept\"]"], "\(changes)")
+    }
+
+    /// resolv.conf names the LAN's router, as on a desktop whose OpenVPN client leaves it alone:
+    /// it is asked through the tunnel, where nothing holds its address, so the lookup fails, said
+    /// with the name, the server and the fix; `[privatevpn] nameserver` names the tunnel's own.
+    /// The LAN's resolver, which would have answered, is never asked.
+    @Test func theAPIsNameIsNeverAskedOutsideTheTunnel() throws {
+        let lan = directory.write("resolv-lan.conf", "nameserver 192.168.77.1\noptions timeout:1 attempts:1\n")
+        var (status, output) = try run(["once"], environment: environment(), resolvConf: lan)
+        #expect(status == 1 && output.contains(#"PrivateVPN's port API at https://connect.pvdatanet.com/v3/Api/port is unreachable: cannot resolve "connect.pvdatanet.com": no answer in time from the name server 192.168.77.1, asked through wg0"#), "\(output)")
+        #expect(output.contains("set [privatevpn] nameserver to a name server reached through wg0"), "\(output)")
+        #expect(asked == [])
+
+        (status, output) = try run(["once", "--json"], environment: environment(["PORTSYNC_PRIVATEVPN_NAMESERVER": #"["10.96.0.1"]"#]), resolvConf: lan)
+        #expect(status == 0 && qBittorrentPort() == 61527, "\(output)")
+        #expect(dns.queries.contains("query[A] connect.pvdatanet.com from 10.96.3.37"), "\(dns.queries)")
+        #expect(lanDNS.queries == [], "nothing asked outside the tunnel: \(lanDNS.queries)")
     }
 
     @Test func onceAndDoctorAskThroughTheTunnel() throws {

@@ -71,11 +71,23 @@ final class Child {
     private let directory = TemporaryDirectory()
     let process: ChildProcess
 
-    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+    /// `names`: the test's resolv.conf and hosts files, which portsync then sees as /etc's
+    /// (`isolated(names:)`).
+    init(_ arguments: [String], environment: [String: String] = [:], names: (resolvConf: String, hosts: String)? = nil) throws {
         var variables = ["PATH": "/usr/bin:/bin", "HOME": "\(directory.path)/home", "XDG_RUNTIME_DIR": "/run/user/1000"].merging(testDefaults) { $1 }
         variables.merge(environment) { $1 }
-        process = try ChildProcess(executable: portsyncBinary, arguments: arguments, environment: variables,
+        let (executable, prefix) = names.map(Self.isolated(names:)) ?? (portsyncBinary, [])
+        process = try ChildProcess(executable: executable, arguments: prefix + arguments, environment: variables,
                                    outputPath: "\(directory.path)/output")
+    }
+
+    /// The program and the arguments before portsync's that run it in a mount namespace of its
+    /// own where /etc/resolv.conf and /etc/hosts are the test's files. Fails closed: if a mount
+    /// fails portsync never starts.
+    static func isolated(names: (resolvConf: String, hosts: String)) -> (String, [String]) {
+        ("/usr/bin/unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c",
+                              #"mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$0" "$@""#,
+                              portsyncBinary, names.resolvConf, names.hosts])
     }
 
     deinit {

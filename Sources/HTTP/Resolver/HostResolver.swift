@@ -2,11 +2,12 @@ import Glibc
 import Reactor
 
 /// Resolves host names in the loop, never blocking it: the hosts file first, then the name
-/// servers of resolv.conf over UDP (`NameLookup`), one connected socket per server asked, with
-/// its search domains; an answer too big for UDP over TCP to the same server, non-blocking
-/// like every connection. A dead
-/// name server costs its timeout, during which the loop serves everything else. One lookup at a
-/// time; a new one replaces the old.
+/// servers of resolv.conf (or the configuration's own) over UDP (`NameLookup`), one connected
+/// socket per server asked, with its search domains; an answer too big for UDP over TCP to the
+/// same server, non-blocking like every connection. A lookup given a `LookupRoute` sends every
+/// query through it alone, with no search domain (a LAN's would be asked through a tunnel). A
+/// dead name server costs its timeout, during which the loop serves everything else. One lookup
+/// at a time; a new one replaces the old.
 final class HostResolver {
     typealias Completion = (Result<[SocketAddress], NameLookup.Failure>) -> Void
 
@@ -20,6 +21,8 @@ final class HostResolver {
     private var stream: TCPConnection?
     private var streamInput: [UInt8] = []
     private var completion: Completion?
+    /// The way out of the lookup in progress, if it has one.
+    private var route: LookupRoute?
 
     init(loop: EventLoop, name: String, configuration: ResolverConfiguration = .system) {
         self.loop = loop
@@ -31,9 +34,10 @@ final class HostResolver {
 
     var isResolving: Bool { completion != nil }
 
-    /// Looks `host` up; `completion` runs once, from the loop (at once when the hosts file has
-    /// it), unless `cancel()` comes first.
-    func resolve(_ host: String, port: UInt16, completion: @escaping Completion) {
+    /// Looks `host` up, through `route` alone when given; `completion` runs once, from the loop
+    /// (at once when the hosts file has it, or no name server can be asked through the route),
+    /// unless `cancel()` comes first.
+    func resolve(_ host: String, port: UInt16, through route: LookupRoute? = nil, completion: @escaping Completion) {
         cancel()
         let hosts = (try? FileContents.read(atPath: configuration.hostsPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         let listed = ResolverConfiguration.addresses(of: host, inHosts: hosts, port: port)
@@ -45,6 +49,19 @@ final class HostResolver {
         let text = (try? FileContents.read(atPath: configuration.resolvConfPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         var servers = ResolverConfiguration.nameServers(inResolvConf: text)
         if let timeout = configuration.timeout { servers.timeout = timeout }
+        if !configuration.nameServers.isEmpty { servers.servers = configuration.nameServers }
+        if let route {
+            servers.search = []
+            let reachable = servers.servers.filter { if case .v4(let address, _) = $0 { !address.isLoopback } else { false } }
+            guard !reachable.isEmpty else {
+                let named = servers.servers.map(\.hostText).joined(separator: ", ")
+                let origin = configuration.nameServers.isEmpty ? "\(configuration.resolvConfPath) names" : "the name servers are"
+                return completion(.failure(NameLookup.Failure(description: "no name server to ask through \(route.interface): \(origin) \(named), "
+                    + "on this machine or IPv6, which a query through the tunnel cannot reach")))
+            }
+            servers.servers = reachable
+        }
+        self.route = route
         self.completion = completion
         let runner = MachineRunner(loop: loop, name: "\(name).timer",
                                    machine: NameLookup(names: servers.candidates(for: host), port: port, nameServers: servers,
@@ -67,17 +84,23 @@ final class HostResolver {
         switch effect {
         case .ask(let server, let queries):
             closeSocket()
-            loop.logger.trace(name, "→ \(server.hostText): A and AAAA \(runner?.machine.name ?? "")")
+            loop.logger.trace(name, "→ \(server.hostText): A and AAAA \(runner?.machine.name ?? "")\(route.map { " through \($0.interface)" } ?? "")")
             do {
-                let fd = try Socket(family: server.family, kind: .datagram, name: "socket(SOCK_DGRAM)") { socket in
+                let fd = try Socket(family: server.family, kind: .datagram, name: "socket(SOCK_DGRAM)") { [route] socket in
+                    if let route {
+                        // IP_UNICAST_IF takes the index in network byte order; it needs no privilege.
+                        try socket.setOption(Int32(IPPROTO_IP), IP_UNICAST_IF, Int32(bitPattern: UInt32(bitPattern: route.index).bigEndian),
+                                             name: "IP_UNICAST_IF")
+                        try socket.bind(to: SocketAddress.v4(route.address, port: 0), name: "bind \(route.address)")
+                    }
                     try socket.connect(to: server, name: "connect \(server)")
                 }.fd
                 socket = try Registration(loop: loop, owning: fd, interest: .readable, name: name) { [unowned self] _ in self.drain() }
                 for query in queries { _ = try Socket(fd).send(query) }
             } catch {
-                // No route to this server (an IPv6 one without IPv6): the next one.
+                // No route to this server (an IPv6 one without IPv6), a firewall's drop: the next one.
                 loop.logger.debug(name, "\(server.hostText): \(error)")
-                runner?.send(.refused)
+                runner?.send(.sendFailed("\(error)"))
             }
         case .askOverTCP(let server, let query):
             loop.logger.debug(name, "\(server.hostText) truncated its answer: asking again over TCP")
@@ -86,7 +109,8 @@ final class HostResolver {
                 stream = fresh
                 streamInput = []
                 do {
-                    try fresh.connect(to: server, timeout: runner?.machine.nameServers.timeout ?? .seconds(5))
+                    try fresh.connect(to: server, from: route.map { .v4($0.address, port: 0) }, device: route?.interface,
+                                      timeout: runner?.machine.nameServers.timeout ?? .seconds(5))
                 } catch {
                     loop.logger.debug(name, "\(server.hostText) over TCP: \(error)")
                     return closeStream(reporting: true)
@@ -98,7 +122,11 @@ final class HostResolver {
             runner?.stop()
             let completion = self.completion
             self.completion = nil
-            completion?(result)
+            if let route {
+                completion?(result.mapError { NameLookup.Failure(description: "\($0), asked through \(route.interface)") })
+            } else {
+                completion?(result)
+            }
         }
     }
 
@@ -119,7 +147,7 @@ final class HostResolver {
                 return
             } catch {
                 loop.logger.debug(name, "recv: \(error)")
-                runner?.send(.refused)
+                runner?.send(.sendFailed("\(error)"))
                 return
             }
         }

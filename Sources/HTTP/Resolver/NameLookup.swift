@@ -15,6 +15,9 @@ struct NameLookup: LoopStateMachine {
         case answerReceived([UInt8])
         /// The server's port is closed (ICMP port unreachable on the connected socket).
         case refused
+        /// The query could not be sent, or the socket reported another error (no route, a
+        /// firewall's drop): what the system said.
+        case sendFailed(String)
         /// The TCP connection to the server failed or closed.
         case streamFailed
         case deadlineReached
@@ -71,6 +74,9 @@ struct NameLookup: LoopStateMachine {
         case .refused:
             lastProblem = "\(server?.hostText ?? "the name server") refused (nothing listens on its port 53)"
             return askNext(now)
+        case .sendFailed(let reason):
+            lastProblem = "\(server?.hostText ?? "the name server") could not be asked: \(reason)"
+            return askNext(now)
         case .deadlineReached:
             guard let nextDeadline, now >= nextDeadline else { return [] }
             lastProblem = nil
@@ -94,7 +100,7 @@ struct NameLookup: LoopStateMachine {
                 found[type] = answer.addresses.compactMap { Self.address($0, port: port) }
             case 3:
                 unknown.append(name)
-                return nextName(now) ?? finish(.failure(Failure(description: "no such host name (the name server answered NXDOMAIN"
+                return nextName(now) ?? finish(.failure(Failure(description: "no such host name (\(server?.hostText ?? "the name server") answered NXDOMAIN"
                     + (names.count == 1 ? ")" : " for \(unknown.joined(separator: ", ")))"))))
             default:
                 // Some servers refuse one type and answer the other: only both failing moves on.
@@ -106,7 +112,7 @@ struct NameLookup: LoopStateMachine {
             let all = (found[.a] ?? []) + (found[.aaaa] ?? [])
             if !all.isEmpty { return finish(.success(all)) }
             if roundFailed { return askNext(now) }
-            let failure = Failure(description: "\(name) has no IPv4 or IPv6 address")
+            let failure = Failure(description: "\(name) has no IPv4 or IPv6 address (none in \(server?.hostText ?? "the name server")'s answer)")
             return nextName(now) ?? finish(.failure(failure))
         }
     }

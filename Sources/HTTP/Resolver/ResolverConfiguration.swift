@@ -1,18 +1,23 @@
 import Reactor
 
-/// Where names are looked up: a hosts file first, then the name servers of a resolv.conf, with
-/// its timeout and attempts. Tests point both paths at their own files.
+/// Where names are looked up: a hosts file first, then the name servers of a resolv.conf (or
+/// those given instead), with its timeout and attempts. Tests point both paths at their own files.
 public struct ResolverConfiguration: Equatable, Sendable {
     public var hostsPath: String
     public var resolvConfPath: String
     /// How long one name server has to answer before the next is asked; nil: resolv.conf's
     /// `options timeout:` (5 s by default).
     public var timeout: Duration?
+    /// The name servers asked instead of resolv.conf's (its options still count); empty:
+    /// resolv.conf's.
+    public var nameServers: [SocketAddress]
 
-    public init(hostsPath: String = "/etc/hosts", resolvConfPath: String = "/etc/resolv.conf", timeout: Duration? = nil) {
+    public init(hostsPath: String = "/etc/hosts", resolvConfPath: String = "/etc/resolv.conf", timeout: Duration? = nil,
+                nameServers: [SocketAddress] = []) {
         self.hostsPath = hostsPath
         self.resolvConfPath = resolvConfPath
         self.timeout = timeout
+        self.nameServers = nameServers
     }
 
     public static let system = ResolverConfiguration()

@@ -7,6 +7,8 @@ import Reactor
 public struct PIASettings: Equatable, Sendable {
     public static let tokenURL = try! HTTPURL(parsing: "https://www.privateinternetaccess.com/api/client/v2/token")
     public static let apiPort: UInt16 = 19999
+    /// PIA's name servers inside the tunnel (what its WireGuard and OpenVPN servers hand out).
+    public static let defaultNameServers = [IPv4Address(10, 0, 0, 243), IPv4Address(10, 0, 0, 242)]
 
     public var username: String
     public var password: Secret
@@ -19,6 +21,9 @@ public struct PIASettings: Equatable, Sendable {
     /// PIA's CA (`ca.rsa.4096.crt`, built in) unless a file is named (tests).
     public var caFile: String?
     public var tokenURL: HTTPURL
+    /// Who the token endpoint's name is asked of, through the tunnel; empty: resolv.conf's name
+    /// servers (those the tunnel can reach).
+    public var nameServers: [IPv4Address]
     /// The file the payload and signature are kept in, mode 0600.
     public var signatureFile: String
     /// `bindPort` again this often (PIA drops a port not bound for a while).
@@ -33,7 +38,8 @@ public struct PIASettings: Equatable, Sendable {
     public var requestTimeout: Duration
 
     public init(username: String, password: Secret, serverName: String, serverAddress: IPv4Address? = nil, interface: String,
-                caFile: String? = nil, tokenURL: HTTPURL = PIASettings.tokenURL, signatureFile: String,
+                caFile: String? = nil, tokenURL: HTTPURL = PIASettings.tokenURL,
+                nameServers: [IPv4Address] = PIASettings.defaultNameServers, signatureFile: String,
                 bindInterval: Duration = .seconds(15 * 60), renewBefore: Duration = .seconds(7 * 86_400),
                 tokenLifetime: Duration = .seconds(23 * 3600), retryDelay: Duration = .seconds(60),
                 authRetryDelay: Duration = .seconds(3600), requestTimeout: Duration = .seconds(10)) {
@@ -44,6 +50,7 @@ public struct PIASettings: Equatable, Sendable {
         self.interface = interface
         self.caFile = caFile
         self.tokenURL = tokenURL
+        self.nameServers = nameServers
         self.signatureFile = signatureFile
         self.bindInterval = bindInterval
         self.renewBefore = renewBefore

@@ -150,13 +150,16 @@ public final class PIASource: PortSource {
     }
 
     /// The token endpoint's client, or the API's at the tunnel's gateway (made again when the
-    /// gateway moves); both send from the tunnel's address.
+    /// gateway moves); both send from the tunnel's address, and the token endpoint's name is
+    /// looked up through the tunnel (`[pia] nameserver`).
     private func client(for request: PIASession.Request, _ tunnel: Tunnel) -> HTTPClient {
         let source = SocketAddress.v4(tunnel.address, port: 0)
         if request == .token {
             let client = tokenClient ?? HTTPClient(loop: loop, name: "pia.token", url: settings.tokenURL, tls: settings.tokenTLS,
-                                                   connectTimeout: settings.requestTimeout, responseTimeout: settings.requestTimeout)
+                                                   connectTimeout: settings.requestTimeout, responseTimeout: settings.requestTimeout,
+                                                   resolver: ResolverConfiguration(nameServers: settings.nameServers.map { .v4($0, port: 53) }))
             client.sourceAddress = source
+            client.lookupRoute = LookupRoute(interface: tunnel.interface, index: tunnel.index, address: tunnel.address)
             tokenClient = client
             return client
         }

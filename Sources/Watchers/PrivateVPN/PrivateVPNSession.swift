@@ -11,6 +11,9 @@ public struct PrivateVPNSettings: Equatable, Sendable {
     public var interface: String
     public var url: HTTPURL
     public var tls: TLSOptions
+    /// Who the API's name is asked of, through the tunnel; empty: resolv.conf's name servers
+    /// (those the tunnel can reach).
+    public var nameServers: [IPv4Address]
     /// While the address stays, the port is asked again this often (it needs no renewal).
     public var recheckInterval: Duration
     public var requestTimeout: Duration
@@ -21,11 +24,12 @@ public struct PrivateVPNSettings: Equatable, Sendable {
     public var longestRetryDelay: Duration
 
     public init(interface: String, url: HTTPURL = PrivateVPNSettings.defaultURL, tls: TLSOptions = TLSOptions(),
-                recheckInterval: Duration = .seconds(15 * 60), requestTimeout: Duration = .seconds(10),
+                nameServers: [IPv4Address] = [], recheckInterval: Duration = .seconds(15 * 60), requestTimeout: Duration = .seconds(10),
                 firstRetryDelay: Duration = .seconds(2), longestRetryDelay: Duration = .seconds(300)) {
         self.interface = interface
         self.url = url
         self.tls = tls
+        self.nameServers = nameServers
         self.recheckInterval = recheckInterval
         self.requestTimeout = requestTimeout
         self.firstRetryDelay = firstRetryDelay
@@ -108,10 +112,12 @@ public struct PrivateVPNSession {
             guard isAsking else { break }
             isAsking = false
             let how = error.isUnreachable ? "is unreachable" : "failed"
-            fail(SourceProblem("PrivateVPN's port API at \(settings.url) \(how): \(error)",
-                               fix: error.isUnreachable ? "check that the tunnel \(settings.interface) is connected and routes to the internet, and its DNS"
-                                                        : "check the tunnel; portsync asks again after a back-off"),
-                 kind: "request \(how)", now, &effects)
+            let fix = switch error {
+            case .resolve: "set [privatevpn] nameserver to a name server reached through \(settings.interface): the one PrivateVPN's server pushes (dhcp-option DNS in OpenVPN's log), or a public one"
+            case _ where error.isUnreachable: "check that the tunnel \(settings.interface) is connected and routes to the internet"
+            default: "check the tunnel; portsync asks again after a back-off"
+            }
+            fail(SourceProblem("PrivateVPN's port API at \(settings.url) \(how): \(error)", fix: fix), kind: "request \(how)", now, &effects)
         }
         return effects
     }

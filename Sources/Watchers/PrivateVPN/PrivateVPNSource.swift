@@ -19,9 +19,10 @@ extension PrivateVPNSettings: PortSourceSettings {
 }
 
 /// Follows the tunnel (`TunnelWatcher`) and asks PrivateVPN's API for the port of each address
-/// it gets, from that address, so that the request goes through the tunnel: the shell around
-/// `PrivateVPNSession`. A tunnel that goes away takes nothing back; one that comes back with
-/// another address (another server) is asked again.
+/// it gets, from that address, so that the request goes through the tunnel, the API's name
+/// looked up through it too (`[privatevpn] nameserver`): the shell around `PrivateVPNSession`.
+/// A tunnel that goes away takes nothing back; one that comes back with another address
+/// (another server) is asked again.
 public final class PrivateVPNSource: PortSource {
     public let name = "privatevpn.http"
     public let identity = PortObservation.Source.privateVPN
@@ -72,13 +73,19 @@ public final class PrivateVPNSource: PortSource {
     private func perform(_ effect: PrivateVPNSession.Effect) {
         switch effect {
         case .send(let request, let address):
+            // The session asks only about the address of a usable tunnel, the one `link` holds.
+            guard case .usable(let tunnel)? = link, tunnel.address == address else {
+                return runner.send(.requestFailed(.connect(.unreachable)))
+            }
             let source = SocketAddress.v4(address, port: 0)
             if client?.sourceAddress != source {
                 client?.close()
                 let settings = session.settings
                 client = HTTPClient(loop: loop, name: name, url: settings.url, tls: settings.tls, sourceAddress: source,
-                                    connectTimeout: settings.requestTimeout, responseTimeout: settings.requestTimeout)
+                                    connectTimeout: settings.requestTimeout, responseTimeout: settings.requestTimeout,
+                                    resolver: ResolverConfiguration(nameServers: settings.nameServers.map { .v4($0, port: 53) }))
             }
+            client?.lookupRoute = LookupRoute(interface: tunnel.interface, index: tunnel.index, address: tunnel.address)
             loop.logger.trace(name, "→ GET \(request.target) from \(address)")
             client?.send(request) { [unowned self] result in
                 switch result {

@@ -80,6 +80,8 @@ struct Configuration: Equatable {
         var interface = "tun0"
         var url = PrivateVPNSettings.defaultURL
         var tls = TLS()
+        /// Who the API's name is asked of, through the tunnel; empty: resolv.conf's.
+        var nameServers: [IPv4Address] = []
     }
 
     /// A program that prints the port: run every `intervalSeconds`, or kept running (`stream`).

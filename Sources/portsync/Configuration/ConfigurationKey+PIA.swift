@@ -16,6 +16,8 @@ extension Configuration {
         /// "": PIA's CA, built in.
         var caFile = ""
         var tokenURL = PIASettings.tokenURL
+        /// Who the token endpoint's name is asked of, through the tunnel; empty: resolv.conf's.
+        var nameServers = PIASettings.defaultNameServers
     }
 }
 
@@ -69,6 +71,11 @@ extension ConfigurationKey {
             guard tokenURL.scheme == .https else { throw InvalidValue("must be https: the password goes to it") }
             config.pia.tokenURL = tokenURL
         },
+        ConfigurationKey(section: "pia", name: "nameserver", kind: .stringArray, flag: nil,
+                         current: .plain({ TOMLValue.rendered($0.pia.nameServers.map(\.description)) }),
+                         summary: "the name servers the token endpoint's name is asked of, through the tunnel (PIA's own); [] for resolv.conf's") { config, value, _ throws(InvalidValue) in
+            config.pia.nameServers = try tunnelNameServers(value)
+        },
     ]
 }
 
@@ -95,6 +102,6 @@ extension PIASettings {
         guard let password = credentials.piaPassword else { return nil }
         self.init(username: pia.username, password: password, serverName: pia.serverName, serverAddress: pia.serverAddress,
                   interface: pia.interface, caFile: pia.caFile.isEmpty ? nil : pia.caFile, tokenURL: pia.tokenURL,
-                  signatureFile: "\(configuration.daemon.stateFile).pia")
+                  nameServers: pia.nameServers, signatureFile: "\(configuration.daemon.stateFile).pia")
     }
 }

@@ -264,6 +264,11 @@ extension ConfigurationKey {
                          summary: "PrivateVPN's port API (change it only for a test stand-in)") { config, value, _ throws(InvalidValue) in
             config.privateVPN.url = try url(value)
         },
+        ConfigurationKey(section: "privatevpn", name: "nameserver", kind: .stringArray, flag: nil,
+                         current: .plain({ TOMLValue.rendered($0.privateVPN.nameServers.map(\.description)) }),
+                         summary: "the name servers the API's name is asked of, through the tunnel; []: resolv.conf's") { config, value, _ throws(InvalidValue) in
+            config.privateVPN.nameServers = try tunnelNameServers(value)
+        },
         ConfigurationKey(section: "daemon", name: "metrics_listen", kind: .string, flag: "--metrics-listen",
                          current: .quoted({ $0.daemon.metricsListen?.description ?? "" }),
                          summary: "address:port of the metrics endpoint; empty: off") { config, value, _ throws(InvalidValue) in
@@ -334,6 +339,28 @@ private func absolutePath(_ text: String, _ context: ConfigurationKey.Context) t
 func optionalPath(_ value: TOMLValue, _ context: ConfigurationKey.Context) throws(InvalidValue) -> String {
     let text = try value.string()
     return text.isEmpty ? "" : try absolutePath(text, context)
+}
+
+/// The name servers a source asks through its tunnel: IPv4 addresses off this machine (the
+/// queries leave from the tunnel's IPv4 address), at most 3 as in resolv.conf; a single string
+/// is taken as a list of one.
+func tunnelNameServers(_ value: TOMLValue) throws(InvalidValue) -> [IPv4Address] {
+    let texts: [String]
+    switch value {
+    case .string(let text): texts = [text]
+    case .stringArray(let list): texts = list
+    default: throw InvalidValue("must be an array of IPv4 addresses like [\"10.0.0.243\"], not \(value.kindName)")
+    }
+    guard texts.count <= 3 else { throw InvalidValue("names \(texts.count) name servers; at most 3 are asked") }
+    var addresses: [IPv4Address] = []
+    for text in texts {
+        guard let address = IPv4Address(text) else {
+            throw InvalidValue("\"\(text.oneLine(limit: 60))\" is not an IPv4 address (the queries leave from the tunnel's IPv4 address)")
+        }
+        guard !address.isLoopback else { throw InvalidValue("\(address) is on this machine, not reached through the tunnel") }
+        if !addresses.contains(address) { addresses.append(address) }
+    }
+    return addresses
 }
 
 func interfaceName(_ text: String) throws(InvalidValue) -> String {

@@ -86,7 +86,8 @@ struct SyncPlan {
         }
         if strategy == .privateVPN {
             let privateVPN = configuration.privateVPN
-            settings.append(PrivateVPNSettings(interface: privateVPN.interface, url: privateVPN.url, tls: privateVPN.tls.options))
+            settings.append(PrivateVPNSettings(interface: privateVPN.interface, url: privateVPN.url, tls: privateVPN.tls.options,
+                                               nameServers: privateVPN.nameServers))
         }
         sources = Sources(settings: settings, recovery: recovery)
         // The interface of the first source that has one (auto: NAT-PMP's); [natpmp] interface
