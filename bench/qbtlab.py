@@ -81,11 +81,13 @@ class QBittorrent:
     serves HTTPS with a self-signed certificate for 127.0.0.1 made here by openssl
     (`certificate`, the file portsync is given as ca_file)."""
 
-    def __init__(self, address="127.0.0.1", https=False):
+    def __init__(self, address="127.0.0.1", https=False, interface="lo"):
         """`address`: the loopback address the torrent sockets bind to (one each for several
-        clients on one port)."""
+        clients on one port). `interface`: another one to bind them to instead, in a network
+        namespace of the benchmark's (traffic stays inside it)."""
         assert address.startswith("127."), "loopback only"
         self.address = address
+        self.interface = interface
         self.profile = tempfile.mkdtemp(prefix="portsync-bench-qbt-")
         self.webui_port = free_port()
         self.password = PASSWORD
@@ -116,7 +118,8 @@ class QBittorrent:
         with open(os.path.join(ROOT, "Tests", "Fixtures", "qBittorrent.conf")) as template:
             text = (template.read().replace("{TORRENT_PORT}", str(torrent_port))
                     .replace("{WEBUI_PORT}", str(self.webui_port)).replace("{LOCALHOST_AUTH}", "true")
-                    .replace("{INTERFACE}", "lo").replace("{INTERFACE_ADDRESS}", self.address))
+                    .replace("{INTERFACE}", self.interface)
+                    .replace("{INTERFACE_ADDRESS}", self.address if self.interface == "lo" else ""))
         if "{" in text or "DHTEnabled=false" not in text:
             raise RuntimeError("Tests/Fixtures/qBittorrent.conf is not the locked-down profile")
         if self.certificate:

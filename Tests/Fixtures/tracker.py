@@ -3,8 +3,8 @@
 software do, with an empty bencoded peer list, `interval` 1800 s and `min interval` 60 s (so a
 later announce is a forced one, and a client that honours the min interval holds back a forced
 announce on an endpoint that announced within the minute), and logs, one JSON line each, the
-time, the `port=` and the `event=` of every announce. Loopback only; it stops when its parent
-test stops it."""
+time, the `port=` and the `event=` of every announce. On 127.0.0.1, or on `--address` inside a
+network namespace the test made; it stops when its parent test stops it."""
 import argparse
 import json
 import time
@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--log", required=True)
     options = parser.parse_args()
 
@@ -38,7 +39,7 @@ def main():
         def log_message(self, *arguments):
             pass
 
-    server = HTTPServer(("127.0.0.1", options.port), Handler)
+    server = HTTPServer((options.address, options.port), Handler)
     with open(options.log, "a") as log:
         log.write(json.dumps({"ready": True}) + "\n")
     server.serve_forever()

@@ -20,6 +20,10 @@ public final class NetworkLab {
     /// Root, and iproute2 and python3 installed.
     public static var available: Bool { getuid() == 0 && ipCommand != nil && python != nil }
 
+    /// The gateway's address on its link to the internet (`addInternet`): what the test gateway
+    /// answers NAT-PMP's opcode 0 with, and where it forwards from when asked to.
+    public static let publicAddress = "198.51.100.7"
+
     public enum Style: Sendable {
         /// `10.2.0.2 peer 10.2.0.1/32`: an on-link route to the gateway, made with the address.
         case pointToPoint
@@ -155,6 +159,7 @@ public final class NetworkLab {
         // configures the peer: here, the gateway's end.
         try ip("link", "add", "wg0", "netns", client, "type", "veth", "peer", "name", "gw0", "netns", gateway)
         try ip("-n", gateway, "link", "set", "gw0", "up")
+        if internet != nil { try answerAtOnceForTheInternet() }
         switch style {
         case .pointToPoint:
             try ip("-n", gateway, "addr", "add", "10.2.0.1", "peer", "10.2.0.2/32", "dev", "gw0")
@@ -239,6 +244,7 @@ public final class NetworkLab {
         try ip("-n", name, "link", "set", "lo", "up")
         try ip("link", "add", "inet0", "netns", gateway, "type", "veth", "peer", "name", "inet1", "netns", name)
         try ip("-n", gateway, "addr", "add", "198.51.100.1/24", "dev", "inet0")
+        try ip("-n", gateway, "addr", "add", "\(Self.publicAddress)/32", "dev", "inet0")
         try ip("-n", gateway, "link", "set", "inet0", "up")
         try ip("-n", name, "addr", "add", "\(address)/24", "dev", "inet1")
         try ip("-n", name, "link", "set", "inet1", "up")
@@ -249,6 +255,13 @@ public final class NetworkLab {
         for setting in ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.proxy_arp=1"] {
             _ = try Self.run(Self.ipCommand!, ["netns", "exec", gateway, "sysctl", "-q", "-w", setting])
         }
+        try answerAtOnceForTheInternet()
+    }
+
+    /// The kernel delays a proxy ARP answer by up to 0.8 s (`proxy_delay`); WireGuard has no ARP
+    /// at all, so the stand-in answers at once, on each new gw0.
+    private func answerAtOnceForTheInternet() throws {
+        _ = try Self.run(Self.ipCommand!, ["netns", "exec", gateway, "sysctl", "-q", "-w", "net.ipv4.neigh.gw0.proxy_delay=0"])
     }
 
     /// Whether a TCP connection from the gateway's side to 10.2.0.2:`port` is accepted: what a
@@ -330,7 +343,8 @@ public final class NATPMPGateway {
         logPath = "\(lab.directory)/\(name).log"
         try set(mode: "normal")
         _ = try lab.start(in: namespace ?? lab.gateway, NetworkLab.python!,
-                          [script, "--address", address ?? lab.gatewayAddress, "--control", controlPath, "--log", logPath],
+                          [script, "--address", address ?? lab.gatewayAddress, "--control", controlPath, "--log", logPath,
+                           "--namespace", namespace ?? lab.gateway],
                           output: "\(lab.directory)/\(name).out")
         let deadline = Date().addingTimeInterval(10)
         while !log.contains("\"ready\"") && Date() < deadline { usleep(20_000) }
@@ -350,6 +364,13 @@ public final class NATPMPGateway {
     /// Answers requests of another version (PCP) with Unsupported Version, as RFC 6886 says.
     public func set(answerVersions: Bool) throws {
         control["answer_versions"] = answerVersions
+        try write()
+    }
+
+    /// Forwards each granted mapping from `NetworkLab.publicAddress` to the client, as a DNAT in
+    /// the gateway's namespace, until the mapping is deleted, lapses, or is forgotten.
+    public func set(forward: Bool) throws {
+        control["forward"] = forward
         try write()
     }
 
@@ -383,6 +404,15 @@ public final class NATPMPGateway {
     /// The mapping requests the gateway received, in order.
     public var requests: [[String: Any]] {
         entries.filter { $0["op"] != nil && $0["op"] as? String != "address" }
+    }
+
+    /// The forwards it removed (`set(forward:)`), in order: each with its forwards ("tcp 40000")
+    /// and why: "deleted", "expired", "new ports", "epoch reset" or "forwarding off".
+    public var unforwarded: [(forwards: [String], why: String)] {
+        entries.compactMap { entry in
+            guard let forwards = entry["unforwarded"] as? [String], let why = entry["why"] as? String else { return nil }
+            return (forwards, why)
+        }
     }
 
     /// The external-address requests (opcode 0) it received, in order.

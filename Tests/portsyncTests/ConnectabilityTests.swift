@@ -260,4 +260,17 @@ import Watchers
         #expect(table([], connections: connections).incoming(on: port, tunnel: wg0) == ["198.51.100.20"])
         #expect(table([], connections: connections).incoming(on: port, tunnel: nil) == ["198.51.100.20", "192.168.1.9"])
     }
+
+    /// qBittorrent bound to wg0: its connections are bound to wg0's index too. One bound to
+    /// another index came through an earlier wg0 (recreated since, as a reconnect does; the
+    /// kernel keeps it in TIME_WAIT for a minute) and proves nothing of this one.
+    @Test func aPeerThatCameThroughAnEarlierTunnelDoesNotCount() {
+        typealias L = ListeningSockets.Listener
+        let connections = [
+            L(address: "10.2.0.2", interfaceIndex: 5, peer: "198.51.100.10"),
+            L(address: "10.2.0.2", interfaceIndex: 7, peer: "198.51.100.11"),
+        ]
+        #expect(table([], connections: connections).incoming(on: port, tunnel: wg0) == ["198.51.100.11"])
+        #expect(table([], connections: Array(connections.prefix(1))).incoming(on: port, tunnel: wg0) == [])
+    }
 }

@@ -127,11 +127,14 @@ struct SocketTable {
     }
 
     /// The peers connected to `port` through the tunnel (from outside: not from this machine).
+    /// A connection bound to another interface than the tunnel's came through an earlier one
+    /// (recreated since: a reconnect), and says nothing of this one.
     func incoming(on port: Port, tunnel: Tunnel?) -> [String]? {
         guard let all = try? connections(port.value) else { return nil }
         return all.filter { connection in
             guard let peer = connection.peer, !Self.isLoopback(peer) else { return false }
-            return tunnel.map { connection.address == "\($0.address)" } ?? !Self.isLoopback(connection.address)
+            guard let tunnel else { return !Self.isLoopback(connection.address) }
+            return connection.address == "\(tunnel.address)" && (connection.interfaceIndex == 0 || Int32(connection.interfaceIndex) == tunnel.index)
         }.compactMap(\.peer)
     }
 
