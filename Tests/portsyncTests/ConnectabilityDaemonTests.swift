@@ -224,4 +224,46 @@ final class ConnectabilityDaemonTests {
             #expect(fake.server.requests.filter { $0.target == "/api/v2/auth/login" }.count == 1, "one login for all of it")
         }
     }
+
+    /// The opt-in outside check finds the port closed while everything here looks right (a
+    /// gateway that lost the mapping without saying so): the mapping is asked for again at once,
+    /// not at the next renewal; the check asked again; still closed, the recovery command runs,
+    /// once. The checker is a stand-in in the gateway's namespace, reached through the tunnel.
+    @Test func aPortClosedFromOutsideIsMappedAgainThenTheRecoveryRuns() throws {
+        try startQBittorrent()
+        let checkerPort = freePort()
+        let script = """
+            import http.server, json
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    open('\(directory.path)/checker.log', 'a').write(self.path + ' ' + self.client_address[0] + '\\n')
+                    body = json.dumps({"open": False, "port": int(self.path.rsplit('/', 1)[-1])}).encode()
+                    self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *a): pass
+            http.server.HTTPServer(('\(lab.gatewayAddress)', \(checkerPort)), H).serve_forever()
+            """
+        _ = try lab.start(in: lab.gateway, NetworkLab.python!, ["-c", script], output: "\(directory.path)/checker.out")
+        var environment = environment()
+        environment["PORTSYNC_CONNECTABILITY_CHECK_URL"] = "http://\(lab.gatewayAddress):\(checkerPort)/check/{port}"
+        environment["PORTSYNC_NATPMP_RECOVERY_COMMAND"] = "touch \(directory.path)/recovered"
+        let daemon = try lab.inClient { try Child(["run", "--trace"], environment: environment) }
+        daemons.append(daemon)
+        func checks() -> [String] {
+            ((try? String(contentsOfFile: "\(directory.path)/checker.log", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+        #expect(waitFor(seconds: 15) { checks().count >= 2 }, "asked, and asked again after the re-map: \(checks()) \(daemon.output)")
+        #expect(checks().allSatisfy { $0 == "/check/40000 10.2.0.2" }, "through the tunnel, about the forwarded port: \(checks())")
+        let mappings = gateway.requests.filter { $0["op"] as? String == "tcp" }
+        #expect(mappings.count == 2, "the first mapping and the one asked again at once, long before the renewal: \(mappings)")
+        #expect(waitFor(seconds: 10) { FileManager.default.fileExists(atPath: "\(self.directory.path)/recovered") }, "\(daemon.output)")
+        let verdict = self.verdict()
+        #expect(verdict?.verdict == "not connectable" && verdict?.why == "closed-from-outside", "\(String(describing: verdict))")
+        let history = try historyVerdicts()
+        #expect(history.filter { $0.action != nil }.map(\.action) == ["asked the source for its mapping again"], "once: \(history)")
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(checks().count == 2 && gateway.requests.filter { $0["op"] as? String == "tcp" }.count == 2, "never a loop")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 2) == 0)
+    }
 }

@@ -28,6 +28,7 @@ final class Daemon {
     private var toldVerdict: Connectability.Verdict.Kind?
     /// When the clients were last asked what they say of their connectability.
     private var lastObserved: (at: Instant, port: Port?)?
+    private var lastSaid = ""
     static let observeSpacing = Duration.seconds(5)
     private let socketTable = SocketTable()
     private var systemd: SystemdService!
@@ -197,9 +198,15 @@ final class Daemon {
         }
         var tunnel = "none"
         if case .usable(let usable)? = sources.link { tunnel = "\(usable.address)%\(usable.index)" }
-        // What a client says of itself comes after a look asked it: its answer is looked at.
+        // What a client says of itself comes after a look asked it: its answer is looked at, and
+        // is fresh (the look it brings does not ask again).
         let said = snapshot.clients.map { "\($0.status.connection.map { "\($0.state.rawValue)/\($0.externalAddress.map { "\($0)" } ?? "-")" } ?? "-")" }
-        return "\(state) \(snapshot.port.map { "\($0)" } ?? "-") \(tunnel) \(said.joined(separator: ","))"
+            .joined(separator: ",")
+        if said != lastSaid {
+            lastSaid = said
+            if snapshot.clients.contains(where: { $0.status.connection != nil }) { lastObserved = (loop.now, dispatcher.coordinator.desired) }
+        }
+        return "\(state) \(snapshot.port.map { "\($0)" } ?? "-") \(tunnel) \(said)"
     }
 
     /// The facts the connectability is judged on; nil while a change is on its way.
@@ -222,7 +229,7 @@ final class Daemon {
         }
         // What the clients say is from their last answer, asked at most every few seconds for a
         // port (the look its answer brings does not ask again); the next look has their fresh one.
-        if lastObserved.map({ $0.port != coordinator.desired || loop.now - $0.at >= Self.observeSpacing }) ?? true {
+        if coordinator.desired != nil, lastObserved.map({ $0.port != coordinator.desired || loop.now - $0.at >= Self.observeSpacing }) ?? true {
             lastObserved = (loop.now, coordinator.desired)
             sinks.observeConnections()
         }
