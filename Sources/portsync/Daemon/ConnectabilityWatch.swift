@@ -77,26 +77,27 @@ final class ConnectabilityWatch {
         case .heal(let client, let cause):
             loop.logger.warning(Self.name, "\(cause): re-opening \(client)'s listener (its port moved away and back)")
             reopen(client)
-            if var record {
-                record.action = "re-opened \(client)'s listener"
-                self.record = record
-                onRecord(record, false)
-                onChange()
-            }
+            done("re-opened \(client)'s listener")
         case .remap(let cause):
             loop.logger.warning(Self.name, "\(cause): asking the source for its mapping again")
             outside?.forget()
             remap()
-            if var record {
-                record.action = "asked the source for its mapping again"
-                self.record = record
-                onRecord(record, false)
-                onChange()
-            }
+            done("asked the source for its mapping again")
         case .healFailed(let cause):
             loop.logger.error(Self.name, "\(cause), even after \(cause.wantsRemap ? "mapping it again" : "re-opening the listener")")
             onHealFailed(cause)
         }
+    }
+}
+
+extension ConnectabilityWatch {
+    /// What was done about the verdict in force: in its record, for the state and the history.
+    private func done(_ action: String) {
+        guard var record else { return }
+        record.action = action
+        self.record = record
+        onRecord(record, false)
+        onChange()
     }
 }
 
