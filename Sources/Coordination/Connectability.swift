@@ -79,6 +79,8 @@ public enum Connectability {
         public var clients: [ClientFacts]
         /// What the configured outside check answered for `forwarded`, when it was asked.
         public var outside: Outside?
+        /// The WireGuard tunnel's last handshake, where it can be read.
+        public var handshake: Handshake?
 
         public init(forwarded: Port?, source: String?, problem: String? = nil, publicAddress: IPv4Address? = nil,
                     tunnelAddress: IPv4Address? = nil, clients: [ClientFacts], outside: Outside? = nil) {
@@ -91,6 +93,18 @@ public enum Connectability {
             self.outside = outside
         }
     }
+
+    /// The newest handshake of the tunnel's WireGuard peers.
+    public enum Handshake: Equatable, Sendable {
+        case ago(seconds: Int64)
+        case never
+        /// Why it cannot be read (a user service lacks CAP_NET_ADMIN).
+        case unreadable(String)
+    }
+
+    /// WireGuard renews its session every 2 minutes while packets flow (and portsync's own
+    /// renewals are packets): a peer silent for longer than `REJECT_AFTER_TIME` is gone.
+    public static let handshakeLimit: Int64 = 180
 
     /// The answer of `[connectability] check_url`, a third party that dials the port from outside.
     public enum Outside: Equatable, Sendable, CustomStringConvertible {
@@ -122,6 +136,8 @@ public enum Connectability {
         /// The outside check found the port closed while everything here looks right: the
         /// mapping may be gone at the gateway.
         case closedFromOutside(port: Port)
+        /// The WireGuard peer has not completed a handshake for this long: the tunnel is dead.
+        case tunnelSilent(seconds: Int64)
         /// Everything looks right, but no peer has connected yet.
         case noIncomingYet
         /// Nothing here can see whether peers connect: why.
@@ -137,6 +153,7 @@ public enum Connectability {
             case .clientDisconnected: "client-disconnected"
             case .addressMismatch: "address-mismatch"
             case .closedFromOutside: "closed-from-outside"
+            case .tunnelSilent: "tunnel-silent"
             case .noIncomingYet: "no-incoming-yet"
             case .cannotSee: "cannot-see"
             }
@@ -148,13 +165,17 @@ public enum Connectability {
             switch self {
             case .notListening(let label, _): label
             case .noForwardedPort, .deafListener, .listeningElsewhere, .clientDisconnected, .addressMismatch, .closedFromOutside,
-                 .noIncomingYet, .cannotSee: nil
+                 .tunnelSilent, .noIncomingYet, .cannotSee: nil
             }
         }
 
-        /// Asking the source for its mapping again would mend this.
+        /// Asking the source for its mapping again would mend this (a silent tunnel: packets
+        /// through it make WireGuard try a handshake).
         public var wantsRemap: Bool {
-            if case .closedFromOutside = self { true } else { false }
+            switch self {
+            case .closedFromOutside, .tunnelSilent: true
+            default: false
+            }
         }
 
         public var description: String {
@@ -169,6 +190,7 @@ public enum Connectability {
             case .addressMismatch(let forwardedOn, let leavesFrom):
                 "this server forwards on \(forwardedOn) but your traffic leaves from \(leavesFrom): choose another server"
             case .closedFromOutside(let port): "the outside check found port \(port) closed"
+            case .tunnelSilent(let seconds): "the WireGuard peer has not answered a handshake for \(seconds) s: the tunnel is down"
             case .noIncomingYet: "everything looks right, but no peer has connected yet"
             case .cannotSee(let why): why
             }
@@ -247,6 +269,20 @@ public enum Connectability {
         }
         let on = facts.publicAddress.map { " on \($0)" } ?? ""
         evidence.append(Evidence(kind: "forwarded", ok: true, text: "port \(port) forwarded by \(facts.source ?? "the source")\(on)"))
+
+        switch facts.handshake {
+        case .ago(let seconds)? where seconds <= handshakeLimit:
+            evidence.append(Evidence(kind: "tunnel", ok: true, text: "the WireGuard peer's last handshake was \(seconds) s ago"))
+        case .ago(let seconds)?:
+            evidence.append(Evidence(kind: "tunnel", ok: false, text: "no WireGuard handshake for \(seconds) s"))
+            fail(.tunnelSilent(seconds: seconds))
+        case .never?:
+            evidence.append(Evidence(kind: "tunnel", ok: nil, text: "the WireGuard peer has had no handshake yet"))
+        case .unreadable(let why)?:
+            evidence.append(Evidence(kind: "tunnel", ok: nil, text: "the WireGuard handshake cannot be read: \(why)"))
+        case nil:
+            break
+        }
 
         var proven = !facts.clients.isEmpty
         var seen = false

@@ -194,6 +194,26 @@ import Watchers
         #expect(mended.verdicts.last == .connectable && mended.failed.isEmpty)
     }
 
+    /// The WireGuard peer's last handshake: fresh is good, older than WireGuard's 180 s means
+    /// the tunnel is gone (packets are asked for through it, then the recovery); unreadable or
+    /// none yet decides nothing.
+    @Test func theTunnelsHandshakeIsWeighed() {
+        func with(_ handshake: Connectability.Handshake?) -> Connectability.Judgement {
+            var facts = facts([client(.reachable(["0.0.0.0"]))])
+            facts.handshake = handshake
+            return Connectability.judge(facts)
+        }
+        #expect(with(.ago(seconds: 42)).verdict == .unknown(.noIncomingYet))
+        #expect(with(.ago(seconds: 42)).evidence.contains(Connectability.Evidence(kind: "tunnel", ok: true, text: "the WireGuard peer's last handshake was 42 s ago")))
+        #expect(with(.ago(seconds: 181)).verdict == .notConnectable(.tunnelSilent(seconds: 181)))
+        #expect(Connectability.Cause.tunnelSilent(seconds: 181).wantsRemap)
+        #expect(with(.never).verdict == .unknown(.noIncomingYet) && with(.unreadable("it needs CAP_NET_ADMIN")).verdict == .unknown(.noIncomingYet))
+        #expect(Daemon.handshake(.peers([1_000, nil, 1_100]), now: 1_130) == .ago(seconds: 30), "the newest of the peers")
+        #expect(Daemon.handshake(.peers([nil]), now: 1_130) == .never && Daemon.handshake(.notWireGuard) == nil)
+        guard case .unreadable(let why)? = Daemon.handshake(.notPermitted) else { Issue.record("a user service says nothing"); return }
+        #expect(why.contains("CAP_NET_ADMIN"))
+    }
+
     /// `check_url`'s template and its answers.
     @Test func theOutsideCheckTemplateAndAnswersAreRead() throws {
         #expect(OutsideCheck.Template.validate("http://check.example/{port}") == nil)

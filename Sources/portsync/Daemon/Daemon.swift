@@ -244,8 +244,21 @@ final class Daemon {
                 report: said.flatMap { Connectability.ClientFacts.Report(rawValue: $0.state.rawValue) }, leavesFrom: said?.externalAddress,
                 canReopen: client.canReopenListener)
         }
-        return Connectability.Facts(forwarded: forwarded, source: source?.title, problem: problem, publicAddress: status?.publicAddress,
-                                    tunnelAddress: tunnel?.address, clients: clients)
+        var facts = Connectability.Facts(forwarded: forwarded, source: source?.title, problem: problem, publicAddress: status?.publicAddress,
+                                         tunnelAddress: tunnel?.address, clients: clients)
+        if let tunnel { facts.handshake = Self.handshake(WireGuardHandshakes.read(interface: tunnel.interface)) }
+        return facts
+    }
+
+    /// The newest of the peers' handshakes, as the verdict weighs it; nil when the tunnel is
+    /// not WireGuard's (a stand-in, OpenVPN).
+    static func handshake(_ reading: WireGuardHandshakes.Reading, now: Int64 = WallClock.now) -> Connectability.Handshake? {
+        switch reading {
+        case .peers(let peers): peers.compactMap { $0 }.max().map { .ago(seconds: max(0, now - $0)) } ?? .never
+        case .notWireGuard: nil
+        case .notPermitted: .unreadable("it needs CAP_NET_ADMIN, which the system service has and a user service has not")
+        case .failed(let why): .unreadable(why)
+        }
     }
 
     func snapshot() -> DaemonSnapshot {
