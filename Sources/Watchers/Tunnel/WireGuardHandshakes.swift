@@ -124,7 +124,7 @@ public enum WireGuardHandshakes {
     /// An `NLMSG_ERROR` with an error: what it means here. nil for anything else (an ack).
     static func refusal(_ message: Netlink.Message) -> Reading? {
         guard Int32(message.type) == NLMSG_ERROR, message.body.count >= 4 else { return nil }
-        let code = -Int32(bitPattern: Netlink.u32(message.body, 0))
+        let code = 0 &- Int32(bitPattern: Netlink.u32(message.body, 0))  // never traps on Int32.min
         switch code {
         case 0: return nil
         case ENOENT, ENODEV, EOPNOTSUPP, EINVAL: return .notWireGuard
