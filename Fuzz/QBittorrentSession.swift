@@ -94,6 +94,9 @@ extension QBittorrentSession: FuzzedClientSession {
         case .trackers:
             return answer(status, [], input.pick([#"[{"msg":"","status":0,"tier":-1,"url":"** [DHT] **"},{"msg":"m","status":\#(input.byte() % 6),"tier":0,"url":"u"}]"#,
                                                        "[]", "{}", #"[{"status":"x"}]"#]))
+        case .transferInfo:
+            return answer(status, [], input.pick([#"{"connection_status":"firewalled","last_external_address_v4":"203.0.113.132"}"#,
+                                                   #"{"connection_status":"connected"}"#, #"{"connection_status":7}"#, "[]"]))
         }
     }
 
