@@ -28,7 +28,6 @@ final class Daemon {
     private var toldVerdict: Connectability.Verdict.Kind?
     /// When the clients were last asked what they say of their connectability.
     private var lastObserved: (at: Instant, port: Port?)?
-    private var lastSaid = ""
     static let observeSpacing = Duration.seconds(5)
     private let socketTable = SocketTable()
     private var systemd: SystemdService!
@@ -162,12 +161,13 @@ final class Daemon {
         defer { recording = false }
         repeat {
             recordAgain = false
-            let look = lookKey(snapshot())
+            var snapshot = snapshot()
+            let look = lookKey(snapshot)
             if look != lookedAt {
                 lookedAt = look
                 connectability.look()
+                snapshot = self.snapshot()
             }
-            let snapshot = snapshot()
             notifications.observe(snapshot.clients)
             history.observe(snapshot.clients, now: loop.now)
             recorder.record(snapshot, desired: dispatcher.coordinator.desired, verifiedPort: sinks.verifiedPort, sources: sources)
@@ -198,14 +198,10 @@ final class Daemon {
         }
         var tunnel = "none"
         if case .usable(let usable)? = sources.link { tunnel = "\(usable.address)%\(usable.index)" }
-        // What a client says of itself comes after a look asked it: its answer is looked at, and
-        // is fresh (the look it brings does not ask again).
+        // What a client says of itself comes after a look asked it: its answer is looked at (and,
+        // within `observeSpacing` of the ask, not asked again).
         let said = snapshot.clients.map { "\($0.status.connection.map { "\($0.state.rawValue)/\($0.externalAddress.map { "\($0)" } ?? "-")" } ?? "-")" }
             .joined(separator: ",")
-        if said != lastSaid {
-            lastSaid = said
-            if snapshot.clients.contains(where: { $0.status.connection != nil }) { lastObserved = (loop.now, dispatcher.coordinator.desired) }
-        }
         return "\(state) \(snapshot.port.map { "\($0)" } ?? "-") \(tunnel) \(said)"
     }
 
