@@ -25,15 +25,7 @@ public enum Connectability {
             case unseen(String)
         }
 
-        /// qBittorrent's `connection_status`.
-        public enum Report: String, Equatable, Sendable {
-            /// An incoming connection arrived since it began listening.
-            case connected
-            /// None yet.
-            case firewalled
-            /// Not listening.
-            case disconnected
-        }
+        public typealias Report = ConnectionStatus
 
         public var label: String
         /// "qBittorrent v4.5.2"

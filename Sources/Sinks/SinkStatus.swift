@@ -72,22 +72,12 @@ public struct SinkCounters: Equatable, Sendable {
 
 /// What a client says of whether peers reach it: qBittorrent's `transfer/info`.
 public struct ClientConnection: Equatable, Sendable {
-    /// `connection_status` (libtorrent's `has_incoming_connections` and listen state).
-    public enum State: String, Equatable, Sendable {
-        /// An incoming connection arrived since it began listening.
-        case connected
-        /// None yet.
-        case firewalled
-        /// Not listening.
-        case disconnected
-    }
-
-    public var state: State
+    public var state: ConnectionStatus
     /// `last_external_address_v4` (qBittorrent 5.1+): the address peers and trackers saw it
     /// come from, when it has one.
     public var externalAddress: IPv4Address?
 
-    public init(state: State, externalAddress: IPv4Address? = nil) {
+    public init(state: ConnectionStatus, externalAddress: IPv4Address? = nil) {
         self.state = state
         self.externalAddress = externalAddress
     }

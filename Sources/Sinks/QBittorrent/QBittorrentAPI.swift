@@ -158,7 +158,7 @@ public struct QBittorrentAPI: Sendable {
     /// empty string or a missing member: not known). nil when the answer is not that.
     public static func connection(_ response: HTTPResponse) -> ClientConnection? {
         guard let value = try? JSONValue.parse(response.body), let status = value["connection_status"]?.string,
-              let state = ClientConnection.State(rawValue: status) else { return nil }
+              let state = ConnectionStatus(rawValue: status) else { return nil }
         return ClientConnection(state: state, externalAddress: value["last_external_address_v4"]?.string.flatMap(IPv4Address.init))
     }
 

@@ -237,7 +237,7 @@ final class Daemon {
                 label: client.label, title: client.title, port: port,
                 listener: visible ? socketTable.listener(on: port, tunnel: tunnel) : .unseen("\(client.title) is not on this machine"),
                 incoming: visible ? socketTable.incoming(on: port, tunnel: tunnel) : nil,
-                report: said.flatMap { Connectability.ClientFacts.Report(rawValue: $0.state.rawValue) }, leavesFrom: said?.externalAddress,
+                report: said?.state, leavesFrom: said?.externalAddress,
                 canReopen: client.canReopenListener)
         }
         var facts = Connectability.Facts(forwarded: forwarded, source: source?.title, problem: problem, publicAddress: status?.publicAddress,
