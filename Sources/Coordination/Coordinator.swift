@@ -85,6 +85,9 @@ public struct Coordinator: LoopStateMachine {
     private var burstEnds: Instant?
     private var now: Instant?
 
+    /// A port is decided but held back until its burst settles: the clients are not on it yet.
+    public var holdsBackAChange: Bool { burstEnds != nil }
+
     public init(window: Duration = .milliseconds(25), longest: Duration = .seconds(1), rotationWindow: Duration = .seconds(600),
          firstReason: ChangeReason = .started) {
         self.window = window

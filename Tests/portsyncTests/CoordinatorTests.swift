@@ -123,9 +123,11 @@ import Watchers
             if observe(&coordinator, change) != nil { handOffs += 1 }
         }
         #expect(handOffs == 0)
+        #expect(coordinator.holdsBackAChange && coordinator.desired == Port(40101), "decided, not yet handed off")
         #expect(coordinator.nextDeadline == burst + .milliseconds(150), "50 ms after the last change")
         #expect(applied(coordinator.handle(.deadlineReached, now: burst + .milliseconds(150))) == Port(40101), "the last value, once")
         #expect(coordinator.nextDeadline == nil)
+        #expect(!coordinator.holdsBackAChange)
         #expect(observe(&coordinator, observation(.protonFile, 40200, at: 7)) == Port(40200))
     }
 

@@ -39,6 +39,12 @@ import Testing
         #expect(assess([("qbittorrent", status(.applying)), ("deluge", status(.unreachable("down")))]) == .failing("deluge: down"))
         #expect(assess([("qbittorrent", status(.verified, 6881)), ("deluge", status(.verified, 7000))]) == .applying(Port(6881)!))
         #expect(assess([("qbittorrent", status(.loginRefused("refused")))]) == .failing("refused"), "one client: no label")
+        // A port held back until its burst settles: the clients, still verified on the last one,
+        // are not on it yet.
+        #expect(Health.assess(desired: Port(6882), heldBack: true, livePort: true, link: nil, tunnelDecides: false,
+                              clients: [("qbittorrent", status(.verified, 6881), Port(6881))]) == .applying(Port(6882)!))
+        #expect(Health.assess(desired: Port(6882), heldBack: true, livePort: true, link: nil, tunnelDecides: false,
+                              clients: [("qbittorrent", status(.failing("down")), Port(6881))]) == .failing("down"), "a failure still comes first")
     }
 
     @Test func aStateFromBeforeSeveralClientsStillLoads() throws {

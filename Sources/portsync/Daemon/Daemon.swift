@@ -267,7 +267,7 @@ final class Daemon {
             leaseLeft = Int(max(0, left))
         }
         let livePort = coordinator.hasLivePort(now: loop.now)
-        let health = Health.assess(desired: coordinator.desired, livePort: livePort, link: sources.link,
+        let health = Health.assess(desired: coordinator.desired, heldBack: coordinator.holdsBackAChange, livePort: livePort, link: sources.link,
                                    tunnelDecides: sources.tunnelDecides, clients: sinks.clients.map { ($0.label, $0.status, $0.wanted) })
         let clients = sinks.clients.map { client in
             var client = client

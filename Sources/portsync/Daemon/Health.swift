@@ -46,8 +46,9 @@ enum Health: Equatable, CustomStringConvertible {
     /// The tunnel's trouble comes first when there is no port yet, or when NAT-PMP is the only
     /// source (`tunnelDecides`); then the worst of the clients: the first that fails (named by its
     /// label when there are several), else applying while one is not verified on its `wanted`
-    /// port (its `port_index`'s; nil: `desired`).
-    static func assess(desired: Port?, livePort: Bool, link: TunnelTracker.State?, tunnelDecides: Bool,
+    /// port (its `port_index`'s; nil: `desired`) or while the coordinator holds `desired` back
+    /// until its burst settles (`heldBack`).
+    static func assess(desired: Port?, heldBack: Bool = false, livePort: Bool, link: TunnelTracker.State?, tunnelDecides: Bool,
                        clients: [(label: String, status: SinkStatus, wanted: Port?)]) -> Health {
         let tunnelDown: Health? = switch link {
         case .awaitingRoute?, .unusable?: .vpnDown("\(link!)")
@@ -67,7 +68,8 @@ enum Health: Equatable, CustomStringConvertible {
             return livePort ? .starting : .waitingForPort
         }
         if let tunnelDown, tunnelDecides { return tunnelDown }
-        var pending = false
+        // A port held back until its burst settles is on its way, as one a client is setting.
+        var pending = heldBack
         for (label, status, wanted) in clients {
             switch status.health {
             case .verified where status.verifiedPort == wanted ?? desired: continue
