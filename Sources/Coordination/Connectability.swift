@@ -121,6 +121,9 @@ public enum Connectability {
     public enum Cause: Equatable, Hashable, Sendable, CustomStringConvertible {
         case noForwardedPort(String)
         case notListening(label: String, port: Port)
+        /// Nothing listens yet, within the time a client takes to open its listener after it
+        /// takes a port (qBittorrent answers the write before libtorrent opens its sockets).
+        case listenerOpening(label: String, port: Port)
         case deafListener(label: String, port: Port, listener: String)
         case listeningElsewhere(label: String, port: Port, on: [String], tunnel: IPv4Address?)
         case clientDisconnected(label: String)
@@ -140,6 +143,7 @@ public enum Connectability {
             switch self {
             case .noForwardedPort: "no-forwarded-port"
             case .notListening: "not-listening"
+            case .listenerOpening: "listener-opening"
             case .deafListener: "deaf-listener"
             case .listeningElsewhere: "listening-elsewhere"
             case .clientDisconnected: "client-disconnected"
@@ -156,8 +160,8 @@ public enum Connectability {
         public var healableClient: String? {
             switch self {
             case .notListening(let label, _): label
-            case .noForwardedPort, .deafListener, .listeningElsewhere, .clientDisconnected, .addressMismatch, .closedFromOutside,
-                 .tunnelSilent, .noIncomingYet, .cannotSee: nil
+            case .noForwardedPort, .listenerOpening, .deafListener, .listeningElsewhere, .clientDisconnected, .addressMismatch,
+                 .closedFromOutside, .tunnelSilent, .noIncomingYet, .cannotSee: nil
             }
         }
 
@@ -174,6 +178,7 @@ public enum Connectability {
             switch self {
             case .noForwardedPort(let why): "no forwarded port: \(why)"
             case .notListening(let label, let port): "\(label) does not listen on port \(port)"
+            case .listenerOpening(let label, let port): "\(label) took port \(port) and is opening its listener"
             case .deafListener(let label, let port, let listener):
                 "\(label)'s only listener on port \(port) is on \(listener), an interface that is gone"
             case .listeningElsewhere(let label, let port, let addresses, let tunnel):

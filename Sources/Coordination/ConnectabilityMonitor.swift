@@ -55,6 +55,8 @@ public struct ConnectabilityMonitor: LoopStateMachine {
     public let settings: Settings
     public private(set) var nextDeadline: Instant?
     public private(set) var judgement: Connectability.Judgement?
+    /// The last verdict decided: the judgement shown while a listener opens is not one.
+    private var verdict: Connectability.Verdict?
     /// When the last judgement was made.
     public private(set) var judgedAt: Instant?
     private var followUp = 0
@@ -107,14 +109,22 @@ public struct ConnectabilityMonitor: LoopStateMachine {
     public static let notSettledRetry = Duration.seconds(5)
 
     private mutating func judged(_ judged: Connectability.Judgement, _ facts: Connectability.Facts, _ now: Instant) -> [Effect] {
-        if case .notConnectable(.notListening)? = Optional(judged.verdict), let lookedAt, now < lookedAt + Self.listenerPatience {
-            // qBittorrent answers the port's write before libtorrent opens its sockets: nothing
-            // listening is a verdict only once the listener had its time (as `ListenerGate`).
-            nextDeadline = min(now + Self.listenerPoll, lookedAt + Self.listenerPatience)
-            return []
-        }
         var effects: [Effect] = []
         var fresh = judged
+        if case .notConnectable(.notListening(let label, let port)) = judged.verdict, let lookedAt, now < lookedAt + Self.listenerPatience {
+            // qBittorrent answers the port's write before libtorrent opens its sockets: nothing
+            // listening is a verdict only once the listener had its time (as `ListenerGate`).
+            // Meanwhile the port's verdict is unknown, never the last port's.
+            fresh.verdict = .unknown(.listenerOpening(label: label, port: port))
+            fresh.evidence = fresh.evidence.map { $0.kind == "listener" && $0.text.hasPrefix("nothing listens on port \(port)") ? Connectability.Evidence(kind: "listener", ok: nil, text: "\($0.text), not yet") : $0 }
+            proven = false
+            // Shown, but not a verdict of its own: neither logged nor kept in the history.
+            if fresh != judgement { effects.append(.judged(fresh, verdictChanged: false)) }
+            judgement = fresh
+            judgedAt = now
+            nextDeadline = min(now + Self.listenerPoll, lookedAt + Self.listenerPatience)
+            return effects
+        }
         switch fresh.verdict {
         case .connectable:
             proven = true
@@ -124,9 +134,10 @@ public struct ConnectabilityMonitor: LoopStateMachine {
         case .notConnectable, .unknown:
             proven = false
         }
-        let verdictChanged = fresh.verdict != judgement?.verdict
+        let verdictChanged = fresh.verdict != verdict
         if fresh != judgement { effects.append(.judged(fresh, verdictChanged: verdictChanged)) }
         judgement = fresh
+        verdict = fresh.verdict
         judgedAt = now
         let cause = fresh.verdict.cause
         if facts.outside == .asking, healedAt.map({ now < $0 + Self.outsidePatience }) == true {

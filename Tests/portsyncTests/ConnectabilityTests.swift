@@ -131,6 +131,9 @@ import Watchers
         driver.feed(.look, deafIPv4)
         #expect(driver.verdicts.isEmpty && driver.monitor.nextDeadline == looked + .milliseconds(50),
                 "a listener is given its time after a change, looked at again and again")
+        #expect(driver.monitor.judgement?.verdict == .unknown(.listenerOpening(label: "qbittorrent", port: port)),
+                "meanwhile the port's verdict is unknown, not the last port's")
+        #expect(driver.monitor.judgement?.evidence.first { $0.kind == "listener" }?.ok == nil)
         while driver.heals.isEmpty && driver.now < looked + .seconds(3) { driver.wake(deafIPv4) }
         #expect(driver.now == looked + ConnectabilityMonitor.listenerPatience && driver.gathers == 41)
         #expect(driver.heals == ["qbittorrent"])
