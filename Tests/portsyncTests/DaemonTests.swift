@@ -12,6 +12,8 @@ import Testing
 final class DaemonTests {
     let directory = TemporaryDirectory()
     let qbittorrent: QBittorrentInstance
+    /// Where each test's daemon serves its metrics: what it did, as values.
+    let probe = MetricsProbe()
 
     init() throws {
         qbittorrent = try QBittorrentInstance()
@@ -23,7 +25,7 @@ final class DaemonTests {
     var stateFile: String { "\(directory.path)/state/state.json" }
 
     func environment(password: String? = nil, _ extra: [String: String] = [:]) -> [String: String] {
-        var variables = ["XDG_RUNTIME_DIR": runtime, "PORTSYNC_DAEMON_STATE_FILE": stateFile]
+        var variables = ["XDG_RUNTIME_DIR": runtime, "PORTSYNC_DAEMON_STATE_FILE": stateFile].merging(probe.environment) { $1 }
         if let password {
             directory.write("other-password", password)
             variables["PORTSYNC_QBITTORRENT_PASSWORD_FILE"] = "\(directory.path)/other-password"
@@ -48,9 +50,18 @@ final class DaemonTests {
 
     func daemon(_ extra: [String: String] = [:]) throws -> Child {
         let child = try Child(["run"], environment: environment(extra))
-        #expect(child.waitForOutput(containing: "running (pid").contains("running (pid"))
+        #expect(probe.waitUntilServing(), "\(child.output)")
         return child
     }
+
+    /// The reasons of the changes the history holds, oldest first.
+    func reasons() -> [String] { ((try? listedChanges(environment())) ?? []).map(\.reason) }
+
+    /// The last change the history holds.
+    func lastChange() -> ListedChange? { (try? listedChanges(environment()))?.last }
+
+    var qBittorrentApplies: Double? { probe.value(#"portsync_applies_total{client="qbittorrent"}"#) }
+    var fileForwards: Double? { probe.value(#"portsync_source_forwarding{source="proton-file"}"#) }
 
     /// Gluetun's own "down" recipe (and some VPN apps' disconnect hooks) set qBittorrent's
     /// `listen_port` to 0 while the source has no port; when the source names the same port
@@ -61,12 +72,13 @@ final class DaemonTests {
         let daemon = try daemon()
         #expect(qBittorrentReaches(port))
         writePort("")  // the VPN went down
-        #expect(daemon.waitForOutput(containing: "forwarded_port is empty").contains("is empty"))
+        #expect(waitFor { self.reasons() == ["start", "source-emptied"] }, "\(reasons())")
         try qbittorrent.setPreferences(#"{"listen_port":0}"#)
         #expect(waitFor(seconds: 5) { (try? self.qbittorrent.listenPort()) == 0 })
         writePort(String(port))  // back up, the same port
         #expect(qBittorrentReaches(port, seconds: 5), "\(daemon.output)")
-        #expect(daemon.output.contains("port \(port) from proton-file (again)"))
+        #expect(waitFor { self.lastChange()?.clients["qbittorrent"] == "repaired" }, "\(String(describing: lastChange()))")
+        #expect(lastChange()?.port == Int(port))
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 2) == 0)
     }
@@ -85,15 +97,20 @@ final class DaemonTests {
         #expect(qBittorrentReaches(ports[2]), "write a temporary file, rename it in")
 
         unlink(portFile)
-        #expect(daemon.waitForOutput(containing: "no forwarded port: forwarded_port was removed").contains("was removed"))
+        #expect(waitFor { self.reasons().last == "source-emptied" && self.fileForwards == 0 }, "\(reasons())")
         writePort(String(ports[3]))
         #expect(qBittorrentReaches(ports[3]), "deleted and recreated")
+        #expect(waitFor { self.fileForwards == 1 })
 
         writePort("not-a-port")
-        #expect(daemon.waitForOutput(containing: "not a port number: \"not-a-port\"; keeping port \(ports[3])").contains("keeping port"))
+        #expect(waitFor { self.fileForwards == 0 })
+        // The one place a bad file is named: the daemon's message about it.
+        #expect(daemon.output.contains("not a port number: \"not-a-port\"; keeping port \(ports[3])"), "\(daemon.output)")
+        let emptied = reasons().filter { $0 == "source-emptied" }.count
         writePort("")
-        #expect(daemon.waitForOutput(containing: "forwarded_port is empty").contains("is empty"))
+        #expect(waitFor { self.reasons().filter { $0 == "source-emptied" }.count == emptied + 1 }, "\(reasons())")
         #expect(try qbittorrent.listenPort() == Int(ports[3]), "garbage and empty never move the port")
+        #expect(probe.value("portsync_port") == Double(ports[3]))
 
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 1) == 0, "SIGTERM: a clean exit within 1 s")
@@ -102,7 +119,9 @@ final class DaemonTests {
 
     @Test func theDirectoryMayAppearAfterTheStart() throws {
         let daemon = try daemon()
-        #expect(daemon.waitForOutput(containing: "does not exist yet").contains("watching \(directory.path) until it does"))
+        #expect(probe.health()?.status == 503 && probe.health()?.body["connectable_why"]?.string == "no-forwarded-port",
+                "\(String(describing: probe.health()))")
+        #expect(fileForwards == 0)
         let port = freePort()
         writePort(String(port))
         #expect(qBittorrentReaches(port))
@@ -113,22 +132,20 @@ final class DaemonTests {
     @Test func aThousandRapidRewritesEndOnTheLastValueWithAFewApplies() throws {
         writePort(String(freePort()))
         let daemon = try daemon()
-        #expect(daemon.waitForOutput(containing: "applied and verified").contains("applied and verified"))
-        let before = daemon.output.components(separatedBy: "applied and verified").count
+        #expect(waitFor { self.qBittorrentApplies == 1 })
         var last: UInt16 = 0
         for index in 0..<1000 {
             last = UInt16(20000 + index)
             writePort(String(last))
         }
         #expect(qBittorrentReaches(last, seconds: 15))
-        #expect(daemon.waitForOutput(containing: "listen_port \(last) applied and verified").contains("\(last) applied"))
-        let applies = daemon.output.components(separatedBy: "applied and verified").count - before
+        #expect(waitFor { self.probe.value("portsync_port") == Double(last) && self.probe.health()?.status == 200 })
+        let applies = Int(qBittorrentApplies ?? 0) - 1
         // A few: on a loaded machine the writer itself is paused now and then for longer than
         // the 25 ms burst window (bench/run, on a quiet machine, sees 2 for 10,000 rewrites; a
         // 2-core machine running other builds has shown 20). One apply per write would be 1000.
         #expect(applies >= 1 && applies <= 40, "a burst of 1000 writes took \(applies) applies")
-        let lastApplied = daemon.output.split(separator: "\n").last { $0.contains("applied and verified") }
-        #expect(lastApplied?.contains("listen_port \(last) applied and verified") == true, "the burst ends with one apply of its last value")
+        #expect(lastChange()?.port == Int(last), "the burst ends with one hand-off of its last value")
         #expect(try qbittorrent.listenPort() == Int(last))
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 1) == 0)
@@ -139,17 +156,16 @@ final class DaemonTests {
         writePort(String(port))
         let first = try daemon()
         #expect(qBittorrentReaches(port))
-        #expect(first.waitForOutput(containing: "listen_port \(port) applied and verified").contains("applied"))
+        #expect(waitFor { self.qBittorrentApplies == 1 && self.probe.health()?.status == 200 })
         first.signal(SIGTERM)
         #expect(first.wait(seconds: 1) == 0)
-        #expect(try String(contentsOfFile: stateFile, encoding: .utf8).contains("\"port\":\(port)"))
+        #expect(statusJSON(environment())["port"]?.integer == Int(port))
 
         let second = try daemon()
-        let output = second.waitForOutput(containing: "qBittorrent already listens on port \(port)")
-        #expect(output.contains("last applied port \(port) (proton-file)"))
-        #expect(output.contains("qBittorrent already listens on port \(port)"))
-        #expect(!output.contains("setting listen_port"), "nothing is written to qBittorrent")
-        #expect(!output.contains("applied and verified"))
+        #expect(waitFor { self.probe.health()?.status == 200 }, "\(second.output)")
+        #expect(probe.value("portsync_port") == Double(port), "the port the state file kept")
+        #expect(qBittorrentApplies == 0, "nothing is written to qBittorrent")
+        #expect(reasons() == ["start"], "a restart on the same port is no change")
         second.signal(SIGTERM)
         #expect(second.wait(seconds: 1) == 0)
     }
@@ -210,8 +226,6 @@ final class DaemonTests {
         #expect(output.contains("daemon: not running"))
 
         let daemon = try daemon()
-        #expect(daemon.waitForOutput(containing: "already listens on port \(port)").contains("already"))
-        // The line is logged just before the state file is written: wait for the file.
         var state = JSONValue.null
         #expect(waitFor(seconds: 10) {
             state = (try? JSONValue.parse(Array(Child.run(["status", "--json"], environment: environment()).1.utf8))) ?? .null
@@ -228,10 +242,10 @@ final class DaemonTests {
     @Test func metricsAndHealthAreServedByTheLoop() throws {
         let port = freePort()
         writePort(String(port))
-        let metricsPort = freePort()
-        let daemon = try daemon(["PORTSYNC_DAEMON_METRICS_LISTEN": "127.0.0.1:\(metricsPort)"])
+        let metricsPort = probe.port
+        let daemon = try daemon()
         #expect(qBittorrentReaches(port))
-        #expect(daemon.waitForOutput(containing: "applied and verified").contains("applied"))
+        #expect(waitFor { self.qBittorrentApplies == 1 })
 
         let metrics = try RawHTTP.request(port: metricsPort, "GET", "/metrics")
         #expect(metrics.status == 200)
@@ -262,12 +276,9 @@ final class DaemonTests {
         #expect(daemon.wait(seconds: 1) == 0)
 
         // qBittorrent unreachable: 503, with the reason.
-        let broken = try Child(["run"], environment: environment(["PORTSYNC_DAEMON_METRICS_LISTEN": "127.0.0.1:\(metricsPort)",
-                                                                  "PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"]))
-        #expect(broken.waitForOutput(containing: "is unreachable").contains("unreachable"))
-        let unhealthy = try RawHTTP.request(port: metricsPort, "GET", "/healthz")
-        #expect(unhealthy.status == 503)
-        #expect(try JSONValue.parse(unhealthy.body)["reason"]?.string?.contains("is unreachable: connection refused") == true)
+        let broken = try Child(["run"], environment: environment(["PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(freePort())"]))
+        #expect(waitFor { self.probe.value(#"portsync_client_healthy{client="qbittorrent"}"#) == 0 && self.probe.health()?.status == 503 })
+        #expect(probe.health()?.body["reason"]?.string?.contains("is unreachable: connection refused") == true)
         broken.signal(SIGTERM)
         #expect(broken.wait(seconds: 1) == 0)
     }
@@ -360,8 +371,8 @@ final class DaemonTests {
         directory.write("config.toml", "[source]\nstrategy = \"file\"\n[proton]\nport_file = \"other/forwarded_port\"\n")
         daemon.signal(SIGHUP)
         #expect(qBittorrentReaches(second), "\(daemon.output)")
-        #expect(daemon.output.contains("SIGHUP: configuration reloaded"))
-        #expect(daemon.output.components(separatedBy: "logged in to qBittorrent").count - 1 == 1, "the qBittorrent session was kept")
+        #expect(waitFor { self.reasons() == ["start", "reload"] }, "\(reasons())")
+        #expect(probe.total("portsync_qbittorrent_logins_total") == 1, "the qBittorrent session was kept")
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 1) == 0)
     }
