@@ -334,9 +334,11 @@ extension ClientsDaemonTests {
             #expect(try runUntil(loop, seconds: 20) {
                 self.sink(daemon, "deluge").status.health == .verified && self.sink(daemon, "deluge").status.verifiedPort == Port(port)
             }, "\(log.text)")
-            #expect(try runUntil(loop, seconds: 10) { self.log.count("deluge.wrong.http") > 0 && self.sink(daemon, "deluge.wrong").status.health != .applying })
-            #expect(log.count("unexpected answer to auth.login from \(deluge.url)/nope/json: 404") == 1, "\(log.text)")
-            #expect(log.count("/json/json") == 0, "\(log.text)")
+            #expect(try runUntil(loop, seconds: 10) { self.sink(daemon, "deluge.wrong").status.problem != nil }, "\(log.text)")
+            let problem = sink(daemon, "deluge.wrong").status.problem
+            #expect(problem?.step == .reach, "\(String(describing: problem))")
+            if case .unexpectedAnswer(let status, _)? = problem?.cause { #expect(status == 404) } else { Issue.record("\(String(describing: problem))") }
+            #expect(log.count("/json/json") == 0, "the path is taken as given: \(log.text)")
 
             let next = freePort()
             writePort(next)
@@ -363,7 +365,10 @@ extension ClientsDaemonTests {
                 let loop = try EventLoop(logger: log.logger)
                 let daemon = try startDaemon([table("qbittorrent", url, password: "qbittorrent-password")], on: loop)
                 writePort(freePort())
-                #expect(try runUntil(loop, seconds: 10) { self.log.count("\(url) answered as \(name)") > 0 }, "\(log.text)")
+                #expect(try runUntil(loop, seconds: 10) { self.sink(daemon, "qbittorrent").status.problem != nil }, "\(log.text)")
+                let problem = sink(daemon, "qbittorrent").status.problem
+                #expect(problem?.step == .reach, "\(String(describing: problem))")
+                if case .foreignServer(let answered, _)? = problem?.cause { #expect(answered.hasPrefix(name), "\(answered)") } else { Issue.record("\(String(describing: problem))") }
                 daemon.stop()
                 #expect(log.count("password") == 0, "not taken for a wrong password: \(log.text)")
             }
