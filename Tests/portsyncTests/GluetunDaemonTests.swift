@@ -148,11 +148,14 @@ final class GluetunDaemonTests {
         let daemon = try Child(["run"], environment: environment())
         #expect(qBittorrentReaches(40040))
         try gluetun.set(["mode": "garbage"])
-        // The one place the bad answer is named: the daemon's message about it (the source
-        // keeps its last good port, and says so nowhere else).
-        #expect(daemon.waitForOutput(containing: "not a JSON object").contains("<html>not json</html>"))
+        let forwarding = #"portsync_source_forwarding{source="gluetun"}"#
+        #expect(waitFor { self.probe.value(forwarding) == 0 }, "the source says it fails: \(daemon.output)")
+        #expect(daemon.output.contains("not a JSON object") && daemon.output.contains("<html>not json</html>"), "\(daemon.output)")
         #expect(try qbittorrent.listenPort() == 40040)
         #expect(probe.value("portsync_port") == 40040 && reasons() == ["start"], "garbage moves nothing")
+        try gluetun.set(["mode": "normal"])
+        #expect(waitFor { self.probe.value(forwarding) == 1 }, "and forwards again at its next good answer")
+        #expect(reasons() == ["start"])
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 1) == 0)
     }

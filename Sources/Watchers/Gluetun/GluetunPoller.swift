@@ -45,12 +45,17 @@ public final class GluetunPoller: PortSource {
 
     public func clientsVerified(_ port: Port) {}
 
-    /// A refusal is the settings' fault (a key Gluetun does not know); no port is Gluetun's.
+    /// A refusal is the settings' fault (a key Gluetun does not know); no port is Gluetun's. The
+    /// last answer decides: one that failed is said while the clients keep the last good port.
     public var status: SourceStatus {
         var status = SourceStatus()
         let settings = session.settings
         status.detail = settings.url.address(of: settings.url.target(session.route))
-        if let ports = session.lastPorts {
+        if let problem = session.lastProblem {
+            status.state = session.refused
+                ? .misconfigured(SourceProblem(problem, fix: "give portsync a role in Gluetun's auth config.toml (see the README) and set [gluetun].api_key_file"))
+                : .failing(SourceProblem(problem, fix: "check [gluetun].url (Gluetun's HTTP control server, port 8000 by default)"))
+        } else if let ports = session.lastPorts {
             if ports.isEmpty {
                 status.state = .failing(SourceProblem("Gluetun has no forwarded port yet",
                                                       fix: "enable VPN_PORT_FORWARDING in Gluetun and use a provider and server that forward ports"))
@@ -60,10 +65,6 @@ public final class GluetunPoller: PortSource {
             } else {
                 status.state = .forwarding(ports[settings.portIndex])
             }
-        } else if let problem = session.lastProblem {
-            status.state = session.refused
-                ? .misconfigured(SourceProblem(problem, fix: "give portsync a role in Gluetun's auth config.toml (see the README) and set [gluetun].api_key_file"))
-                : .failing(SourceProblem(problem, fix: "check [gluetun].url (Gluetun's HTTP control server, port 8000 by default)"))
         }
         return status
     }
