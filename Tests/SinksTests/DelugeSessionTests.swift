@@ -52,6 +52,25 @@ import Testing
         return driver
     }
 
+    /// A listener that did not open: Deluge's config ignores a value equal to its own, so the
+    /// port moves one away and back (libtorrent re-opens its sockets for each), each read back.
+    @Test func aReassertMovesThePortOneAwayAndBack() {
+        var driver = verified()
+        driver.answer(Recorded.delugeTorrents(["aa11"], id: 8))
+        driver.answer(Recorded.delugeNull(id: 9))
+        driver.feed(.reassert)
+        #expect(driver.session.status.health == .applying)
+        #expect(driver.lastBody == #"{"id":10,"method":"core.set_config","params":[{"listen_ports":[52102,52102],"random_port":false}]}"#)
+        driver.answer(Recorded.delugeNull(id: 10))
+        driver.answer(Recorded.delugeListenPorts(52102, id: 11))
+        driver.answer(Recorded.delugeConfigValues(port: 52102, id: 12))
+        #expect(driver.lastBody == #"{"id":13,"method":"core.set_config","params":[{"listen_ports":[52101,52101],"random_port":false}]}"#)
+        driver.answer(Recorded.delugeNull(id: 13))
+        driver.answer(Recorded.delugeListenPorts(52101, id: 14))
+        #expect(driver.session.status.health == .verified && driver.session.status.verifiedPort == Port(52101))
+        #expect(driver.session.counters.listenerRepairs == 1 && driver.session.counters.driftRepairs == 0)
+    }
+
     @Test func theCallsAreJSONWithTheirOwnIdsAndExactlyApplicationJSON() throws {
         var driver = driver()
         driver.feed(.desiredPort(Port(52101)!))

@@ -154,6 +154,29 @@ import Testing
         #expect(driver.session.status.verifiedPort == Port(52002))
     }
 
+    /// A listener that did not open: Transmission re-binds only for a port other than its own
+    /// (`tr_sessionSetPeerPort`), so the port moves one away and back, each write read back.
+    @Test func aReassertMovesThePortOneAwayAndBack() {
+        var driver = probed()
+        driver.feed(.reassert)
+        #expect(driver.sent.count == 3 && driver.session.counters.listenerRepairs == 0, "nothing to re-open before the port is verified")
+        driver.answer(Recorded.transmissionSet(tag: driver.tag))
+        driver.answer(Recorded.transmissionPort(52001, tag: driver.tag))
+        let applies = driver.session.counters.applies
+        driver.feed(.reassert)
+        #expect(driver.session.status.health == .applying)
+        #expect(driver.lastBody.contains(#""method":"session-set""#) && driver.lastBody.contains(#""peer-port":52002"#), "\(driver.lastBody)")
+        driver.answer(Recorded.transmissionSet(tag: driver.tag))
+        driver.answer(Recorded.transmissionPort(52002, tag: driver.tag))
+        driver.answer(Recorded.transmissionProbe(port: 52002, tag: driver.tag))
+        #expect(driver.lastBody.contains(#""method":"session-set""#) && driver.lastBody.contains(#""peer-port":52001"#), "\(driver.lastBody)")
+        driver.answer(Recorded.transmissionSet(tag: driver.tag))
+        driver.answer(Recorded.transmissionPort(52001, tag: driver.tag))
+        #expect(driver.session.status.health == .verified && driver.session.status.verifiedPort == Port(52001))
+        #expect(driver.session.counters.applies == applies + 2 && driver.session.counters.listenerRepairs == 1)
+        #expect(driver.session.counters.driftRepairs == 0, "its own move is no drift")
+    }
+
     @Test func aPortChangedBehindItsBackIsRestoredAtTheDriftCheck() {
         var driver = verified()
         driver.reachDeadline()

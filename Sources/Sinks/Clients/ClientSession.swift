@@ -17,6 +17,9 @@ public enum ClientSessionInput {
     case deadlineReached
     /// The answer to `.checkListener`.
     case listenerChecked(ListeningSockets.Check)
+    /// Re-open the listener on the verified port: the client re-binds only for a port other
+    /// than its own, so the port is moved one away and back.
+    case reassert
 }
 
 /// What a client session asks its shell to do.
@@ -85,6 +88,8 @@ struct ClientSessionCore {
     var hasWork: Bool { desired != nil || connectRequested }
     /// The next sync writes the desired port without reading first (see `desire`).
     var writeWithoutReading = false
+    /// The next sync writes this port first, then the desired one again (`reassert`).
+    private var detour: Port?
 
     /// The latency path: when the client was verified on another port, the new one is written
     /// at once, without the read before it (the read-back still verifies). Returns the port it
@@ -137,6 +142,26 @@ struct ClientSessionCore {
             status.health = .applying
         }
         return (true, skipRead)
+    }
+
+    /// Moves a client verified on the desired port one port away and back, so that it re-opens
+    /// its listener (none of Transmission, Deluge and qBittorrent re-binds for a write of the
+    /// port it has). Whether there was something to move: nothing is done for a client that is
+    /// not verified on it, or whose login is refused.
+    mutating func reassert<Effect: ClientSessionCoreEffect>(_ effects: inout [Effect]) -> Bool {
+        guard let port = desired, status.verifiedPort == port, status.health == .verified, login.refusedUntil == nil else { return false }
+        let away = Port(port.value == UInt16.max ? port.value - 1 : port.value + 1)!
+        detour = away
+        counters.listenerRepairs += 1
+        status.health = .applying
+        effects.append(.log(.warning, "re-opening \(client)'s listener on port \(port): moving it to \(away) and back"))
+        return true
+    }
+
+    /// The port to write before the desired one, once: the detour of a `reassert`.
+    mutating func takeDetour() -> Port? {
+        defer { detour = nil }
+        return detour
     }
 
     /// A request that got no answer: the client is not there, or `call` failed; `step`: the

@@ -40,10 +40,14 @@ public final class ClientSink<Session: ClientSinkSession>: PortSink {
         runner.send(.desiredPort(change.port))
     }
 
-    /// Transmission and Deluge re-open their listener themselves when the port is written;
-    /// nothing here binds them to an interface, so there is nothing to re-assert or repair.
-    /// The drift check still reads the port back.
-    public func reassert() {}
+    /// Transmission and Deluge re-open their listener when their port is written with another
+    /// value, never for their own (a bind that failed stays failed): a reassert moves the port
+    /// one away and back.
+    public var canReopenListener: Bool { true }
+
+    public func reassert() {
+        runner.send(.reassert)
+    }
 
     public func connect() {
         runner.send(.connect)

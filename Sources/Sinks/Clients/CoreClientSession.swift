@@ -75,6 +75,8 @@ extension CoreClientSession {
                 reannounceBecameDue()
                 startSync(&effects)
             }
+        case .reassert:
+            if core.reassert(&effects) { startSync(&effects) }
         }
         if core.syncRequested && !isBusy {
             core.syncRequested = false

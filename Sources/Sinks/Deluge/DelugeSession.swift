@@ -100,7 +100,9 @@ public struct DelugeSession {
             if core.connectRequested { send(.readPorts, &effects) }
             return
         }
-        if reannouncePending && core.status.health == .verified && core.status.verifiedPort == wanted {
+        if let away = core.takeDetour() {
+            send(.writePorts(away), &effects)
+        } else if reannouncePending && core.status.health == .verified && core.status.verifiedPort == wanted {
             send(.torrents, &effects)
         } else if let verified = core.writeAtOnce(wanted) {
             effects.append(.log(.info, "setting Deluge's listen_ports to [\(wanted), \(wanted)] (was \(verified))"))

@@ -96,7 +96,9 @@ public struct TransmissionSession {
             core.connectRequested = false
             return
         }
-        if let verified = core.writeAtOnce(wanted) {
+        if let away = core.takeDetour() {
+            send(.write(away), &effects)
+        } else if let verified = core.writeAtOnce(wanted) {
             effects.append(.log(.info, "setting Transmission's peer-port to \(wanted) (was \(verified))"))
             send(.write(wanted), &effects)
         } else {
