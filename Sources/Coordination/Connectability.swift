@@ -245,10 +245,14 @@ public enum Connectability {
     public struct Judgement: Equatable, Sendable {
         public var verdict: Verdict
         public var evidence: [Evidence]
+        /// Everything found wrong, in the order found: the verdict names the first; a heal
+        /// may mend others (another client's listener).
+        public var causes: [Cause]
 
-        public init(verdict: Verdict, evidence: [Evidence]) {
+        public init(verdict: Verdict, evidence: [Evidence], causes: [Cause] = []) {
             self.verdict = verdict
             self.evidence = evidence
+            self.causes = causes
         }
     }
 
@@ -256,13 +260,13 @@ public enum Connectability {
     /// every client) decides "connectable"; anything else is "unknown", with why.
     public static func judge(_ facts: Facts) -> Judgement {
         var evidence: [Evidence] = []
-        var wrong: Cause?
-        func fail(_ cause: Cause) { if wrong == nil { wrong = cause } }
+        var causes: [Cause] = []
+        func fail(_ cause: Cause) { if !causes.contains(cause) { causes.append(cause) } }
 
         guard let port = facts.forwarded else {
             let why = facts.problem ?? "the source has none"
             evidence.append(Evidence(kind: "forwarded", ok: false, text: "no forwarded port: \(why)"))
-            return Judgement(verdict: .notConnectable(.noForwardedPort(why)), evidence: evidence)
+            return Judgement(verdict: .notConnectable(.noForwardedPort(why)), evidence: evidence, causes: [.noForwardedPort(why)])
         }
         let on = facts.publicAddress.map { " on \($0)" } ?? ""
         evidence.append(Evidence(kind: "forwarded", ok: true, text: "port \(port) forwarded by \(facts.source ?? "the source")\(on)"))
@@ -364,7 +368,7 @@ public enum Connectability {
             break
         }
         let verdict: Verdict
-        if let wrong {
+        if let wrong = causes.first {
             verdict = .notConnectable(wrong)
         } else if proven {
             verdict = .connectable
@@ -375,6 +379,6 @@ public enum Connectability {
                 ? "no client to look at"
                 : "the clients are not on this machine and report nothing of their connections"))
         }
-        return Judgement(verdict: verdict, evidence: evidence)
+        return Judgement(verdict: verdict, evidence: evidence, causes: causes)
     }
 }

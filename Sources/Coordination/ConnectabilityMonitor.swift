@@ -146,26 +146,38 @@ public struct ConnectabilityMonitor: LoopStateMachine {
             return effects
         }
         // A cause that went away may be healed again when it comes back.
-        healed = healed.filter { $0 == cause }
-        gaveUp = gaveUp.filter { $0 == cause }
-        let reopenable = cause?.healableClient.map { client in facts.clients.contains { $0.label == client && $0.canReopen } } ?? false
-        if case .notConnectable(let cause) = fresh.verdict, settings.heal, reopenable || cause.wantsRemap {
-            if !healed.contains(cause) {
-                healed.insert(cause)
-                healedAt = now
-                effects.append(cause.healableClient.map { .heal(client: $0, cause: cause) } ?? .remap(cause: cause))
-                nextDeadline = now + settings.healSettle
-                return effects
-            }
-            if let healedAt, now < healedAt + settings.healSettle {
-                // Looked at again before the heal had its time (another change brought a look).
-                nextDeadline = healedAt + settings.healSettle
-                return effects
-            }
-            if !gaveUp.contains(cause) {
-                gaveUp.insert(cause)
-                effects.append(.healFailed(cause))
-            }
+        let found = fresh.causes
+        healed = healed.filter(found.contains)
+        gaveUp = gaveUp.filter(found.contains)
+        // What a heal mends: each listener that did not open, of a client that can re-open it,
+        // once it had its time (the verdict names only the first thing wrong: another client's
+        // is healed too); the verdict's own cause when mapping again mends it.
+        let opening = lookedAt.map { now < $0 + Self.listenerPatience } ?? false
+        let healable = !settings.heal ? [] : found.filter { found in
+            guard let client = found.healableClient else { return found.wantsRemap && found == cause }
+            return !opening && facts.clients.contains { $0.label == client && $0.canReopen }
+        }
+        let due = healable.filter { !healed.contains($0) }
+        if !due.isEmpty {
+            healed.formUnion(due)
+            healedAt = now
+            effects += due.map { cause in cause.healableClient.map { .heal(client: $0, cause: cause) } ?? .remap(cause: cause) }
+            nextDeadline = now + settings.healSettle
+            return effects
+        }
+        if !healable.isEmpty, let healedAt, now < healedAt + settings.healSettle {
+            // Looked at again before the heal had its time (another change brought a look).
+            nextDeadline = healedAt + settings.healSettle
+            return effects
+        }
+        for cause in healable where !gaveUp.contains(cause) {
+            gaveUp.insert(cause)
+            effects.append(.healFailed(cause))
+        }
+        if opening, let lookedAt, found.contains(where: { $0.healableClient != nil }) {
+            // Another client's listener is still opening: looked at again once it had its time.
+            nextDeadline = lookedAt + Self.listenerPatience
+            return effects
         }
         if case .unknown(.noIncomingYet) = fresh.verdict, followUp < settings.followUps.count {
             nextDeadline = now + settings.followUps[followUp]

@@ -136,53 +136,46 @@ final class ClientsDaemonTests {
 
     /// `once` has one deadline for everything (`--timeout`): a client that never answers ends
     /// it then, named, while the one that answered is verified.
-    /// The port was taken when Transmission (or deluged) moved to it (a leftover socket), so it
-    /// does not listen, and it does not re-bind for a write of its own port: once the socket is
-    /// gone, portsync sees nothing listening, moves it one port away and back, once, and it
-    /// listens on the port again. One client at a time: the verdict heals its first cause.
+    /// The port was taken when Transmission and deluged moved to it (a leftover socket), so
+    /// neither listens, and neither re-binds for a write of its own port: once the socket is
+    /// gone, portsync sees nothing listening, moves each one port away and back, once, and each
+    /// listens on the port again (the verdict names only the first: both are healed).
     @Test func aTransmissionAndADelugeListenerThatNeverOpenedAreReopened() throws {
         let deluge = try DelugeInstance()
         directory.write("transmission-password", TransmissionInstance.password + "\n", mode: 0o600)
         directory.write("deluge-password", DelugeInstance.webPassword + "\n", mode: 0o600)
         try deluge.namespace.inside {
             let transmission = try TransmissionInstance(peerAddress: "127.0.0.4")
-            func transmissionListens(on port: UInt16) -> Bool {
+            let port = freePort()
+            // Transmission listens on [::1] too: taken as well, so that nothing of it listens.
+            let squatters = try [IPv4Address(127, 0, 0, 4), IPv4Address(127, 0, 0, 1)].map { try Listener(address: .v4($0, port: port)) }
+                + [Listener(address: .v6(bytes: Array(repeating: 0, count: 15) + [1], port: port))]
+            let loop = try EventLoop(logger: log.logger)
+            let daemon = try startDaemon([
+                    table("transmission", transmission.url, username: TransmissionInstance.username, password: "transmission-password"),
+                    table("deluge", "\(deluge.url)/json", password: "deluge-password"),
+                    "[connectability]\ninterval_seconds = 1",
+                ], on: loop)
+            defer { daemon.stop() }
+            var actions: [String] = []
+            let recorded = daemon.connectability.onRecord
+            daemon.connectability.onRecord = { record, changed in
+                if let action = record.action { actions.append(action) }
+                recorded(record, changed)
+            }
+            func transmissionListens() -> Bool {
                 ((try? SocketTable.sockets(of: transmission.pid.map { [$0] } ?? [], namespace: deluge.namespace.name)) ?? [])
                     .contains { $0.contains("LISTEN") && $0.contains("127.0.0.4:\(port) ") }
             }
-            let clients: [(label: String, table: String, taken: [SocketAddress], listens: (UInt16) -> Bool)] = [
-                // Transmission listens on [::1] too: taken as well, so that nothing of it listens.
-                ("transmission", table("transmission", transmission.url, username: TransmissionInstance.username, password: "transmission-password"),
-                 [.v4(IPv4Address(127, 0, 0, 4), port: 0), .v6(bytes: Array(repeating: 0, count: 15) + [1], port: 0)], transmissionListens),
-                ("deluge", table("deluge", "\(deluge.url)/json", password: "deluge-password"),
-                 [.v4(IPv4Address(127, 0, 0, 1), port: 0)], { (try? deluge.listens(on: $0)) == true }),
-            ]
-            for client in clients {
-                let port = freePort()
-                let squatters = try client.taken.map { address -> Listener in
-                    switch address {
-                    case .v4(let ip, _): try Listener(address: .v4(ip, port: port))
-                    case .v6(let bytes, _): try Listener(address: .v6(bytes: bytes, port: port))
-                    }
-                }
-                let loop = try EventLoop(logger: log.logger)
-                let daemon = try startDaemon([client.table, "[connectability]\ninterval_seconds = 1"], on: loop)
-                defer { daemon.stop() }
-                var actions: [String] = []
-                let recorded = daemon.connectability.onRecord
-                daemon.connectability.onRecord = { record, changed in
-                    if let action = record.action { actions.append(action) }
-                    recorded(record, changed)
-                }
-                writePort(port)
-                #expect(try runUntil(loop, seconds: 20) { self.allVerified(daemon, on: port) }, "\(log.text)")
-                #expect(!client.listens(port), "\(client.label): the port was taken")
-                for squatter in squatters { squatter.fd.close() }
-                #expect(try runUntil(loop, seconds: 20) { !actions.isEmpty && self.allVerified(daemon, on: port) && client.listens(port) },
-                        "\(client.label): \(actions) \(log.text)")
-                #expect(actions == ["re-opened \(client.label)'s listener"], "once")
-                #expect(sink(daemon, client.label).counters.listenerRepairs == 1)
-            }
+            writePort(port)
+            #expect(try runUntil(loop, seconds: 20) { self.allVerified(daemon, on: port) }, "\(log.text)")
+            #expect(!transmissionListens() && (try? deluge.listens(on: port)) == false, "the port was taken")
+            for squatter in squatters { squatter.fd.close() }
+            #expect(try runUntil(loop, seconds: 20) {
+                actions.count == 2 && self.allVerified(daemon, on: port) && transmissionListens() && (try? deluge.listens(on: port)) == true
+            }, "\(actions) \(log.text)")
+            #expect(Set(actions) == ["re-opened transmission's listener", "re-opened deluge's listener"], "once each")
+            #expect(daemon.sinks.sinks.allSatisfy { $0.sink.counters.listenerRepairs == 1 })
         }
     }
 

@@ -124,6 +124,29 @@ import Watchers
         #expect(driver.gathers == 5)
     }
 
+    /// The verdict names the first client's trouble (bound to loopback: told, not touched);
+    /// the second client's listener that did not open is healed all the same, once it had its
+    /// time after the change, and once.
+    @Test func anotherClientsMissingListenerIsHealedTooOnceItHadItsTime() {
+        var driver = Driver()
+        var elsewhere = client(.elsewhere(["127.0.0.1"]))
+        elsewhere.label = "transmission"
+        var missing = client(.absent)
+        missing.label = "deluge"
+        let both = facts([elsewhere, missing])
+        #expect(Connectability.judge(both).causes == [.listeningElsewhere(label: "transmission", port: port, on: ["127.0.0.1"], tunnel: tunnel),
+                                                     .notListening(label: "deluge", port: port)])
+        let looked = driver.now
+        driver.feed(.look, both)
+        #expect(driver.heals.isEmpty && driver.monitor.nextDeadline == looked + ConnectabilityMonitor.listenerPatience,
+                "deluge is given its time to open its listener")
+        driver.wake(both)
+        #expect(driver.heals == ["deluge"])
+        driver.wake(both)
+        driver.wake(both)
+        #expect(driver.heals == ["deluge"] && driver.failed == [.notListening(label: "deluge", port: port)], "once, then said once")
+    }
+
     @Test func aListenerIsHealedOncePerCauseThenTheRecoveryIsAskedOnce() {
         var driver = Driver()
         let deafIPv4 = facts([client(.onlyIPv6(["[::] (IPv6 only)"]))])
