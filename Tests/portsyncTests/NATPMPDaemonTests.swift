@@ -481,15 +481,23 @@ final class NATPMPDaemonTests {
 
     @Test func deleteOnExitDropsBothMappingsOnceButAReloadDoesNot() throws {
         try setUp()
-        let config = directory.write("config.toml", "[natpmp]\ndelete_on_exit = true\n")
-        let daemon = try lab.inClient { try Child(["run", "--config", config], environment: environment()) }
+        // The lease in the file, not the environment: the reload changes it, and the gateway sees it.
+        var environment = environment()
+        environment["PORTSYNC_NATPMP_LEASE_SECONDS"] = nil
+        let config = directory.write("config.toml", "[natpmp]\ndelete_on_exit = true\nlease_seconds = 4\n")
+        let daemon = try lab.inClient { try Child(["run", "--config", config], environment: environment) }
         daemons.append(daemon)
+        #expect(serving(), "\(daemon.output)")
         #expect(waitFor { self.qBittorrentPort() == 40000 })
-        directory.write("config.toml", "[natpmp]\ndelete_on_exit = true\nrecovery_after = 5\n")
+        #expect(gateway.requests.allSatisfy { $0["lifetime"] as? Int == 4 })
+        directory.write("config.toml", "[natpmp]\ndelete_on_exit = true\nlease_seconds = 6\n")
         daemon.signal(SIGHUP)
-        #expect(waitFor(seconds: 5) { daemon.output.contains("SIGHUP: configuration reloaded") && self.gateway.requests.count >= 4 },
+        #expect(waitFor(seconds: 5) { self.gateway.requests.contains { $0["lifetime"] as? Int == 6 } },
                 "NAT-PMP restarted with the new settings: \(daemon.output)")
         #expect(!gateway.requests.contains { $0["lifetime"] as? Int == 0 }, "a reload deletes no mapping")
+        #expect(Set(gateway.requests.compactMap { $0["external"] as? Int }) == [40000], "the same mapping after the reload")
+        #expect(waitFor { self.reasons() == ["start"] && self.forwarding == 1 }, "a reload on the same port is no change: \(changes())")
+        #expect(qBittorrentApplies == 1)
         stop(daemon)
         #expect(waitFor(seconds: 3) { self.gateway.requests.filter { $0["deleted"] as? Bool == true }.count == 2 })
         let deletes = gateway.requests.filter { $0["lifetime"] as? Int == 0 }
