@@ -45,7 +45,12 @@ final class PerfectPrivacyDaemonTests {
         try lab.ip("-n", lab.client, "addr", "del", "10.2.0.2", "peer", "10.2.0.1/32", "dev", "wg0")
         try lab.ip("-n", lab.client, "addr", "add", "10.2.1.7", "peer", "10.2.0.1/32", "dev", "wg0")
         #expect(waitFor { self.qBittorrentPort() == 20263 }, "\(daemon.output)")
-        let changes = try lab.inClient { try listedChanges(environment) }
+        // qBittorrent has the port before portsync's read-back verifies it and the history has it.
+        var changes: [ListedChange] = []
+        #expect(waitFor(seconds: 5) {
+            changes = (try? self.lab.inClient { try listedChanges(environment) }) ?? []
+            return changes.count == 2
+        })
         #expect(changes.map(\.description) == ["start none→20002 [\"qbittorrent\": \"set\"]",
                                                "tunnel-recreated 20002→20263 [\"qbittorrent\": \"set\"]"], "\(changes)")
     }
