@@ -361,6 +361,22 @@ final class DaemonTests {
         #expect(!child.output.contains("hunter2"))
     }
 
+    /// A SIGTERM while a change is still on its way (qBittorrent does not answer) keeps the
+    /// change in the history, with what the client did: it was not verified.
+    @Test func aChangeNotYetVerifiedAtTheStopIsKeptInTheHistory() throws {
+        let silent = try SilentListener()
+        let port = freePort()
+        writePort(String(port))
+        let daemon = try daemon(["PORTSYNC_QBITTORRENT_URL": "http://127.0.0.1:\(silent.port)"])
+        #expect(probe.health()?.body["reason"]?.string == Health.applying(Port(port)!).description, "\(String(describing: probe.health()))")
+        #expect(reasons().isEmpty)
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 2) == 0)
+        let changes = try listedChanges(environment())
+        #expect(changes.map(\.description) == ["start none→\(port) [\"qbittorrent\": \"failed\"]"], "\(changes)")
+        #expect(changes.first?.verifiedAfterMilliseconds == nil)
+    }
+
     @Test func sighupSwitchesToANewSourceWithoutARestart() throws {
         let first = freePort(), second = freePort()
         writePort(String(first))

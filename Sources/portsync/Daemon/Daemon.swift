@@ -142,6 +142,8 @@ final class Daemon {
 
     func stop() {
         systemd.stopping()
+        // A change handed off but not yet verified is kept, with what each client did so far.
+        history.flush(sinks.clients, now: loop.now)
         connectability.stop()
         metricsServer?.close()
         sources.stop(final: true)
