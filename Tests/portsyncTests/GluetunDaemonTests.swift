@@ -35,6 +35,7 @@ final class GluetunDaemonTests {
     /// The source has answered and names no port: served, unhealthy, forwarding nothing.
     func noPortYet() -> Bool {
         waitFor { self.probe.total("portsync_source_forwarding") == 0 && self.probe.health()?.status == 503 }
+            && probe.health()?.body["reason"]?.string?.hasPrefix("\(Health.waitingForPort.description): ") == true
     }
 
     func reasons() -> [String] { ((try? listedChanges(environment())) ?? []).map(\.reason) }

@@ -24,7 +24,13 @@ enum MetricsEndpoint {
                 if let why = connectability.why { members["connectable_why"] = .string(why) }
             }
             if !snapshot.isHealthy {
-                members["reason"] = .string(snapshot.health.isOK ? "the lease of the port in use ran out" : snapshot.health.description)
+                var reason = snapshot.health.isOK ? "the lease of the port in use ran out" : snapshot.health.description
+                // With no port yet, what the sources say of why (a refusal, a silent gateway).
+                if snapshot.health == .waitingForPort {
+                    let problems = snapshot.sources.compactMap { $0.status.state.problem?.message }
+                    if !problems.isEmpty { reason += ": " + problems.joined(separator: "; ") }
+                }
+                members["reason"] = .string(reason)
             }
             var response = HTTPResponse(status: snapshot.isHealthy ? 200 : 503, reason: snapshot.isHealthy ? "OK" : "Service Unavailable",
                                         body: Array((JSONValue.object(members).serialized + "\n").utf8))
