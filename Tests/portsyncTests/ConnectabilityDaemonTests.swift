@@ -192,6 +192,7 @@ final class ConnectabilityDaemonTests {
     @Test func anAddressMismatchIsSaidPlainly() throws {
         let log = LogCapture(level: .debug, trace: true)
         directory.write("config.toml", "")
+        try startReceiver()
         try lab.inClient {
             let loop = try EventLoop(logger: log.logger)
             let fake = try FakeQBittorrent52(loop: loop)
@@ -209,6 +210,8 @@ final class ConnectabilityDaemonTests {
                 password_file = "\(directory.path)/password"
                 [daemon]
                 state_file = "\(directory.path)/state.json"
+                [notify]
+                url = "http://127.0.0.1:\(receiverPort!)/hook"
                 """)
             let configurationLoader = loader(file: "\(directory.path)/config.toml")
             let daemon = Daemon(loop: loop, loader: configurationLoader, loaded: try configurationLoader.load(), environment: [:])
@@ -222,6 +225,11 @@ final class ConnectabilityDaemonTests {
             #expect(record.evidence.map(\.kind) == ["forwarded", "listener", "incoming", "client", "address"], "\(record.evidence)")
             #expect(record.evidence.last?.ok == false)
             #expect(fake.server.requests.filter { $0.target == "/api/v2/auth/login" }.count == 1, "one login for all of it")
+            // The person is told, with the plain words.
+            #expect(try runUntil(loop, seconds: 10) { self.notifications.contains { $0["event"]?.string == "connectability-lost" } },
+                    "\(self.notifications)")
+            let lost = notifications.filter { $0["event"]?.string == "connectability-lost" }
+            #expect(lost.count == 1 && lost.first?["why"]?.string == mismatch.description, "\(lost)")
         }
     }
 
@@ -244,6 +252,7 @@ final class ConnectabilityDaemonTests {
             http.server.HTTPServer(('\(lab.gatewayAddress)', \(checkerPort)), H).serve_forever()
             """
         _ = try lab.start(in: lab.gateway, NetworkLab.python!, ["-c", script], output: "\(directory.path)/checker.out")
+        try startReceiver()
         var environment = environment()
         environment["PORTSYNC_CONNECTABILITY_CHECK_URL"] = "http://\(lab.gatewayAddress):\(checkerPort)/check/{port}"
         environment["PORTSYNC_NATPMP_RECOVERY_COMMAND"] = "touch \(directory.path)/recovered"
@@ -261,6 +270,10 @@ final class ConnectabilityDaemonTests {
         #expect(verdict?.verdict == "not connectable" && verdict?.why == "closed-from-outside", "\(String(describing: verdict))")
         let history = try historyVerdicts()
         #expect(history.filter { $0.action != nil }.map(\.action) == ["asked the source for its mapping again"], "once: \(history)")
+        // The person is told once, with why.
+        #expect(waitFor(seconds: 5) { self.notifications.contains { $0["event"]?.string == "connectability-lost" } }, "\(self.notifications)")
+        let lost = notifications.filter { $0["event"]?.string == "connectability-lost" }
+        #expect(lost.count == 1 && lost.first?["why"]?.string == Connectability.Cause.closedFromOutside(port: Port(40000)!).description, "\(lost)")
         Thread.sleep(forTimeInterval: 1.5)
         #expect(checks().count == 2 && gateway.requests.filter { $0["op"] as? String == "tcp" }.count == 2, "never a loop")
         daemon.signal(SIGTERM)
