@@ -176,6 +176,9 @@ final class ClientsDaemonTests {
             }, "\(actions) \(log.text)")
             #expect(Set(actions) == ["re-opened transmission's listener", "re-opened deluge's listener"], "once each")
             #expect(daemon.sinks.sinks.allSatisfy { $0.sink.counters.listenerRepairs == 1 })
+            let metrics = MetricsEndpoint.metrics(daemon.snapshot())
+            #expect(metrics.contains(#"portsync_listener_repairs_total{client="transmission"} 1"#) && metrics.contains(#"portsync_listener_repairs_total{client="deluge"} 1"#))
+            #expect(metrics.contains(#"portsync_drift_repairs_total{client="deluge"} 0"#), "its own move is no drift")
         }
     }
 

@@ -74,6 +74,8 @@ enum MetricsEndpoint {
         perClient("portsync_qbittorrent_requests_total", "HTTP requests sent to a client.", \.requests)
         perClient("portsync_qbittorrent_logins_total", "Successful logins to a client.", \.logins)
         perClient("portsync_qbittorrent_login_failures_total", "Refused logins to a client.", \.failedLogins)
+        perClient("portsync_drift_repairs_total", "Times the client's port was changed behind portsync's back and set back.", \.driftRepairs)
+        perClient("portsync_listener_repairs_total", "Times the client's listener was dead and it was made to re-open its sockets.", \.listenerRepairs)
         func perSource(_ name: String, _ type: String, _ help: String, _ value: (SourceStatus) -> Int?) {
             metric(name, type, help, snapshot.sources.compactMap { source, status in
                 value(status).map { ("{source=\"\(source.rawValue)\"}", $0) }
