@@ -12,6 +12,10 @@ public struct Port: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.value = value
     }
 
+    /// The port next to this one (one up; one down from 65535): where a client is moved and
+    /// back from, since none re-binds for a write of the port it has.
+    public var neighbour: Port { Port(value == UInt16.max ? value - 1 : value + 1)! }
+
     /// Parses ASCII decimal digits (no sign, no spaces).
     public init?(parsing text: Substring) {
         guard !text.isEmpty, text.count <= 5, text.allSatisfy({ $0.isASCII && $0.isNumber }),

@@ -150,7 +150,7 @@ struct ClientSessionCore {
     /// not verified on it, or whose login is refused.
     mutating func reassert<Effect: ClientSessionCoreEffect>(_ effects: inout [Effect]) -> Bool {
         guard let port = desired, status.verifiedPort == port, status.health == .verified, login.refusedUntil == nil else { return false }
-        let away = Port(port.value == UInt16.max ? port.value - 1 : port.value + 1)!
+        let away = port.neighbour
         detour = away
         counters.listenerRepairs += 1
         status.health = .applying

@@ -424,7 +424,7 @@ public struct QBittorrentSession {
             reassertPending = false
             portMoves = false
             core.counters.reasserts += 1
-            let away = port.value == 65535 ? port.value - 1 : port.value + 1
+            let away = port.neighbour.value
             effects.append(.log(.info, "reasserting port \(port): moving qBittorrent to \(away) and back so it re-opens its sockets"))
             return send(.writePreferences(away: true, fields: ["listen_port": .number(Double(away)), "random_port": .bool(false)]), &effects)
         }
