@@ -234,11 +234,14 @@ public enum Connectability {
         public var kind: String
         public var ok: Bool?
         public var text: String
+        /// What it found wrong, when it did (not shown: for the monitor).
+        public var cause: Cause?
 
-        public init(kind: String, ok: Bool?, text: String) {
+        public init(kind: String, ok: Bool?, text: String, cause: Cause? = nil) {
             self.kind = kind
             self.ok = ok
             self.text = text
+            self.cause = cause
         }
     }
 
@@ -295,16 +298,19 @@ public enum Connectability {
                 evidence.append(Evidence(kind: "listener", ok: true, text: "\(name) listens on \(listeners.map { "\($0):\(client.port)" }.joined(separator: ", "))"))
             case .absent:
                 seen = true
-                evidence.append(Evidence(kind: "listener", ok: false, text: "nothing listens on port \(client.port)"))
-                fail(.notListening(label: name, port: client.port))
+                let cause = Cause.notListening(label: name, port: client.port)
+                evidence.append(Evidence(kind: "listener", ok: false, text: "nothing listens on port \(client.port)", cause: cause))
+                fail(cause)
             case .deaf(let listener):
                 seen = true
                 evidence.append(Evidence(kind: "listener", ok: false, text: "the only listener on port \(client.port) is on \(listener), an interface that is gone"))
                 fail(.deafListener(label: name, port: client.port, listener: listener))
             case .onlyIPv6(let sockets):
                 seen = true
-                evidence.append(Evidence(kind: "listener", ok: false, text: "nothing listens on port \(client.port) over IPv4 (only on \(sockets.joined(separator: ", ")))"))
-                fail(.notListening(label: name, port: client.port))
+                let cause = Cause.notListening(label: name, port: client.port)
+                evidence.append(Evidence(kind: "listener", ok: false, text: "nothing listens on port \(client.port) over IPv4 (only on \(sockets.joined(separator: ", ")))",
+                                         cause: cause))
+                fail(cause)
             case .elsewhere(let addresses):
                 seen = true
                 let tunnel = facts.tunnelAddress.map { ", not on the tunnel's \($0)" } ?? ""

@@ -111,12 +111,13 @@ public struct ConnectabilityMonitor: LoopStateMachine {
     private mutating func judged(_ judged: Connectability.Judgement, _ facts: Connectability.Facts, _ now: Instant) -> [Effect] {
         var effects: [Effect] = []
         var fresh = judged
-        if case .notConnectable(.notListening(let label, let port)) = judged.verdict, let lookedAt, now < lookedAt + Self.listenerPatience {
+        if case .notConnectable(let missing) = judged.verdict, case .notListening(let label, let port) = missing,
+           let lookedAt, now < lookedAt + Self.listenerPatience {
             // qBittorrent answers the port's write before libtorrent opens its sockets: nothing
             // listening is a verdict only once the listener had its time (as `ListenerGate`).
             // Meanwhile the port's verdict is unknown, never the last port's.
             fresh.verdict = .unknown(.listenerOpening(label: label, port: port))
-            fresh.evidence = fresh.evidence.map { $0.kind == "listener" && $0.text.hasPrefix("nothing listens on port \(port)") ? Connectability.Evidence(kind: "listener", ok: nil, text: "\($0.text), not yet") : $0 }
+            fresh.evidence = fresh.evidence.map { $0.cause == missing ? Connectability.Evidence(kind: $0.kind, ok: nil, text: "\($0.text), not yet") : $0 }
             proven = false
             // Shown, but not a verdict of its own: neither logged nor kept in the history.
             if fresh != judgement { effects.append(.judged(fresh, verdictChanged: false)) }
