@@ -55,7 +55,7 @@ final class DaemonTests {
     }
 
     /// The reasons of the changes the history holds, oldest first.
-    func reasons() -> [String] { ((try? listedChanges(environment())) ?? []).map(\.reason) }
+    func reasons() -> [String] { historyReasons(environment()) }
 
     /// The last change the history holds.
     func lastChange() -> ListedChange? { (try? listedChanges(environment()))?.last }

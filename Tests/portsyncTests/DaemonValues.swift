@@ -46,11 +46,11 @@ struct MetricsProbe {
     func waitUntilServing(seconds: Double = 10) -> Bool {
         TestSupport.waitFor(seconds: seconds) { health() != nil }
     }
+}
 
-    /// Waits until `series` has `expected`.
-    func waitFor(_ series: String, _ expected: Double, seconds: Double = 10) -> Bool {
-        TestSupport.waitFor(seconds: seconds) { value(series) == expected }
-    }
+/// The reasons of the changes the history holds, oldest first (none when it cannot be read).
+func historyReasons(_ environment: [String: String]) -> [String] {
+    ((try? listedChanges(environment)) ?? []).map(\.reason)
 }
 
 /// `portsync status --json` run with `environment` (its state file); `.null` when it answers

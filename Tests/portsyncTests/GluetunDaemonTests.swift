@@ -38,7 +38,7 @@ final class GluetunDaemonTests {
             && probe.health()?.body["reason"]?.string?.hasPrefix("\(Health.waitingForPort.description): ") == true
     }
 
-    func reasons() -> [String] { ((try? listedChanges(environment())) ?? []).map(\.reason) }
+    func reasons() -> [String] { historyReasons(environment()) }
 
     func qBittorrentReaches(_ port: Int, seconds: Double = 10) -> Bool {
         waitFor(seconds: seconds) { (try? qbittorrent.listenPort()) == port }
