@@ -96,6 +96,19 @@ public struct SourceStatus: Equatable, Sendable {
         /// (`auto`'s router while the tunnel is there), for this reason: nothing to fix.
         case standingBy(String)
 
+        /// Its name in the state file and `status --json`: "forwarding", "standing-by".
+        public var name: String {
+            switch self {
+            case .starting: "starting"
+            case .forwarding: "forwarding"
+            case .waiting: "waiting"
+            case .unavailable: "unavailable"
+            case .failing: "failing"
+            case .misconfigured: "misconfigured"
+            case .standingBy: "standing-by"
+            }
+        }
+
         /// Its problem, nil while it forwards a port or has not been asked.
         public var problem: SourceProblem? {
             switch self {

@@ -1,6 +1,7 @@
 import Domain
 import Reactor
 import Sinks
+import Watchers
 import Testing
 @testable import portsync
 
@@ -13,6 +14,30 @@ import Testing
                                 sources: ["natpmp": SourceRecord(title: "NAT-PMP", detail: "gateway 10.2.0.1 (the default route's gateway)",
                                                                  kept: ["internal_port": "51413"])], pid: 4242, updatedAt: 1_700_000_001)
         #expect(try parse(state.json) == state)
+    }
+
+    /// A source's state, port, problem and public address are values in the state file (and so
+    /// in `status --json`), taken from what it says now; how it was reached stands.
+    @Test func aSourcesStandingIsKeptAsValues() throws {
+        var status = SourceStatus()
+        status.state = .forwarding(Port(47000)!)
+        status.detail = "gateway 10.2.0.1 (the tunnel address with its last byte 1)"
+        status.publicAddress = IPv4Address(198, 51, 100, 7)
+        let forwarding = SourceRecord().updated(.natpmp, status)
+        #expect(forwarding.state == "forwarding" && forwarding.port == Port(47000) && forwarding.problem == nil)
+        #expect(forwarding.publicAddress == "198.51.100.7")
+
+        status = SourceStatus()
+        status.state = .failing(SourceProblem("the gateway 10.2.0.1 refused: not authorized (2)", fix: "use a P2P server"))
+        let failing = forwarding.updated(.natpmp, status)
+        #expect(failing.state == "failing" && failing.port == nil && failing.publicAddress == nil)
+        #expect(failing.problem == SourceProblem("the gateway 10.2.0.1 refused: not authorized (2)", fix: "use a P2P server"))
+        #expect(failing.detail == forwarding.detail, "how it was reached stands until it says otherwise")
+
+        let state = DaemonState(health: .waitingForPort, sources: ["natpmp": failing, "file": forwarding], pid: 1, updatedAt: 2)
+        #expect(try parse(state.json) == state)
+        #expect(state.json.contains(#""problem":"the gateway 10.2.0.1 refused: not authorized (2)""#))
+        #expect(state.json.contains(#""port":47000"#) && state.json.contains(#""state":"failing""#))
     }
 
     @Test func eachClientsVersionAndHealthLoadBack() throws {

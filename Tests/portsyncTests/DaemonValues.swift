@@ -59,3 +59,12 @@ func statusJSON(_ environment: [String: String]) -> JSONValue {
     guard let (_, output) = try? Child.run(["status", "--json"], environment: environment) else { return .null }
     return (try? JSONValue.parse(Array(output.utf8))) ?? .null
 }
+
+/// What the state file says of the source `name` (`status --json`'s `sources`: its state, port,
+/// problem and fix); with `pid`, only once that daemon wrote it (a restarted daemon's file
+/// holds the last run's record until its first write).
+func sourceRecord(_ environment: [String: String], _ name: String, writtenBy pid: Int32? = nil) -> JSONValue? {
+    let status = statusJSON(environment)
+    if let pid, status["pid"]?.integer != Int(pid) { return nil }
+    return status["sources"]?[name]
+}

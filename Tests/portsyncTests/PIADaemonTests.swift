@@ -123,6 +123,11 @@ final class PIADaemonTests {
         try? lab.inClient { try qbittorrent.listenPort() }
     }
 
+    /// What `status --json` says of the PIA source, once `daemon` wrote its state file.
+    func sourceRecord(writtenBy daemon: Child) -> JSONValue? {
+        portsyncTests.sourceRecord(environment(), "pia", writtenBy: daemon.process.pid)
+    }
+
     func stop(_ daemon: Child) {
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 3) == 0)
@@ -163,7 +168,8 @@ final class PIADaemonTests {
         var info = stat()
         #expect(stat("\(stateFile).pia", &info) == 0 && info.st_mode & 0o777 == 0o600, "the payload and signature are kept, 0600")
         let (_, status) = try lab.inClient { try Child.run(["status", "--json"], environment: self.environment()) }
-        #expect(status.contains("\"pia\""), "\(status)")
+        let record = try JSONValue.parse(Array(status.utf8))["sources"]?["pia"]
+        #expect(record?["state"]?.string == "forwarding" && record?["port"]?.integer == 47000, "\(status)")
         stop(daemon)
         expectNoSecret(in: daemon.output, "the daemon's output with --trace")
         expectNoSecret(in: status, "portsync status --json")
@@ -198,9 +204,13 @@ final class PIADaemonTests {
         unlink("\(stateFile).pia")
         let failing = try startDaemon(byName.merging(["PORTSYNC_PIA_NAMESERVER": #"["10.0.0.99"]"#]) { $1 }, names: names)
         // The trace's "← failed: …" comes first, then this line.
-        let line = #"PIA: token: PIA's token endpoint \#(Self.tokenHost) is unreachable through wg0: cannot resolve "\#(Self.tokenHost)": no answer in time from the name server 10.0.0.99, asked through wg0"#
-        let output = failing.waitForOutput(containing: line, seconds: 15)
-        #expect(output.contains(line), "\(output)")
+        let problem = #"token: PIA's token endpoint \#(Self.tokenHost) is unreachable through wg0: cannot resolve "\#(Self.tokenHost)": no answer in time from the name server 10.0.0.99, asked through wg0"#
+        var record: JSONValue?
+        #expect(waitFor(seconds: 15) {
+            record = self.sourceRecord(writtenBy: failing)
+            return record?["problem"]?.string == problem
+        }, "\(record?.serialized ?? "no record"): \(failing.output)")
+        #expect(record?["state"]?.string == "failing" && record?["port"] == nil)
         #expect(requests("/api/client/v2/token").count == 1 && lanDNS.queries == [])
         withExtendedLifetime(silent) { stop(failing) }
     }
@@ -213,7 +223,7 @@ final class PIADaemonTests {
         #expect(requests("/bindPort").map { $0["status"] as? Int } == [409, 200])
         #expect(requests("/getSignature").count == 2)
         #expect(requests("/api/client/v2/token").count == 1, "the token of the day serves again")
-        #expect(daemon.output.contains("port 47000 is busy."))
+        #expect(waitFor(seconds: 5) { self.sourceRecord(writtenBy: daemon)?["port"]?.integer == 47001 }, "\(daemon.output)")
         stop(daemon)
     }
 
@@ -224,7 +234,10 @@ final class PIADaemonTests {
         stop(first)
         let second = try startDaemon()
         #expect(waitFor(seconds: 20) { self.requests("/bindPort").count == 2 }, "\(second.output)")
-        #expect(waitFor(seconds: 5) { second.output.contains("PIA: port 47000 bound") }, "\(second.output)")
+        #expect(waitFor(seconds: 5) {
+            let record = self.sourceRecord(writtenBy: second)
+            return record?["state"]?.string == "forwarding" && record?["port"]?.integer == 47000
+        }, "\(second.output)")
         #expect(requests("/api/client/v2/token").count == 1 && requests("/getSignature").count == 1, "no token and no signature after the restart")
         #expect(Set(requests("/bindPort").compactMap { $0["payload_index"] as? Int }) == [0], "the same payload bound again")
         #expect(qBittorrentPort() == 47000)
@@ -241,7 +254,8 @@ final class PIADaemonTests {
         #expect(waitFor(seconds: 20) { self.qBittorrentPort() == 47001 }, "\(second.output)")
         #expect(requests("/bindPort").map { $0["status"] as? Int } == [200, 400, 200])
         #expect(requests("/getSignature").count == 2)
-        #expect(second.output.contains("payload expired"))
+        #expect(waitFor(seconds: 5) { self.sourceRecord(writtenBy: second)?["port"]?.integer == 47001 }, "\(second.output)")
+        #expect(try listedChanges(environment()).last.map { [$0.previous, $0.port] } == [47000, 47001], "the kept port given up")
         stop(second)
     }
 
@@ -256,15 +270,22 @@ final class PIADaemonTests {
         #expect(binds.count == 2 && binds.last?["status"] as? Int == 200)
         #expect(Set(binds.compactMap { $0["payload_index"] as? Int }) == [0], "the same payload")
         #expect(requests("/getSignature").count == 1)
-        #expect(daemon.output.contains("PIA: the tunnel went during bindPort"))
+        #expect(waitFor(seconds: 5) { self.sourceRecord(writtenBy: daemon)?["port"]?.integer == 47000 }, "\(daemon.output)")
+        #expect(historyReasons(environment()) == ["start"], "the port stood through the lost tunnel: no second change")
         stop(daemon)
     }
 
     @Test func aCertificateForAnotherServerIsRefused() throws {
         try setUp()
         let daemon = try startDaemon(["PORTSYNC_PIA_SERVER_NAME": "toronto402"])
-        #expect(waitFor(seconds: 20) { daemon.output.contains("PIA: getSignature: PIA's API on toronto402 failed") }, "\(daemon.output)")
-        #expect(daemon.output.contains("it is for amsterdam401 (its subject's common name; it has no subject alt names), not toronto402"))
+        var record: JSONValue?
+        #expect(waitFor(seconds: 20) {
+            record = self.sourceRecord(writtenBy: daemon)
+            return record?["state"]?.string == "failing"
+        }, "\(daemon.output)")
+        let problem = record?["problem"]?.string ?? ""
+        #expect(problem.hasPrefix("getSignature: PIA's API on toronto402 failed"), "\(problem)")
+        #expect(problem.contains("it is for amsterdam401 (its subject's common name; it has no subject alt names), not toronto402"), "\(problem)")
         #expect(requests("/getSignature").isEmpty, "nothing asked of a server whose certificate is not its name's")
         #expect(qBittorrentPort() != 47000)
         stop(daemon)

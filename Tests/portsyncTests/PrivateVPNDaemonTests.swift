@@ -139,8 +139,18 @@ final class PrivateVPNDaemonTests {
 
         // A server that forwards none: said with its fix; the clients keep what they had.
         try moveTunnel(from: "10.96.5.9", to: "10.96.7.7")
-        let output = daemon.waitForOutput(containing: "{\"supported\":false}", seconds: 8)
-        #expect(output.contains("PrivateVPN forwards no port for 10.96.7.7: {\"supported\":false} (port forwarding works on its OpenVPN servers only, not over WireGuard)"), "\(output)")
+        var record: JSONValue?
+        #expect(waitFor(seconds: 8) {
+            record = sourceRecord(environment, "privatevpn")
+            return record?["state"]?.string == "failing"
+        }, "\(record?.serialized ?? "no record"): \(daemon.output)")
+        #expect(record?["problem"]?.string == #"PrivateVPN forwards no port to 10.96.7.7 ({"supported":false})"#, "\(record?.serialized ?? "")")
+        #expect(record?["fix"]?.string == "connect over OpenVPN: PrivateVPN forwards a port on its OpenVPN servers only, not over WireGuard")
+        let (_, status) = try Child.run(["status"], environment: environment)
+        #expect(status.contains(#"""
+              ✗ PrivateVPN failing: PrivateVPN forwards no port to 10.96.7.7 ({"supported":false})
+              → connect over OpenVPN: PrivateVPN forwards a port on its OpenVPN servers only, not over WireGuard
+            """#), "\(status)")
         #expect(asked.count == 3 && asked.last == "/v3/Api/port?ip[]=10.96.7.7 from 10.96.7.7 Host connect.pvdatanet.com", "\(asked)")
         #expect(qBittorrentPort() == 40123)
         let changes = try lab.inClient { try listedChanges(environment) }

@@ -71,8 +71,11 @@ struct StatusCommand {
         }
         if let hook = state.hook { lines.append(hook.text) }
         for (name, record) in state.sources.sorted(by: { $0.key < $1.key }) {
-            guard let detail = record.detail else { continue }
-            lines.append("\((record.title ?? name).oneLine(limit: 40)) \(detail.oneLine())")
+            let title = (record.title ?? name).oneLine(limit: 40)
+            if let detail = record.detail { lines.append("\(title) \(detail.oneLine())") }
+            guard let problem = record.problem else { continue }
+            lines.append("  ✗ \(title) \(record.state ?? "failing"): \(problem.message.oneLine())")
+            if !problem.fix.isEmpty { lines.append("  → \(problem.fix.oneLine())") }
         }
         lines.append(running ? "daemon: running (pid \(state.pid))" : "daemon: not running (last pid \(state.pid))")
         ProcessEnvironment.printToStandardOutput(lines.joined(separator: "\n") + "\n")

@@ -118,12 +118,21 @@ struct DaemonState: Equatable {
     }
 }
 
-/// What the state file keeps of one source.
+/// What the state file keeps of one source: where it stands, as values (`status --json`), and
+/// what its next run starts from.
 struct SourceRecord: Equatable {
     /// "NAT-PMP", for `status`.
     var title: String? = nil
     /// How it was reached: "gateway 10.2.0.1 (the gateway of a route through the tunnel)".
     var detail: String? = nil
+    /// `SourceStatus.State.name`: "forwarding", "failing", …
+    var state: String? = nil
+    /// The port it names, while it forwards one.
+    var port: Port? = nil
+    /// Why it has no port, and what to do about it.
+    var problem: SourceProblem? = nil
+    /// The address peers reach the port on, as the gateway last said it on this tunnel.
+    var publicAddress: String? = nil
     /// `SourceStatus.kept`, handed back to it at the next start.
     var kept: [String: String] = [:]
 
@@ -131,6 +140,13 @@ struct SourceRecord: Equatable {
         var members: [String: JSONValue] = [:]
         if let title { members["title"] = .string(title) }
         if let detail { members["detail"] = .string(detail) }
+        if let state { members["state"] = .string(state) }
+        if let port { members["port"] = .number(Double(port.value)) }
+        if let problem {
+            members["problem"] = .string(problem.message)
+            members["fix"] = .string(problem.fix)
+        }
+        if let publicAddress { members["public_address"] = .string(publicAddress) }
         if !kept.isEmpty { members["kept"] = .object(kept.mapValues { .string($0) }) }
         return .object(members)
     }
@@ -140,6 +156,10 @@ struct SourceRecord: Equatable {
         guard case .object = value else { return nil }
         title = value["title"]?.string
         detail = value["detail"]?.string
+        state = value["state"]?.string
+        port = value["port"]?.integer.flatMap { Port($0) }
+        if let message = value["problem"]?.string { problem = SourceProblem(message, fix: value["fix"]?.string ?? "") }
+        publicAddress = value["public_address"]?.string
         if case .object(let kept)? = value["kept"] { self.kept = kept.compactMapValues(\.string) }
     }
 
@@ -149,11 +169,17 @@ struct SourceRecord: Equatable {
         self.kept = kept
     }
 
-    /// What `source` says of itself now, over what was recorded before.
+    /// What `source` says of itself now, over what was recorded before: its state, port,
+    /// problem and public address are now's; how it was reached and what it keeps stand until
+    /// it says otherwise.
     func updated(_ source: PortObservation.Source, _ status: SourceStatus) -> SourceRecord {
         var record = self
         record.title = source.title
         record.detail = status.detail ?? detail
+        record.state = status.state.name
+        if case .forwarding(let port) = status.state { record.port = port } else { record.port = nil }
+        record.problem = status.problem
+        record.publicAddress = status.publicAddress.map { "\($0)" }
         record.kept.merge(status.kept) { $1 }
         return record
     }
