@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import HTTP
 import TestSupport
 import Testing
 @testable import portsync
@@ -62,6 +63,13 @@ final class PCPDaemonTests {
         #expect(waitFor { port = self.qBittorrentPort() ?? 41000; return port != 41000 }, "\(daemon.output)\n\(router.log)")
         let (_, status) = try Child.run(["status"], environment: environment(lease: 7200))
         #expect(status.contains("external address \(MiniUPnPd.externalAddress)"), "the address the gateway named: \(status)")
+        // doctor beside the running daemon: its check maps the same internal port again, and
+        // miniupnpd grants it. (This qBittorrent listens on loopback alone, which doctor names.)
+        let (doctorStatus, doctor) = try lab.inClient { try Child.run(["doctor"], environment: self.environment(lease: 7200)) }
+        #expect(doctor.contains("✓ PCP: port \(port) from gateway 10.2.0.1 (the peer address of the point-to-point tunnel), external address \(MiniUPnPd.externalAddress)"), "\(doctor)")
+        let failed = doctor.split(separator: "\n").filter { $0.trimmingCharacters(in: .whitespaces).hasPrefix("✗") }
+        #expect(doctorStatus == 1 && failed.count == 1 && failed.first?.contains("✗ connectable: not connectable (qbittorrent listens on port \(port) only on 127.0.0.1") == true, "\(doctor)")
+        #expect(qBittorrentPort() == port, "the doctor's check left the daemon's port alone")
         let rules = try router.natRules()
         #expect(rules.contains("0x6 th dport \(port) dnat ip to \(lab.clientAddress):\(port)"), "\(rules)")
         #expect(rules.contains("0x11 th dport \(port) dnat ip to \(lab.clientAddress):\(port)"), "\(rules)")
@@ -155,9 +163,15 @@ final class PCPDaemonTests {
     @Test func aGatewayThatAnswersNeitherIsReported() throws {
         try setUp(torrentPort: 41006)
         let daemon = try startDaemon(lease: 60)
-        #expect(waitFor { daemon.output.contains("refused NAT-PMP (port unreachable)") }, "\(daemon.output)")
-        #expect(daemon.output.contains("refused PCP (port unreachable): nothing answers on port 5351; asking with NAT-PMP instead"))
+        var record: JSONValue?
+        #expect(waitFor {
+            record = sourceRecord(self.environment(lease: 60), "pcp", writtenBy: daemon.process.pid)
+            return record?["state"]?.string == "failing"
+        }, "\(record?.serialized ?? "no record"): \(daemon.output)")
+        #expect(record?["problem"]?.string?.contains("refused NAT-PMP (port unreachable)") == true, "PCP, then NAT-PMP: \(record?.serialized ?? "")")
+        #expect(record?["port"] == nil)
         #expect(qBittorrentPort() == 41006)
+        #expect(daemon.output.contains("refused PCP (port unreachable): nothing answers on port 5351; asking with NAT-PMP instead"))
         stop(daemon)
     }
 }

@@ -55,6 +55,17 @@ final class PerfectPrivacyDaemonTests {
                                                "tunnel-recreated 20002→20263 [\"qbittorrent\": \"set\"]"], "\(changes)")
     }
 
+    /// A client's own `port_index` picks among the three ports; the others keep the source's.
+    @Test func aClientsOwnPortIndexPicksAmongTheThreePorts() throws {
+        let file = directory.write("config.toml", "[source]\nstrategy = \"perfectprivacy\"\n[qbittorrent]\nport_index = 2\n")
+        let environment = environment(["PORTSYNC_CONFIG": file])
+        let daemon = try lab.inClient { try Child(["run"], environment: environment) }
+        defer { daemon.signal(SIGTERM); _ = daemon.wait(seconds: 5) }
+        #expect(waitFor { self.qBittorrentPort() == 30002 }, "10.2.0.2's third port: \(daemon.output)")
+        #expect(waitFor(seconds: 5) { sourceRecord(environment, "perfectprivacy")?["port"]?.integer == 10002 },
+                "the source's own port_index (0) names the first")
+    }
+
     @Test func onceAndDoctorComputeThePorts() throws {
         let environment = environment()
         var (status, output) = try lab.inClient { try Child.run(["once", "--json"], environment: environment) }
