@@ -15,47 +15,28 @@ final class AutoRouterDaemonTests {
     static let lan = "192.168.77.2"
     static let router = "192.168.77.1"
     var lab: NetworkLab!
-    var qbittorrent: QBittorrentInstance!
-    let directory = TemporaryDirectory()
-    var daemons: [Child] = []
+    var client: LabClient!
 
     /// The lab with its tunnel taken away and a LAN instead.
     func setUp(torrentPort: UInt16) throws {
         lab = try NetworkLab(style: .pointToPoint)
         try lab.removeTunnel()
         try lab.addLAN()
-        qbittorrent = try lab.inClient { try QBittorrentInstance(torrentPort: torrentPort, interface: "lo") }
-        directory.write("password", QBittorrentInstance.password)
-    }
-
-    deinit {
-        for daemon in daemons { daemon.process.stop(grace: 2) }
-        qbittorrent?.stop()
+        client = try LabClient(in: lab, torrentPort: torrentPort, interface: "lo")
     }
 
     /// auto, with its router turned back on (the tests' default keeps it off: only the lab's
     /// router may be asked), the tunnel wg0 and a ProtonVPN file that does not exist.
     func environment(_ more: [String: String] = [:]) -> [String: String] {
-        daemonEnvironment(qbittorrent, in: directory, [
+        client.environment([
             "PORTSYNC_SOURCE_AUTO_ROUTER": "true", "PORTSYNC_NATPMP_INTERFACE": "wg0",
-            "PORTSYNC_PROTON_PORT_FILE": "\(directory.path)/proton/forwarded_port", "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
+            "PORTSYNC_PROTON_PORT_FILE": "\(client.directory.path)/proton/forwarded_port", "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
         ].merging(more) { $1 })
     }
 
     func startDaemon(_ more: [String: String] = [:]) throws -> Child {
         let environment = environment(more)
-        let daemon = try lab.inClient { try Child(["run", "--trace"], environment: environment) }
-        daemons.append(daemon)
-        return daemon
-    }
-
-    func qBittorrentPort() -> Int? {
-        try? lab.inClient { try qbittorrent.listenPort() }
-    }
-
-    func stop(_ daemon: Child) {
-        daemon.signal(SIGTERM)
-        #expect(daemon.wait(seconds: 2) == 0)
+        return try client.start(["run", "--trace"], environment: environment)
     }
 
     func miniupnpd(in namespace: String) throws -> MiniUPnPd {
@@ -69,7 +50,7 @@ final class AutoRouterDaemonTests {
         let router = try miniupnpd(in: lab.lan!)
         let daemon = try startDaemon(["PORTSYNC_PCP_DELETE_ON_EXIT": "true"])
         var port = 41100
-        #expect(waitFor { port = self.qBittorrentPort() ?? 41100; return port != 41100 }, "\(daemon.output)\n\(router.log)")
+        #expect(waitFor { port = self.client.listenPort ?? 41100; return port != 41100 }, "\(daemon.output)\n\(router.log)")
         #expect(waitFor { (try? listedChanges(self.environment()))?.map(\.description) == ["start none→\(port) [\"qbittorrent\": \"set\"]"] },
                 "\((try? listedChanges(environment())) ?? [])")
         #expect(daemon.output.contains("pcp.udp: → MAP UDP: internal port \(port), suggested \(port), lifetime 7200 s, client \(Self.lan)"))
@@ -81,7 +62,7 @@ final class AutoRouterDaemonTests {
                 "\(status)")
         let (_, config) = try Child.run(["config"], environment: environment())
         #expect(config.contains("# source 3: PCP on the router of the default route (NAT-PMP if the gateway does not speak PCP), while wg0 is absent"), "\(config)")
-        stop(daemon)
+        client.stop(daemon)
         #expect(waitFor(seconds: 3) { (try? router.natRules().contains("\(port)")) == false }, "deleted on exit")
 
         let environment = environment()
@@ -98,11 +79,11 @@ final class AutoRouterDaemonTests {
         let gateway = try NATPMPGateway(lab: lab, script: NATPMPDaemonTests.gatewayScript, namespace: lab.lan!, address: Self.router, name: "router")
         try gateway.set(answerVersions: true)
         let daemon = try startDaemon()
-        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        #expect(waitFor { self.client.listenPort == 40000 }, "\(daemon.output)")
         #expect(gateway.requests.map { $0["op"] as? String }.prefix(4) == ["version", "version", "udp", "tcp"])
         #expect(gateway.requests.first?["version"] as? Int == 2)
         #expect(statusJSON(environment())["source"]?.string == "pcp", "PCP's source, speaking NAT-PMP on this gateway")
-        stop(daemon)
+        client.stop(daemon)
     }
 
     /// Nothing answers on 5351 (port unreachable): PCP hands over to NAT-PMP, which is refused
@@ -112,8 +93,8 @@ final class AutoRouterDaemonTests {
         let daemon = try startDaemon()
         #expect(waitFor { daemon.output.contains("refused NAT-PMP (port unreachable)") }, "\(daemon.output)")
         #expect(daemon.output.contains("the gateway \(Self.router) refused PCP (port unreachable): nothing answers on port 5351; asking with NAT-PMP instead"))
-        #expect(qBittorrentPort() == 41104)
-        stop(daemon)
+        #expect(client.listenPort == 41104)
+        client.stop(daemon)
     }
 
     /// Another default route is another network: the new router is asked (PCP first), its
@@ -123,18 +104,18 @@ final class AutoRouterDaemonTests {
         let first = try NATPMPGateway(lab: lab, script: NATPMPDaemonTests.gatewayScript, namespace: lab.lan!, address: Self.router, name: "first")
         try first.set(answerVersions: true)
         let daemon = try startDaemon()
-        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        #expect(waitFor { self.client.listenPort == 40000 }, "\(daemon.output)")
         let second = try lab.addRouter(subnet: 78)
         let other = try NATPMPGateway(lab: lab, script: NATPMPDaemonTests.gatewayScript, namespace: second, address: "192.168.78.1", name: "second")
         try other.set(mode: "normal", portBase: 45000)
         try other.set(answerVersions: true)
         let asked = first.requests.count
         try lab.useRouter(subnet: 78)
-        #expect(waitFor { self.qBittorrentPort() == 45000 }, "\(daemon.output)")
+        #expect(waitFor { self.client.listenPort == 45000 }, "\(daemon.output)")
         #expect(other.requests.first?["op"] as? String == "version", "PCP first on the new network\n\(daemon.output)")
         usleep(500_000)
         #expect(first.requests.count == asked, "nothing more to the old router: \(first.requests.dropFirst(asked))")
-        stop(daemon)
+        client.stop(daemon)
     }
 
     /// A tunnel that appears has the network: the router is told to drop the mappings and hears
@@ -144,17 +125,17 @@ final class AutoRouterDaemonTests {
         let router = try miniupnpd(in: lab.lan!)
         let daemon = try startDaemon()
         var port = 41108
-        #expect(waitFor { port = self.qBittorrentPort() ?? 41108; return port != 41108 }, "\(daemon.output)\n\(router.log)")
+        #expect(waitFor { port = self.client.listenPort ?? 41108; return port != 41108 }, "\(daemon.output)\n\(router.log)")
         try lab.restoreTunnel()
         let vpn = try NATPMPGateway(lab: lab, script: NATPMPDaemonTests.gatewayScript)
         // NAT-PMP may have asked before the gateway listened: its next try is 10 s later.
-        #expect(waitFor(seconds: 20) { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 20) { self.client.listenPort == 40000 }, "\(daemon.output)")
         #expect(waitFor(seconds: 3) { (try? router.natRules().contains("\(port)")) == false }, "\((try? router.natRules()) ?? "")")
         let requests = router.log.components(separatedBy: "PCP request received").count
         usleep(500_000)
         #expect(router.log.components(separatedBy: "PCP request received").count == requests, "nothing more to the router")
         #expect(vpn.requests.contains { $0["op"] as? String == "tcp" })
-        stop(daemon)
+        client.stop(daemon)
         let environment = environment()
         let (_, doctor) = try lab.inClient { try Child.run(["doctor"], environment: environment) }
         #expect(doctor.contains("✓ PCP: not asked: the tunnel wg0 is there: the router is asked only on a network without it"), "\(doctor)")

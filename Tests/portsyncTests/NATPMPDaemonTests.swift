@@ -20,9 +20,7 @@ final class NATPMPDaemonTests {
 
     var lab: NetworkLab!
     var gateway: NATPMPGateway!
-    var qbittorrent: QBittorrentInstance!
-    let directory = TemporaryDirectory()
-    var daemons: [Child] = []
+    var client: LabClient!
     /// Where each test's daemon serves its metrics (127.0.0.1 of the client namespace): what it
     /// did, as values.
     let probe = MetricsProbe()
@@ -35,13 +33,7 @@ final class NATPMPDaemonTests {
         lab = try NetworkLab(style: style)
         if lan { try lab.addLAN() }
         gateway = try NATPMPGateway(lab: lab, script: Self.gatewayScript)
-        qbittorrent = try lab.inClient { try QBittorrentInstance(torrentPort: torrentPort, interface: qBittorrentInterface) }
-        directory.write("password", QBittorrentInstance.password)
-    }
-
-    deinit {
-        for daemon in daemons { daemon.process.stop(grace: 2) }
-        qbittorrent?.stop()
+        client = try LabClient(in: lab, torrentPort: torrentPort, interface: qBittorrentInterface)
     }
 
     func environment(_ extra: [String: String] = [:]) -> [String: String] {
@@ -51,13 +43,12 @@ final class NATPMPDaemonTests {
         ]
         environment.merge(probe.environment) { $1 }
         environment.merge(extra) { $1 }
-        return daemonEnvironment(qbittorrent, in: directory, environment)
+        return client.environment(environment)
     }
 
     func startDaemon(_ extra: [String: String] = [:], arguments: [String] = []) throws -> Child {
         let environment = environment(extra)
-        let daemon = try lab.inClient { try Child(["run"] + arguments, environment: environment) }
-        daemons.append(daemon)
+        let daemon = try client.start(["run"] + arguments, environment: environment)
         #expect(serving(), "\(daemon.output)")
         return daemon
     }
@@ -92,19 +83,10 @@ final class NATPMPDaemonTests {
     /// How the state file says NAT-PMP was reached ("gateway 10.2.0.1 (…)"), as `status --json` has it.
     func natpmpDetail() -> String? { statusJSON(environment())["sources"]?["natpmp"]?["detail"]?.string }
 
-    func qBittorrentPort() -> Int? {
-        try? lab.inClient { try qbittorrent.listenPort() }
-    }
-
-    func stop(_ daemon: Child) {
-        daemon.signal(SIGTERM)
-        #expect(daemon.wait(seconds: 2) == 0)
-    }
-
     @Test func aMappingReachesQBittorrentWithBothRequestsInOneGo() throws {
         try setUp()
         let daemon = try startDaemon(arguments: ["--trace"])
-        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        #expect(waitFor { self.client.listenPort == 40000 }, "\(daemon.output)")
         #expect(waitFor { self.changes().map(\.description) == ["start none→40000 [\"qbittorrent\": \"set\"]"] }, "\(changes())")
         #expect(forwarding == 1 && (grants ?? 0) >= 1, "the gateway forwards the port")
         #expect(metric("portsync_port") == 40000)
@@ -120,7 +102,7 @@ final class NATPMPDaemonTests {
         #expect(first.allSatisfy { $0["lifetime"] as? Int == 4 })
         #expect(gateway.requests.filter { $0["external"] != nil }.allSatisfy { $0["granted"] as? Int == 4 }, "the gateway granted 4 s")
         // Renewals, counted exactly on the test's clock: NATPMPLoopTests.
-        stop(daemon)
+        client.stop(daemon)
     }
 
     /// `--trace` through a mapping, a renewal, a reconnect of the tunnel and a reload: every line
@@ -129,13 +111,13 @@ final class NATPMPDaemonTests {
     @Test func traceLinesCarryNoSwiftDebugText() throws {
         try setUp(style: .wgQuick(routeDelay: 0))
         let daemon = try startDaemon(arguments: ["--trace"])
-        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        #expect(waitFor { self.client.listenPort == 40000 }, "\(daemon.output)")
         _ = try lab.recreateTunnel(routeDelay: 0.2)
         let requests = gateway.requests.count
         #expect(waitFor(seconds: 5) { self.gateway.requests.count >= requests + 2 }, "\(daemon.output)")
         daemon.signal(SIGHUP)
         #expect(waitFor(seconds: 5) { daemon.output.contains("SIGHUP: configuration") }, "\(daemon.output)")
-        stop(daemon)
+        client.stop(daemon)
         let lines = daemon.output.split(separator: "\n").map(String.init)
         #expect(lines.contains { $0.contains(" trace ") && $0.contains("link.netlink: ") }, "the scenario traced netlink")
         let debugText = lines.filter(Self.looksLikeSwiftDebugText)
@@ -162,9 +144,9 @@ final class NATPMPDaemonTests {
     @Test func aPortChangeAtTheGatewayIsFollowedWithinOneRenewal() throws {
         try setUp()
         let daemon = try startDaemon()
-        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        #expect(waitFor { self.client.listenPort == 40000 })
         try gateway.changePorts()
-        #expect(waitFor(seconds: 3.5) { self.qBittorrentPort() == 40001 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 3.5) { self.client.listenPort == 40001 }, "\(daemon.output)")
         let expected = [ListedChange(reason: "start", previous: nil, port: 40000, clients: ["qbittorrent": "set"], verifiedAfterMilliseconds: nil),
                         ListedChange(reason: "renewed-new-port", previous: 40000, port: 40001, clients: ["qbittorrent": "set"], verifiedAfterMilliseconds: nil)]
         var changes: [ListedChange] = []
@@ -176,7 +158,7 @@ final class NATPMPDaemonTests {
         #expect(changes.allSatisfy { ($0.verifiedAfterMilliseconds ?? -1) >= 0 }, "each verified, with the time it took: \(changes)")
         #expect(changesCounted("renewed-new-port") == 1 && changesCounted("start") == 1)
         #expect(metric("portsync_port") == 40001 && qBittorrentApplies == 2)
-        stop(daemon)
+        client.stop(daemon)
     }
 
     /// The lease lapses while the gateway is silent and comes back with another port; then the
@@ -185,20 +167,20 @@ final class NATPMPDaemonTests {
     @Test func aLapsedLeaseAndARecreatedTunnelAreTheReasonsTheHistoryGives() throws {
         try setUp()
         let daemon = try startDaemon()
-        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        #expect(waitFor { self.client.listenPort == 40000 })
         try gateway.set(mode: "blackhole")
         #expect(waitFor(seconds: 8) { self.forwarding == 0 && self.changesCounted("lease-lapsed") == 1 }, "\(daemon.output)")
         #expect(health()?.status == 503, "a lapsed lease is unhealthy: \(String(describing: health()))")
-        #expect(qBittorrentPort() == 40000, "the lapse moves no client")
+        #expect(client.listenPort == 40000, "the lapse moves no client")
         try gateway.changePorts()
         try gateway.set(mode: "normal")
-        #expect(waitFor(seconds: 15) { self.qBittorrentPort() == 40001 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 15) { self.client.listenPort == 40001 }, "\(daemon.output)")
         try lab.setTunnel(up: false)
         #expect(waitFor(seconds: 5) { self.metric("portsync_link_up") == 0 && self.forwarding == 0 }, "\(daemon.output)")
         #expect(health()?.status == 503)
         try gateway.changePorts()
         try lab.setTunnel(up: true)
-        #expect(waitFor(seconds: 10) { self.qBittorrentPort() == 40002 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 10) { self.client.listenPort == 40002 }, "\(daemon.output)")
         var changes: [ListedChange] = []
         #expect(waitFor(seconds: 5) {
             changes = (try? listedChanges(self.environment())) ?? []
@@ -211,13 +193,13 @@ final class NATPMPDaemonTests {
         #expect(metric("portsync_link_up") == 1 && forwarding == 1 && changesCounted("tunnel-recreated") == 1)
         let (_, status) = try Child.run(["status"], environment: environment())
         #expect(status.contains("last change: ") && status.contains("40001 → 40002") && status.contains("tunnel-recreated"), "\(status)")
-        stop(daemon)
+        client.stop(daemon)
     }
 
     @Test func anEpochResetMeansTheGatewayLostStateAndIsMappedAtOnce() throws {
         try setUp()
         let daemon = try startDaemon()
-        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        #expect(waitFor { self.client.listenPort == 40000 })
         try gateway.resetEpochNow()
         #expect(waitFor(seconds: 6) { self.changesCounted("gateway-restarted") == 1 }, "\(daemon.output)")
         // The answer that shows the reset, then at once a new UDP and TCP request.
@@ -234,13 +216,13 @@ final class NATPMPDaemonTests {
         // Ordered against the schedule: both new requests went before the next renewal was due
         // (renew_seconds = 2 after the renewal whose answer showed the reset).
         if after.count >= 3 { #expect(after[2] < after[0] + 2, "re-mapped at once, not at the next renewal: \(after)") }
-        #expect(waitFor { self.qBittorrentPort() != nil && self.qBittorrentPort()! > 40000 })
+        #expect(waitFor { self.client.listenPort != nil && self.client.listenPort! > 40000 })
         #expect(waitFor(seconds: 5) { self.changes().last?.reason == "gateway-restarted" }, "\(changes())")
         let restarted = changes().last
-        #expect(restarted?.previous == 40000 && restarted?.port == qBittorrentPort() && restarted?.clients == ["qbittorrent": "set"],
+        #expect(restarted?.previous == 40000 && restarted?.port == client.listenPort && restarted?.clients == ["qbittorrent": "set"],
                 "\(String(describing: restarted))")
         #expect(reasons() == ["start", "gateway-restarted"], "\(reasons())")
-        stop(daemon)
+        client.stop(daemon)
     }
 
     /// wg-quick down and up, command by command (wireguard-tools' `cmd_down`: rules, then the
@@ -255,7 +237,7 @@ final class NATPMPDaemonTests {
         try setUp(style: .wgQuick(routeDelay: 0), lan: withLAN)
         let decoy = try withLAN ? NATPMPGateway(lab: lab, script: Self.gatewayScript, namespace: lab.lan!, name: "lan-router") : nil
         let daemon = try startDaemon()
-        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        #expect(waitFor { self.client.listenPort == 40000 }, "\(daemon.output)")
         for round in 1...2 {
             let before = gateway.requests.count
             let recreation = try lab.recreateTunnel(routeDelay: 1.5)
@@ -279,8 +261,8 @@ final class NATPMPDaemonTests {
         #expect(failures == 0, "no cycle failed")
         #expect(forwarding == 1 && metric("portsync_link_up") == 1 && health()?.status == 200, "\(String(describing: health()))")
         #expect(Set(gateway.requests.compactMap { $0["external"] as? Int }) == [40000], "the same forwarded port throughout")
-        #expect(qBittorrentPort() == 40000 && qBittorrentApplies == 1, "qBittorrent was set once, at the start")
-        stop(daemon)
+        #expect(client.listenPort == 40000 && qBittorrentApplies == 1, "qBittorrent was set once, at the start")
+        client.stop(daemon)
     }
 
     /// ProtonVPN over OpenVPN, gateway 10.96.0.1 named by the tunnel's routes: found, used, and
@@ -288,7 +270,7 @@ final class NATPMPDaemonTests {
     @Test func aGatewayNotAtDotOneIsFoundFromTheRoutes() throws {
         try setUp(style: .openVPN)
         let daemon = try startDaemon()
-        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        #expect(waitFor { self.client.listenPort == 40000 }, "\(daemon.output)")
         #expect(natpmpDetail() == "gateway 10.96.0.1 (the gateway of a route through the tunnel, table main)",
                 "the gateway and where it came from: \(String(describing: natpmpDetail()))")
         #expect(waitFor { self.reasons() == ["start"] }, "\(changes())")
@@ -298,7 +280,7 @@ final class NATPMPDaemonTests {
         #expect(status.contains("NAT-PMP gateway 10.96.0.1 (the gateway of a route through the tunnel, table main)"), "\(status)")
         let (_, doctor) = try lab.inClient { try Child.run(["doctor"], environment: environment()) }
         #expect(doctor.contains("✓ NAT-PMP: port 40000 from gateway 10.96.0.1 (the gateway of a route through the tunnel, table main)"), "\(doctor)")
-        stop(daemon)
+        client.stop(daemon)
     }
 
     /// The desktop ProtonVPN app with its kill switch: the dummy interfaces (stood in for by
@@ -320,8 +302,8 @@ final class NATPMPDaemonTests {
         }
         try lab.ip("-n", lab.client, "addr", "add", "100.85.0.1/24", "dev", "pvpnksintrf0")
         try lab.ip("-n", lab.client, "route", "add", "default", "via", "100.85.0.2", "dev", "pvpnksintrf0", "metric", "98")
-        let portFile = "\(directory.path)/run/Proton/VPN/forwarded_port"
-        try FileManager.default.createDirectory(atPath: "\(directory.path)/run/Proton/VPN", withIntermediateDirectories: true)
+        let portFile = "\(client.directory.path)/run/Proton/VPN/forwarded_port"
+        try FileManager.default.createDirectory(atPath: "\(client.directory.path)/run/Proton/VPN", withIntermediateDirectories: true)
         func appWrites(_ text: String) {
             let fd = open(portFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
             _ = text.withCString { write(fd, $0, strlen($0)) }
@@ -329,15 +311,15 @@ final class NATPMPDaemonTests {
         }
         appWrites("40000")
         let quiet = txPackets(try lab.ip("-n", lab.client, "-s", "link", "show", "pvpnksintrf0"))
-        let daemon = try startDaemon(["PORTSYNC_SOURCE_STRATEGY": "auto", "XDG_RUNTIME_DIR": "\(directory.path)/run"])
-        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        let daemon = try startDaemon(["PORTSYNC_SOURCE_STRATEGY": "auto", "XDG_RUNTIME_DIR": "\(client.directory.path)/run"])
+        #expect(waitFor { self.client.listenPort == 40000 }, "\(daemon.output)")
 
         // Server switch: the file emptied, the tunnel torn down and made again, the new port.
         appWrites("")
         try gateway.changePorts()
         try lab.recreateTunnel(routeDelay: 0.5)
         appWrites("40001")
-        #expect(waitFor(seconds: 5) { self.qBittorrentPort() == 40001 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 5) { self.client.listenPort == 40001 }, "\(daemon.output)")
         #expect(waitFor(seconds: 5) { self.gateway.requests.contains { $0["external"] as? Int == 40001 } })
         #expect(!daemon.output.contains("pvpn"), "the dummies are never mentioned, let alone used")
         // No empty value applied: qBittorrent was written 40000 and 40001, nothing else.
@@ -347,7 +329,7 @@ final class NATPMPDaemonTests {
         #expect(failures == 0 && !daemon.output.contains("unreachable"), "\(daemon.output)")
         let sent = try lab.ip("-n", lab.client, "-s", "link", "show", "pvpnksintrf0")
         #expect(txPackets(sent) == quiet, "nothing left through the kill switch's interface: \(sent)")
-        stop(daemon)
+        client.stop(daemon)
     }
 
     /// TX packets from `ip -s link show`.
@@ -368,8 +350,8 @@ final class NATPMPDaemonTests {
         }
         #expect(unbound == ENETUNREACH)
         let daemon = try startDaemon()
-        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
-        stop(daemon)
+        #expect(waitFor { self.client.listenPort == 40000 }, "\(daemon.output)")
+        client.stop(daemon)
     }
 
     @Test func aStrictGatewayRefusesInternalPortZeroButMapsTheRealPort() throws {
@@ -383,13 +365,13 @@ final class NATPMPDaemonTests {
                 "internal port 0 asked for, nothing granted")
         // The gateway's answer, result 2, is named only by the daemon's message about it.
         #expect(zero.output.contains("refused the UDP mapping: not authorized or refused (2)"), "\(zero.output)")
-        #expect(qBittorrentPort() != 40000 && changes().isEmpty && qBittorrentApplies == 0, "\(changes())")
-        stop(zero)
+        #expect(client.listenPort != 40000 && changes().isEmpty && qBittorrentApplies == 0, "\(changes())")
+        client.stop(zero)
         let real = try startDaemon()
-        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(real.output)")
+        #expect(waitFor { self.client.listenPort == 40000 }, "\(real.output)")
         #expect(waitFor { self.reasons() == ["start"] }, "\(changes())")
         #expect(failures == 0 && (grants ?? 0) >= 1 && forwarding == 1)
-        stop(real)
+        client.stop(real)
     }
 
     @Test(arguments: ["garbage", "short", "wrong-opcode"])
@@ -401,13 +383,13 @@ final class NATPMPDaemonTests {
         // Each request answered, each answer ignored: retransmitted, and no lease.
         #expect(gateway.requests.allSatisfy { $0["answered"] == nil && $0["mode"] as? String == mode })
         #expect(grants == 0 && forwarding == 0, "\(daemon.output)")
-        #expect(qBittorrentPort() != 40000)
+        #expect(client.listenPort != 40000)
         #expect(changes().isEmpty && qBittorrentApplies == 0 && health()?.status == 503, "\(changes())")
         try gateway.set(mode: "normal")
-        #expect(waitFor(seconds: 12) { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 12) { self.client.listenPort == 40000 }, "\(daemon.output)")
         #expect(waitFor { self.reasons() == ["start"] }, "\(changes())")
         #expect((grants ?? 0) >= 1 && forwarding == 1)
-        stop(daemon)
+        client.stop(daemon)
     }
 
     @Test func onceMapsOnceAndAppliesAndSaysWhenThereIsNoTunnel() throws {
@@ -418,11 +400,11 @@ final class NATPMPDaemonTests {
         #expect(result["source"]?.string == "natpmp")
         #expect(result["port"]?.integer == 40000)
         #expect(result["verified"]?.bool == true)
-        #expect(qBittorrentPort() == 40000)
+        #expect(client.listenPort == 40000)
 
         // auto with no ProtonVPN file: NAT-PMP on the interface.
         (status, output) = try lab.inClient {
-            try Child.run(["once"], environment: environment(["PORTSYNC_SOURCE_STRATEGY": "auto", "XDG_RUNTIME_DIR": directory.path]))
+            try Child.run(["once"], environment: environment(["PORTSYNC_SOURCE_STRATEGY": "auto", "XDG_RUNTIME_DIR": client.directory.path]))
         }
         #expect(status == 0, "\(output)")
         #expect(output.contains("already listens on port 40000 (natpmp)"))
@@ -451,10 +433,10 @@ final class NATPMPDaemonTests {
     @Test func aRestartKeepsTheMappingAndTheQBittorrentPort() throws {
         try setUp()
         let first = try startDaemon()
-        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        #expect(waitFor { self.client.listenPort == 40000 })
         // Verified and recorded before the stop (a change still in hand at SIGTERM is not recorded).
         #expect(waitFor { self.changes().map(\.description) == ["start none→40000 [\"qbittorrent\": \"set\"]"] }, "\(changes())")
-        stop(first)
+        client.stop(first)
         let keptInternal = statusJSON(environment())["sources"]?["natpmp"]?["kept"]?["internal_port"]?.string
         let second = try startDaemon()
         #expect(waitFor { self.health()?.status == 200 && (self.grants ?? 0) >= 1 }, "\(second.output)")
@@ -465,7 +447,7 @@ final class NATPMPDaemonTests {
         #expect(internalPorts.count == 1 && internalPorts.first.map(String.init) == keptInternal,
                 "the internal port the state file kept survives the restart: \(internalPorts), \(String(describing: keptInternal))")
         #expect(Set(gateway.requests.compactMap { $0["external"] as? Int }) == [40000])
-        stop(second)
+        client.stop(second)
     }
 
     @Test func doctorSeesTheTunnelAndTheGateway() throws {
@@ -484,13 +466,12 @@ final class NATPMPDaemonTests {
         // The lease in the file, not the environment: the reload changes it, and the gateway sees it.
         var environment = environment()
         environment["PORTSYNC_NATPMP_LEASE_SECONDS"] = nil
-        let config = directory.write("config.toml", "[natpmp]\ndelete_on_exit = true\nlease_seconds = 4\n")
-        let daemon = try lab.inClient { try Child(["run", "--config", config], environment: environment) }
-        daemons.append(daemon)
+        let config = client.directory.write("config.toml", "[natpmp]\ndelete_on_exit = true\nlease_seconds = 4\n")
+        let daemon = try client.start(["run", "--config", config], environment: environment)
         #expect(serving(), "\(daemon.output)")
-        #expect(waitFor { self.qBittorrentPort() == 40000 })
+        #expect(waitFor { self.client.listenPort == 40000 })
         #expect(gateway.requests.allSatisfy { $0["lifetime"] as? Int == 4 })
-        directory.write("config.toml", "[natpmp]\ndelete_on_exit = true\nlease_seconds = 6\n")
+        client.directory.write("config.toml", "[natpmp]\ndelete_on_exit = true\nlease_seconds = 6\n")
         daemon.signal(SIGHUP)
         #expect(waitFor(seconds: 5) { self.gateway.requests.contains { $0["lifetime"] as? Int == 6 } },
                 "NAT-PMP restarted with the new settings: \(daemon.output)")
@@ -498,7 +479,7 @@ final class NATPMPDaemonTests {
         #expect(Set(gateway.requests.compactMap { $0["external"] as? Int }) == [40000], "the same mapping after the reload")
         #expect(waitFor { self.reasons() == ["start"] && self.forwarding == 1 }, "a reload on the same port is no change: \(changes())")
         #expect(qBittorrentApplies == 1)
-        stop(daemon)
+        client.stop(daemon)
         #expect(waitFor(seconds: 3) { self.gateway.requests.filter { $0["deleted"] as? Bool == true }.count == 2 })
         let deletes = gateway.requests.filter { $0["lifetime"] as? Int == 0 }
         #expect(Set(deletes.compactMap { $0["op"] as? String }) == ["udp", "tcp"])
@@ -523,7 +504,7 @@ final class NATPMPDaemonTests {
         // What was found is said only in words: the socket on the vanished index, not a missing one.
         #expect(daemon.output.contains("which no longer exists (the tunnel was recreated)"), "\(daemon.output)")
         #expect(waitFor(seconds: 5) { (try? self.lab.acceptsFromGateway(port: 40000)) == true }, "cured: \(daemon.output)")
-        #expect(qBittorrentPort() == 40000)
+        #expect(client.listenPort == 40000)
         // (The start's own result for qBittorrent is left alone: the repair's writes, made while the
         // start is in hand, make it "set" though qBittorrent had the port already.)
         #expect(reasons() == ["start", "stale-listener"] && changes().first?.port == 40000, "\(changes())")
@@ -539,6 +520,6 @@ final class NATPMPDaemonTests {
             return repairs.count == 2
         }, "\(repairs)")
         #expect(repairs.allSatisfy { $0.previous == 40000 && $0.port == 40000 && $0.clients == ["qbittorrent": "repaired"] }, "\(repairs)")
-        stop(daemon)
+        client.stop(daemon)
     }
 }

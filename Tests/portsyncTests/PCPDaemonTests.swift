@@ -13,23 +13,15 @@ import Testing
                              "needs root, iproute2, python3, miniupnpd, nftables and qbittorrent-nox (./scripts/test installs them)"))
 final class PCPDaemonTests {
     var lab: NetworkLab!
-    var qbittorrent: QBittorrentInstance!
-    let directory = TemporaryDirectory()
-    var daemons: [Child] = []
+    var client: LabClient!
 
     func setUp(torrentPort: UInt16) throws {
         lab = try NetworkLab(style: .pointToPoint)
-        qbittorrent = try lab.inClient { try QBittorrentInstance(torrentPort: torrentPort, interface: "lo") }
-        directory.write("password", QBittorrentInstance.password)
-    }
-
-    deinit {
-        for daemon in daemons { daemon.process.stop(grace: 2) }
-        qbittorrent?.stop()
+        client = try LabClient(in: lab, torrentPort: torrentPort, interface: "lo")
     }
 
     func environment(lease: Int, _ more: [String: String] = [:]) -> [String: String] {
-        daemonEnvironment(qbittorrent, in: directory, [
+        client.environment([
             "PORTSYNC_SOURCE_STRATEGY": "pcp", "PORTSYNC_PCP_INTERFACE": "wg0", "PORTSYNC_PCP_LEASE_SECONDS": "\(lease)",
             "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
         ].merging(more) { $1 })
@@ -37,18 +29,7 @@ final class PCPDaemonTests {
 
     func startDaemon(lease: Int, _ more: [String: String] = [:]) throws -> Child {
         let environment = environment(lease: lease, more)
-        let daemon = try lab.inClient { try Child(["run", "--trace"], environment: environment) }
-        daemons.append(daemon)
-        return daemon
-    }
-
-    func qBittorrentPort() -> Int? {
-        try? lab.inClient { try qbittorrent.listenPort() }
-    }
-
-    func stop(_ daemon: Child) {
-        daemon.signal(SIGTERM)
-        #expect(daemon.wait(seconds: 2) == 0)
+        return try client.start(["run", "--trace"], environment: environment)
     }
 
     /// miniupnpd answers PCP MAP with SUCCESS, the suggested port (the mapping's internal port:
@@ -60,7 +41,7 @@ final class PCPDaemonTests {
         let router = try MiniUPnPd(lab: lab)
         let daemon = try startDaemon(lease: 7200)
         var port = 41000
-        #expect(waitFor { port = self.qBittorrentPort() ?? 41000; return port != 41000 }, "\(daemon.output)\n\(router.log)")
+        #expect(waitFor { port = self.client.listenPort ?? 41000; return port != 41000 }, "\(daemon.output)\n\(router.log)")
         let (_, status) = try Child.run(["status"], environment: environment(lease: 7200))
         #expect(status.contains("external address \(MiniUPnPd.externalAddress)"), "the address the gateway named: \(status)")
         // doctor beside the running daemon: its check maps the same internal port again, and
@@ -69,14 +50,14 @@ final class PCPDaemonTests {
         #expect(doctor.contains("✓ PCP: port \(port) from gateway 10.2.0.1 (the peer address of the point-to-point tunnel), external address \(MiniUPnPd.externalAddress)"), "\(doctor)")
         let failed = doctor.split(separator: "\n").filter { $0.trimmingCharacters(in: .whitespaces).hasPrefix("✗") }
         #expect(doctorStatus == 1 && failed.count == 1 && failed.first?.contains("✗ connectable: not connectable (qbittorrent listens on port \(port) only on 127.0.0.1") == true, "\(doctor)")
-        #expect(qBittorrentPort() == port, "the doctor's check left the daemon's port alone")
+        #expect(client.listenPort == port, "the doctor's check left the daemon's port alone")
         let rules = try router.natRules()
         #expect(rules.contains("0x6 th dport \(port) dnat ip to \(lab.clientAddress):\(port)"), "\(rules)")
         #expect(rules.contains("0x11 th dport \(port) dnat ip to \(lab.clientAddress):\(port)"), "\(rules)")
         #expect(router.log.contains("PCP request received from \(lab.clientAddress)"))
         #expect(!router.log.contains("NAT-PMP request received"), "PCP alone")
         #expect(daemon.output.contains("pcp.udp: → MAP UDP: internal port \(port), suggested \(port), lifetime 7200 s, client \(lab.clientAddress)"))
-        stop(daemon)
+        client.stop(daemon)
         #expect(try router.natRules().contains("dnat ip to \(lab.clientAddress):\(port)"), "without delete_on_exit the mappings stay until their lease ends")
         let changes = try listedChanges(environment(lease: 7200))
         #expect(changes.map(\.port) == [port])
@@ -90,9 +71,9 @@ final class PCPDaemonTests {
         let router = try MiniUPnPd(lab: lab)
         let daemon = try startDaemon(lease: 7200, ["PORTSYNC_PCP_DELETE_ON_EXIT": "true"])
         var port = 41008
-        #expect(waitFor { port = self.qBittorrentPort() ?? 41008; return port != 41008 }, "\(daemon.output)\n\(router.log)")
+        #expect(waitFor { port = self.client.listenPort ?? 41008; return port != 41008 }, "\(daemon.output)\n\(router.log)")
         #expect(waitFor { (try? router.natRules().components(separatedBy: "dnat ip to \(self.lab.clientAddress):\(port)").count) == 3 })
-        stop(daemon)
+        client.stop(daemon)
         #expect(daemon.output.contains("pcp.udp: → MAP UDP: internal port \(port), suggested 0, lifetime 0 s"))
         #expect(waitFor(seconds: 3) { (try? router.natRules().contains("\(port)")) == false }, "\((try? router.natRules()) ?? "")\n\(router.log)")
         #expect(router.log.contains("PCP: UDP port \(port) mapping removed") && router.log.contains("PCP: TCP port \(port) mapping removed"), "\(router.log)")
@@ -108,7 +89,7 @@ final class PCPDaemonTests {
         let router = try MiniUPnPd(lab: lab, ipv6: true)
         let daemon = try startDaemon(lease: 7200, ["PORTSYNC_PCP_DELETE_ON_EXIT": "true"])
         var port = 41010
-        #expect(waitFor { port = self.qBittorrentPort() ?? 41010; return port != 41010 }, "\(daemon.output)\n\(router.log)")
+        #expect(waitFor { port = self.client.listenPort ?? 41010; return port != 41010 }, "\(daemon.output)\n\(router.log)")
         let pinhole = "th dport \(port) @nh,192,128 0xfd000002000000000000000000000002"
         #expect(waitFor { (try? router.filterRules().components(separatedBy: pinhole).count) == 3 }, "\((try? router.filterRules()) ?? "")\n\(daemon.output)\n\(router.log)")
         #expect(daemon.output.contains("pcp6.udp: → MAP UDP: internal port \(port), suggested \(port), lifetime 7200 s, client \(NetworkLab.clientIPv6)"))
@@ -117,7 +98,7 @@ final class PCPDaemonTests {
         #expect(daemon.output.contains("pcp.udp: → MAP UDP: internal port \(port), suggested \(port), lifetime 7200 s, client \(lab.clientAddress)"), "IPv4 as before")
         let (_, status) = try Child.run(["status"], environment: environment(lease: 7200))
         #expect(status.contains("IPv6: port \(port) open on \(NetworkLab.clientIPv6) by fe80::1%wg0"), "\(status)")
-        stop(daemon)
+        client.stop(daemon)
         #expect(waitFor(seconds: 3) { (try? router.filterRules().contains(pinhole)) == false }, "closed on exit")
     }
 
@@ -128,7 +109,7 @@ final class PCPDaemonTests {
         let router = try MiniUPnPd(lab: lab, minimumLifetime: 4)
         let daemon = try startDaemon(lease: 4)
         var port = 41002
-        #expect(waitFor { port = self.qBittorrentPort() ?? 41002; return port != 41002 }, "\(daemon.output)\n\(router.log)")
+        #expect(waitFor { port = self.client.listenPort ?? 41002; return port != 41002 }, "\(daemon.output)\n\(router.log)")
         // Whole epoch seconds must pass for a restart to show.
         usleep(3_000_000)
         try router.stop()
@@ -136,8 +117,8 @@ final class PCPDaemonTests {
         try router.start()
         #expect(waitFor(seconds: 6) { daemon.output.contains("the gateway lost its mappings") }, "\(daemon.output)\n\(router.log)")
         #expect(waitFor(seconds: 4) { (try? router.natRules().contains("dnat ip to \(self.lab.clientAddress):\(port)")) == true })
-        #expect(qBittorrentPort() == port)
-        stop(daemon)
+        #expect(client.listenPort == port)
+        client.stop(daemon)
     }
 
     /// A gateway that speaks only NAT-PMP answers PCP with Unsupported Version (version 0): the
@@ -147,13 +128,13 @@ final class PCPDaemonTests {
         let gateway = try NATPMPGateway(lab: lab, script: NATPMPDaemonTests.gatewayScript)
         try gateway.set(answerVersions: true)
         let daemon = try startDaemon(lease: 60)
-        #expect(waitFor { self.qBittorrentPort() == 40000 }, "\(daemon.output)")
+        #expect(waitFor { self.client.listenPort == 40000 }, "\(daemon.output)")
         let requests = gateway.requests
         #expect(requests.first?["op"] as? String == "version")
         #expect(requests.first?["version"] as? Int == 2)
         #expect(requests.filter { $0["op"] as? String == "version" }.count == 2, "one PCP request per protocol, then NAT-PMP")
         #expect(requests.dropFirst(2).prefix(2).map { $0["op"] as? String } == ["udp", "tcp"])
-        stop(daemon)
+        client.stop(daemon)
         let changes = try listedChanges(environment(lease: 60))
         #expect(changes.map(\.port) == [40000])
     }
@@ -170,8 +151,8 @@ final class PCPDaemonTests {
         }, "\(record?.serialized ?? "no record"): \(daemon.output)")
         #expect(record?["problem"]?.string?.contains("refused NAT-PMP (port unreachable)") == true, "PCP, then NAT-PMP: \(record?.serialized ?? "")")
         #expect(record?["port"] == nil)
-        #expect(qBittorrentPort() == 41006)
+        #expect(client.listenPort == 41006)
         #expect(daemon.output.contains("refused PCP (port unreachable): nothing answers on port 5351; asking with NAT-PMP instead"))
-        stop(daemon)
+        client.stop(daemon)
     }
 }

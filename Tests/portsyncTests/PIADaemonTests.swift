@@ -21,9 +21,8 @@ final class PIADaemonTests {
     static let tokenHost = "www.privateinternetaccess.com"
 
     var lab: NetworkLab!
-    var qbittorrent: QBittorrentInstance!
+    var client: LabClient!
     let directory = TemporaryDirectory()
-    var daemons: [Child] = []
     var control: [String: Any] = ["username": "p1234567", "password": PIADaemonTests.password, "ports": [47000, 47001, 47002],
                                   "expires_in": 60 * 86_400, "busy": [Int](), "expired": [Int](), "hang_binds": 0]
 
@@ -38,14 +37,8 @@ final class PIADaemonTests {
         try lab.addInternet()
         try startServer(role: "api", in: lab.gateway, address: "10.2.0.1", port: 19999, certificate: "api")
         try startServer(role: "token", in: lab.internet!, address: "198.51.100.10", port: 443, certificate: "token")
-        qbittorrent = try lab.inClient { try QBittorrentInstance() }
-        directory.write("password", QBittorrentInstance.password)
+        client = try LabClient(in: lab, directory: directory)
         directory.write("pia-password", Self.password + "\n")
-    }
-
-    deinit {
-        for daemon in daemons { daemon.process.stop(grace: 2) }
-        qbittorrent?.stop()
     }
 
     /// A CA, the API's certificate (CN=amsterdam401, no subject alt name, as PIA's) and the token
@@ -108,29 +101,18 @@ final class PIADaemonTests {
             "PORTSYNC_PIA_TOKEN_URL": "https://198.51.100.10/api/client/v2/token", "PORTSYNC_DAEMON_LOG_LEVEL": "debug",
         ]
         environment.merge(extra) { $1 }
-        return daemonEnvironment(qbittorrent, in: directory, environment)
+        return client.environment(environment)
     }
 
     /// `names`: the resolv.conf and hosts the daemon sees (`Child.isolated(names:)`).
     func startDaemon(_ extra: [String: String] = [:], names: (resolvConf: String, hosts: String)? = nil) throws -> Child {
         let environment = environment(extra)
-        let daemon = try lab.inClient { try Child(["run", "--trace"], environment: environment, names: names) }
-        daemons.append(daemon)
-        return daemon
-    }
-
-    func qBittorrentPort() -> Int? {
-        try? lab.inClient { try qbittorrent.listenPort() }
+        return try client.start(["run", "--trace"], environment: environment, names: names)
     }
 
     /// What `status --json` says of the PIA source, once `daemon` wrote its state file.
     func sourceRecord(writtenBy daemon: Child) -> JSONValue? {
         portsyncTests.sourceRecord(environment(), "pia", writtenBy: daemon.process.pid)
-    }
-
-    func stop(_ daemon: Child) {
-        daemon.signal(SIGTERM)
-        #expect(daemon.wait(seconds: 3) == 0)
     }
 
     /// Every token, payload and signature the stand-in handed out, and the password.
@@ -151,7 +133,7 @@ final class PIADaemonTests {
     @Test func aPortFromPIAReachesQBittorrentThroughTheTunnel() throws {
         try setUp()
         let daemon = try startDaemon()
-        #expect(waitFor(seconds: 20) { self.qBittorrentPort() == 47000 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 20) { self.client.listenPort == 47000 }, "\(daemon.output)")
         let token = requests("/api/client/v2/token")
         #expect(token.count == 1)
         #expect(token.first?["from"] as? String == "10.2.0.2", "the token is asked through the tunnel")
@@ -170,7 +152,7 @@ final class PIADaemonTests {
         let (_, status) = try lab.inClient { try Child.run(["status", "--json"], environment: self.environment()) }
         let record = try JSONValue.parse(Array(status.utf8))["sources"]?["pia"]
         #expect(record?["state"]?.string == "forwarding" && record?["port"]?.integer == 47000, "\(status)")
-        stop(daemon)
+        client.stop(daemon)
         expectNoSecret(in: daemon.output, "the daemon's output with --trace")
         expectNoSecret(in: status, "portsync status --json")
         expectNoSecret(in: (try? String(contentsOfFile: stateFile, encoding: .utf8)) ?? "", "the state file")
@@ -193,12 +175,12 @@ final class PIADaemonTests {
         let byName = ["PORTSYNC_PIA_TOKEN_URL": "https://\(Self.tokenHost)/api/client/v2/token"]
 
         let daemon = try startDaemon(byName, names: names)
-        #expect(waitFor(seconds: 20) { self.qBittorrentPort() == 47000 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 20) { self.client.listenPort == 47000 }, "\(daemon.output)")
         let token = requests("/api/client/v2/token")
         #expect(token.count == 1 && token.first?["host"] as? String == Self.tokenHost && token.first?["from"] as? String == "10.2.0.2")
         #expect(tunnelDNS.queries.contains("query[A] \(Self.tokenHost) from 10.2.0.2"), "\(tunnelDNS.queries)")
         #expect(lanDNS.queries == [], "nothing asked outside the tunnel")
-        stop(daemon)
+        client.stop(daemon)
 
         // No kept signature: a token again, its name asked of a name server that never answers.
         unlink("\(stateFile).pia")
@@ -212,26 +194,26 @@ final class PIADaemonTests {
         }, "\(record?.serialized ?? "no record"): \(failing.output)")
         #expect(record?["state"]?.string == "failing" && record?["port"] == nil)
         #expect(requests("/api/client/v2/token").count == 1 && lanDNS.queries == [])
-        withExtendedLifetime(silent) { stop(failing) }
+        withExtendedLifetime(silent) { client.stop(failing) }
     }
 
     @Test func aBusyPortMeansANewSignatureWithTheSameToken() throws {
         try setUp()
         try set(["busy": [47000]])
         let daemon = try startDaemon()
-        #expect(waitFor(seconds: 20) { self.qBittorrentPort() == 47001 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 20) { self.client.listenPort == 47001 }, "\(daemon.output)")
         #expect(requests("/bindPort").map { $0["status"] as? Int } == [409, 200])
         #expect(requests("/getSignature").count == 2)
         #expect(requests("/api/client/v2/token").count == 1, "the token of the day serves again")
         #expect(waitFor(seconds: 5) { self.sourceRecord(writtenBy: daemon)?["port"]?.integer == 47001 }, "\(daemon.output)")
-        stop(daemon)
+        client.stop(daemon)
     }
 
     @Test func aRestartKeepsThePortWithoutAskingAgain() throws {
         try setUp()
         let first = try startDaemon()
-        #expect(waitFor(seconds: 20) { self.qBittorrentPort() == 47000 }, "\(first.output)")
-        stop(first)
+        #expect(waitFor(seconds: 20) { self.client.listenPort == 47000 }, "\(first.output)")
+        client.stop(first)
         let second = try startDaemon()
         #expect(waitFor(seconds: 20) { self.requests("/bindPort").count == 2 }, "\(second.output)")
         #expect(waitFor(seconds: 5) {
@@ -240,23 +222,23 @@ final class PIADaemonTests {
         }, "\(second.output)")
         #expect(requests("/api/client/v2/token").count == 1 && requests("/getSignature").count == 1, "no token and no signature after the restart")
         #expect(Set(requests("/bindPort").compactMap { $0["payload_index"] as? Int }) == [0], "the same payload bound again")
-        #expect(qBittorrentPort() == 47000)
-        stop(second)
+        #expect(client.listenPort == 47000)
+        client.stop(second)
     }
 
     @Test func anExpiredPayloadIsReplacedAfterARestart() throws {
         try setUp()
         let first = try startDaemon()
-        #expect(waitFor(seconds: 20) { self.qBittorrentPort() == 47000 }, "\(first.output)")
-        stop(first)
+        #expect(waitFor(seconds: 20) { self.client.listenPort == 47000 }, "\(first.output)")
+        client.stop(first)
         try set(["expired": [47000]])
         let second = try startDaemon()
-        #expect(waitFor(seconds: 20) { self.qBittorrentPort() == 47001 }, "\(second.output)")
+        #expect(waitFor(seconds: 20) { self.client.listenPort == 47001 }, "\(second.output)")
         #expect(requests("/bindPort").map { $0["status"] as? Int } == [200, 400, 200])
         #expect(requests("/getSignature").count == 2)
         #expect(waitFor(seconds: 5) { self.sourceRecord(writtenBy: second)?["port"]?.integer == 47001 }, "\(second.output)")
         #expect(try listedChanges(environment()).last.map { [$0.previous, $0.port] } == [47000, 47001], "the kept port given up")
-        stop(second)
+        client.stop(second)
     }
 
     @Test func aTunnelLostMidBindBindsTheSamePayloadOnceItIsBack() throws {
@@ -265,14 +247,14 @@ final class PIADaemonTests {
         let daemon = try startDaemon()
         #expect(waitFor(seconds: 20) { self.requests("/bindPort").contains { $0["hung"] as? Bool == true } }, "\(daemon.output)")
         try lab.recreateTunnel(routeDelay: 0.3)
-        #expect(waitFor(seconds: 20) { self.qBittorrentPort() == 47000 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 20) { self.client.listenPort == 47000 }, "\(daemon.output)")
         let binds = requests("/bindPort")
         #expect(binds.count == 2 && binds.last?["status"] as? Int == 200)
         #expect(Set(binds.compactMap { $0["payload_index"] as? Int }) == [0], "the same payload")
         #expect(requests("/getSignature").count == 1)
         #expect(waitFor(seconds: 5) { self.sourceRecord(writtenBy: daemon)?["port"]?.integer == 47000 }, "\(daemon.output)")
         #expect(historyReasons(environment()) == ["start"], "the port stood through the lost tunnel: no second change")
-        stop(daemon)
+        client.stop(daemon)
     }
 
     @Test func aCertificateForAnotherServerIsRefused() throws {
@@ -287,8 +269,8 @@ final class PIADaemonTests {
         #expect(problem.hasPrefix("getSignature: PIA's API on toronto402 failed"), "\(problem)")
         #expect(problem.contains("it is for amsterdam401 (its subject's common name; it has no subject alt names), not toronto402"), "\(problem)")
         #expect(requests("/getSignature").isEmpty, "nothing asked of a server whose certificate is not its name's")
-        #expect(qBittorrentPort() != 47000)
-        stop(daemon)
+        #expect(client.listenPort != 47000)
+        client.stop(daemon)
     }
 
     @Test func onceAndDoctorTakeThePIASourceAsItIs() throws {
@@ -298,7 +280,7 @@ final class PIADaemonTests {
         let result = try JSONValue.parse(Array(output.split(separator: "\n").last.map { Array($0.utf8) } ?? []))
         #expect(result["source"]?.string == "pia")
         #expect(result["port"]?.integer == 47000)
-        #expect(qBittorrentPort() == 47000)
+        #expect(client.listenPort == 47000)
         (status, output) = try lab.inClient { try Child.run(["doctor"], environment: self.environment()) }
         #expect(output.contains("✓ PIA: port 47000"), "\(output)")
         #expect(requests("/getSignature").count == 1, "doctor binds the kept payload of once")

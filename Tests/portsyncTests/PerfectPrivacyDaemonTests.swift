@@ -12,39 +12,29 @@ import Testing
                              "needs root, iproute2, python3 and qbittorrent-nox (CI runs as root; ./scripts/test installs them)"))
 final class PerfectPrivacyDaemonTests {
     let lab: NetworkLab
-    let qbittorrent: QBittorrentInstance
-    let directory = TemporaryDirectory()
+    let client: LabClient
 
     init() throws {
         lab = try NetworkLab(style: .pointToPoint)
-        qbittorrent = try lab.inClient { try QBittorrentInstance() }
-        directory.write("password", QBittorrentInstance.password)
-    }
-
-    deinit {
-        qbittorrent.stop()
+        client = try LabClient(in: lab)
     }
 
     func environment(_ extra: [String: String] = [:]) -> [String: String] {
         var environment = ["PORTSYNC_SOURCE_STRATEGY": "perfectprivacy", "PORTSYNC_PERFECTPRIVACY_INTERFACE": "wg0"]
         environment.merge(extra) { $1 }
-        return daemonEnvironment(qbittorrent, in: directory, environment)
-    }
-
-    func qBittorrentPort() -> Int? {
-        try? lab.inClient { try qbittorrent.listenPort() }
+        return client.environment(environment)
     }
 
     @Test func thePortsFollowTheTunnelsAddress() throws {
         let environment = environment(["PORTSYNC_PERFECTPRIVACY_PORT_INDEX": "1"])
         let daemon = try lab.inClient { try Child(["run"], environment: environment) }
         defer { daemon.signal(SIGTERM); _ = daemon.wait(seconds: 5) }
-        #expect(waitFor { self.qBittorrentPort() == 20002 }, "10.2.0.2's second port: \(daemon.output)")
+        #expect(waitFor { self.client.listenPort == 20002 }, "10.2.0.2's second port: \(daemon.output)")
 
         // Another server: another address, other ports.
         try lab.ip("-n", lab.client, "addr", "del", "10.2.0.2", "peer", "10.2.0.1/32", "dev", "wg0")
         try lab.ip("-n", lab.client, "addr", "add", "10.2.1.7", "peer", "10.2.0.1/32", "dev", "wg0")
-        #expect(waitFor { self.qBittorrentPort() == 20263 }, "\(daemon.output)")
+        #expect(waitFor { self.client.listenPort == 20263 }, "\(daemon.output)")
         // qBittorrent has the port before portsync's read-back verifies it and the history has it.
         var changes: [ListedChange] = []
         #expect(waitFor(seconds: 5) {
@@ -57,11 +47,11 @@ final class PerfectPrivacyDaemonTests {
 
     /// A client's own `port_index` picks among the three ports; the others keep the source's.
     @Test func aClientsOwnPortIndexPicksAmongTheThreePorts() throws {
-        let file = directory.write("config.toml", "[source]\nstrategy = \"perfectprivacy\"\n[qbittorrent]\nport_index = 2\n")
+        let file = client.directory.write("config.toml", "[source]\nstrategy = \"perfectprivacy\"\n[qbittorrent]\nport_index = 2\n")
         let environment = environment(["PORTSYNC_CONFIG": file])
         let daemon = try lab.inClient { try Child(["run"], environment: environment) }
         defer { daemon.signal(SIGTERM); _ = daemon.wait(seconds: 5) }
-        #expect(waitFor { self.qBittorrentPort() == 30002 }, "10.2.0.2's third port: \(daemon.output)")
+        #expect(waitFor { self.client.listenPort == 30002 }, "10.2.0.2's third port: \(daemon.output)")
         #expect(waitFor(seconds: 5) { sourceRecord(environment, "perfectprivacy")?["port"]?.integer == 10002 },
                 "the source's own port_index (0) names the first")
     }
@@ -71,7 +61,7 @@ final class PerfectPrivacyDaemonTests {
         var (status, output) = try lab.inClient { try Child.run(["once", "--json"], environment: environment) }
         #expect(status == 0, "\(output)")
         #expect(try JSONValue.parse(Array(output.utf8))["port"]?.integer == 10002, "\(output)")
-        #expect(qBittorrentPort() == 10002)
+        #expect(client.listenPort == 10002)
         (status, output) = try lab.inClient { try Child.run(["doctor"], environment: environment) }
         #expect(status == 0 && output.contains("✓ Perfect Privacy: port 10002, 20002, 30002 from tunnel address 10.2.0.2"), "\(output)")
 

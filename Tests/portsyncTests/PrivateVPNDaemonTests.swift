@@ -26,11 +26,10 @@ final class PrivateVPNDaemonTests {
     static let name = "connect.pvdatanet.com"
 
     let lab: NetworkLab
-    let qbittorrent: QBittorrentInstance
+    let client: LabClient
     let dns: DNSMasq
     let lanDNS: DNSMasq
     let certificates: TestCertificates
-    let directory = TemporaryDirectory()
     let resolvConf: String
     let hosts: String
     let control: String
@@ -39,14 +38,13 @@ final class PrivateVPNDaemonTests {
     init() throws {
         lab = try NetworkLab(style: .openVPN)
         certificates = try TestCertificates()
-        qbittorrent = try lab.inClient { try QBittorrentInstance() }
+        client = try LabClient(in: lab)
         try lab.addLAN()
         let lab = lab
         dns = try lab.inside(lab.gateway) { try DNSMasq(records: [Self.name: [Self.apiAddress]], address: lab.gatewayAddress) }
         lanDNS = try lab.inside(lab.lan!) { try DNSMasq(records: [Self.name: [Self.apiAddress]], address: "192.168.77.1") }
-        directory.write("password", QBittorrentInstance.password)
-        resolvConf = directory.write("resolv.conf", "nameserver \(dns.address)\noptions timeout:2 attempts:1\n")
-        hosts = directory.write("hosts", "127.0.0.1 localhost\n")
+        resolvConf = client.directory.write("resolv.conf", "nameserver \(dns.address)\noptions timeout:2 attempts:1\n")
+        hosts = client.directory.write("hosts", "127.0.0.1 localhost\n")
         control = "\(lab.directory)/privatevpn-control.json"
         log = "\(lab.directory)/privatevpn.log"
         try answer(["10.96.3.37": #"{"supported":true,"status":"Port 61527 UDP/TCP"}"#])
@@ -58,10 +56,6 @@ final class PrivateVPNDaemonTests {
         guard waitFor(seconds: 10, { self.requests.contains { $0["ready"] != nil } }) else {
             throw ChildProcessError(message: "the PrivateVPN stand-in did not start: \((try? String(contentsOfFile: "\(lab.directory)/privatevpn.out", encoding: .utf8)) ?? "")")
         }
-    }
-
-    deinit {
-        qbittorrent.stop()
     }
 
     /// What the stand-in answers for each address asked about.
@@ -82,11 +76,11 @@ final class PrivateVPNDaemonTests {
     var asked: [String] { requests.compactMap { request in (request["path"] as? String).map { "\($0) from \(request["peer"] ?? "") Host \(request["host"] ?? "")" } } }
 
     func environment(_ extra: [String: String] = [:]) -> [String: String] {
-        var environment = ["PATH": "/usr/bin:/bin", "HOME": "\(directory.path)/home", "XDG_RUNTIME_DIR": "/run/user/1000",
+        var environment = ["PATH": "/usr/bin:/bin", "HOME": "\(client.directory.path)/home", "XDG_RUNTIME_DIR": "/run/user/1000",
                            "PORTSYNC_SOURCE_STRATEGY": "privatevpn", "PORTSYNC_PRIVATEVPN_INTERFACE": "wg0",
                            "PORTSYNC_PRIVATEVPN_CA_FILE": certificates.caCertificate]
         environment.merge(extra) { $1 }
-        return daemonEnvironment(qbittorrent, in: directory, environment)
+        return client.environment(environment)
     }
 
     /// portsync in the client namespace, in a mount namespace whose resolv.conf (`resolvConf`
@@ -95,7 +89,7 @@ final class PrivateVPNDaemonTests {
         let (executable, prefix) = Child.isolated(names: (resolvConf ?? self.resolvConf, hosts))
         return try lab.inClient {
             try ChildProcess(executable: executable, arguments: prefix + arguments, environment: environment,
-                             outputPath: "\(directory.path)/\(output)")
+                             outputPath: "\(client.directory.path)/\(output)")
         }
     }
 
@@ -103,12 +97,8 @@ final class PrivateVPNDaemonTests {
         let child = try portsync(arguments, environment: environment, output: "\(arguments[0]).out", resolvConf: resolvConf)
         let status = child.wait(seconds: 20)
         let output = child.output
-        unlink("\(directory.path)/\(arguments[0]).out")
+        unlink("\(client.directory.path)/\(arguments[0]).out")
         return (status, output)
-    }
-
-    func qBittorrentPort() -> Int? {
-        try? lab.inClient { try qbittorrent.listenPort() }
     }
 
     /// An OpenVPN reconnect to another server: the tunnel's address changes, then its routes come
@@ -127,14 +117,14 @@ final class PrivateVPNDaemonTests {
         let environment = environment()
         let daemon = try portsync(["run"], environment: environment, output: "daemon.out")
         defer { daemon.stop(grace: 5) }
-        #expect(waitFor(seconds: 15) { self.qBittorrentPort() == 61527 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 15) { self.client.listenPort == 61527 }, "\(daemon.output)")
         #expect(asked == ["/v3/Api/port?ip[]=10.96.3.37 from 10.96.3.37 Host connect.pvdatanet.com"], "from the tunnel's address, by name")
         #expect(dns.queries.contains("query[A] connect.pvdatanet.com from 10.96.3.37"), "the name came from the tunnel's name server: \(dns.queries)")
         #expect(lanDNS.queries == [], "nothing asked outside the tunnel")
 
         // Another server: another address, asked at once, another port.
         try moveTunnel(from: "10.96.3.37", to: "10.96.5.9")
-        #expect(waitFor(seconds: 8) { self.qBittorrentPort() == 40123 }, "\(daemon.output)")
+        #expect(waitFor(seconds: 8) { self.client.listenPort == 40123 }, "\(daemon.output)")
         #expect(asked.last == "/v3/Api/port?ip[]=10.96.5.9 from 10.96.5.9 Host connect.pvdatanet.com")
 
         // A server that forwards none: said with its fix; the clients keep what they had.
@@ -152,7 +142,7 @@ final class PrivateVPNDaemonTests {
               → connect over OpenVPN: PrivateVPN forwards a port on its OpenVPN servers only, not over WireGuard
             """#), "\(status)")
         #expect(asked.count == 3 && asked.last == "/v3/Api/port?ip[]=10.96.7.7 from 10.96.7.7 Host connect.pvdatanet.com", "\(asked)")
-        #expect(qBittorrentPort() == 40123)
+        #expect(client.listenPort == 40123)
         let changes = try lab.inClient { try listedChanges(environment) }
         #expect(changes.map(\.description) == ["start none→61527 [\"qbittorrent\": \"set\"]",
                                                "tunnel-recreated 61527→40123 [\"qbittorrent\": \"set\"]",
@@ -164,14 +154,14 @@ final class PrivateVPNDaemonTests {
     /// with the name, the server and the fix; `[privatevpn] nameserver` names the tunnel's own.
     /// The LAN's resolver, which would have answered, is never asked.
     @Test func theAPIsNameIsNeverAskedOutsideTheTunnel() throws {
-        let lan = directory.write("resolv-lan.conf", "nameserver 192.168.77.1\noptions timeout:1 attempts:1\n")
+        let lan = client.directory.write("resolv-lan.conf", "nameserver 192.168.77.1\noptions timeout:1 attempts:1\n")
         var (status, output) = try run(["once"], environment: environment(), resolvConf: lan)
         #expect(status == 1 && output.contains(#"PrivateVPN's port API at https://connect.pvdatanet.com/v3/Api/port is unreachable: cannot resolve "connect.pvdatanet.com": no answer in time from the name server 192.168.77.1, asked through wg0"#), "\(output)")
         #expect(output.contains("set [privatevpn] nameserver to a name server reached through wg0"), "\(output)")
         #expect(asked == [])
 
         (status, output) = try run(["once", "--json"], environment: environment(["PORTSYNC_PRIVATEVPN_NAMESERVER": #"["10.96.0.1"]"#]), resolvConf: lan)
-        #expect(status == 0 && qBittorrentPort() == 61527, "\(output)")
+        #expect(status == 0 && client.listenPort == 61527, "\(output)")
         #expect(dns.queries.contains("query[A] connect.pvdatanet.com from 10.96.3.37"), "\(dns.queries)")
         #expect(lanDNS.queries == [], "nothing asked outside the tunnel: \(lanDNS.queries)")
     }
@@ -181,7 +171,7 @@ final class PrivateVPNDaemonTests {
         var (status, output) = try run(["once", "--json"], environment: environment)
         #expect(status == 0, "\(output)")
         #expect(try JSONValue.parse(Array((output.split(separator: "\n").last { $0.hasPrefix("{") } ?? "").utf8))["port"]?.integer == 61527, "\(output)")
-        #expect(qBittorrentPort() == 61527)
+        #expect(client.listenPort == 61527)
         (status, output) = try run(["doctor"], environment: environment)
         #expect(status == 0 && output.contains("✓ PrivateVPN: port 61527 from https://connect.pvdatanet.com/v3/Api/port for 10.96.3.37"), "\(output)")
 
