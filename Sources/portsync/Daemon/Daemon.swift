@@ -23,6 +23,7 @@ final class Daemon {
     /// What the connectability was last looked at for: a port verified, a tunnel, a trouble.
     private var lookedAt: String?
     private var recording = false
+    private var reloads = ReloadCounts()
     private var recordAgain = false
     /// The kind of verdict the notifications last went by.
     private var toldVerdict: Connectability.Verdict.Kind?
@@ -281,7 +282,7 @@ final class Daemon {
                               health: health, clients: clients, portChanges: dispatcher.portChanges,
                               lastChange: dispatcher.lastChange, sources: sources.statuses, linkUp: linkUp, leaseSecondsLeft: leaseLeft, hook: sinks.hookRecord,
                               lastRecord: history.last, changesByReason: history.counts, connectability: connectability.record,
-                              notifications: notifications.counters)
+                              notifications: notifications.counters, reloads: reloads)
     }
 
     private func startMetrics(_ address: SocketAddress?) {
@@ -317,13 +318,16 @@ final class Daemon {
             fresh = try loader.load()
         } catch {
             logger.error("config", "SIGHUP: \(error); keeping the previous configuration")
+            reloads.count(.rejected)
             return
         }
         fresh.warnings.forEach { logger.warning("config", $0) }
         guard fresh != loaded else {
             logger.info("config", "SIGHUP: configuration unchanged")
+            reloads.count(.unchanged)
             return
         }
+        reloads.count(.applied)
         let old = loaded.configuration
         loaded = fresh
         let configuration = fresh.configuration

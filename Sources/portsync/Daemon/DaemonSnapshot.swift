@@ -3,6 +3,27 @@ import Reactor
 import Sinks
 import Watchers
 
+/// What came of the reloads (SIGHUP) since the start: `/metrics` counts them by result, and says
+/// whether the last one was taken, so a configuration mistake can be alerted on.
+struct ReloadCounts: Equatable {
+    enum Result: String, CaseIterable {
+        /// A new configuration, now in force.
+        case applied
+        /// The file said what it said before: nothing to do.
+        case unchanged
+        /// It could not be loaded (a typo, a secret gone): the previous one stays in force.
+        case rejected
+    }
+
+    private(set) var counts: [Result: Int] = [:]
+    private(set) var lastWasRejected = false
+
+    mutating func count(_ result: Result) {
+        counts[result, default: 0] += 1
+        lastWasRejected = result == .rejected
+    }
+}
+
 /// What `/metrics`, `/healthz` and STATUS= report, taken from the daemon when asked.
 struct DaemonSnapshot {
     struct Client {
@@ -43,6 +64,8 @@ struct DaemonSnapshot {
     var connectability: ConnectabilityRecord? = nil
     /// The notifier's totals, when `[notify]` is on.
     var notifications: NotifyCounters? = nil
+    /// SIGHUPs so far by what came of them, and whether the last one (if any) was taken.
+    var reloads = ReloadCounts()
 
     var isHealthy: Bool { health.isOK && (leaseSecondsLeft.map { $0 > 0 } ?? true) }
 

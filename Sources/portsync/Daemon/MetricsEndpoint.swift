@@ -95,6 +95,10 @@ enum MetricsEndpoint {
             metric("portsync_connectability_since_timestamp_seconds", "gauge", "When the verdict and its evidence were last reached (Unix time).",
                    Int(connectability.checked))
         }
+        metric("portsync_config_reloads_total", "counter", "Reloads (SIGHUP) by result: applied, unchanged, or rejected (the previous configuration kept).",
+               ReloadCounts.Result.allCases.map { ("{result=\"\($0.rawValue)\"}", snapshot.reloads.counts[$0, default: 0]) })
+        metric("portsync_config_last_reload_successful", "gauge", "0 when the last reload was rejected (the previous configuration is in force), else 1.",
+               snapshot.reloads.lastWasRejected ? 0 : 1)
         if let notifications = snapshot.notifications {
             func perEvent(_ counts: [NotifyEvent.Kind: Int]) -> [(labels: String, value: Int)] {
                 NotifyEvent.Kind.allCases.map { ("{event=\"\($0.rawValue)\"}", counts[$0, default: 0]) }
