@@ -139,6 +139,31 @@ import Testing
         #expect(driver.logged("about port 52102 once it listened on it (5 ms after it took the port)"))
     }
 
+    /// A new port while the last one's listener is still awaited (an unreadable socket table:
+    /// a second's wait): the wait ends with it, so no stale wake-up is left behind, and the
+    /// trackers are never told of the port being left (found by the DelugeSession fuzz target:
+    /// the wait's deadline outlived the port and surfaced in the past).
+    @Test func aNewPortEndsTheWaitForTheLastOnesListener() {
+        var driver = verified()
+        driver.answer(Recorded.delugeTorrents(["aa11"], id: 8))
+        driver.answer(Recorded.delugeNull(id: 9))
+        driver.advance(.seconds(10))
+        driver.listener = nil
+        driver.feed(.desiredPort(Port(52102)!))
+        driver.answer(Recorded.delugeNull(id: 10))
+        driver.answer(Recorded.delugeListenPorts(52102, id: 11))
+        driver.feed(.listenerChecked(.unknown("no socket table")))
+        let wake = driver.now + ListenerGate.remoteSettle
+        #expect(driver.session.nextDeadline == wake, "waiting a second for 52102's listener")
+        driver.feed(.desiredPort(Port(52103)!))
+        #expect(driver.session.nextDeadline != wake, "the wait for 52102 is over")
+        let sent = driver.sent.count
+        driver.advance(.seconds(2))
+        driver.feed(.deadlineReached)
+        #expect(!driver.bodies.dropFirst(sent).contains { $0.contains("core.get_session_state") }, "52102 is not announced")
+        #expect(driver.session.counters.reannounces == 1)
+    }
+
     @Test func reannounceOffMakesNoCall() {
         var settings = Self.settings
         settings.reannounce = false

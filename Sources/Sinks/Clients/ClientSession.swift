@@ -128,6 +128,9 @@ struct ClientSessionCore {
     mutating func desire<Effect: ClientSessionCoreEffect>(_ port: Port, idle: Bool, _ effects: inout [Effect]) -> (sync: Bool, skipRead: Bool) {
         let unchanged = port == desired && status.verifiedPort == port && status.health == .verified
         let skipRead = !unchanged && status.health == .verified && idle
+        // The wait for the last port's listener, to tell its trackers, is over: the trackers
+        // hear of the port the client ends up on.
+        if port != desired { gate.cancel() }
         desired = port
         if login.refusedUntil != nil {
             effects.append(.log(.warning, "port \(port) noted, but not applied: \(client) refused the login (see above)"))
